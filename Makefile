@@ -1,0 +1,65 @@
+# vnode's two set-up commands are `make up` and `make test`; everything else here serves them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: help venv binaries browser up down status lint format test test-fast bench golden-update clean
+
+help:
+	@echo "make up      start the local playground (state in .vnode/, kubeconfig .vnode/kubeconfig)"
+	@echo "make down    stop it"
+	@echo "make test    lint and run the whole suite against a real control plane"
+	@echo "make bench   run the benchmarks and rewrite docs/benchmarks.md"
+	@echo "make lint    ruff format check, ruff lint, mypy strict"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+# Kubernetes and etcd from their Go modules, cached outside the repo by version (vnode/cluster/build.py).
+binaries: $(STAMP)
+	$(BIN)/python -m vnode.cluster.build
+	@ln -sf "$$($(BIN)/python -m vnode.cluster.build --print-dir)/kubectl" $(BIN)/kubectl
+
+# Debian's Chromium, for the simulator console's browser test; installed only when missing.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+up: binaries
+	$(BIN)/vnode cluster up
+	@echo
+	@echo "export KUBECONFIG=$$PWD/.vnode/kubeconfig   # then: kubectl get nodes"
+
+down:
+	@test -x $(BIN)/vnode && $(BIN)/vnode cluster down || true
+
+status: venv
+	$(BIN)/vnode cluster status
+
+format: venv
+	$(BIN)/ruff format vnode tests
+	$(BIN)/ruff check --fix vnode tests
+
+lint: venv
+	$(BIN)/ruff format --check vnode tests
+	$(BIN)/ruff check vnode tests
+	$(BIN)/mypy
+
+test: lint binaries browser
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: binaries
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean: down
+	rm -rf .vnode .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,41 @@
+"""The ``vnode`` command: one subcommand per part, each defined next to the code it runs.
+
+Subcommands are registered by name and imported lazily, so ``vnode cluster up`` does not pay
+for importing the daemon, and a broken optional part cannot break the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cluster": ("vnode.cluster.command", "run a local Kubernetes control plane (up, down, status)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vnode", description="Virtual nodes that run pods as cloud instances.")
+    from vnode import __version__
+
+    parser.add_argument("--version", action="version", version=f"vnode {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(_module=module_name)
+        importlib.import_module(module_name).configure(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    code: int = module.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

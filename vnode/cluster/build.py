@@ -1,0 +1,265 @@
+"""Build the Kubernetes control plane and etcd from their Go modules, into a per-version cache.
+
+No registry ships kube-apiserver and these machines run no containers, so the binaries are
+compiled from source fetched through the Go module proxy. ``go install
+k8s.io/kubernetes/cmd/...@vX`` is refused because k8s.io/kubernetes replaces its staging
+modules with local paths; a small wrapper module that requires k8s.io/kubernetes and points
+every staging module at its published ``v0.Y.Z`` twin builds fine. etcd gets the same wrapper.
+
+The cache lives outside the repository (``$VNODE_CACHE`` or ``~/.cache/vnode``) under
+``k8s/<version>/``, and is complete only once its ``.complete`` stamp exists. Each build works
+in a fresh temporary directory and renames into place under an exclusive file lock, so two
+builds started at once never see each other's half-written binaries.
+
+This module uses the standard library only: ``make`` calls it before anything else is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import fcntl
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.4"
+KWOK_VERSION = "v0.7.0"
+HELM_VERSION = "v3.19.0"
+
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+ETCD_BINARIES = ("etcd",)
+
+# The staging modules of k8s.io/kubernetes 1.34, each published as k8s.io/<name> v0.34.x.
+STAGING_MODULES = (
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
+    "sample-controller",
+)
+
+
+class BuildError(RuntimeError):
+    """A binary could not be built; the message names the step and carries Go's output."""
+
+
+def cache_root() -> pathlib.Path:
+    """Where built binaries live: ``$VNODE_CACHE``, else ``$XDG_CACHE_HOME/vnode``, else ``~/.cache/vnode``."""
+    if explicit := os.environ.get("VNODE_CACHE"):
+        return pathlib.Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = pathlib.Path(xdg) if xdg else pathlib.Path.home() / ".cache"
+    return base / "vnode"
+
+
+def bin_dir(version: str = KUBERNETES_VERSION) -> pathlib.Path:
+    """The directory holding the control-plane binaries of one Kubernetes release and its etcd."""
+    return cache_root() / "k8s" / f"{version}-etcd-{ETCD_VERSION}"
+
+
+def tool_dir(name: str, version: str) -> pathlib.Path:
+    """The directory of a plain ``go install``-able tool (kwok, helm) at one version."""
+    return cache_root() / "tools" / name / version
+
+
+def is_complete(directory: pathlib.Path) -> bool:
+    return (directory / ".complete").exists()
+
+
+@contextlib.contextmanager
+def _locked(path: pathlib.Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"})
+    return env
+
+
+def _run(cmd: list[str], cwd: pathlib.Path, step: str) -> None:
+    print(f"vnode build: {step}", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise BuildError(f"{step} failed (exit {proc.returncode}):\n{tail}")
+
+
+def _minor(version: str) -> str:
+    return version.lstrip("v").split(".")[1]
+
+
+def kubernetes_wrapper_gomod(version: str) -> str:
+    """The wrapper module: require k8s.io/kubernetes and pin each staging module to v0.<minor>.<patch>."""
+    staging = "v0." + ".".join(version.lstrip("v").split(".")[1:])
+    lines = [
+        "module vnode.local/k8sbuild",
+        "",
+        "go 1.24.0",
+        "",
+        f"require k8s.io/kubernetes {version}",
+        "",
+        "replace (",
+    ]
+    lines += [f"\tk8s.io/{name} => k8s.io/{name} {staging}" for name in STAGING_MODULES]
+    lines += [")", ""]
+    return "\n".join(lines)
+
+
+def _tools_go(imports: list[str]) -> str:
+    body = "\n".join(f'\t_ "{path}"' for path in imports)
+    return f"//go:build tools\n\npackage tools\n\nimport (\n{body}\n)\n"
+
+
+def _kube_ldflags(version: str) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor=1",
+            f"-X {pkg}.gitMinor={_minor(version)}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={now}",
+        ]
+    return " ".join(["-s", "-w", *flags])
+
+
+def _build_kubernetes(work: pathlib.Path, out: pathlib.Path, version: str) -> None:
+    module = work / "k8s"
+    module.mkdir()
+    (module / "go.mod").write_text(kubernetes_wrapper_gomod(version))
+    packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_BINARIES]
+    (module / "tools.go").write_text(_tools_go(packages))
+    _run(["go", "mod", "download", f"k8s.io/kubernetes@{version}"], module, f"fetch k8s.io/kubernetes {version}")
+    build = ["go", "build", "-trimpath", "-tags=selinux,notest,grpcnotrace,tools"]
+    build += ["-ldflags", _kube_ldflags(version), "-o", str(out) + "/", *packages]
+    _run(build, module, f"build {', '.join(KUBE_BINARIES)} {version} (the cold build takes 15-30 minutes)")
+
+
+def _build_etcd(work: pathlib.Path, out: pathlib.Path, version: str) -> None:
+    module = work / "etcd"
+    module.mkdir()
+    gomod = f"module vnode.local/etcdbuild\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 {version}\n"
+    (module / "go.mod").write_text(gomod)
+    (module / "tools.go").write_text(_tools_go(["go.etcd.io/etcd/server/v3"]))
+    ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=vnode-{version}"
+    build = ["go", "build", "-trimpath", "-tags=tools", "-ldflags", ldflags]
+    build += ["-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"]
+    _run(build, module, f"build etcd {version}")
+
+
+def _publish(target: pathlib.Path, build: object, names: tuple[str, ...], version: str) -> pathlib.Path:
+    """Build into a scratch directory next to ``target`` and rename it into place under a lock."""
+    lock = target.parent / f".{target.name}.lock"
+    with _locked(lock):
+        if is_complete(target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as scratch:
+            work = pathlib.Path(scratch)
+            out = work / "out"
+            out.mkdir()
+            started = time.monotonic()
+            build(work, out, version)  # type: ignore[operator]
+            for name in names:
+                if not (out / name).is_file():
+                    raise BuildError(f"the build finished but produced no {name}")
+            (out / ".complete").write_text(f"built in {time.monotonic() - started:.0f}s\n")
+            if target.exists():
+                shutil.rmtree(target)
+            out.rename(target)
+    return target
+
+
+def ensure_control_plane(version: str = KUBERNETES_VERSION) -> pathlib.Path:
+    """Return the directory with kube-apiserver, -controller-manager, -scheduler, kubectl and etcd, building once."""
+    target = bin_dir(version)
+    if is_complete(target):
+        return target
+
+    def build(work: pathlib.Path, out: pathlib.Path, ver: str) -> None:
+        _build_etcd(work, out, ETCD_VERSION)
+        _build_kubernetes(work, out, ver)
+
+    return _publish(target, build, (*KUBE_BINARIES, *ETCD_BINARIES), version)
+
+
+def ensure_go_tool(name: str, package: str, version: str) -> pathlib.Path:
+    """``go install package@version`` into the cache (kwok, helm); returns the binary's path."""
+    target = tool_dir(name, version)
+    if is_complete(target):
+        return target / name
+
+    def build(work: pathlib.Path, out: pathlib.Path, ver: str) -> None:
+        env_bin = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / name)]
+        module = work / "m"
+        module.mkdir()
+        (module / "go.mod").write_text(f"module vnode.local/{name}build\n\ngo 1.24.0\n\nrequire {package} {ver}\n")
+        (module / "tools.go").write_text(_tools_go([package]))
+        _run(["go", "mod", "download", "-x", f"{package}@{ver}"], module, f"fetch {package} {ver}")
+        _run([*env_bin, package], module, f"build {name} {ver}")
+
+    _publish(target, build, (name,), version)
+    return target / name
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vnode-build", description=__doc__.splitlines()[0])
+    parser.add_argument("--print-dir", action="store_true", help="print the binaries' directory and exit")
+    args = parser.parse_args(argv)
+    if args.print_dir:
+        print(bin_dir())
+        return 0
+    started = time.monotonic()
+    try:
+        path = ensure_control_plane()
+    except BuildError as exc:
+        print(f"vnode build: {exc}", file=sys.stderr)
+        return 1
+    print(f"vnode build: control plane ready in {path} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

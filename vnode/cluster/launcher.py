@@ -1,0 +1,566 @@
+"""Run a real Kubernetes control plane on loopback: etcd, kube-apiserver, controller-manager, scheduler.
+
+This stands in for kind, which needs a container engine these machines lack. The launcher keeps
+everything under one state directory (``.vnode/`` by default): the PKI, etcd's data, the
+kubeconfigs, one log per component and ``cluster.json``, which records the ports and the
+processes it started. A process is identified by its pid *and* its start time, so ``down``
+never signals a process that merely reused a pid, and ``up`` after a crash can tell stale
+records from live ones.
+
+Two ways to own the processes:
+
+* detached (``vnode cluster up``): the children get a session of their own and outlive the
+  command; ``vnode cluster down`` ends them.
+* attached (the test suite): the children also get ``PR_SET_PDEATHSIG``, so they die with the
+  process that started them even if it is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from vnode.cluster import build, pki
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+SERVICE_CIDR = "10.96.0.0/16"
+LEADER_LEASES = ("kube-controller-manager", "kube-scheduler")
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought up or down; the message is one line naming the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How to run the control plane. ``None`` ports are picked free on 127.0.0.1."""
+
+    state_dir: pathlib.Path
+    bin_dir: pathlib.Path
+    apiserver_port: int | None = None
+    node_monitor_grace_period: int = 40
+    attach: bool = False
+    client_qps: int = 500
+    client_burst: int = 1000
+    ready_timeout: float = 90.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Info:
+    """What a running cluster offers its clients."""
+
+    server: str
+    kubeconfig: pathlib.Path
+    ca_file: pathlib.Path
+    bin_dir: pathlib.Path
+    state_dir: pathlib.Path
+    version: str
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run the built kubectl against this cluster."""
+        cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout, **kwargs)
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone or a zombie."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(avoid: set[int]) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _kubeconfig(server: str, ca: pathlib.Path, cert: pathlib.Path, key: pathlib.Path, user: str) -> str:
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: vnode\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n"
+        f"users:\n- name: {user}\n  user:\n    client-certificate: {cert}\n    client-key: {key}\n"
+        f"contexts:\n- name: vnode\n  context:\n    cluster: vnode\n    user: {user}\n"
+        "current-context: vnode\n"
+    )
+
+
+class Cluster:
+    """One local control plane, described by its state directory."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.state_dir = options.state_dir.resolve()
+        self.pki_dir = self.state_dir / "pki"
+        self.log_dir = self.state_dir / "logs"
+        self.record_path = self.state_dir / "cluster.json"
+        self.kubeconfig = self.state_dir / "kubeconfig"
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _read_record(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(self.record_path)
+
+    def _live(self, record: dict[str, Any]) -> dict[str, int]:
+        """The recorded processes that are still the very processes we started."""
+        live = {}
+        for name, proc in record.get("processes", {}).items():
+            if _proc_start_time(proc["pid"]) == proc["start_time"]:
+                live[name] = proc["pid"]
+        return live
+
+    # -- public ------------------------------------------------------------------------------
+
+    def info(self) -> Info:
+        record = self._read_record()
+        if not record:
+            raise ClusterError(f"no cluster recorded in {self.state_dir}")
+        return Info(
+            server=f"https://127.0.0.1:{record['ports']['apiserver']}",
+            kubeconfig=self.kubeconfig,
+            ca_file=self.pki_dir / "ca.crt",
+            bin_dir=pathlib.Path(record["bin_dir"]),
+            state_dir=self.state_dir,
+            version=record.get("version", ""),
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Which components run, and whether the API server answers ``/readyz``."""
+        record = self._read_record()
+        live = self._live(record)
+        ready = False
+        if "kube-apiserver" in live:
+            ready = self._get("/readyz", record, timeout=3) is not None
+        return {
+            "state_dir": str(self.state_dir),
+            "server": f"https://127.0.0.1:{record['ports']['apiserver']}" if record else None,
+            "components": {name: live.get(name) for name in COMPONENTS},
+            "ready": ready,
+        }
+
+    def up(self) -> Info:
+        """Start the cluster, or return at once if it already runs healthy. Idempotent."""
+        self._check_binaries()
+        record = self._read_record()
+        live = self._live(record)
+        if record and set(live) == set(COMPONENTS) and self._healthy(record):
+            return self.info()
+        if live:
+            # A partial cluster (a component crashed): stop what is left and start clean.
+            self._stop(live)
+        ports = self._choose_ports(record)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        paths = self._prepare_pki()
+        record = {
+            "version": build.KUBERNETES_VERSION,
+            "bin_dir": str(self.options.bin_dir.resolve()),
+            "ports": ports,
+            "processes": {},
+            "attached": self.options.attach,
+        }
+        self._write_kubeconfigs(ports["apiserver"], paths)
+        try:
+            self._start_all(record, paths)
+        except BaseException:
+            self._stop(self._live(record))
+            self._write_record({**record, "processes": {}})
+            raise
+        return self.info()
+
+    def down(self) -> list[str]:
+        """Stop every process this cluster started (and nothing else); returns their names."""
+        record = self._read_record()
+        live = self._live(record)
+        self._stop(live)
+        if record:
+            self._write_record({**record, "processes": {}})
+        return sorted(live)
+
+    # -- up, step by step --------------------------------------------------------------------
+
+    def _check_binaries(self) -> None:
+        for name in (*build.KUBE_BINARIES, *build.ETCD_BINARIES):
+            path = self.options.bin_dir / name
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise ClusterError(f"{name} not found in {self.options.bin_dir} (run `make binaries` to build it)")
+
+    def _choose_ports(self, previous: dict[str, Any]) -> dict[str, int]:
+        wanted = self.options.apiserver_port
+        if wanted is not None and not _port_free(wanted):
+            raise ClusterError(f"port {wanted} on 127.0.0.1 is already in use by another process")
+        old = previous.get("ports", {})
+        ports: dict[str, int] = {}
+        for name in ("apiserver", "etcd", "etcd_peer", "controller_manager", "scheduler"):
+            if name == "apiserver" and wanted is not None:
+                ports[name] = wanted
+            elif name in old and old[name] not in ports.values() and _port_free(old[name]):
+                ports[name] = old[name]  # keep the address clients already have in their kubeconfig
+            else:
+                ports[name] = _free_port(set(ports.values()))
+        return ports
+
+    def _prepare_pki(self) -> dict[str, pathlib.Path]:
+        d = self.pki_dir
+        ca = pki.ensure_ca(d, "ca", "vnode-ca")
+        front = pki.ensure_ca(d, "front-proxy-ca", "vnode-front-proxy-ca")
+        local = ("127.0.0.1", "localhost")
+        service_ip = "10.96.0.1"
+        hosts = (*local, service_ip, "kubernetes", "kubernetes.default", "kubernetes.default.svc")
+        hosts = (*hosts, "kubernetes.default.svc.cluster.local")
+        serving = pki.issue(ca, d, "apiserver", common_name="kube-apiserver", hosts=hosts, server=True)
+        etcd_server = pki.issue(ca, d, "etcd-server", common_name="etcd", hosts=local, server=True, client=True)
+        etcd_client = pki.issue(ca, d, "apiserver-etcd-client", common_name="kube-apiserver-etcd-client", client=True)
+        kubelet_client = pki.issue(
+            ca, d, "apiserver-kubelet-client", common_name="kube-apiserver-kubelet-client",
+            organization="system:masters", client=True,
+        )  # fmt: skip
+        proxy_client = pki.issue(front, d, "front-proxy-client", common_name="front-proxy-client", client=True)
+        admin = pki.issue(ca, d, "admin", common_name="vnode-admin", organization="system:masters", client=True)
+        cm = pki.issue(ca, d, "controller-manager", common_name="system:kube-controller-manager", client=True)
+        sched = pki.issue(ca, d, "scheduler", common_name="system:kube-scheduler", client=True)
+        sa = pki.ensure_service_account_keys(d)
+        return {
+            "ca.crt": ca.cert,
+            "ca.key": ca.key,
+            "front-proxy-ca.crt": front.cert,
+            "apiserver.crt": serving.cert,
+            "apiserver.key": serving.key,
+            "etcd.crt": etcd_server.cert,
+            "etcd.key": etcd_server.key,
+            "etcd-client.crt": etcd_client.cert,
+            "etcd-client.key": etcd_client.key,
+            "kubelet-client.crt": kubelet_client.cert,
+            "kubelet-client.key": kubelet_client.key,
+            "proxy-client.crt": proxy_client.cert,
+            "proxy-client.key": proxy_client.key,
+            "admin.crt": admin.cert,
+            "admin.key": admin.key,
+            "cm.crt": cm.cert,
+            "cm.key": cm.key,
+            "sched.crt": sched.cert,
+            "sched.key": sched.key,
+            "sa.pub": sa.cert,
+            "sa.key": sa.key,
+        }
+
+    def _write_kubeconfigs(self, port: int, p: dict[str, pathlib.Path]) -> None:
+        server = f"https://127.0.0.1:{port}"
+        self.kubeconfig.write_text(_kubeconfig(server, p["ca.crt"], p["admin.crt"], p["admin.key"], "vnode-admin"))
+        self.kubeconfig.chmod(0o600)
+        for name, user in (("cm", "system:kube-controller-manager"), ("sched", "system:kube-scheduler")):
+            text = _kubeconfig(server, p["ca.crt"], p[f"{name}.crt"], p[f"{name}.key"], user)
+            (self.state_dir / f"{name}.kubeconfig").write_text(text)
+        sched_config = {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {
+                "kubeconfig": str(self.state_dir / "sched.kubeconfig"),
+                "qps": self.options.client_qps,
+                "burst": self.options.client_burst,
+            },
+            "leaderElection": {"leaderElect": True, **self._lease_timing()},
+        }
+        (self.state_dir / "scheduler.json").write_text(json.dumps(sched_config, indent=2))
+
+    @staticmethod
+    def _lease_timing() -> dict[str, str]:
+        # Short leader leases: after a crash the new instance must wait out the old lease,
+        # and the defaults (15 s) would make a warm `up` slow.
+        return {"leaseDuration": "6s", "renewDeadline": "4s", "retryPeriod": "1s"}
+
+    def _commands(self, ports: dict[str, int], p: dict[str, pathlib.Path]) -> dict[str, list[str]]:
+        b = self.options.bin_dir.resolve()
+        etcd_url = f"https://127.0.0.1:{ports['etcd']}"
+        peer_url = f"https://127.0.0.1:{ports['etcd_peer']}"
+        grace = self.options.node_monitor_grace_period
+        lease = self._lease_timing()
+        leader_flags = [
+            "--leader-elect=true",
+            f"--leader-elect-lease-duration={lease['leaseDuration']}",
+            f"--leader-elect-renew-deadline={lease['renewDeadline']}",
+            f"--leader-elect-retry-period={lease['retryPeriod']}",
+        ]
+        always_allow = "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"
+        cm_kubeconfig = str(self.state_dir / "cm.kubeconfig")
+        return {
+            "etcd": [
+                str(b / "etcd"),
+                "--name=vnode",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=vnode={peer_url}",
+                f"--cert-file={p['etcd.crt']}",
+                f"--key-file={p['etcd.key']}",
+                f"--trusted-ca-file={p['ca.crt']}",
+                "--client-cert-auth=true",
+                f"--peer-cert-file={p['etcd.crt']}",
+                f"--peer-key-file={p['etcd.key']}",
+                f"--peer-trusted-ca-file={p['ca.crt']}",
+                "--peer-client-cert-auth=true",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=8589934592",
+                "--log-level=warn",
+            ],
+            "kube-apiserver": [
+                str(b / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                f"--etcd-cafile={p['ca.crt']}",
+                f"--etcd-certfile={p['etcd-client.crt']}",
+                f"--etcd-keyfile={p['etcd-client.key']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['apiserver']}",
+                f"--tls-cert-file={p['apiserver.crt']}",
+                f"--tls-private-key-file={p['apiserver.key']}",
+                f"--client-ca-file={p['ca.crt']}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--allow-privileged=true",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={p['sa.pub']}",
+                f"--service-account-signing-key-file={p['sa.key']}",
+                f"--kubelet-client-certificate={p['kubelet-client.crt']}",
+                f"--kubelet-client-key={p['kubelet-client.key']}",
+                f"--kubelet-certificate-authority={p['ca.crt']}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                f"--requestheader-client-ca-file={p['front-proxy-ca.crt']}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-username-headers=X-Remote-User",
+                f"--proxy-client-cert-file={p['proxy-client.crt']}",
+                f"--proxy-client-key-file={p['proxy-client.key']}",
+                "--enable-aggregator-routing=true",
+                "--max-requests-inflight=2000",
+                "--max-mutating-requests-inflight=1000",
+                "--profiling=false",
+                "--v=1",
+            ],
+            "kube-controller-manager": [
+                str(b / "kube-controller-manager"),
+                f"--kubeconfig={cm_kubeconfig}",
+                f"--authentication-kubeconfig={cm_kubeconfig}",
+                f"--authorization-kubeconfig={cm_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['controller_manager']}",
+                always_allow,
+                f"--root-ca-file={p['ca.crt']}",
+                f"--service-account-private-key-file={p['sa.key']}",
+                f"--cluster-signing-cert-file={p['ca.crt']}",
+                f"--cluster-signing-key-file={p['ca.key']}",
+                "--use-service-account-credentials=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--kube-api-qps={self.options.client_qps}",
+                f"--kube-api-burst={self.options.client_burst}",
+                f"--node-monitor-grace-period={grace}s",
+                f"--node-monitor-period={1 if grace < 20 else 5}s",
+                "--concurrent-deployment-syncs=20",
+                "--concurrent-replicaset-syncs=20",
+                "--concurrent-statefulset-syncs=10",
+                "--concurrent-job-syncs=20",
+                "--concurrent-gc-syncs=50",
+                "--profiling=false",
+                *leader_flags,
+                "--v=1",
+            ],
+            "kube-scheduler": [
+                str(b / "kube-scheduler"),
+                f"--config={self.state_dir / 'scheduler.json'}",
+                f"--authentication-kubeconfig={self.state_dir / 'sched.kubeconfig'}",
+                f"--authorization-kubeconfig={self.state_dir / 'sched.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['scheduler']}",
+                always_allow,
+                "--profiling=false",
+                "--v=1",
+            ],
+        }
+
+    def _spawn(self, name: str, cmd: list[str], record: dict[str, Any]) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        preexec: Callable[[], None] | None = _die_with_parent if self.options.attach else None
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,  # noqa: PLW1509 - prctl only, no locks taken
+            close_fds=True,
+        )
+        log.close()
+        start_time = None
+        deadline = time.monotonic() + 5
+        while start_time is None and time.monotonic() < deadline:
+            start_time = _proc_start_time(proc.pid)
+        record["processes"][name] = {"pid": proc.pid, "start_time": start_time, "cmd": cmd[0]}
+        self._write_record(record)
+        return proc
+
+    def _start_all(self, record: dict[str, Any], paths: dict[str, pathlib.Path]) -> None:
+        ports = record["ports"]
+        commands = self._commands(ports, paths)
+        deadline = time.monotonic() + self.options.ready_timeout
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+
+        def wait(what: str, check: Callable[[], bool], names: Iterable[str]) -> None:
+            while not check():
+                for name in names:
+                    if procs[name].poll() is not None:
+                        raise ClusterError(f"{name} exited with {procs[name].returncode}; see {self._tail(name)}")
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"timed out after {self.options.ready_timeout:.0f}s waiting for {what}")
+                time.sleep(0.2)
+
+        procs["etcd"] = self._spawn("etcd", commands["etcd"], record)
+        wait("etcd to serve", lambda: self._etcd_healthy(ports["etcd"]), ["etcd"])
+        procs["kube-apiserver"] = self._spawn("kube-apiserver", commands["kube-apiserver"], record)
+        wait("kube-apiserver /readyz", lambda: self._get("/readyz", record) is not None, ["etcd", "kube-apiserver"])
+        started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            procs[name] = self._spawn(name, commands[name], record)
+        wait("the scheduler and controller-manager leader leases", lambda: self._leases_held(record, started), COMPONENTS)
+
+    def _tail(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        with contextlib.suppress(OSError):
+            lines = path.read_text(errors="replace").strip().splitlines()
+            for line in reversed(lines[-40:]):
+                lowered = line.lower()
+                if "error" in lowered or "failed" in lowered or "fatal" in lowered:
+                    return f"{path}: {line.strip()[:300]}"
+        return str(path)
+
+    # -- health ------------------------------------------------------------------------------
+
+    def _ssl(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
+        return ctx
+
+    def _etcd_healthy(self, port: int) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki_dir / "apiserver-etcd-client.crt"), str(self.pki_dir / "apiserver-etcd-client.key"))
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=ctx, timeout=2) as resp:
+                return bool(json.loads(resp.read()).get("health") == "true")
+        except (OSError, ValueError):
+            return False
+
+    def _get(self, path: str, record: dict[str, Any], timeout: float = 2) -> bytes | None:
+        url = f"https://127.0.0.1:{record['ports']['apiserver']}{path}"
+        try:
+            with urllib.request.urlopen(url, context=self._ssl(), timeout=timeout) as resp:
+                body: bytes = resp.read()
+                return body
+        except (OSError, urllib.error.HTTPError):
+            return None
+
+    def _healthy(self, record: dict[str, Any]) -> bool:
+        return self._get("/readyz", record) is not None
+
+    def _leases_held(self, record: dict[str, Any], since: datetime.datetime) -> bool:
+        for name in LEADER_LEASES:
+            body = self._get(f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}", record)
+            if body is None:
+                return False
+            spec = json.loads(body).get("spec", {})
+            renewed = spec.get("renewTime")
+            if not spec.get("holderIdentity") or not renewed:
+                return False
+            if datetime.datetime.fromisoformat(renewed.replace("Z", "+00:00")) < since:
+                return False
+        return True
+
+    # -- down --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _stop(live: dict[str, int], timeout: float = 15.0) -> None:
+        # Reverse start order: clients of the API server first, etcd last.
+        order = [name for name in reversed(COMPONENTS) if name in live]
+        for name in order:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(live[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        pending = {live[name] for name in order}
+        while pending and time.monotonic() < deadline:
+            for pid in list(pending):
+                if _reap(pid):
+                    pending.discard(pid)
+            time.sleep(0.05)
+        for pid in pending:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pending:
+            end = time.monotonic() + 5
+            while not _reap(pid) and time.monotonic() < end:
+                time.sleep(0.05)
+
+
+def _reap(pid: int) -> bool:
+    """True once ``pid`` is gone (reaping it if it is our child)."""
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return True
+    return _proc_start_time(pid) is None
+
+
+def default_options(state_dir: pathlib.Path | None = None, **overrides: Any) -> Options:
+    """Options for the playground: ``.vnode/`` and the cached binaries of the pinned release."""
+    return Options(
+        state_dir=state_dir or pathlib.Path(".vnode"),
+        bin_dir=pathlib.Path(os.environ.get("VNODE_BIN_DIR") or build.bin_dir()),
+        **overrides,
+    )
