@@ -70,7 +70,9 @@ class Info:
     state_dir: pathlib.Path
     version: str
 
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 60, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
         """Run the built kubectl against this cluster."""
         cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
         return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout, **kwargs)
@@ -90,6 +92,8 @@ def _proc_start_time(pid: int) -> int | None:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As Go's listeners do: a port lingering in TIME_WAIT is free; one with a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -132,6 +136,8 @@ class Cluster:
         self.log_dir = self.state_dir / "logs"
         self.record_path = self.state_dir / "cluster.json"
         self.kubeconfig = self.state_dir / "kubeconfig"
+        # Our own children, kept so they are reaped (not left as zombies) when we stop them.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     # -- records -----------------------------------------------------------------------------
 
@@ -252,8 +258,8 @@ class Cluster:
         front = pki.ensure_ca(d, "front-proxy-ca", "vnode-front-proxy-ca")
         local = ("127.0.0.1", "localhost")
         service_ip = "10.96.0.1"
-        hosts = (*local, service_ip, "kubernetes", "kubernetes.default", "kubernetes.default.svc")
-        hosts = (*hosts, "kubernetes.default.svc.cluster.local")
+        names = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+        hosts = (*local, service_ip, *names)
         serving = pki.issue(ca, d, "apiserver", common_name="kube-apiserver", hosts=hosts, server=True)
         etcd_server = pki.issue(ca, d, "etcd-server", common_name="etcd", hosts=local, server=True, client=True)
         etcd_client = pki.issue(ca, d, "apiserver-etcd-client", common_name="kube-apiserver-etcd-client", client=True)
@@ -436,10 +442,11 @@ class Cluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=preexec,  # noqa: PLW1509 - prctl only, no locks taken
+            preexec_fn=preexec,  # prctl only: safe between fork and exec
             close_fds=True,
         )
         log.close()
+        self._children[proc.pid] = proc
         start_time = None
         deadline = time.monotonic() + 5
         while start_time is None and time.monotonic() < deadline:
@@ -468,9 +475,14 @@ class Cluster:
         procs["kube-apiserver"] = self._spawn("kube-apiserver", commands["kube-apiserver"], record)
         wait("kube-apiserver /readyz", lambda: self._get("/readyz", record) is not None, ["etcd", "kube-apiserver"])
         started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
+        # Leader leases left by the processes we stopped would make the new ones wait them out.
+        for name in LEADER_LEASES:
+            self._request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}", record)
         for name in ("kube-controller-manager", "kube-scheduler"):
             procs[name] = self._spawn(name, commands[name], record)
-        wait("the scheduler and controller-manager leader leases", lambda: self._leases_held(record, started), COMPONENTS)
+        wait(
+            "the scheduler and controller-manager leader leases", lambda: self._leases_held(record, started), COMPONENTS
+        )
 
     def _tail(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
@@ -491,7 +503,9 @@ class Cluster:
 
     def _etcd_healthy(self, port: int) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
-        ctx.load_cert_chain(str(self.pki_dir / "apiserver-etcd-client.crt"), str(self.pki_dir / "apiserver-etcd-client.key"))
+        ctx.load_cert_chain(
+            str(self.pki_dir / "apiserver-etcd-client.crt"), str(self.pki_dir / "apiserver-etcd-client.key")
+        )
         try:
             with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=ctx, timeout=2) as resp:
                 return bool(json.loads(resp.read()).get("health") == "true")
@@ -499,9 +513,13 @@ class Cluster:
             return False
 
     def _get(self, path: str, record: dict[str, Any], timeout: float = 2) -> bytes | None:
+        return self._request("GET", path, record, timeout)
+
+    def _request(self, method: str, path: str, record: dict[str, Any], timeout: float = 2) -> bytes | None:
         url = f"https://127.0.0.1:{record['ports']['apiserver']}{path}"
+        req = urllib.request.Request(url, method=method)
         try:
-            with urllib.request.urlopen(url, context=self._ssl(), timeout=timeout) as resp:
+            with urllib.request.urlopen(req, context=self._ssl(), timeout=timeout) as resp:
                 body: bytes = resp.read()
                 return body
         except (OSError, urllib.error.HTTPError):
@@ -525,8 +543,7 @@ class Cluster:
 
     # -- down --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _stop(live: dict[str, int], timeout: float = 15.0) -> None:
+    def _stop(self, live: dict[str, int], timeout: float = 15.0) -> None:
         # Reverse start order: clients of the API server first, etcd last.
         order = [name for name in reversed(COMPONENTS) if name in live]
         for name in order:
@@ -546,6 +563,13 @@ class Cluster:
             end = time.monotonic() + 5
             while not _reap(pid) and time.monotonic() < end:
                 time.sleep(0.05)
+        for pid in live.values():
+            if child := self._children.pop(pid, None):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=1)
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:  # died on its own (a crash, kill -9): reap it too
+                del self._children[pid]
 
 
 def _reap(pid: int) -> bool:
