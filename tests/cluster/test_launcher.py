@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.waiting import wait_for
-from vnode.cluster import build, launcher
+from vnode.cluster import build, launcher, procs
 
 pytestmark = pytest.mark.cluster
 
@@ -135,7 +135,7 @@ def _listening(port: int) -> bool:
 
 
 def _gone(pid: int) -> bool:
-    return launcher._proc_start_time(pid) is None
+    return procs.start_time(pid) is None
 
 
 @pytest.fixture(scope="module")

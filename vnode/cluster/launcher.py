@@ -18,13 +18,11 @@ Two ways to own the processes:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import datetime
 import json
 import os
 import pathlib
-import signal
 import socket
 import ssl
 import subprocess
@@ -34,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vnode.cluster import build, pki
+from vnode.cluster import build, pki, procs
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 SERVICE_CIDR = "10.96.0.0/16"
@@ -78,18 +76,6 @@ class Info:
         return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout, **kwargs)
 
 
-def _proc_start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone or a zombie."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
-
-
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As Go's listeners do: a port lingering in TIME_WAIT is free; one with a listener is not.
@@ -108,12 +94,6 @@ def _free_port(avoid: set[int]) -> int:
             port = int(sock.getsockname()[1])
         if port not in avoid:
             return port
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _kubeconfig(server: str, ca: pathlib.Path, cert: pathlib.Path, key: pathlib.Path, user: str) -> str:
@@ -136,35 +116,12 @@ class Cluster:
         self.log_dir = self.state_dir / "logs"
         self.record_path = self.state_dir / "cluster.json"
         self.kubeconfig = self.state_dir / "kubeconfig"
-        # Our own children, kept so they are reaped (not left as zombies) when we stop them.
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
-
-    # -- records -----------------------------------------------------------------------------
-
-    def _read_record(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.record_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data
-
-    def _write_record(self, record: dict[str, Any]) -> None:
-        tmp = self.record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(self.record_path)
-
-    def _live(self, record: dict[str, Any]) -> dict[str, int]:
-        """The recorded processes that are still the very processes we started."""
-        live = {}
-        for name, proc in record.get("processes", {}).items():
-            if _proc_start_time(proc["pid"]) == proc["start_time"]:
-                live[name] = proc["pid"]
-        return live
+        self.procs = procs.Supervisor(self.record_path, self.log_dir, attach=options.attach)
 
     # -- public ------------------------------------------------------------------------------
 
     def info(self) -> Info:
-        record = self._read_record()
+        record = self.procs.read()
         if not record:
             raise ClusterError(f"no cluster recorded in {self.state_dir}")
         return Info(
@@ -178,8 +135,8 @@ class Cluster:
 
     def status(self) -> dict[str, Any]:
         """Which components run, and whether the API server answers ``/readyz``."""
-        record = self._read_record()
-        live = self._live(record)
+        record = self.procs.read()
+        live = self.procs.live(record)
         ready = False
         if "kube-apiserver" in live:
             ready = self._get("/readyz", record, timeout=3) is not None
@@ -193,13 +150,13 @@ class Cluster:
     def up(self) -> Info:
         """Start the cluster, or return at once if it already runs healthy. Idempotent."""
         self._check_binaries()
-        record = self._read_record()
-        live = self._live(record)
+        record = self.procs.read()
+        live = self.procs.live(record)
         if record and set(live) == set(COMPONENTS) and self._healthy(record):
             return self.info()
         if live:
             # A partial cluster (a component crashed): stop what is left and start clean.
-            self._stop(live)
+            self.procs.stop(reversed(COMPONENTS))
         ports = self._choose_ports(record)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
@@ -212,22 +169,18 @@ class Cluster:
             "attached": self.options.attach,
         }
         self._write_kubeconfigs(ports["apiserver"], paths)
+        self.procs.write(record)
         try:
             self._start_all(record, paths)
         except BaseException:
-            self._stop(self._live(record))
-            self._write_record({**record, "processes": {}})
+            self.procs.stop(reversed(COMPONENTS))
             raise
         return self.info()
 
     def down(self) -> list[str]:
         """Stop every process this cluster started (and nothing else); returns their names."""
-        record = self._read_record()
-        live = self._live(record)
-        self._stop(live)
-        if record:
-            self._write_record({**record, "processes": {}})
-        return sorted(live)
+        # Reverse start order: clients of the API server first, etcd last.
+        return sorted(self.procs.stop(reversed(COMPONENTS)))
 
     # -- up, step by step --------------------------------------------------------------------
 
@@ -433,53 +386,31 @@ class Cluster:
             ],
         }
 
-    def _spawn(self, name: str, cmd: list[str], record: dict[str, Any]) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        preexec: Callable[[], None] | None = _die_with_parent if self.options.attach else None
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=preexec,  # prctl only: safe between fork and exec
-            close_fds=True,
-        )
-        log.close()
-        self._children[proc.pid] = proc
-        start_time = None
-        deadline = time.monotonic() + 5
-        while start_time is None and time.monotonic() < deadline:
-            start_time = _proc_start_time(proc.pid)
-        record["processes"][name] = {"pid": proc.pid, "start_time": start_time, "cmd": cmd[0]}
-        self._write_record(record)
-        return proc
-
     def _start_all(self, record: dict[str, Any], paths: dict[str, pathlib.Path]) -> None:
         ports = record["ports"]
         commands = self._commands(ports, paths)
         deadline = time.monotonic() + self.options.ready_timeout
-        procs: dict[str, subprocess.Popen[bytes]] = {}
+        children: dict[str, subprocess.Popen[bytes]] = {}
 
         def wait(what: str, check: Callable[[], bool], names: Iterable[str]) -> None:
             while not check():
                 for name in names:
-                    if procs[name].poll() is not None:
-                        raise ClusterError(f"{name} exited with {procs[name].returncode}; see {self._tail(name)}")
+                    if children[name].poll() is not None:
+                        raise ClusterError(f"{name} exited with {children[name].returncode}; see {self._tail(name)}")
                 if time.monotonic() > deadline:
                     raise ClusterError(f"timed out after {self.options.ready_timeout:.0f}s waiting for {what}")
                 time.sleep(0.2)
 
-        procs["etcd"] = self._spawn("etcd", commands["etcd"], record)
+        children["etcd"] = self.procs.spawn("etcd", commands["etcd"])
         wait("etcd to serve", lambda: self._etcd_healthy(ports["etcd"]), ["etcd"])
-        procs["kube-apiserver"] = self._spawn("kube-apiserver", commands["kube-apiserver"], record)
+        children["kube-apiserver"] = self.procs.spawn("kube-apiserver", commands["kube-apiserver"])
         wait("kube-apiserver /readyz", lambda: self._get("/readyz", record) is not None, ["etcd", "kube-apiserver"])
         started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
         # Leader leases left by the processes we stopped would make the new ones wait them out.
         for name in LEADER_LEASES:
             self._request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}", record)
         for name in ("kube-controller-manager", "kube-scheduler"):
-            procs[name] = self._spawn(name, commands[name], record)
+            children[name] = self.procs.spawn(name, commands[name])
         wait(
             "the scheduler and controller-manager leader leases", lambda: self._leases_held(record, started), COMPONENTS
         )
@@ -540,45 +471,6 @@ class Cluster:
             if datetime.datetime.fromisoformat(renewed.replace("Z", "+00:00")) < since:
                 return False
         return True
-
-    # -- down --------------------------------------------------------------------------------
-
-    def _stop(self, live: dict[str, int], timeout: float = 15.0) -> None:
-        # Reverse start order: clients of the API server first, etcd last.
-        order = [name for name in reversed(COMPONENTS) if name in live]
-        for name in order:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(live[name], signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        pending = {live[name] for name in order}
-        while pending and time.monotonic() < deadline:
-            for pid in list(pending):
-                if _reap(pid):
-                    pending.discard(pid)
-            time.sleep(0.05)
-        for pid in pending:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in pending:
-            end = time.monotonic() + 5
-            while not _reap(pid) and time.monotonic() < end:
-                time.sleep(0.05)
-        for pid in live.values():
-            if child := self._children.pop(pid, None):
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(timeout=1)
-        for pid, child in list(self._children.items()):
-            if child.poll() is not None:  # died on its own (a crash, kill -9): reap it too
-                del self._children[pid]
-
-
-def _reap(pid: int) -> bool:
-    """True once ``pid`` is gone (reaping it if it is our child)."""
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return True
-    return _proc_start_time(pid) is None
 
 
 def default_options(state_dir: pathlib.Path | None = None, **overrides: Any) -> Options:
