@@ -36,15 +36,13 @@ browser:
 	  else echo "chromium is missing: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 up: binaries
-	$(BIN)/vnode cluster up
-	@echo
-	@echo "export KUBECONFIG=$$PWD/.vnode/kubeconfig   # then: kubectl get nodes"
+	$(BIN)/vnode playground up
 
 down:
-	@test -x $(BIN)/vnode && $(BIN)/vnode cluster down || true
+	@if [ -x $(BIN)/vnode ]; then $(BIN)/vnode playground down; else echo "nothing to stop (no .venv)"; fi
 
 status: venv
-	$(BIN)/vnode cluster status
+	$(BIN)/vnode playground status
 
 format: venv
 	$(BIN)/ruff format vnode tests

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("vnode.cluster.command", "run a local Kubernetes control plane (up, down, status)"),
+    "playground": ("vnode.playground", "the local world of make up: control plane, cloud, webhook, nodes"),
 }
 
 
