@@ -45,12 +45,12 @@ status: venv
 	$(BIN)/vnode playground status
 
 format: venv
-	$(BIN)/ruff format vnode tests
-	$(BIN)/ruff check --fix vnode tests
+	$(BIN)/ruff format vnode tests bench
+	$(BIN)/ruff check --fix vnode tests bench
 
 lint: venv
-	$(BIN)/ruff format --check vnode tests
-	$(BIN)/ruff check vnode tests
+	$(BIN)/ruff format --check vnode tests bench
+	$(BIN)/ruff check vnode tests bench
 	$(BIN)/mypy
 
 test: lint binaries browser

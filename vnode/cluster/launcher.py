@@ -55,6 +55,8 @@ class Options:
     client_qps: int = 500
     client_burst: int = 1000
     ready_timeout: float = 90.0
+    # Benchmarks: log every request's metadata to <state>/audit.log, to count API calls per client.
+    audit: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +270,20 @@ class Cluster:
         }
         (self.state_dir / "scheduler.json").write_text(json.dumps(sched_config, indent=2))
 
+    def _audit_flags(self) -> list[str]:
+        if not self.options.audit:
+            return []
+        policy = self.state_dir / "audit-policy.json"
+        rules = {"level": "Metadata", "omitStages": ["RequestReceived"]}
+        policy.write_text(json.dumps({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [rules]}))
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.state_dir / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-maxsize=0",
+        ]
+
     @staticmethod
     def _lease_timing() -> dict[str, str]:
         # Short leader leases: after a crash the new instance must wait out the old lease,
@@ -344,6 +360,7 @@ class Cluster:
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
                 "--profiling=false",
+                *self._audit_flags(),
                 "--v=1",
             ],
             "kube-controller-manager": [
