@@ -20,8 +20,10 @@ import argparse
 import contextlib
 import datetime
 import fcntl
+import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -29,48 +31,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-KUBERNETES_VERSION = "v1.34.4"
+KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.4"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.0"
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ETCD_BINARIES = ("etcd",)
-
-# The staging modules of k8s.io/kubernetes 1.34, each published as k8s.io/<name> v0.34.x.
-STAGING_MODULES = (
-    "api",
-    "apiextensions-apiserver",
-    "apimachinery",
-    "apiserver",
-    "cli-runtime",
-    "client-go",
-    "cloud-provider",
-    "cluster-bootstrap",
-    "code-generator",
-    "component-base",
-    "component-helpers",
-    "controller-manager",
-    "cri-api",
-    "cri-client",
-    "csi-translation-lib",
-    "dynamic-resource-allocation",
-    "endpointslice",
-    "externaljwt",
-    "kms",
-    "kube-aggregator",
-    "kube-controller-manager",
-    "kube-proxy",
-    "kube-scheduler",
-    "kubectl",
-    "kubelet",
-    "metrics",
-    "mount-utils",
-    "pod-security-admission",
-    "sample-apiserver",
-    "sample-cli-plugin",
-    "sample-controller",
-)
 
 
 class BuildError(RuntimeError):
@@ -117,19 +84,28 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], cwd: pathlib.Path, step: str) -> None:
+def _run(cmd: list[str], cwd: pathlib.Path, step: str) -> str:
     print(f"vnode build: {step}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise BuildError(f"{step} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
 
 
 def _minor(version: str) -> str:
     return version.lstrip("v").split(".")[1]
 
 
-def kubernetes_wrapper_gomod(version: str) -> str:
+def staging_modules(release_gomod: str) -> list[str]:
+    """The staging modules a k8s.io/kubernetes go.mod replaces with ``./staging/src/k8s.io/<name>``.
+
+    Read from the release itself, since the list changes between releases (1.36 added ``streaming``).
+    """
+    return sorted(set(re.findall(r"^\s*k8s\.io/([\w.-]+)\s+=>\s+\./staging/", release_gomod, re.MULTILINE)))
+
+
+def kubernetes_wrapper_gomod(version: str, staging_names: list[str]) -> str:
     """The wrapper module: require k8s.io/kubernetes and pin each staging module to v0.<minor>.<patch>."""
     staging = "v0." + ".".join(version.lstrip("v").split(".")[1:])
     lines = [
@@ -141,7 +117,7 @@ def kubernetes_wrapper_gomod(version: str) -> str:
         "",
         "replace (",
     ]
-    lines += [f"\tk8s.io/{name} => k8s.io/{name} {staging}" for name in STAGING_MODULES]
+    lines += [f"\tk8s.io/{name} => k8s.io/{name} {staging}" for name in staging_names]
     lines += [")", ""]
     return "\n".join(lines)
 
@@ -168,10 +144,17 @@ def _kube_ldflags(version: str) -> str:
 def _build_kubernetes(work: pathlib.Path, out: pathlib.Path, version: str) -> None:
     module = work / "k8s"
     module.mkdir()
-    (module / "go.mod").write_text(kubernetes_wrapper_gomod(version))
+    (module / "go.mod").write_text("module vnode.local/k8sbuild\n\ngo 1.24.0\n")
+    fetched = _run(
+        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"], module, f"fetch k8s.io/kubernetes {version}"
+    )
+    release_gomod = pathlib.Path(json.loads(fetched)["GoMod"]).read_text()
+    names = staging_modules(release_gomod)
+    if not names:
+        raise BuildError(f"k8s.io/kubernetes {version}'s go.mod names no staging modules")
+    (module / "go.mod").write_text(kubernetes_wrapper_gomod(version, names))
     packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_BINARIES]
     (module / "tools.go").write_text(_tools_go(packages))
-    _run(["go", "mod", "download", f"k8s.io/kubernetes@{version}"], module, f"fetch k8s.io/kubernetes {version}")
     build = ["go", "build", "-trimpath", "-tags=selinux,notest,grpcnotrace,tools"]
     build += ["-ldflags", _kube_ldflags(version), "-o", str(out) + "/", *packages]
     _run(build, module, f"build {', '.join(KUBE_BINARIES)} {version} (the cold build takes 15-30 minutes)")
@@ -237,7 +220,7 @@ def ensure_go_tool(name: str, package: str, version: str) -> pathlib.Path:
         module.mkdir()
         (module / "go.mod").write_text(f"module vnode.local/{name}build\n\ngo 1.24.0\n\nrequire {package} {ver}\n")
         (module / "tools.go").write_text(_tools_go([package]))
-        _run(["go", "mod", "download", "-x", f"{package}@{ver}"], module, f"fetch {package} {ver}")
+        _run(["go", "mod", "download", f"{package}@{ver}"], module, f"fetch {package} {ver}")
         _run([*env_bin, package], module, f"build {name} {ver}")
 
     _publish(target, build, (name,), version)

@@ -334,6 +334,9 @@ class Cluster:
                 f"--etcd-keyfile={p['etcd-client.key']}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # 1.37 refuses a loopback address in the `kubernetes` Service's endpoints; on a
+                # loopback-only cluster there is nothing to reconcile them to anyway.
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={ports['apiserver']}",
                 f"--tls-cert-file={p['apiserver.crt']}",
                 f"--tls-private-key-file={p['apiserver.key']}",
