@@ -1,0 +1,56 @@
+"""Settings come from the field's environment names, flags win, and bad values name themselves."""
+
+from __future__ import annotations
+
+import pytest
+
+from vnode import errors, settings
+
+
+def test_env_names_of_the_field() -> None:
+    loaded = settings.load(
+        {
+            "POD_NAME": "virtual-node-eci-0",
+            "ECI_VSWITCH": "vsw-a, vsw-b",
+            "ECI_KUBE_PROXY": "false",
+            "ECI_QUOTA_CPU": "100",
+            "ECI_REGION": "cn-beijing",
+        }
+    )
+    assert loaded.node_name == "virtual-node-eci-0"
+    assert loaded.eci.vswitches == ("vsw-a", "vsw-b")
+    assert loaded.eci.kube_proxy is False
+    assert loaded.quota_cpu == 100
+    assert loaded.taint == "alibabacloud"
+
+
+def test_flags_override_env_and_vnode_node_name_beats_pod_name() -> None:
+    loaded = settings.load({"POD_NAME": "a", "VNODE_NODE_NAME": "b", "ECI_REGION": "x"}, {"eci.region": "y"})
+    assert loaded.node_name == "b"
+    assert loaded.eci.region == "y"
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "named"),
+    [
+        ({"POD_NAME": "n", "ECI_QUOTA_CPU": "-1"}, {}, "ECI_QUOTA_CPU"),
+        ({"POD_NAME": "n", "ECI_KUBE_PROXY": "maybe"}, {}, "ECI_KUBE_PROXY"),
+        ({"POD_NAME": "Bad_Name"}, {}, "VNODE_NODE_NAME"),
+        ({"POD_NAME": "n"}, {"status_interval": 0}, "--status-interval"),
+        ({}, {}, "node name"),
+    ],
+)
+def test_invalid_settings_raise_one_line_naming_the_setting(
+    env: dict[str, str], flags: dict[str, object], named: str
+) -> None:
+    with pytest.raises(errors.ConfigError) as caught:
+        settings.load(env, flags)
+    assert named in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_profile_from_configmap() -> None:
+    profile = settings.profile_from_configmap({"vSwitchIds": "vsw-1,vsw-2", "securityGroupId": "sg-1", "other": "x"})
+    assert profile.vswitches == ("vsw-1", "vsw-2")
+    with pytest.raises(errors.ConfigError, match="defaultCpu"):
+        settings.profile_from_configmap({"defaultCpu": "zero"})

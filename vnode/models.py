@@ -1,0 +1,256 @@
+"""The values that cross the line between the node controller and a provider.
+
+The node package derives an :class:`InstanceSpec` from a pod (env resolved, volumes checked,
+resources rounded to a cloud size); a provider turns it into a cloud instance and reports
+:class:`InstanceState` values back. Both are frozen, provider-neutral and free of Kubernetes
+types, so a provider never builds a pod status and the node package never parses a cloud's
+JSON. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+from collections.abc import Mapping
+
+__all__ = [
+    "TAG_CLUSTER",
+    "TAG_NAME",
+    "TAG_NAMESPACE",
+    "TAG_NODE",
+    "TAG_POD_UID",
+    "ContainerSpec",
+    "ContainerState",
+    "ContainerStatus",
+    "EnvVar",
+    "EventType",
+    "InstanceEvent",
+    "InstanceSpec",
+    "InstanceState",
+    "InstanceStatus",
+    "KeyToPath",
+    "Placement",
+    "Port",
+    "Probe",
+    "Quota",
+    "VolumeMount",
+    "VolumeSpec",
+]
+
+# Tags every instance carries, so that the node's bulk listing and orphan collection can find
+# exactly its own instances (and never another cluster's or node's).
+TAG_CLUSTER = "vnode.io/cluster"
+TAG_NODE = "vnode.io/node"
+TAG_NAMESPACE = "vnode.io/namespace"
+TAG_NAME = "vnode.io/name"
+TAG_POD_UID = "vnode.io/pod-uid"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One environment variable with its value already resolved (ConfigMap, Secret, fieldRef...)."""
+
+    name: str
+    value: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Port:
+    container_port: int
+    protocol: str = "TCP"
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Probe:
+    """A liveness, readiness or startup probe; exactly one of exec/http/tcp is set."""
+
+    exec_command: tuple[str, ...] = ()
+    http_path: str | None = None
+    http_port: int | None = None
+    http_scheme: str = "HTTP"
+    tcp_port: int | None = None
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyToPath:
+    """One file of a configMap/secret/projected volume, its content already resolved."""
+
+    path: str
+    content: bytes
+    mode: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VolumeSpec:
+    """A volume the cloud supports: ``empty_dir`` (optionally in memory) or ``files`` (configMap,
+    secret, projected service-account token, all delivered as file contents)."""
+
+    name: str
+    kind: str  # "emptyDir" | "files"
+    files: tuple[KeyToPath, ...] = ()
+    medium: str = ""
+    size_limit_gib: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[EnvVar, ...] = ()
+    ports: tuple[Port, ...] = ()
+    working_dir: str = ""
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    cpu: float = 0.0  # vCPU requested for this container (0: share the instance's)
+    memory_gib: float = 0.0
+    image_pull_policy: str = "IfNotPresent"
+    liveness_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+    stdin: bool = False
+    tty: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an instance may go: candidate vSwitches (each in a zone) in order, and how to choose."""
+
+    vswitches: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    security_group: str = ""
+    strategy: str = "VSwitchOrdered"  # or "VSwitchRandom"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstanceSpec:
+    """Everything a provider needs to create one instance for one pod.
+
+    ``client_token`` is derived from the pod UID: creating twice with the same token must yield
+    the same instance. ``cpu``/``memory_gib`` are already rounded to a size the cloud sells.
+    """
+
+    name: str
+    client_token: str
+    containers: tuple[ContainerSpec, ...]
+    cpu: float
+    memory_gib: float
+    init_containers: tuple[ContainerSpec, ...] = ()
+    volumes: tuple[VolumeSpec, ...] = ()
+    restart_policy: str = "Always"  # Always | OnFailure | Never
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    placement: Placement = Placement()
+    instance_type: str = ""  # an explicit cloud type from the eci-use-specs annotation, if any
+    termination_grace_seconds: int = 30
+    hostname: str = ""
+    dns_nameservers: tuple[str, ...] = ()
+
+
+class InstanceStatus(enum.StrEnum):
+    """A provider-neutral instance status; each provider maps its cloud's words onto these."""
+
+    SCHEDULING = "Scheduling"  # waiting for capacity
+    PENDING = "Pending"  # placed; pulling images, starting
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    UPDATING = "Updating"
+    TERMINATING = "Terminating"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    EXPIRED = "Expired"  # reclaimed (spot) or expired
+    SCHEDULE_FAILED = "ScheduleFailed"  # the cloud gave up placing it
+
+
+class ContainerState(enum.StrEnum):
+    WAITING = "Waiting"
+    RUNNING = "Running"
+    TERMINATED = "Terminated"
+
+
+class EventType(enum.StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    name: str
+    state: ContainerState
+    image: str = ""
+    image_id: str = ""
+    reason: str = ""
+    message: str = ""
+    exit_code: int | None = None
+    started_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+    restart_count: int = 0
+    ready: bool = False
+    # The previous run, when the container restarted: its exit code, reason and times.
+    last_exit_code: int | None = None
+    last_reason: str = ""
+    last_started_at: datetime.datetime | None = None
+    last_finished_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstanceEvent:
+    """Something the cloud reports about an instance. Kubelet words where the cloud has them
+    (Pulling, Pulled, Created, Started, Killing, BackOff, Failed) and the cloud's own warnings
+    (NoStock, OOMKilled, ...). ``container`` is empty for instance-wide events."""
+
+    reason: str
+    message: str
+    type: EventType = EventType.NORMAL
+    timestamp: datetime.datetime | None = None
+    container: str = ""
+    count: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstanceState:
+    """What the cloud says about one instance right now."""
+
+    id: str
+    status: InstanceStatus
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    containers: tuple[ContainerStatus, ...] = ()
+    init_containers: tuple[ContainerStatus, ...] = ()
+    ip: str = ""
+    zone: str = ""
+    vswitch: str = ""
+    created_at: datetime.datetime | None = None
+    started_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+    reason: str = ""
+    message: str = ""
+    events: tuple[InstanceEvent, ...] = ()
+    cpu: float = 0.0
+    memory_gib: float = 0.0
+
+    @property
+    def pod_uid(self) -> str:
+        return self.tags.get(TAG_POD_UID, "")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Quota:
+    """What the account may still run; ``None`` means the cloud did not say."""
+
+    cpu: float | None = None
+    memory_gib: float | None = None
+    pods: int | None = None

@@ -1,0 +1,154 @@
+"""The provider interface: the only thing the node controller knows about a cloud.
+
+A provider turns an :class:`~vnode.models.InstanceSpec` into a cloud instance and reports
+:class:`~vnode.models.InstanceState` values; it never sees a Kubernetes object and never builds
+a pod status (virtual-kubelet's fat ``Provider`` made every implementation do both). The core
+is :class:`Provider`: five coroutines. Logs, exec, stats and push notification are optional
+abilities, each its own small Protocol, checked with ``isinstance`` at run time, so a provider
+implements only what its cloud offers.
+
+The contract every provider honours:
+
+* **Idempotency.** ``create`` with a ``client_token`` that already made an instance returns
+  that instance (whatever state it is in) and makes no other; ``delete`` of an instance that
+  is gone, or going, succeeds.
+* **Concurrency.** Methods may be called concurrently for *different* instances, from one
+  event loop; the node controller never runs two calls for the same pod at once. A provider
+  does its own connection pooling and rate limiting, but it does **not** retry: it raises,
+  and the node's work queue backs off (honouring ``retry_after``) and calls again.
+* **Errors** come from :mod:`vnode.errors` and nothing else:
+  ``InvalidSpec`` (never retried; the pod fails with its message), ``CapacityError`` (every
+  candidate zone/vSwitch exhausted; the provider has already failed over between the
+  candidates in ``spec.placement`` before raising it), ``Throttled`` / ``Unavailable`` /
+  other ``Retryable`` (retried with backoff), ``NotFound`` (from ``get`` only), ``Forbidden``
+  (bad credentials: the node turns NotReady).
+* **Listing is the status feed.** The node calls ``list`` once per interval with its own
+  tags (``TAG_CLUSTER`` and ``TAG_NODE``); the provider pages through the cloud itself and
+  returns every matching instance, including terminated ones still known to the cloud. An
+  instance missing from a complete listing is gone.
+* **Tags.** ``spec.tags`` must be stored on the instance and returned in ``InstanceState.tags``
+  exactly; they are how the node finds its instances after a restart.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from vnode import models, settings
+
+__all__ = [
+    "ExecResult",
+    "LogOptions",
+    "Provider",
+    "ProviderFactory",
+    "SupportsExec",
+    "SupportsLogs",
+    "SupportsPush",
+    "SupportsStats",
+]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """The core of every provider."""
+
+    #: The provider's name as given to ``--provider`` (``eci``, ``aci``, ...).
+    name: str
+    #: The scheme of container IDs in pod status: ``eci`` gives ``eci://<instance id>``.
+    container_id_scheme: str
+
+    async def create(self, spec: models.InstanceSpec) -> models.InstanceState:
+        """Create the instance for ``spec``, or return the one ``spec.client_token`` made before.
+
+        Returns as soon as the cloud accepted it (state ``Scheduling`` or ``Pending`` typically);
+        progress is reported by ``list``. Raises ``InvalidSpec``, ``CapacityError``, ``Retryable``.
+        An ambiguous failure (a timeout after the cloud may have acted) raises ``Unavailable``:
+        the retry with the same token is safe.
+        """
+        ...
+
+    async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
+        """Stop the instance (SIGTERM, then after ``grace_seconds`` SIGKILL) and remove it.
+
+        Returns once the cloud accepted the deletion. Deleting an instance that is gone
+        succeeds. Raises ``Retryable`` only.
+        """
+        ...
+
+    async def get(self, instance_id: str) -> models.InstanceState:
+        """The current state of one instance; ``NotFound`` if the cloud does not know it."""
+        ...
+
+    async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
+        """Every instance carrying all of ``tags``, paging through the cloud as needed.
+
+        Called once per status interval per node, and to find a pod's instance by
+        ``TAG_POD_UID``. Raises ``Retryable`` (the node keeps its last view and turns NotReady
+        if the cloud stays unreachable) or ``Forbidden``.
+        """
+        ...
+
+    async def quota(self) -> models.Quota:
+        """What the account may still run; it bounds the node's capacity. Fields the cloud
+        does not report are ``None``."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. Called once, at shutdown."""
+        ...
+
+
+#: What an entry point in the ``vnode.providers`` group names: settings in, provider out.
+#: It must not do I/O; the first call does.
+ProviderFactory = Callable[[settings.Settings], Provider]
+
+
+@runtime_checkable
+class SupportsPush(Protocol):
+    """A provider whose cloud can notify changes (instead of waiting for the next listing)."""
+
+    def watch(self, tags: Mapping[str, str]) -> AsyncIterator[models.InstanceState]:
+        """Yield each instance carrying ``tags`` whenever it changes; ends only on error
+        (``Retryable``: the node falls back to listing, then calls ``watch`` again)."""
+        ...
+
+
+class LogOptions(Protocol):
+    tail_lines: int | None
+    since: datetime.datetime | None
+    timestamps: bool
+    limit_bytes: int | None
+    previous: bool
+    follow: bool
+
+
+@runtime_checkable
+class SupportsLogs(Protocol):
+    def logs(self, instance_id: str, container: str, options: LogOptions) -> AsyncIterator[bytes]:
+        """The container's log as chunks of bytes; with ``options.follow`` it continues until
+        cancelled. ``NotFound`` if the instance or container is unknown."""
+        ...
+
+
+class ExecResult(Protocol):
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@runtime_checkable
+class SupportsExec(Protocol):
+    async def exec(
+        self, instance_id: str, container: str, command: Sequence[str], *, stdin: bytes = b"", tty: bool = False
+    ) -> ExecResult:
+        """Run ``command`` (argv, never re-split or re-quoted) in the container and wait for it."""
+        ...
+
+
+@runtime_checkable
+class SupportsStats(Protocol):
+    async def stats(self, instance_id: str) -> Mapping[str, Mapping[str, float]]:
+        """Per container: ``cpu_nanocores``, ``memory_working_set_bytes``, ``cpu_usage_core_nanoseconds``."""
+        ...

@@ -1,0 +1,258 @@
+"""An in-memory provider that honours the whole contract of ``base.Provider``, for tests.
+
+It keeps instances in a dict and derives their state from the clock (pending, then running,
+then optionally finished), so the node controller's behaviour can be tested without a cloud:
+idempotent creates by client token, tag filtering, throttling with a token bucket and a
+retry hint, 5xx storms (half of them *after* the instance was made, the ambiguous case that
+duplicates instances in naive controllers), stock-out per vSwitch with failover, and cloud-side
+disappearance. ``calls`` counts every call by action and outcome, for assertions.
+
+It is not a simulator of any cloud (that is ``vnode.cloudsim``, spoken to over HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import collections
+import dataclasses
+import datetime
+import itertools
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from vnode import errors, models, settings
+
+__all__ = ["Behaviour", "FakeProvider", "create"]
+
+
+@dataclasses.dataclass
+class Behaviour:
+    """How the fake cloud behaves; tests may change fields while it runs."""
+
+    call_latency: float = 0.0  # seconds every create/delete/list takes
+    start_after: float = 0.0  # seconds from create to Running
+    # image -> (seconds of running, exit code): such containers then terminate and the instance ends.
+    exits: dict[str, tuple[float, int]] = dataclasses.field(default_factory=dict)
+    error_rate: float = 0.0  # fraction of create/delete calls answering Unavailable
+    throttle_burst: int | None = None  # token bucket on create/delete; None: unlimited
+    throttle_refill: float = 20.0  # tokens per second
+    stock_out: set[str] = dataclasses.field(default_factory=set)  # vSwitches (or zones) out of stock
+    unreachable: bool = False  # every call raises Unavailable
+    quota: models.Quota = dataclasses.field(default_factory=models.Quota)
+    fail_next: list[errors.ApiError] = dataclasses.field(default_factory=list)  # raised by the next creates
+
+
+@dataclasses.dataclass
+class _Instance:
+    id: str
+    spec: models.InstanceSpec
+    created: float
+    zone: str
+    vswitch: str
+    ip: str
+
+
+class FakeProvider:
+    name = "fake"
+
+    def __init__(
+        self,
+        behaviour: Behaviour | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        container_id_scheme: str = "fake",
+    ) -> None:
+        self.behaviour = behaviour or Behaviour()
+        self.container_id_scheme = container_id_scheme
+        self._clock = clock
+        self._rng = rng or random.Random(0)
+        self._instances: dict[str, _Instance] = {}
+        self._by_token: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._tokens = 0.0
+        self._refilled = clock()
+        self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.deleted: list[str] = []
+        self.created: list[str] = []
+
+    # --- the contract ---
+
+    async def create(self, spec: models.InstanceSpec) -> models.InstanceState:
+        await self._enter("create")
+        if self.behaviour.fail_next:
+            error = self.behaviour.fail_next.pop(0)
+            self.calls["create", error.code] += 1
+            raise error
+        existing = self._by_token.get(spec.client_token)
+        if existing is not None and existing in self._instances:
+            self.calls["create", "idempotent"] += 1
+            return self._state(self._instances[existing])
+        ambiguous = self._rng.random() < self.behaviour.error_rate
+        if ambiguous and self._rng.random() < 0.5:
+            self.calls["create", "ServiceUnavailable"] += 1
+            raise errors.Unavailable("fake cloud: 503 before acting", code="ServiceUnavailable")
+        zone, vswitch = self._place(spec.placement)
+        n = next(self._ids)
+        instance = _Instance(
+            id=f"{self.container_id_scheme}-{n:08x}",
+            spec=spec,
+            created=self._clock(),
+            zone=zone,
+            vswitch=vswitch,
+            ip=f"10.{1 + n // 65536 % 200}.{n // 256 % 256}.{n % 256}",
+        )
+        self._instances[instance.id] = instance
+        self._by_token[spec.client_token] = instance.id
+        self.created.append(instance.id)
+        if ambiguous:  # the cloud acted, the answer was lost
+            self.calls["create", "ServiceUnavailable"] += 1
+            raise errors.Unavailable("fake cloud: 503 after acting", code="ServiceUnavailable")
+        self.calls["create", "ok"] += 1
+        return self._state(instance)
+
+    async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
+        await self._enter("delete")
+        if self._rng.random() < self.behaviour.error_rate:
+            self.calls["delete", "ServiceUnavailable"] += 1
+            raise errors.Unavailable("fake cloud: 503", code="ServiceUnavailable")
+        if self._instances.pop(instance_id, None) is not None:
+            self.deleted.append(instance_id)
+        self.calls["delete", "ok"] += 1
+
+    async def get(self, instance_id: str) -> models.InstanceState:
+        await self._enter("get", throttled=False)
+        instance = self._instances.get(instance_id)
+        if instance is None:
+            self.calls["get", "NotFound"] += 1
+            raise errors.NotFound(f"fake cloud: no instance {instance_id}")
+        self.calls["get", "ok"] += 1
+        return self._state(instance)
+
+    async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
+        await self._enter("list", throttled=False)
+        self.calls["list", "ok"] += 1
+        return [
+            self._state(i)
+            for i in list(self._instances.values())
+            if all(i.spec.tags.get(k) == v for k, v in tags.items())
+        ]
+
+    async def quota(self) -> models.Quota:
+        await self._enter("quota", throttled=False)
+        return self.behaviour.quota
+
+    async def close(self) -> None:
+        return None
+
+    # --- for tests ---
+
+    def vanish(self, instance_id: str) -> None:
+        """The cloud loses an instance (reclaimed, deleted in the console)."""
+        self._instances.pop(instance_id, None)
+
+    def instances(self) -> builtins.list[models.InstanceState]:
+        return [self._state(i) for i in self._instances.values()]
+
+    def spec_of(self, instance_id: str) -> models.InstanceSpec:
+        return self._instances[instance_id].spec
+
+    # --- inside ---
+
+    async def _enter(self, action: str, *, throttled: bool = True) -> None:
+        if self.behaviour.call_latency:
+            await asyncio.sleep(self.behaviour.call_latency)
+        else:
+            await asyncio.sleep(0)
+        if self.behaviour.unreachable:
+            self.calls[action, "Unreachable"] += 1
+            raise errors.Unavailable("fake cloud: connection refused", code="Unreachable")
+        if throttled and self.behaviour.throttle_burst is not None:
+            now = self._clock()
+            burst = float(self.behaviour.throttle_burst)
+            self._tokens = min(burst, self._tokens + (now - self._refilled) * self.behaviour.throttle_refill)
+            self._refilled = now
+            if self._tokens < 1:
+                self.calls[action, "Throttling.User"] += 1
+                retry = (1 - self._tokens) / self.behaviour.throttle_refill
+                raise errors.Throttled("fake cloud: request was denied due to flow control", code="Throttling.User",
+                                       retry_after=retry)  # fmt: skip
+            self._tokens -= 1
+
+    def _place(self, placement: models.Placement) -> tuple[str, str]:
+        candidates = list(placement.vswitches) or [""]
+        if placement.strategy == "VSwitchRandom":
+            self._rng.shuffle(candidates)
+        for vswitch in candidates:
+            zone = f"fake-zone-{vswitch or 'a'}"
+            if vswitch not in self.behaviour.stock_out and zone not in self.behaviour.stock_out:
+                return zone, vswitch
+        raise errors.CapacityError(f"fake cloud: no stock in {', '.join(candidates)}", code="NoStock")
+
+    def _state(self, instance: _Instance) -> models.InstanceState:
+        now = self._clock()
+        spec = instance.spec
+        started = instance.created + self.behaviour.start_after
+        created_at = _dt(instance.created)
+        events: list[models.InstanceEvent] = []
+        containers: list[models.ContainerStatus] = []
+        finished: list[float] = []
+        for c in spec.containers:
+            events.append(models.InstanceEvent("Pulling", f'Pulling image "{c.image}"', timestamp=created_at,
+                                               container=c.name))  # fmt: skip
+            if now < started:
+                containers.append(models.ContainerStatus(c.name, models.ContainerState.WAITING, image=c.image,
+                                                         reason="ContainerCreating"))  # fmt: skip
+                continue
+            at = _dt(started)
+            events += [
+                models.InstanceEvent(
+                    "Pulled", f'Successfully pulled image "{c.image}"', timestamp=at, container=c.name
+                ),
+                models.InstanceEvent("Created", f"Created container {c.name}", timestamp=at, container=c.name),
+                models.InstanceEvent("Started", f"Started container {c.name}", timestamp=at, container=c.name),
+            ]
+            exit_rule = self.behaviour.exits.get(c.image)
+            if exit_rule is not None and now >= started + exit_rule[0]:
+                end = started + exit_rule[0]
+                finished.append(end)
+                reason = "Completed" if exit_rule[1] == 0 else "Error"
+                containers.append(models.ContainerStatus(
+                    c.name, models.ContainerState.TERMINATED, image=c.image, exit_code=exit_rule[1],
+                    reason=reason, started_at=at, finished_at=_dt(end)))  # fmt: skip
+            else:
+                containers.append(models.ContainerStatus(c.name, models.ContainerState.RUNNING, image=c.image,
+                                                         started_at=at, ready=True))  # fmt: skip
+        if now < started:
+            status = models.InstanceStatus.PENDING
+        elif containers and len(finished) == len(containers):
+            ok = all(c.exit_code == 0 for c in containers)
+            status = models.InstanceStatus.SUCCEEDED if ok else models.InstanceStatus.FAILED
+        else:
+            status = models.InstanceStatus.RUNNING
+        return models.InstanceState(
+            id=instance.id,
+            status=status,
+            tags=dict(spec.tags),
+            containers=tuple(containers),
+            ip=instance.ip,
+            zone=instance.zone,
+            vswitch=instance.vswitch,
+            created_at=created_at,
+            started_at=_dt(started) if now >= started else None,
+            finished_at=_dt(max(finished)) if status.value in ("Succeeded", "Failed") and finished else None,
+            events=tuple(events),
+            cpu=spec.cpu,
+            memory_gib=spec.memory_gib,
+        )
+
+
+def _dt(epoch: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+
+
+def create(config: settings.Settings) -> FakeProvider:
+    """The ``--provider fake`` factory: an instant, well-behaved fake cloud in the daemon's memory."""
+    return FakeProvider(container_id_scheme="fake")
