@@ -14,6 +14,8 @@ from collections.abc import Sequence
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("vnode.cluster.command", "run a local Kubernetes control plane (up, down, status)"),
+    "webhook": ("vnode.webhook.command", "serve the admission webhook that sends labelled pods to virtual nodes"),
+    "cloudsim": ("vnode.cloudsim.command", "run the simulated elastic container cloud (ECI dialect) on loopback"),
     "playground": ("vnode.playground", "the local world of make up: control plane, cloud, webhook, nodes"),
 }
 
