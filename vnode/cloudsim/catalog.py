@@ -1,0 +1,76 @@
+"""The ECI spec catalog: which vCPU/GiB sizes exist, how a request rounds up, what a second costs.
+
+A request that matches no size is rounded up to the smallest size covering it (fewest vCPUs,
+then least memory) and billed at that size, as ECI does (7 vCPU / 13 GiB runs as 8 / 16).
+Prices are ECI's published pay-as-you-go figures per second; see ../shared/CONTEXT.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+USD_PER_VCPU_SECOND = 0.0000077
+USD_PER_GIB_SECOND = 0.00000096
+MAX_VCPU = 64.0
+DEFAULT_SPEC = (2.0, 4.0)
+
+_MEMORY_BY_VCPU: dict[float, tuple[float, ...]] = {
+    0.25: (0.5, 1),
+    0.5: (1, 2),
+    1: (2, 4, 8),
+    2: (1, 2, 4, 8, 16),
+    4: (2, 4, 8, 16, 32),
+    8: (4, 8, 16, 32, 64),
+    12: (12, 24, 48, 96),
+    16: (16, 32, 64, 128),
+    24: (24, 48, 96, 192),
+    32: (32, 64, 128, 256),
+    52: (96, 192, 384),
+    64: (128, 256, 512),
+}
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Spec:
+    """One size of instance: vCPUs and GiB of memory."""
+
+    cpu: float
+    memory: float
+
+    @property
+    def key(self) -> str:
+        """A short stable name, e.g. ``2-4`` or ``0.25-0.5``, used for stock and totals."""
+        return f"{_num(self.cpu)}-{_num(self.memory)}"
+
+    def usd_per_second(self) -> float:
+        return self.cpu * USD_PER_VCPU_SECOND + self.memory * USD_PER_GIB_SECOND
+
+
+SPECS: tuple[Spec, ...] = tuple(
+    sorted(Spec(float(cpu), float(mem)) for cpu, mems in _MEMORY_BY_VCPU.items() for mem in mems)
+)
+
+
+class SpecError(ValueError):
+    """No instance size covers the request (more than 64 vCPU, or more memory than any size)."""
+
+
+def round_up(cpu: float, memory: float) -> Spec:
+    """The smallest catalog size with at least ``cpu`` vCPUs and ``memory`` GiB."""
+    if cpu <= 0 or memory <= 0:
+        raise SpecError(f"cpu and memory must be positive, got {_num(cpu)} vCPU / {_num(memory)} GiB")
+    if cpu > MAX_VCPU:
+        raise SpecError(f"{_num(cpu)} vCPU is more than the largest size ({_num(MAX_VCPU)} vCPU)")
+    for spec in SPECS:
+        if spec.cpu >= cpu and spec.memory >= memory:
+            return spec
+    raise SpecError(f"no size covers {_num(cpu)} vCPU / {_num(memory)} GiB")
+
+
+def cost(spec: Spec, seconds: float) -> float:
+    """What ``seconds`` of running at ``spec`` costs, in USD."""
+    return spec.usd_per_second() * seconds
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,609 @@
+"""The cloud itself, dialect-neutral: regions, zones, vSwitches, security groups, instances, billing.
+
+Dialects (``eci``; ACI later) parse their wire format into the typed calls here and render the
+results back. Everything runs on one event loop thread, so there are no locks: each call reads
+and changes the in-memory state and marks what changed for the store. Time comes from the
+clock passed in, randomness from the seed, and lifecycle progress from ``tick`` (called by the
+server every few hundred milliseconds and before every call), so a test can drive it all.
+
+Public surface for dialects and the console: ``Cloud`` and its methods, ``World``, ``Page``,
+``LogQuery``, ``ListFilter``; errors from ``errors``; records from ``model``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import hashlib
+import heapq
+import json
+import random
+from collections.abc import Iterable, Iterator
+
+import msgspec
+
+from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, ratelimit, workloads
+from vnode.cloudsim.clock import Clock
+from vnode.cloudsim.store import Store
+
+MAX_CONTAINERS = 20
+MAX_TAGS = 20
+MAX_VSWITCHES = 10
+MAX_TOKEN = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Zone:
+    id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """The topology made at first start and kept across restarts (ids derive from the seed)."""
+
+    region: str
+    zones: tuple[str, ...]
+    vpc_id: str
+    vswitches: tuple[tuple[str, str, str], ...]  # (id, zone, cidr)
+    security_groups: tuple[tuple[str, str], ...]  # (id, kind)
+    access_keys: tuple[tuple[str, str], ...]  # (AccessKeyId, AccessKeySecret)
+    max_cpu: float = 100_000.0
+
+    @classmethod
+    def default(cls, seed: int, region: str = "cn-hangzhou") -> World:
+        rng = random.Random(f"world/{seed}")
+
+        def rid(prefix: str, n: int = 20) -> str:
+            return f"{prefix}-{rng.getrandbits(4 * n):0{n}x}"
+
+        zones = tuple(f"{region}-{letter}" for letter in "hij")
+        vswitches = tuple((rid("vsw"), zone, f"10.1.{64 * i}.0/18") for i, zone in enumerate(zones))
+        groups = ((rid("sg"), "enterprise"), (rid("sg"), "ordinary"))
+        key = (f"LTAI{rng.getrandbits(80):020x}", f"{rng.getrandbits(120):030x}")
+        return cls(region, zones, rid("vpc"), vswitches, groups, (key,))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> World:
+        raw = json.loads(text)
+        return cls(
+            region=raw["region"],
+            zones=tuple(raw["zones"]),
+            vpc_id=raw["vpc_id"],
+            vswitches=tuple(tuple(v) for v in raw["vswitches"]),
+            security_groups=tuple(tuple(g) for g in raw["security_groups"]),
+            access_keys=tuple(tuple(k) for k in raw["access_keys"]),
+            max_cpu=float(raw["max_cpu"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ListFilter:
+    ids: tuple[str, ...] = ()
+    name: str = ""
+    tags: tuple[model.Tag, ...] = ()
+    status: str = ""
+    zone: str = ""
+    vswitch_id: str = ""
+    security_group_id: str = ""
+    changed_since: float | None = None  # only instances whose status changed at or after this time
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    items: list[model.Instance]
+    next_token: str  # "" when this is the last page
+    total: int
+
+
+@dataclasses.dataclass(frozen=True)
+class LogQuery:
+    container: str = ""
+    tail: int | None = None
+    since_seconds: float | None = None
+    timestamps: bool = False
+    limit_bytes: int | None = None
+    previous: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+    output: str
+    exit_code: int
+
+
+@dataclasses.dataclass
+class ZoneStock:
+    """Per-spec stock limits of a zone (absent: plenty); ``"*"`` limits every spec together."""
+
+    limits: dict[str, int] = dataclasses.field(default_factory=dict)
+    in_use: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    def available(self, spec_key: str) -> bool:
+        for key in (spec_key, "*"):
+            limit = self.limits.get(key)
+            used = self.in_use[spec_key] if key != "*" else sum(self.in_use.values())
+            if limit is not None and used >= limit:
+                return False
+        return True
+
+
+class Cloud:
+    """One region of the simulated cloud. Not thread-safe: call it from one event loop."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        profile: lifecycle.Profile,
+        seed: int = 0,
+        world: World | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.seed = seed
+        self.lifecycle = lifecycle.Lifecycle(profile, seed)
+        self.limiter = ratelimit.Limiter()
+        self.faults = faults.Faults(random.Random(f"faults/{seed}"))
+        stored = store.meta("world")
+        self.world = World.from_json(stored) if stored else (world or World.default(seed))
+        if not stored:
+            store.set_meta("world", self.world.to_json())
+        self.vswitches = {v[0]: network.VSwitch(v[0], v[1], v[2], self.world.vpc_id) for v in self.world.vswitches}
+        self.groups = {g[0]: network.SecurityGroup(g[0], g[1], self.world.vpc_id) for g in self.world.security_groups}
+        self.stock = {zone: ZoneStock() for zone in self.world.zones}
+        self.secrets = dict(self.world.access_keys)
+        self.live: dict[str, model.Instance] = {}
+        self.by_tag: dict[tuple[str, str], dict[str, None]] = {}
+        self.tokens: dict[str, tuple[str, str]] = {}
+        self.used_cpu = 0.0
+        self._heap: list[tuple[float, int, str]] = []
+        self._load()
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        for inst in self.store.instances():
+            self._index(inst)
+        for token, instance_id, fingerprint in self.store.tokens():
+            self.tokens[token] = (instance_id, fingerprint)
+        self.deleted_count, self.last_seq = self.store.deleted_totals()
+        self.deleted_cost = sum(self._cost(i, i.deleted_at or 0.0) for i in self.store.instances(deleted=True))
+
+    def _index(self, inst: model.Instance) -> None:
+        self.live[inst.id] = inst
+        for tag in inst.spec.tags:
+            self.by_tag.setdefault((tag.key, tag.value), {})[inst.id] = None
+        self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
+        self.groups[inst.spec.security_group_id].members += 1
+        self.stock[inst.zone].in_use[catalog.Spec(inst.cpu, inst.memory).key] += 1
+        if inst.status not in model.TERMINAL:
+            self.used_cpu += inst.cpu
+        self._schedule(inst)
+
+    def _unindex(self, inst: model.Instance) -> None:
+        del self.live[inst.id]
+        for tag in inst.spec.tags:
+            ids = self.by_tag.get((tag.key, tag.value))
+            if ids is not None:
+                ids.pop(inst.id, None)
+                if not ids:
+                    del self.by_tag[(tag.key, tag.value)]
+        self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
+        self.groups[inst.spec.security_group_id].members -= 1
+        self.stock[inst.zone].in_use[catalog.Spec(inst.cpu, inst.memory).key] -= 1
+
+    def _schedule(self, inst: model.Instance) -> None:
+        if inst.next_at is not None:
+            heapq.heappush(self._heap, (inst.next_at, inst.seq, inst.id))
+
+    # -- time -------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def tick(self, now: float | None = None) -> int:
+        """Apply every lifecycle step due by ``now``; returns how many instances changed."""
+        now = self.now() if now is None else now
+        changed = 0
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, _, instance_id = heapq.heappop(heap)
+            inst = self.live.get(instance_id)
+            if inst is None or inst.next_at != due:
+                continue  # a stale entry: the instance moved on or is gone
+            was_terminal = inst.status in model.TERMINAL
+            self.lifecycle.run_due(inst, now)
+            if inst.status in model.TERMINAL and not was_terminal:
+                self.used_cpu -= inst.cpu
+            if inst.stage == "gone" and inst.next_at is None:
+                self._remove(inst, now)
+            else:
+                self._schedule(inst)
+            self.store.mark(inst)
+            changed += 1
+        return changed
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward and apply what became due (admin and tests)."""
+        now = self.clock.advance(seconds)
+        self.save_clock()
+        self.tick(now)
+        return now
+
+    def set_scale(self, scale: float) -> None:
+        self.clock.set_scale(scale)
+        self.save_clock()
+
+    def save_clock(self) -> None:
+        self.store.set_meta("clock", json.dumps(self.clock.state()))
+
+    # -- admission: rate limits and injected faults ----------------------------------------
+
+    def admit(self, operation: str) -> None:
+        """Raise Throttled or an injected fault if this call must not go through."""
+        self.faults.check(operation)
+        if not self.limiter.allow(operation, self.now()):
+            raise errors.Throttled(operation)
+
+    # -- operations -------------------------------------------------------------------------
+
+    def create(self, spec: model.InstanceSpec) -> model.Instance:
+        """Create an instance, or return the one an earlier call with the same ClientToken made."""
+        self._validate(spec)
+        fingerprint = ""
+        if spec.client_token:
+            fingerprint = hashlib.sha256(msgspec.json.encode(spec)).hexdigest()
+            known = self.tokens.get(spec.client_token)
+            if known is not None:
+                if known[1] != fingerprint:
+                    raise errors.IdempotentMismatch("The ClientToken was used before with different parameters.")
+                existing = self.live.get(known[0]) or self.store.instance(known[0])
+                if existing is not None:
+                    return existing
+        cpu, memory = spec.cpu, spec.memory
+        if not cpu and not memory:
+            cpu = sum(c.cpu for c in spec.containers)
+            memory = sum(c.memory for c in spec.containers)
+            if not cpu and not memory:
+                cpu, memory = catalog.DEFAULT_SPEC
+        try:
+            size = catalog.round_up(cpu or 0.25, memory or 0.5)
+        except catalog.SpecError as exc:
+            raise errors.SpecNotSupported(str(exc)) from exc
+        group = self.groups[spec.security_group_id]
+        if group.members >= group.cap:
+            raise errors.SecurityGroupFull(
+                f"The security group {group.id} ({group.kind}) already holds its maximum of {group.cap} instances."
+            )
+        if self.used_cpu + size.cpu > self.world.max_cpu:
+            raise errors.QuotaExceeded(
+                f"The vCPU quota would be exceeded: {self.used_cpu:g} used of {self.world.max_cpu:g}."
+            )
+        seq = self.last_seq + 1
+        now = self.now()
+        vswitch, skipped = self._place(spec, size, seq)
+        ip = vswitch.pool.take()
+        self.last_seq = seq
+        instance_id = f"eci-{random.Random(f'{self.seed}/id/{seq}').getrandbits(80):020x}"
+        inst = model.Instance(
+            id=instance_id,
+            seq=seq,
+            spec=spec,
+            region=self.world.region,
+            zone=vswitch.zone,
+            vswitch_id=vswitch.id,
+            ip=ip,
+            cpu=size.cpu,
+            memory=size.memory,
+            created_at=now,
+        )
+        self.lifecycle.begin(inst, now)
+        for zone in skipped:
+            lifecycle.event(
+                inst, now, "Warning", "NoStock", f"zone {zone} has no stock of {size.key}; placed in {inst.zone}"
+            )
+        self.vswitches[vswitch.id].pool.give_back(ip)  # _index claims it again
+        self._index(inst)
+        if spec.client_token:
+            self.tokens[spec.client_token] = (inst.id, fingerprint)
+            self.store.add_token(spec.client_token, inst.id, fingerprint)
+        self.store.mark(inst)
+        return inst
+
+    def _validate(self, spec: model.InstanceSpec) -> None:
+        if not spec.name:
+            raise errors.MissingParameter("ContainerGroupName")
+        if not spec.containers:
+            raise errors.MissingParameter("Container")
+        if len(spec.containers) > MAX_CONTAINERS:
+            raise errors.InvalidParameter("Container", f"at most {MAX_CONTAINERS} containers")
+        names = [c.name for c in spec.containers]
+        if len(set(names)) != len(names):
+            raise errors.InvalidParameter("Container.N.Name", "container names must be unique")
+        if spec.restart_policy not in model.RESTART_POLICIES:
+            raise errors.InvalidParameter("RestartPolicy", f"one of {', '.join(model.RESTART_POLICIES)}")
+        if len(spec.tags) > MAX_TAGS:
+            raise errors.InvalidParameter("Tag", f"at most {MAX_TAGS} tags")
+        if len(spec.client_token) > MAX_TOKEN or not spec.client_token.isascii():
+            raise errors.InvalidParameter("ClientToken", f"at most {MAX_TOKEN} ASCII characters")
+        if not spec.vswitch_ids:
+            raise errors.MissingParameter("VSwitchId")
+        if len(spec.vswitch_ids) > MAX_VSWITCHES:
+            raise errors.InvalidParameter("VSwitchId", f"at most {MAX_VSWITCHES} vSwitches")
+        for vswitch_id in spec.vswitch_ids:
+            if vswitch_id not in self.vswitches:
+                raise errors.InvalidParameter("VSwitchId", f"{vswitch_id} does not exist")
+        if spec.security_group_id not in self.groups:
+            raise errors.InvalidParameter("SecurityGroupId", f"{spec.security_group_id or '(empty)'} does not exist")
+        if spec.zone and spec.zone not in self.stock:
+            raise errors.InvalidParameter("ZoneId", f"{spec.zone} is not a zone of {self.world.region}")
+        if spec.schedule_strategy not in ("VSwitchOrdered", "VSwitchRandom"):
+            raise errors.InvalidParameter("ScheduleStrategy", "VSwitchOrdered or VSwitchRandom")
+        lifecycle.Overrides.from_tags(spec.tags)
+
+    def _place(self, spec: model.InstanceSpec, size: catalog.Spec, seq: int) -> tuple[network.VSwitch, list[str]]:
+        """The first candidate vSwitch whose zone has stock and which has a free address."""
+        candidates = [self.vswitches[v] for v in spec.vswitch_ids]
+        if spec.zone:
+            candidates = [v for v in candidates if v.zone == spec.zone]
+            if not candidates:
+                raise errors.InvalidParameter("ZoneId", f"none of the vSwitches is in {spec.zone}")
+        if spec.schedule_strategy == "VSwitchRandom":
+            random.Random(f"{self.seed}/place/{seq}").shuffle(candidates)
+        no_stock: list[str] = []
+        exhausted: list[str] = []
+        for vswitch in candidates:
+            if not self.stock[vswitch.zone].available(size.key):
+                if vswitch.zone not in no_stock:
+                    no_stock.append(vswitch.zone)
+                continue
+            if vswitch.pool.free <= 0:
+                exhausted.append(vswitch.id)
+                continue
+            return vswitch, no_stock
+        if exhausted:
+            raise errors.AddressExhausted(f"The specified vSwitch has not enough IP addresses: {', '.join(exhausted)}")
+        raise errors.NoStock(f"The resource {size.key} is out of stock in {', '.join(no_stock)}.")
+
+    def get(self, instance_id: str) -> model.Instance:
+        inst = self.live.get(instance_id)
+        if inst is None:
+            raise errors.NotFound(f"The container group {instance_id} does not exist.")
+        return inst
+
+    def find(self, where: ListFilter) -> Iterator[model.Instance]:
+        """Live instances matching ``where``, in creation order."""
+        if where.ids:
+            source: Iterable[model.Instance] = sorted(
+                (i for i in (self.live.get(x) for x in dict.fromkeys(where.ids)) if i is not None), key=lambda i: i.seq
+            )
+        elif where.tags:
+            sets = [self.by_tag.get((t.key, t.value), {}) for t in where.tags]
+            smallest = min(sets, key=len)
+            source = (self.live[x] for x in list(smallest))
+        else:
+            source = list(self.live.values())
+        for inst in source:
+            if where.name and inst.spec.name != where.name:
+                continue
+            if where.status and inst.status != where.status:
+                continue
+            if where.zone and inst.zone != where.zone:
+                continue
+            if where.vswitch_id and inst.vswitch_id != where.vswitch_id:
+                continue
+            if where.security_group_id and inst.spec.security_group_id != where.security_group_id:
+                continue
+            if where.tags and not all(inst.tag(t.key) == t.value for t in where.tags):
+                continue
+            if where.changed_since is not None and inst.status_at < where.changed_since:
+                continue
+            yield inst
+
+    def page(self, where: ListFilter, *, limit: int, token: str = "") -> Page:
+        """One page of ``find``: ``limit`` items after the instance named by ``token``."""
+        after = 0
+        if token:
+            try:
+                after = int(token, 16)
+            except ValueError as exc:
+                raise errors.InvalidParameter("NextToken", "not a token this API returned") from exc
+        items: list[model.Instance] = []
+        total = 0
+        more = False
+        for inst in self.find(where):
+            total += 1
+            if inst.seq <= after:
+                continue
+            if len(items) < limit:
+                items.append(inst)
+            else:
+                more = True
+        next_token = f"{items[-1].seq:x}" if more and items else ""
+        return Page(items, next_token, total)
+
+    def delete(self, instance_id: str) -> None:
+        """Start deleting; repeating it is harmless. Billing stops now, the address is freed when gone."""
+        inst = self.get(instance_id)
+        if inst.status == model.TERMINATING:
+            return
+        now = self.now()
+        if inst.status not in model.TERMINAL:
+            self.used_cpu -= inst.cpu
+        self.lifecycle.delete(inst, now)
+        self.store.mark(inst)
+        self._schedule(inst)
+        if inst.next_at is not None and inst.next_at <= now:
+            self.tick(now)
+
+    def _remove(self, inst: model.Instance, now: float) -> None:
+        self._unindex(inst)
+        inst.deleted_at = now
+        self.deleted_count += 1
+        self.deleted_cost += self._cost(inst, now)
+        self.store.mark(inst)
+
+    def restart(self, instance_id: str) -> None:
+        inst = self.get(instance_id)
+        self.lifecycle.restart(inst, self.now())
+        self._schedule(inst)
+        self.store.mark(inst)
+
+    def logs(self, instance_id: str, query: LogQuery) -> tuple[str, str]:
+        """(container name, log text) of one container's current or previous run."""
+        inst = self.get(instance_id)
+        index = 0
+        if query.container:
+            names = [c.name for c in inst.spec.containers]
+            if query.container not in names:
+                raise errors.NotFound(f"The container {query.container} does not exist in {instance_id}.")
+            index = names.index(query.container)
+        spec, state = inst.spec.containers[index], inst.containers[index]
+        run = state.previous if query.previous else state.current
+        if run is None or not run.started_at:
+            if query.previous:
+                raise errors.InvalidParameter("LastTime", f"container {spec.name} has no previous run")
+            return spec.name, ""
+        now = self.now()
+        until = run.finished_at if run.state == "Terminated" else now
+        behaviour = workloads.behaviour(spec.image, spec.command, spec.args)
+        since = now - query.since_seconds if query.since_seconds is not None else None
+        lines = workloads.log_lines(
+            behaviour,
+            run.started_at,
+            until,
+            interval=self.lifecycle.profile.access_log_interval,
+            since=since,
+            tail=query.tail,
+        )
+        if query.timestamps:
+            text = "".join(f"{_rfc3339(at, nanos=True)} {line}\n" for at, line in lines)
+        else:
+            text = "".join(f"{line}\n" for _, line in lines)
+        if query.limit_bytes is not None:
+            text = text.encode()[: query.limit_bytes].decode(errors="ignore")
+        return spec.name, text
+
+    def exec(self, instance_id: str, container: str, command: list[str]) -> ExecResult:
+        inst = self.get(instance_id)
+        names = [c.name for c in inst.spec.containers]
+        name = container or names[0]
+        if name not in names:
+            raise errors.NotFound(f"The container {name} does not exist in {instance_id}.")
+        if inst.containers[names.index(name)].current.state != "Running":
+            raise errors.IncorrectStatus(f"The container {name} is not running.")
+        result = workloads.run_shell(command)
+        assert result is not None  # run_shell returns None only when unknown_runs_forever
+        return ExecResult("".join(f"{line}\n" for line in result.output), result.exit_code)
+
+    def price(self, cpu: float, memory: float) -> catalog.Spec:
+        try:
+            return catalog.round_up(cpu, memory)
+        except catalog.SpecError as exc:
+            raise errors.SpecNotSupported(str(exc)) from exc
+
+    def cost(self, inst: model.Instance) -> float:
+        return self._cost(inst, inst.deleted_at or self.now())
+
+    def _cost(self, inst: model.Instance, now: float) -> float:
+        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now))
+
+    def instance_record(self, instance_id: str) -> model.Instance:
+        """A live or deleted instance (admin and console)."""
+        inst = self.live.get(instance_id) or self.store.instance(instance_id)
+        if inst is None:
+            raise errors.NotFound(f"The container group {instance_id} does not exist.")
+        return inst
+
+    # -- world management (admin) -----------------------------------------------------------
+
+    def set_stock(self, zone: str, spec_key: str, available: int | None) -> None:
+        if zone not in self.stock:
+            raise errors.InvalidParameter("zone", f"{zone} is not a zone of {self.world.region}")
+        if spec_key != "*" and spec_key not in {s.key for s in catalog.SPECS}:
+            raise errors.InvalidParameter("spec", f"{spec_key} is not a catalog size (like 2-4) or *")
+        stock = self.stock[zone]
+        if available is None:
+            stock.limits.pop(spec_key, None)
+        else:
+            in_use = sum(stock.in_use.values()) if spec_key == "*" else stock.in_use[spec_key]
+            stock.limits[spec_key] = in_use + available
+
+    def set_exhausted(self, vswitch_id: str, exhausted: bool) -> None:
+        if vswitch_id not in self.vswitches:
+            raise errors.NotFound(f"vSwitch {vswitch_id} does not exist")
+        self.vswitches[vswitch_id].pool.exhausted = exhausted
+
+    def totals(self) -> dict[str, object]:
+        now = self.now()
+        by_status: collections.Counter[str] = collections.Counter()
+        by_tag: collections.Counter[str] = collections.Counter()
+        live_cost = 0.0
+        for inst in self.live.values():
+            by_status[inst.status] += 1
+            live_cost += self._cost(inst, now)
+        for (key, value), ids in self.by_tag.items():
+            by_tag[f"{key}={value}"] = len(ids)
+        return {
+            "now": now,
+            "live": len(self.live),
+            "deleted": self.deleted_count,
+            "by_status": dict(by_status),
+            "by_tag": dict(by_tag),
+            "cost_usd": live_cost + self.deleted_cost,
+            "used_cpu": self.used_cpu,
+            "max_cpu": self.world.max_cpu,
+            "zones": {
+                zone: {"limits": dict(s.limits), "in_use": {k: v for k, v in s.in_use.items() if v}}
+                for zone, s in self.stock.items()
+            },
+            "vswitches": {
+                v.id: {
+                    "zone": v.zone,
+                    "cidr": v.cidr,
+                    "used": v.pool.used,
+                    "capacity": v.pool.capacity,
+                    "exhausted": v.pool.exhausted,
+                }
+                for v in self.vswitches.values()
+            },
+            "security_groups": {
+                g.id: {"kind": g.kind, "members": g.members, "cap": g.cap} for g in self.groups.values()
+            },
+        }
+
+    def reset(self) -> None:
+        """Forget every instance, token, fault, stock limit and rate-limit change."""
+        for inst in list(self.live.values()):
+            self._unindex(inst)
+        self.by_tag.clear()
+        self.tokens.clear()
+        self._heap.clear()
+        self.used_cpu = 0.0
+        self.deleted_cost = 0.0
+        self.deleted_count = 0
+        for stock in self.stock.values():
+            stock.limits.clear()
+            stock.in_use.clear()
+        for vswitch in self.vswitches.values():
+            vswitch.pool.exhausted = False
+        self.faults.by_operation.clear()
+        self.limiter.reset()
+        self.store.wipe()
+
+
+def _rfc3339(at: float, *, nanos: bool = False) -> str:
+    stamp = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    if nanos:
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}000Z"
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339(at: float) -> str:
+    """``2026-11-28T12:00:00Z``: how the cloud writes times."""
+    return _rfc3339(at) if at else ""

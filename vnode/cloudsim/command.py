@@ -1,0 +1,116 @@
+"""``vnode cloudsim``: run the simulated cloud on loopback and write ``<state>/cloud.json``.
+
+cloud.json tells clients where and how to connect: the ECI endpoint, region and AccessKey,
+the vSwitches (with zones and CIDRs) and security groups made at first start, and the admin
+URL. It is written once the server listens, so its appearance means "ready".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import signal
+import sys
+
+from vnode.cloudsim import cloud as cloudmod
+from vnode.cloudsim import lifecycle, server, store
+from vnode.cloudsim.clock import Clock
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="ECI and admin port; 0 picks a free one (default)")
+    parser.add_argument(
+        "--state-dir", type=pathlib.Path, default=pathlib.Path(".vnode/cloudsim"), help="default: .vnode/cloudsim"
+    )
+    parser.add_argument("--profile", default="realistic", help="fast | realistic | chaos | a profile JSON file")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--clock-scale", type=float, default=None, help="simulated seconds per second (0 pauses)")
+    parser.add_argument("--region", default="cn-hangzhou", help="region id of a new world (default: cn-hangzhou)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        profile = lifecycle.load_profile(args.profile)
+    except ValueError as exc:
+        print(f"vnode cloudsim: {exc}", file=sys.stderr)
+        return 2
+    state_dir: pathlib.Path = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = store.Store(state_dir / "cloud.db")
+    clock = Clock()
+    saved = db.meta("clock")
+    if saved:
+        state = json.loads(saved)
+        clock = Clock(scale=state["scale"], anchor_sim=state["anchor_sim"], anchor_wall=state["anchor_wall"])
+    if args.clock_scale is not None:
+        clock.set_scale(args.clock_scale)
+    world = cloudmod.World.default(args.seed, region=args.region)
+    sim = cloudmod.Cloud(store=db, clock=clock, profile=profile, seed=args.seed, world=world)
+    sim.save_clock()
+    srv = server.Server(sim, host=args.host, port=args.port)
+    try:
+        asyncio.run(_serve(srv, state_dir, args))
+    finally:
+        db.close()
+    return 0
+
+
+async def _serve(srv: server.Server, state_dir: pathlib.Path, args: argparse.Namespace) -> None:
+    task = asyncio.create_task(srv.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ready = asyncio.create_task(srv.ready.wait())
+    await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # raises why it could not start
+        return
+    write_cloud_json(state_dir / "cloud.json", connection_info(srv, args))
+    print(f"cloudsim: ECI at http://{srv.host}:{srv.port}/, admin at http://{srv.host}:{srv.port}/admin/", flush=True)
+    await stop.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def connection_info(srv: server.Server, args: argparse.Namespace) -> dict[str, object]:
+    world = srv.cloud.world
+    key_id, secret = world.access_keys[0]
+    base = f"http://{srv.host}:{srv.port}"
+    groups = [{"id": g.id, "kind": g.kind, "cap": g.cap} for g in srv.cloud.groups.values()]
+    return {
+        "pid": os.getpid(),
+        "profile": srv.cloud.lifecycle.profile.name,
+        "seed": srv.cloud.seed,
+        "region": world.region,
+        "zones": list(world.zones),
+        "vpc_id": world.vpc_id,
+        "vswitches": [{"id": v[0], "zone": v[1], "cidr": v[2]} for v in world.vswitches],
+        "security_group_id": groups[0]["id"],
+        "security_groups": groups,
+        "access_key_id": key_id,
+        "access_key_secret": secret,
+        "eci": {
+            "endpoint": f"{srv.host}:{srv.port}",
+            "protocol": "http",
+            "version": "2018-08-08",
+            "region": world.region,
+            "access_key_id": key_id,
+            "access_key_secret": secret,
+        },
+        "aci": None,
+        "admin_url": f"{base}/admin/",
+        "console_url": None,
+    }
+
+
+def write_cloud_json(path: pathlib.Path, info: dict[str, object]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    tmp.replace(path)

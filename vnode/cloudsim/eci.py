@@ -1,0 +1,732 @@
+"""The ECI dialect: Alibaba Elastic Container Instance's OpenAPI 2018-08-08, RPC style.
+
+What the official SDK ``alibabacloud-eci20180808`` sends: ``POST /?<parameters>`` with the
+action in ``x-acs-action``, the version in ``x-acs-version`` and an ACS3-HMAC-SHA256
+signature (see ``acs3``). Parameters are flat (``Container.1.Command.2``, ``Tag.1.Key``);
+this module parses them into the cloud's typed calls and renders the results with the field
+names the SDK's models read. Errors come back as ``{"RequestId", "HostId", "Code",
+"Message", "Recommend"}`` with the cloud's HTTP status; ``ERROR_CODES`` is the mapping.
+
+Every call is checked in this order, and a refused call changes nothing: action and version,
+signature (key, nonce, time, signature), rate limit and injected faults, parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import hashlib
+import json
+import re
+import time
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from vnode.cloudsim import acs3, catalog, errors, model
+from vnode.cloudsim import cloud as cloudmod
+
+VERSION = "2018-08-08"
+HOST_ID = "eci.aliyuncs.com"
+NONCE_WINDOW = 900.0  # seconds a nonce is remembered and a request date is accepted
+
+# error kind -> (Code, HTTP status). Auth and routing codes are the OpenAPI gateway's common ones.
+ERROR_CODES: dict[type[errors.CloudError], tuple[str, int]] = {
+    errors.MissingParameter: ("MissingParameter", 400),
+    errors.InvalidParameter: ("InvalidParameter", 400),
+    errors.SpecNotSupported: ("InvalidParameter", 400),
+    errors.NotFound: ("InvalidContainerGroupId.NotFound", 404),
+    errors.IdempotentMismatch: ("IdempotentParameterMismatch", 400),
+    errors.IncorrectStatus: ("IncorrectStatus", 400),
+    errors.Throttled: ("Throttling.User", 400),
+    errors.NoStock: ("OperationDenied.NoStock", 403),
+    errors.AddressExhausted: ("InvalidVSwitchId.IpNotEnough", 400),
+    errors.SecurityGroupFull: ("QuotaExceed.SecurityGroupInstance", 403),
+    errors.QuotaExceeded: ("QuotaExceed.ElasticQuota", 403),
+}
+
+STATUS_PHASE = {
+    model.SCHEDULING: "Pending",
+    model.PENDING: "Pending",
+    model.RESTARTING: "Pending",
+    model.RUNNING: "Running",
+    model.TERMINATING: "Running",
+    model.SUCCEEDED: "Succeeded",
+    model.FAILED: "Failed",
+    model.EXPIRED: "Failed",
+    model.SCHEDULE_FAILED: "Failed",
+}
+
+
+class ApiError(Exception):
+    """An error answered as-is (routing and authentication, decided before the cloud sees the call)."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message = code, status, message
+
+
+Handler = Callable[["Params"], dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    operation: str  # the cloud's neutral operation (rate limits, faults)
+    handler: str  # method name on Eci
+    mutating: bool = False
+
+
+ACTIONS: dict[str, Action] = {
+    "CreateContainerGroup": Action("create", "create", mutating=True),
+    "DescribeContainerGroups": Action("describe", "describe"),
+    "DescribeContainerGroupStatus": Action("status", "status"),
+    "DescribeContainerGroupEvents": Action("events", "events"),
+    "DeleteContainerGroup": Action("delete", "delete", mutating=True),
+    "RestartContainerGroup": Action("restart", "restart", mutating=True),
+    "DescribeContainerLog": Action("logs", "logs"),
+    "ExecContainerCommand": Action("exec", "exec"),
+    "DescribeContainerGroupPrice": Action("price", "price"),
+    "ListUsage": Action("usage", "usage"),
+    "DescribeAvailableResource": Action("resources", "resources"),
+    "DescribeRegions": Action("regions", "regions"),
+}
+
+
+class Params:
+    """The request's flat parameters with typed getters that raise the cloud's parameter errors."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.raw: dict[str, str] = dict(pairs)
+
+    def text(self, name: str, *, required: bool = False, default: str = "") -> str:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            if required:
+                raise errors.MissingParameter(name)
+            return default
+        return value
+
+    def integer(
+        self, name: str, *, default: int | None = None, low: int | None = None, high: int | None = None
+    ) -> int | None:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise errors.InvalidParameter(name, f"{value!r} is not an integer") from exc
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise errors.InvalidParameter(name, f"{number} is outside [{low}, {high}]")
+        return number
+
+    def number(self, name: str, *, default: float = 0.0) -> float:
+        return _float(name, self.raw.get(name), default)
+
+    def flag(self, name: str) -> bool:
+        value = self.raw.get(name, "").lower()
+        if value in ("", "false"):
+            return False
+        if value == "true":
+            return True
+        raise errors.InvalidParameter(name, f"{value!r} is not true or false")
+
+    def json_list(self, name: str, *, most: int) -> tuple[str, ...]:
+        value = self.raw.get(name)
+        if not value:
+            return ()
+        try:
+            items = json.loads(value)
+        except ValueError as exc:
+            raise errors.InvalidParameter(name, "not a JSON array of strings") from exc
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise errors.InvalidParameter(name, "not a JSON array of strings")
+        if len(items) > most:
+            raise errors.InvalidParameter(name, f"at most {most} items")
+        return tuple(items)
+
+    def indexed(self, prefix: str) -> dict[int, dict[str, str]]:
+        """``Prefix.N.Rest=value`` -> {N: {Rest: value}}, N a positive integer, in N order."""
+        groups: dict[int, dict[str, str]] = {}
+        lead = prefix + "."
+        for key, value in self.raw.items():
+            if not key.startswith(lead):
+                continue
+            index, _, rest = key[len(lead) :].partition(".")
+            if not index.isdigit() or int(index) < 1 or (not rest and prefix not in _SCALAR_LISTS):
+                raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N >= 1")
+            groups.setdefault(int(index), {})[rest] = value
+        return dict(sorted(groups.items()))
+
+    def tags(self) -> tuple[model.Tag, ...]:
+        tags = []
+        for index, fields in self.indexed("Tag").items():
+            if "Key" not in fields:
+                raise errors.MissingParameter(f"Tag.{index}.Key")
+            tags.append(model.Tag(fields["Key"], fields.get("Value", "")))
+        return tuple(tags)
+
+
+_SCALAR_LISTS: frozenset[str] = frozenset()
+
+
+def _float(name: str, value: str | None, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise errors.InvalidParameter(name, f"{value!r} is not a number") from exc
+    if number < 0 or number != number:
+        raise errors.InvalidParameter(name, f"{value!r} must not be negative")
+    return number
+
+
+def _sublist(fields: dict[str, str], name: str) -> tuple[str, ...]:
+    """``Command.1``, ``Command.2``.. -> values in index order."""
+    items: dict[int, str] = {}
+    for key, value in fields.items():
+        head, _, index = key.partition(".")
+        if head == name:
+            if not index.isdigit():
+                raise errors.InvalidParameter(f"{name}.{index}", "expected a positive index")
+            items[int(index)] = value
+    return tuple(items[i] for i in sorted(items))
+
+
+def _subgroups(fields: dict[str, str], name: str, where: str) -> dict[int, dict[str, str]]:
+    groups: dict[int, dict[str, str]] = {}
+    for key, value in fields.items():
+        head, _, rest = key.partition(".")
+        if head == name:
+            index, _, field = rest.partition(".")
+            if not index.isdigit() or not field:
+                raise errors.InvalidParameter(f"{where}.{key}", f"expected {name}.N.<Field>")
+            groups.setdefault(int(index), {})[field] = value
+    return dict(sorted(groups.items()))
+
+
+def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, ...]:
+    containers = []
+    for index, fields in params.indexed(prefix).items():
+        where = f"{prefix}.{index}"
+        name, image = fields.get("Name"), fields.get("Image")
+        if not name:
+            raise errors.MissingParameter(f"{where}.Name")
+        if not image:
+            raise errors.MissingParameter(f"{where}.Image")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            raise errors.InvalidParameter(f"{where}.Name", "lowercase letters, digits and '-', at most 63")
+        env = []
+        for n, var in _subgroups(fields, "EnvironmentVar", where).items():
+            if "Key" not in var:
+                raise errors.MissingParameter(f"{where}.EnvironmentVar.{n}.Key")
+            env.append(model.Tag(var["Key"], var.get("Value", "")))
+        ports = []
+        for n, port in _subgroups(fields, "Port", where).items():
+            number = Params([("p", port.get("Port", ""))]).integer("p", low=1, high=65535) if port.get("Port") else None
+            if number is None:
+                raise errors.InvalidParameter(f"{where}.Port.{n}.Port", f"{port.get('Port')!r} is not a port number")
+            protocol = port.get("Protocol", "TCP").upper()
+            if protocol not in ("TCP", "UDP", "SCTP"):
+                raise errors.InvalidParameter(f"{where}.Port.{n}.Protocol", "TCP, UDP or SCTP")
+            ports.append(model.Port(number, protocol))
+        policy = fields.get("ImagePullPolicy", "IfNotPresent")
+        if policy not in ("Always", "IfNotPresent", "Never"):
+            raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
+        containers.append(
+            model.ContainerSpec(
+                name=name,
+                image=image,
+                command=_sublist(fields, "Command"),
+                args=_sublist(fields, "Arg"),
+                env=tuple(env),
+                ports=tuple(ports),
+                cpu=_float(f"{where}.Cpu", fields.get("Cpu"), 0.0),
+                memory=_float(f"{where}.Memory", fields.get("Memory"), 0.0),
+                working_dir=fields.get("WorkingDir", ""),
+                image_pull_policy=policy,
+            )
+        )
+    return tuple(containers)
+
+
+class Eci:
+    """The ECI endpoint over one ``Cloud``. ``commit`` makes acknowledged mutations durable."""
+
+    def __init__(self, cloud: cloudmod.Cloud, *, commit: Callable[[], Awaitable[None]], port: int = 0) -> None:
+        self.cloud = cloud
+        self.commit = commit
+        self.port = port
+        self._nonces: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    # -- the HTTP entry point ---------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4()).upper()
+        try:
+            body = await request.read()
+            pairs = urllib.parse.parse_qsl(request.query_string, keep_blank_values=True)
+            name = request.headers.get("x-acs-action") or dict(pairs).get("Action", "")
+            action = ACTIONS.get(name)
+            if action is None:
+                raise ApiError(
+                    "InvalidAction.NotFound",
+                    404,
+                    f"Specified api is not found, please check your url and method: {name}",
+                )
+            version = request.headers.get("x-acs-version") or dict(pairs).get("Version", "")
+            if version != VERSION:
+                raise ApiError("InvalidVersion", 400, f"Specified parameter Version is not valid: {version!r}")
+            self._authenticate(request, pairs, body)
+            if body and request.content_type == "application/x-www-form-urlencoded":
+                pairs += urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+            cloud = self.cloud
+            cloud.tick()
+            latency = cloud.faults.latency(action.operation)
+            if latency:
+                await asyncio.sleep(latency)
+            cloud.admit(action.operation)
+            result: dict[str, Any] = getattr(self, action.handler)(Params(pairs))
+            if action.mutating:
+                await self.commit()
+        except ApiError as exc:
+            return _error(request_id, exc.code, exc.status, exc.message)
+        except errors.InjectedFault as exc:
+            return _error(request_id, exc.code, exc.status, exc.message)
+        except errors.CloudError as exc:
+            code, status = _code(exc)
+            return _error(request_id, code, status, exc.message)
+        result["RequestId"] = request_id
+        return web.Response(body=msgspec.json.encode(result), content_type="application/json")
+
+    def _authenticate(self, request: web.Request, pairs: list[tuple[str, str]], body: bytes) -> None:
+        try:
+            auth = acs3.parse(request.headers.get("Authorization"))
+        except acs3.SignatureError as exc:
+            raise ApiError(
+                "IncompleteSignature", 400, f"The request signature does not conform to Aliyun standards: {exc}"
+            ) from exc
+        secret = self.cloud.secrets.get(auth.access_key_id)
+        if secret is None:
+            raise ApiError("InvalidAccessKeyId.NotFound", 404, "Specified access key is not found.")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        payload_hash = headers.get("x-acs-content-sha256", "")
+        if payload_hash != hashlib.sha256(body).hexdigest():
+            raise ApiError("IncompleteSignature", 400, "x-acs-content-sha256 does not match the request body.")
+        canonical = acs3.canonical_request(
+            request.method, request.path, pairs, headers, auth.signed_headers, payload_hash
+        )
+        if not acs3.verify(secret, auth, canonical):
+            raise ApiError(
+                "SignatureDoesNotMatch",
+                400,
+                "Specified signature is not matched with our calculation. Check your AccessKey secret.",
+            )
+        now = time.time()
+        try:
+            sent = time.mktime(time.strptime(headers.get("x-acs-date", ""), "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        except ValueError as exc:
+            raise ApiError(
+                "InvalidTimeStamp.Format", 400, "Specified time stamp or date value is not well formatted."
+            ) from exc
+        if abs(now - sent) > NONCE_WINDOW:
+            raise ApiError("InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired.")
+        nonce = headers.get("x-acs-signature-nonce", "")
+        if not nonce or "x-acs-signature-nonce" not in auth.signed_headers:
+            raise ApiError("MissingSignatureNonce", 400, "The signature nonce is missing or not signed.")
+        while self._nonces and next(iter(self._nonces.values())) < now - NONCE_WINDOW:
+            self._nonces.popitem(last=False)
+        if nonce in self._nonces:
+            raise ApiError("SignatureNonceUsed", 400, "Specified signature nonce was used already.")
+        self._nonces[nonce] = now
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def create(self, p: Params) -> dict[str, Any]:
+        p.text("RegionId", required=True)
+        spec = model.InstanceSpec(
+            name=p.text("ContainerGroupName", required=True),
+            containers=parse_containers(p, "Container"),
+            init_containers=parse_containers(p, "InitContainer"),
+            vswitch_ids=tuple(v.strip() for v in p.text("VSwitchId", required=True).split(",") if v.strip()),
+            security_group_id=p.text("SecurityGroupId", required=True),
+            cpu=p.number("Cpu"),
+            memory=p.number("Memory"),
+            restart_policy=p.text("RestartPolicy", default="Always"),
+            zone=p.text("ZoneId"),
+            tags=p.tags(),
+            client_token=p.text("ClientToken"),
+            schedule_strategy=p.text("ScheduleStrategy", default="VSwitchOrdered"),
+            instance_type=p.text("InstanceType"),
+        )
+        if not spec.containers:
+            raise errors.MissingParameter("Container.1.Name")
+        self._region(p)
+        inst = self.cloud.create(spec)
+        return {"ContainerGroupId": inst.id}
+
+    def describe(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        limit = p.integer("Limit", default=20, low=1, high=20) or 20
+        where = cloudmod.ListFilter(
+            ids=p.json_list("ContainerGroupIds", most=20),
+            name=p.text("ContainerGroupName"),
+            tags=p.tags(),
+            status=p.text("Status"),
+            zone=p.text("ZoneId"),
+            vswitch_id=p.text("VSwitchId"),
+            security_group_id=p.text("SecurityGroupId"),
+        )
+        page = self.cloud.page(where, limit=limit, token=p.text("NextToken"))
+        with_events = p.flag("WithEvent") if "WithEvent" in p.raw else True
+        groups = [self._group(inst, with_events) for inst in page.items]
+        return {"ContainerGroups": groups, "NextToken": page.next_token, "TotalCount": page.total}
+
+    def status(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        limit = p.integer("Limit", default=200, low=1, high=1000) or 200
+        since = p.integer("SinceSecond", low=0)
+        where = cloudmod.ListFilter(
+            ids=p.json_list("ContainerGroupIds", most=20),
+            tags=p.tags(),
+            zone=p.text("ZoneId"),
+            vswitch_id=p.text("VSwitchId"),
+            changed_since=self.cloud.now() - since if since is not None else None,
+        )
+        page = self.cloud.page(where, limit=limit, token=p.text("NextToken"))
+        return {"Data": [_status(inst) for inst in page.items], "NextToken": page.next_token, "TotalCount": page.total}
+
+    def events(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        limit = p.integer("Limit", default=200, low=1, high=1000) or 200
+        since = p.integer("SinceSecond", low=0)
+        where = cloudmod.ListFilter(
+            ids=p.json_list("ContainerGroupIds", most=20),
+            tags=p.tags(),
+            zone=p.text("ZoneId"),
+            vswitch_id=p.text("VSwitchId"),
+        )
+        page = self.cloud.page(where, limit=limit, token=p.text("NextToken"))
+        cutoff = self.cloud.now() - since if since is not None else None
+        data = []
+        for inst in page.items:
+            events = [e for e in inst.events if cutoff is None or e.at >= cutoff]
+            data.append(
+                {
+                    "ContainerGroupId": inst.id,
+                    "Name": inst.spec.name,
+                    "Namespace": "default",
+                    "uuid": inst.id,
+                    "Annotations": "",
+                    "Events": [_k8s_event(inst, e, n) for n, e in enumerate(events)],
+                }
+            )
+        return {"Data": data, "TotalCount": page.total, "NextToken": page.next_token}
+
+    def delete(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        self.cloud.delete(p.text("ContainerGroupId", required=True))
+        return {}
+
+    def restart(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        self.cloud.restart(p.text("ContainerGroupId", required=True))
+        return {}
+
+    def logs(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        query = cloudmod.LogQuery(
+            container=p.text("ContainerName", required=True),
+            tail=p.integer("Tail", low=0),
+            since_seconds=p.integer("SinceSeconds", low=0),
+            timestamps=p.flag("Timestamps"),
+            limit_bytes=p.integer("LimitBytes", low=1),
+            previous=p.flag("LastTime"),
+        )
+        name, text = self.cloud.logs(p.text("ContainerGroupId", required=True), query)
+        return {"ContainerName": name, "Content": text}
+
+    def exec(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        instance_id = p.text("ContainerGroupId", required=True)
+        container = p.text("ContainerName", required=True)
+        command = p.json_list("Command", most=1000)
+        if not command:
+            raise errors.MissingParameter("Command")
+        if not p.flag("Sync"):
+            raise errors.InvalidParameter("Sync", "the simulator runs commands in Sync mode only (Sync=true)")
+        result = self.cloud.exec(instance_id, container, list(command))
+        output = result.output
+        if result.exit_code:
+            output += f"command terminated with non-zero exit code: exit status {result.exit_code}\n"
+        return {"SyncResponse": output, "ExitCode": result.exit_code, "HttpUrl": "", "WebSocketUri": ""}
+
+    def price(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        spec = self.cloud.price(p.number("Cpu", default=2.0), p.number("Memory", default=4.0))
+        cpu_price = spec.cpu * catalog.USD_PER_VCPU_SECOND
+        mem_price = spec.memory * catalog.USD_PER_GIB_SECOND
+        details = [
+            {
+                "Resource": "Cpu",
+                "OriginalPrice": cpu_price,
+                "TradePrice": cpu_price,
+                "DiscountPrice": 0.0,
+                "Rules": {"Rule": []},
+            },
+            {
+                "Resource": "Memory",
+                "OriginalPrice": mem_price,
+                "TradePrice": mem_price,
+                "DiscountPrice": 0.0,
+                "Rules": {"Rule": []},
+            },
+        ]
+        total = cpu_price + mem_price
+        return {
+            "PriceInfo": {
+                "Price": {
+                    "Currency": "USD",
+                    "OriginalPrice": total,
+                    "TradePrice": total,
+                    "DiscountPrice": 0.0,
+                    "DetailInfos": {"DetailInfo": details},
+                },
+                "Rules": {"Rule": []},
+                "SpotPrices": {"SpotPrice": []},
+            }
+        }
+
+    def usage(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        cloud = self.cloud
+        return {"Attributes": {"UsedCpu": cloud.used_cpu, "MaxCpu": cloud.world.max_cpu}}
+
+    def resources(self, p: Params) -> dict[str, Any]:
+        self._region(p)
+        zone_filter = p.text("ZoneId")
+        zones = []
+        for zone, stock in self.cloud.stock.items():
+            if zone_filter and zone != zone_filter:
+                continue
+            supported = [
+                {"Value": spec.key, "StatusCategory": "WithStock" if stock.available(spec.key) else "WithoutStock"}
+                for spec in catalog.SPECS
+            ]
+            zones.append(
+                {
+                    "RegionId": self.cloud.world.region,
+                    "ZoneId": zone,
+                    "AvailableResources": {
+                        "AvailableResource": [
+                            {"Type": "CpuMemorySpec", "SupportedResources": {"SupportedResource": supported}}
+                        ]
+                    },
+                }
+            )
+        return {"AvailableZones": {"AvailableZone": zones}}
+
+    def regions(self, p: Params) -> dict[str, Any]:
+        world = self.cloud.world
+        return {
+            "Regions": [
+                {
+                    "RegionId": world.region,
+                    "RegionEndpoint": f"127.0.0.1:{self.port}",
+                    "Zones": list(world.zones),
+                    "RecommendZones": list(world.zones),
+                }
+            ]
+        }
+
+    def _region(self, p: Params) -> None:
+        region = p.text("RegionId", required=True)
+        if region != self.cloud.world.region:
+            raise errors.InvalidParameter("RegionId", f"{region} is not served here (only {self.cloud.world.region})")
+
+    def _group(self, inst: model.Instance, with_events: bool) -> dict[str, Any]:
+        containers: list[dict[str, Any]] = []
+        for spec, state in zip(inst.spec.containers, inst.containers, strict=True):
+            containers.append(
+                {
+                    "Name": spec.name,
+                    "Image": spec.image,
+                    "Cpu": spec.cpu,
+                    "Memory": spec.memory,
+                    "Commands": list(spec.command),
+                    "Args": list(spec.args),
+                    "EnvironmentVars": [{"Key": e.key, "Value": e.value} for e in spec.env],
+                    "Ports": [{"Port": port.port, "Protocol": port.protocol} for port in spec.ports],
+                    "WorkingDir": spec.working_dir,
+                    "ImagePullPolicy": spec.image_pull_policy,
+                    "Ready": state.ready,
+                    "RestartCount": state.restart_count,
+                    "CurrentState": _state(state.current),
+                    "PreviousState": _state(state.previous) if state.previous else {},
+                    "VolumeMounts": [],
+                }
+            )
+        events = [
+            {
+                "Count": e.count,
+                "Type": e.type,
+                "Name": f"{inst.spec.name}.{n}",
+                "Message": e.message,
+                "FirstTimestamp": cloudmod.rfc3339(e.at),
+                "LastTimestamp": cloudmod.rfc3339(e.at),
+                "Reason": e.reason,
+            }
+            for n, e in enumerate(inst.events)
+        ]
+        return {
+            "ContainerGroupId": inst.id,
+            "ContainerGroupName": inst.spec.name,
+            "RegionId": inst.region,
+            "ZoneId": inst.zone,
+            "VSwitchId": inst.vswitch_id,
+            "SecurityGroupId": inst.spec.security_group_id,
+            "VpcId": self.cloud.world.vpc_id,
+            "IntranetIp": inst.ip,
+            "InternetIp": "",
+            "Status": inst.status,
+            "Cpu": inst.cpu,
+            "Memory": inst.memory,
+            "InstanceType": inst.spec.instance_type,
+            "RestartPolicy": inst.spec.restart_policy,
+            "CreationTime": cloudmod.rfc3339(inst.created_at),
+            "SucceededTime": cloudmod.rfc3339(inst.succeeded_at),
+            "FailedTime": cloudmod.rfc3339(inst.failed_at),
+            "ExpiredTime": "",
+            "Discount": 0.0,
+            "Tags": [{"Key": t.key, "Value": t.value} for t in inst.spec.tags],
+            "Containers": containers,
+            "InitContainers": [],
+            "Volumes": [],
+            "Events": events if with_events else [],
+            "EniInstanceId": f"eni-{inst.id[4:]}",
+            "ComputeCategory": "economy",
+        }
+
+
+def _state(run: model.Run) -> dict[str, Any]:
+    return {
+        "State": run.state,
+        "DetailStatus": run.reason,
+        "Reason": run.reason,
+        "Message": run.message,
+        "ExitCode": run.exit_code,
+        "StartTime": cloudmod.rfc3339(run.started_at),
+        "FinishTime": cloudmod.rfc3339(run.finished_at),
+        "Signal": 9 if run.exit_code == 137 else 0,
+    }
+
+
+def _k8s_state(inst: model.Instance, run: model.Run) -> dict[str, Any]:
+    if run.state == "Running":
+        started = cloudmod.rfc3339(run.started_at)
+        # The SDK model reads the oddly named key StartedAtstartedAt; send both spellings.
+        return {"Running": {"StartedAt": started, "StartedAtstartedAt": started}}
+    if run.state == "Terminated":
+        return {
+            "Terminated": {
+                "ExitCode": run.exit_code,
+                "Reason": run.reason,
+                "Message": run.message,
+                "StartedAt": cloudmod.rfc3339(run.started_at),
+                "FinishedAt": cloudmod.rfc3339(run.finished_at),
+                "ContainerID": f"eci://{inst.id[4:]}",
+                "Signal": 9 if run.exit_code == 137 else 0,
+            }
+        }
+    return {"Waiting": {"Reason": run.reason, "Message": run.message}}
+
+
+def _status(inst: model.Instance) -> dict[str, Any]:
+    phase = STATUS_PHASE[inst.status]
+    ready = inst.status == model.RUNNING and all(c.ready for c in inst.containers)
+    scheduled = inst.status != model.SCHEDULING and inst.status != model.SCHEDULE_FAILED
+    stamp = cloudmod.rfc3339(inst.status_at)
+    conditions = [
+        {"type": "PodScheduled", "status": str(scheduled), "lastTransitionTime": stamp, "Reason": "", "Message": ""},
+        {"type": "Initialized", "status": str(scheduled), "lastTransitionTime": stamp, "Reason": "", "Message": ""},
+        {"type": "ContainersReady", "status": str(ready), "lastTransitionTime": stamp, "Reason": "", "Message": ""},
+        {"type": "Ready", "status": str(ready), "lastTransitionTime": stamp, "Reason": "", "Message": ""},
+    ]
+    statuses = [
+        {
+            "Name": spec.name,
+            "Image": spec.image,
+            "ImageID": f"{spec.image}@sha256:{hashlib.sha256(spec.image.encode()).hexdigest()}",
+            "Ready": state.ready,
+            "Started": state.current.state == "Running",
+            "RestartCount": state.restart_count,
+            "State": _k8s_state(inst, state.current),
+            "LastState": _k8s_state(inst, state.previous) if state.previous else {},
+        }
+        for spec, state in zip(inst.spec.containers, inst.containers, strict=True)
+    ]
+    return {
+        "ContainerGroupId": inst.id,
+        "Name": inst.spec.name,
+        "Namespace": "default",
+        "uuid": inst.id,
+        "Annotations": "",
+        "Status": inst.status,
+        "PodStatus": {
+            "Phase": phase,
+            "Conditions": conditions,
+            "ContainerStatuses": statuses,
+            "PodIp": inst.ip,
+            "PodIps": [{"Ip": inst.ip}],
+            "HostIp": inst.ip,
+            "QosClass": "Guaranteed",
+            "StartTime": cloudmod.rfc3339(inst.started_at or inst.created_at),
+        },
+    }
+
+
+def _k8s_event(inst: model.Instance, event: model.Event, n: int) -> dict[str, Any]:
+    stamp = cloudmod.rfc3339(event.at)
+    return {
+        "Count": event.count,
+        "Type": event.type,
+        "Reason": event.reason,
+        "Message": event.message,
+        "FirstTimestamp": stamp,
+        "LastTimestamp": stamp,
+        "Metadata": {"Name": f"{inst.spec.name}.{n}", "Namespace": "default"},
+        "Source": {"Component": "EciService", "Host": ""},
+        "involvedObject": {
+            "Kind": "Pod",
+            "Name": inst.spec.name,
+            "Namespace": "default",
+            "Uid": inst.id,
+            "ApiVersion": "v1",
+        },
+        "ReportingComponent": "EciService",
+        "ReportingInstance": "",
+    }
+
+
+def _code(exc: errors.CloudError) -> tuple[str, int]:
+    for kind in type(exc).__mro__:
+        if kind in ERROR_CODES:
+            return ERROR_CODES[kind]
+    return "InternalError", 500
+
+
+def _error(request_id: str, code: str, status: int, message: str) -> web.Response:
+    body = {
+        "RequestId": request_id,
+        "HostId": HOST_ID,
+        "Code": code,
+        "Message": message,
+        "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=Eci&requestId={request_id}",
+    }
+    return web.Response(status=status, body=msgspec.json.encode(body), content_type="application/json")

@@ -1,0 +1,372 @@
+"""Lifecycle as data: profiles of stage delays and failure rates, and the one function that moves an
+instance through its stages.
+
+An instance is a small state machine whose next step is due at ``next_at`` (simulated time):
+
+    schedule ─► pulled ─► create ─► start ─► running ─► done
+       │           │                            │ ▲ (restart policy: run again after back-off)
+       ▼           ▼                            └─┘
+    ScheduleFailed Failed (image pull)        Succeeded | Failed | Expired
+    delete at any point: Terminating ─► gone
+
+Nothing waits or sleeps: the cloud keeps a heap of ``next_at`` and calls ``run_due`` for the
+instances whose time has come. Each step draws its randomness from a generator seeded by the
+cloud seed, the instance's sequence number and the step, so a trace depends only on the seed,
+the profile and the clock, never on how calls interleave. That is what the golden tests check.
+
+Tags override the profile for one instance (``OVERRIDE_TAGS``): a fixed start delay, an exit
+code, a run time, or a forced failure at a given stage.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+from typing import Annotated, Literal
+
+import pydantic
+
+from vnode.cloudsim import errors, model, workloads
+
+TAG_DELAY = "cloudsim/delay"
+TAG_EXIT_CODE = "cloudsim/exit-code"
+TAG_RUN_SECONDS = "cloudsim/run-seconds"
+TAG_FAIL = "cloudsim/fail"
+OVERRIDE_TAGS = (TAG_DELAY, TAG_EXIT_CODE, TAG_RUN_SECONDS, TAG_FAIL)
+MAX_EVENTS = 50
+
+Rate = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
+
+
+class Delay(pydantic.BaseModel):
+    """``base`` seconds, plus or minus up to ``jitter`` (uniform), never below zero."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    base: float = pydantic.Field(default=0.0, ge=0.0)
+    jitter: float = pydantic.Field(default=0.0, ge=0.0)
+
+    def draw(self, rng: random.Random) -> float:
+        if not self.jitter:
+            return self.base
+        return max(0.0, self.base + rng.uniform(-self.jitter, self.jitter))
+
+
+class Profile(pydantic.BaseModel):
+    """How instances of this world behave over time. Validated: a typo in a profile file fails loudly."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    name: str
+    schedule: Delay = Delay()
+    pull: Delay = Delay()
+    create: Delay = Delay()
+    start: Delay = Delay()
+    restart: Delay = Delay()
+    terminate: Delay = Delay()
+    backoff_base: float = pydantic.Field(default=10.0, gt=0.0)  # crash-loop back-off doubles from here
+    backoff_max: float = pydantic.Field(default=300.0, gt=0.0)
+    fail_schedule_rate: Rate = 0.0
+    fail_pull_rate: Rate = 0.0
+    fail_start_rate: Rate = 0.0
+    expire_rate: Rate = 0.0
+    expire_after: Delay = Delay(base=600.0)
+    access_log_interval: float = pydantic.Field(default=10.0, gt=0.0)
+
+
+PROFILES: dict[str, Profile] = {
+    "fast": Profile(name="fast", backoff_base=1.0, backoff_max=10.0),
+    "realistic": Profile(
+        name="realistic",
+        schedule=Delay(base=1.0, jitter=0.5),
+        pull=Delay(base=24.0, jitter=8.0),
+        create=Delay(base=1.0, jitter=0.5),
+        start=Delay(base=3.0, jitter=1.0),
+        restart=Delay(base=3.0, jitter=1.0),
+        terminate=Delay(base=2.0, jitter=1.0),
+    ),
+    "chaos": Profile(
+        name="chaos",
+        schedule=Delay(base=0.5, jitter=0.5),
+        pull=Delay(base=8.0, jitter=6.0),
+        create=Delay(base=0.5, jitter=0.5),
+        start=Delay(base=1.0, jitter=1.0),
+        restart=Delay(base=1.0, jitter=1.0),
+        terminate=Delay(base=1.0, jitter=1.0),
+        backoff_base=2.0,
+        backoff_max=60.0,
+        fail_schedule_rate=0.05,
+        fail_pull_rate=0.05,
+        fail_start_rate=0.1,
+        expire_rate=0.05,
+        expire_after=Delay(base=120.0, jitter=60.0),
+    ),
+}
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A built-in profile by name, or one from a JSON file."""
+    if name_or_path in PROFILES:
+        return PROFILES[name_or_path]
+    path = pathlib.Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"unknown profile {name_or_path!r}: use one of {', '.join(PROFILES)} or a JSON file")
+    return Profile.model_validate(json.loads(path.read_text()))
+
+
+class Overrides(pydantic.BaseModel):
+    """Per-instance overrides read from tags."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+    delay: float | None = pydantic.Field(default=None, ge=0.0)
+    exit_code: int | None = pydantic.Field(default=None, ge=0, le=255)
+    run_seconds: float | None = pydantic.Field(default=None, ge=0.0)
+    fail: Literal["schedule", "pull", "start"] | None = None
+
+    @classmethod
+    def from_tags(cls, tags: tuple[model.Tag, ...]) -> Overrides:
+        raw = {tag.key: tag.value for tag in tags if tag.key in OVERRIDE_TAGS}
+        if not raw:
+            return _NO_OVERRIDES
+        try:
+            fields = {"delay": TAG_DELAY, "exit_code": TAG_EXIT_CODE, "run_seconds": TAG_RUN_SECONDS, "fail": TAG_FAIL}
+            return cls.model_validate({name: raw[tag] for name, tag in fields.items() if tag in raw})
+        except pydantic.ValidationError as exc:
+            problem = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise errors.InvalidParameter("Tag", f"bad cloudsim override tag ({problem})") from exc
+
+
+_NO_OVERRIDES = Overrides()
+
+
+class Lifecycle:
+    """Moves instances through their stages under one profile and seed."""
+
+    def __init__(self, profile: Profile, seed: int) -> None:
+        self.profile = profile
+        self.seed = seed
+
+    def rng(self, inst: model.Instance, step: str) -> random.Random:
+        restarts = sum(c.restart_count for c in inst.containers)
+        return random.Random(f"{self.seed}/{inst.seq}/{step}/{restarts}")
+
+    # -- entry points ------------------------------------------------------------------------
+
+    def begin(self, inst: model.Instance, now: float) -> None:
+        """A new instance: Scheduling, first step due after the schedule delay."""
+        inst.containers = [model.ContainerState(name=c.name) for c in inst.spec.containers]
+        _set_status(inst, model.SCHEDULING, now)
+        inst.stage = "schedule"
+        inst.next_at = now + self.profile.schedule.draw(self.rng(inst, "schedule"))
+
+    def run_due(self, inst: model.Instance, now: float) -> bool:
+        """Apply every step due at or before ``now``; True if anything changed."""
+        changed = False
+        for _ in range(10_000):  # a guard: every step moves time forward or ends the loop
+            due = inst.next_at
+            if due is None or due > now:
+                break
+            self._step(inst, due)
+            changed = True
+        return changed
+
+    def delete(self, inst: model.Instance, now: float) -> None:
+        """Deletion asked: Terminating now (billing stops), gone after the terminate delay."""
+        for container in inst.containers:
+            if container.current.state == "Running":
+                _event(inst, now, "Normal", "Killing", f"Stopping container {container.name}")
+        _stop_billing(inst, now)
+        _set_status(inst, model.TERMINATING, now)
+        inst.stage = "gone"
+        inst.next_at = now + self.profile.terminate.draw(self.rng(inst, "terminate"))
+        inst.expire_at = None
+
+    def restart(self, inst: model.Instance, now: float) -> None:
+        """RestartContainerGroup: kill every container, then create and start them again."""
+        if inst.status != model.RUNNING:
+            raise errors.IncorrectStatus(
+                f"The current status of the resource does not support this operation: {inst.status}"
+            )
+        for container in inst.containers:
+            _event(inst, now, "Normal", "Killing", f"Stopping container {container.name}")
+            _finish_run(container, now, 137, "Error")
+            container.previous, container.current = container.current, model.Run(reason="ContainerCreating")
+            container.restart_count += 1
+            container.ends_at = container.restart_at = None
+            container.done = False
+        _set_status(inst, model.RESTARTING, now)
+        inst.stage = "create"
+        inst.next_at = now + self.profile.restart.draw(self.rng(inst, "restart"))
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def _step(self, inst: model.Instance, t: float) -> None:
+        over = Overrides.from_tags(inst.spec.tags)
+        stage = inst.stage
+        if stage == "schedule":
+            rng = self.rng(inst, "schedule-fail")
+            if over.fail == "schedule" or rng.random() < self.profile.fail_schedule_rate:
+                _event(inst, t, "Warning", "FailedScheduling", "no node with enough resources in the zone")
+                self._end(inst, t, model.SCHEDULE_FAILED)
+                return
+            _set_status(inst, model.PENDING, t)
+            for spec in inst.spec.containers:
+                _event(inst, t, "Normal", "Pulling", f'Pulling image "{spec.image}"')
+            inst.bill_from = t
+            pull = over.delay if over.delay is not None else self.profile.pull.draw(self.rng(inst, "pull"))
+            inst.stage, inst.next_at = "pulled", t + pull
+        elif stage == "pulled":
+            rng = self.rng(inst, "pull-fail")
+            forced = over.fail == "pull" or rng.random() < self.profile.fail_pull_rate
+            for spec, container in zip(inst.spec.containers, inst.containers, strict=True):
+                if forced or not workloads.known_image(spec.image):
+                    detail = (
+                        f'Failed to pull image "{spec.image}": repository does not exist or may require authorization'
+                    )
+                    _event(inst, t, "Warning", "Failed", detail)
+                    _event(inst, t, "Warning", "BackOff", f'Back-off pulling image "{spec.image}"')
+                    container.current = model.Run(reason="ErrImagePull", message=detail)
+                    self._end(inst, t, model.FAILED)
+                    return
+            for spec in inst.spec.containers:
+                took = t - (inst.bill_from or t)
+                _event(inst, t, "Normal", "Pulled", f'Successfully pulled image "{spec.image}" in {took:.3f}s')
+            delay = 0.0 if over.delay is not None else self.profile.create.draw(self.rng(inst, "create"))
+            inst.stage, inst.next_at = "create", t + delay
+        elif stage == "create":
+            for spec in inst.spec.containers:
+                _event(inst, t, "Normal", "Created", f"Created container {spec.name}")
+            delay = 0.0 if over.delay is not None else self.profile.start.draw(self.rng(inst, "start"))
+            inst.stage, inst.next_at = "start", t + delay
+        elif stage == "start":
+            for index in range(len(inst.containers)):
+                self._start_run(inst, index, t, over)
+            _set_status(inst, model.RUNNING, t)
+            if not inst.started_at:
+                inst.started_at = t
+            rng = self.rng(inst, "expire")
+            if inst.expire_at is None and rng.random() < self.profile.expire_rate:
+                inst.expire_at = t + self.profile.expire_after.draw(rng)
+            inst.stage = "running"
+            self._schedule_next(inst)
+        elif stage == "running":
+            self._running(inst, t, over)
+        elif stage == "gone":
+            inst.next_at = None  # the cloud removes it
+        else:
+            inst.next_at = None
+
+    def _running(self, inst: model.Instance, t: float, over: Overrides) -> None:
+        if inst.expire_at is not None and inst.expire_at <= t:
+            _event(inst, t, "Warning", "SpotToBeReleased", "the spot instance is reclaimed")
+            for container in inst.containers:
+                if container.current.state == "Running":
+                    _finish_run(container, t, 137, "Expired")
+            self._end(inst, t, model.EXPIRED)
+            return
+        policy = inst.spec.restart_policy
+        for index, container in enumerate(inst.containers):
+            if container.ends_at is not None and container.ends_at <= t:
+                code = _exit_code(inst, index, over, self.rng(inst, f"exit-{index}"), self.profile)
+                _finish_run(container, t, code, "Completed" if code == 0 else "Error")
+                container.ends_at = None
+                if policy == "Always" or (policy == "OnFailure" and code != 0):
+                    backoff = min(self.profile.backoff_max, self.profile.backoff_base * 2**container.restart_count)
+                    if code != 0:
+                        _event(inst, t, "Warning", "BackOff", f"Back-off restarting failed container {container.name}")
+                    container.previous = container.current
+                    container.current = model.Run(reason="CrashLoopBackOff" if code else "Completed")
+                    container.restart_at = t + backoff
+                else:
+                    container.done = True
+            elif container.restart_at is not None and container.restart_at <= t:
+                container.restart_at = None
+                container.restart_count += 1
+                _event(inst, t, "Normal", "Created", f"Created container {container.name}")
+                self._start_run(inst, index, t, over)
+        if all(c.done for c in inst.containers):
+            ok = all(c.current.exit_code == 0 for c in inst.containers)
+            self._end(inst, t, model.SUCCEEDED if ok else model.FAILED)
+            return
+        self._schedule_next(inst)
+
+    def _start_run(self, inst: model.Instance, index: int, t: float, over: Overrides) -> None:
+        spec, container = inst.spec.containers[index], inst.containers[index]
+        behaviour = workloads.behaviour(spec.image, spec.command, spec.args)
+        run_seconds = behaviour.run_seconds
+        if over.run_seconds is not None or over.exit_code is not None:
+            run_seconds = over.run_seconds if over.run_seconds is not None else 0.0
+        rng = self.rng(inst, f"start-fail-{index}")
+        if over.fail == "start" or rng.random() < self.profile.fail_start_rate:
+            run_seconds = min(run_seconds, 1.0) if run_seconds is not None else 1.0
+        container.current = model.Run(state="Running", reason="", started_at=t)
+        container.ready = True
+        container.ends_at = t + run_seconds if run_seconds is not None else None
+        _event(inst, t, "Normal", "Started", f"Started container {spec.name}")
+
+    def _schedule_next(self, inst: model.Instance) -> None:
+        times = [c.ends_at for c in inst.containers if c.ends_at is not None]
+        times += [c.restart_at for c in inst.containers if c.restart_at is not None]
+        if inst.expire_at is not None:
+            times.append(inst.expire_at)
+        inst.next_at = min(times) if times else None
+
+    def _end(self, inst: model.Instance, t: float, status: str) -> None:
+        _stop_billing(inst, t)
+        _set_status(inst, status, t)
+        if status == model.SUCCEEDED:
+            inst.succeeded_at = t
+        else:
+            inst.failed_at = t
+        for container in inst.containers:
+            container.ready = False
+            container.done = True
+            container.restart_at = container.ends_at = None
+        inst.stage, inst.next_at, inst.expire_at = "done", None, None
+
+
+def _exit_code(inst: model.Instance, index: int, over: Overrides, rng: random.Random, profile: Profile) -> int:
+    if over.fail == "start":
+        return 1
+    if over.exit_code is not None:
+        return over.exit_code
+    spec = inst.spec.containers[index]
+    code = workloads.behaviour(spec.image, spec.command, spec.args).exit_code
+    if code == 0 and profile.fail_start_rate and rng.random() < profile.fail_start_rate:
+        return 1
+    return code
+
+
+def _finish_run(container: model.ContainerState, t: float, code: int, reason: str) -> None:
+    run = container.current
+    container.current = model.Run(
+        state="Terminated", reason=reason, started_at=run.started_at or t, finished_at=t, exit_code=code
+    )
+    container.ready = False
+
+
+def _stop_billing(inst: model.Instance, t: float) -> None:
+    if inst.bill_from is not None:
+        inst.billed_seconds += max(0.0, t - inst.bill_from)
+        inst.bill_from = None
+
+
+def _set_status(inst: model.Instance, status: str, t: float) -> None:
+    if inst.status != status or not inst.status_at:
+        inst.status = status
+        inst.status_at = t
+
+
+def _event(inst: model.Instance, t: float, kind: str, reason: str, message: str) -> None:
+    last = inst.events[-1] if inst.events else None
+    if last is not None and last.reason == reason and last.message == message:
+        last.count += 1
+        last.at = t
+        return
+    inst.events.append(model.Event(at=t, type=kind, reason=reason, message=message))
+    if len(inst.events) > MAX_EVENTS:
+        del inst.events[0]
+
+
+def event(inst: model.Instance, t: float, kind: str, reason: str, message: str) -> None:
+    """Record an event on ``inst`` (the cloud uses it for NoStock warnings at placement)."""
+    _event(inst, t, kind, reason, message)

@@ -1,0 +1,241 @@
+"""Simulated workloads: what a container does, decided by its image and command.
+
+Nothing is executed. A small catalog maps what people run in demos to behaviour: a web server
+runs until stopped and writes an access-log line every few seconds; ``perl -Mbignum=bpi -wle
+'print bpi(N)'`` prints N digits of pi (really computed) and exits 0; ``sleep N`` exits after
+N s; ``sh -c`` scripts of ``echo``/``sleep``/``exit``/``true``/``false`` do what they say. An
+image outside the catalog fails to pull. Logs are a function of the run's start and end time,
+so 30,000 web servers cost no memory for their access logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+import shlex
+from collections.abc import Sequence
+
+# Image names (without registry, path and tag) the simulated registry holds.
+SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik", "redis", "memcached", "pause", "postgres", "mysql"})
+TOOLS = frozenset(
+    {"busybox", "alpine", "ubuntu", "debian", "centos", "perl", "python", "bash", "node", "golang", "curl"}
+)
+WEB_SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik"})
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "/bin/sh", "/bin/bash", "/bin/ash", "/usr/bin/bash"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Behaviour:
+    """What one run of a container does."""
+
+    run_seconds: float | None  # None: runs until stopped
+    exit_code: int = 0
+    output: tuple[str, ...] = ()  # printed when it starts
+    web_server: bool = False  # writes access-log lines while it runs
+
+
+@dataclasses.dataclass(frozen=True)
+class ShellResult:
+    output: tuple[str, ...]
+    exit_code: int
+    seconds: float
+
+
+def image_name(image: str) -> str:
+    """``registry.example.com/library/nginx:1.27@sha256:..`` -> ``nginx``."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[0]
+
+
+def known_image(image: str) -> bool:
+    name = image_name(image)
+    return name in SERVERS or name in TOOLS or image.startswith("sim/")
+
+
+def behaviour(image: str, command: Sequence[str], args: Sequence[str]) -> Behaviour:
+    """How a container of a known image behaves when started with ``command`` + ``args``."""
+    argv = [*command, *args]
+    name = image_name(image)
+    if not argv:
+        if name in SERVERS or image.startswith("sim/"):
+            return Behaviour(None, web_server=name in WEB_SERVERS, output=_banner(name))
+        return Behaviour(0.0)  # a shell or interpreter with no input exits at once
+    program = argv[0].rsplit("/", 1)[-1]
+    if program in WEB_SERVERS:
+        return Behaviour(None, web_server=True, output=_banner(program))
+    if program == "perl":
+        return _perl(argv)
+    result = run_shell(argv, unknown_runs_forever=True)
+    if result is None:
+        return Behaviour(None, output=(f"simulated: {shlex.join(argv)}",))
+    return Behaviour(result.seconds, result.exit_code, result.output)
+
+
+def run_shell(argv: Sequence[str], *, unknown_runs_forever: bool = False) -> ShellResult | None:
+    """Interpret a tiny shell: ``sh -c SCRIPT`` or a single command; None if it would run forever.
+
+    Commands: echo, printf (no formats), sleep, exit, true, false, pwd, hostname; joined by
+    ``;``, ``&&`` and ``||``. An unknown command is "not found" (127), or, for a container's main
+    command when ``unknown_runs_forever``, a process that runs until stopped (None).
+    """
+    if not argv:
+        return ShellResult((), 0, 0.0)
+    if argv[0] in SHELLS:
+        if len(argv) >= 3 and argv[1] == "-c":
+            script = argv[2]
+        elif len(argv) == 1:
+            return ShellResult((), 0, 0.0)
+        else:
+            return ShellResult((f"{argv[0]}: can't open '{argv[1]}': No such file or directory",), 2, 0.0)
+        try:
+            words = shlex.split(script.replace(";", " ; ").replace("&&", " && ").replace("||", " || "))
+        except ValueError as exc:
+            return ShellResult((f"sh: syntax error: {exc}",), 2, 0.0)
+    else:
+        words = list(argv)
+    output: list[str] = []
+    seconds, status = 0.0, 0
+    skip = False
+    for command, joiner in _split(words):
+        if not skip:
+            result = _builtin(command)
+            if result is None:
+                if unknown_runs_forever:
+                    return None
+                output.append(f"sh: {command[0]}: not found")
+                status = 127
+            else:
+                lines, status, took, exited = result
+                output.extend(lines)
+                seconds += took
+                if exited:
+                    break
+        skip = (joiner == "&&" and status != 0) or (joiner == "||" and status == 0)
+    return ShellResult(tuple(output), status, seconds)
+
+
+def _split(words: list[str]) -> list[tuple[list[str], str]]:
+    commands: list[tuple[list[str], str]] = []
+    current: list[str] = []
+    for word in words:
+        if word in (";", "&&", "||"):
+            if current:
+                commands.append((current, word))
+            current = []
+        else:
+            current.append(word)
+    if current:
+        commands.append((current, ";"))
+    return commands
+
+
+def _builtin(command: list[str]) -> tuple[list[str], int, float, bool] | None:
+    """(output lines, exit status, seconds taken, whether the shell exits) or None if unknown."""
+    name, rest = command[0].rsplit("/", 1)[-1], command[1:]
+    if name == "echo":
+        if rest[:1] == ["-n"]:
+            rest = rest[1:]
+        return [" ".join(rest)], 0, 0.0, False
+    if name == "printf":
+        return ["".join(rest).replace("\\n", "\n").rstrip("\n")], 0, 0.0, False
+    if name == "sleep":
+        try:
+            return [], 0, float(rest[0].rstrip("s")) if rest else 0.0, False
+        except ValueError:
+            return [f"sleep: invalid number '{rest[0]}'"], 1, 0.0, False
+    if name == "exit":
+        try:
+            return [], int(rest[0]) % 256 if rest else 0, 0.0, True
+        except ValueError:
+            return [f"sh: exit: Illegal number: {rest[0]}"], 2, 0.0, True
+    if name == "true":
+        return [], 0, 0.0, False
+    if name == "false":
+        return [], 1, 0.0, False
+    if name == "pwd":
+        return ["/"], 0, 0.0, False
+    if name == "hostname":
+        return ["eci-sim"], 0, 0.0, False
+    return None
+
+
+def _perl(argv: list[str]) -> Behaviour:
+    script = " ".join(argv[1:])
+    match = re.search(r"bpi\((\d+)\)", script)
+    if match and "bignum" in script:
+        digits = min(int(match.group(1)), 100_000)
+        return Behaviour(max(1.0, digits / 2000), 0, (pi(digits),))
+    return Behaviour(0.0)
+
+
+def pi(digits: int) -> str:
+    """Pi to ``digits`` significant digits, rounded, as Perl's ``bpi(digits)`` prints it."""
+    if digits < 1:
+        raise ValueError("digits must be >= 1")
+    guard = 10
+    scale: int = 10 ** (digits + guard)
+
+    def arctan_inverse(x: int) -> int:  # arctan(1/x) * scale, by its Taylor series
+        total = term = scale // x
+        x2, n, sign = x * x, 1, 1
+        while term:
+            term //= x2
+            n += 2
+            sign = -sign
+            total += sign * (term // n)
+        return total
+
+    value: int = 4 * (4 * arctan_inverse(5) - arctan_inverse(239))  # Machin's formula
+    rounded = (value + 5 * 10**guard) // 10 ** (guard + 1)  # "3" and digits-1 decimals
+    text = str(rounded)
+    return text if digits == 1 else f"{text[0]}.{text[1:]}"
+
+
+def _banner(name: str) -> tuple[str, ...]:
+    if name == "nginx":
+        return (
+            "/docker-entrypoint.sh: Configuration complete; ready for start up",
+            "nginx: [notice] start worker processes",
+        )
+    return (f"{name}: started",)
+
+
+def access_line(at: float, index: int) -> str:
+    stamp = datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return f'10.0.0.1 - - [{stamp}] "GET / HTTP/1.1" 200 615 "-" "kube-probe/1.33" "-" {index}'
+
+
+def log_lines(
+    behaviour: Behaviour,
+    started: float,
+    until: float,
+    *,
+    interval: float,
+    since: float | None = None,
+    tail: int | None = None,
+) -> list[tuple[float, str]]:
+    """The lines a run wrote between ``started`` and ``until`` (timestamp, text), oldest first.
+
+    ``since`` drops older lines and ``tail`` keeps the last N, without generating the rest: a
+    web server up for a day has thousands of access lines and only the asked-for ones are made.
+    """
+    lines: list[tuple[float, str]] = []
+    if until < started:
+        return lines
+    for line in behaviour.output:
+        for part in line.split("\n"):
+            lines.append((started, part))
+    if behaviour.web_server and interval > 0:
+        count = int((until - started) // interval)
+        first = 1
+        if since is not None:
+            first = max(first, int((since - started) // interval))
+        if tail is not None:
+            first = max(first, count - tail + 1)
+        lines.extend((started + k * interval, access_line(started + k * interval, k)) for k in range(first, count + 1))
+    if since is not None:
+        lines = [line for line in lines if line[0] >= since]
+    if tail is not None:
+        lines = lines[-tail:] if tail > 0 else []
+    return lines
