@@ -154,7 +154,7 @@ class InstanceSpec:
     volumes: tuple[VolumeSpec, ...] = ()
     restart_policy: str = "Always"  # Always | OnFailure | Never
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    placement: Placement = Placement()
+    placement: Placement = dataclasses.field(default_factory=Placement)
     instance_type: str = ""  # an explicit cloud type from the eci-use-specs annotation, if any
     termination_grace_seconds: int = 30
     hostname: str = ""

@@ -1,0 +1,17 @@
+"""Fixtures for the daemon's tests: vnode's own async client on the session's control plane."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from vnode.cluster import launcher
+from vnode.kube import client, config
+
+
+@pytest.fixture
+async def kube(cluster: launcher.Info) -> AsyncIterator[client.Client]:
+    """vnode's lean async client, as the daemon uses it (one per test: it belongs to the test's loop)."""
+    async with client.Client(config.load_kubeconfig(cluster.kubeconfig)) as api:
+        yield api

@@ -1,0 +1,90 @@
+"""vnode's own Kubernetes client against the real API server: reads, watches, patches, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+from kubernetes import client as k8s
+
+from vnode import errors
+from vnode.kube import client, informer, objects
+
+pytestmark = pytest.mark.cluster
+
+
+async def test_get_list_and_errors_map_to_the_error_tree(kube: client.Client, namespace: str,
+                                                         core: k8s.CoreV1Api) -> None:  # fmt: skip
+    core.create_namespaced_config_map(namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="a"), data={"k": "v"}))
+    got = await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/a", objects.ConfigMap)
+    assert got.data == {"k": "v"}
+    listed = await kube.list(f"/api/v1/namespaces/{namespace}/configmaps", objects.ConfigMap, page=1)
+    assert "a" in {item.metadata.name for item in listed.items}
+    with pytest.raises(errors.NotFound):
+        await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/nope", objects.ConfigMap)
+    body = {"metadata": {"name": "a"}, "data": {}}
+    with pytest.raises(errors.Conflict):
+        await kube.create(f"/api/v1/namespaces/{namespace}/configmaps", body)
+    with pytest.raises(errors.InvalidSpec):
+        await kube.create(f"/api/v1/namespaces/{namespace}/configmaps", {"metadata": {"name": "Bad_Name"}})
+
+
+async def test_patch_kinds_and_delete_with_uid_precondition(kube: client.Client, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    made = client.decode(await kube.create(path, {"metadata": {"name": "b"}, "data": {"x": "1"}}), objects.ConfigMap)
+    await kube.patch(f"{path}/b", {"data": {"y": "2"}}, kind="merge")
+    await kube.patch(f"{path}/b", {"data": {"z": "3"}}, kind="strategic")
+    applied = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"w": "4"}}
+    await kube.patch(f"{path}/b", applied, kind="apply", force=True)
+    got = await kube.get(f"{path}/b", objects.ConfigMap)
+    assert got.data == {"x": "1", "y": "2", "z": "3", "w": "4"}
+    with pytest.raises(errors.Conflict):
+        await kube.delete(f"{path}/b", uid="00000000-0000-0000-0000-000000000000")
+    await kube.delete(f"{path}/b", grace_seconds=0, uid=made.metadata.uid)
+    with pytest.raises(errors.NotFound):
+        await kube.get(f"{path}/b", objects.ConfigMap)
+
+
+async def test_watch_resumes_from_a_resource_version(kube: client.Client, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    listed = await kube.list(path, objects.ConfigMap)
+    await kube.create(path, {"metadata": {"name": "c"}})
+    seen = []
+    stream = kube.watch(path, resource_version=listed.metadata.resource_version, timeout_seconds=5)
+    async with contextlib.aclosing(stream):
+        async for kind, raw in stream:
+            seen.append((kind, json.loads(raw)["metadata"]["name"]))
+            if ("ADDED", "c") in seen:
+                break
+    assert ("ADDED", "c") in seen
+
+
+async def test_informer_caches_and_reports_changes(kube: client.Client, namespace: str) -> None:
+    changes: list[tuple[str, bool]] = []
+    changed = asyncio.Event()
+
+    def on_change(key: str, obj: objects.ConfigMap | None) -> None:
+        changes.append((key, obj is not None))
+        changed.set()
+
+    inf = informer.Informer(kube, f"/api/v1/namespaces/{namespace}/configmaps", objects.ConfigMap, on_change=on_change)
+    task = asyncio.create_task(inf.run())
+    try:
+        await asyncio.wait_for(inf.ready.wait(), 10)
+        await kube.create(f"/api/v1/namespaces/{namespace}/configmaps", {"metadata": {"name": "d"}})
+        async with asyncio.timeout(10):
+            while f"{namespace}/d" not in inf.cache:
+                changed.clear()
+                await changed.wait()
+        await kube.delete(f"/api/v1/namespaces/{namespace}/configmaps/d")
+        async with asyncio.timeout(10):
+            while f"{namespace}/d" in inf.cache:
+                changed.clear()
+                await changed.wait()
+        assert (f"{namespace}/d", False) in changes
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

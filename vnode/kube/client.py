@@ -1,0 +1,219 @@
+"""A lean async Kubernetes client: aiohttp, raw JSON, msgspec-typed partial objects.
+
+The official clients spend ~500 µs building a typed ``V1Pod`` per watch event; a node with
+thousands of pods cannot afford that (docs/benchmarks.md), so this client returns bytes or
+the partial structs of :mod:`vnode.kube.objects`. It does no retrying of its own: every
+failure becomes a kind of :mod:`vnode.errors` (``Retry-After`` carried as ``retry_after``)
+and the caller's work queue decides. Paths are API paths (``/api/v1/namespaces/x/pods``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeVar
+
+import aiohttp
+import msgspec
+
+from vnode import __version__, errors
+from vnode.kube import config, objects
+
+__all__ = ["PATCH_TYPES", "Client"]
+
+T = TypeVar("T")
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",  # JSON is valid YAML
+    "json": "application/json-patch+json",
+}
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decode(data: bytes, kind: type[T]) -> T:
+    """``data`` as ``kind`` (a struct of :mod:`objects`), with one cached decoder per type."""
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    result: T = decoder.decode(data)
+    return result
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _error(status: int, body: bytes, headers: Mapping[str, str], what: str) -> errors.ApiError:
+    try:
+        parsed = msgspec.json.decode(body, type=objects.Status)
+        reason, message = parsed.reason, parsed.message
+    except msgspec.DecodeError:
+        reason, message = "", body[:200].decode(errors="replace")
+    message = f"{what}: {status} {message}".strip()
+    retry_after: float | None = None
+    if "Retry-After" in headers:
+        try:
+            retry_after = float(headers["Retry-After"])
+        except ValueError:
+            retry_after = None
+    code = reason or str(status)
+    if status == 404:
+        return errors.NotFound(message, code=code)
+    if status == 409:
+        return errors.Conflict(message, code=code)
+    if status == 410:
+        return errors.Gone(message, code=code)
+    if status in (401, 403):
+        return errors.Forbidden(message, code=code)
+    if status == 429:
+        return errors.Throttled(message, code=code, retry_after=retry_after)
+    if status >= 500:
+        return errors.Unavailable(message, code=code, retry_after=retry_after)
+    return errors.InvalidSpec(message, code=code)
+
+
+class Client:
+    """One connection pool to one API server. Safe to share between tasks of one event loop."""
+
+    def __init__(
+        self,
+        cfg: config.Config,
+        *,
+        field_manager: str = "vnode",
+        timeout: float = 30.0,
+        connections: int = 100,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.config = cfg
+        self.field_manager = field_manager
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = session or aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=cfg.ssl, limit=connections),
+            headers={"User-Agent": f"vnode/{__version__}", "Accept": "application/json"},
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {}
+        token = self.config.credentials.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> bytes:
+        """Send one request and return the body; raise a kind of ``errors.ApiError`` on failure."""
+        data = body if body is None or isinstance(body, bytes) else _encoder.encode(body)
+        what = f"{method} {path}"
+        try:
+            async with self._session.request(
+                method,
+                self.config.server + path,
+                params=params,
+                data=data,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=self._timeout,
+            ) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise _error(response.status, payload, response.headers, what)
+                return payload
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise errors.Unavailable(f"{what}: {type(exc).__name__}: {exc}", code="Unreachable") from exc
+
+    async def get(self, path: str, kind: type[T]) -> T:
+        return decode(await self.request("GET", path), kind)
+
+    async def list(self, path: str, kind: type[T], *, params: Mapping[str, str] | None = None,
+                   page: int = 500) -> objects.List[T]:  # fmt: skip
+        """All items at ``path``, fetched in pages; the result's resourceVersion is the last page's."""
+        items: list[T] = []
+        query = {**(params or {}), "limit": str(page)}
+        while True:
+            result = decode(await self.request("GET", path, params=query), objects.List[kind])  # type: ignore[valid-type]
+            items.extend(result.items)
+            if not result.metadata.continue_:
+                return objects.List(metadata=result.metadata, items=items)
+            query["continue"] = result.metadata.continue_
+
+    async def watch(
+        self, path: str, *, resource_version: str, params: Mapping[str, str] | None = None, timeout_seconds: int = 300
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """Yield ``(type, raw object)`` from a watch that resumes at ``resource_version``, with bookmarks.
+
+        Ends when the server closes the stream (after ``timeout_seconds``); raises ``Gone``
+        when ``resource_version`` is too old (the caller lists again), other ``ApiError`` kinds
+        on failure.
+        """
+        query = {
+            **(params or {}),
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        what = f"WATCH {path}"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 30)
+        try:
+            async with self._session.get(
+                self.config.server + path, params=query, headers=self._headers(), timeout=timeout
+            ) as response:
+                if response.status >= 400:
+                    raise _error(response.status, await response.read(), response.headers, what)
+                buffer = b""
+                async for chunk in response.content.iter_any():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        event = decode(line, objects.WatchEvent)
+                        if event.type == "ERROR":
+                            status = decode(event.object, objects.Status)
+                            raise _error(status.code or 500, bytes(event.object), {}, what)
+                        yield event.type, bytes(event.object)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise errors.Unavailable(f"{what}: {type(exc).__name__}: {exc}", code="Unreachable") from exc
+
+    async def create(self, path: str, body: Any) -> bytes:
+        return await self.request("POST", path, body=body)
+
+    async def update(self, path: str, body: Any) -> bytes:
+        return await self.request("PUT", path, body=body)
+
+    async def patch(self, path: str, body: Any, *, kind: str = "merge", force: bool = False) -> bytes:
+        """Patch ``path``; ``kind`` is merge, strategic, apply (server-side, as ``field_manager``) or json."""
+        params = {"fieldManager": self.field_manager}
+        if kind == "apply" and force:
+            params["force"] = "true"
+        if kind == "apply" and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        return await self.request("PATCH", path, params=params, body=body, content_type=PATCH_TYPES[kind])
+
+    async def delete(self, path: str, *, grace_seconds: int | None = None, uid: str | None = None) -> bytes:
+        """Delete ``path``; with ``uid`` only that incarnation of the object (``Conflict`` otherwise)."""
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        return await self.request("DELETE", path, body=options)
