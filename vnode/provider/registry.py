@@ -25,6 +25,7 @@ BUILTIN = {
     "eci": "vnode.provider.eci:create",
     "aci": "vnode.provider.aci:create",
     "fake": "vnode.provider.fake:create",
+    "process": "vnode.provider.process:create",
 }
 
 
