@@ -1,0 +1,204 @@
+"""A virtual node's kubelet API, served in-process, registered with the real control plane.
+
+The module-scoped ``kubelet`` fixture gets a serving certificate through a real CSR (approved
+by the test's admin credentials, signed by the controller-manager), runs ``KubeletServer`` on
+an event loop of its own in a background thread (tests drive ``kubectl``, which blocks), and
+registers a Node whose address is 127.0.0.1 and whose kubelet port is the server's, with
+``declaredFeatures: [ExtendWebSocketsToKubelet]`` so that the API server forwards exec
+WebSockets to it. The node is tainted so that no other test's pod lands on it, and deleted at
+the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import pathlib
+import secrets
+import threading
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.kubelet import provider as test_provider
+from tests.waiting import wait_for
+from vnode.cluster import launcher
+from vnode.kube import client as kube_client
+from vnode.kube import config as kube_config
+from vnode.kubelet import auth, certs, clock, pods, server
+
+T = TypeVar("T")
+
+
+class BackgroundLoop:
+    """An event loop in a daemon thread; ``call`` runs a coroutine on it and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="kubelet-loop", daemon=True)
+        self.thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class Directory:
+    """``pods.PodDirectory`` backed by a dict the tests fill."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], pods.PodInstance] = {}
+
+    def lookup(self, namespace: str, name: str) -> pods.PodInstance | None:
+        return self.items.get((namespace, name))
+
+    def all(self) -> Sequence[pods.PodInstance]:
+        return list(self.items.values())
+
+
+@dataclasses.dataclass
+class Kubelet:
+    node: str
+    port: int
+    loop: BackgroundLoop
+    server: server.KubeletServer
+    provider: test_provider.LocalProvider
+    directory: Directory
+    serving: certs.ServingFiles
+    ca_file: pathlib.Path
+    pki: pathlib.Path
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return self.loop.call(coro, timeout)
+
+
+async def _make_client(kubeconfig: pathlib.Path) -> kube_client.Client:
+    return kube_client.Client(kube_config.load_kubeconfig(kubeconfig))
+
+
+def _node_body(name: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"type": "virtual-kubelet", "kubernetes.io/hostname": name}},
+        "spec": {"taints": [{"key": "virtual-kubelet.io/provider", "value": "test", "effect": "NoSchedule"}]},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+            "declaredFeatures": ["ExtendWebSocketsToKubelet"],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test"}],
+            "capacity": {"cpu": "100", "memory": "100Gi", "pods": "100"},
+            "allocatable": {"cpu": "100", "memory": "100Gi", "pods": "100"},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def kubelet(
+    cluster: launcher.Info, kube_api: k8s.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Kubelet]:
+    core = k8s.CoreV1Api(kube_api)
+    name = f"vk-test-{secrets.token_hex(3)}"
+    directory = tmp_path_factory.mktemp("kubelet")
+    loop = BackgroundLoop()
+    api = loop.call(_make_client(cluster.kubeconfig))
+    local = test_provider.LocalProvider()
+    node_created = False
+    run: Any = None
+    try:
+        serving = loop.call(
+            certs.request_serving_certificate(
+                api, name, ["127.0.0.1"], directory, clock=clock.SystemClock(), wait_seconds=60, poll_interval=0.2
+            ),
+            timeout=90,
+        )
+        context = certs.server_ssl_context(serving, cluster.ca_file)
+        reviewer = auth.Reviewer(api, name, clock=clock.SystemClock())
+        pod_directory = Directory()
+        kubelet_server = server.KubeletServer(
+            node_name=name, provider=local, pods=pod_directory, reviewer=reviewer,
+            ssl_context=context, clock=clock.SystemClock(), host="127.0.0.1", port=0,
+        )  # fmt: skip
+        run = asyncio.run_coroutine_threadsafe(kubelet_server.run(), loop.loop)
+        loop.call(asyncio.wait_for(kubelet_server.ready.wait(), 30))
+        core.create_node(_node_body(name, kubelet_server.port))
+        node_created = True
+        declared = core.read_node(name).to_dict()["status"].get("declared_features")
+        raw = cluster.kubectl("get", "node", name, "-o", "jsonpath={.status.declaredFeatures}").stdout
+        if "ExtendWebSocketsToKubelet" not in raw and not declared:
+            pytest.fail(f"the API server dropped status.declaredFeatures of node {name}: {raw!r}")
+        yield Kubelet(
+            name, kubelet_server.port, loop, kubelet_server, local, pod_directory, serving,
+            cluster.ca_file, cluster.state_dir / "pki",
+        )  # fmt: skip
+    finally:
+        if node_created:
+            core.delete_node(name, grace_period_seconds=0)
+        if run is not None:
+            run.cancel()
+            wait_for(lambda: run.done(), timeout=15, what="the kubelet server to stop")
+        loop.call(api.close())
+        loop.close()
+
+
+def make_pod(
+    core: k8s.CoreV1Api, kubelet: Kubelet, namespace: str, name: str = "app", *, containers: Sequence[str] = ("app",)
+) -> pods.PodInstance:
+    """A pod bound to the test node (``spec.nodeName``), marked Running, and known to the directory."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "nodeName": kubelet.node,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{"name": c, "image": "nginx"} for c in containers],
+        },
+    }
+    created = core.create_namespaced_pod(namespace, body)
+    now = "2026-01-01T00:00:00Z"
+    status = {
+        "status": {
+            "phase": "Running",
+            "startTime": now,
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {
+                    "name": c,
+                    "image": "nginx",
+                    "imageID": "",
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                }
+                for c in containers
+            ],
+        }
+    }
+    core.patch_namespaced_pod_status(name, namespace, status)
+    manifest = kube_api_json(core, namespace, name)
+    uid = created.metadata.uid
+    instance = pods.PodInstance(namespace, name, uid, f"i-{uid[:8]}", tuple(containers), manifest)
+    kubelet.directory.items[(namespace, name)] = instance
+    return instance
+
+
+def kube_api_json(core: k8s.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
+    pod = core.read_namespaced_pod(name, namespace)
+    result: dict[str, Any] = core.api_client.sanitize_for_serialization(pod)
+    return result
+
+
+@pytest.fixture
+def pod(kubelet: Kubelet, core: k8s.CoreV1Api, namespace: str) -> Iterator[pods.PodInstance]:
+    instance = make_pod(core, kubelet, namespace)
+    try:
+        yield instance
+    finally:
+        kubelet.directory.items.pop((namespace, instance.name), None)

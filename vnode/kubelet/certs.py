@@ -1,0 +1,175 @@
+"""The kubelet API's serving certificate: requested from the cluster's signer, or given.
+
+The API server verifies a kubelet's serving certificate against the cluster CA
+(``--kubelet-certificate-authority``) and the node's address, so a self-signed certificate
+makes ``kubectl logs`` fail on TLS (a complaint users of other virtual kubelets know well).
+The real kubelet solves it with a CertificateSigningRequest to the ``kubernetes.io/kubelet-serving``
+signer, and so does :func:`request_serving_certificate`: an ECDSA key made here, a CSR with
+subject ``O=system:nodes, CN=system:node:<node>`` and the node's addresses as SANs, usages
+digital signature and server auth (exactly what the signer accepts). The daemon approves its
+own request when RBAC lets it (``approve`` on ``signers`` named ``kubernetes.io/kubelet-serving``,
+``update`` on ``certificatesigningrequests/approval``), else it waits for an administrator or
+an approver (``kubectl certificate approve``); the controller-manager signs it with the cluster CA.
+
+The fallback is a certificate and key given by path (``ServingFiles``), e.g. issued by
+cert-manager from the cluster CA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime
+import ipaddress
+import json
+import logging
+import pathlib
+import secrets
+import ssl
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from vnode import errors
+from vnode.kubelet import auth
+from vnode.kubelet import clock as clock_mod
+
+__all__ = ["SIGNER", "ServingFiles", "request_serving_certificate", "server_ssl_context"]
+
+log = logging.getLogger(__name__)
+
+SIGNER = "kubernetes.io/kubelet-serving"
+_CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServingFiles:
+    """A PEM certificate (chain) and its key, as files."""
+
+    cert: pathlib.Path
+    key: pathlib.Path
+
+
+def server_ssl_context(serving: ServingFiles, client_ca: pathlib.Path) -> ssl.SSLContext:
+    """TLS for the kubelet API: our certificate; client certificates optional, checked against ``client_ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(client_ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(serving.cert, serving.key)
+    context.verify_mode = ssl.CERT_OPTIONAL  # no certificate: the middleware tries a token, then says 401
+    return context
+
+
+def _sans(addresses: Sequence[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for address in addresses:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(address)))
+        except ValueError:
+            names.append(x509.DNSName(address))
+    return names
+
+
+def _still_good(files: ServingFiles, addresses: Sequence[str], now: datetime.datetime) -> bool:
+    """A certificate written before covers ``addresses`` and has more than a fifth of its life left."""
+    try:
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        files.key.stat()
+    except (OSError, ValueError):
+        return False
+    try:
+        present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    if any(name not in present for name in _sans(addresses)):
+        return False
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return cert.not_valid_after_utc - now > lifetime / 5
+
+
+async def request_serving_certificate(
+    api: auth.Api,
+    node_name: str,
+    addresses: Sequence[str],
+    directory: pathlib.Path,
+    *,
+    clock: clock_mod.Clock,
+    approve: bool = True,
+    wait_seconds: float = 300.0,
+    poll_interval: float = 0.5,
+) -> ServingFiles:
+    """A serving certificate for ``node_name`` signed by the cluster CA, written into ``directory``.
+
+    Reuses the one written before if it still covers ``addresses`` and is not near its end.
+    Raises ``errors.Forbidden`` if the CSR is denied or fails, ``errors.Unavailable`` if nobody
+    approves or signs it within ``wait_seconds``.
+    """
+    files = ServingFiles(directory / "kubelet-serving.crt", directory / "kubelet-serving.key")
+    if _still_good(files, addresses, clock.now()):
+        return files
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
+        ]
+    )
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(x509.SubjectAlternativeName(_sans(addresses)), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = request.public_bytes(serialization.Encoding.PEM)
+    name = f"vnode-serving-{node_name}-{secrets.token_hex(4)}"[:253]
+    body = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name, "labels": {"vnode.io/node": node_name[:63]}},
+        "spec": {
+            "request": base64.b64encode(pem).decode(),
+            "signerName": SIGNER,
+            "usages": ["digital signature", "server auth"],
+        },
+    }
+    created = json.loads(await api.request("POST", _CSR_PATH, body=body))
+    if approve:
+        created.setdefault("status", {})["conditions"] = [
+            {
+                "type": "Approved",
+                "status": "True",
+                "reason": "VnodeSelfApproved",
+                "message": f"vnode approved the serving certificate of its virtual node {node_name}",
+            }
+        ]
+        try:
+            await api.request("PUT", f"{_CSR_PATH}/{name}/approval", body=created)
+        except errors.Forbidden as exc:
+            log.warning("cannot approve own CSR %s (%s); waiting for an approver", name, exc, extra={"node": node_name})
+    deadline = clock.monotonic() + wait_seconds
+    while True:
+        current = json.loads(await api.request("GET", f"{_CSR_PATH}/{name}"))
+        status = current.get("status") or {}
+        for condition in status.get("conditions") or []:
+            if condition.get("type") in ("Denied", "Failed") and condition.get("status") == "True":
+                raise errors.Forbidden(f"CSR {name} {condition['type'].lower()}: {condition.get('message', '')}")
+        if status.get("certificate"):
+            break
+        if clock.monotonic() > deadline:
+            raise errors.Unavailable(f"CSR {name} was not approved and signed within {wait_seconds:.0f}s")
+        await asyncio.sleep(poll_interval)
+    _write(files, key, base64.b64decode(status["certificate"]))
+    return files
+
+
+def _write(files: ServingFiles, key: ec.EllipticCurvePrivateKey, cert_pem: bytes) -> None:
+    files.key.parent.mkdir(parents=True, exist_ok=True)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    files.key.touch(mode=0o600)
+    files.key.write_bytes(key_pem)
+    files.cert.write_bytes(cert_pem)

@@ -1,0 +1,388 @@
+"""The kubelet API of one virtual node: an aiohttp HTTPS server with the kubelet's routes.
+
+The API server calls it for ``kubectl logs``, ``exec`` and ``attach``, and metrics-server
+scrapes it, at the node's address and ``status.daemonEndpoints.kubeletEndpoint.Port``. Routes:
+
+=====================================================  =========================================
+``GET /containerLogs/{ns}/{pod}/{container}``          the provider's ``SupportsLogs``
+``GET /exec/{ns}/{pod}[/{uid}]/{container}``           WebSocket (:mod:`.remotecommand`): the
+                                                       provider's ``SupportsStreamingExec``, else
+                                                       ``SupportsExec`` (whole stdin, then output)
+``GET /attach/{ns}/{pod}[/{uid}]/{container}``         WebSocket: ``SupportsAttach``
+``/portForward/{ns}/{pod}``                            501: see the docs (SPDY tunnelling)
+``GET /stats/summary``, ``GET /metrics/resource``      the provider's ``SupportsStats``
+``GET /pods``                                          the pods bound to this node
+``GET /healthz``                                       ``ok``
+=====================================================  =========================================
+
+Every request is authenticated and authorized first (:mod:`.auth`). A provider without an
+ability answers 501 naming the provider, never an empty success. Errors are plain text, as the
+real kubelet's are: the API server copies them into the message ``kubectl`` prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from vnode import errors
+from vnode.kubelet import auth, remotecommand, stats
+from vnode.kubelet import clock as clock_mod
+from vnode.kubelet import pods as pods_mod
+from vnode.provider import base, streams
+
+__all__ = ["KubeletServer", "LogQuery", "NotSupported"]
+
+log = logging.getLogger(__name__)
+
+
+class NotSupported(Exception):
+    """The provider lacks the ability a route needs (HTTP 501)."""
+
+
+@dataclasses.dataclass(slots=True)  # not frozen: base.LogOptions declares plain attributes
+class LogQuery:
+    """``base.LogOptions`` parsed from a ``/containerLogs`` query."""
+
+    tail_lines: int | None = None
+    since: datetime.datetime | None = None
+    timestamps: bool = False
+    limit_bytes: int | None = None
+    previous: bool = False
+    follow: bool = False
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true")
+
+
+def _int(query: Any, name: str, *, minimum: int) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name}={raw!r} is not an integer\n") from None
+    if value < minimum:
+        raise web.HTTPBadRequest(text=f"{name} must be at least {minimum}\n")
+    return value
+
+
+def parse_log_query(query: Any, now: datetime.datetime) -> LogQuery:
+    """The options of the kubelet's log query, validated as the API server would."""
+    since_seconds = _int(query, "sinceSeconds", minimum=1)
+    since_time = query.get("sinceTime")
+    if since_seconds is not None and since_time:
+        raise web.HTTPBadRequest(text="at most one of sinceTime or sinceSeconds may be given\n")
+    since = None
+    if since_seconds is not None:
+        since = now - datetime.timedelta(seconds=since_seconds)
+    elif since_time:
+        try:
+            since = datetime.datetime.fromisoformat(since_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"sinceTime={since_time!r} is not RFC 3339\n") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=datetime.UTC)
+    stream = query.get("stream", "All")
+    if stream not in ("", "All"):
+        raise web.HTTPBadRequest(text=f"stream={stream}: vnode serves the combined log only (stream=All)\n")
+    return LogQuery(
+        tail_lines=_int(query, "tailLines", minimum=0),
+        since=since,
+        timestamps=_bool(query.get("timestamps")),
+        limit_bytes=_int(query, "limitBytes", minimum=1),
+        previous=_bool(query.get("previous")),
+        follow=_bool(query.get("follow")),
+    )
+
+
+def _error_response(exc: errors.ApiError) -> web.Response:
+    # 400, not 404, for an instance or container the cloud does not know: the API server keeps
+    # a 400's text for kubectl but replaces a 404's with "could not find the requested resource".
+    if isinstance(exc, errors.NotFound | errors.InvalidSpec):
+        return web.Response(status=400, text=f"{exc.message}\n")
+    if isinstance(exc, errors.Retryable):
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(int(retry_after))} if retry_after else {}
+        return web.Response(status=503, text=f"the cloud is unavailable: {exc.message}\n", headers=headers)
+    # Forbidden here is the *cloud* refusing the provider's credentials, not the caller.
+    return web.Response(status=502, text=f"the cloud refused: {exc.message}\n")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class KubeletServer:
+    """One virtual node's kubelet API. ``run()`` serves until cancelled; ``ready`` is set once
+    it listens, and ``port`` is then the port it listens on (useful with ``port=0``)."""
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        provider: base.Provider,
+        pods: pods_mod.PodDirectory,
+        reviewer: auth.Reviewer,
+        ssl_context: ssl.SSLContext,
+        clock: clock_mod.Clock,
+        host: str = "0.0.0.0",
+        port: int = 10250,
+    ) -> None:
+        self.node_name = node_name
+        self.provider = provider
+        self.pods = pods
+        self.reviewer = reviewer
+        self.ssl_context = ssl_context
+        self.clock = clock
+        self.host = host
+        self.port = port
+        self.ready = asyncio.Event()
+        self.started_at = clock.now()
+        self._sessions: set[asyncio.Task[Any]] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[auth.middleware(self.reviewer)])
+        exec_paths = ("/exec/{ns}/{pod}/{container}", "/exec/{ns}/{pod}/{uid}/{container}")
+        attach_paths = ("/attach/{ns}/{pod}/{container}", "/attach/{ns}/{pod}/{uid}/{container}")
+        routes = [
+            web.get("/containerLogs/{ns}/{pod}/{container}", self.container_logs),
+            *(web.route(m, p, self.exec) for p in exec_paths for m in ("GET", "POST")),
+            *(web.route(m, p, self.attach) for p in attach_paths for m in ("GET", "POST")),
+            web.route("*", "/portForward/{ns}/{pod}", self.port_forward),
+            web.route("*", "/portForward/{ns}/{pod}/{uid}", self.port_forward),
+            web.get("/stats/summary", self.stats_summary),
+            web.get("/metrics/resource", self.metrics_resource),
+            web.get("/pods", self.list_pods),
+            web.get("/healthz", self.healthz),
+        ]
+        app.add_routes(routes)
+        return app
+
+    async def run(self) -> None:
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
+            await site.start()
+            if self.port == 0:
+                self.port = int(runner.addresses[0][1])
+            log.info("kubelet API listening on %s:%d", self.host, self.port, extra={"node": self.node_name})
+            self.ready.set()
+            await asyncio.Event().wait()
+        finally:
+            self.ready.clear()
+            for task in list(self._sessions):
+                task.cancel()
+            await runner.cleanup()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _target(self, request: web.Request) -> tuple[pods_mod.PodInstance, str]:
+        namespace, name = request.match_info["ns"], request.match_info["pod"]
+        container = request.match_info.get("container", "")
+        pod = self.pods.lookup(namespace, name)
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{namespace}/{name}" is not on node {self.node_name}\n')
+        uid = request.match_info.get("uid")
+        if uid and uid != pod.uid:
+            raise web.HTTPNotFound(text=f'pod "{namespace}/{name}" with UID {uid} is not on node {self.node_name}\n')
+        if container and container not in pod.containers:
+            raise web.HTTPNotFound(text=f'container "{container}" is not in pod "{namespace}/{name}"\n')
+        if not pod.instance_id:
+            raise web.HTTPBadRequest(text=f'pod "{namespace}/{name}" has no running instance yet\n')
+        return pod, container
+
+    def _unsupported(self, what: str) -> web.Response:
+        return web.Response(status=501, text=f"{what} is not supported by provider {self.provider.name}\n")
+
+    # -- logs ------------------------------------------------------------------------------
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        pod, container = self._target(request)
+        if not isinstance(self.provider, base.SupportsLogs):
+            return self._unsupported("container logs")
+        options = parse_log_query(request.query, self.clock.now())
+        chunks = self.provider.logs(pod.instance_id, container, options)
+        response: web.StreamResponse | None = None
+        left = options.limit_bytes
+        try:
+            async for chunk in chunks:
+                if response is None:
+                    response = await self._start_stream(request)
+                if left is not None:
+                    chunk = chunk[:left]
+                    left -= len(chunk)
+                await response.write(chunk)
+                if left == 0:
+                    break
+        except errors.ApiError as exc:
+            if response is None:
+                return _error_response(exc)
+            log.warning("log stream of %s/%s ended: %s", pod.namespace, pod.name, exc, extra={"node": self.node_name})
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        if response is None:
+            response = await self._start_stream(request)
+        await response.write_eof()
+        return response
+
+    async def _start_stream(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        return response
+
+    # -- exec and attach -------------------------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> tuple[web.WebSocketResponse, remotecommand.Options]:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(
+                text=(
+                    "vnode serves exec and attach over WebSockets only (v5.channel.k8s.io); SPDY is not "
+                    "implemented: the control plane must be Kubernetes 1.36 or later, which forwards WebSockets "
+                    "to nodes declaring ExtendWebSocketsToKubelet\n"
+                )
+            )
+        ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=16 * 1024 * 1024)
+        ready = ws.can_prepare(request)
+        if not ready.ok or ready.protocol not in remotecommand.PROTOCOLS:
+            wanted = request.headers.get("Sec-WebSocket-Protocol", "")
+            raise web.HTTPBadRequest(
+                text=f"requested protocol(s) {wanted!r} are not supported; supports {list(remotecommand.PROTOCOLS)}\n"
+            )
+        await ws.prepare(request)
+        return ws, remotecommand.Options.from_query(request.query)
+
+    async def _serve_session(
+        self,
+        ws: web.WebSocketResponse,
+        options: remotecommand.Options,
+        work: Callable[[remotecommand.Session], Coroutine[Any, Any, int | None]],
+        what: str,
+    ) -> web.WebSocketResponse:
+        session = remotecommand.Session(ws, options)
+        await session.start()
+        reader = asyncio.create_task(session.pump())
+        job = asyncio.create_task(work(session))
+        self._sessions.update((reader, job))
+        try:
+            await asyncio.wait({reader, job}, return_when=asyncio.FIRST_COMPLETED)
+            if not job.done():  # the client went away: stop the remote process
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await job
+                return ws
+            status: dict[str, Any]
+            try:
+                code = job.result()
+                status = remotecommand.exit_status(code or 0)
+            except NotSupported as exc:
+                status = remotecommand.failure_status(str(exc), reason="NotImplemented", code=501)
+            except errors.NotFound as exc:
+                status = remotecommand.failure_status(exc.message, reason="NotFound", code=404)
+            except errors.ApiError as exc:
+                status = remotecommand.failure_status(f"{what} failed: {exc.message}")
+            except ConnectionResetError:
+                return ws
+            await session.finish(status)
+            return ws
+        finally:
+            for task in (reader, job):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            self._sessions.difference_update((reader, job))
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        pod, container = self._target(request)
+        command = request.query.getall("command", [])  # argv exactly as the client sent it
+        if not command:
+            raise web.HTTPBadRequest(text="exec needs at least one command parameter\n")
+        provider = self.provider
+        if not isinstance(provider, (streams.SupportsStreamingExec, base.SupportsExec)):
+            return self._unsupported("exec")
+        ws, options = await self._websocket(request)
+
+        async def work(session: remotecommand.Session) -> int | None:
+            if isinstance(provider, streams.SupportsStreamingExec):
+                return await provider.exec_stream(pod.instance_id, container, command, session, tty=options.tty)
+            assert isinstance(provider, base.SupportsExec)
+            if options.tty:
+                raise NotSupported(
+                    f"an interactive terminal (tty) is not supported by provider {provider.name}; run without -t"
+                )
+            stdin = await session.read_stdin()
+            result = await provider.exec(pod.instance_id, container, command, stdin=stdin, tty=False)
+            await session.write_stdout(result.stdout)
+            await session.write_stderr(result.stderr)
+            return result.exit_code
+
+        return await self._serve_session(ws, options, work, "exec")
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        pod, container = self._target(request)
+        provider = self.provider
+        if not isinstance(provider, streams.SupportsAttach):
+            return self._unsupported("attach")
+        ws, options = await self._websocket(request)
+
+        async def work(session: remotecommand.Session) -> int | None:
+            return await provider.attach(pod.instance_id, container, session, tty=options.tty)
+
+        return await self._serve_session(ws, options, work, "attach")
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            status=501,
+            text=(
+                "port forwarding is not supported by vnode yet: the API server tunnels it as SPDY inside "
+                f"a WebSocket, which vnode does not speak (provider {self.provider.name})\n"
+            ),
+        )
+
+    # -- stats, pods, health ---------------------------------------------------------------
+
+    async def _usage(self) -> tuple[list[stats.PodUsage], bool]:
+        provider = self.provider
+        if not isinstance(provider, base.SupportsStats):
+            raise NotSupported(f"resource usage is not supported by provider {provider.name}")
+        return await stats.collect(provider, self.pods.all(), node_name=self.node_name, default_start=self.started_at)
+
+    async def stats_summary(self, request: web.Request) -> web.StreamResponse:
+        try:
+            usages, _ = await self._usage()
+        except NotSupported as exc:
+            return web.Response(status=501, text=f"{exc}\n")
+        document = stats.summary(self.node_name, self.started_at, usages, self.clock.now())
+        return web.json_response(document)
+
+    async def metrics_resource(self, request: web.Request) -> web.StreamResponse:
+        try:
+            usages, failed = await self._usage()
+        except NotSupported as exc:
+            return web.Response(status=501, text=f"{exc}\n")
+        text = stats.prometheus_text(usages, failed=failed, now=self.clock.now())
+        return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
+
+    async def list_pods(self, request: web.Request) -> web.StreamResponse:
+        items = [dict(pod.manifest) for pod in self.pods.all()]
+        body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    async def healthz(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
