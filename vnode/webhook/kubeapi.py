@@ -98,8 +98,11 @@ class Client:
         return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._session is not None and not self._session.closed:
             await self._session.close()
+            # TLS transports finish closing over the next loop iterations; give them that time
+            # before the loop may stop (aiohttp's "graceful shutdown" advice for SSL).
+            await asyncio.sleep(0.25)
 
     async def __aenter__(self) -> Client:
         return self
