@@ -1,13 +1,26 @@
-"""Fixtures for the daemon's tests: vnode's own async client on the session's control plane."""
+"""Fixtures for the daemon's tests: vnode's own async client, and daemons on the fake cloud.
+
+A daemon runs in-process as a task on the test's event loop, with an in-memory fake provider;
+stopping it is cancelling the task (the "crash" of restart-safety tests: nothing is flushed).
+The fake cloud outlives a daemon, so a second daemon can be started against the same cloud.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 
+from vnode import daemon, settings
 from vnode.cluster import launcher
 from vnode.kube import client, config
+from vnode.provider import fake
 
 
 @pytest.fixture
@@ -15,3 +28,115 @@ async def kube(cluster: launcher.Info) -> AsyncIterator[client.Client]:
     """vnode's lean async client, as the daemon uses it (one per test: it belongs to the test's loop)."""
     async with client.Client(config.load_kubeconfig(cluster.kubeconfig)) as api:
         yield api
+
+
+@dataclasses.dataclass
+class Running:
+    daemon: daemon.Daemon
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+@dataclasses.dataclass
+class Harness:
+    """Start and stop daemons for one virtual node on one fake cloud."""
+
+    node_name: str
+    cloud: fake.FakeProvider
+    kube: client.Client
+    overrides: dict[str, Any]
+    running: list[Running] = dataclasses.field(default_factory=list)
+
+    def settings(self) -> settings.Settings:
+        flags = {
+            "node_name": self.node_name,
+            "provider": "fake",
+            "http_port": 0,
+            "http_address": "127.0.0.1",
+            "status_interval": 0.3,
+            "cluster_id": "test-cluster",
+            **self.overrides,
+        }
+        return settings.load({}, flags)
+
+    async def start(self, *, wait: bool = True) -> Running:
+        d = daemon.Daemon(self.settings(), self.kube, self.cloud)
+        run = Running(d, asyncio.create_task(d.run()))
+        self.running.append(run)
+        if wait:
+            await wait_ready(run)
+        return run
+
+
+async def wait_ready(run: Running, within: float = 20) -> None:
+    ready = asyncio.create_task(run.daemon.ready.wait())
+    done, _ = await asyncio.wait({ready, run.task}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    if run.task in done:
+        ready.cancel()
+        run.task.result()
+        pytest.fail("the daemon stopped before it was ready")
+    if ready not in done:
+        ready.cancel()
+        pytest.fail(f"the daemon was not ready within {within}s")
+
+
+@pytest.fixture
+def node_name(request: pytest.FixtureRequest) -> str:
+    return f"vn-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+async def harness(kube: client.Client, core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[Harness]:
+    h = Harness(node_name, fake.FakeProvider(container_id_scheme="eci"), kube, {})
+    try:
+        yield h
+    finally:
+        for run in h.running:
+            await run.stop()
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(node_name)
+        with contextlib.suppress(k8s.ApiException):
+            k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease(node_name, "kube-node-lease")
+
+
+def pod_manifest(name: str, node: str, *, image: str = "nginx:alpine", **spec: Any) -> dict[str, Any]:
+    """A pod that tolerates virtual nodes and selects ``node`` (so parallel tests never share one)."""
+    container: dict[str, Any] = {"name": "main", "image": image}
+    container.update(spec.pop("container", {}))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, **spec.pop("metadata", {})},
+        "spec": {
+            "nodeSelector": {"type": "virtual-kubelet", "kubernetes.io/hostname": node},
+            "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [container],
+            "terminationGracePeriodSeconds": 5,
+            **spec,
+        },
+    }
+
+
+async def until(check: Callable[[], Any], *, within: float, what: str, interval: float = 0.1) -> Any:
+    """Await ``check()`` (sync or async) until truthy; fail naming ``what`` after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last: Exception | None = None
+    while True:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+        except Exception as exc:
+            result, last = None, exc
+        if result:
+            return result
+        if loop.time() > deadline:
+            pytest.fail(
+                f"timed out after {within:.0f}s waiting for {what}" + (f" (last error: {last})" if last else "")
+            )
+        await asyncio.sleep(interval)

@@ -15,8 +15,9 @@ from vnode.kube import client, informer, objects
 pytestmark = pytest.mark.cluster
 
 
-async def test_get_list_and_errors_map_to_the_error_tree(kube: client.Client, namespace: str,
-                                                         core: k8s.CoreV1Api) -> None:  # fmt: skip
+async def test_get_list_and_errors_map_to_the_error_tree(
+    kube: client.Client, namespace: str, core: k8s.CoreV1Api
+) -> None:
     core.create_namespaced_config_map(namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="a"), data={"k": "v"}))
     got = await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/a", objects.ConfigMap)
     assert got.data == {"k": "v"}

@@ -1,0 +1,208 @@
+"""Scale-in drains a virtual node on the real control plane: evictions honour budgets, nothing is leaked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.waiting import wait_for
+from vnode import errors, models
+from vnode.kube import client, extra
+from vnode.node import drain
+from vnode.provider import fake
+
+pytestmark = pytest.mark.cluster
+
+CLUSTER_ID = "drain-test"
+TAINT = {"key": "vnode.io/test", "value": "drain", "effect": "NoSchedule"}
+
+
+def test_ordinals_and_the_scale_in_rule() -> None:
+    assert drain.ordinal_of("virtual-node-eci-12") == ("virtual-node-eci", 12)
+    assert drain.ordinal_of("virtual-node-eci") is None
+    assert drain.ordinal_of("web-01") is None  # StatefulSets never pad ordinals
+    assert drain.removed_by_scale_in(replicas=1, ordinal=1)
+    assert drain.removed_by_scale_in(replicas=0, ordinal=0)
+    assert not drain.removed_by_scale_in(replicas=4, ordinal=3)
+
+
+@pytest.fixture
+def node(core: k8s.CoreV1Api) -> Iterator[str]:
+    """A Node object with no kubelet behind it, tainted so that no other test's pod lands on it."""
+    name = f"drain-{secrets.token_hex(3)}"
+    body = k8s.V1Node(
+        metadata=k8s.V1ObjectMeta(name=name, labels={"type": "virtual-kubelet", "vnode.io/test": name}),
+        spec=k8s.V1NodeSpec(taints=[k8s.V1Taint(**TAINT)]),
+    )
+    core.create_node(body)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(name)
+
+
+def bound_pod(core: k8s.CoreV1Api, namespace: str, node: str, name: str) -> k8s.V1Pod:
+    pod = k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name=name, labels={"app": "web"}),
+        spec=k8s.V1PodSpec(
+            node_name=node,
+            containers=[k8s.V1Container(name="c", image="nginx:alpine")],
+            tolerations=[k8s.V1Toleration(key=TAINT["key"], operator="Exists")],
+        ),
+    )
+    core.create_namespaced_pod(namespace, pod)
+    # Running, as the daemon would report it: a budget protects running pods only (pending ones are
+    # evicted regardless).
+    status = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    made: k8s.V1Pod = core.patch_namespaced_pod_status(name, namespace, status)
+    return made
+
+
+async def instance_for(provider: fake.FakeProvider, node: str, pod: k8s.V1Pod) -> models.InstanceState:
+    tags = {
+        models.TAG_CLUSTER: CLUSTER_ID,
+        models.TAG_NODE: node,
+        models.TAG_NAMESPACE: pod.metadata.namespace,
+        models.TAG_NAME: pod.metadata.name,
+        models.TAG_POD_UID: pod.metadata.uid,
+    }
+    spec = models.InstanceSpec(name=pod.metadata.name, client_token=pod.metadata.uid, cpu=1, memory_gib=2,
+                               containers=(models.ContainerSpec("c", "nginx:alpine"),), tags=tags)  # fmt: skip
+    return await provider.create(spec)
+
+
+@contextlib.asynccontextmanager
+async def pod_loop(kube: client.Client, provider: fake.FakeProvider, node: str) -> AsyncIterator[None]:
+    """What the daemon's pod loop does for a pod being deleted: delete its instance, then release the pod."""
+
+    async def loop() -> None:
+        while True:
+            for pod in await extra.pods_on_node(kube, node):
+                if not pod.metadata.deletion_timestamp:
+                    continue
+                for instance in await provider.list({models.TAG_POD_UID: pod.metadata.uid}):
+                    await provider.delete(instance.id, grace_seconds=0)
+                with contextlib.suppress(errors.NotFound, errors.Conflict):
+                    path = f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}"
+                    await kube.delete(path, grace_seconds=0, uid=pod.metadata.uid)
+            await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def pdb(policy: k8s.PolicyV1Api, namespace: str) -> None:
+    policy.create_namespaced_pod_disruption_budget(namespace, k8s.V1PodDisruptionBudget(
+        metadata=k8s.V1ObjectMeta(name="web"),
+        spec=k8s.V1PodDisruptionBudgetSpec(max_unavailable=0,
+                                           selector=k8s.V1LabelSelector(match_labels={"app": "web"})),
+    ))  # fmt: skip
+
+
+async def test_drain_evicts_through_a_budget_deletes_instances_then_the_node(
+    kube: client.Client, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str, node: str
+) -> None:
+    provider = fake.FakeProvider()
+    pods = [bound_pod(core, namespace, node, f"web-{i}") for i in range(3)]
+    for pod in pods:
+        await instance_for(provider, node, pod)
+    ghost = k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="ghost", namespace=namespace, uid="no-such-pod"))
+    orphan = await instance_for(provider, node, ghost)  # an instance whose pod is long gone
+    policy = k8s.PolicyV1Api(kube_api)
+    pdb(policy, namespace)
+
+    blocked = asyncio.Event()
+    async with pod_loop(kube, provider, node):
+        task = asyncio.create_task(drain.drain(
+            kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 60,
+            on_blocked=lambda key: blocked.set(), retry_interval=0.3,
+        ))  # fmt: skip
+        await asyncio.wait_for(blocked.wait(), timeout=30)
+        assert core.read_node(node).spec.unschedulable is True
+        assert not task.done(), "the budget holds the drain"
+        policy.delete_namespaced_pod_disruption_budget("web", namespace)
+        result = await asyncio.wait_for(task, timeout=40)
+
+    assert sorted(result.evicted) == [f"{namespace}/web-{i}" for i in range(3)]
+    assert result.blocked >= 1
+    assert result.forced == []
+    assert result.instances_deleted == [orphan.id]
+    assert result.complete
+    assert provider.instances() == []
+    assert core.list_namespaced_pod(namespace).items == []
+    with pytest.raises(k8s.ApiException) as exc:
+        core.read_node(node)
+    assert exc.value.status == 404
+
+
+async def test_at_the_deadline_leftovers_are_removed_and_nothing_leaks(
+    kube: client.Client, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str, node: str
+) -> None:
+    provider = fake.FakeProvider()
+    pod = bound_pod(core, namespace, node, "web-0")
+    await instance_for(provider, node, pod)
+    pdb(k8s.PolicyV1Api(kube_api), namespace)  # never released, and no pod loop runs
+
+    started = time.monotonic()
+    result = await drain.drain(kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=started + 4,
+                               retry_interval=0.3, force_margin=1)  # fmt: skip
+    assert time.monotonic() - started < 10
+    assert result.forced == [f"{namespace}/web-0"]
+    assert result.complete
+    assert provider.instances() == []
+    wait_for(lambda: not core.list_namespaced_pod(namespace).items, timeout=10, what="the forced pod to go")
+
+
+async def test_only_a_replica_its_statefulset_no_longer_wants_drains(
+    kube: client.Client, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    apps = k8s.AppsV1Api(kube_api)
+    apps.create_namespaced_stateful_set(namespace, k8s.V1StatefulSet(
+        metadata=k8s.V1ObjectMeta(name="vn"),
+        spec=k8s.V1StatefulSetSpec(
+            replicas=2, service_name="vn", pod_management_policy="Parallel",
+            selector=k8s.V1LabelSelector(match_labels={"app": "vn"}),
+            template=k8s.V1PodTemplateSpec(
+                metadata=k8s.V1ObjectMeta(labels={"app": "vn"}),
+                spec=k8s.V1PodSpec(node_selector={"vnode.io/test": "nowhere"},
+                                   containers=[k8s.V1Container(name="c", image="vnode")]),
+            ),
+        ),
+    ))  # fmt: skip
+    wait_for(lambda: len(core.list_namespaced_pod(namespace).items) == 2, timeout=30, what="both replicas")
+
+    async def removed(pod: str) -> bool:
+        return await drain.being_removed(kube, namespace=namespace, pod_name=pod)
+
+    assert not await removed("vn-0")
+    assert not await removed("vn-1"), "a restart of a wanted ordinal never drains"
+    await extra.scale_statefulset(kube, namespace, "vn", 1)
+    assert await removed("vn-1")
+    assert not await removed("vn-0")
+    wait_for(lambda: [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["vn-0"],
+             timeout=30, what="the scale-in to delete vn-1")  # fmt: skip
+    assert await removed("vn-1"), "decided from the StatefulSet even once the pod is gone"
+
+    core.create_namespaced_pod(namespace, k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="loner-3"),
+        spec=k8s.V1PodSpec(node_selector={"vnode.io/test": "nowhere"},
+                           containers=[k8s.V1Container(name="c", image="x")]),
+    ))  # fmt: skip
+    assert not await removed("loner-3"), "no StatefulSet controls it"
+    assert not await removed("no-ordinal")
+
+    apps.delete_namespaced_stateful_set("vn", namespace, propagation_policy="Background")
+    wait_for(lambda: not apps.list_namespaced_stateful_set(namespace).items, timeout=30, what="the StatefulSet to go")
+    assert await removed("vn-0"), "uninstall: the StatefulSet is gone, every replica drains"

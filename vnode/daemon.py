@@ -1,0 +1,174 @@
+"""``vnode run``: one virtual node, wired from its parts; health and metrics over HTTP.
+
+The daemon owns no logic of its own: it builds the node controller (Node + Lease), the pod
+controller (watch, cloud listing, work queue, reconcile), the live profile from the
+ConfigMap ``kube-system/eci-profile``, and an HTTP server with ``/healthz``, ``/readyz`` and
+``/metrics``. The Kubernetes client, the provider, the metrics registry, the clock and the
+randomness are passed in, so tests run several daemons in one process against one fake
+cloud, stop one by cancelling its task, and start another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import prometheus_client as prom
+from aiohttp import web
+
+from vnode import errors, models, settings
+from vnode.kube import client, informer, objects
+from vnode.node import events, pods, queue, reconcile, registration, resources, spec
+from vnode.observability import metrics
+from vnode.provider import base
+
+__all__ = ["Daemon"]
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclasses.dataclass
+class Daemon:
+    config: settings.Settings
+    kube: client.Client
+    provider: base.Provider
+    registry: prom.CollectorRegistry = dataclasses.field(default_factory=prom.CollectorRegistry)
+    clock: Callable[[], datetime.datetime] = _utcnow
+    monotonic: Callable[[], float] = time.monotonic
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.health = registration.CloudHealth()
+        self.metrics = metrics.Metrics(self.registry, node=self.config.node_name)
+        self.profile = settings.Profile()
+        self.http_port = 0
+        self.recorder = events.Recorder(self.kube, node_name=self.config.node_name, clock=self.clock)
+        self.node = registration.NodeController(
+            self.kube, self.provider, self.config, health=self.health, clock=self.clock
+        )
+        self.pods = pods.PodController(
+            self.kube,
+            self.provider,
+            self.config,
+            reconciler_factory=self._reconciler,
+            health=self.health,
+            metrics=self.metrics,
+            work=queue.WorkQueue(queue.Backoff(rng=self.rng)),
+            monotonic=self.monotonic,
+        )
+
+    def _placement(self) -> models.Placement:
+        if self.config.provider == "aci":
+            return models.Placement(vswitches=(self.config.aci.subnet,) if self.config.aci.subnet else ())
+        eci = self.config.eci
+        return models.Placement(vswitches=eci.vswitches, security_group=eci.security_group)
+
+    def _reconciler(self, view: reconcile.View) -> reconcile.Reconciler:
+        target = spec.Target(
+            cluster_id=self.config.cluster_id,
+            node_name=self.config.node_name,
+            node_ip=self.config.node_ip,
+            placement=self._placement(),
+            default_size=resources.DEFAULT,
+        )
+        return reconcile.Reconciler(
+            self.kube,
+            self.provider,
+            view=view,
+            target=target,
+            recorder=self.recorder,
+            metrics=self.metrics,
+            clock=self.clock,
+            profile=lambda: self.profile,
+            monotonic=self.monotonic,
+        )
+
+    # --- the live profile ---
+
+    def _on_profile(self, key: str, cm: objects.ConfigMap | None) -> None:
+        if cm is None:
+            self.profile = settings.Profile()
+            log.info("profile %s removed; using the daemon's settings for new pods", key)
+            return
+        try:
+            self.profile = settings.profile_from_configmap(cm.data)
+        except errors.ConfigError as exc:
+            log.warning("profile %s ignored, keeping the previous one: %s", key, exc)
+            return
+        log.info("profile %s applied to new pods: %s", key, self.profile.model_dump(exclude_defaults=True))
+
+    def _profile_informer(self) -> informer.Informer[objects.ConfigMap]:
+        namespace, _, name = self.config.profile_configmap.partition("/")
+        return informer.Informer(
+            self.kube,
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            objects.ConfigMap,
+            on_change=self._on_profile,
+            params={"fieldSelector": f"metadata.name={name}"},
+            rng=self.rng,
+        )
+
+    # --- HTTP ---
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+
+        async def healthz(request: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        async def readyz(request: web.Request) -> web.Response:
+            if self.ready.is_set() and self.health.ok:
+                return web.Response(text="ok")
+            reason = "starting" if not self.ready.is_set() else f"{self.health.reason}: {self.health.message}"
+            return web.Response(status=503, text=reason)
+
+        async def metrics_page(request: web.Request) -> web.Response:
+            body = prom.generate_latest(self.registry)
+            return web.Response(body=body, headers={"Content-Type": prom.CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics_page)
+        return app
+
+    async def _serve(self) -> None:
+        runner = web.AppRunner(self._app(), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.config.http_address, self.config.http_port)
+            await site.start()
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http_port
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    # --- the whole ---
+
+    async def run(self) -> None:
+        """Run until cancelled; ``ready`` is set once the node is registered and the pods are in hand."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._serve())
+                group.create_task(self._profile_informer().run())
+                group.create_task(self.node.run())
+                group.create_task(self.pods.run())
+                await self.node.ready.wait()
+                await self.pods.ready.wait()
+                self.ready.set()
+                log.info("daemon ready")
+        finally:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.recorder.drain(), timeout=5)

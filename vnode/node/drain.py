@@ -1,0 +1,236 @@
+"""Scale-in in one step: a replica that its StatefulSet is removing empties and deletes its own node.
+
+The field's procedure takes four manual steps (drain, scale, wait for NotReady, delete the
+node), and a skipped step leaves cloud instances that nothing manages any more. Here the
+controller does it on SIGTERM, within its pod's termination grace period:
+
+1. **Is this a scale-in?** Only if the owning StatefulSet no longer wants this ordinal
+   (``spec.replicas <= ordinal``), or is itself gone or being deleted (uninstall). A restart of
+   the same ordinal (a deleted pod, a rolling update, a crash) must not drain: the
+   replacement adopts the pods. The decision comes from ``spec.replicas``, which the scale
+   request changes before any pod is deleted, so it is never ambiguous.
+2. **Cordon** the node, so the scheduler sends no new pods.
+3. **Evict** each pod through the Eviction API, which honours PodDisruptionBudgets: a 429 means
+   "not now", and the eviction is retried until the budget allows it. The pods' controllers
+   (Deployments, ...) recreate them elsewhere. The daemon's own pod loop, still running,
+   deletes each evicted pod's instance and then the pod.
+4. **Wait** until no pod is left on the node and the provider lists no instance for it;
+   instances whose pod no longer exists are deleted here directly.
+5. When the deadline is near and something is still left (a budget that never allows it,
+   a stuck pod loop), the leftovers' instances are deleted through the provider and their pods
+   removed: the node is going away whatever happens, and an instance nobody manages is the
+   one outcome worse than a disrupted pod.
+6. **Delete** the Node (and its Lease).
+
+DaemonSet pods are left alone: they never run as instances, and the pod garbage collector
+removes them with the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from vnode import errors, models
+from vnode.kube import client, extra, objects
+from vnode.provider import base
+
+__all__ = ["Result", "being_removed", "drain", "ordinal_of", "removed_by_scale_in"]
+
+log = logging.getLogger(__name__)
+
+_ORDINAL = re.compile(r"^(?P<set>[a-z0-9]([-a-z0-9]*[a-z0-9])?)-(?P<ordinal>0|[1-9][0-9]*)$")
+
+
+def ordinal_of(pod_name: str) -> tuple[str, int] | None:
+    """``("virtual-node-eci", 2)`` for ``virtual-node-eci-2``; None for a name a StatefulSet would not give."""
+    match = _ORDINAL.match(pod_name)
+    if match is None:
+        return None
+    return match["set"], int(match["ordinal"])
+
+
+def removed_by_scale_in(replicas: int, ordinal: int) -> bool:
+    """A StatefulSet keeps ordinals ``0 .. replicas-1``; any other is being scaled away."""
+    return ordinal >= replicas
+
+
+async def being_removed(kube: client.Client, *, namespace: str, pod_name: str) -> bool:
+    """Whether this pod is going away for good (scale-in or uninstall), rather than restarting.
+
+    Reads the pod's controlling StatefulSet (falling back to the name the pod's own name
+    implies, when the pod is already gone) and compares its ``spec.replicas`` with the ordinal.
+    A pod that no StatefulSet controls never drains on its own. Errors other than "not found"
+    propagate: when in doubt, do not drain (the replacement adopts the pods instead).
+    """
+    parsed = ordinal_of(pod_name)
+    if parsed is None:
+        return False
+    set_name, ordinal = parsed
+    try:
+        pod: objects.Pod | None = await extra.get_pod(kube, namespace, pod_name)
+    except errors.NotFound:
+        pod = None
+    if pod is not None:
+        owner = next((o for o in pod.metadata.owner_references if o.kind == "StatefulSet" and o.controller), None)
+        if owner is None:
+            return False
+        set_name = owner.name
+    try:
+        statefulset = await extra.get_statefulset(kube, namespace, set_name)
+    except errors.NotFound:
+        return True  # the StatefulSet itself was deleted: every replica goes
+    if statefulset.metadata.deletion_timestamp:
+        return True
+    return removed_by_scale_in(statefulset.spec.replicas, ordinal)
+
+
+@dataclasses.dataclass
+class Result:
+    """What a drain did; ``complete`` is False only if the Node could not be deleted."""
+
+    evicted: list[str] = dataclasses.field(default_factory=list)  # namespace/name
+    blocked: int = 0  # evictions a PodDisruptionBudget refused (then retried)
+    forced: list[str] = dataclasses.field(default_factory=list)  # pods removed at the deadline
+    instances_deleted: list[str] = dataclasses.field(default_factory=list)  # deleted by the drain itself
+    node_deleted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.node_deleted
+
+
+def _is_daemonset_pod(pod: objects.Pod) -> bool:
+    return any(o.kind == "DaemonSet" and o.controller for o in pod.metadata.owner_references)
+
+
+async def drain(
+    kube: client.Client,
+    provider: base.Provider,
+    *,
+    node: str,
+    cluster_id: str,
+    deadline: float,
+    before_node_delete: Callable[[], Awaitable[None]] | None = None,
+    on_blocked: Callable[[str], None] | None = None,
+    retry_interval: float = 1.0,
+    force_margin: float = 5.0,
+    concurrency: int = 20,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Result:
+    """Cordon, evict, wait for the instances to go, delete the Node; all before ``deadline`` (monotonic).
+
+    ``before_node_delete`` runs just before the Node is deleted: the daemon stops its node
+    heartbeat there, or it would register the node again. ``on_blocked(pod key)`` is called
+    each time a PodDisruptionBudget refuses an eviction. Safe to repeat (a second SIGTERM).
+    """
+    started = monotonic()
+    result = Result()
+    tags = {models.TAG_CLUSTER: cluster_id, models.TAG_NODE: node}
+    evicted: set[str] = set()
+    limit = asyncio.Semaphore(concurrency)
+    extra_log = {"node": node}
+
+    try:
+        await extra.cordon(kube, node)
+        log.info("draining node %s: cordoned", node, extra=extra_log)
+    except errors.NotFound:
+        log.info("draining node %s: the Node is already gone; cleaning up its instances", node, extra=extra_log)
+
+    async def evict(pod: objects.Pod) -> None:
+        key = pod.key
+        async with limit:
+            try:
+                await extra.evict(kube, pod.metadata.namespace, pod.metadata.name, uid=pod.metadata.uid)
+            except errors.Throttled:
+                result.blocked += 1
+                if on_blocked is not None:
+                    on_blocked(key)
+                return
+            except (errors.NotFound, errors.Conflict):
+                pass  # gone already, or replaced by a new pod of that name (not ours to evict)
+            except errors.ApiError as exc:
+                log.warning("draining node %s: evicting %s failed: %s", node, key, exc, extra=extra_log)
+                return
+        evicted.add(pod.metadata.uid)
+        result.evicted.append(key)
+
+    async def delete_instance(instance: models.InstanceState, grace: float) -> None:
+        async with limit:
+            try:
+                await provider.delete(instance.id, grace_seconds=grace)
+            except errors.ApiError as exc:
+                log.warning("draining node %s: deleting instance %s failed: %s", node, instance.id, exc,
+                            extra=extra_log)  # fmt: skip
+                return
+        result.instances_deleted.append(instance.id)
+
+    pods: list[objects.Pod] = []
+    instances: list[models.InstanceState] = []
+    while True:
+        try:
+            # Instances first, then pods: an instance listed before a pod listing that lacks its
+            # pod belongs to a pod that is gone (pods are created before their instances).
+            instances = list(await provider.list(tags))
+            pods = [p for p in await extra.pods_on_node(kube, node) if not _is_daemonset_pod(p)]
+        except errors.ApiError as exc:
+            log.warning("draining node %s: listing failed: %s", node, exc, extra=extra_log)
+        else:
+            if not pods and not instances:
+                break
+            live_uids = {p.metadata.uid for p in pods}
+            orphans = [i for i in instances if i.pod_uid not in live_uids and i.id not in result.instances_deleted]
+            due = [p for p in pods if not p.metadata.deletion_timestamp and p.metadata.uid not in evicted]
+            await asyncio.gather(*(evict(p) for p in due), *(delete_instance(i, 0) for i in orphans))
+        if monotonic() >= deadline - force_margin:
+            await _force(kube, node, pods, instances, delete_instance, result)
+            break
+        await asyncio.sleep(retry_interval)
+
+    if before_node_delete is not None:
+        await before_node_delete()
+    try:
+        await extra.delete_node(kube, node)
+        result.node_deleted = True
+    except errors.NotFound:
+        result.node_deleted = True
+    except errors.ApiError as exc:
+        log.error("draining node %s: deleting the Node failed: %s", node, exc, extra=extra_log)
+    with contextlib.suppress(errors.ApiError):  # gone with the Node (owner reference), or never made
+        await kube.delete(extra.lease_path(node))
+    result.seconds = monotonic() - started
+    log.info("drained node %s in %.1fs: %d evicted, %d forced, node deleted: %s", node, result.seconds,
+             len(result.evicted), len(result.forced), result.node_deleted, extra=extra_log)  # fmt: skip
+    return result
+
+
+async def _force(
+    kube: client.Client,
+    node: str,
+    pods: list[objects.Pod],
+    instances: list[models.InstanceState],
+    delete_instance: Callable[[models.InstanceState, float], Awaitable[None]],
+    result: Result,
+) -> None:
+    """The deadline is near: delete what is left, instances first, so that nothing is leaked."""
+    if not pods and not instances:
+        return
+    log.warning("draining node %s: deadline near, removing %d pods and %d instances that are left", node,
+                len(pods), len(instances), extra={"node": node})  # fmt: skip
+    await asyncio.gather(*(delete_instance(i, 0) for i in instances if i.id not in result.instances_deleted))
+    for pod in pods:
+        try:
+            await kube.delete(f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}",
+                              grace_seconds=0, uid=pod.metadata.uid)  # fmt: skip
+        except (errors.NotFound, errors.Conflict):
+            continue
+        except errors.ApiError as exc:
+            log.warning("draining node %s: removing pod %s failed: %s", node, pod.key, exc, extra={"node": node})
+            continue
+        result.forced.append(pod.key)

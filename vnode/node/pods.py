@@ -1,0 +1,237 @@
+"""The pod side of a node: one watch, one listing of the cloud per interval, a keyed queue, workers.
+
+* One watch per node (``fieldSelector=spec.nodeName=<node>``) feeds an informer cache; every
+  change puts the pod's key on the queue.
+* One bulk listing of the cloud per interval, by the node's tags, replaces per-pod polling;
+  a pod whose instance state changed is put on the queue (a provider that can push feeds the
+  same path). The listing's success or failure is the node's view of cloud health.
+* Workers take keys, one task per key at a time, and reconcile (``reconcile.Reconciler``).
+* Orphan collection deletes instances tagged with this cluster and node whose pod no longer
+  exists, and only once the watch cache has synced and a listing started after that has
+  completed: a cold cache must never delete a healthy instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from vnode import errors, models, settings
+from vnode.kube import client, informer, objects
+from vnode.node import queue, reconcile, registration
+from vnode.observability import metrics
+from vnode.provider import base
+
+__all__ = ["PodController"]
+
+log = logging.getLogger(__name__)
+
+UNHEALTHY_AFTER = 3  # failed listings in a row before the node turns NotReady
+
+
+class PodController:
+    def __init__(
+        self,
+        kube: client.Client,
+        provider: base.Provider,
+        config: settings.Settings,
+        *,
+        reconciler_factory: Callable[[reconcile.View], reconcile.Reconciler],
+        health: registration.CloudHealth,
+        metrics: metrics.Metrics,
+        work: queue.WorkQueue,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.kube = kube
+        self.provider = provider
+        self.config = config
+        self.health = health
+        self.metrics = metrics
+        self.queue = work
+        self.monotonic = monotonic
+        self.wall = wall
+        self.informer = informer.Informer(
+            kube,
+            "/api/v1/pods",
+            objects.Pod,
+            on_change=self._on_pod,
+            params={"fieldSelector": f"spec.nodeName={config.node_name}"},
+        )
+        self.view = reconcile.View(pods=self.informer.cache, states={})
+        self.reconciler = reconciler_factory(self.view)
+        self.ready = asyncio.Event()  # the cache is synced and the cloud listed: workers are running
+        self._keys: dict[str, str] = {}  # pod UID -> key
+        self._uids: dict[str, str] = {}  # key -> pod UID
+        self._billed: dict[str, float] = {}  # instance id -> dollars so far
+        self._listed_once = asyncio.Event()
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {models.TAG_CLUSTER: self.config.cluster_id, models.TAG_NODE: self.config.node_name}
+
+    def _on_pod(self, key: str, pod: objects.Pod | None) -> None:
+        if pod is not None:
+            self._keys[pod.metadata.uid] = key
+            self._uids[key] = pod.metadata.uid
+        elif key in self._uids:
+            uid = self._uids.pop(key)
+            self._keys.pop(uid, None)
+            self.view.gone[key] = uid
+        self.queue.add(key)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.informer.run())
+            group.create_task(self._feed())
+            await self.informer.ready.wait()
+            await self._listed_once.wait()
+            # The view is complete only after a listing that *began* after the cache synced.
+            await self._wait_for_listing_after(self.monotonic())
+            await self.collect_orphans()
+            for _ in range(self.config.workers):
+                group.create_task(self._worker())
+            group.create_task(self._orphan_loop())
+            self.ready.set()
+            log.info("pod controller ready: %d pods, %d instances", len(self.view.pods), len(self.view.states))
+
+    async def _wait_for_listing_after(self, moment: float) -> None:
+        while self.view.listed_at <= moment:
+            self._listed_once.clear()
+            await self._listed_once.wait()
+
+    # --- the cloud listing ---
+
+    async def _feed(self) -> None:
+        failures = 0
+        while True:
+            began = self.monotonic()
+            try:
+                states = await self.provider.list(self.tags)
+            except errors.ApiError as exc:
+                failures += 1
+                self.metrics.cloud_call("list", exc.code)
+                self.metrics.cloud_up.labels(self.config.node_name).set(0)
+                if failures >= UNHEALTHY_AFTER or isinstance(exc, errors.Forbidden):
+                    self.health.set(False, "ProviderUnreachable", f"the cloud does not answer: {exc.message}")
+                log.warning("cloud listing failed (%d in a row): %s", failures, exc)
+                delay = self.config.status_interval
+                if isinstance(exc, errors.Retryable) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            self.metrics.cloud_call("list", "ok")
+            self.metrics.cloud_up.labels(self.config.node_name).set(1)
+            self.health.set(True)
+            self._apply(states, began)
+            await asyncio.sleep(max(0.0, self.config.status_interval - (self.monotonic() - began)))
+
+    def _apply(self, states: Iterable[models.InstanceState], began: float) -> None:
+        fresh: dict[str, models.InstanceState] = {}
+        for state in states:
+            if state.tags.get(models.TAG_CLUSTER) != self.config.cluster_id:
+                continue
+            if state.tags.get(models.TAG_NODE) != self.config.node_name:
+                continue
+            if state.pod_uid:
+                fresh[state.pod_uid] = state
+        old = self.view.states
+        for uid, state in fresh.items():
+            if old.get(uid) != state and uid in self._keys:
+                self.queue.add(self._keys[uid])
+        for uid in old.keys() - fresh.keys():
+            if uid in self._keys:
+                self.queue.add(self._keys[uid])
+        self.view.states = fresh
+        self.view.listed_at = began
+        self._account(fresh.values())
+        self._listed_once.set()
+
+    def _account(self, states: Iterable[models.InstanceState]) -> None:
+        now = self.wall()
+        phases: dict[str, int] = dict.fromkeys(("Pending", "Running", "Succeeded", "Failed"), 0)
+        for pod in self.view.pods.values():
+            phases[pod.phase] = phases.get(pod.phase, 0) + 1
+        for phase, count in phases.items():
+            self.metrics.pods.labels(self.config.node_name, phase).set(count)
+        for state in states:
+            if state.started_at is None:
+                continue
+            end = state.finished_at.timestamp() if state.finished_at else now
+            seconds = max(0.0, end - state.started_at.timestamp())
+            self._billed[state.id] = seconds * (
+                state.cpu * metrics.PRICE_PER_VCPU_SECOND + state.memory_gib * metrics.PRICE_PER_GIB_SECOND
+            )
+        self.metrics.cost.labels(self.config.node_name).set(sum(self._billed.values()))
+
+    # --- orphans ---
+
+    async def collect_orphans(self) -> int:
+        """Delete instances of this cluster and node whose pod is gone. Only call with a synced cache."""
+        if not self.informer.ready.is_set():
+            return 0
+        live = {pod.metadata.uid for pod in self.view.pods.values()}
+        removed = 0
+        for uid, state in list(self.view.states.items()):
+            if uid in live:
+                continue
+            tags = state.tags
+            if (
+                tags.get(models.TAG_CLUSTER) != self.config.cluster_id
+                or tags.get(models.TAG_NODE) != self.config.node_name
+            ):
+                continue
+            try:
+                await self.provider.delete(state.id, grace_seconds=0)
+            except errors.ApiError as exc:
+                log.warning("orphan %s not deleted yet: %s", state.id, exc, extra={"instance": state.id})
+                continue
+            self.view.states.pop(uid, None)
+            removed += 1
+            self.metrics.orphans_removed.labels(self.config.node_name).inc()
+            log.info(
+                "orphan instance %s deleted (pod %s/%s gone)",
+                state.id,
+                tags.get(models.TAG_NAMESPACE),
+                tags.get(models.TAG_NAME),
+                extra={"instance": state.id},
+            )
+        return removed
+
+    async def _orphan_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.orphan_interval)
+            began = self.monotonic()
+            await self._wait_for_listing_after(began)
+            await self.collect_orphans()
+
+    # --- workers ---
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            started = self.monotonic()
+            try:
+                again = await self.reconciler.sync(key)
+            except errors.Retryable as exc:
+                delay = self.queue.retry(key, exc.retry_after)
+                self.metrics.retries.labels(self.config.node_name, exc.code).inc()
+                log.info("retry in %.2fs: %s", delay, exc, extra={"pod": key})
+            except errors.ApiError as exc:
+                delay = self.queue.retry(key)
+                self.metrics.retries.labels(self.config.node_name, exc.code).inc()
+                log.warning("retry in %.2fs: %s", delay, exc, extra={"pod": key})
+            except Exception:
+                delay = self.queue.retry(key)
+                self.metrics.retries.labels(self.config.node_name, "Bug").inc()
+                log.exception("reconcile failed unexpectedly; retry in %.2fs", delay, extra={"pod": key})
+            else:
+                self.queue.forget(key)
+                if again is not None:
+                    self.queue.add_after(key, again)
+            finally:
+                self.queue.done(key)
+                self.metrics.reconcile_seconds.labels(self.config.node_name).observe(self.monotonic() - started)

@@ -1,0 +1,357 @@
+"""Reconcile one pod: from its latest state and its instance's latest state, take the next step.
+
+Every step is safe to repeat, because a reconcile can be cut short anywhere (a crash, a
+cancelled task, a timeout whose request did reach the cloud):
+
+* create with a client token derived from the pod UID, so a retried create yields the same
+  instance, and a daemon killed mid-create finds it again by tag;
+* delete the instance before releasing the pod (grace 0, UID precondition), so a deleted pod
+  never leaves a billed instance behind, even one whose create was still in flight;
+* write the pod status only when it differs from what the pod shows.
+
+The caller (``pods.PodController``) guarantees one reconcile per pod at a time and retries
+on ``errors.Retryable`` with backoff. A returned number asks for another look after that
+many seconds (a Secret still missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from vnode import errors, models, settings
+from vnode.kube import client, objects
+from vnode.node import events, spec, status
+from vnode.observability import metrics
+from vnode.provider import base
+
+__all__ = ["MISSING_RETRY", "Reconciler", "View"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MISSING_RETRY = 2.0  # seconds between looks for a missing ConfigMap/Secret
+REF_CACHE_SECONDS = 2.0
+
+
+@dataclasses.dataclass
+class View:
+    """What the pod controller knows right now, shared with the reconciler."""
+
+    pods: dict[str, objects.Pod]  # the informer's cache, by namespace/name
+    states: dict[str, models.InstanceState]  # the last listing, by pod UID
+    listed_at: float = 0.0  # monotonic time the last complete listing *started*
+    gone: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> UID of pods deleted from the cache
+
+
+@dataclasses.dataclass
+class _Memory:
+    """What vnode remembers about a pod between reconciles (lost on restart, rebuilt from the cloud)."""
+
+    instance_id: str = ""
+    created_at: float = 0.0
+    seen_events: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)
+    written: dict[str, Any] | None = None
+    warned: str = ""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: client.Client,
+        provider: base.Provider,
+        *,
+        view: View,
+        target: spec.Target,
+        recorder: events.Recorder,
+        metrics: metrics.Metrics,
+        clock: Callable[[], datetime.datetime],
+        profile: Callable[[], settings.Profile] = settings.Profile,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.provider = provider
+        self.view = view
+        self.target = target
+        self.recorder = recorder
+        self.metrics = metrics
+        self.clock = clock
+        self.profile = profile
+        self.monotonic = monotonic
+        self.memory: dict[str, _Memory] = {}
+        self._ref_cache: dict[tuple[str, str, str], tuple[float, dict[str, bytes] | None]] = {}
+
+    def forget(self, uid: str) -> None:
+        self.memory.pop(uid, None)
+
+    # --- the entry point ---
+
+    async def sync(self, key: str) -> float | None:
+        pod = self.view.pods.get(key)
+        if pod is None:
+            await self._pod_gone(key)
+            return None
+        uid = pod.metadata.uid
+        memory = self.memory.setdefault(uid, _Memory())
+        if pod.metadata.deletion_timestamp:
+            await self._delete(pod, memory)
+            return None
+        if any(ref.kind == "DaemonSet" for ref in pod.metadata.owner_references):
+            message = "DaemonSet pods are not run on virtual nodes: there is no host to run a per-node agent on"
+            await self._warn_once(pod, memory, "DaemonSetPodsNotSupported", message)
+            await self._write(
+                pod,
+                memory,
+                status.waiting(
+                    pod,
+                    reason="DaemonSetPodsNotSupported",
+                    message=message,
+                    host_ip=self.target.node_ip,
+                    now=self.clock(),
+                ),
+            )
+            return None
+        state = self.view.states.get(uid)
+        if state is None:
+            if pod.phase in ("Succeeded", "Failed"):
+                return None  # finished (or failed fast); nothing runs for it
+            instance_id = memory.instance_id or self._instance_in_status(pod)
+            if instance_id:
+                return await self._maybe_vanished(pod, memory, instance_id)
+            created = await self._create(pod, memory)
+            if not isinstance(created, models.InstanceState):
+                return created  # failed for good (None) or waiting for a reference (seconds)
+            state = created
+        memory.instance_id = state.id
+        self._record_events(pod, memory, state)
+        wanted = status.from_instance(
+            pod, state, scheme=self.provider.container_id_scheme, host_ip=self.target.node_ip, now=self.clock()
+        )
+        await self._write(pod, memory, wanted)
+        return None
+
+    # --- steps ---
+
+    def _instance_in_status(self, pod: objects.Pod) -> str:
+        prefix = f"{self.provider.container_id_scheme}://"
+        for c in pod.status.get("containerStatuses") or []:
+            cid = c.get("containerID") or ""
+            if cid.startswith(prefix):
+                return str(cid[len(prefix) :])
+        return ""
+
+    async def _maybe_vanished(self, pod: objects.Pod, memory: _Memory, instance_id: str) -> float | None:
+        """The pod had an instance that the last listing does not show: gone, or just too new to be listed?"""
+        if memory.created_at and self.view.listed_at <= memory.created_at:
+            return 1.0  # created after the last listing began: wait for the next one
+        try:
+            state = await self._call("get", self.provider.get(instance_id))
+        except errors.NotFound:
+            message = f"the instance {instance_id} no longer exists in the cloud"
+            self.recorder.pod(pod, "ProviderInstanceGone", message, type="Warning")
+            await self._write(
+                pod,
+                memory,
+                status.failed(
+                    pod, reason="ProviderInstanceGone", message=message, host_ip=self.target.node_ip, now=self.clock()
+                ),
+            )
+            return None
+        self.view.states[pod.metadata.uid] = state
+        memory.instance_id = state.id
+        self._record_events(pod, memory, state)
+        wanted = status.from_instance(
+            pod, state, scheme=self.provider.container_id_scheme, host_ip=self.target.node_ip, now=self.clock()
+        )
+        await self._write(pod, memory, wanted)
+        return None
+
+    async def _create(self, pod: objects.Pod, memory: _Memory) -> models.InstanceState | float | None:
+        try:
+            sources = await self._sources(pod)
+            wanted = spec.build(pod, sources, self.target, self.profile())
+        except spec.Missing as missing:
+            reason = "CreateContainerConfigError"
+            await self._warn_once(pod, memory, "Failed", f"Error: {missing}")
+            await self._write(
+                pod,
+                memory,
+                status.waiting(pod, reason=reason, message=str(missing), host_ip=self.target.node_ip, now=self.clock()),
+            )
+            self.metrics.retries.labels(self.metrics.node, "MissingReference").inc()
+            return MISSING_RETRY
+        except errors.InvalidSpec as invalid:
+            await self._fail(pod, memory, "ProviderInvalidSpec", invalid.message)
+            return None
+        try:
+            started = self.monotonic()
+            made = await self._call("create", self.provider.create(wanted))
+        except errors.InvalidSpec as invalid:
+            await self._fail(pod, memory, "ProviderInvalidSpec", invalid.message)
+            return None
+        except errors.CapacityError as exc:
+            await self._warn_once(pod, memory, "ProviderCapacity", f"no capacity in any zone: {exc.message}")
+            await self._write(
+                pod,
+                memory,
+                status.waiting(
+                    pod, reason="ProviderCapacity", message=exc.message, host_ip=self.target.node_ip, now=self.clock()
+                ),
+            )
+            raise
+        memory.instance_id, memory.created_at = made.id, started
+        self.view.states[pod.metadata.uid] = made
+        log.info("instance %s created", made.id, extra={"pod": pod.key, "instance": made.id})
+        return made
+
+    async def _fail(self, pod: objects.Pod, memory: _Memory, reason: str, message: str) -> None:
+        self.recorder.pod(pod, "Failed", message, type="Warning")
+        await self._write(
+            pod,
+            memory,
+            status.failed(pod, reason=reason, message=message, host_ip=self.target.node_ip, now=self.clock()),
+        )
+
+    async def _pod_gone(self, key: str) -> None:
+        """The pod vanished from the API (force-deleted, or released by us): its instance must go too."""
+        uid = self.view.gone.get(key)
+        if uid is None:
+            return
+        state = self.view.states.get(uid)
+        if state is not None:
+            await self._call("delete", self.provider.delete(state.id, grace_seconds=0))
+            log.info("instance %s deleted: its pod is gone", state.id, extra={"pod": key, "instance": state.id})
+            self.view.states.pop(uid, None)
+        self.view.gone.pop(key, None)
+        self.forget(uid)
+
+    async def _delete(self, pod: objects.Pod, memory: _Memory) -> None:
+        uid = pod.metadata.uid
+        found = []
+        state = self.view.states.get(uid)
+        if state is not None:
+            found.append(state.id)
+        else:
+            # Not in the last listing: it may have been made since, or be lost in flight. Ask.
+            tags = {
+                models.TAG_CLUSTER: self.target.cluster_id,
+                models.TAG_NODE: self.target.node_name,
+                models.TAG_POD_UID: uid,
+            }
+            found = [s.id for s in await self._call("list", self.provider.list(tags))]
+        grace = pod.metadata.deletion_grace_period_seconds
+        for instance_id in found:
+            if pod.phase not in ("Succeeded", "Failed"):
+                for c in pod.spec.containers:
+                    self.recorder.pod(pod, "Killing", f"Stopping container {c.name}", container=c.name)
+            await self._call("delete", self.provider.delete(instance_id, grace_seconds=float(grace or 0)))
+            log.info("instance %s deleted", instance_id, extra={"pod": pod.key, "instance": instance_id})
+        self.view.states.pop(uid, None)
+        # NotFound: gone already; Conflict: a new pod of the same name, not ours to delete.
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            path = f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}"
+            await self.kube.delete(path, grace_seconds=0, uid=uid)
+        self.forget(uid)
+
+    # --- helpers ---
+
+    async def _call(self, action: str, call: Awaitable[T]) -> T:
+        try:
+            result = await call
+        except errors.ApiError as exc:
+            self.metrics.cloud_call(action, exc.code)
+            raise
+        self.metrics.cloud_call(action, "ok")
+        return result
+
+    async def _warn_once(self, pod: objects.Pod, memory: _Memory, reason: str, message: str) -> None:
+        if memory.warned != f"{reason}:{message}":
+            memory.warned = f"{reason}:{message}"
+            self.recorder.pod(pod, reason, message, type="Warning")
+
+    def _record_events(self, pod: objects.Pod, memory: _Memory, state: models.InstanceState) -> None:
+        fresh = []
+        for event in state.events:
+            mark = (event.reason, event.container, status.rfc3339(event.timestamp) or event.message)
+            if mark not in memory.seen_events:
+                memory.seen_events.add(mark)
+                fresh.append(event)
+        if memory.written is None and pod.status.get("containerStatuses") and self._instance_in_status(pod):
+            return  # adopted after a restart: these were recorded by the daemon before us
+        for event in fresh:
+            self.recorder.pod(
+                pod, event.reason, event.message, type=event.type.value, container=event.container, when=event.timestamp
+            )
+
+    async def _write(self, pod: objects.Pod, memory: _Memory, wanted: dict[str, Any]) -> None:
+        if status.same(pod.status, wanted) or (memory.written is not None and status.same(memory.written, wanted)):
+            memory.written = memory.written or wanted
+            return
+        path = f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}/status"
+        try:
+            await self.kube.patch(path, {"metadata": {"uid": pod.metadata.uid}, "status": wanted}, kind="strategic")
+        except errors.NotFound:
+            return
+        memory.written = wanted
+        self.metrics.status_writes.labels(self.metrics.node).inc()
+
+    async def _sources(self, pod: objects.Pod) -> spec.Sources:
+        refs = spec.references(pod)
+        ns = pod.metadata.namespace
+        names = [("configmaps", n) for n in refs.configmaps] + [("secrets", n) for n in refs.secrets]
+        fetched = await asyncio.gather(*(self._ref(ns, kind, name) for kind, name in names))
+        cms = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "configmaps"}
+        secs = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "secrets"}
+        tokens = {}
+        for audience, seconds in refs.tokens:
+            tokens[audience, seconds] = await self._token(pod, audience, seconds)
+        return spec.Sources(configmaps=cms, secrets=secs, tokens=tokens)
+
+    async def _ref(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
+        key = (namespace, kind, name)
+        cached = self._ref_cache.get(key)
+        now = self.monotonic()
+        if cached is not None and now - cached[0] < REF_CACHE_SECONDS:
+            return cached[1]
+        path = f"/api/v1/namespaces/{namespace}/{kind}/{name}"
+        data: dict[str, bytes] | None
+        try:
+            if kind == "configmaps":
+                data = spec.configmap_data(await self.kube.get(path, objects.ConfigMap))
+            else:
+                data = spec.secret_data(await self.kube.get(path, objects.Secret))
+        except errors.NotFound:
+            data = None
+        self._ref_cache[key] = (now, data)
+        return data
+
+    async def _token(self, pod: objects.Pod, audience: str, seconds: int) -> str:
+        account = pod.spec.service_account_name or "default"
+        body: dict[str, Any] = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": seconds,
+                "boundObjectRef": {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "name": pod.metadata.name,
+                    "uid": pod.metadata.uid,
+                },
+            },
+        }
+        if audience:
+            body["spec"]["audiences"] = [audience]
+        path = f"/api/v1/namespaces/{pod.metadata.namespace}/serviceaccounts/{account}/token"
+        try:
+            answer = json.loads(await self.kube.create(path, body))
+        except errors.NotFound as exc:
+            raise spec.Missing("serviceaccount", account) from exc
+        return str(answer["status"]["token"])

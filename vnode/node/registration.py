@@ -1,0 +1,297 @@
+"""The Node object and its Lease: registering, heartbeating, and saying Ready only while the cloud answers.
+
+Two heartbeats, as the kubelet does since Kubernetes 1.17: the Lease in ``kube-node-lease``
+renewed every 10 s (cheap, what the node lifecycle controller watches), and the full node
+status written when something changed and at least once a minute. Others own parts of the
+Node too: ``kubectl cordon`` sets ``spec.unschedulable``, admins add labels, taints and
+annotations. vnode therefore never replaces the Node: it merge-patches only the labels it
+owns, adds its taint next to the others (guarded by resourceVersion, since taints are a
+list without a merge key), and patches ``status`` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from vnode import __version__, errors, models, settings
+from vnode.kube import client, objects
+from vnode.provider import base
+
+__all__ = ["KUBE_VERSION", "TAINT_KEY", "CloudHealth", "NodeController", "labels", "node_status"]
+
+log = logging.getLogger(__name__)
+
+TAINT_KEY = "virtual-kubelet.io/provider"
+LEASE_NAMESPACE = "kube-node-lease"
+KUBE_VERSION = "v1.37.2"  # the API level vnode speaks; nodeInfo reports it with vnode's own version
+
+
+@dataclasses.dataclass
+class CloudHealth:
+    """Whether the cloud answered lately; written by the pod controller's listing, read here."""
+
+    ok: bool = True
+    reason: str = ""
+    message: str = ""
+    changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def set(self, ok: bool, reason: str = "", message: str = "") -> None:
+        if (ok, reason) != (self.ok, self.reason):
+            self.changed.set()
+        self.ok, self.reason, self.message = ok, reason, message
+
+
+def labels(config: settings.Settings) -> dict[str, str]:
+    region = config.aci.region if config.provider == "aci" else config.eci.region
+    return {
+        "type": "virtual-kubelet",
+        "kubernetes.io/role": "agent",
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": config.node_name,
+        "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+        "topology.kubernetes.io/region": region,
+        "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
+        "vnode.io/provider": config.provider,
+    }
+
+
+def _gib(value: float) -> str:
+    return f"{int(value * 1024)}Mi"
+
+
+def node_status(
+    config: settings.Settings, quota: models.Quota, health: CloudHealth, now: datetime.datetime
+) -> dict[str, Any]:
+    """The node's status: capacity bounded by the cloud's quota, the five conditions, endpoints, nodeInfo."""
+    cpu = min(filter(None, (config.capacity_cpu, config.quota_cpu, quota.cpu)))
+    memory = min(filter(None, (config.capacity_memory_gib, config.quota_memory_gib, quota.memory_gib)))
+    pods = min(filter(None, (config.capacity_pods, config.quota_pods, quota.pods)))
+    capacity = {"cpu": f"{cpu:g}", "memory": _gib(memory), "pods": str(pods), "ephemeral-storage": "1Ti"}
+    stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def condition(kind: str, status: str, reason: str, message: str) -> dict[str, str]:
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastHeartbeatTime": stamp,
+            "lastTransitionTime": stamp,
+        }
+
+    if health.ok:
+        ready = condition("Ready", "True", "KubeletReady", f"vnode is ready; the {config.provider} cloud answers")
+    else:
+        ready = condition("Ready", "False", health.reason or "ProviderUnreachable", health.message)
+    return {
+        "capacity": capacity,
+        "allocatable": capacity,
+        "conditions": [
+            ready,
+            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "the cloud has no memory pressure"),
+            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "the cloud has no disk pressure"),
+            condition("PIDPressure", "False", "KubeletHasSufficientPID", "the cloud has no PID pressure"),
+            condition("NetworkUnavailable", "False", "RouteCreated", "instances get their network from the cloud"),
+        ],
+        "addresses": [
+            {"type": "InternalIP", "address": config.node_ip},
+            {"type": "Hostname", "address": config.node_name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
+        "nodeInfo": {
+            "kubeletVersion": f"{KUBE_VERSION}-vnode-{__version__}",
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+            "containerRuntimeVersion": f"{config.provider}://vnode-{__version__}",
+            "osImage": f"vnode {__version__} ({config.provider})",
+            "kernelVersion": "",
+            "machineID": config.node_name,
+            "systemUUID": config.node_name,
+            "bootID": "",
+        },
+    }
+
+
+def _without_times(status: dict[str, Any]) -> dict[str, Any]:
+    copy = dict(status)
+    copy["conditions"] = [
+        {k: v for k, v in c.items() if k not in ("lastHeartbeatTime", "lastTransitionTime")}
+        for c in status["conditions"]
+    ]
+    return copy
+
+
+class NodeController:
+    """Registers the node, keeps its Lease and status fresh. ``ready`` is set once it is registered."""
+
+    def __init__(
+        self,
+        kube: client.Client,
+        provider: base.Provider,
+        config: settings.Settings,
+        *,
+        health: CloudHealth,
+        clock: Callable[[], datetime.datetime],
+    ) -> None:
+        self.kube = kube
+        self.provider = provider
+        self.config = config
+        self.health = health
+        self.clock = clock
+        self.ready = asyncio.Event()
+        self.quota = models.Quota()
+        self.uid = ""
+        self._written: dict[str, Any] | None = None
+        self._written_at = 0.0
+        self._lease: dict[str, Any] | None = None
+        self._path = f"/api/v1/nodes/{config.node_name}"
+
+    async def run(self) -> None:
+        await self._with_retry(self.register)
+        self.ready.set()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._lease_loop())
+            group.create_task(self._status_loop())
+
+    async def _with_retry(self, step: Callable[[], Any]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await step()
+                return
+            except errors.ApiError as exc:
+                log.warning("node %s: %s; again in %.1fs", step.__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _refresh_quota(self) -> None:
+        try:
+            self.quota = await self.provider.quota()
+        except errors.ApiError as exc:
+            log.warning("cloud quota unknown: %s", exc)
+
+    async def register(self) -> None:
+        """Create the Node if absent; otherwise add what vnode owns without touching the rest."""
+        await self._refresh_quota()
+        mine = labels(self.config)
+        taint = {"key": TAINT_KEY, "value": self.config.taint, "effect": "NoSchedule"}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.config.node_name, "labels": mine},
+            "spec": {"taints": [taint]},
+        }
+        try:
+            created = client.decode(await self.kube.create("/api/v1/nodes", body), objects.Node)
+            self.uid = created.metadata.uid
+            log.info("node registered")
+        except errors.Conflict:
+            node = await self.kube.get(self._path, objects.Node)
+            self.uid = node.metadata.uid
+            patch: dict[str, Any] = {"metadata": {"labels": mine, "resourceVersion": node.metadata.resource_version}}
+            ours = [t for t in node.spec.taints if t.get("key") == TAINT_KEY]
+            if ours != [taint]:
+                others = [t for t in node.spec.taints if t.get("key") != TAINT_KEY]
+                patch["spec"] = {"taints": [*others, taint]}
+            if patch.get("spec") or any(node.metadata.labels.get(k) != v for k, v in mine.items()):
+                await self.kube.patch(self._path, patch, kind="merge")  # Conflict: retried from a fresh read
+            log.info("node exists; adopted it")
+        self._written = None
+        await self.write_status()
+        await self.renew_lease()
+
+    async def write_status(self, *, force: bool = False) -> None:
+        now = self.clock()
+        wanted = node_status(self.config, self.quota, self.health, now)
+        loop = asyncio.get_running_loop()
+        due = loop.time() - self._written_at >= self.config.node_status_period
+        if not force and not due and self._written is not None and _without_times(wanted) == self._written:
+            return
+        if self._written is not None and _without_times(wanted)["conditions"] == self._written["conditions"]:
+            # Unchanged conditions keep their transition time (the API server merges by type).
+            for c in wanted["conditions"]:
+                c.pop("lastTransitionTime")
+        try:
+            await self.kube.patch(f"{self._path}/status", {"status": wanted}, kind="strategic")
+        except errors.NotFound:
+            log.warning("node was deleted; registering it again")
+            await self.register()
+            return
+        self._written, self._written_at = (
+            _without_times(node_status(self.config, self.quota, self.health, now)),
+            loop.time(),
+        )
+
+    async def renew_lease(self) -> None:
+        now = self.clock().astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{self.config.node_name}"
+        if self._lease is None:
+            try:
+                self._lease = _json(await self.kube.request("GET", path))
+            except errors.NotFound:
+                owner = {"apiVersion": "v1", "kind": "Node", "name": self.config.node_name, "uid": self.uid}
+                body = {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {
+                        "name": self.config.node_name,
+                        "namespace": LEASE_NAMESPACE,
+                        "ownerReferences": [owner] if self.uid else [],
+                    },
+                    "spec": {
+                        "holderIdentity": self.config.node_name,
+                        "leaseDurationSeconds": self.config.lease_duration,
+                        "renewTime": now,
+                    },
+                }
+                self._lease = _json(await self.kube.create(path.rsplit("/", 1)[0], body))
+                return
+        lease = self._lease
+        lease["spec"].update(
+            holderIdentity=self.config.node_name, leaseDurationSeconds=self.config.lease_duration, renewTime=now
+        )
+        try:
+            self._lease = _json(await self.kube.update(path, lease))
+        except (errors.Conflict, errors.NotFound):
+            self._lease = None  # someone else wrote it, or it was deleted: read it again next time
+            raise
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_renew_interval)
+            try:
+                await self.renew_lease()
+            except errors.Conflict:
+                await self._with_retry(self.renew_lease)
+            except errors.ApiError as exc:
+                log.warning("lease not renewed: %s", exc)
+
+    async def _status_loop(self) -> None:
+        period = self.config.node_status_period
+        quota_due = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            self.health.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.health.changed.wait(), timeout=min(period, 10.0))
+            if loop.time() >= quota_due:
+                await self._refresh_quota()
+                quota_due = loop.time() + period
+            try:
+                await self.write_status()
+            except errors.ApiError as exc:
+                log.warning("node status not written: %s", exc)
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(data)
+    return result

@@ -1,0 +1,419 @@
+"""From a pod to an instance spec: env resolved, volumes turned into files, size rounded, tags set.
+
+The cloud runs no kubelet, so everything a kubelet would resolve on the node is resolved here,
+once, at creation: env values from ConfigMaps, Secrets, the downward API and the container's
+resources; ``$(VAR)`` references; configMap/secret/projected volumes as file contents. This
+module does no I/O: :func:`references` says which ConfigMaps, Secrets and service-account
+tokens the pod needs, the caller fetches them into :class:`Sources`, and :func:`build` is a
+pure function of the pod and those sources. A required source that does not exist yet raises
+:class:`Missing` (the pod waits and starts as soon as it appears); what the cloud can never
+run raises ``errors.InvalidSpec`` (the pod fails fast with that reason).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+from collections.abc import Mapping
+
+from vnode import errors, models, settings
+from vnode.kube import objects
+from vnode.node import resources
+
+__all__ = ["Missing", "Sources", "Target", "build", "references"]
+
+MAX_CONTAINERS = 20
+MAX_VOLUMES = 20
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+
+
+class Missing(Exception):
+    """A required ConfigMap, Secret or key does not exist (yet)."""
+
+    def __init__(self, kind: str, name: str, key: str = "") -> None:
+        self.kind, self.name, self.key = kind, name, key
+        what = f'{kind} "{name}"' + (f' key "{key}"' if key else "")
+        super().__init__(f"{what} not found")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """What the pod refers to, fetched by the caller. A name mapped to ``None`` does not exist."""
+
+    configmaps: Mapping[str, Mapping[str, bytes] | None] = dataclasses.field(default_factory=dict)
+    secrets: Mapping[str, Mapping[str, bytes] | None] = dataclasses.field(default_factory=dict)
+    # (audience, expiration seconds) -> token, from the TokenRequest API
+    tokens: Mapping[tuple[str, int], str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where the instance goes and what it is tagged with: the node's side of the spec."""
+
+    cluster_id: str
+    node_name: str
+    node_ip: str = ""
+    placement: models.Placement = dataclasses.field(default_factory=models.Placement)
+    default_size: resources.Size = resources.DEFAULT
+
+
+@dataclasses.dataclass(frozen=True)
+class Refs:
+    configmaps: frozenset[str]
+    secrets: frozenset[str]
+    tokens: frozenset[tuple[str, int]]
+
+
+def configmap_data(cm: objects.ConfigMap) -> dict[str, bytes]:
+    data = {k: v.encode() for k, v in cm.data.items()}
+    data.update({k: base64.b64decode(v) for k, v in cm.binary_data.items()})
+    return data
+
+
+def secret_data(secret: objects.Secret) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in secret.data.items()}
+
+
+def references(pod: objects.Pod) -> Refs:
+    """The ConfigMaps, Secrets and tokens ``pod`` needs resolved before it can be created."""
+    cms: set[str] = set()
+    secrets: set[str] = set()
+    tokens: set[tuple[str, int]] = set()
+    for c in [*pod.spec.init_containers, *pod.spec.containers]:
+        for env in c.env:
+            source = env.value_from
+            if source and source.config_map_key_ref:
+                cms.add(source.config_map_key_ref.name)
+            if source and source.secret_key_ref:
+                secrets.add(source.secret_key_ref.name)
+        for env_from in c.env_from:
+            if env_from.config_map_ref:
+                cms.add(env_from.config_map_ref.name)
+            if env_from.secret_ref:
+                secrets.add(env_from.secret_ref.name)
+    for volume in pod.spec.volumes:
+        if volume.config_map:
+            cms.add(volume.config_map.name)
+        if volume.secret:
+            secrets.add(volume.secret.secret_name)
+        for projection in volume.projected.sources if volume.projected else []:
+            if projection.config_map:
+                cms.add(projection.config_map.name)
+            if projection.secret:
+                secrets.add(projection.secret.name)
+            if projection.service_account_token:
+                sat = projection.service_account_token
+                tokens.add((sat.audience, sat.expiration_seconds))
+    return Refs(frozenset(cms), frozenset(secrets), frozenset(tokens))
+
+
+def _lookup(
+    store: Mapping[str, Mapping[str, bytes] | None], kind: str, name: str, key: str | None, optional: bool
+) -> bytes | None:
+    data = store.get(name)
+    if data is None:
+        if optional:
+            return None
+        raise Missing(kind, name)
+    if key is None:
+        return b""
+    if key not in data:
+        if optional:
+            return None
+        raise Missing(kind, name, key)
+    return data[key]
+
+
+def _field(pod: objects.Pod, path: str, target: Target) -> str:
+    meta = pod.metadata
+    simple = {
+        "metadata.name": meta.name,
+        "metadata.namespace": meta.namespace,
+        "metadata.uid": meta.uid,
+        "spec.nodeName": pod.spec.node_name or target.node_name,
+        "spec.serviceAccountName": pod.spec.service_account_name,
+        "status.hostIP": target.node_ip,
+        "status.hostIPs": target.node_ip,
+        # The instance's IP is chosen by the cloud when it is created; the cloud does not
+        # substitute it afterwards, so it resolves to empty (documented in docs/daemon.md).
+        "status.podIP": "",
+        "status.podIPs": "",
+    }
+    if path in simple:
+        return simple[path]
+    match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
+    if match:
+        source = meta.labels if match.group(1) == "labels" else meta.annotations
+        return source.get(match.group(2), "")
+    if path in ("metadata.labels", "metadata.annotations"):
+        source = meta.labels if path == "metadata.labels" else meta.annotations
+        return "\n".join(f'{k}="{v}"' for k, v in sorted(source.items()))
+    raise errors.InvalidSpec(f"fieldRef {path!r} is not supported")
+
+
+def _resource_field(
+    pod: objects.Pod, ref: objects.ResourceFieldSelector, default_container: str, size: resources.Size
+) -> str:
+    name = ref.container_name or default_container
+    container = next((c for c in [*pod.spec.containers, *pod.spec.init_containers] if c.name == name), None)
+    if container is None:
+        raise errors.InvalidSpec(f"resourceFieldRef names unknown container {name!r}")
+    kind, _, resource = ref.resource.partition(".")
+    table = container.resources.limits if kind == "limits" else container.resources.requests
+    text = table.get(resource) or (container.resources.limits.get(resource) if kind == "requests" else None)
+    if resource == "cpu":
+        value = resources.cpu(text) if text else size.cpu
+        divisor = resources.cpu(ref.divisor) if ref.divisor else 1.0
+    elif resource == "memory":
+        value = resources.memory_bytes(text) if text else size.memory_gib * resources.GIB
+        divisor = resources.memory_bytes(ref.divisor) if ref.divisor else 1.0
+    elif resource == "ephemeral-storage":
+        value = resources.memory_bytes(text) if text else 0.0
+        divisor = resources.memory_bytes(ref.divisor) if ref.divisor else 1.0
+    else:
+        raise errors.InvalidSpec(f"resourceFieldRef {ref.resource!r} is not supported")
+    return str(resources.ceil_div(value, divisor))
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: defined names are replaced, ``$$`` escapes, others stay."""
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return _VAR_REF.sub(sub, text)
+
+
+def _env(
+    pod: objects.Pod, container: objects.Container, sources: Sources, target: Target, size: resources.Size
+) -> tuple[models.EnvVar, ...]:
+    resolved: dict[str, str] = {}
+    for env_from in container.env_from:
+        if env_from.config_map_ref:
+            local = env_from.config_map_ref
+            if _lookup(sources.configmaps, "configmap", local.name, None, bool(local.optional)) is not None:
+                for key, value in (sources.configmaps.get(local.name) or {}).items():
+                    if _ENV_NAME.match(env_from.prefix + key):
+                        resolved[env_from.prefix + key] = value.decode(errors="replace")
+        if env_from.secret_ref:
+            local = env_from.secret_ref
+            if _lookup(sources.secrets, "secret", local.name, None, bool(local.optional)) is not None:
+                for key, value in (sources.secrets.get(local.name) or {}).items():
+                    if _ENV_NAME.match(env_from.prefix + key):
+                        resolved[env_from.prefix + key] = value.decode(errors="replace")
+    for env in container.env:
+        source = env.value_from
+        if source is None:
+            resolved[env.name] = expand(env.value or "", resolved)
+        elif source.config_map_key_ref:
+            ref = source.config_map_key_ref
+            raw = _lookup(sources.configmaps, "configmap", ref.name, ref.key, bool(ref.optional))
+            if raw is not None:
+                resolved[env.name] = raw.decode(errors="replace")
+        elif source.secret_key_ref:
+            ref = source.secret_key_ref
+            raw = _lookup(sources.secrets, "secret", ref.name, ref.key, bool(ref.optional))
+            if raw is not None:
+                resolved[env.name] = raw.decode(errors="replace")
+        elif source.field_ref:
+            resolved[env.name] = _field(pod, source.field_ref.field_path, target)
+        elif source.resource_field_ref:
+            resolved[env.name] = _resource_field(pod, source.resource_field_ref, container.name, size)
+    return tuple(models.EnvVar(k, v) for k, v in resolved.items())
+
+
+def _probe(probe: objects.Probe | None, container: objects.Container) -> models.Probe | None:
+    if probe is None:
+        return None
+
+    def port(value: int | str) -> int:
+        if isinstance(value, int):
+            return value
+        if value.isdigit():
+            return int(value)
+        for p in container.ports:
+            if p.name == value:
+                return p.container_port
+        raise errors.InvalidSpec(f"container {container.name}: probe port {value!r} names no port")
+
+    timing = models.Probe(
+        initial_delay_seconds=probe.initial_delay_seconds,
+        period_seconds=probe.period_seconds,
+        timeout_seconds=probe.timeout_seconds,
+        success_threshold=probe.success_threshold,
+        failure_threshold=probe.failure_threshold,
+    )
+    if probe.exec:
+        return dataclasses.replace(timing, exec_command=tuple(probe.exec.command))
+    if probe.http_get:
+        http = probe.http_get
+        return dataclasses.replace(timing, http_path=http.path, http_port=port(http.port), http_scheme=http.scheme)
+    if probe.tcp_socket:
+        return dataclasses.replace(timing, tcp_port=port(probe.tcp_socket.port))
+    raise errors.InvalidSpec(f"container {container.name}: only exec, httpGet and tcpSocket probes are supported")
+
+
+def _container(
+    pod: objects.Pod, c: objects.Container, sources: Sources, target: Target, size: resources.Size
+) -> models.ContainerSpec:
+    if not c.image:
+        raise errors.InvalidSpec(f"container {c.name}: no image")
+    env = _env(pod, c, sources, target, size)
+    env_map = {e.name: e.value for e in env}
+    own = resources.container_size(c)
+    return models.ContainerSpec(
+        name=c.name,
+        image=c.image,
+        command=tuple(expand(part, env_map) for part in c.command),
+        args=tuple(expand(part, env_map) for part in c.args),
+        env=env,
+        ports=tuple(models.Port(p.container_port, p.protocol, p.name) for p in c.ports),
+        working_dir=c.working_dir,
+        volume_mounts=tuple(models.VolumeMount(m.name, m.mount_path, m.read_only, m.sub_path) for m in c.volume_mounts),
+        cpu=own.cpu,
+        memory_gib=own.memory_gib,
+        image_pull_policy=c.image_pull_policy or "IfNotPresent",
+        liveness_probe=_probe(c.liveness_probe, c),
+        readiness_probe=_probe(c.readiness_probe, c),
+        startup_probe=_probe(c.startup_probe, c),
+        stdin=c.stdin,
+        tty=c.tty,
+    )
+
+
+def _items(
+    data: Mapping[str, bytes] | None,
+    items: list[objects.KeyToPath],
+    kind: str,
+    name: str,
+    optional: bool,
+    mode: int | None,
+) -> list[models.KeyToPath]:
+    if data is None:
+        if optional:
+            return []
+        raise Missing(kind, name)
+    if not items:
+        return [models.KeyToPath(key, value, mode) for key, value in sorted(data.items())]
+    files = []
+    for item in items:
+        if item.key not in data:
+            if optional:
+                continue
+            raise Missing(kind, name, item.key)
+        files.append(models.KeyToPath(item.path, data[item.key], item.mode if item.mode is not None else mode))
+    return files
+
+
+def _downward(pod: objects.Pod, volume: objects.DownwardAPIVolume, target: Target) -> list[models.KeyToPath]:
+    files = []
+    for item in volume.items:
+        if item.field_ref is None:
+            raise errors.InvalidSpec("downwardAPI volume: only fieldRef items are supported")
+        value = _field(pod, item.field_ref.field_path, target)
+        files.append(models.KeyToPath(item.path, value.encode(), item.mode or volume.default_mode))
+    return files
+
+
+_UNSUPPORTED = ("host_path", "persistent_volume_claim", "nfs", "csi", "ephemeral", "iscsi", "git_repo", "image")
+
+
+def _volume(pod: objects.Pod, volume: objects.Volume, sources: Sources, target: Target) -> models.VolumeSpec:
+    if volume.empty_dir is not None:
+        size = volume.empty_dir.size_limit
+        limit = resources.memory_bytes(size) / resources.GIB if size else None
+        return models.VolumeSpec(volume.name, "emptyDir", medium=volume.empty_dir.medium, size_limit_gib=limit)
+    files: list[models.KeyToPath] = []
+    if volume.config_map is not None:
+        cm = volume.config_map
+        data = sources.configmaps.get(cm.name)
+        files = _items(data, cm.items, "configmap", cm.name, bool(cm.optional), cm.default_mode)
+    elif volume.secret is not None:
+        sec = volume.secret
+        data = sources.secrets.get(sec.secret_name)
+        files = _items(data, sec.items, "secret", sec.secret_name, bool(sec.optional), sec.default_mode)
+    elif volume.downward_api is not None:
+        files = _downward(pod, volume.downward_api, target)
+    elif volume.projected is not None:
+        mode = volume.projected.default_mode
+        for projection in volume.projected.sources:
+            if projection.config_map:
+                cm = projection.config_map
+                data = sources.configmaps.get(cm.name)
+                files += _items(data, cm.items, "configmap", cm.name, bool(cm.optional), mode)
+            elif projection.secret:
+                sec = projection.secret
+                data = sources.secrets.get(sec.name)
+                files += _items(data, sec.items, "secret", sec.name, bool(sec.optional), mode)
+            elif projection.service_account_token:
+                sat = projection.service_account_token
+                token = sources.tokens.get((sat.audience, sat.expiration_seconds))
+                if token is None:
+                    raise Missing("serviceaccount token", pod.spec.service_account_name or "default")
+                files.append(models.KeyToPath(sat.path, token.encode(), mode))
+            elif projection.downward_api:
+                files += _downward(pod, projection.downward_api, target)
+            else:
+                raise errors.InvalidSpec(f"volume {volume.name}: this projected source is not supported")
+    else:
+        kind = next((k for k in _UNSUPPORTED if getattr(volume, k) is not None), "")
+        camel = re.sub(r"_(.)", lambda m: m.group(1).upper(), kind) if kind else "this"
+        raise errors.InvalidSpec(f"volume {volume.name}: {camel} volumes are not supported on virtual nodes")
+    return models.VolumeSpec(volume.name, "files", files=tuple(files))
+
+
+def instance_name(pod: objects.Pod) -> str:
+    name = re.sub(r"[^a-z0-9-]", "-", f"{pod.metadata.namespace}-{pod.metadata.name}".lower())
+    return name[:128].strip("-")
+
+
+def build(
+    pod: objects.Pod, sources: Sources, target: Target, profile: settings.Profile | None = None
+) -> models.InstanceSpec:
+    """The instance spec for ``pod``; raises ``Missing`` or ``errors.InvalidSpec``."""
+    profile = profile or settings.Profile()
+    if pod.spec.host_network:
+        raise errors.InvalidSpec("hostNetwork pods cannot run on virtual nodes")
+    if len(pod.spec.containers) + len(pod.spec.init_containers) > MAX_CONTAINERS:
+        raise errors.InvalidSpec(f"more than {MAX_CONTAINERS} containers")
+    if len(pod.spec.volumes) > MAX_VOLUMES:
+        raise errors.InvalidSpec(f"more than {MAX_VOLUMES} volumes")
+    default = target.default_size
+    if profile.default_cpu or profile.default_memory_gib:
+        default = resources.Size(profile.default_cpu or default.cpu, profile.default_memory_gib or default.memory_gib)
+    want, instance_type = resources.pod_request(pod.spec, pod.metadata.annotations, default)
+    size = resources.round_up(want) if not instance_type else want
+    placement = target.placement
+    if profile.vswitches or profile.security_group or profile.zones or profile.schedule_strategy:
+        placement = models.Placement(
+            vswitches=profile.vswitches or placement.vswitches,
+            zones=profile.zones or placement.zones,
+            security_group=profile.security_group or placement.security_group,
+            strategy=profile.schedule_strategy or placement.strategy,
+        )
+    meta = pod.metadata
+    return models.InstanceSpec(
+        name=instance_name(pod),
+        client_token=meta.uid,
+        containers=tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers),
+        init_containers=tuple(_container(pod, c, sources, target, size) for c in pod.spec.init_containers),
+        volumes=tuple(_volume(pod, v, sources, target) for v in pod.spec.volumes),
+        cpu=size.cpu,
+        memory_gib=size.memory_gib,
+        restart_policy=pod.spec.restart_policy or "Always",
+        tags={
+            models.TAG_CLUSTER: target.cluster_id,
+            models.TAG_NODE: target.node_name,
+            models.TAG_NAMESPACE: meta.namespace,
+            models.TAG_NAME: meta.name,
+            models.TAG_POD_UID: meta.uid,
+        },
+        placement=placement,
+        instance_type=instance_type,
+        termination_grace_seconds=pod.spec.termination_grace_period_seconds or 30,
+        hostname=pod.spec.hostname or meta.name,
+    )

@@ -1,0 +1,246 @@
+"""Turning an instance state into a pod status: the one place that builds Kubernetes pod status.
+
+Pure functions of (pod, instance state, node facts, now), so the whole mapping is tested by
+tables. The status is written only when it differs from what the pod shows: :func:`same`
+compares the fields vnode owns, ignoring condition timestamps, whose ``lastTransitionTime``
+is carried over from the pod while a condition keeps its value.
+
+ECI statuses map to phases as the cloud documents them: Scheduling, Pending, Restarting,
+Updating → Pending; Running, Terminating → Running; Succeeded → Succeeded; Failed, Expired,
+ScheduleFailed → Failed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vnode import models
+from vnode.kube import objects
+
+__all__ = ["PHASES", "failed", "from_instance", "rfc3339", "same", "waiting"]
+
+S = models.InstanceStatus
+PHASES: Mapping[models.InstanceStatus, str] = {
+    S.SCHEDULING: "Pending",
+    S.PENDING: "Pending",
+    S.RESTARTING: "Pending",
+    S.UPDATING: "Pending",
+    S.RUNNING: "Running",
+    S.TERMINATING: "Running",
+    S.SUCCEEDED: "Succeeded",
+    S.FAILED: "Failed",
+    S.EXPIRED: "Failed",
+    S.SCHEDULE_FAILED: "Failed",
+}
+OWNED_CONDITIONS = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+OWNED_FIELDS = ("phase", "reason", "message", "podIP", "hostIP", "startTime")
+
+
+def rfc3339(when: datetime.datetime | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _conditions(
+    pod: objects.Pod, now: datetime.datetime, values: Sequence[tuple[str, bool, str, str]]
+) -> list[dict[str, Any]]:
+    previous = {c.get("type"): c for c in pod.status.get("conditions") or []}
+    result = []
+    for kind, ok, reason, message in values:
+        status = "True" if ok else "False"
+        before = previous.get(kind)
+        since = before.get("lastTransitionTime") if before and before.get("status") == status else None
+        condition: dict[str, Any] = {
+            "type": kind,
+            "status": status,
+            "lastProbeTime": None,
+            "lastTransitionTime": since or rfc3339(now),
+        }
+        if reason:
+            condition["reason"] = reason
+        if message:
+            condition["message"] = message
+        result.append(condition)
+    return result
+
+
+def _container_state(cs: models.ContainerStatus, container_id: str) -> dict[str, Any]:
+    if cs.state is models.ContainerState.RUNNING:
+        return {"running": {"startedAt": rfc3339(cs.started_at)}}
+    if cs.state is models.ContainerState.TERMINATED:
+        terminated: dict[str, Any] = {
+            "exitCode": cs.exit_code if cs.exit_code is not None else 0,
+            "reason": cs.reason or ("Completed" if not cs.exit_code else "Error"),
+            "startedAt": rfc3339(cs.started_at),
+            "finishedAt": rfc3339(cs.finished_at),
+            "containerID": container_id,
+        }
+        if cs.message:
+            terminated["message"] = cs.message
+        return {"terminated": terminated}
+    waiting: dict[str, Any] = {"reason": cs.reason or "ContainerCreating"}
+    if cs.message:
+        waiting["message"] = cs.message
+    return {"waiting": waiting}
+
+
+def _container_statuses(
+    containers: Sequence[objects.Container],
+    reported: Sequence[models.ContainerStatus],
+    container_id: str,
+    waiting_reason: str = "ContainerCreating",
+    waiting_message: str = "",
+) -> list[dict[str, Any]]:
+    by_name = {c.name: c for c in reported}
+    result = []
+    for c in containers:
+        cs = by_name.get(c.name) or models.ContainerStatus(
+            c.name, models.ContainerState.WAITING, reason=waiting_reason, message=waiting_message
+        )
+        known = bool(container_id) and cs.state is not models.ContainerState.WAITING
+        entry: dict[str, Any] = {
+            "name": c.name,
+            "image": c.image,
+            "imageID": cs.image_id,
+            "state": _container_state(cs, container_id),
+            "lastState": {},
+            "ready": cs.ready and cs.state is models.ContainerState.RUNNING,
+            "restartCount": cs.restart_count,
+            "started": cs.state is models.ContainerState.RUNNING,
+        }
+        if known:
+            entry["containerID"] = container_id
+        if cs.restart_count and cs.last_finished_at is not None:
+            entry["lastState"] = {
+                "terminated": {
+                    "exitCode": cs.last_exit_code or 0,
+                    "reason": cs.last_reason or "Error",
+                    "startedAt": rfc3339(cs.last_started_at),
+                    "finishedAt": rfc3339(cs.last_finished_at),
+                    "containerID": container_id,
+                }
+            }
+        result.append(entry)
+    return result
+
+
+def from_instance(
+    pod: objects.Pod, state: models.InstanceState, *, scheme: str, host_ip: str, now: datetime.datetime
+) -> dict[str, Any]:
+    """The pod status that ``state`` means (a dict for a strategic-merge patch of ``status``)."""
+    phase = PHASES.get(state.status, "Pending")
+    container_id = f"{scheme}://{state.id}"
+    containers = _container_statuses(pod.spec.containers, state.containers, container_id)
+    init = _container_statuses(pod.spec.init_containers, state.init_containers, container_id, "PodInitializing")
+    initialized = phase in ("Running", "Succeeded") or all(
+        c["state"].get("terminated", {}).get("exitCode") == 0 for c in init
+    )
+    unready = [c["name"] for c in containers if not c["ready"]]
+    if phase == "Succeeded" or (phase == "Failed" and unready):
+        ready_reason, ready_message = "PodCompleted", ""
+    else:
+        ready_reason = "ContainersNotReady" if unready else ""
+        ready_message = f"containers with unready status: [{' '.join(unready)}]" if unready else ""
+    values = [
+        ("PodScheduled", True, "", ""),
+        ("Initialized", initialized, "" if initialized else "ContainersNotInitialized", ""),
+        ("ContainersReady", not unready, ready_reason, ready_message),
+        ("Ready", not unready, ready_reason, ready_message),
+    ]
+    result: dict[str, Any] = {
+        "phase": phase,
+        "conditions": _conditions(pod, now, values),
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}] if host_ip else [],
+        "startTime": rfc3339(state.created_at) or pod.status.get("startTime") or rfc3339(now),
+        "containerStatuses": containers,
+    }
+    if init:
+        result["initContainerStatuses"] = init
+    if state.ip:
+        result["podIP"] = state.ip
+        result["podIPs"] = [{"ip": state.ip}]
+    if phase == "Failed":
+        result["reason"] = state.reason or {S.EXPIRED: "Expired", S.SCHEDULE_FAILED: "ScheduleFailed"}.get(
+            state.status, "ProviderFailed"
+        )
+        result["message"] = state.message or f"the cloud reports the instance {state.id} as {state.status.value}"
+    return result
+
+
+def waiting(pod: objects.Pod, *, reason: str, message: str, host_ip: str, now: datetime.datetime) -> dict[str, Any]:
+    """A pending pod whose instance cannot be created yet (missing Secret, stock-out, throttling...)."""
+    values = [
+        ("PodScheduled", True, "", ""),
+        ("Initialized", True, "", ""),
+        ("ContainersReady", False, reason, message),
+        ("Ready", False, reason, message),
+    ]
+    return {
+        "phase": "Pending",
+        "conditions": _conditions(pod, now, values),
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}] if host_ip else [],
+        "startTime": pod.status.get("startTime") or rfc3339(now),
+        "containerStatuses": _container_statuses(pod.spec.containers, (), "", reason, message),
+    }
+
+
+def failed(pod: objects.Pod, *, reason: str, message: str, host_ip: str, now: datetime.datetime) -> dict[str, Any]:
+    """A pod that will never run here; its controller (if any) replaces it."""
+    values = [
+        ("PodScheduled", True, "", ""),
+        ("Initialized", True, "", ""),
+        ("ContainersReady", False, reason, message),
+        ("Ready", False, reason, message),
+    ]
+    previous: dict[str, models.ContainerStatus] = {}
+    for c in pod.status.get("containerStatuses") or []:
+        terminated = (c.get("state") or {}).get("terminated")
+        if terminated:
+            previous[c["name"]] = models.ContainerStatus(
+                c["name"],
+                models.ContainerState.TERMINATED,
+                exit_code=terminated.get("exitCode"),
+                reason=terminated.get("reason", ""),
+            )
+    containers = []
+    for c in pod.spec.containers:
+        containers.append(
+            previous.get(c.name)
+            or models.ContainerStatus(
+                c.name, models.ContainerState.TERMINATED, exit_code=137, reason=reason, message=message
+            )
+        )
+    return {
+        "phase": "Failed",
+        "reason": reason,
+        "message": message,
+        "conditions": _conditions(pod, now, values),
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}] if host_ip else [],
+        "startTime": pod.status.get("startTime") or rfc3339(now),
+        "containerStatuses": _container_statuses(pod.spec.containers, containers, ""),
+    }
+
+
+def _owned(status: Mapping[str, Any]) -> dict[str, Any]:
+    view = {key: status.get(key) or None for key in OWNED_FIELDS}
+    view["conditions"] = sorted(
+        (c.get("type"), c.get("status"), c.get("reason") or "", c.get("message") or "")
+        for c in status.get("conditions") or []
+        if c.get("type") in OWNED_CONDITIONS
+    )
+    for key in ("containerStatuses", "initContainerStatuses"):
+        view[key] = [
+            {k: v for k, v in c.items() if k not in ("lastState", "imageID") or v} for c in status.get(key) or []
+        ]
+    return view
+
+
+def same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether the pod already shows ``wanted`` in every field vnode owns (condition times aside)."""
+    return _owned(current) == _owned(wanted)

@@ -1,0 +1,1 @@
+"""Metrics (declared once, on a registry passed in) and structured logs carrying node and pod."""

@@ -1,0 +1,70 @@
+"""Every Prometheus metric of the daemon, declared once on a registry that the caller passes in.
+
+No module-level collectors: two daemons in one test process get two registries and never
+clash, and tests read values from their own registry.
+"""
+
+from __future__ import annotations
+
+import prometheus_client as prom
+
+__all__ = ["PRICE_PER_GIB_SECOND", "PRICE_PER_VCPU_SECOND", "Metrics"]
+
+# ECI's published pay-as-you-go price, per second of the rounded size (see docs/daemon.md).
+PRICE_PER_VCPU_SECOND = 0.0000077
+PRICE_PER_GIB_SECOND = 0.00000096
+
+
+class Metrics:
+    def __init__(self, registry: prom.CollectorRegistry, *, node: str) -> None:
+        self.registry = registry
+        self.node = node
+        self.pods = prom.Gauge("vnode_pods", "Pods bound to this node, by phase.", ["node", "phase"], registry=registry)
+        self.reconcile_seconds = prom.Histogram(
+            "vnode_reconcile_seconds",
+            "Time to reconcile one pod (one task of the work queue).",
+            ["node"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.cloud_calls = prom.Counter(
+            "vnode_cloud_calls_total",
+            "Calls to the cloud provider, by action and result.",
+            ["node", "action", "result"],
+            registry=registry,
+        )
+        self.throttles = prom.Counter(
+            "vnode_cloud_throttles_total",
+            "Cloud calls refused by rate limiting.",
+            ["node", "action"],
+            registry=registry,
+        )
+        self.retries = prom.Counter(
+            "vnode_retries_total",
+            "Pod reconciles scheduled again after a failure, by cause.",
+            ["node", "reason"],
+            registry=registry,
+        )
+        self.orphans_removed = prom.Counter(
+            "vnode_orphans_removed_total",
+            "Instances deleted because their pod no longer exists.",
+            ["node"],
+            registry=registry,
+        )
+        self.status_writes = prom.Counter(
+            "vnode_pod_status_writes_total", "Pod status patches sent to the API server.", ["node"], registry=registry
+        )
+        self.cost = prom.Gauge(
+            "vnode_cost_dollars",
+            "Estimated cost so far of this node's instances (rounded size, per second).",
+            ["node"],
+            registry=registry,
+        )
+        self.cloud_up = prom.Gauge(
+            "vnode_cloud_up", "1 while the last listing of the cloud succeeded.", ["node"], registry=registry
+        )
+
+    def cloud_call(self, action: str, result: str) -> None:
+        self.cloud_calls.labels(self.node, action, result).inc()
+        if result.startswith("Throttl"):
+            self.throttles.labels(self.node, action).inc()
