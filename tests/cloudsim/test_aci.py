@@ -1,0 +1,268 @@
+"""The official ACI SDK (azure-mgmt-containerinstance) against the simulator's ACI dialect over HTTPS.
+
+The simulator runs on a paused clock with a profile of fixed stage times, so each test steps
+simulated time and sees exactly the states the profile says; the SDK's pollers run in this
+thread while the cloud runs in its own.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import ssl
+import time
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+import requests
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.mgmt.containerinstance import models as aci_models
+
+from tests.cloudsim.aci_fixtures import RESOURCE_GROUP, STEPPED, SUBSCRIPTION, TOKEN, SimThread, group
+from tests.waiting import wait_for
+from vnode.cloudsim import aci, model, ratelimit
+from vnode.cloudsim.clock import Clock
+
+RG = RESOURCE_GROUP
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("aci-tls")
+    aci.ensure_tls(path)
+    return path
+
+
+@pytest.fixture
+def aci_sim(tmp_path: pathlib.Path, tls_dir: pathlib.Path) -> Iterator[SimThread]:
+    server = SimThread(tmp_path, tls_dir, clock=Clock.manual(), profile=STEPPED, page_size=2)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _url(sim: SimThread, name: str = "", suffix: str = "") -> str:
+    base = f"{sim.base_url}/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance"
+    return f"{base}/containerGroups{'/' + name if name else ''}{suffix}?api-version=2023-05-01"
+
+
+def test_sdk_sees_the_profile_states_then_polls_create_to_completion(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        poller = client.container_groups.begin_create_or_update(RG, "web-1", group())
+        first = client.container_groups.get(RG, "web-1")
+        assert (first.provisioning_state, first.instance_view.state) == ("Pending", "Pending")
+        assert first.id == f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/{aci.RESOURCE_TYPE}/web-1"
+        assert first.tags == {"vnode/node": "virtual-node-aci-0", "vnode/pod": "default/web"}
+        assert first.location == "westeurope"
+
+        aci_sim.call(lambda c: c.advance(1.5))  # scheduled; pulling for 5 s
+        pulling = client.container_groups.get(RG, "web-1")
+        assert (pulling.provisioning_state, pulling.instance_view.state) == ("Creating", "Pending")
+        assert pulling.containers[0].instance_view.current_state.state == "Waiting"
+        assert [e.name for e in pulling.containers[0].instance_view.events] == ["Pulling"]
+
+        aci_sim.call(lambda c: c.advance(10))
+        done = poller.result(timeout=30)
+        assert done.provisioning_state == "Succeeded"
+        assert done.instance_view.state == "Running"
+        container = done.containers[0]
+        assert container.instance_view.current_state.state == "Running"
+        assert container.instance_view.restart_count == 0
+        assert [e.name for e in container.instance_view.events] == ["Pulling", "Pulled", "Created", "Started"]
+        assert container.resources.requests.cpu == 1.0
+        assert container.resources.requests.memory_in_gb == 2.0
+        env = {e.name: e.value for e in container.environment_variables}
+        assert env == {"MODE": "demo", "SECRET": None}  # secure values are never returned
+        assert done.ip_address.ip.startswith("10.1.")
+        assert done.os_type == "Linux"
+        assert done.restart_policy == "Always"
+
+        aci_sim.call(lambda c: c.advance(35))
+        logs = client.containers.list_logs(RG, "web-1", "main", tail=2, timestamps=True)
+        lines = logs.content.splitlines()
+        assert len(lines) == 2
+        assert all(line[:4].isdigit() and "GET /" in line for line in lines)
+
+        deleting = client.container_groups.begin_delete(RG, "web-1")
+        assert client.container_groups.get(RG, "web-1").provisioning_state == "Deleting"
+        aci_sim.call(lambda c: c.advance(3))
+        deleting.result(timeout=30)
+        with pytest.raises(ResourceNotFoundError) as info:
+            client.container_groups.get(RG, "web-1")
+        assert info.value.error.code == "ResourceNotFound"
+        # Deleting what is gone is not an error (ARM answers 204).
+        client.container_groups.begin_delete(RG, "web-1").result(timeout=30)
+
+
+def test_list_pages_by_resource_group_and_subscription(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        for i in range(5):
+            client.container_groups.begin_create_or_update(RG, f"app-{i}", group(), polling=False)
+        client.container_groups.begin_create_or_update("other-rg", "elsewhere", group(), polling=False)
+        listed = [g.name for g in client.container_groups.list_by_resource_group(RG)]  # page size is 2
+        assert listed == [f"app-{i}" for i in range(5)]
+        assert sorted(g.name for g in client.container_groups.list()) == sorted([*listed, "elsewhere"])
+        assert [g.name for g in client.container_groups.list_by_resource_group("empty-rg")] == []
+
+
+def test_a_put_repeated_is_idempotent_and_a_changed_one_replaces(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "same", group(), polling=False)
+        client.container_groups.begin_create_or_update(RG, "same", group(), polling=False)
+        assert aci_sim.call(lambda c: len(c.live)) == 1
+        client.container_groups.begin_create_or_update(RG, "same", group(cpu=2, memory=4), polling=False)
+        statuses = aci_sim.call(lambda c: sorted(i.status for i in c.live.values()))
+        assert statuses == [model.SCHEDULING, model.TERMINATING]
+        assert client.container_groups.get(RG, "same").containers[0].resources.requests.cpu == 2.0
+
+
+def test_jobs_end_succeeded_or_failed_with_exit_codes_and_logs(aci_sim: SimThread) -> None:
+    pi = ["perl", "-Mbignum=bpi", "-wle", "print bpi(30)"]
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(
+            RG, "pi", group("perl", command=pi, restart_policy="Never"), polling=False
+        )
+        client.container_groups.begin_create_or_update(
+            RG, "fails", group("busybox", command=["sh", "-c", "exit 3"], restart_policy="Never"), polling=False
+        )
+        aci_sim.call(lambda c: c.advance(30))
+        ok = client.container_groups.get(RG, "pi")
+        assert (ok.provisioning_state, ok.instance_view.state) == ("Succeeded", "Succeeded")
+        assert ok.containers[0].instance_view.current_state.exit_code == 0
+        assert client.containers.list_logs(RG, "pi", "main").content.startswith("3.14159")
+        bad = client.container_groups.get(RG, "fails")
+        assert (bad.provisioning_state, bad.instance_view.state) == ("Succeeded", "Failed")
+        state = bad.containers[0].instance_view.current_state
+        assert (state.state, state.exit_code) == ("Terminated", 3)
+
+
+def test_an_unknown_image_fails_the_create_operation(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        poller = client.container_groups.begin_create_or_update(RG, "nope", group("example.com/no-such-image"))
+        aci_sim.call(lambda c: c.advance(10))
+        with pytest.raises(HttpResponseError) as info:
+            poller.result(timeout=30)
+        assert info.value.error.code == "InaccessibleImage"
+        assert "Failed to pull image" in info.value.error.message
+        failed = client.container_groups.get(RG, "nope")
+        assert (failed.provisioning_state, failed.instance_view.state) == ("Failed", "Failed")
+
+
+def test_a_bad_token_is_refused_with_arm_401(aci_sim: SimThread) -> None:
+    with aci_sim.client(token="not-the-token") as client, pytest.raises(ClientAuthenticationError) as info:
+        client.container_groups.get(RG, "web-1")
+    assert info.value.status_code == 401
+    assert info.value.error.code == "InvalidAuthenticationToken"
+    answer = requests.get(_url(aci_sim, "web-1"), verify=str(aci_sim.tls_dir / "aci-ca.pem"), timeout=10)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "AuthenticationFailed"
+
+
+def test_throttling_answers_429_with_retry_after_which_the_sdk_honours(
+    tmp_path: pathlib.Path, tls_dir: pathlib.Path
+) -> None:
+    # A clock that runs: the bucket refills in real time, so the SDK's retry after Retry-After succeeds.
+    server = SimThread(tmp_path, tls_dir, clock=Clock(), profile=STEPPED).start()
+    try:
+        server.call(lambda c: c.limiter.set("create", ratelimit.Limit(burst=1, rate=1)))
+        with server.client(retry_total=0) as strict:
+            strict.container_groups.begin_create_or_update(RG, "first", group(), polling=False)
+            with pytest.raises(HttpResponseError) as info:
+                strict.container_groups.begin_create_or_update(RG, "second", group(), polling=False)
+        assert info.value.status_code == 429
+        assert info.value.error.code == "TooManyRequests"
+        assert info.value.response.headers["Retry-After"] == "1"
+        assert server.call(lambda c: len(c.live)) == 1  # the refused call changed nothing
+
+        with server.client() as patient:
+            started = time.monotonic()
+            patient.container_groups.begin_create_or_update(RG, "third", group(), polling=False)
+            patient.container_groups.begin_create_or_update(RG, "fourth", group(), polling=False)
+            took = time.monotonic() - started
+        assert server.dialect.throttled >= 2  # the strict client's and at least one the patient client waited out
+        assert took >= 0.9
+        assert server.call(lambda c: sorted(i.spec.name for i in c.live.values())) == ["first", "fourth", "third"]
+    finally:
+        server.stop()
+
+
+def test_malformed_bodies_get_arm_400_and_change_nothing(aci_sim: SimThread) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    verify = str(aci_sim.tls_dir / "aci-ca.pem")
+    good = group().serialize()
+    wrong_type = json.loads(json.dumps(good))
+    wrong_type["properties"]["containers"][0]["properties"]["resources"]["requests"]["cpu"] = "lots"
+    no_location = {k: v for k, v in good.items() if k != "location"}
+    cases = {
+        "not json {": "InvalidRequestContent",
+        json.dumps(wrong_type): "InvalidRequestContent",
+        json.dumps(no_location): "LocationRequired",
+    }
+    for body, code in cases.items():
+        answer = requests.put(_url(aci_sim, "bad"), data=body, headers=headers, verify=verify, timeout=10)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == code
+        assert answer.json()["error"]["message"]
+    with aci_sim.client() as client:
+        with pytest.raises(HttpResponseError) as info:
+            client.container_groups.begin_create_or_update(RG, "huge", group(cpu=65, memory=128), polling=False)
+        assert (info.value.status_code, info.value.error.code) == (400, "InvalidContainerGroupResourceRequest")
+        with pytest.raises(HttpResponseError) as info:
+            client.container_groups.begin_create_or_update(RG, "Bad_Name", group(), polling=False)
+        assert (info.value.status_code, info.value.error.code) == (400, "InvalidResourceName")
+    no_version = _url(aci_sim, "bad").split("?")[0]
+    answer = requests.get(no_version, headers=headers, verify=verify, timeout=10)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
+    assert aci_sim.call(lambda c: len(c.live)) == 0
+
+
+def test_groups_survive_a_restart_of_the_simulator(tmp_path: pathlib.Path, tls_dir: pathlib.Path) -> None:
+    first = SimThread(tmp_path, tls_dir, clock=Clock.manual(), profile=STEPPED).start()
+    try:
+        with first.client() as client:
+            client.container_groups.begin_create_or_update(RG, "durable", group(), polling=False)
+            ip = client.container_groups.get(RG, "durable").ip_address.ip
+    finally:
+        first.stop()
+    second = SimThread(tmp_path, tls_dir, clock=Clock.manual(), profile=STEPPED).start()
+    try:
+        with second.client() as client:
+            again = client.container_groups.get(RG, "durable")
+            assert (again.name, again.ip_address.ip, again.location) == ("durable", ip, "westeurope")
+            assert [g.name for g in client.container_groups.list_by_resource_group(RG)] == ["durable"]
+    finally:
+        second.stop()
+
+
+async def test_exec_returns_a_websocket_that_runs_the_command(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "shell", group(), polling=False)
+        aci_sim.call(lambda c: c.advance(10))
+        request = aci_models.ContainerExecRequest(
+            command="/bin/sh", terminal_size=aci_models.ContainerExecRequestTerminalSize(rows=24, cols=80)
+        )
+        answer = client.containers.execute_command(RG, "shell", "main", request)
+    assert answer.web_socket_uri.startswith("wss://127.0.0.1:")
+    context = ssl.create_default_context(cafile=str(aci_sim.tls_dir / "aci-ca.pem"))
+    async with aiohttp.ClientSession() as session, session.ws_connect(answer.web_socket_uri, ssl=context) as ws:
+        await ws.send_str(answer.password)
+        await ws.send_str("echo hello from aci")
+        reply = await ws.receive(timeout=10)
+        assert reply.data == "hello from aci\n"
+        await ws.send_str("exit")
+        closing = await ws.receive(timeout=10)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+def test_the_cloud_tags_each_group_with_its_arm_identity(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "tagged", group(), polling=False)
+    tags = wait_for(
+        lambda: aci_sim.call(lambda c: {t.key: t.value for i in c.live.values() for t in i.spec.tags}),
+        timeout=10,
+        what="the instance",
+    )
+    assert tags[aci.TAG_GROUP] == f"{SUBSCRIPTION}/{RG}".lower()
+    assert tags["vnode/pod"] == "default/web"
