@@ -34,7 +34,7 @@ from collections.abc import Iterator
 KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.4"
 KWOK_VERSION = "v0.7.0"
-HELM_VERSION = "v3.19.0"
+HELM_VERSION = "v3.21.4"
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ETCD_BINARIES = ("etcd",)
@@ -209,19 +209,27 @@ def ensure_control_plane(version: str = KUBERNETES_VERSION) -> pathlib.Path:
 
 
 def ensure_go_tool(name: str, package: str, version: str) -> pathlib.Path:
-    """``go install package@version`` into the cache (kwok, helm); returns the binary's path."""
+    """Build a Go command (kwok, helm, metrics-server) at the version of its module; returns the binary.
+
+    ``package`` is the command's import path, which need not be its module's root
+    (``helm.sh/helm/v3/cmd/helm`` lives in module ``helm.sh/helm/v3``): ``go get package@version``
+    finds the module itself, and the module's own go.mod pins the rest.
+    """
     target = tool_dir(name, version)
     if is_complete(target):
         return target / name
 
     def build(work: pathlib.Path, out: pathlib.Path, ver: str) -> None:
-        env_bin = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / name)]
         module = work / "m"
         module.mkdir()
-        (module / "go.mod").write_text(f"module vnode.local/{name}build\n\ngo 1.24.0\n\nrequire {package} {ver}\n")
+        (module / "go.mod").write_text(f"module vnode.local/{name}build\n\ngo 1.24.0\n")
         (module / "tools.go").write_text(_tools_go([package]))
-        _run(["go", "mod", "download", f"{package}@{ver}"], module, f"fetch {package} {ver}")
-        _run([*env_bin, package], module, f"build {name} {ver}")
+        _run(["go", "get", f"{package}@{ver}"], module, f"fetch {package} {ver}")
+        _run(
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / name), package],
+            module,
+            f"build {name} {ver}",
+        )
 
     _publish(target, build, (name,), version)
     return target / name
