@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime
 import hashlib
 import heapq
 import json
 import random
+import time
 from collections.abc import Iterable, Iterator
 
 import msgspec
@@ -598,12 +598,13 @@ class Cloud:
 
 
 def _rfc3339(at: float, *, nanos: bool = False) -> str:
-    stamp = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    t = time.gmtime(at)
+    stamp = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
     if nanos:
-        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}000Z"
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{stamp}.{int((at % 1) * 1e9):09d}Z"
+    return f"{stamp}Z"
 
 
 def rfc3339(at: float) -> str:
-    """``2026-11-28T12:00:00Z``: how the cloud writes times."""
+    """``2026-11-28T12:00:00Z``: how the cloud writes times ("" for 0: not happened)."""
     return _rfc3339(at) if at else ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import pathlib
 import random
+import zlib
 from typing import Annotated, Literal
 
 import pydantic
@@ -146,8 +147,9 @@ class Lifecycle:
         self.seed = seed
 
     def rng(self, inst: model.Instance, step: str) -> random.Random:
+        """The random source of one step of one instance: seed, instance, step and restarts decide it."""
         restarts = sum(c.restart_count for c in inst.containers)
-        return random.Random(f"{self.seed}/{inst.seq}/{step}/{restarts}")
+        return random.Random((self.seed << 96) | (inst.seq << 48) | (zlib.crc32(step.encode()) << 16) | restarts)
 
     # -- entry points ------------------------------------------------------------------------
 
