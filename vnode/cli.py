@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("vnode.cluster.command", "run a local Kubernetes control plane (up, down, status)"),
     "webhook": ("vnode.webhook.command", "serve the admission webhook that sends labelled pods to virtual nodes"),
     "cloudsim": ("vnode.cloudsim.command", "run the simulated elastic container cloud (ECI dialect) on loopback"),
+    "gc": ("vnode.gc", "delete the cloud instances of pods and nodes that no longer exist (--dry-run to look)"),
     "playground": ("vnode.playground", "the local world of make up: control plane, cloud, webhook, nodes"),
 }
 

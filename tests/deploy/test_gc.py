@@ -1,0 +1,94 @@
+"""``vnode gc`` deletes the instances of pods and nodes that no longer exist, and only this cluster's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client as k8s
+
+from vnode import models
+from vnode.cluster import launcher
+from vnode.kube import client
+from vnode.provider import fake, process
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def node(core: k8s.CoreV1Api) -> Iterator[str]:
+    name = f"gc-{secrets.token_hex(3)}"
+    taint = k8s.V1Taint(key="vnode.io/test", value="gc", effect="NoSchedule")
+    core.create_node(k8s.V1Node(metadata=k8s.V1ObjectMeta(name=name), spec=k8s.V1NodeSpec(taints=[taint])))
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(name)
+
+
+def instance_spec(token: str, *, cluster: str, node: str, uid: str, name: str = "p") -> models.InstanceSpec:
+    tags = {models.TAG_CLUSTER: cluster, models.TAG_NODE: node, models.TAG_POD_UID: uid,
+            models.TAG_NAMESPACE: "ns", models.TAG_NAME: name}  # fmt: skip
+    return models.InstanceSpec(name=name, client_token=token, cpu=1, memory_gib=2, tags=tags,
+                               containers=(models.ContainerSpec("c", "x", command=("sleep", "60")),))  # fmt: skip
+
+
+def live_pod(core: k8s.CoreV1Api, namespace: str, node: str) -> str:
+    pod = k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="alive"),
+        spec=k8s.V1PodSpec(node_name=node, containers=[k8s.V1Container(name="c", image="x")],
+                           tolerations=[k8s.V1Toleration(operator="Exists")]),
+    )  # fmt: skip
+    uid: str = core.create_namespaced_pod(namespace, pod).metadata.uid
+    return uid
+
+
+async def test_gc_deletes_instances_of_gone_pods_and_nodes_only_for_its_cluster(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
+) -> None:
+    from vnode import gc
+
+    cloud = fake.FakeProvider()
+    uid = live_pod(core, namespace, node)
+    kept = await cloud.create(instance_spec("a", cluster="c1", node=node, uid=uid))
+    pod_gone = await cloud.create(instance_spec("b", cluster="c1", node=node, uid="gone-uid"))
+    node_gone = await cloud.create(instance_spec("c", cluster="c1", node="no-such-node", uid=uid))
+    other = await cloud.create(instance_spec("d", cluster="c2", node="no-such-node", uid="gone-uid"))
+
+    orphans, failed = await gc.collect(kube, cloud, "c1", dry_run=True)
+    assert {(o.instance.id, o.reason) for o in orphans} == {(pod_gone.id, "pod gone"), (node_gone.id, "node gone")}
+    assert len(cloud.instances()) == 4, "a dry run deletes nothing"
+
+    orphans, failed = await gc.collect(kube, cloud, "c1")
+    assert failed == []
+    assert {i.id for i in cloud.instances()} == {kept.id, other.id}
+
+
+async def test_the_gc_command_with_the_process_provider(
+    cluster: launcher.Info, tmp_path: pathlib.Path, node: str
+) -> None:
+    state = tmp_path / "process"
+    cloud = process.ProcessProvider(state, lifeline=os.getpid())
+    try:
+        orphan = await cloud.create(instance_spec("e", cluster="play", node=node, uid="gone-uid", name="web"))
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "VNODE_PROCESS_DIR": str(state)}
+        cmd = [sys.executable, "-m", "vnode", "gc", "--provider", "process", "--cluster-id", "play"]
+        dry = await asyncio.to_thread(subprocess.run, [*cmd, "--dry-run"], env=env, capture_output=True, text=True)
+        assert dry.returncode == 0, dry.stderr
+        assert f"would delete {orphan.id} pod=ns/web node={node} (pod gone)" in dry.stdout
+        assert [s.id for s in await cloud.list({})] == [orphan.id]
+
+        real = await asyncio.to_thread(subprocess.run, [*cmd, "--grace-seconds", "1"], env=env, capture_output=True,
+                                      text=True)  # fmt: skip
+        assert real.returncode == 0, real.stderr
+        assert "1 instance(s) deleted" in real.stdout
+    finally:
+        process.stop_all(state)

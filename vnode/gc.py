@@ -1,0 +1,173 @@
+"""``vnode gc``: delete the cloud instances of pods and nodes that no longer exist.
+
+A replica that died hard and whose ordinal never came back leaves instances that no
+controller manages; so does an uninstall that skipped its hook. This command finds them:
+every instance tagged with this cluster's id whose pod (by UID) or whose node no longer
+exists in the API. It touches nothing tagged with another cluster id, and ``--dry-run``
+only prints what it would delete.
+
+Why it is safe without a cache: instances are listed *before* pods and nodes, with fresh
+(quorum) reads. A pod exists before its instance does, so an instance in the first listing
+whose pod is missing from the second belongs to a pod that is gone. (The daemon's own
+orphan collection, in contrast, must wait for its watch cache to sync.)
+
+``--scale-down NAMESPACE/NAME`` is for uninstall (the Helm chart's pre-delete hook): it first
+scales the StatefulSet to 0 and waits until its replicas have drained their nodes and exited,
+so that nothing is left for the collection but what a crash left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+import time
+
+import msgspec
+
+from vnode import errors, models, settings
+from vnode.kube import client, config, extra
+from vnode.provider import base, registry
+
+__all__ = ["Orphan", "collect", "configure", "find_orphans", "run"]
+
+log = logging.getLogger(__name__)
+
+
+class _Meta(msgspec.Struct, rename="camel", kw_only=True):
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+
+
+class _Spec(msgspec.Struct, rename="camel", kw_only=True):
+    node_name: str = ""
+
+
+class _Thin(msgspec.Struct, kw_only=True):
+    """A pod or node reduced to what gc compares: cheap to decode at 30,000 pods."""
+
+    metadata: _Meta = msgspec.field(default_factory=_Meta)
+    spec: _Spec = msgspec.field(default_factory=_Spec)
+
+
+@dataclasses.dataclass(frozen=True)
+class Orphan:
+    instance: models.InstanceState
+    reason: str  # "pod gone" | "node gone"
+
+    def describe(self) -> str:
+        tags = self.instance.tags
+        pod = f"{tags.get(models.TAG_NAMESPACE, '?')}/{tags.get(models.TAG_NAME, '?')}"
+        return f"{self.instance.id} pod={pod} node={tags.get(models.TAG_NODE, '?')} ({self.reason})"
+
+
+async def find_orphans(kube: client.Client, provider: base.Provider, cluster_id: str) -> list[Orphan]:
+    """The instances of this cluster whose pod or node does not exist (instances listed first)."""
+    instances = await provider.list({models.TAG_CLUSTER: cluster_id})
+    pods = {p.metadata.uid for p in (await kube.list("/api/v1/pods", _Thin)).items}
+    nodes = {n.metadata.name for n in (await kube.list("/api/v1/nodes", _Thin)).items}
+    orphans = []
+    for instance in instances:
+        if instance.tags.get(models.TAG_CLUSTER) != cluster_id:
+            continue  # a provider that filtered loosely: never touch another cluster's instance
+        if instance.pod_uid not in pods:
+            orphans.append(Orphan(instance, "pod gone"))
+        elif instance.tags.get(models.TAG_NODE, "") not in nodes:
+            orphans.append(Orphan(instance, "node gone"))
+    return orphans
+
+
+async def collect(
+    kube: client.Client, provider: base.Provider, cluster_id: str, *, dry_run: bool = False, grace_seconds: float = 10
+) -> tuple[list[Orphan], list[str]]:
+    """Delete the orphans (unless ``dry_run``); returns them and the ids whose deletion failed."""
+    orphans = await find_orphans(kube, provider, cluster_id)
+    failed: list[str] = []
+    if dry_run:
+        return orphans, failed
+    for orphan in orphans:
+        try:
+            await provider.delete(orphan.instance.id, grace_seconds=grace_seconds)
+        except errors.ApiError as exc:
+            log.warning("could not delete instance %s: %s", orphan.instance.id, exc)
+            failed.append(orphan.instance.id)
+    return orphans, failed
+
+
+async def scale_down(kube: client.Client, namespace: str, name: str, *, wait_seconds: float) -> bool:
+    """Scale the StatefulSet to 0 and wait until its replicas have exited; False on timeout."""
+    try:
+        await extra.scale_statefulset(kube, namespace, name, 0)
+    except errors.NotFound:
+        return True
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        statefulset = await extra.get_statefulset(kube, namespace, name)
+        if statefulset.status.replicas == 0:
+            return True
+        await asyncio.sleep(1)
+    return False
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
+    parser.add_argument("--provider", help="the cloud (default $VNODE_PROVIDER or eci); process for the playground")
+    parser.add_argument("--cluster-id", help="only instances tagged with this cluster id (default $VNODE_CLUSTER_ID)")
+    parser.add_argument("--kubeconfig", help="default $KUBECONFIG, else in-cluster, else ~/.kube/config")
+    parser.add_argument("--grace-seconds", type=float, default=10.0, help="SIGTERM grace of each deletion")
+    parser.add_argument(
+        "--scale-down",
+        metavar="NAMESPACE/NAME",
+        help="first scale this StatefulSet of virtual nodes to 0 and wait for its replicas to drain (uninstall)",
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="how long --scale-down waits (default 600 s)")
+    parser.add_argument(
+        "--webhook-configuration",
+        metavar="NAME",
+        help="also delete this MutatingWebhookConfiguration (uninstall: the webhook writes its own)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_main(args))
+    except errors.VnodeError as exc:
+        print(f"vnode gc: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _main(args: argparse.Namespace) -> int:
+    flags = {"provider": args.provider, "cluster_id": args.cluster_id, "kubeconfig": args.kubeconfig}
+    environ = dict(os.environ)
+    environ.setdefault("VNODE_NODE_NAME", "vnode-gc")  # gc serves no node; settings want a name
+    cfg = settings.load(environ, flags)
+    provider = registry.load(cfg.provider)(cfg)
+    async with client.Client(config.load(cfg.kubeconfig), field_manager="vnode-gc") as kube:
+        try:
+            if args.scale_down:
+                namespace, _, name = args.scale_down.partition("/")
+                if not await scale_down(kube, namespace, name, wait_seconds=args.timeout):
+                    print(f"vnode gc: {args.scale_down} still has replicas after {args.timeout:.0f}s", file=sys.stderr)
+            if args.webhook_configuration:
+                path = (
+                    f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{args.webhook_configuration}"
+                )
+                with contextlib.suppress(errors.NotFound):
+                    await kube.delete(path)
+            orphans, failed = await collect(
+                kube, provider, cfg.cluster_id, dry_run=args.dry_run, grace_seconds=args.grace_seconds
+            )
+        finally:
+            await provider.close()
+    verb = "would delete" if args.dry_run else "deleted"
+    for orphan in orphans:
+        mark = "FAILED " if orphan.instance.id in failed else ""
+        print(f"{mark}{verb} {orphan.describe()}")
+    print(f"{len(orphans) - len(failed)} instance(s) {verb}, cluster id {cfg.cluster_id!r}")
+    return 1 if failed else 0
