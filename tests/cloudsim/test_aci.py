@@ -7,6 +7,8 @@ thread while the cloud runs in its own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import pathlib
 import ssl
@@ -21,8 +23,9 @@ from azure.mgmt.containerinstance import models as aci_models
 
 from tests.cloudsim.aci_fixtures import RESOURCE_GROUP, STEPPED, SUBSCRIPTION, TOKEN, SimThread, group
 from tests.waiting import wait_for
-from vnode.cloudsim import aci, model, ratelimit
+from vnode.cloudsim import aci, cloud, console, model, ratelimit, server
 from vnode.cloudsim.clock import Clock
+from vnode.cloudsim.store import Store
 
 RG = RESOURCE_GROUP
 
@@ -266,3 +269,36 @@ def test_the_cloud_tags_each_group_with_its_arm_identity(aci_sim: SimThread) -> 
     )
     assert tags[aci.TAG_GROUP] == f"{SUBSCRIPTION}/{RG}".lower()
     assert tags["vnode/pod"] == "default/web"
+
+
+async def test_the_dialect_and_console_mount_on_the_simulator_server_with_one_call_each(
+    tmp_path: pathlib.Path,
+) -> None:
+    db = Store(tmp_path / "cloud.db")
+    sim = cloud.Cloud(store=db, clock=Clock.manual(), profile=STEPPED, seed=7)
+    srv = server.Server(sim)
+    mounted = aci.mount(srv, tmp_path)
+    srv.add_routes(console.routes(sim))
+    task = asyncio.create_task(srv.run())
+    try:
+        await asyncio.wait_for(srv.ready.wait(), timeout=10)
+        info = mounted.connection_info()
+        assert info["token"] == TOKEN
+        assert info["subscription_id"] == SUBSCRIPTION
+        groups = (
+            f"{info['endpoint']}/subscriptions/{info['subscription_id']}/resourceGroups/{info['resource_group']}"
+            f"/providers/Microsoft.ContainerInstance/containerGroups?api-version={info['api_version']}"
+        )
+        context = ssl.create_default_context(cafile=info["ca_file"])
+        async with aiohttp.ClientSession() as session:
+            async with session.get(groups, headers={"Authorization": f"Bearer {info['token']}"}, ssl=context) as answer:
+                assert answer.status == 200
+                assert await answer.json() == {"value": []}
+            async with session.get(f"http://127.0.0.1:{srv.port}/") as answer:
+                assert answer.status == 200
+                assert "vnode" in await answer.text()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        db.close()
