@@ -62,6 +62,11 @@ def test_describe_filters_by_name_tag_status_zone_and_vswitch(sim: Sim, eci: Cli
     sim.advance(1)
     by_tag = describe_all(eci, sim, tag=[m.DescribeContainerGroupsRequestTag(key="node", value="n1")])
     assert [g.container_group_id for g in by_tag] == [one.body.container_group_id]
+    everything = json.dumps([g.container_group_id for g in describe_all(eci, sim)])
+    both = describe_all(
+        eci, sim, container_group_ids=everything, tag=[m.DescribeContainerGroupsRequestTag(key="node", value="n1")]
+    )
+    assert [g.container_group_id for g in both] == [one.body.container_group_id]
     assert [g.container_group_name for g in describe_all(eci, sim, container_group_name="two")] == ["two"]
     assert [g.container_group_name for g in describe_all(eci, sim, status="Succeeded")] == ["three"]
     assert {g.container_group_name for g in describe_all(eci, sim, zone_id=b["zone"])} == {"two"}

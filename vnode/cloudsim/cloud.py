@@ -382,12 +382,13 @@ class Cloud:
             source: Iterable[model.Instance] = sorted(
                 (i for i in (self.live.get(x) for x in dict.fromkeys(where.ids)) if i is not None), key=lambda i: i.seq
             )
-        elif where.tags:
+        elif where.tags:  # the tag index holds exactly the live instances with that tag
             sets = [self.by_tag.get((t.key, t.value), {}) for t in where.tags]
             smallest = min(sets, key=len)
             source = (self.live[x] for x in list(smallest))
         else:
             source = list(self.live.values())
+        tags_checked = not where.ids and len(where.tags) == 1  # the source was that tag's index
         for inst in source:
             if where.name and inst.spec.name != where.name:
                 continue
@@ -399,7 +400,7 @@ class Cloud:
                 continue
             if where.security_group_id and inst.spec.security_group_id != where.security_group_id:
                 continue
-            if where.tags and not all(inst.tag(t.key) == t.value for t in where.tags):
+            if where.tags and not tags_checked and not all(inst.tag(t.key) == t.value for t in where.tags):
                 continue
             if where.changed_since is not None and inst.status_at < where.changed_since:
                 continue

@@ -31,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--clock-scale", type=float, default=None, help="simulated seconds per second (0 pauses)")
     parser.add_argument("--region", default="cn-hangzhou", help="region id of a new world (default: cn-hangzhou)")
+    parser.add_argument(
+        "--cloud-json",
+        type=pathlib.Path,
+        default=None,
+        help="where to write cloud.json (default: <state-dir>/cloud.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +77,7 @@ async def _serve(srv: server.Server, state_dir: pathlib.Path, args: argparse.Nam
     if task.done():
         task.result()  # raises why it could not start
         return
-    write_cloud_json(state_dir / "cloud.json", connection_info(srv, args))
+    write_cloud_json(args.cloud_json or state_dir / "cloud.json", connection_info(srv, args))
     print(f"cloudsim: ECI at http://{srv.host}:{srv.port}/, admin at http://{srv.host}:{srv.port}/admin/", flush=True)
     await stop.wait()
     task.cancel()
