@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 import pytest
+from cryptography import x509
 from kubernetes import client as k8s
 
 from tests.waiting import wait_for
@@ -30,7 +31,7 @@ from tests.webhook.conftest import (
     pods_of,
 )
 from vnode.cluster import launcher, procs
-from vnode.webhook import registration, service
+from vnode.webhook import certs, registration, service
 
 pytestmark = pytest.mark.cluster
 
@@ -262,3 +263,47 @@ def test_vnode_webhook_command_serves_registers_logs_and_stops(
     assert reviewed[-1]["namespace"] == namespace
     assert reviewed[-1]["mode"] == "force"
     assert reviewed[-1]["result"] == "mutated"
+
+
+def test_a_rotated_ca_and_certificate_reach_the_configuration_without_a_restart(
+    webhooks: WebhookFactory, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    """Given files (as cert-manager writes them): a new CA and certificate are served and registered in place."""
+    files = certs.Files(webhooks.tmp / "tls.crt", webhooks.tmp / "tls.key", webhooks.tmp / "ca.crt")
+
+    def issue(name: str) -> tuple[certs.Pem, certs.Pem]:
+        ca = certs.make_ca(name)
+        return ca, certs.issue_serving(ca, ["127.0.0.1"])
+
+    first_ca, first = issue("issuer-1")
+    files.ca.write_bytes(first_ca.cert)
+    certs.write_pair(first, files.cert, files.key)
+    served = webhooks.serve(webhooks.settings(tls=service.GivenTLS(files)))
+    webhooks.label(namespace, **{"virtual-node-affinity-injection": "enabled"})
+    container = [{"name": "c", "image": "nginx:alpine"}]
+    assert is_virtual_ready(core.create_namespaced_pod(namespace, {"metadata": {"name": "before"},
+                                                                    "spec": {"containers": container}}))  # fmt: skip
+
+    second_ca, second = issue("issuer-2")
+    certs.write_pair(second, files.cert, files.key)
+    files.ca.write_bytes(second_ca.cert)
+    assert served.settings.registration is not None
+    admission = k8s.AdmissionregistrationV1Api(kube_api)
+
+    def registered_bundle() -> bytes:
+        config = admission.read_mutating_webhook_configuration(served.settings.registration.name)  # type: ignore[union-attr]
+        return base64.b64decode(config.webhooks[0].client_config.ca_bundle)
+
+    wait_for(lambda: registered_bundle() == second_ca.cert, timeout=20, what="the new CA bundle in the configuration")
+    context = ssl.create_default_context(cadata=second_ca.cert.decode())
+    assert served.webhook is not None
+    with (
+        socket.create_connection(("127.0.0.1", served.webhook.port)) as sock,
+        context.wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        # The handshake verifies against the new CA alone; the serial says it is the new certificate.
+        peer = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+        assert peer.serial_number == x509.load_pem_x509_certificate(second.cert).serial_number
+    after = core.create_namespaced_pod(namespace, {"metadata": {"name": "after"}, "spec": {"containers": container}})
+    assert is_virtual_ready(after), "the API server should trust the rotated certificate through the new bundle"
+    assert "vnode_webhook_certificate_reloads_total 1.0" in served.metrics_text()
