@@ -181,7 +181,7 @@ class Cloud:
         self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
         self.stock[inst.zone].in_use[catalog.Spec(inst.cpu, inst.memory).key] += 1
-        if inst.status not in model.TERMINAL:
+        if inst.status not in model.TERMINAL and inst.status != model.TERMINATING:  # deletion released it
             self.used_cpu += inst.cpu
         self._schedule(inst)
 

@@ -1,8 +1,11 @@
 """``vnode cloudsim``: run the simulated cloud on loopback and write ``<state>/cloud.json``.
 
+One process serves the ECI dialect and the admin API (``/admin/``) and the web console (``/``)
+on one port, and the ACI dialect over HTTPS with its own CA on another (``--aci-port``).
 cloud.json tells clients where and how to connect: the ECI endpoint, region and AccessKey,
-the vSwitches (with zones and CIDRs) and security groups made at first start, and the admin
-URL. It is written once the server listens, so its appearance means "ready".
+the ACI endpoint, CA file and token, the vSwitches (with zones and CIDRs) and security groups
+made at first start, and the admin and console URLs. It is written once the server listens,
+so its appearance means "ready".
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import pathlib
 import signal
 import sys
 
+from vnode.cloudsim import aci, console, lifecycle, server, store
 from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import lifecycle, server, store
 from vnode.cloudsim.clock import Clock
 
 
@@ -31,6 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--clock-scale", type=float, default=None, help="simulated seconds per second (0 pauses)")
     parser.add_argument("--region", default="cn-hangzhou", help="region id of a new world (default: cn-hangzhou)")
+    parser.add_argument("--aci-port", type=int, default=0, help="ACI (HTTPS) port; 0 picks a free one (default)")
+    parser.add_argument("--no-aci", action="store_true", help="serve the ECI dialect only")
     parser.add_argument(
         "--cloud-json",
         type=pathlib.Path,
@@ -59,14 +64,18 @@ def run(args: argparse.Namespace) -> int:
     sim = cloudmod.Cloud(store=db, clock=clock, profile=profile, seed=args.seed, world=world)
     sim.save_clock()
     srv = server.Server(sim, host=args.host, port=args.port)
+    srv.add_routes(console.routes(sim))
+    mounted = None if args.no_aci else aci.mount(srv, state_dir, port=args.aci_port)
     try:
-        asyncio.run(_serve(srv, state_dir, args))
+        asyncio.run(_serve(srv, state_dir, args, mounted))
     finally:
         db.close()
     return 0
 
 
-async def _serve(srv: server.Server, state_dir: pathlib.Path, args: argparse.Namespace) -> None:
+async def _serve(
+    srv: server.Server, state_dir: pathlib.Path, args: argparse.Namespace, mounted: aci.Mounted | None
+) -> None:
     task = asyncio.create_task(srv.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,8 +86,13 @@ async def _serve(srv: server.Server, state_dir: pathlib.Path, args: argparse.Nam
     if task.done():
         task.result()  # raises why it could not start
         return
-    write_cloud_json(args.cloud_json or state_dir / "cloud.json", connection_info(srv, args))
-    print(f"cloudsim: ECI at http://{srv.host}:{srv.port}/, admin at http://{srv.host}:{srv.port}/admin/", flush=True)
+    info = connection_info(srv, args)
+    if mounted is not None:
+        info["aci"] = mounted.connection_info()
+    write_cloud_json(args.cloud_json or state_dir / "cloud.json", info)
+    base = f"http://{srv.host}:{srv.port}"
+    aci_at = f", ACI at {info['aci']['endpoint']}" if mounted is not None else ""  # type: ignore[index]
+    print(f"cloudsim: ECI at {base}/, console at {base}/, admin at {base}/admin/{aci_at}", flush=True)
     await stop.wait()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -112,7 +126,7 @@ def connection_info(srv: server.Server, args: argparse.Namespace) -> dict[str, o
         },
         "aci": None,
         "admin_url": f"{base}/admin/",
-        "console_url": None,
+        "console_url": f"{base}/",
     }
 
 
