@@ -143,8 +143,9 @@ class Client:
     async def get(self, path: str, kind: type[T]) -> T:
         return decode(await self.request("GET", path), kind)
 
-    async def list(self, path: str, kind: type[T], *, params: Mapping[str, str] | None = None,
-                   page: int = 500) -> objects.List[T]:  # fmt: skip
+    async def list(
+        self, path: str, kind: type[T], *, params: Mapping[str, str] | None = None, page: int = 500
+    ) -> objects.List[T]:
         """All items at ``path``, fetched in pages; the result's resourceVersion is the last page's."""
         items: list[T] = []
         query = {**(params or {}), "limit": str(page)}

@@ -85,7 +85,8 @@ class Informer(Generic[T]):
         listed = await self.kube.list(self.path, self.kind, params=self.params)
         fresh = {self.key_of(item): item for item in listed.items}
         gone = [key for key in self.cache if key not in fresh]
-        self.cache = fresh
+        self.cache.clear()  # in place: others hold a reference to the cache
+        self.cache.update(fresh)
         self.resource_version = listed.metadata.resource_version
         self.ready.set()
         for key in gone:

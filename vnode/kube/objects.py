@@ -206,7 +206,7 @@ class VolumeProjection(_S):
     config_map: ConfigMapVolume | None = None
     secret: SecretVolume | None = None
     service_account_token: ServiceAccountTokenProjection | None = None
-    downward_api: DownwardAPIVolume | None = None
+    downward_api: DownwardAPIVolume | None = msgspec.field(default=None, name="downwardAPI")
 
 
 class ProjectedVolume(_S):
@@ -220,7 +220,7 @@ class Volume(_S):
     config_map: ConfigMapVolume | None = None
     secret: SecretVolume | None = None
     projected: ProjectedVolume | None = None
-    downward_api: DownwardAPIVolume | None = None
+    downward_api: DownwardAPIVolume | None = msgspec.field(default=None, name="downwardAPI")
     # Types no elastic-container cloud mounts; present only so the pod can fail fast naming them.
     host_path: dict[str, Any] | None = None
     persistent_volume_claim: dict[str, Any] | None = None
