@@ -157,7 +157,9 @@ def settings_from_args(args: argparse.Namespace) -> service.Settings:
             if not sep or not key:
                 raise SystemExit(f"vnode webhook: --namespace-match must be KEY=VALUE, got {item!r}")
             match[key] = value
-        url = None if svc else (args.url or f"https://{args.host}:{args.port}/mutate")
+        # Listening on every address: the API server on this machine still calls loopback.
+        local = "127.0.0.1" if args.host in ("0.0.0.0", "", "::") else args.host
+        url = None if svc else (args.url or f"https://{local}:{args.port}/mutate")
         try:
             reg = registration.Registration(
                 name=args.configuration_name,
@@ -205,5 +207,9 @@ async def _serve(settings: service.Settings, kubeconfig: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_format, args.log_level)
     settings = settings_from_args(args)
-    asyncio.run(_serve(settings, args.kubeconfig))
+    try:
+        asyncio.run(_serve(settings, args.kubeconfig))
+    except OSError as exc:  # the port is taken, a certificate file is unreadable, ...
+        print(f"vnode webhook: {exc}", file=sys.stderr)
+        return 1
     return 0

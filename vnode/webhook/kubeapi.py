@@ -186,14 +186,20 @@ class Client:
         ) as resp:
             if resp.status >= 300:
                 raise _error(resp.status, await resp.json(content_type=None))
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    raise _error(int(status.get("code") or 500), status)
-                yield event
+            # One JSON event per line. Split lines ourselves: aiohttp's line reader refuses lines
+            # over 64 KiB, and a pod with a large spec makes one.
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise _error(int(status.get("code") or 500), status)
+                    yield event
 
 
 async def list_watch(

@@ -67,8 +67,12 @@ class Webhook:
         self.settings = settings
         self.client = client
         self.metrics = stats or metrics.Metrics()
-        self._cache = namespaces.NamespaceCache(client, metrics=self.metrics) if client and labels is None else None
-        self.labels: namespaces.NamespaceLabels = labels or self._cache  # type: ignore[assignment]
+        self._cache: namespaces.NamespaceCache | None = None
+        if labels is None:
+            assert client is not None
+            self._cache = namespaces.NamespaceCache(client, metrics=self.metrics)
+            labels = self._cache
+        self.labels: namespaces.NamespaceLabels = labels
         self.tls: certs.ServingContext | None = None
         self.port: int | None = None
         self.ready = asyncio.Event()
