@@ -408,9 +408,18 @@ class ProcessProvider:
         script = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $!'
         env = {"PATH": self.path, "LOG": str(directory / "runner.log"), "PYTHONPATH": _pythonpath()}
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", script, "sh", self.python, "-m", "vnode.provider.process", str(directory),
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+            self.python,
+            "-m",
+            "vnode.provider.process",
+            str(directory),
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         out, _ = await proc.communicate()
         try:
             pid = int(out.strip())
@@ -607,8 +616,13 @@ class _Container:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: Any = None
         self.pending = b""
-        self.status: dict[str, Any] = {"name": self.name, "image": spec.get("image", ""), "state": "Waiting",
-                                       "reason": "ContainerCreating", "restart_count": 0}  # fmt: skip
+        self.status: dict[str, Any] = {
+            "name": self.name,
+            "image": spec.get("image", ""),
+            "state": "Waiting",
+            "reason": "ContainerCreating",
+            "restart_count": 0,
+        }
         self.restart_at: float | None = None
 
     def start(self) -> None:
@@ -618,9 +632,15 @@ class _Container:
         self.log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                self.spec["argv"], env=self.spec["env"], cwd=self.spec["cwd"], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-            )  # fmt: skip
+                self.spec["argv"],
+                env=self.spec["env"],
+                cwd=self.spec["cwd"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:  # no such command: a container that cannot start
             self.log.close()
             self._terminated(127, "StartError", str(exc))
@@ -628,12 +648,21 @@ class _Container:
             return
         os.set_blocking(self.proc.stdout.fileno(), False)  # type: ignore[union-attr]
         last = {k: self.status.get(k) for k in ("exit_code", "reason", "started_at", "finished_at")}
-        self.status = {"name": self.name, "image": self.spec.get("image", ""), "state": "Running",
-                       "started_at": _now(), "restart_count": self.status["restart_count"],
-                       "process": {"pid": self.proc.pid, "start_time": _start_time(self.proc.pid)}}  # fmt: skip
+        self.status = {
+            "name": self.name,
+            "image": self.spec.get("image", ""),
+            "state": "Running",
+            "started_at": _now(),
+            "restart_count": self.status["restart_count"],
+            "process": {"pid": self.proc.pid, "start_time": _start_time(self.proc.pid)},
+        }
         if last["finished_at"]:
-            self.status.update(last_exit_code=last["exit_code"], last_reason=last["reason"],
-                               last_started_at=last["started_at"], last_finished_at=last["finished_at"])  # fmt: skip
+            self.status.update(
+                last_exit_code=last["exit_code"],
+                last_reason=last["reason"],
+                last_started_at=last["started_at"],
+                last_finished_at=last["finished_at"],
+            )
         self.events.append(_event("Created", f"Created container {self.name}", self.name))
         self.events.append(_event("Started", f"Started container {self.name}", self.name))
 
@@ -678,8 +707,14 @@ class _Container:
         return exit_code
 
     def _terminated(self, exit_code: int, reason: str, message: str) -> None:
-        self.status = {**self.status, "state": "Terminated", "exit_code": exit_code, "reason": reason,
-                       "message": message, "finished_at": _now()}  # fmt: skip
+        self.status = {
+            **self.status,
+            "state": "Terminated",
+            "exit_code": exit_code,
+            "reason": reason,
+            "message": message,
+            "finished_at": _now(),
+        }
         self.status.pop("process", None)
 
     def signal(self, sig: int) -> None:
@@ -691,17 +726,26 @@ class _Container:
         self.status["restart_count"] += 1
         delay = min(_BACKOFF_CAP, 0.5 * 2 ** (self.status["restart_count"] - 1))
         self.restart_at = now + delay
-        self.status.update(state="Waiting", reason="CrashLoopBackOff",
-                           message=f"back-off {delay:g}s restarting failed container",
-                           last_exit_code=self.status.get("exit_code"), last_reason=self.status.get("reason"),
-                           last_started_at=self.status.get("started_at"),
-                           last_finished_at=self.status.get("finished_at"))  # fmt: skip
+        self.status.update(
+            state="Waiting",
+            reason="CrashLoopBackOff",
+            message=f"back-off {delay:g}s restarting failed container",
+            last_exit_code=self.status.get("exit_code"),
+            last_reason=self.status.get("reason"),
+            last_started_at=self.status.get("started_at"),
+            last_finished_at=self.status.get("finished_at"),
+        )
         self.events.append(_event("BackOff", f"Back-off restarting container {self.name}", self.name, warning=True))
 
 
 def _event(reason: str, message: str, container: str = "", *, warning: bool = False) -> dict[str, Any]:
-    return {"reason": reason, "message": message, "container": container, "timestamp": _now(),
-            "type": "Warning" if warning else "Normal"}  # fmt: skip
+    return {
+        "reason": reason,
+        "message": message,
+        "container": container,
+        "timestamp": _now(),
+        "type": "Warning" if warning else "Normal",
+    }
 
 
 def _run_instance(directory: pathlib.Path) -> int:
@@ -785,8 +829,12 @@ def _run_instance(directory: pathlib.Path) -> int:
                 if exit_code == 0:
                     init_index += 1
                 elif policy == "Never":
-                    status.update(status="Failed", reason="InitError", finished_at=_now(),
-                                  message=f"init container {c.name} exited with {exit_code}")  # fmt: skip
+                    status.update(
+                        status="Failed",
+                        reason="InitError",
+                        finished_at=_now(),
+                        message=f"init container {c.name} exited with {exit_code}",
+                    )
                 else:
                     c.back_off(now)
             elif policy == "Always" or (policy == "OnFailure" and exit_code != 0):
