@@ -1,8 +1,9 @@
 """A virtual node's kubelet API, served in-process, registered with the real control plane.
 
-The module-scoped ``kubelet`` fixture gets a serving certificate through a real CSR (approved
-by the test's admin credentials, signed by the controller-manager), runs ``KubeletServer`` on
-an event loop of its own in a background thread (tests drive ``kubectl``, which blocks), and
+The module-scoped ``kubelet`` fixture prepares the server as the daemon would (a serving
+certificate through a real CSR, approved with the test's admin credentials and signed by the
+controller-manager; the client CA read from ``kube-system/extension-apiserver-authentication``),
+runs ``KubeletServer`` on an event loop of its own in a background thread (tests drive ``kubectl``, which blocks), and
 registers a Node whose address is 127.0.0.1 and whose kubelet port is the server's, with
 ``declaredFeatures: [ExtendWebSocketsToKubelet]`` so that the API server forwards exec
 WebSockets to it. The node is tainted so that no other test's pod lands on it, and deleted at
@@ -27,7 +28,7 @@ from tests.waiting import wait_for
 from vnode.cluster import launcher
 from vnode.kube import client as kube_client
 from vnode.kube import config as kube_config
-from vnode.kubelet import auth, certs, clock, pods, server
+from vnode.kubelet import certs, clock, pods, server
 
 T = TypeVar("T")
 
@@ -112,19 +113,15 @@ def kubelet(
     node_created = False
     run: Any = None
     try:
-        serving = loop.call(
-            certs.request_serving_certificate(
-                api, name, ["127.0.0.1"], directory, clock=clock.SystemClock(), wait_seconds=60, poll_interval=0.2
-            ),
-            timeout=90,
-        )
-        context = certs.server_ssl_context(serving, cluster.ca_file)
-        reviewer = auth.Reviewer(api, name, clock=clock.SystemClock())
         pod_directory = Directory()
-        kubelet_server = server.KubeletServer(
-            node_name=name, provider=local, pods=pod_directory, reviewer=reviewer,
-            ssl_context=context, clock=clock.SystemClock(), host="127.0.0.1", port=0,
+        kubelet_server = loop.call(
+            server.prepare(
+                api, node_name=name, addresses=["127.0.0.1"], provider=local, pods=pod_directory,
+                cert_dir=directory, clock=clock.SystemClock(), host="127.0.0.1", port=0,
+            ),
+            timeout=120,
         )  # fmt: skip
+        serving = certs.ServingFiles(directory / "kubelet-serving.crt", directory / "kubelet-serving.key")
         run = asyncio.run_coroutine_threadsafe(kubelet_server.run(), loop.loop)
         loop.call(asyncio.wait_for(kubelet_server.ready.wait(), 30))
         core.create_node(_node_body(name, kubelet_server.port))
@@ -142,7 +139,7 @@ def kubelet(
             core.delete_node(name, grace_period_seconds=0)
         if run is not None:
             run.cancel()
-            wait_for(lambda: run.done(), timeout=15, what="the kubelet server to stop")
+            wait_for(lambda: run.done(), timeout=30, what="the kubelet server to stop")
         loop.call(api.close())
         loop.close()
 

@@ -61,6 +61,7 @@ class LocalProvider(_Core):
         self.started = datetime.datetime.now(datetime.UTC)
         self.argv: list[list[str]] = []
         self.resizes: list[streams.TerminalSize] = []
+        self.following = 0  # log streams open right now
         self._changed = asyncio.Condition()
 
     # -- logs (call from the server's loop) --------------------------------------------------
@@ -95,11 +96,15 @@ class LocalProvider(_Core):
             entries = entries[len(entries) - options.tail_lines :] if options.tail_lines else []
         yield render(entries)
         seen = len(run)
-        while options.follow and not options.previous:
-            async with self._changed:
-                await self._changed.wait_for(lambda seen=seen: len(run) > seen)  # type: ignore[misc]
-            fresh, seen = run[seen:], len(run)
-            yield render(fresh)
+        self.following += 1
+        try:
+            while options.follow and not options.previous:
+                async with self._changed:
+                    await self._changed.wait_for(lambda seen=seen: len(run) > seen)  # type: ignore[misc]
+                fresh, seen = run[seen:], len(run)
+                yield render(fresh)
+        finally:
+            self.following -= 1
 
     # -- exec and attach ---------------------------------------------------------------------
 

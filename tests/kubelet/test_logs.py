@@ -64,6 +64,8 @@ def test_kubectl_logs_follow_streams_new_lines(kubelet: Kubelet, pod: pods.PodIn
             process.kill()
             process.wait(10)
             reader.join(10)
+    # The client left: the kubelet API must stop following, not wait for the next line forever.
+    wait_for(lambda: kubelet.provider.following == 0, timeout=30, what="the log stream to close after kubectl left")
 
 
 def test_logs_of_an_unknown_container_instance_are_refused_clearly(

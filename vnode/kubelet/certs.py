@@ -38,7 +38,7 @@ from vnode import errors
 from vnode.kubelet import auth
 from vnode.kubelet import clock as clock_mod
 
-__all__ = ["SIGNER", "ServingFiles", "request_serving_certificate", "server_ssl_context"]
+__all__ = ["SIGNER", "ServingFiles", "client_ca_from_cluster", "request_serving_certificate", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,29 @@ class ServingFiles:
     key: pathlib.Path
 
 
-def server_ssl_context(serving: ServingFiles, client_ca: pathlib.Path) -> ssl.SSLContext:
-    """TLS for the kubelet API: our certificate; client certificates optional, checked against ``client_ca``."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(client_ca))
+async def client_ca_from_cluster(api: auth.Api) -> str:
+    """The CA bundle that signs client certificates, as the API server publishes it.
+
+    ``kube-system/extension-apiserver-authentication`` holds the API server's ``--client-ca-file``
+    (what aggregated API servers trust too); reading it needs the Role
+    ``extension-apiserver-authentication-reader`` in kube-system.
+    """
+    path = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+    data = json.loads(await api.request("GET", path)).get("data") or {}
+    bundle = data.get("client-ca-file", "")
+    if not bundle:
+        raise errors.NotFound(f"{path} has no client-ca-file: the API server runs without --client-ca-file")
+    return str(bundle)
+
+
+def server_ssl_context(serving: ServingFiles, client_ca: pathlib.Path | str) -> ssl.SSLContext:
+    """TLS for the kubelet API: our certificate; client certificates optional, checked against
+    ``client_ca`` (a PEM file, or the PEM text itself)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if isinstance(client_ca, pathlib.Path):
+        context.load_verify_locations(cafile=str(client_ca))
+    else:
+        context.load_verify_locations(cadata=client_ca)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(serving.cert, serving.key)
     context.verify_mode = ssl.CERT_OPTIONAL  # no certificate: the middleware tries a token, then says 401

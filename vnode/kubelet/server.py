@@ -28,19 +28,20 @@ import dataclasses
 import datetime
 import json
 import logging
+import pathlib
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from vnode import errors
-from vnode.kubelet import auth, remotecommand, stats
+from vnode.kubelet import auth, certs, remotecommand, stats
 from vnode.kubelet import clock as clock_mod
 from vnode.kubelet import pods as pods_mod
 from vnode.provider import base, streams
 
-__all__ = ["KubeletServer", "LogQuery", "NotSupported"]
+__all__ = ["KubeletServer", "LogQuery", "NotSupported", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,11 @@ class KubeletServer:
         return app
 
     async def run(self) -> None:
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=5)
+        # handler_cancellation: a client that leaves (kubectl logs -f interrupted) cancels its
+        # handler; without it a follow on a quiet container would wait forever for its next line.
+        runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=5, handler_cancellation=True
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
@@ -386,3 +391,38 @@ class KubeletServer:
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok")
+
+
+async def prepare(
+    api: auth.Api,
+    *,
+    node_name: str,
+    addresses: Sequence[str],
+    provider: base.Provider,
+    pods: pods_mod.PodDirectory,
+    cert_dir: pathlib.Path,
+    clock: clock_mod.Clock,
+    serving: certs.ServingFiles | None = None,
+    client_ca: pathlib.Path | None = None,
+    host: str = "0.0.0.0",
+    port: int = 10250,
+) -> KubeletServer:
+    """Everything a daemon needs before ``run()``: the serving certificate (given, or from a CSR
+    for ``addresses``), the client CA (given, or as the API server publishes it) and the reviewer.
+
+    Call it after the Node exists or before, but advertise ``port`` in the Node's
+    ``daemonEndpoints`` and ``addresses`` in its status, and declare ``ExtendWebSocketsToKubelet``.
+    """
+    if serving is None:
+        serving = await certs.request_serving_certificate(api, node_name, addresses, cert_dir, clock=clock)
+    ca: pathlib.Path | str = client_ca if client_ca is not None else await certs.client_ca_from_cluster(api)
+    return KubeletServer(
+        node_name=node_name,
+        provider=provider,
+        pods=pods,
+        reviewer=auth.Reviewer(api, node_name, clock=clock),
+        ssl_context=certs.server_ssl_context(serving, ca),
+        clock=clock,
+        host=host,
+        port=port,
+    )
