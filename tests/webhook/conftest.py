@@ -30,7 +30,8 @@ from kubernetes import client as k8s
 
 from tests.waiting import wait_for
 from vnode.cluster import kwok, launcher, procs
-from vnode.webhook import kubeapi, registration, service
+from vnode.kube import client, config
+from vnode.webhook import registration, service
 
 TEST_LABEL = "vnode-webhook-test"
 POOL_LABEL = "vnode-webhook-pool"
@@ -54,7 +55,7 @@ class ServedWebhook:
         self.thread = threading.Thread(target=self.loop.run_forever, name="webhook", daemon=True)
         self.webhook: service.Webhook | None = None
         self._task: asyncio.Task[None] | None = None
-        self._client: kubeapi.Client | None = None
+        self._client: client.Client | None = None
 
     def _call(self, coro: Any, timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -64,8 +65,9 @@ class ServedWebhook:
             self.thread.start()
 
         async def begin() -> None:
-            self._client = kubeapi.Client.from_config(str(self.kubeconfig))
-            self.webhook = service.Webhook(self.settings, client=self._client)
+            cfg = config.load_kubeconfig(self.kubeconfig)
+            self._client = client.Client(cfg, field_manager=registration.FIELD_MANAGER)
+            self.webhook = service.Webhook(self.settings, kube=self._client)
             self._task = asyncio.create_task(self.webhook.run())
             ready = asyncio.create_task(self.webhook.ready.wait())
             done, _ = await asyncio.wait({self._task, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -86,6 +88,7 @@ class ServedWebhook:
                 await asyncio.gather(self._task, return_exceptions=True)
             if self._client is not None:
                 await self._client.close()
+                await asyncio.sleep(0.25)  # TLS transports finish closing on the next loop iterations
             self._task = self._client = None
 
         if self.thread.is_alive():

@@ -65,7 +65,7 @@ class Served:
 
 
 async def start(settings: service.Settings) -> tuple[service.Webhook, asyncio.Task[None]]:
-    webhook = service.Webhook(settings, client=None, labels=namespaces.StaticNamespaces(LABELS))
+    webhook = service.Webhook(settings, kube=None, labels=namespaces.StaticNamespaces(LABELS))
     task = asyncio.create_task(webhook.run())
     ready = asyncio.create_task(webhook.ready.wait())
     done, _ = await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)

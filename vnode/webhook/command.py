@@ -15,7 +15,9 @@ import signal
 import sys
 from typing import Any
 
-from vnode.webhook import certs, kubeapi, registration, service
+from vnode import errors
+from vnode.kube import client, config
+from vnode.webhook import certs, registration, service
 
 _STANDARD_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -50,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG"),
-        help="kubeconfig to use (default $KUBECONFIG; in-cluster service account if unset)",
+        help="kubeconfig to use (default $KUBECONFIG; else in-cluster in a pod, else ~/.kube/config)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
@@ -192,8 +194,9 @@ def setup_logging(fmt: str, level: str) -> None:
 
 
 async def _serve(settings: service.Settings, kubeconfig: str | None) -> None:
-    async with kubeapi.Client.from_config(kubeconfig) as client:
-        webhook = service.Webhook(settings, client=client)
+    kube = client.Client(config.load(kubeconfig or ""), field_manager=registration.FIELD_MANAGER)
+    try:
+        webhook = service.Webhook(settings, kube=kube)
         task = asyncio.ensure_future(webhook.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -202,6 +205,9 @@ async def _serve(settings: service.Settings, kubeconfig: str | None) -> None:
             await task
         except asyncio.CancelledError:
             logging.getLogger(__name__).info("webhook stopped")
+    finally:
+        await kube.close()
+        await asyncio.sleep(0.25)  # TLS transports finish closing on the next loop iterations
 
 
 def run(args: argparse.Namespace) -> int:
@@ -209,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
         asyncio.run(_serve(settings, args.kubeconfig))
-    except OSError as exc:  # the port is taken, a certificate file is unreadable, ...
+    except (OSError, errors.ConfigError) as exc:  # the port is taken, no kubeconfig, an unreadable file, ...
         print(f"vnode webhook: {exc}", file=sys.stderr)
         return 1
     return 0

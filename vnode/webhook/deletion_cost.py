@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from vnode.webhook import kubeapi, metrics, mutation
+from vnode import errors
+from vnode.kube import client, informer, objects
+from vnode.webhook import metrics, mutation
 
 log = logging.getLogger(__name__)
 
@@ -31,84 +32,62 @@ class DeletionCost:
     """``run()`` forever; ``ready`` once both caches have listed."""
 
     def __init__(
-        self, client: kubeapi.Client, *, metrics: metrics.Metrics, cost: int = -100, backoff: float = 1.0
+        self, kube: client.Client, *, metrics: metrics.Metrics, cost: int = -100, backoff: float = 1.0
     ) -> None:
-        self._client = client
+        self._kube = kube
         self._metrics = metrics
         self.cost = str(cost)
         self._backoff = backoff
-        self._virtual: set[str] = set()
-        self._bound: dict[str, str] = {}  # "namespace/name" -> node, for burst pods not yet given the cost
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
-        self._nodes_listed = asyncio.Event()
-        self._pods_listed = asyncio.Event()
+        self._patched: set[str] = set()  # until the watch brings the annotation back
+        self._nodes = informer.Informer(
+            kube, "/api/v1/nodes", objects.Node, on_change=self._node_changed,
+            params={"labelSelector": VIRTUAL_NODE_SELECTOR},
+        )  # fmt: skip
+        self._pods = informer.Informer(
+            kube, "/api/v1/pods", objects.Pod, on_change=self._pod_changed,
+            params={"labelSelector": f"{mutation.BURST_LABEL}=true"},
+        )  # fmt: skip
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._watch_nodes())
-            group.create_task(self._watch_pods())
+            group.create_task(self._nodes.run())
+            group.create_task(self._pods.run())
             group.create_task(self._work())
-            await self._nodes_listed.wait()
-            await self._pods_listed.wait()
+            await self._nodes.ready.wait()
+            await self._pods.ready.wait()
+            for key in self._pods.cache:
+                self._enqueue(key)
             self.ready.set()
 
-    async def _watch_nodes(self) -> None:
-        def replace(items: list[dict[str, Any]]) -> None:
-            self._virtual = {item["metadata"]["name"] for item in items}
-            self._nodes_listed.set()
-            self._enqueue_all()
+    def _due(self, key: str) -> bool:
+        """True if the pod is a live burst pod on a virtual node without the low cost yet."""
+        pod = self._pods.cache.get(key)
+        if pod is None or key in self._patched or pod.metadata.deletion_timestamp or not pod.spec.node_name:
+            return False
+        if pod.metadata.annotations.get(mutation.DELETION_COST_ANNOTATION) == self.cost:
+            return False
+        return pod.spec.node_name in self._nodes.cache
 
-        def apply(event: str, obj: dict[str, Any]) -> None:
-            name = obj["metadata"]["name"]
-            if event == "DELETED":
-                self._virtual.discard(name)
-            else:
-                self._virtual.add(name)
-                self._enqueue_all()
+    def _pod_changed(self, key: str, pod: objects.Pod | None) -> None:
+        if pod is None:
+            self._patched.discard(key)
+            return
+        if pod.metadata.annotations.get(mutation.DELETION_COST_ANNOTATION) == self.cost:
+            self._patched.discard(key)
+        self._enqueue(key)
 
-        await kubeapi.list_watch(
-            self._client, "/api/v1/nodes", params={"labelSelector": VIRTUAL_NODE_SELECTOR}, replace=replace,
-            apply=apply, on_restart=self._metrics.watch_restarts.labels("nodes").inc, backoff=self._backoff,
-        )  # fmt: skip
-
-    async def _watch_pods(self) -> None:
-        def replace(items: list[dict[str, Any]]) -> None:
-            self._bound = {}
-            for item in items:
-                self._track(item)
-            self._pods_listed.set()
-            self._enqueue_all()
-
-        def apply(event: str, obj: dict[str, Any]) -> None:
-            if event == "DELETED":
-                self._bound.pop(_key(obj), None)
-            else:
-                self._track(obj)
-                self._enqueue(_key(obj))
-
-        await kubeapi.list_watch(
-            self._client, "/api/v1/pods", params={"labelSelector": f"{mutation.BURST_LABEL}=true"}, replace=replace,
-            apply=apply, on_restart=self._metrics.watch_restarts.labels("pods").inc, backoff=self._backoff,
-        )  # fmt: skip
-
-    def _track(self, pod: dict[str, Any]) -> None:
-        meta = pod.get("metadata", {})
-        node = pod.get("spec", {}).get("nodeName")
-        done = (meta.get("annotations") or {}).get(mutation.DELETION_COST_ANNOTATION) == self.cost
-        if node and not done and not meta.get("deletionTimestamp"):
-            self._bound[_key(pod)] = node
-        else:
-            self._bound.pop(_key(pod), None)
-
-    def _enqueue_all(self) -> None:
-        for key, node in self._bound.items():
-            if node in self._virtual:
+    def _node_changed(self, name: str, node: objects.Node | None) -> None:
+        if node is None:
+            return
+        for key, pod in self._pods.cache.items():
+            if pod.spec.node_name == name:
                 self._enqueue(key)
 
     def _enqueue(self, key: str) -> None:
-        if key in self._bound and self._bound[key] in self._virtual and key not in self._queued:
+        if key not in self._queued and self._due(key):
             self._queued.add(key)
             self._queue.put_nowait(key)
 
@@ -117,27 +96,22 @@ class DeletionCost:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
-            node = self._bound.get(key)
-            if node is None or node not in self._virtual:
+            if not self._due(key):
                 continue
             namespace, name = key.split("/", 1)
             body = {"metadata": {"annotations": {mutation.DELETION_COST_ANNOTATION: self.cost}}}
             try:
-                await self._client.merge_patch(f"/api/v1/namespaces/{namespace}/pods/{name}", body)
-            except kubeapi.NotFound:
+                await self._kube.patch(f"/api/v1/namespaces/{namespace}/pods/{name}", body)
+            except errors.NotFound:
                 self._metrics.deletion_cost_patches.labels("gone").inc()
                 continue
-            except Exception as exc:  # the API server failed: try this pod again after a pause
+            except errors.ApiError as exc:  # try this pod again after a pause
                 self._metrics.deletion_cost_patches.labels("error").inc()
                 log.warning("could not set the pod-deletion-cost", extra={"pod": key, "error": str(exc)})
                 await asyncio.sleep(self._backoff)
                 self._enqueue(key)
                 continue
-            self._bound.pop(key, None)
+            self._patched.add(key)
             self._metrics.deletion_cost_patches.labels("patched").inc()
+            node = self._pods.cache[key].spec.node_name if key in self._pods.cache else ""
             log.info("burst pod on a virtual node: lowered its deletion cost", extra={"pod": key, "node": node})
-
-
-def _key(pod: dict[str, Any]) -> str:
-    meta = pod.get("metadata", {})
-    return f"{meta.get('namespace')}/{meta.get('name')}"

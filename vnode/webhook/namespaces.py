@@ -14,10 +14,26 @@ which etcd-backed servers hand out).
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
-from vnode.webhook import kubeapi, metrics
+import msgspec
+
+from vnode import errors
+from vnode.kube import client, objects
+from vnode.webhook import metrics
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/v1/namespaces"
+
+
+class Namespace(msgspec.Struct, kw_only=True):
+    """All the webhook reads of a namespace: its name, labels and resourceVersion."""
+
+    metadata: objects.ObjectMeta = msgspec.field(default_factory=objects.ObjectMeta)
 
 
 class NamespaceLabels(Protocol):
@@ -41,20 +57,24 @@ class StaticNamespaces:
         return self._labels.get(name)
 
 
-def _version(obj: Mapping[str, Any]) -> int:
+def _version(meta: objects.ObjectMeta) -> int:
     try:
-        return int(obj.get("metadata", {}).get("resourceVersion", 0))
-    except (TypeError, ValueError):
+        return int(meta.resource_version)
+    except ValueError:
         return 0
 
 
 class NamespaceCache:
-    """List+watch of namespaces. ``run()`` forever; ``ready`` is set after the first full list."""
+    """List+watch of namespaces. ``run()`` forever; ``ready`` is set after the first full list.
 
-    def __init__(self, client: kubeapi.Client, *, metrics: metrics.Metrics, backoff: float = 1.0) -> None:
-        self._client = client
+    (``vnode.kube.informer.Informer`` is typed for the objects the daemon reads; namespaces need
+    only their metadata, so this keeps its own small loop on the same client.)
+    """
+
+    def __init__(self, kube: client.Client, *, metrics: metrics.Metrics, rng: random.Random | None = None) -> None:
+        self._kube = kube
         self._metrics = metrics
-        self._backoff = backoff
+        self._rng = rng or random.Random()
         self._entries: dict[str, tuple[int, dict[str, str]]] = {}
         self.ready = asyncio.Event()
 
@@ -65,43 +85,47 @@ class NamespaceCache:
     async def fetch(self, name: str) -> Mapping[str, str] | None:
         self._metrics.namespace_fetches.inc()
         try:
-            obj = await self._client.get(f"/api/v1/namespaces/{name}")
-        except kubeapi.NotFound:
+            namespace = await self._kube.get(f"{PATH}/{name}", Namespace)
+        except errors.NotFound:
             return None
-        self._store(obj)
+        self._store(namespace.metadata)
         return self.cached(name)
 
-    def _store(self, obj: Mapping[str, Any]) -> None:
-        meta = obj.get("metadata", {})
-        name = meta.get("name")
-        if not name:
-            return
-        version = _version(obj)
-        current = self._entries.get(name)
+    def _store(self, meta: objects.ObjectMeta) -> None:
+        version = _version(meta)
+        current = self._entries.get(meta.name)
         if current is None or version >= current[0]:
-            self._entries[name] = (version, dict(meta.get("labels") or {}))
+            self._entries[meta.name] = (version, dict(meta.labels))
         self._metrics.namespaces_cached.set(len(self._entries))
 
     async def run(self) -> None:
-        await kubeapi.list_watch(
-            self._client,
-            "/api/v1/namespaces",
-            replace=self._replace,
-            apply=self._apply,
-            on_restart=self._metrics.watch_restarts.labels("namespaces").inc,
-            backoff=self._backoff,
-        )
-
-    def _replace(self, items: list[dict[str, Any]]) -> None:
-        self._entries = {
-            obj["metadata"]["name"]: (_version(obj), dict(obj["metadata"].get("labels") or {})) for obj in items
-        }
-        self._metrics.namespaces_cached.set(len(self._entries))
-        self.ready.set()
-
-    def _apply(self, event: str, obj: dict[str, Any]) -> None:
-        if event in ("ADDED", "MODIFIED"):
-            self._store(obj)
-        elif event == "DELETED":
-            self._entries.pop(obj.get("metadata", {}).get("name", ""), None)
-            self._metrics.namespaces_cached.set(len(self._entries))
+        failures = 0
+        version = ""
+        while True:
+            try:
+                if not version:
+                    listed = await self._kube.list(PATH, Namespace)
+                    self._entries = {n.metadata.name: (_version(n.metadata), dict(n.metadata.labels))
+                                     for n in listed.items}  # fmt: skip
+                    self._metrics.namespaces_cached.set(len(self._entries))
+                    version = listed.metadata.resource_version
+                    self.ready.set()
+                async for kind, raw in self._kube.watch(PATH, resource_version=version):
+                    meta = client.decode(raw, Namespace).metadata
+                    version = meta.resource_version or version
+                    if kind in ("ADDED", "MODIFIED"):
+                        self._store(meta)
+                    elif kind == "DELETED":
+                        self._entries.pop(meta.name, None)
+                        self._metrics.namespaces_cached.set(len(self._entries))
+                failures = 0
+            except errors.Gone:
+                log.info("namespace watch expired; listing again")
+                version = ""
+                self._metrics.watch_restarts.labels("namespaces").inc()
+            except errors.ApiError as exc:
+                failures += 1
+                delay = min(30.0, 0.2 * 2**failures) * (0.5 + self._rng.random() / 2)
+                log.warning("namespace list/watch failed; again soon", extra={"error": str(exc), "delay": delay})
+                self._metrics.watch_restarts.labels("namespaces").inc()
+                await asyncio.sleep(delay)

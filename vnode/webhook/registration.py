@@ -27,7 +27,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from vnode.webhook import certs, kubeapi, mutation
+from vnode import errors
+from vnode.kube import client, objects
+from vnode.webhook import certs, mutation
 
 log = logging.getLogger(__name__)
 
@@ -132,18 +134,15 @@ def configuration(reg: Registration, ca_bundle: bytes) -> dict[str, Any]:
     }
 
 
-async def apply(client: kubeapi.Client, reg: Registration, ca_bundle: bytes) -> dict[str, Any]:
-    """Server-side apply the configuration; idempotent, safe from several replicas at once."""
-    return await client.apply(
-        f"{_CONFIGURATIONS}/{reg.name}", configuration(reg, ca_bundle), field_manager=FIELD_MANAGER
-    )
+async def apply(kube: client.Client, reg: Registration, ca_bundle: bytes) -> None:
+    """Server-side apply the configuration; idempotent, safe from several replicas at once.
+
+    The field manager is the client's (``vnode-webhook`` in ``vnode webhook``).
+    """
+    await kube.patch(f"{_CONFIGURATIONS}/{reg.name}", configuration(reg, ca_bundle), kind="apply", force=True)
 
 
-async def remove(client: kubeapi.Client, name: str) -> None:
-    await client.delete(f"{_CONFIGURATIONS}/{name}")
-
-
-async def shared_ca(client: kubeapi.Client, namespace: str, name: str) -> certs.Pem:
+async def shared_ca(kube: client.Client, namespace: str, name: str) -> certs.Pem:
     """The CA every replica signs with, from a Secret; the first replica to find none creates it.
 
     Two replicas starting together may both generate a CA; the API server accepts one create
@@ -151,8 +150,8 @@ async def shared_ca(client: kubeapi.Client, namespace: str, name: str) -> certs.
     """
     path = f"/api/v1/namespaces/{namespace}/secrets/{name}"
     try:
-        return _ca_from_secret(await client.get(path))
-    except kubeapi.NotFound:
+        return _ca_from_secret(await kube.get(path, objects.Secret))
+    except errors.NotFound:
         pass
     ca = certs.make_ca()
     secret = {
@@ -163,16 +162,15 @@ async def shared_ca(client: kubeapi.Client, namespace: str, name: str) -> certs.
         "data": {"ca.crt": base64.b64encode(ca.cert).decode(), "ca.key": base64.b64encode(ca.key).decode()},
     }
     try:
-        await client.create(f"/api/v1/namespaces/{namespace}/secrets", secret)
+        await kube.create(f"/api/v1/namespaces/{namespace}/secrets", secret)
         log.info("created the webhook CA secret", extra={"secret": f"{namespace}/{name}"})
         return ca
-    except kubeapi.Conflict:
-        return _ca_from_secret(await client.get(path))
+    except errors.Conflict:
+        return _ca_from_secret(await kube.get(path, objects.Secret))
 
 
-def _ca_from_secret(secret: Mapping[str, Any]) -> certs.Pem:
-    data = secret.get("data") or {}
+def _ca_from_secret(secret: objects.Secret) -> certs.Pem:
     try:
-        return certs.Pem(base64.b64decode(data["ca.crt"]), base64.b64decode(data["ca.key"]))
+        return certs.Pem(base64.b64decode(secret.data["ca.crt"]), base64.b64decode(secret.data["ca.key"]))
     except KeyError as exc:
         raise ValueError(f"the CA secret lacks {exc.args[0]}") from exc

@@ -20,7 +20,8 @@ import pathlib
 
 from aiohttp import web
 
-from vnode.webhook import admission, certs, deletion_cost, kubeapi, metrics, namespaces, registration, server
+from vnode.kube import client
+from vnode.webhook import admission, certs, deletion_cost, metrics, namespaces, registration, server
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +58,20 @@ class Webhook:
         self,
         settings: Settings,
         *,
-        client: kubeapi.Client | None,
+        kube: client.Client | None,
         labels: namespaces.NamespaceLabels | None = None,
         stats: metrics.Metrics | None = None,
     ) -> None:
-        """``client`` None runs without an API server: then ``labels`` must be given and nothing is registered."""
-        if client is None and (labels is None or settings.registration or settings.deletion_cost is not None):
+        """``kube`` None runs without an API server: then ``labels`` must be given and nothing is registered."""
+        if kube is None and (labels is None or settings.registration or settings.deletion_cost is not None):
             raise ValueError("without an API client, give namespace labels and turn registration and deletion cost off")
         self.settings = settings
-        self.client = client
+        self.kube = kube
         self.metrics = stats or metrics.Metrics()
         self._cache: namespaces.NamespaceCache | None = None
         if labels is None:
-            assert client is not None
-            self._cache = namespaces.NamespaceCache(client, metrics=self.metrics)
+            assert kube is not None
+            self._cache = namespaces.NamespaceCache(kube, metrics=self.metrics)
             labels = self._cache
         self.labels: namespaces.NamespaceLabels = labels
         self.tls: certs.ServingContext | None = None
@@ -97,10 +98,8 @@ class Webhook:
                 if self.settings.registration is not None:
                     await self._register_until_done()
                     group.create_task(self._keep_registered())
-                if self.settings.deletion_cost is not None and self.client is not None:
-                    loop = deletion_cost.DeletionCost(
-                        self.client, metrics=self.metrics, cost=self.settings.deletion_cost
-                    )
+                if self.settings.deletion_cost is not None and self.kube is not None:
+                    loop = deletion_cost.DeletionCost(self.kube, metrics=self.metrics, cost=self.settings.deletion_cost)
                     group.create_task(loop.run())
                 self.ready.set()
         finally:
@@ -112,18 +111,18 @@ class Webhook:
             return tls.files
         ca = None
         if tls.ca_secret is not None:
-            if self.client is None:
+            if self.kube is None:
                 raise ValueError("a CA shared through a Secret needs an API client")
-            ca = await registration.shared_ca(self.client, *tls.ca_secret)
+            ca = await registration.shared_ca(self.kube, *tls.ca_secret)
         return await asyncio.to_thread(certs.ensure_self_managed, tls.cert_dir, tls.hosts, ca)
 
     async def _register(self) -> None:
         assert self.tls is not None
-        assert self.client is not None
+        assert self.kube is not None
         assert self.settings.registration is not None
         bundle = self.tls.ca_bundle()
         try:
-            await registration.apply(self.client, self.settings.registration, bundle)
+            await registration.apply(self.kube, self.settings.registration, bundle)
         except Exception:
             self.metrics.configuration_applies.labels("error").inc()
             raise
