@@ -32,6 +32,7 @@ class Behaviour:
     """How the fake cloud behaves; tests may change fields while it runs."""
 
     call_latency: float = 0.0  # seconds every create/delete/list takes
+    answer_latency: float = 0.0  # seconds a create answers *after* the instance exists (a crash here loses the answer)
     start_after: float = 0.0  # seconds from create to Running
     # image -> (seconds of running, exit code): such containers then terminate and the instance ends.
     exits: dict[str, tuple[float, int]] = dataclasses.field(default_factory=dict)
@@ -107,6 +108,8 @@ class FakeProvider:
         self._instances[instance.id] = instance
         self._by_token[spec.client_token] = instance.id
         self.created.append(instance.id)
+        if self.behaviour.answer_latency:
+            await asyncio.sleep(self.behaviour.answer_latency)
         if ambiguous:  # the cloud acted, the answer was lost
             self.calls["create", "ServiceUnavailable"] += 1
             raise errors.Unavailable("fake cloud: 503 after acting", code="ServiceUnavailable")
@@ -177,8 +180,9 @@ class FakeProvider:
             if self._tokens < 1:
                 self.calls[action, "Throttling.User"] += 1
                 retry = (1 - self._tokens) / self.behaviour.throttle_refill
-                raise errors.Throttled("fake cloud: request was denied due to flow control", code="Throttling.User",
-                                       retry_after=retry)  # fmt: skip
+                raise errors.Throttled(
+                    "fake cloud: request was denied due to flow control", code="Throttling.User", retry_after=retry
+                )
             self._tokens -= 1
 
     def _place(self, placement: models.Placement) -> tuple[str, str]:
@@ -200,11 +204,15 @@ class FakeProvider:
         containers: list[models.ContainerStatus] = []
         finished: list[float] = []
         for c in spec.containers:
-            events.append(models.InstanceEvent("Pulling", f'Pulling image "{c.image}"', timestamp=created_at,
-                                               container=c.name))  # fmt: skip
+            events.append(
+                models.InstanceEvent("Pulling", f'Pulling image "{c.image}"', timestamp=created_at, container=c.name)
+            )
             if now < started:
-                containers.append(models.ContainerStatus(c.name, models.ContainerState.WAITING, image=c.image,
-                                                         reason="ContainerCreating"))  # fmt: skip
+                containers.append(
+                    models.ContainerStatus(
+                        c.name, models.ContainerState.WAITING, image=c.image, reason="ContainerCreating"
+                    )
+                )
                 continue
             at = _dt(started)
             events += [
@@ -219,12 +227,23 @@ class FakeProvider:
                 end = started + exit_rule[0]
                 finished.append(end)
                 reason = "Completed" if exit_rule[1] == 0 else "Error"
-                containers.append(models.ContainerStatus(
-                    c.name, models.ContainerState.TERMINATED, image=c.image, exit_code=exit_rule[1],
-                    reason=reason, started_at=at, finished_at=_dt(end)))  # fmt: skip
+                containers.append(
+                    models.ContainerStatus(
+                        c.name,
+                        models.ContainerState.TERMINATED,
+                        image=c.image,
+                        exit_code=exit_rule[1],
+                        reason=reason,
+                        started_at=at,
+                        finished_at=_dt(end),
+                    )
+                )
             else:
-                containers.append(models.ContainerStatus(c.name, models.ContainerState.RUNNING, image=c.image,
-                                                         started_at=at, ready=True))  # fmt: skip
+                containers.append(
+                    models.ContainerStatus(
+                        c.name, models.ContainerState.RUNNING, image=c.image, started_at=at, ready=True
+                    )
+                )
         if now < started:
             status = models.InstanceStatus.PENDING
         elif containers and len(finished) == len(containers):
