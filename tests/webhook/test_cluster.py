@@ -116,7 +116,7 @@ def test_labelled_namespace_sends_a_deployment_to_the_virtual_nodes_spread_over_
 ) -> None:
     nodes.add_virtual(2)
     nodes.wait_ready()
-    webhooks.serve()
+    served = webhooks.serve()
     webhooks.label(namespace, **{"virtual-node-affinity-injection": "enabled"})
     apps = k8s.AppsV1Api(core.api_client)
     apps.create_namespaced_deployment(namespace, deployment("nginx", 10, extra_spec=nodes.pod_constraints()))
@@ -125,6 +125,11 @@ def test_labelled_namespace_sends_a_deployment_to_the_virtual_nodes_spread_over_
     assert all(is_virtual_ready(p) for p in pods)
     placed = collections.Counter(p.spec.node_name for p in pods)
     assert set(placed) == set(nodes.virtual), f"pods should spread over every virtual node: {placed}"
+    metrics = served.metrics_text()
+    assert 'vnode_webhook_reviews_total{mode="force",result="mutated"} 10.0' in metrics
+    # Labels come from the watch cache: at most one read, when the label was newer than the cache.
+    fetches = next(line for line in metrics.splitlines() if line.startswith("vnode_webhook_namespace_fetches_total"))
+    assert float(fetches.split()[-1]) <= 1
 
 
 def test_pod_label_sends_one_pod_and_leaves_the_rest_of_the_namespace_alone(
