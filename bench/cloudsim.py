@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
 
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-cloudsim-") as tmp:
         with _dir_sim(pathlib.Path(tmp) / "mixed") as (proc, info):
             idle_rss = rss_mib(proc.pid)
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     body = f"""## Simulated cloud (`bench/cloudsim.py`)
 
-{report.machine()}
+{report.machine()} Load average when it started: {load:.1f} on {os.cpu_count()} cores.
 
 One simulator process (`vnode cloudsim --profile fast`, rate limits lifted through the admin API),
 clients on the same machine signing requests as the official SDK does (ACS3-HMAC-SHA256).
