@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webhook": ("vnode.webhook.command", "serve the admission webhook that sends labelled pods to virtual nodes"),
     "cloudsim": ("vnode.cloudsim.command", "run the simulated elastic container cloud (ECI dialect) on loopback"),
     "gc": ("vnode.gc", "delete the cloud instances of pods and nodes that no longer exist (--dry-run to look)"),
+    "run": ("vnode.daemon_command", "run one virtual node: register it and run its pods as cloud instances"),
     "playground": ("vnode.playground", "the local world of make up: control plane, cloud, webhook, nodes"),
 }
 
