@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator
 import msgspec
 
 from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, ratelimit, workloads
-from vnode.cloudsim.clock import Clock
-from vnode.cloudsim.store import Store
+from vnode.cloudsim import clock as simclock
+from vnode.cloudsim import store as simstore
 
 MAX_CONTAINERS = 20
 MAX_TAGS = 20
@@ -137,8 +137,8 @@ class Cloud:
     def __init__(
         self,
         *,
-        store: Store,
-        clock: Clock,
+        store: simstore.Store,
+        clock: simclock.Clock,
         profile: lifecycle.Profile,
         seed: int = 0,
         world: World | None = None,

@@ -20,8 +20,8 @@ import signal
 import sys
 
 from vnode.cloudsim import aci, console, lifecycle, server, store
+from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim.clock import Clock
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     state_dir: pathlib.Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     db = store.Store(state_dir / "cloud.db")
-    clock = Clock()
+    clock = simclock.Clock()
     saved = db.meta("clock")
     if saved:
         state = json.loads(saved)
-        clock = Clock(scale=state["scale"], anchor_sim=state["anchor_sim"], anchor_wall=state["anchor_wall"])
+        clock = simclock.Clock(scale=state["scale"], anchor_sim=state["anchor_sim"], anchor_wall=state["anchor_wall"])
     if args.clock_scale is not None:
         clock.set_scale(args.clock_scale)
     world = cloudmod.World.default(args.seed, region=args.region)
