@@ -49,6 +49,23 @@ def test_lint_and_template_are_clean(helm: pathlib.Path) -> None:
         assert {"StatefulSet", "ServiceAccount", "ClusterRole", "Secret", "ConfigMap", "Deployment", "Job"} <= kinds
 
 
+def test_the_playground_values_put_the_replicas_on_vnode_host(helm: pathlib.Path) -> None:
+    values = str(PLAIN.parent / "playground-values.yaml")
+    lint = run_helm(helm, "lint", "--strict", str(CHART), "-f", values)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    done = run_helm(helm, "template", "vnode", str(CHART), "-n", "kube-system", "-f", values,
+                    "--set", "eci.endpoint=127.0.0.1:9", "--set-json", 'eci.vSwitches=["vsw-a","vsw-b"]')  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    assert "Deployment" not in {d["kind"] for d in docs}, "the playground runs its own webhook"
+    (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "vnode-host"}
+    assert pod["tolerations"][0]["value"] == "process"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert (env["ECI_ENDPOINT"], env["ECI_VSWITCH"], env["KUBELET_PORT"]) == ("127.0.0.1:9", "vsw-a,vsw-b", "0")
+
+
 def test_the_plain_manifests_are_the_chart_rendered(helm: pathlib.Path) -> None:
     rendered = run_helm(helm, *PLAIN_ARGS)
     assert rendered.returncode == 0, rendered.stderr
