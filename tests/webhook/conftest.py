@@ -145,15 +145,18 @@ class WebhookFactory:
         k8s.CoreV1Api(self.kube_api).patch_namespace(namespace, body)
 
     def cleanup(self) -> None:
-        for served in self.served:
-            served.close()
+        """Delete the configurations first (cluster-scoped: they must never outlive the test), then stop serving."""
         admission = k8s.AdmissionregistrationV1Api(self.kube_api)
-        for name in self.names:
-            try:
-                admission.delete_mutating_webhook_configuration(name)
-            except k8s.ApiException as exc:
-                if exc.status != 404:
-                    raise
+        try:
+            for name in self.names:
+                try:
+                    admission.delete_mutating_webhook_configuration(name)
+                except k8s.ApiException as exc:
+                    if exc.status != 404:
+                        raise
+        finally:
+            for served in self.served:
+                served.close()
 
 
 @pytest.fixture
