@@ -166,7 +166,7 @@ async def test_at_the_deadline_leftovers_are_removed_and_nothing_leaks(
 
 
 async def test_only_a_replica_its_statefulset_no_longer_wants_drains(
-    kube: client.Client, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str
+    kube: client.Client, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str, node: str
 ) -> None:
     apps = k8s.AppsV1Api(kube_api)
     apps.create_namespaced_stateful_set(namespace, k8s.V1StatefulSet(
@@ -194,6 +194,17 @@ async def test_only_a_replica_its_statefulset_no_longer_wants_drains(
     wait_for(lambda: [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["vn-0"],
              timeout=30, what="the scale-in to delete vn-1")  # fmt: skip
     assert await removed("vn-1"), "decided from the StatefulSet even once the pod is gone"
+
+    async def terminate(pod: str) -> drain.Result | None:
+        return await drain.on_termination(kube, fake.FakeProvider(), node=node, cluster_id=CLUSTER_ID,
+                                          namespace=namespace, pod_name=pod, grace=20,
+                                          received_at=time.monotonic())  # fmt: skip
+
+    assert await terminate("vn-0") is None, "SIGTERM of a wanted replica: a restart, the node stays"
+    assert core.read_node(node).spec.unschedulable is None
+    drained = await terminate("vn-1")
+    assert drained is not None
+    assert drained.complete
 
     core.create_namespaced_pod(namespace, k8s.V1Pod(
         metadata=k8s.V1ObjectMeta(name="loner-3"),

@@ -32,15 +32,24 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from vnode import errors, models
 from vnode.kube import client, extra, objects
 from vnode.provider import base
 
-__all__ = ["Result", "being_removed", "drain", "ordinal_of", "removed_by_scale_in"]
+__all__ = [
+    "Result",
+    "being_removed",
+    "drain",
+    "grace_seconds",
+    "on_termination",
+    "ordinal_of",
+    "removed_by_scale_in",
+]
 
 log = logging.getLogger(__name__)
 
@@ -234,3 +243,55 @@ async def _force(
             log.warning("draining node %s: removing pod %s failed: %s", node, pod.key, exc, extra={"node": node})
             continue
         result.forced.append(pod.key)
+
+
+def grace_seconds(environ: Mapping[str, str] = os.environ, default: float = 30.0) -> float:
+    """The pod's termination grace period, as the chart passes it (``VNODE_TERMINATION_GRACE_SECONDS``)."""
+    try:
+        return float(environ.get("VNODE_TERMINATION_GRACE_SECONDS", default))
+    except ValueError:
+        return default
+
+
+async def on_termination(
+    kube: client.Client,
+    provider: base.Provider,
+    *,
+    node: str,
+    cluster_id: str,
+    namespace: str,
+    pod_name: str,
+    grace: float,
+    received_at: float,
+    margin: float = 10.0,
+    before_node_delete: Callable[[], Awaitable[None]] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Result | None:
+    """What a replica does on SIGTERM: drain if its StatefulSet is removing it, else nothing (a restart).
+
+    ``received_at`` is the monotonic time the signal arrived; the drain must end ``margin``
+    seconds before the kubelet's SIGKILL at ``received_at + grace``. Returns None when this is
+    not a scale-in (or the decision could not be made: then the replacement adopts the pods).
+    """
+    if not namespace or not pod_name:
+        return None  # not running in a pod: never drain on our own
+    try:
+        removed = await being_removed(kube, namespace=namespace, pod_name=pod_name)
+    except errors.ApiError as exc:
+        log.warning("node %s: cannot tell whether this is a scale-in (%s); not draining", node, exc,
+                    extra={"node": node})  # fmt: skip
+        return None
+    if not removed:
+        log.info("node %s: stopping for a restart, not a scale-in; the node stays", node, extra={"node": node})
+        return None
+    log.info("node %s: this replica is being removed; draining within %.0fs", node, grace - margin,
+             extra={"node": node})  # fmt: skip
+    return await drain(
+        kube,
+        provider,
+        node=node,
+        cluster_id=cluster_id,
+        deadline=received_at + grace - margin,
+        before_node_delete=before_node_delete,
+        monotonic=monotonic,
+    )
