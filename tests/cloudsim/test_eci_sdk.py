@@ -245,3 +245,30 @@ def test_events_call_returns_kubernetes_shaped_events(sim: Sim, eci: Client) -> 
     (data,) = body.data
     assert [e.reason for e in data.events] == ["Pulling", "Pulled", "Created", "Started"]
     assert data.events[0].involved_object.uid == group_id
+
+
+def test_bulk_status_follows_every_change_of_a_polled_instance(sim: Sim, eci: Client) -> None:
+    job = container("job", "busybox", "sh", "-c", "sleep 10; exit 3")
+    request = create_request(sim, "polled", job, restart_policy="OnFailure", tag=tags(node="vk-9"))
+    group_id = eci.create_container_group(request).body.container_group_id
+    node = [m.DescribeContainerGroupStatusRequestTag(key="node", value="vk-9")]
+
+    def poll() -> tuple[str, str, int, int | None]:
+        (item,) = eci.describe_container_group_status(
+            m.DescribeContainerGroupStatusRequest(region_id=sim.region, tag=node)
+        ).body.data
+        (cs,) = item.pod_status.container_statuses
+        last = cs.last_state.terminated.exit_code if cs.last_state and cs.last_state.terminated else None
+        return item.status, "running" if cs.state.running else "other", cs.restart_count, last
+
+    assert poll() == ("Running", "running", 0, None)
+    assert poll() == ("Running", "running", 0, None)  # asked again: the same answer
+    sim.advance(10)
+    assert poll() == ("Running", "other", 0, 3)  # exited 3, backing off
+    sim.advance(1)
+    assert poll() == ("Running", "running", 1, 3)  # restarted
+    eci.delete_container_group(m.DeleteContainerGroupRequest(region_id=sim.region, container_group_id=group_id))
+    body = eci.describe_container_group_status(
+        m.DescribeContainerGroupStatusRequest(region_id=sim.region, tag=node)
+    ).body
+    assert body.total_count == 0

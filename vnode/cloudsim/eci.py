@@ -271,6 +271,7 @@ class Eci:
         prefix = os.urandom(10).hex().upper()
         self._id_prefix = f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-{prefix[16:20]}"
         self._ids = itertools.count(1)
+        self._status_cache: dict[str, tuple[object, msgspec.Raw]] = {}
 
     # -- the HTTP entry point ---------------------------------------------------------------
 
@@ -404,7 +405,26 @@ class Eci:
             changed_since=self.cloud.now() - since if since is not None else None,
         )
         page = self.cloud.page(where, limit=limit, token=p.text("NextToken"))
-        return {"Data": [_status(inst) for inst in page.items], "NextToken": page.next_token, "TotalCount": page.total}
+        data = [self._status_json(inst) for inst in page.items]
+        return {"Data": data, "NextToken": page.next_token, "TotalCount": page.total}
+
+    def _status_json(self, inst: model.Instance) -> msgspec.Raw:
+        """One instance's status, encoded; cached until the instance changes (pollers ask every few seconds)."""
+        version = (
+            inst.status,
+            inst.status_at,
+            inst.started_at,
+            tuple((c.current, c.previous, c.restart_count, c.ready) for c in inst.containers),
+        )
+        cached = self._status_cache.get(inst.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        encoded = msgspec.Raw(msgspec.json.encode(_status(inst)))
+        cache = self._status_cache
+        cache[inst.id] = (version, encoded)
+        if len(cache) > 2 * len(self.cloud.live) + 1000:  # forget deleted instances
+            self._status_cache = {k: v for k, v in cache.items() if k in self.cloud.live}
+        return encoded
 
     def events(self, p: Params) -> dict[str, Any]:
         self._region(p)

@@ -65,8 +65,8 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     instance_type: str = ""
 
 
-class Run(msgspec.Struct, omit_defaults=True):
-    """One run of a container: its state and, once it ended, how."""
+class Run(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One run of a container: its state and, once it ended, how. Replaced, never changed in place."""
 
     state: str = "Waiting"  # Waiting | Running | Terminated
     reason: str = "ContainerCreating"
