@@ -217,3 +217,42 @@ async def test_only_a_replica_its_statefulset_no_longer_wants_drains(
     apps.delete_namespaced_stateful_set("vn", namespace, propagation_policy="Background")
     wait_for(lambda: not apps.list_namespaced_stateful_set(namespace).items, timeout=30, what="the StatefulSet to go")
     assert await removed("vn-0"), "uninstall: the StatefulSet is gone, every replica drains"
+
+
+async def test_the_daemons_pod_loop_deletes_the_instances_of_evicted_pods(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
+) -> None:
+    from vnode import daemon, settings
+
+    cloud = fake.FakeProvider(container_id_scheme="eci")
+    flags = {"node_name": node, "provider": "fake", "http_port": 0, "http_address": "127.0.0.1",
+             "status_interval": 0.3, "cluster_id": CLUSTER_ID}  # fmt: skip
+    running = daemon.Daemon(settings.load({}, flags), kube, cloud)
+    task = asyncio.create_task(running.run())
+
+    async def stop_daemon() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        await asyncio.wait_for(running.ready.wait(), timeout=30)
+        for i in range(3):
+            core.create_namespaced_pod(namespace, k8s.V1Pod(
+                metadata=k8s.V1ObjectMeta(name=f"web-{i}"),
+                spec=k8s.V1PodSpec(node_name=node, containers=[k8s.V1Container(name="c", image="nginx:alpine")],
+                                   termination_grace_period_seconds=1,
+                                   tolerations=[k8s.V1Toleration(operator="Exists")]),
+            ))  # fmt: skip
+        await asyncio.to_thread(wait_for, lambda: len(cloud.instances()) == 3, timeout=30, what="three instances")
+        result = await drain.drain(kube, cloud, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 60,
+                                   before_node_delete=stop_daemon, retry_interval=0.3)  # fmt: skip
+    finally:
+        await stop_daemon()
+    assert sorted(result.evicted) == [f"{namespace}/web-{i}" for i in range(3)]
+    assert result.forced == []
+    assert result.instances_deleted == [], "the daemon deleted them, as for any deleted pod"
+    assert result.complete
+    assert cloud.instances() == []
+    assert sorted(cloud.deleted) == sorted(cloud.created)
+    assert core.list_namespaced_pod(namespace).items == []
