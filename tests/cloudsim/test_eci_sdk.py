@@ -265,6 +265,10 @@ def test_bulk_status_follows_every_change_of_a_polled_instance(sim: Sim, eci: Cl
     assert poll() == ("Running", "running", 0, None)  # asked again: the same answer
     sim.advance(10)
     assert poll() == ("Running", "other", 0, 3)  # exited 3, backing off
+    recent = eci.describe_container_group_status(
+        m.DescribeContainerGroupStatusRequest(region_id=sim.region, tag=node, since_second=2)
+    ).body
+    assert [d.container_group_id for d in recent.data] == [group_id]  # a container change, status unchanged
     sim.advance(1)
     assert poll() == ("Running", "running", 1, 3)  # restarted
     eci.delete_container_group(m.DeleteContainerGroupRequest(region_id=sim.region, container_group_id=group_id))

@@ -89,7 +89,7 @@ class ListFilter:
     zone: str = ""
     vswitch_id: str = ""
     security_group_id: str = ""
-    changed_since: float | None = None  # only instances whose status changed at or after this time
+    changed_since: float | None = None  # only instances whose status, containers or events changed since
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,7 +402,7 @@ class Cloud:
                 continue
             if where.tags and not tags_checked and not all(inst.tag(t.key) == t.value for t in where.tags):
                 continue
-            if where.changed_since is not None and inst.status_at < where.changed_since:
+            if where.changed_since is not None and max(inst.changed_at, inst.status_at) < where.changed_since:
                 continue
             yield inst
 

@@ -157,6 +157,7 @@ class Lifecycle:
         """A new instance: Scheduling, first step due after the schedule delay."""
         inst.containers = [model.ContainerState(name=c.name) for c in inst.spec.containers]
         _set_status(inst, model.SCHEDULING, now)
+        inst.changed_at = now
         inst.stage = "schedule"
         inst.next_at = now + self.profile.schedule.draw(self.rng(inst, "schedule"))
 
@@ -168,6 +169,7 @@ class Lifecycle:
             if due is None or due > now:
                 break
             self._step(inst, due)
+            inst.changed_at = due
             changed = True
         return changed
 
@@ -178,6 +180,7 @@ class Lifecycle:
                 _event(inst, now, "Normal", "Killing", f"Stopping container {container.name}")
         _stop_billing(inst, now)
         _set_status(inst, model.TERMINATING, now)
+        inst.changed_at = now
         inst.stage = "gone"
         inst.next_at = now + self.profile.terminate.draw(self.rng(inst, "terminate"))
         inst.expire_at = None
@@ -196,6 +199,7 @@ class Lifecycle:
             container.ends_at = container.restart_at = None
             container.done = False
         _set_status(inst, model.RESTARTING, now)
+        inst.changed_at = now
         inst.stage = "create"
         inst.next_at = now + self.profile.restart.draw(self.rng(inst, "restart"))
 

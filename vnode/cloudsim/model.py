@@ -107,7 +107,8 @@ class Instance(msgspec.Struct, omit_defaults=True):
     memory: float
     created_at: float
     status: str = SCHEDULING
-    status_at: float = 0.0  # when the status last changed (SinceSecond polling)
+    status_at: float = 0.0  # when the status last changed
+    changed_at: float = 0.0  # when anything a status poll shows last changed (SinceSecond polling)
     stage: str = "schedule"  # the next lifecycle step (see lifecycle.py)
     next_at: float | None = None
     expire_at: float | None = None
