@@ -27,11 +27,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from bench import report
 from vnode.cloudsim import acs3
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PROFILE: list[str] = os.environ["BENCH_CPROFILE"].split() if os.environ.get("BENCH_CPROFILE") else []
 
 
@@ -83,7 +85,7 @@ class Caller:
             "x-acs-version": "2018-08-08",
             "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "x-acs-signature-nonce": uuid.uuid4().hex,
-            "x-acs-content-sha256": hashlib.sha256(b"").hexdigest(),
+            "x-acs-content-sha256": EMPTY_SHA256,
         }
         signed = tuple(sorted(headers))
         canonical = acs3.canonical_request(
@@ -95,7 +97,7 @@ class Caller:
         )
         url = f"http://{eci['endpoint']}/?{urllib.parse.urlencode(params)}"
         async with self.session.post(url, headers=headers) as resp:
-            return resp.status, await resp.json()
+            return resp.status, msgspec.json.decode(await resp.read())
 
     def create_params(self, name: str, node: str) -> dict[str, str]:
         return {
