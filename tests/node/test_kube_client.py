@@ -53,11 +53,21 @@ async def test_watch_resumes_from_a_resource_version(kube: client.Client, namesp
     listed = await kube.list(path, objects.ConfigMap)
     await kube.create(path, {"metadata": {"name": "c"}})
     seen = []
-    stream = kube.watch(path, resource_version=listed.metadata.resource_version, timeout_seconds=5)
+    stream = kube.watch_objects(
+        path, objects.ConfigMap, resource_version=listed.metadata.resource_version, timeout_seconds=5
+    )
     async with contextlib.aclosing(stream):
-        async for kind, raw in stream:
-            seen.append((kind, json.loads(raw)["metadata"]["name"]))
+        async for kind, obj in stream:
+            seen.append((kind, obj.metadata.name))
             if ("ADDED", "c") in seen:
+                break
+    assert ("ADDED", "c") in seen
+    raw_seen = []
+    raw_stream = kube.watch(path, resource_version=listed.metadata.resource_version, timeout_seconds=5)
+    async with contextlib.aclosing(raw_stream):
+        async for kind, raw in raw_stream:
+            raw_seen.append((kind, json.loads(raw)["metadata"]["name"]))
+            if ("ADDED", "c") in raw_seen:
                 break
     assert ("ADDED", "c") in seen
 

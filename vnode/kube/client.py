@@ -159,11 +159,27 @@ class Client:
     async def watch(
         self, path: str, *, resource_version: str, params: Mapping[str, str] | None = None, timeout_seconds: int = 300
     ) -> AsyncIterator[tuple[str, bytes]]:
-        """Yield ``(type, raw object)`` from a watch that resumes at ``resource_version``, with bookmarks.
+        """Like :meth:`watch_objects`, yielding each object as raw JSON bytes for the caller to decode."""
+        async for kind, raw in self.watch_objects(
+            path, msgspec.Raw, resource_version=resource_version, params=params, timeout_seconds=timeout_seconds
+        ):
+            yield kind, bytes(raw)
 
-        Ends when the server closes the stream (after ``timeout_seconds``); raises ``Gone``
-        when ``resource_version`` is too old (the caller lists again), other ``ApiError`` kinds
-        on failure.
+    async def watch_objects(
+        self,
+        path: str,
+        kind: type[T],
+        *,
+        resource_version: str,
+        params: Mapping[str, str] | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[tuple[str, T]]:
+        """Yield ``(type, object)`` from a watch that resumes at ``resource_version``, with bookmarks.
+
+        Each line is decoded once, straight into ``kind`` (a BOOKMARK's object carries only its
+        metadata). Ends when the server closes the stream (after ``timeout_seconds``); raises
+        ``Gone`` when ``resource_version`` is too old (the caller lists again), other
+        ``ApiError`` kinds on failure.
         """
         query = {
             **(params or {}),
@@ -174,6 +190,7 @@ class Client:
         }
         what = f"WATCH {path}"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 30)
+        event_kind = objects.WatchEvent[kind]  # type: ignore[valid-type]
         try:
             async with self._session.get(
                 self.config.server + path, params=query, headers=self._headers(), timeout=timeout
@@ -187,11 +204,11 @@ class Client:
                     for line in lines:
                         if not line.strip():
                             continue
-                        event = decode(line, objects.WatchEvent)
-                        if event.type == "ERROR":
-                            status = decode(event.object, objects.Status)
-                            raise _error(status.code or 500, bytes(event.object), {}, what)
-                        yield event.type, bytes(event.object)
+                        if line.startswith(b'{"type":"ERROR"'):
+                            status = decode(line, objects.WatchEvent[objects.Status]).object
+                            raise _error(status.code or 500, msgspec.json.encode(status), {}, what)
+                        event = decode(line, event_kind)
+                        yield event.type, event.object
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise errors.Unavailable(f"{what}: {type(exc).__name__}: {exc}", code="Unreachable") from exc
 

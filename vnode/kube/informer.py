@@ -16,8 +16,6 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
-import msgspec
-
 from vnode import errors
 from vnode.kube import client, objects
 
@@ -26,10 +24,6 @@ __all__ = ["Informer"]
 T = TypeVar("T", objects.Pod, objects.ConfigMap, objects.Secret, objects.Node)
 
 log = logging.getLogger(__name__)
-
-
-class _Meta(objects._S):
-    metadata: objects.ObjectMeta = msgspec.field(default_factory=objects.ObjectMeta)
 
 
 class Informer(Generic[T]):
@@ -56,7 +50,7 @@ class Informer(Generic[T]):
         self._watch_timeout = watch_timeout
 
     @staticmethod
-    def key_of(obj: objects.Pod | objects.ConfigMap | objects.Secret | objects.Node | _Meta) -> str:
+    def key_of(obj: objects.Pod | objects.ConfigMap | objects.Secret | objects.Node) -> str:
         meta = obj.metadata
         return f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
 
@@ -95,13 +89,16 @@ class Informer(Generic[T]):
             self.on_change(key, item)
 
     async def _watch(self) -> None:
-        async for kind, raw in self.kube.watch(
-            self.path, resource_version=self.resource_version, params=self.params, timeout_seconds=self._watch_timeout
+        async for kind, item in self.kube.watch_objects(
+            self.path,
+            self.kind,
+            resource_version=self.resource_version,
+            params=self.params,
+            timeout_seconds=self._watch_timeout,
         ):
             if kind == "BOOKMARK":
-                self.resource_version = client.decode(raw, _Meta).metadata.resource_version
+                self.resource_version = item.metadata.resource_version
                 continue
-            item = client.decode(raw, self.kind)
             key = self.key_of(item)
             self.resource_version = item.metadata.resource_version
             if kind == "DELETED":

@@ -318,6 +318,8 @@ class Status(_S):
     details: dict[str, Any] = {}
 
 
-class WatchEvent(_S):
+class WatchEvent(_S, Generic[T]):
+    """One line of a watch stream, decoded in one pass into the object's own type."""
+
     type: str
-    object: msgspec.Raw
+    object: T
