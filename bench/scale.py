@@ -96,7 +96,7 @@ class Api:
         path = (
             f"/api/v1/namespaces/{NAMESPACE}/pods?watch=1&allowWatchBookmarks=false&resourceVersion={resource_version}"
         )
-        async with self.session.get(self.server + path) as resp:
+        async with self.session.get(self.server + path, headers={"Accept-Encoding": "identity"}) as resp:
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
@@ -151,6 +151,10 @@ async def record_running(api: Api, run: Run, resource_version: str, deadline: fl
                     return
 
 
+def say(message: str) -> None:
+    print(f"bench.scale: {message}", file=sys.stderr, flush=True)
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     ticks = os.sysconf("SC_CLK_TCK")
@@ -191,7 +195,9 @@ async def measure(info: launcher.Info, target: Target, pods: int, nodes: int, li
     try:
         await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}}, expect=(201, 409))
         await wait_for_default_sa(api)
+        say(f"{target.name}: starting {nodes} nodes")
         pids = await target.start(info, supervisor, nodes)
+        say(f"{target.name}: nodes Ready; creating {pods} pods")
         audit = info.state_dir / "audit.log"
         _, offset = audit_counts(audit, 0)
         cpu_before = cpu_seconds(pids)
@@ -201,6 +207,7 @@ async def measure(info: launcher.Info, target: Target, pods: int, nodes: int, li
             record_running(api, run, listing["metadata"]["resourceVersion"], run.started_at + limit_seconds)
         )
         await create_pods(api, run, target.node_names(nodes))
+        say(f"{target.name}: {pods} pods created in {time.monotonic() - run.started_at:.1f}s")
         await recorder
         run.cpu_seconds = cpu_seconds(pids) - cpu_before
         run.peak_rss_mb = peak_rss_mb(pids)
