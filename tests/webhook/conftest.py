@@ -60,7 +60,7 @@ class ServedWebhook:
     def _call(self, coro: Any, timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self, timeout: float = 30) -> ServedWebhook:
+    def start(self, timeout: float = 60) -> ServedWebhook:
         if not self.thread.is_alive():
             self.thread.start()
 
@@ -230,7 +230,7 @@ class NodePool:
 
     def wait_ready(self) -> None:
         for name in self.regular + self.virtual:
-            wait_for(lambda name=name: node_ready(self.core, name), timeout=30, what=f"node {name} Ready")
+            wait_for(lambda name=name: node_ready(self.core, name), timeout=60, what=f"node {name} Ready")
 
     def pod_constraints(self) -> dict[str, Any]:
         """What a test pod needs to stay in this pool (and tolerate its regular nodes' taint)."""

@@ -252,7 +252,7 @@ def test_vnode_webhook_command_serves_registers_logs_and_stops(
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent)
     try:
         admission = k8s.AdmissionregistrationV1Api(core.api_client)
-        wait_for(lambda: admission.read_mutating_webhook_configuration(name), timeout=30, what="the registration")
+        wait_for(lambda: admission.read_mutating_webhook_configuration(name), timeout=60, what="the registration")
         webhooks.label(namespace, **{"alibabacloud.com/eci": "true"})
         body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:alpine"}]}}
         assert is_virtual_ready(core.create_namespaced_pod(namespace, body))
