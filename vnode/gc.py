@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -33,7 +34,7 @@ from vnode import errors, models, settings
 from vnode.kube import client, config, extra
 from vnode.provider import base, registry
 
-__all__ = ["Orphan", "collect", "configure", "find_orphans", "run"]
+__all__ = ["Orphan", "collect", "collect_periodically", "configure", "find_orphans", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,24 @@ class Orphan:
         return f"{self.instance.id} pod={pod} node={tags.get(models.TAG_NODE, '?')} ({self.reason})"
 
 
-async def find_orphans(kube: client.Client, provider: base.Provider, cluster_id: str) -> list[Orphan]:
-    """The instances of this cluster whose pod or node does not exist (instances listed first)."""
+async def find_orphans(
+    kube: client.Client, provider: base.Provider, cluster_id: str, *, pods: bool = True
+) -> list[Orphan]:
+    """The instances of this cluster whose pod or node does not exist (instances listed first).
+
+    With ``pods=False`` only instances of nodes that are gone: a listing of nodes is cheap, one of
+    every pod is not, and a live node's own daemon already collects the instances of its gone pods.
+    """
     instances = await provider.list({models.TAG_CLUSTER: cluster_id})
-    pods = {p.metadata.uid for p in (await kube.list("/api/v1/pods", _Thin)).items}
+    pod_uids: set[str] = set()
+    if pods:
+        pod_uids = {p.metadata.uid for p in (await kube.list("/api/v1/pods", _Thin)).items}
     nodes = {n.metadata.name for n in (await kube.list("/api/v1/nodes", _Thin)).items}
     orphans = []
     for instance in instances:
         if instance.tags.get(models.TAG_CLUSTER) != cluster_id:
             continue  # a provider that filtered loosely: never touch another cluster's instance
-        if instance.pod_uid not in pods:
+        if pods and instance.pod_uid not in pod_uids:
             orphans.append(Orphan(instance, "pod gone"))
         elif instance.tags.get(models.TAG_NODE, "") not in nodes:
             orphans.append(Orphan(instance, "node gone"))
@@ -83,10 +92,16 @@ async def find_orphans(kube: client.Client, provider: base.Provider, cluster_id:
 
 
 async def collect(
-    kube: client.Client, provider: base.Provider, cluster_id: str, *, dry_run: bool = False, grace_seconds: float = 10
+    kube: client.Client,
+    provider: base.Provider,
+    cluster_id: str,
+    *,
+    dry_run: bool = False,
+    grace_seconds: float = 10,
+    pods: bool = True,
 ) -> tuple[list[Orphan], list[str]]:
     """Delete the orphans (unless ``dry_run``); returns them and the ids whose deletion failed."""
-    orphans = await find_orphans(kube, provider, cluster_id)
+    orphans = await find_orphans(kube, provider, cluster_id, pods=pods)
     failed: list[str] = []
     if dry_run:
         return orphans, failed
@@ -97,6 +112,34 @@ async def collect(
             log.warning("could not delete instance %s: %s", orphan.instance.id, exc)
             failed.append(orphan.instance.id)
     return orphans, failed
+
+
+async def collect_periodically(
+    kube: client.Client,
+    provider: base.Provider,
+    cluster_id: str,
+    *,
+    interval: float,
+    should_run: Callable[[], bool],
+) -> None:
+    """A surviving replica's share of gc: every ``interval``, delete the instances of nodes that are gone.
+
+    For the daemon of one replica (ordinal 0, say, while it holds its node's Lease:
+    ``should_run``), so that the instances of a replica that died and never came back do not
+    wait for an operator's ``vnode gc``. Runs until cancelled; errors are logged and retried.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        if not should_run():
+            continue
+        try:
+            orphans, failed = await collect(kube, provider, cluster_id, pods=False)
+        except errors.ApiError as exc:
+            log.warning("collecting the instances of gone nodes failed: %s", exc)
+            continue
+        for orphan in orphans:
+            if orphan.instance.id not in failed:
+                log.info("deleted instance %s", orphan.describe())
 
 
 async def scale_down(kube: client.Client, namespace: str, name: str, *, wait_seconds: float) -> bool:

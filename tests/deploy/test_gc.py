@@ -67,9 +67,34 @@ async def test_gc_deletes_instances_of_gone_pods_and_nodes_only_for_its_cluster(
     assert {(o.instance.id, o.reason) for o in orphans} == {(pod_gone.id, "pod gone"), (node_gone.id, "node gone")}
     assert len(cloud.instances()) == 4, "a dry run deletes nothing"
 
+    only_nodes = await gc.find_orphans(kube, cloud, "c1", pods=False)
+    assert [o.instance.id for o in only_nodes] == [node_gone.id], "the cheap pass looks at nodes only"
+
     orphans, failed = await gc.collect(kube, cloud, "c1")
     assert failed == []
     assert {i.id for i in cloud.instances()} == {kept.id, other.id}
+
+
+async def test_a_surviving_replica_collects_the_instances_of_gone_nodes(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
+) -> None:
+    from vnode import gc
+
+    cloud = fake.FakeProvider()
+    uid = live_pod(core, namespace, node)
+    kept = await cloud.create(instance_spec("a", cluster="c1", node=node, uid=uid))
+    await cloud.create(instance_spec("b", cluster="c1", node="virtual-node-eci-7", uid="uid-of-a-pod-of-node-7"))
+    task = asyncio.create_task(gc.collect_periodically(kube, cloud, "c1", interval=0.2, should_run=lambda: True))
+    try:
+        for _ in range(200):  # at most 20 s
+            if len(cloud.instances()) == 1:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [i.id for i in cloud.instances()] == [kept.id]
 
 
 async def test_the_gc_command_with_the_process_provider(
