@@ -14,11 +14,14 @@ import dataclasses
 import json
 import os
 import pathlib
+import socket
+import ssl
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 from vnode.cluster import launcher, procs
 
@@ -29,12 +32,16 @@ class PlaygroundError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Service:
-    """One long-running part: how to start it and how to know it is ready."""
+    """One long-running part: how to start it and how to know it is ready.
+
+    ``command`` and ``env`` are called at start time, so a part can read what the parts started
+    before it wrote (the simulated cloud's ``cloud.json``). ``ready`` is given the pid started.
+    """
 
     name: str
-    command: list[str]
-    ready: Callable[[], bool]
-    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    command: Callable[[], list[str]]
+    ready: Callable[[int], bool]
+    env: Callable[[], dict[str, str]] = dict
     timeout: float = 60.0
 
 
@@ -48,20 +55,110 @@ class Context:
         return [sys.executable, "-m", "vnode", *args]
 
 
-def http_ok(url: str, *, timeout: float = 1.0) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return bool(200 <= resp.status < 300)
-        except (OSError, urllib.error.URLError):
-            return False
+def http_ok(url: str, *, cafile: pathlib.Path | None = None, timeout: float = 1.0) -> bool:
+    try:
+        context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
+            return bool(200 <= resp.status < 300)
+    except (OSError, urllib.error.URLError):
+        return False
 
-    return check
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cloud_info(state_dir: pathlib.Path) -> dict[str, Any]:
+    """What the simulated cloud wrote about itself: endpoints, credentials, vSwitches."""
+    data: dict[str, Any] = json.loads((state_dir / "cloudsim" / "cloud.json").read_text())
+    return data
+
+
+def _cloud_ready(state_dir: pathlib.Path, pid: int) -> bool:
+    try:
+        info = cloud_info(state_dir)
+    except (OSError, ValueError):
+        return False
+    return bool(info.get("pid") == pid and http_ok(info["admin_url"] + "health"))
+
+
+def _ports(state_dir: pathlib.Path) -> dict[str, int]:
+    """Ports of the playground's parts, chosen once and kept, so addresses stay stable across `up`s."""
+    path = state_dir / "ports.json"
+    try:
+        ports: dict[str, int] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        ports = {}
+    for name in ("webhook", "kwok", "node_http", "node_kubelet"):
+        ports.setdefault(name, free_port())
+    path.write_text(json.dumps(ports))
+    return ports
 
 
 def services(ctx: Context) -> list[Service]:
-    """The parts after the control plane, in start order. Each later issue adds its part here."""
-    return []
+    """The parts after the control plane, in start order."""
+    state, kubeconfig = ctx.state_dir, str(ctx.cluster.kubeconfig)
+    ports = _ports(state)
+
+    def node_env() -> dict[str, str]:
+        cloud = cloud_info(state)
+        return {"ECI_ACCESS_KEY": cloud["access_key_id"], "ECI_SECRET_KEY": cloud["access_key_secret"]}
+
+    def node_command() -> list[str]:
+        cloud = cloud_info(state)
+        return ctx.vnode(
+            "run",
+            "--provider=eci",
+            "--node-name=virtual-node-eci-0",
+            f"--kubeconfig={kubeconfig}",
+            "--cluster-id=playground",
+            "--node-ip=127.0.0.1",
+            f"--http-port={ports['node_http']}",
+            f"--kubelet-port={ports['node_kubelet']}",
+            f"--eci-endpoint={cloud['eci']['endpoint']}",
+            f"--eci-region={cloud['region']}",
+            f"--eci-vswitch={','.join(v['id'] for v in cloud['vswitches'])}",
+            f"--eci-security-group={cloud['security_group_id']}",
+        )
+
+    webhook_dir = state / "webhook"
+    return [
+        Service(
+            "cloudsim",
+            lambda: ctx.vnode("cloudsim", f"--state-dir={state / 'cloudsim'}", "--profile=realistic"),
+            lambda pid: _cloud_ready(state, pid),
+        ),
+        Service(
+            "webhook",
+            lambda: ctx.vnode(
+                "webhook", f"--kubeconfig={kubeconfig}", f"--port={ports['webhook']}", f"--cert-dir={webhook_dir}"
+            ),
+            lambda pid: http_ok(f"https://127.0.0.1:{ports['webhook']}/readyz", cafile=webhook_dir / "ca.crt"),
+        ),
+        Service(
+            "kwok",
+            lambda: [
+                sys.executable,
+                "-m",
+                "vnode.cluster.kwok",
+                f"--kubeconfig={kubeconfig}",
+                "--nodes=2",
+                "--cpu=4",
+                "--memory=8Gi",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+            ],
+            lambda pid: http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
+            timeout=300,  # the first run builds kwok
+        ),
+        Service(
+            "virtual-node-eci-0",
+            node_command,
+            lambda pid: http_ok(f"http://127.0.0.1:{ports['node_http']}/readyz"),
+            env=node_env,
+        ),
+    ]
 
 
 class Playground:
@@ -75,13 +172,13 @@ class Playground:
         env = {**os.environ, "KUBECONFIG": str(ctx.cluster.kubeconfig)}
         live = self.procs.live()
         for service in services(ctx):
-            if service.name in live and service.ready():
+            if service.name in live and service.ready(live[service.name]):
                 continue
             if service.name in live:
                 self.procs.stop([service.name])
-            child = self.procs.spawn(service.name, service.command, env={**env, **service.env})
+            child = self.procs.spawn(service.name, service.command(), env={**env, **service.env()})
             deadline = time.monotonic() + service.timeout
-            while not service.ready():
+            while not service.ready(child.pid):
                 if child.poll() is not None:
                     log = self.state_dir / "logs" / f"{service.name}.log"
                     raise PlaygroundError(f"{service.name} exited with {child.returncode}; see {log}")
@@ -101,9 +198,15 @@ class Playground:
 
 
 STORIES = """\
-Try next (export KUBECONFIG={kubeconfig}):
-  kubectl get nodes -o wide
-  kubectl get pods -A
+Try next:
+  export KUBECONFIG={kubeconfig} PATH=$PWD/.venv/bin:$PATH
+  kubectl get nodes -o wide                      # virtual-node-eci-0 (agent) and two KWOK workers
+  kubectl create namespace vk && kubectl label namespace vk virtual-node-affinity-injection=enabled
+  kubectl -n vk create deployment nginx --image nginx:alpine --replicas 3
+  kubectl -n vk get pods -o wide                 # Running on virtual-node-eci-0, IPs from the vSwitch
+  kubectl run pi --image perl --restart Never -l alibabacloud.com/eci=true \\
+      --command -- perl -Mbignum=bpi -wle 'print bpi(2000)'
+  open {console}   # the simulated cloud's console: instances, stock, cost
 """
 
 
@@ -119,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
             started = time.monotonic()
             ctx = playground.up()
             print(f"playground ready in {time.monotonic() - started:.1f}s: {ctx.cluster.server}")
-            print(STORIES.format(kubeconfig=ctx.cluster.kubeconfig))
+            console = cloud_info(ctx.state_dir).get("console_url", "")
+            print(STORIES.format(kubeconfig=ctx.cluster.kubeconfig, console=console))
         elif args.action == "down":
             stopped = playground.down()
             print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")

@@ -22,7 +22,6 @@ from typing import Any, cast
 
 from vnode.cluster import build
 
-MODULE = "sigs.k8s.io/kwok"
 PACKAGE = "sigs.k8s.io/kwok/cmd/kwok"
 MANAGED_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 # With a 10 s node-monitor grace (the test suite's), a lease renewed every 2 s never lapses.
@@ -30,28 +29,8 @@ LEASE_SECONDS = 8
 
 
 def ensure_binary(version: str = build.KWOK_VERSION) -> pathlib.Path:
-    """Build kwok once into the tool cache (``tools/kwok/<version>/kwok``) and return its path.
-
-    ``build.ensure_go_tool`` writes the *package* path into go.mod's require line, which only
-    works when the package is its module's root; kwok's command lives under ``cmd/kwok`` of
-    module ``sigs.k8s.io/kwok``. Until that function learns a module argument, this builds
-    the same way, into the same cache directory, with the module named correctly.
-    """
-    target = build.tool_dir("kwok", version)
-    if build.is_complete(target):
-        return target / "kwok"
-
-    def compile_kwok(work: pathlib.Path, out: pathlib.Path, ver: str) -> None:
-        module = work / "m"
-        module.mkdir()
-        (module / "go.mod").write_text(f"module vnode.local/kwokbuild\n\ngo 1.24.0\n\nrequire {MODULE} {ver}\n")
-        (module / "tools.go").write_text(build._tools_go([PACKAGE]))
-        build._run(["go", "mod", "download", f"{MODULE}@{ver}"], module, f"fetch {MODULE} {ver}")
-        cmd = ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "kwok"), PACKAGE]
-        build._run(cmd, module, f"build kwok {ver}")
-
-    build._publish(target, compile_kwok, ("kwok",), version)
-    return target / "kwok"
+    """Build kwok once into the tool cache (``tools/kwok/<version>/kwok``) and return its path."""
+    return build.ensure_go_tool("kwok", PACKAGE, version)
 
 
 def command(
