@@ -189,7 +189,7 @@ def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, int], int]:
 
 
 async def measure(info: launcher.Info, target: Target, pods: int, nodes: int, limit_seconds: float) -> Run:
-    supervisor = procs.Supervisor(info.state_dir / f"bench-{target.name}.json", info.state_dir / "logs")
+    supervisor = procs.Supervisor(info.state_dir / f"bench-{target.name}.json", info.state_dir / "logs", attach=True)
     api = Api(info)
     run = Run(target.name, pods, nodes)
     try:
