@@ -3,49 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import pathlib
 import secrets
 import subprocess
-from collections.abc import AsyncIterator
 
 import pytest
 from kubernetes import client as k8s
 
+from tests.deploy.conftest import delete_replica_nodes
 from tests.deploy.test_chart import CHART, run_helm
-from vnode import daemon, settings
 from vnode.cluster import build, launcher
-from vnode.kube import client, config
-from vnode.provider import process
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-async def host(cluster: launcher.Info, core: k8s.CoreV1Api, tmp_path: pathlib.Path) -> AsyncIterator[str]:
-    """A process-provider node (like the playground's vnode-host) run by an in-process daemon."""
-    node = f"host-{secrets.token_hex(3)}"
-    provider = process.ProcessProvider(
-        tmp_path / "process", api_server=cluster.server, ca_file=str(cluster.ca_file), lifeline=os.getpid()
-    )
-    flags = {"node_name": node, "provider": "process", "http_port": 0, "http_address": "127.0.0.1",
-             "status_interval": 0.3, "cluster_id": "uninstall-test"}  # fmt: skip
-    async with client.Client(config.load_kubeconfig(cluster.kubeconfig)) as kube:
-        running = daemon.Daemon(settings.load({}, flags), kube, provider)
-        task = asyncio.create_task(running.run())
-        try:
-            await asyncio.wait_for(running.ready.wait(), timeout=30)
-            yield node
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            process.stop_all(provider.state_dir)
-            with contextlib.suppress(k8s.ApiException):
-                core.delete_node(node)
-            with contextlib.suppress(k8s.ApiException):
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease(node, "kube-node-lease")
 
 
 async def test_uninstall_scales_to_zero_through_the_hook_job(
@@ -81,3 +49,4 @@ async def test_uninstall_scales_to_zero_through_the_hook_job(
         assert scaled, "the StatefulSet's pods were deleted by its scale to 0, before the StatefulSet itself"
     finally:
         await asyncio.to_thread(run_helm, helm, "uninstall", name, *kubeconfig, "--no-hooks")
+        delete_replica_nodes(k8s.CoreV1Api(kube_api), name, 2)
