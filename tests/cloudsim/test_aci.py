@@ -18,12 +18,15 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 import requests
+import websocket
+from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.mgmt.containerinstance import models as aci_models
+from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient as AsyncClient
 
 from tests.cloudsim.aci_fixtures import RESOURCE_GROUP, STEPPED, SUBSCRIPTION, TOKEN, SimThread, group
 from tests.waiting import wait_for
-from vnode.cloudsim import aci, cloud, console, model, ratelimit, server
+from vnode.cloudsim import aci, cloud, console, lifecycle, model, ratelimit, server
 from vnode.cloudsim.clock import Clock
 from vnode.cloudsim.store import Store
 
@@ -239,7 +242,7 @@ def test_groups_survive_a_restart_of_the_simulator(tmp_path: pathlib.Path, tls_d
         second.stop()
 
 
-async def test_exec_returns_a_websocket_that_runs_the_command(aci_sim: SimThread) -> None:
+def test_exec_returns_a_websocket_that_runs_the_command(aci_sim: SimThread) -> None:
     with aci_sim.client() as client:
         client.container_groups.begin_create_or_update(RG, "shell", group(), polling=False)
         aci_sim.call(lambda c: c.advance(10))
@@ -248,15 +251,19 @@ async def test_exec_returns_a_websocket_that_runs_the_command(aci_sim: SimThread
         )
         answer = client.containers.execute_command(RG, "shell", "main", request)
     assert answer.web_socket_uri.startswith("wss://127.0.0.1:")
-    context = ssl.create_default_context(cafile=str(aci_sim.tls_dir / "aci-ca.pem"))
-    async with aiohttp.ClientSession() as session, session.ws_connect(answer.web_socket_uri, ssl=context) as ws:
-        await ws.send_str(answer.password)
-        await ws.send_str("echo hello from aci")
-        reply = await ws.receive(timeout=10)
-        assert reply.data == "hello from aci\n"
-        await ws.send_str("exit")
-        closing = await ws.receive(timeout=10)
-        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    # websocket-client (a dependency of the kubernetes client) is synchronous: its socket closes when we say so.
+    ws = websocket.create_connection(
+        answer.web_socket_uri, sslopt={"ca_certs": str(aci_sim.tls_dir / "aci-ca.pem")}, timeout=10
+    )
+    try:
+        ws.send(answer.password)
+        ws.send("echo hello from aci")
+        assert ws.recv() == "hello from aci\n"
+        ws.send("exit")
+        assert ws.recv() == ""  # the server's close frame
+        assert not ws.connected
+    finally:
+        ws.close()
 
 
 def test_the_cloud_tags_each_group_with_its_arm_identity(aci_sim: SimThread) -> None:
@@ -302,3 +309,33 @@ async def test_the_dialect_and_console_mount_on_the_simulator_server_with_one_ca
         with contextlib.suppress(asyncio.CancelledError):
             await task
         db.close()
+
+
+class _AsyncStaticToken:
+    """An ``AsyncTokenCredential`` returning the simulator's token (vnode's providers are async)."""
+
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken(TOKEN, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_async_sdk_works_too(tmp_path: pathlib.Path, tls_dir: pathlib.Path) -> None:
+    server_thread = SimThread(tmp_path, tls_dir, clock=Clock(), profile=lifecycle.PROFILES["fast"]).start()
+    try:
+        async with AsyncClient(
+            _AsyncStaticToken(),
+            SUBSCRIPTION,
+            base_url=server_thread.base_url,
+            connection_verify=str(tls_dir / "aci-ca.pem"),
+        ) as client:
+            poller = await client.container_groups.begin_create_or_update(RG, "async-web", group())
+            done = await poller.result()
+            assert (done.provisioning_state, done.instance_view.state) == ("Succeeded", "Running")
+            assert [g.name async for g in client.container_groups.list_by_resource_group(RG)] == ["async-web"]
+            await (await client.container_groups.begin_delete(RG, "async-web")).result()
+            with pytest.raises(ResourceNotFoundError):
+                await client.container_groups.get(RG, "async-web")
+    finally:
+        server_thread.stop()
