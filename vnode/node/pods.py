@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -67,6 +68,7 @@ class PodController:
         self._uids: dict[str, str] = {}  # key -> pod UID
         self._billed: dict[str, float] = {}  # instance id -> dollars so far
         self._listed_once = asyncio.Event()
+        self._list_now = asyncio.Event()  # cuts the wait between listings short
 
     @property
     def tags(self) -> dict[str, str]:
@@ -86,10 +88,14 @@ class PodController:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.informer.run())
             group.create_task(self._feed())
+            if isinstance(self.provider, base.SupportsPush):
+                group.create_task(self._push(self.provider))
             await self.informer.ready.wait()
             await self._listed_once.wait()
             # The view is complete only after a listing that *began* after the cache synced.
-            await self._wait_for_listing_after(self.monotonic())
+            synced = self.monotonic()
+            self._list_now.set()
+            await self._wait_for_listing_after(synced)
             await self.collect_orphans()
             for _ in range(self.config.workers):
                 group.create_task(self._worker())
@@ -120,14 +126,40 @@ class PodController:
                 delay = self.config.status_interval
                 if isinstance(exc, errors.Retryable) and exc.retry_after:
                     delay = max(delay, exc.retry_after)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 continue
             failures = 0
             self.metrics.cloud_call("list", "ok")
             self.metrics.cloud_up.labels(self.config.node_name).set(1)
             self.health.set(True)
             self._apply(states, began)
-            await asyncio.sleep(max(0.0, self.config.status_interval - (self.monotonic() - began)))
+            await self._pause(max(0.0, self.config.status_interval - (self.monotonic() - began)))
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._list_now.wait(), timeout=seconds)
+        self._list_now.clear()
+
+    async def _push(self, provider: base.SupportsPush) -> None:
+        """Changes the cloud pushes between listings; the listing stays the source of truth for absence."""
+        failures = 0
+        while True:
+            try:
+                async for state in provider.watch(self.tags):
+                    failures = 0
+                    uid = state.pod_uid
+                    if not uid or self.view.states.get(uid) == state:
+                        continue
+                    self.view.states[uid] = state
+                    if uid in self._keys:
+                        self.queue.add(self._keys[uid])
+            except errors.ApiError as exc:
+                failures += 1
+                delay = min(30.0, self.config.status_interval * 2**failures)
+                log.info("cloud push ended (%s); listing meanwhile, push again in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(self.config.status_interval)
 
     def _apply(self, states: Iterable[models.InstanceState], began: float) -> None:
         fresh: dict[str, models.InstanceState] = {}
@@ -205,6 +237,7 @@ class PodController:
         while True:
             await asyncio.sleep(self.config.orphan_interval)
             began = self.monotonic()
+            self._list_now.set()
             await self._wait_for_listing_after(began)
             await self.collect_orphans()
 
