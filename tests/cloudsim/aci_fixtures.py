@@ -160,10 +160,11 @@ def group(
     memory: float = 2.0,
     tags: dict[str, str] | None = None,
     containers: int = 1,
+    location: str = "westeurope",
 ) -> aci_models.ContainerGroup:
     """A container group as a provider would write it."""
     return aci_models.ContainerGroup(
-        location="westeurope",
+        location=location,
         os_type="Linux",
         restart_policy=restart_policy,
         tags=tags or {"vnode/node": "virtual-node-aci-0", "vnode/pod": "default/web"},

@@ -13,6 +13,7 @@ import json
 import pathlib
 import ssl
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import aiohttp
@@ -21,10 +22,12 @@ import requests
 import websocket
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as aci_models
 from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient as AsyncClient
 
-from tests.cloudsim.aci_fixtures import RESOURCE_GROUP, STEPPED, SUBSCRIPTION, TOKEN, SimThread, group
+from tests.cloudsim.aci_fixtures import RESOURCE_GROUP, STEPPED, SUBSCRIPTION, TOKEN, SimThread, StaticToken, group
+from tests.cloudsim.conftest import Sim
 from tests.waiting import wait_for
 from vnode.cloudsim import aci, cloud, console, lifecycle, model, ratelimit, server
 from vnode.cloudsim.clock import Clock
@@ -339,3 +342,27 @@ async def test_the_async_sdk_works_too(tmp_path: pathlib.Path, tls_dir: pathlib.
                 await client.container_groups.get(RG, "async-web")
     finally:
         server_thread.stop()
+
+
+def test_vnode_cloudsim_serves_the_sdk_as_its_cloud_json_says(sim: Sim) -> None:
+    """End to end: the ``vnode cloudsim`` process (the shared fast simulator of conftest.py)."""
+    info = sim.info["aci"]
+    client = ContainerInstanceManagementClient(
+        StaticToken(info["token"]),
+        info["subscription_id"],
+        base_url=info["endpoint"],
+        connection_verify=info["ca_file"],
+    )
+    with client:
+        rg = info["resource_group"]
+        done = client.container_groups.begin_create_or_update(rg, "e2e", group(location=info["location"])).result(
+            timeout=60
+        )
+        assert (done.provisioning_state, done.instance_view.state) == ("Succeeded", "Running")
+        assert [g.name for g in client.container_groups.list_by_resource_group(rg)] == ["e2e"]
+        status, totals = sim.admin("GET", "totals")
+        assert (status, totals["live"]) == (200, 1)  # the same cloud the ECI dialect serves
+        with urllib.request.urlopen(sim.info["console_url"], timeout=10) as page:
+            assert "vnode" in page.read().decode()
+        client.container_groups.begin_delete(rg, "e2e").result(timeout=60)
+        assert list(client.container_groups.list_by_resource_group(rg)) == []
