@@ -479,7 +479,7 @@ class Dialect:
                 "ports": [{"protocol": proto, "port": port} for port, proto in meta.ports],
                 "type": meta.ip or "Private",
                 "ip": inst.ip,
-                **({"dnsNameLabel": meta.dns} if meta.dns else {}),
+                **({"dnsNameLabel": meta.dns, "fqdn": f"{meta.dns}.{meta.loc}.azurecontainer.io"} if meta.dns else {}),
             },
             "instanceView": {
                 "events": [_event(e) for e in inst.events if not single and _group_event(e, inst)],
