@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv binaries browser up down status lint format test test-fast bench golden-update clean
+.PHONY: help venv binaries browser up down status lint format test bench golden-update clean
 
 help:
 	@echo "make up      start the local playground (state in .vnode/, kubeconfig .vnode/kubeconfig)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test    lint and run the whole suite against a real control plane"
 	@echo "make bench   run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make lint    ruff format check, ruff lint, mypy strict"
+	@echo "make golden-update   rewrite the simulated cloud's golden lifecycle traces"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ test: lint binaries browser
 
 bench: binaries
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Rewrite the simulated cloud's golden lifecycle traces (tests/cloudsim/golden/) after a deliberate change.
+golden-update: venv
+	VNODE_GOLDEN_UPDATE=1 $(BIN)/pytest -q tests/cloudsim/test_golden.py
 
 clean: down
 	rm -rf .vnode .mypy_cache .ruff_cache .pytest_cache

@@ -72,7 +72,7 @@ def free_port() -> int:
 
 def cloud_info(state_dir: pathlib.Path) -> dict[str, Any]:
     """What the simulated cloud wrote about itself: endpoints, credentials, vSwitches."""
-    data: dict[str, Any] = json.loads((state_dir / "cloudsim" / "cloud.json").read_text())
+    data: dict[str, Any] = json.loads((state_dir / "cloud.json").read_text())
     return data
 
 
@@ -127,7 +127,12 @@ def services(ctx: Context) -> list[Service]:
     return [
         Service(
             "cloudsim",
-            lambda: ctx.vnode("cloudsim", f"--state-dir={state / 'cloudsim'}", "--profile=realistic"),
+            lambda: ctx.vnode(
+                "cloudsim",
+                f"--state-dir={state / 'cloudsim'}",
+                f"--cloud-json={state / 'cloud.json'}",
+                "--profile=realistic",
+            ),
             lambda pid: _cloud_ready(state, pid),
         ),
         Service(
