@@ -167,7 +167,7 @@ def group(
         location=location,
         os_type="Linux",
         restart_policy=restart_policy,
-        tags=tags or {"vnode/node": "virtual-node-aci-0", "vnode/pod": "default/web"},
+        tags=tags or {"NodeName": "virtual-node-aci-0", "Namespace": "default", "PodName": "web"},
         containers=[
             aci_models.Container(
                 name=f"c{i}" if containers > 1 else "main",

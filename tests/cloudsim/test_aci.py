@@ -63,7 +63,7 @@ def test_sdk_sees_the_profile_states_then_polls_create_to_completion(aci_sim: Si
         first = client.container_groups.get(RG, "web-1")
         assert (first.provisioning_state, first.instance_view.state) == ("Pending", "Pending")
         assert first.id == f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/{aci.RESOURCE_TYPE}/web-1"
-        assert first.tags == {"vnode/node": "virtual-node-aci-0", "vnode/pod": "default/web"}
+        assert first.tags == {"NodeName": "virtual-node-aci-0", "Namespace": "default", "PodName": "web"}
         assert first.location == "westeurope"
 
         aci_sim.call(lambda c: c.advance(1.5))  # scheduled; pulling for 5 s
@@ -215,6 +215,11 @@ def test_malformed_bodies_get_arm_400_and_change_nothing(aci_sim: SimThread) -> 
         assert answer.json()["error"]["code"] == code
         assert answer.json()["error"]["message"]
     with aci_sim.client() as client:
+        with pytest.raises(HttpResponseError) as info:  # as on the real ARM: no "/" in tag names
+            client.container_groups.begin_create_or_update(
+                RG, "slash", group(tags={"vnode.io/node": "n"}), polling=False
+            )
+        assert (info.value.status_code, info.value.error.code) == (400, "InvalidTagNameCharacters")
         with pytest.raises(HttpResponseError) as info:
             client.container_groups.begin_create_or_update(RG, "huge", group(cpu=65, memory=128), polling=False)
         assert (info.value.status_code, info.value.error.code) == (400, "InvalidContainerGroupResourceRequest")
@@ -278,7 +283,7 @@ def test_the_cloud_tags_each_group_with_its_arm_identity(aci_sim: SimThread) -> 
         what="the instance",
     )
     assert tags[aci.TAG_GROUP] == f"{SUBSCRIPTION}/{RG}".lower()
-    assert tags["vnode/pod"] == "default/web"
+    assert tags["PodName"] == "web"
 
 
 async def test_the_dialect_and_console_mount_on_the_simulator_server_with_one_call_each(

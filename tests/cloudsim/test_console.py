@@ -79,7 +79,7 @@ async def test_the_console_follows_an_instance_from_creation_to_running_and_show
         client.container_groups.begin_create_or_update(
             RESOURCE_GROUP,
             "demo-web",
-            group(tags={"vnode.io/node": "virtual-node-aci-0", "vnode.io/namespace": "vk", "vnode.io/name": "web-0"}),
+            group(tags={"NodeName": "virtual-node-aci-0", "Namespace": "vk", "PodName": "web-0"}),
             polling=False,
         )
     await page.goto(base + "/")

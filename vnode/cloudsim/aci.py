@@ -61,6 +61,7 @@ MAX_USER_TAGS = cloudmod.MAX_TAGS - len(INTERNAL_TAGS)
 DEFAULT_PAGE_SIZE = 100
 EXEC_SESSION_SECONDS = 300.0
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
+_RESERVED_TAG_CHARS = re.compile(r"[<>%&\\?/\x00-\x1f\x7f]")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
@@ -547,9 +548,7 @@ class Dialect:
             )
         if len(body.tags) > MAX_USER_TAGS:
             raise ArmError(400, "InvalidTagCount", f"At most {MAX_USER_TAGS} tags are supported by the simulator.")
-        for key in body.tags:
-            if key in INTERNAL_TAGS:
-                raise ArmError(400, "InvalidTagName", f"The tag name '{key}' is reserved by the simulator.")
+        _check_tags(body.tags)
         secure: list[str] = []
         containers = []
         for c in props.containers:
@@ -876,6 +875,30 @@ def _check_name(name: str, what: str) -> None:
             f"The {what} name '{name}' is invalid: 1 to 63 lowercase letters, digits and single dashes, "
             "beginning and ending with a letter or digit.",
         )
+
+
+def _check_tags(tags: dict[str, str]) -> None:
+    """ARM's rules for tags: names without ``<>%&\\?/`` or control characters, at most 512
+    characters (values 256), no ``microsoft``/``azure``/``windows`` prefix. A provider that tags
+    with ``vnode.io/node`` on ECI must spell it differently on ACI, as on the real cloud."""
+    bad = sorted(k for k in tags if _RESERVED_TAG_CHARS.search(k))
+    if bad:
+        raise ArmError(
+            400,
+            "InvalidTagNameCharacters",
+            f"The tag names '{','.join(bad)}' have reserved characters '<,>,%,&,\\,?,/' or control characters.",
+        )
+    for key, value in tags.items():
+        if key in INTERNAL_TAGS:
+            raise ArmError(400, "InvalidTagName", f"The tag name '{key}' is reserved by the simulator.")
+        if not key or len(key) > 512 or key.lower().startswith(("microsoft", "azure", "windows")):
+            raise ArmError(
+                400,
+                "InvalidTagName",
+                f"The tag name '{key}' is invalid: 1 to 512 characters, not starting with microsoft, azure or windows.",
+            )
+        if len(value) > 256:
+            raise ArmError(400, "InvalidTagValueLength", f"The value of tag '{key}' is longer than 256 characters.")
 
 
 def _int_query(request: web.Request, key: str) -> int | None:

@@ -10,8 +10,9 @@ the internet). The page polls two small JSON endpoints rather than receiving eve
 - ``GET /console/api/instances?offset=&limit=&status=&q=``: one page of instances, newest
   first, at most ``MAX_PAGE`` rows, filtered by status group and a text search.
 
-The node and pod of an instance are read from its tags by key suffix (``.../node``,
-``.../namespace`` + ``.../name``, or ``.../pod``), since the simulator knows nothing of vnode.
+The node and pod of an instance are read from its tags by the last word of the key (``role``):
+``vnode.io/node`` or ``NodeName``; ``.../namespace`` + ``.../name``, or ``.../pod``. The
+simulator knows nothing of vnode, and ARM forbids ``/`` in tag names, so spellings differ.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import collections
 import dataclasses
 import importlib.resources
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,7 +134,7 @@ def build_summary(cloud: cloudmod.Cloud) -> dict[str, Any]:
     groups = {name: sum(by_status[s] for s in statuses) for name, statuses in STATUS_GROUPS.items()}
     nodes: collections.Counter[str] = collections.Counter()
     for (key, value), ids in cloud.by_tag.items():
-        if key.endswith("/node"):
+        if role(key) == "node":
             nodes[value] += len(ids)
     world = cloud.world
     return {
@@ -217,12 +219,34 @@ def _matches(inst: model.Instance, needle: str) -> bool:
     return any(needle in tag.value.lower() for tag in inst.spec.tags)
 
 
+def role(key: str) -> str:
+    """What a tag names, from the last word of its key: ``node``, ``namespace``, ``name``, ``pod`` or "".
+
+    ``vnode.io/node`` (ECI), ``NodeName`` or ``vnode-node`` (ARM forbids ``/`` in tag names) all say node.
+    """
+    word = _WORD.split(key.lower())[-1]
+    return _ROLES.get(word, "")
+
+
+_WORD = re.compile(r"[/.:_\-]")
+_ROLES = {
+    "node": "node",
+    "nodename": "node",
+    "namespace": "namespace",
+    "podnamespace": "namespace",
+    "name": "name",
+    "podname": "name",
+    "pod": "pod",
+}
+
+
 def _row(inst: model.Instance, now: float, cloud: cloudmod.Cloud) -> dict[str, Any]:
     tags = {tag.key: tag.value for tag in inst.spec.tags}
-    node = next((v for k, v in tags.items() if k.endswith("/node")), "")
-    namespace = next((v for k, v in tags.items() if k.endswith("/namespace")), "")
-    name = next((v for k, v in tags.items() if k.endswith("/name")), "")
-    pod = f"{namespace}/{name}" if namespace and name else next((v for k, v in tags.items() if k.endswith("/pod")), "")
+    by_role: dict[str, str] = {}
+    for key, value in tags.items():
+        by_role.setdefault(role(key), value)
+    node, namespace, name = by_role.get("node", ""), by_role.get("namespace", ""), by_role.get("name", "")
+    pod = f"{namespace}/{name}" if namespace and name else by_role.get("pod", "")
     return {
         "id": inst.id,
         "name": inst.spec.name,
