@@ -127,6 +127,21 @@ def test_a_put_repeated_is_idempotent_and_a_changed_one_replaces(aci_sim: SimThr
         assert client.container_groups.get(RG, "same").containers[0].resources.requests.cpu == 2.0
 
 
+def test_restart_counts_and_stop_is_refused_as_not_modelled(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "again", group(), polling=False)
+        aci_sim.call(lambda c: c.advance(10))
+        client.container_groups.begin_restart(RG, "again").result(timeout=30)
+        aci_sim.call(lambda c: c.advance(10))
+        restarted = client.container_groups.get(RG, "again")
+        assert restarted.instance_view.state == "Running"
+        assert restarted.containers[0].instance_view.restart_count == 1
+        assert restarted.containers[0].instance_view.previous_state.state == "Terminated"
+        with pytest.raises(HttpResponseError) as info:
+            client.container_groups.stop(RG, "again")
+        assert (info.value.status_code, info.value.error.code) == (400, "OperationNotSupported")
+
+
 def test_jobs_end_succeeded_or_failed_with_exit_codes_and_logs(aci_sim: SimThread) -> None:
     pi = ["perl", "-Mbignum=bpi", "-wle", "print bpi(30)"]
     with aci_sim.client() as client:

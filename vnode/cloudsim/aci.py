@@ -700,6 +700,18 @@ class Dialect:
         await self.changed()
         return web.Response(status=204)
 
+    async def not_modelled(self, request: web.Request) -> web.Response:
+        """Stop and start: the cloud has no stopped state, so say so rather than 404 (which would
+        tell a provider its group is gone)."""
+        sub, rg, name = _path(request)
+        await self.admit("restart")
+        if self.lookup(sub, rg, name) is None:
+            raise _not_found(sub, rg, name)
+        action = request.path.rstrip("/").rsplit("/", 1)[-1]
+        raise ArmError(
+            400, "OperationNotSupported", f"vnode cloudsim does not model stopped container groups ({action})."
+        )
+
     async def logs(self, request: web.Request) -> web.Response:
         sub, rg, name = _path(request)
         container = request.match_info["container"]
@@ -1035,6 +1047,8 @@ def create_app(
         "/subscriptions/{sub}/providers/Microsoft.ContainerInstance/containerGroups", dialect.list_groups
     )
     app.router.add_post(group + "/restart", dialect.restart_group)
+    app.router.add_post(group + "/stop", dialect.not_modelled)
+    app.router.add_post(group + "/start", dialect.not_modelled)
     app.router.add_get(group + "/containers/{container}/logs", dialect.logs)
     app.router.add_post(group + "/containers/{container}/exec", dialect.exec)
     app.router.add_get(
