@@ -16,6 +16,7 @@ import os
 import pathlib
 import socket
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -23,7 +24,13 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from vnode.cluster import launcher, procs
+from vnode.cluster import build, launcher, procs
+from vnode.provider import process
+
+HOST_NODE = "vnode-host"  # the process-provider node that runs the chart's StatefulSet
+RELEASE = "vnode"
+CHART = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "helm" / "vnode"
+VIRTUAL_NODE = "virtual-node-eci-0"
 
 
 class PlaygroundError(RuntimeError):
@@ -102,26 +109,21 @@ def services(ctx: Context) -> list[Service]:
     state, kubeconfig = ctx.state_dir, str(ctx.cluster.kubeconfig)
     ports = _ports(state)
 
-    def node_env() -> dict[str, str]:
-        cloud = cloud_info(state)
-        return {"ECI_ACCESS_KEY": cloud["access_key_id"], "ECI_SECRET_KEY": cloud["access_key_secret"]}
+    def host_env() -> dict[str, str]:
+        # The chart's replicas run as host processes: `vnode` must be on their PATH.
+        path = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {"VNODE_PROCESS_DIR": str(state / "process"), "PATH": path}
 
-    def node_command() -> list[str]:
-        cloud = cloud_info(state)
-        return ctx.vnode(
-            "run",
-            "--provider=eci",
-            "--node-name=virtual-node-eci-0",
-            f"--kubeconfig={kubeconfig}",
-            "--cluster-id=playground",
-            "--node-ip=127.0.0.1",
-            f"--http-port={ports['node_http']}",
-            f"--kubelet-port={ports['node_kubelet']}",
-            f"--eci-endpoint={cloud['eci']['endpoint']}",
-            f"--eci-region={cloud['region']}",
-            f"--eci-vswitch={','.join(v['id'] for v in cloud['vswitches'])}",
-            f"--eci-security-group={cloud['security_group_id']}",
-        )
+    host_command = ctx.vnode(
+        "run",
+        "--provider=process",
+        f"--node-name={HOST_NODE}",
+        f"--kubeconfig={kubeconfig}",
+        "--cluster-id=playground-host",
+        "--node-ip=127.0.0.1",
+        f"--http-port={ports['node_http']}",
+        f"--kubelet-port={ports['node_kubelet']}",
+    )
 
     webhook_dir = state / "webhook"
     return [
@@ -158,10 +160,10 @@ def services(ctx: Context) -> list[Service]:
             timeout=300,  # the first run builds kwok
         ),
         Service(
-            "virtual-node-eci-0",
-            node_command,
+            HOST_NODE,
+            lambda: host_command,
             lambda pid: http_ok(f"http://127.0.0.1:{ports['node_http']}/readyz"),
-            env=node_env,
+            env=host_env,
         ),
     ]
 
@@ -190,12 +192,60 @@ class Playground:
                 if time.monotonic() > deadline:
                     raise PlaygroundError(f"{service.name} not ready after {service.timeout:.0f}s")
                 time.sleep(0.2)
+        self._install_chart(ctx)
         return ctx
 
+    def _helm(self, ctx: Context, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        helm = build.ensure_go_tool("helm", "helm.sh/helm/v3/cmd/helm", build.HELM_VERSION)
+        cmd = [str(helm), f"--kubeconfig={ctx.cluster.kubeconfig}", "--namespace=kube-system", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def _install_chart(self, ctx: Context) -> None:
+        """The chart's StatefulSet, on vnode-host, registers the virtual node(s) against the simulated cloud."""
+        cloud = cloud_info(ctx.state_dir)
+        values = {
+            "eci.endpoint": cloud["eci"]["endpoint"],
+            "eci.region": cloud["region"],
+            "eci.securityGroup": cloud["security_group_id"],
+            "credentials.accessKeyId": cloud["access_key_id"],
+            "credentials.accessKeySecret": cloud["access_key_secret"],
+        }
+        sets = [f"--set={key}={value}" for key, value in values.items()]
+        vswitches = json.dumps([v["id"] for v in cloud["vswitches"]])
+        values_file = CHART.parent.parent / "playground-values.yaml"
+        install = ["upgrade", "--install", RELEASE, str(CHART), f"--values={values_file}", *sets]
+        result = self._helm(ctx, *install, f"--set-json=eci.vSwitches={vswitches}")
+        if result.returncode != 0:
+            raise PlaygroundError(f"helm install failed: {result.stderr.strip().splitlines()[-1:]}")
+        deadline = time.monotonic() + 120
+        while not self._node_ready(ctx, VIRTUAL_NODE):
+            if time.monotonic() > deadline:
+                raise PlaygroundError(
+                    f"{VIRTUAL_NODE} not Ready 120s after helm install; see {ctx.state_dir / 'process'}"
+                )
+            time.sleep(0.5)
+
+    @staticmethod
+    def _node_ready(ctx: Context, name: str) -> bool:
+        out = ctx.cluster.kubectl("get", "node", name, "-o", "json", check=False)
+        if out.returncode != 0:
+            return False
+        conditions = json.loads(out.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
     def down(self) -> list[str]:
+        stopped = []
+        if self.cluster.status()["ready"]:
+            # Uninstall while vnode-host and the cloud still run: the chart's hook drains the
+            # virtual nodes and deletes their instances, so nothing is left in the cloud.
+            ctx = Context(self.state_dir, self.cluster.info())
+            if self._helm(ctx, "uninstall", RELEASE, "--timeout=3m", "--wait").returncode == 0:
+                stopped.append(f"helm release {RELEASE}")
         record = self.procs.read()
         started = list(record.get("processes", {}))
-        stopped = self.procs.stop(reversed(started))
+        stopped += self.procs.stop(reversed(started))
+        # Process instances outlive vnode-host by design (a daemon restart must not kill pods).
+        process.stop_all(self.state_dir / "process")
         return stopped + self.cluster.down()
 
     def status(self) -> dict[str, object]:
@@ -205,7 +255,9 @@ class Playground:
 STORIES = """\
 Try next:
   export KUBECONFIG={kubeconfig} PATH=$PWD/.venv/bin:$PATH
-  kubectl get nodes -o wide                      # virtual-node-eci-0 (agent) and two KWOK workers
+  kubectl get nodes -o wide                      # virtual-node-eci-0 (agent), vnode-host, two KWOK workers
+  kubectl -n kube-system get statefulset virtual-node-eci
+  kubectl -n kube-system scale statefulset virtual-node-eci --replicas=3   # more virtual nodes
   kubectl create namespace vk && kubectl label namespace vk virtual-node-affinity-injection=enabled
   kubectl -n vk create deployment nginx --image nginx:alpine --replicas 3
   kubectl -n vk get pods -o wide                 # Running on virtual-node-eci-0, IPs from the vSwitch
