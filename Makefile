@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv binaries browser up down status lint format test bench golden-update clean
+.PHONY: help venv binaries browser up down status lint format test bench golden-update docs clean
 
 help:
 	@echo "make up      start the local playground (state in .vnode/, kubeconfig .vnode/kubeconfig)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench   run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make lint    ruff format check, ruff lint, mypy strict"
 	@echo "make golden-update   rewrite the simulated cloud's golden lifecycle traces"
+	@echo "make docs    regenerate docs/configuration.md"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +60,10 @@ test: lint binaries browser
 
 bench: binaries
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Regenerate docs/configuration.md from the parsers and settings (a test fails while it is stale).
+docs: venv
+	$(BIN)/python -m vnode.reference
 
 # Rewrite the simulated cloud's golden lifecycle traces (tests/cloudsim/golden/) after a deliberate change.
 golden-update: venv
