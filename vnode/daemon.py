@@ -24,7 +24,7 @@ from aiohttp import web
 
 from vnode import errors, models, settings
 from vnode.kube import client, informer, objects
-from vnode.node import events, pods, queue, reconcile, registration, resources, spec
+from vnode.node import events, ownership, pods, queue, reconcile, registration, resources, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -46,6 +46,8 @@ class Daemon:
     clock: Callable[[], datetime.datetime] = _utcnow
     monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = dataclasses.field(default_factory=random.Random)
+    #: Holder identity on the node's Lease; the same identity reclaims it at once after a restart.
+    identity: str = dataclasses.field(default_factory=ownership.identity)
 
     def __post_init__(self) -> None:
         self.ready = asyncio.Event()
@@ -54,8 +56,24 @@ class Daemon:
         self.profile = settings.Profile()
         self.http_port = 0
         self.recorder = events.Recorder(self.kube, node_name=self.config.node_name, clock=self.clock)
+        # The node's Lease is its heartbeat *and* its lock: only its holder creates, deletes and
+        # writes the node status, so two controllers claiming one node never both act.
+        self.ownership = ownership.Ownership(
+            self.kube,
+            self.config.node_name,
+            identity=self.identity,
+            lease_duration=self.config.lease_duration,
+            renew_interval=self.config.lease_renew_interval,
+            on_change=lambda held: self.health.changed.set(),
+        )
         self.node = registration.NodeController(
-            self.kube, self.provider, self.config, health=self.health, clock=self.clock
+            self.kube,
+            self.provider,
+            self.config,
+            health=self.health,
+            clock=self.clock,
+            manage_lease=False,
+            may_write=self.ownership.holds,
         )
         self.pods = pods.PodController(
             self.kube,
@@ -92,6 +110,7 @@ class Daemon:
             clock=self.clock,
             profile=lambda: self.profile,
             monotonic=self.monotonic,
+            may_act=self.ownership.holds,
         )
 
     # --- the live profile ---
@@ -128,9 +147,14 @@ class Daemon:
             return web.Response(text="ok")
 
         async def readyz(request: web.Request) -> web.Response:
-            if self.ready.is_set() and self.health.ok:
+            if self.ready.is_set() and self.health.ok and self.ownership.holds():
                 return web.Response(text="ok")
-            reason = "starting" if not self.ready.is_set() else f"{self.health.reason}: {self.health.message}"
+            if not self.ownership.holds():
+                reason = f"standing by: the node's Lease is held by {self.ownership.holder}"
+            elif not self.ready.is_set():
+                reason = "starting"
+            else:
+                reason = f"{self.health.reason}: {self.health.message}"
             return web.Response(status=503, text=reason)
 
         async def metrics_page(request: web.Request) -> web.Response:
@@ -164,11 +188,21 @@ class Daemon:
                 group.create_task(self._serve())
                 group.create_task(self._profile_informer().run())
                 group.create_task(self.node.run())
-                group.create_task(self.pods.run())
                 await self.node.ready.wait()
+                self.ownership.owner = {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "name": self.config.node_name,
+                    "uid": self.node.uid,
+                }
+                group.create_task(self.ownership.run())
+                await self.ownership.held.wait()
+                group.create_task(self.pods.run())
                 await self.pods.ready.wait()
                 self.ready.set()
                 log.info("daemon ready")
         finally:
+            with contextlib.suppress(TimeoutError, errors.ApiError):
+                await asyncio.wait_for(self.ownership.release(), timeout=5)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.recorder.drain(), timeout=5)

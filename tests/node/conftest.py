@@ -63,8 +63,9 @@ class Harness:
         }
         return settings.load({}, flags)
 
-    async def start(self, *, wait: bool = True) -> Running:
-        d = daemon.Daemon(self.settings(), self.kube, self.cloud)
+    async def start(self, *, wait: bool = True, identity: str = "") -> Running:
+        """A daemon for the node; by default it restarts "in the same pod" (same Lease identity)."""
+        d = daemon.Daemon(self.settings(), self.kube, self.cloud, identity=identity or f"{self.node_name}_pod")
         run = Running(d, asyncio.create_task(d.run()))
         self.running.append(run)
         if wait:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from kubernetes import client as k8s
 
-from tests.node.conftest import Harness, until
+from tests.node.conftest import Harness, until, wait_ready
 from vnode.cluster import launcher
 from vnode.node import resources
 
@@ -59,7 +59,7 @@ async def test_node_is_ready_within_5s_with_labels_taint_and_lease(harness: Harn
     lease = await asyncio.to_thread(
         k8s.CoordinationV1Api(core.api_client).read_namespaced_lease, harness.node_name, "kube-node-lease"
     )
-    assert lease.spec.holder_identity == harness.node_name
+    assert lease.spec.holder_identity == f"{harness.node_name}_pod"  # the Lease is also the node's lock
     assert lease.spec.lease_duration_seconds == 40
 
 
@@ -116,3 +116,17 @@ async def test_node_is_not_ready_while_the_cloud_is_unreachable(harness: Harness
     assert condition.reason == "ProviderUnreachable"
     harness.cloud.behaviour.unreachable = False
     await until(ready_is(core, harness.node_name, "True"), within=10, what="node Ready again")
+
+
+async def test_a_second_claimant_of_the_node_stands_by_until_the_first_lets_go(
+    harness: Harness, core: k8s.CoreV1Api
+) -> None:
+    first = await harness.start(identity="replica-a")
+    second = await harness.start(identity="replica-b", wait=False)
+    await until(lambda: second.daemon.ownership.ready.is_set(), within=10, what="the second claimant's first attempt")
+    assert not second.daemon.ownership.holds()
+    assert not second.daemon.ready.is_set()
+    await first.stop()  # a clean stop releases the Lease: no need to wait for it to expire
+    await wait_ready(second)
+    assert second.daemon.ownership.holds()
+    assert await ready(core, harness.node_name) == "True"

@@ -110,5 +110,5 @@ async def test_500_pods_on_one_node_reach_running(harness: Harness, core: k8s.Co
     await harness.start()
     names = [f"s-{i:03d}" for i in range(500)]
     await create_pods(core, namespace, names, harness.node_name, parallel=24)
-    await until(lambda: _count_is(core, namespace, 500), within=180, what="500 pods Running", interval=2)
+    await until(lambda: _count_is(core, namespace, 500), within=300, what="500 pods Running", interval=2)
     assert len(harness.cloud.instances()) == 500

@@ -203,7 +203,7 @@ class PodController:
 
     async def collect_orphans(self) -> int:
         """Delete instances of this cluster and node whose pod is gone. Only call with a synced cache."""
-        if not self.informer.ready.is_set():
+        if not self.informer.ready.is_set() or not self.reconciler.may_act():
             return 0
         live = {pod.metadata.uid for pod in self.view.pods.values()}
         removed = 0

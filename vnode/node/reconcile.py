@@ -75,6 +75,7 @@ class Reconciler:
         clock: Callable[[], datetime.datetime],
         profile: Callable[[], settings.Profile] = settings.Profile,
         monotonic: Callable[[], float] = time.monotonic,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.kube = kube
         self.provider = provider
@@ -85,6 +86,7 @@ class Reconciler:
         self.clock = clock
         self.profile = profile
         self.monotonic = monotonic
+        self.may_act = may_act  # False while another controller holds the node's Lease
         self.memory: dict[str, _Memory] = {}
         self._ref_cache: dict[tuple[str, str, str], tuple[float, dict[str, bytes] | None]] = {}
 
@@ -94,6 +96,8 @@ class Reconciler:
     # --- the entry point ---
 
     async def sync(self, key: str) -> float | None:
+        if not self.may_act():
+            raise errors.Unavailable("standing by: another controller holds this node's Lease", code="StandingBy")
         pod = self.view.pods.get(key)
         if pod is None:
             await self._pod_gone(key)

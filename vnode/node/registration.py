@@ -141,8 +141,14 @@ class NodeController:
         *,
         health: CloudHealth,
         clock: Callable[[], datetime.datetime],
+        manage_lease: bool = True,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.kube = kube
+        # With ``manage_lease=False`` the Lease is someone else's (``ownership.Ownership`` renews it
+        # as the node's lock) and the status is written only while ``may_write()`` (the lock is held).
+        self.manage_lease = manage_lease
+        self.may_write = may_write
         self.provider = provider
         self.config = config
         self.health = health
@@ -159,7 +165,8 @@ class NodeController:
         await self._with_retry(self.register)
         self.ready.set()
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._lease_loop())
+            if self.manage_lease:
+                group.create_task(self._lease_loop())
             group.create_task(self._status_loop())
 
     async def _with_retry(self, step: Callable[[], Any]) -> None:
@@ -206,8 +213,10 @@ class NodeController:
                 await self.kube.patch(self._path, patch, kind="merge")  # Conflict: retried from a fresh read
             log.info("node exists; adopted it")
         self._written = None
-        await self.write_status()
-        await self.renew_lease()
+        if self.may_write():
+            await self.write_status()
+        if self.manage_lease:
+            await self.renew_lease()
 
     async def write_status(self, *, force: bool = False) -> None:
         now = self.clock()
@@ -283,6 +292,9 @@ class NodeController:
             self.health.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.health.changed.wait(), timeout=min(period, 10.0))
+            if not self.may_write():
+                self._written = None  # write in full as soon as we may
+                continue
             if loop.time() >= quota_due:
                 await self._refresh_quota()
                 quota_due = loop.time() + period
