@@ -13,6 +13,7 @@ the end whatever happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import pathlib
 import secrets
@@ -45,6 +46,19 @@ class BackgroundLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
+        async def settle() -> None:
+            # A closed TLS transport finishes its shutdown over the next turns of the loop;
+            # stopping before that leaves sockets for the garbage collector to complain about.
+            # (``_transports`` is the selector loop's own registry of its transports.)
+            transports = getattr(self.loop, "_transports", {})
+            deadline = self.loop.time() + 10
+            while any(getattr(t, "_sock", None) is not None for t in list(transports.values())):
+                if self.loop.time() > deadline:
+                    break
+                await asyncio.sleep(0.01)
+            await self.loop.shutdown_asyncgens()
+
+        self.call(settle(), timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
@@ -83,14 +97,14 @@ async def _make_client(kubeconfig: pathlib.Path) -> kube_client.Client:
     return kube_client.Client(kube_config.load_kubeconfig(kubeconfig))
 
 
-def _node_body(name: str, port: int) -> dict[str, Any]:
+def _node_body(name: str, address: str, port: int) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": {"type": "virtual-kubelet", "kubernetes.io/hostname": name}},
         "spec": {"taints": [{"key": "virtual-kubelet.io/provider", "value": "test", "effect": "NoSchedule"}]},
         "status": {
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
             "declaredFeatures": ["ExtendWebSocketsToKubelet"],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test"}],
@@ -100,13 +114,13 @@ def _node_body(name: str, port: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def kubelet(
-    cluster: launcher.Info, kube_api: k8s.ApiClient, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def running_kubelet(
+    cluster: launcher.Info, kube_api: k8s.ApiClient, directory: pathlib.Path, *, address: str = "127.0.0.1"
 ) -> Iterator[Kubelet]:
+    """A kubelet API serving on ``address`` (its SAN, its bind address, its Node's InternalIP)."""
     core = k8s.CoreV1Api(kube_api)
     name = f"vk-test-{secrets.token_hex(3)}"
-    directory = tmp_path_factory.mktemp("kubelet")
     loop = BackgroundLoop()
     api = loop.call(_make_client(cluster.kubeconfig))
     local = test_provider.LocalProvider()
@@ -116,15 +130,15 @@ def kubelet(
         pod_directory = Directory()
         kubelet_server = loop.call(
             server.prepare(
-                api, node_name=name, addresses=["127.0.0.1"], provider=local, pods=pod_directory,
-                cert_dir=directory, clock=clock.SystemClock(), host="127.0.0.1", port=0,
+                api, node_name=name, addresses=[address], provider=local, pods=pod_directory,
+                cert_dir=directory, clock=clock.SystemClock(), host=address, port=0,
             ),
             timeout=120,
         )  # fmt: skip
         serving = certs.ServingFiles(directory / "kubelet-serving.crt", directory / "kubelet-serving.key")
         run = asyncio.run_coroutine_threadsafe(kubelet_server.run(), loop.loop)
         loop.call(asyncio.wait_for(kubelet_server.ready.wait(), 30))
-        core.create_node(_node_body(name, kubelet_server.port))
+        core.create_node(_node_body(name, address, kubelet_server.port))
         node_created = True
         declared = core.read_node(name).to_dict()["status"].get("declared_features")
         raw = cluster.kubectl("get", "node", name, "-o", "jsonpath={.status.declaredFeatures}").stdout
@@ -142,6 +156,14 @@ def kubelet(
             wait_for(lambda: run.done(), timeout=30, what="the kubelet server to stop")
         loop.call(api.close())
         loop.close()
+
+
+@pytest.fixture(scope="module")
+def kubelet(
+    cluster: launcher.Info, kube_api: k8s.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Kubelet]:
+    with running_kubelet(cluster, kube_api, tmp_path_factory.mktemp("kubelet")) as running:
+        yield running
 
 
 def make_pod(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -73,20 +74,16 @@ def _client_ssl(kubelet: Kubelet) -> ssl.SSLContext:
     return context
 
 
-async def test_tty_exec_receives_resizes_and_v5_stdin_close(kubelet: Kubelet, pod: pods.PodInstance) -> None:
-    """The wire protocol itself, as the API server forwards it: v5 frames, resize channel, status JSON."""
-    url = (f"https://127.0.0.1:{kubelet.port}/exec/{pod.namespace}/{pod.name}/app"
-           "?command=sh&command=-c&command=cat%3B+exit+7&input=1&output=1&tty=1")  # fmt: skip
+async def _session(kubelet: Kubelet, url: str, frames: list[bytes]) -> tuple[bytes, bytes, dict[str, Any] | None]:
+    """Open a v5 WebSocket as the API server does and send ``frames``; return the hello, stdout and Status."""
     async with (
         aiohttp.ClientSession() as session,
         session.ws_connect(url, protocols=("v5.channel.k8s.io",), ssl=_client_ssl(kubelet)) as ws,
     ):
         assert ws.protocol == "v5.channel.k8s.io"
-        first = await ws.receive_bytes(timeout=10)
-        assert first == b"\x01"  # the empty hello on stdout
-        await ws.send_bytes(b"\x04" + json.dumps({"Width": 120, "Height": 40}).encode())
-        await ws.send_bytes(b"\x00typed\n")
-        await ws.send_bytes(b"\xff\x00")  # v5: stdin closed
+        hello = await ws.receive_bytes(timeout=10)
+        for frame in frames:
+            await ws.send_bytes(frame)
         out, status = b"", None
         async for message in ws:
             if message.type != aiohttp.WSMsgType.BINARY:
@@ -95,6 +92,20 @@ async def test_tty_exec_receives_resizes_and_v5_stdin_close(kubelet: Kubelet, po
                 out += message.data[1:]
             elif message.data[0] == 3:
                 status = json.loads(message.data[1:])
+    return hello, out, status
+
+
+# The WebSocket clients below run on the server's loop (kubelet.call), so that their TLS
+# connections finish closing before that loop stops.
+
+
+def test_tty_exec_receives_resizes_and_v5_stdin_close(kubelet: Kubelet, pod: pods.PodInstance) -> None:
+    """The wire protocol itself, as the API server forwards it: v5 frames, resize channel, Status JSON."""
+    url = (f"https://127.0.0.1:{kubelet.port}/exec/{pod.namespace}/{pod.name}/app"
+           "?command=sh&command=-c&command=cat%3B+exit+7&input=1&output=1&tty=1")  # fmt: skip
+    resize = b"\x04" + json.dumps({"Width": 120, "Height": 40}).encode()
+    hello, out, status = kubelet.call(_session(kubelet, url, [resize, b"\x00typed\n", b"\xff\x00"]))
+    assert hello == b"\x01"  # the empty hello on stdout
     assert out == b"typed\n"
     assert status is not None
     assert status["reason"] == "NonZeroExitCode"
@@ -102,21 +113,8 @@ async def test_tty_exec_receives_resizes_and_v5_stdin_close(kubelet: Kubelet, po
     assert streams.TerminalSize(120, 40) in kubelet.provider.resizes
 
 
-async def test_attach_streams_to_the_provider(kubelet: Kubelet, pod: pods.PodInstance) -> None:
+def test_attach_streams_to_the_provider(kubelet: Kubelet, pod: pods.PodInstance) -> None:
     url = f"https://127.0.0.1:{kubelet.port}/attach/{pod.namespace}/{pod.name}/app?input=1&output=1&error=1"
-    async with (
-        aiohttp.ClientSession() as session,
-        session.ws_connect(url, protocols=("v5.channel.k8s.io",), ssl=_client_ssl(kubelet)) as ws,
-    ):
-        await ws.send_bytes(b"\x00hi\n")
-        await ws.send_bytes(b"\xff\x00")
-        out, status = b"", None
-        async for message in ws:
-            if message.type != aiohttp.WSMsgType.BINARY:
-                break
-            if message.data[0] == 1:
-                out += message.data[1:]
-            elif message.data[0] == 3:
-                status = json.loads(message.data[1:])
+    _, out, status = kubelet.call(_session(kubelet, url, [b"\x00hi\n", b"\xff\x00"]))
     assert out == b"attached to app\nHI\n"
     assert status == {"metadata": {}, "status": "Success"}
