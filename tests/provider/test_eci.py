@@ -1,0 +1,357 @@
+"""The ECI provider against the simulated cloud over HTTP: the provider contract, failover, errors, logs, exec, billing.
+
+The simulator runs as a child process with a paused clock (``tests.cloudsim.conftest.running``);
+tests move simulated time through its admin API, so nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import pathlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.cloudsim.conftest import Sim, running
+from vnode import errors, models, settings
+from vnode.cloudsim import catalog
+from vnode.provider import base, eci, registry
+
+NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-0"}
+
+
+@dataclasses.dataclass
+class LogOptions:
+    tail_lines: int | None = None
+    since: datetime.datetime | None = None
+    timestamps: bool = False
+    limit_bytes: int | None = None
+    previous: bool = False
+    follow: bool = False
+
+
+@pytest.fixture(scope="module")
+def eci_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(tmp_path_factory.mktemp("eci-provider-sim"), profile="fast") as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(eci_sim: Sim) -> Sim:
+    status, body = eci_sim.admin("POST", "reset", {})
+    assert status == 200, body
+    return eci_sim
+
+
+def eci_settings(sim: Sim, **overrides: object) -> settings.EciSettings:
+    fields: dict[str, object] = {
+        "region": sim.region,
+        "endpoint": sim.info["eci"]["endpoint"],
+        "access_key": sim.info["eci"]["access_key_id"],
+        "secret_key": sim.info["eci"]["access_key_secret"],
+        "vswitches": tuple(v["id"] for v in sim.vswitches),
+        "security_group": sim.info["security_group_id"],
+    }
+    fields.update(overrides)
+    return settings.EciSettings.model_validate(fields)
+
+
+@pytest.fixture
+async def provider(sim: Sim) -> AsyncIterator[eci.EciProvider]:
+    provider = eci.EciProvider(eci_settings(sim))
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
+def spec(
+    name: str = "web",
+    *command: str,
+    token: str = "",
+    image: str = "nginx",
+    cpu: float = 2,
+    memory: float = 4,
+    restart: str = "Always",
+    tags: dict[str, str] | None = None,
+) -> models.InstanceSpec:
+    return models.InstanceSpec(
+        name=name,
+        client_token=token or f"uid-{name}",
+        containers=(models.ContainerSpec(name="app", image=image, command=command),),
+        cpu=cpu,
+        memory_gib=memory,
+        restart_policy=restart,
+        tags={**NODE_TAGS, models.TAG_POD_UID: f"uid-{name}", **(tags or {})},
+    )
+
+
+def test_the_registry_names_the_eci_provider_and_it_meets_the_protocols(sim: Sim) -> None:
+    factory = registry.load("eci")
+    provider = factory(settings.Settings(node_name="vn-0", eci=eci_settings(sim)))
+    assert isinstance(provider, base.Provider)
+    assert isinstance(provider, base.SupportsLogs)
+    assert isinstance(provider, base.SupportsExec)
+    assert not isinstance(provider, base.SupportsStats)
+    assert provider.container_id_scheme == "eci"
+
+
+async def test_create_lists_pending_then_running_and_repeats_idempotently(sim: Sim, provider: eci.EciProvider) -> None:
+    created = await provider.create(spec("web", tags={"cloudsim/delay": "20"}))
+    assert created.id.startswith("eci-")
+    again = await provider.create(spec("web", tags={"cloudsim/delay": "20"}))
+    assert again.id == created.id
+
+    (pending,) = await provider.list(NODE_TAGS)
+    assert pending.status in (models.InstanceStatus.SCHEDULING, models.InstanceStatus.PENDING)
+    assert pending.tags == spec("web", tags={"cloudsim/delay": "20"}).tags
+    sim.advance(25)
+    (running_,) = await provider.list(NODE_TAGS)
+    assert running_.status is models.InstanceStatus.RUNNING
+    assert [c.state for c in running_.containers] == [models.ContainerState.RUNNING]
+    assert running_.containers[0].ready
+    cidr = {v["id"]: v["cidr"] for v in sim.vswitches}[running_.vswitch]
+    assert running_.ip.startswith(cidr.rsplit(".", 2)[0])
+    reasons = [e.reason for e in running_.events]
+    assert reasons[:4] == ["Pulling", "Pulled", "Created", "Started"]
+    assert running_.events[2].container == "app"
+    assert (await provider.get(created.id)).status is models.InstanceStatus.RUNNING
+    assert sim.totals()["live"] == 1
+
+
+async def test_delete_removes_the_instance_and_repeats_harmlessly(sim: Sim, provider: eci.EciProvider) -> None:
+    created = await provider.create(spec("gone"))
+    await provider.delete(created.id, grace_seconds=5)
+    await provider.delete(created.id, grace_seconds=5)
+    sim.advance(60)
+    assert await provider.list(NODE_TAGS) == []
+    with pytest.raises(errors.NotFound):
+        await provider.get(created.id)
+    await provider.delete(created.id, grace_seconds=5)
+
+
+async def test_stock_out_in_the_first_zone_lands_in_the_second(sim: Sim, provider: eci.EciProvider) -> None:
+    first, second = sim.vswitches[0], sim.vswitches[1]
+    status, body = sim.admin("POST", "stock", {"zone": first["zone"], "available": 0})
+    assert status == 200, body
+    created = await provider.create(spec("spill"))
+    sim.advance(1)
+    state = await provider.get(created.id)
+    assert (state.zone, state.vswitch) == (second["zone"], second["id"])
+
+
+async def test_exhausted_vswitches_fail_over_then_raise_capacity_error(sim: Sim) -> None:
+    # More candidates than one call takes: the provider tries the next batch itself.
+    ids = [v["id"] for v in sim.vswitches]
+    many = tuple(ids[:1] * 10 + ids[1:2])
+    provider = eci.EciProvider(eci_settings(sim, vswitches=many))
+    try:
+        status, body = sim.admin("POST", f"vswitches/{ids[0]}", {"exhausted": True})
+        assert status == 200, body
+        landed = await provider.get((await provider.create(spec("one"))).id)
+        assert landed.vswitch == ids[1]
+        status, body = sim.admin("POST", f"vswitches/{ids[1]}", {"exhausted": True})
+        assert status == 200, body
+        with pytest.raises(errors.CapacityError):
+            await provider.create(spec("two"))
+    finally:
+        await provider.close()
+
+
+async def test_cloud_throttling_is_throttled_with_a_retry_hint(sim: Sim) -> None:
+    provider = eci.EciProvider(eci_settings(sim), create_limit=None)
+    try:
+        status, body = sim.admin("PUT", "rate-limits/create", {"burst": 1, "rate": 0})
+        assert status == 200, body
+        await provider.create(spec("a"))
+        with pytest.raises(errors.Throttled) as caught:
+            await provider.create(spec("b"))
+        assert caught.value.code == "Throttling.User"
+        assert caught.value.retry_after
+    finally:
+        await provider.close()
+
+
+async def test_the_client_side_bucket_throttles_before_spending_a_call(sim: Sim) -> None:
+    provider = eci.EciProvider(eci_settings(sim), create_limit=(1, 0.5))
+    try:
+        await provider.create(spec("a"))
+        with pytest.raises(errors.Throttled) as caught:
+            await provider.create(spec("b"))
+        assert caught.value.retry_after is not None
+        assert 0 < caught.value.retry_after <= 2.0
+        assert sim.totals()["live"] == 1
+    finally:
+        await provider.close()
+
+
+async def test_a_5xx_storm_is_unavailable_and_the_retry_makes_no_duplicate(sim: Sim, provider: eci.EciProvider) -> None:
+    status, body = sim.admin("PUT", "faults/create", {"error_rate": 1.0, "error_status": 503})
+    assert status == 200, body
+    for _ in range(3):
+        with pytest.raises(errors.Unavailable):
+            await provider.create(spec("storm"))
+    status, body = sim.admin("PUT", "faults/describe", {"error_rate": 1.0, "error_status": 500})
+    with pytest.raises(errors.Unavailable):
+        await provider.list(NODE_TAGS)
+    sim.admin("DELETE", "faults")
+    first = await provider.create(spec("storm"))
+    second = await provider.create(spec("storm"))
+    assert first.id == second.id
+    assert len(await provider.list(NODE_TAGS)) == 1
+    assert sim.totals()["live"] == 1
+
+
+async def test_an_unreachable_cloud_is_unavailable(sim: Sim) -> None:
+    provider = eci.EciProvider(eci_settings(sim, endpoint="127.0.0.1:9"))
+    try:
+        with pytest.raises(errors.Unavailable):
+            await provider.list(NODE_TAGS)
+    finally:
+        await provider.close()
+
+
+async def test_65_vcpu_is_an_invalid_spec(provider: eci.EciProvider) -> None:
+    with pytest.raises(errors.InvalidSpec, match="65"):
+        await provider.create(spec("huge", cpu=65, memory=128))
+
+
+async def test_a_wrong_secret_is_forbidden(sim: Sim) -> None:
+    provider = eci.EciProvider(eci_settings(sim, secret_key="wrong"))
+    try:
+        with pytest.raises(errors.Forbidden):
+            await provider.list(NODE_TAGS)
+    finally:
+        await provider.close()
+
+
+async def test_get_of_an_unknown_instance_is_not_found(provider: eci.EciProvider) -> None:
+    with pytest.raises(errors.NotFound):
+        await provider.get("eci-doesnotexist")
+
+
+async def test_logs_and_exec_keep_arguments_and_exit_codes(sim: Sim, provider: eci.EciProvider) -> None:
+    job = await provider.create(spec("hello", "sh", "-c", "echo hello; echo world", image="busybox", restart="Never"))
+    server = await provider.create(spec("server"))
+    sim.advance(5)
+    chunks = [c async for c in provider.logs(job.id, "app", LogOptions())]
+    assert b"".join(chunks) == b"hello\nworld\n"
+    tail = [c async for c in provider.logs(job.id, "app", LogOptions(tail_lines=1))]
+    assert b"".join(tail) == b"world\n"
+
+    echoed = await provider.exec(server.id, "app", ["sh", "-c", 'echo "a b"'])
+    assert (echoed.exit_code, echoed.stdout) == (0, b"a b\n")
+    failed = await provider.exec(server.id, "app", ["sh", "-c", "exit 3"])
+    assert failed.exit_code == 3
+    assert b"exit status" not in failed.stdout
+    with pytest.raises(errors.NotFound):
+        await provider.exec("eci-doesnotexist", "app", ["true"])
+
+
+async def test_list_pages_past_twenty_and_keeps_to_its_tags(provider: eci.EciProvider) -> None:
+    ids = {(await provider.create(spec(f"p-{n}"))).id for n in range(25)}
+    await provider.create(spec("other", tags={models.TAG_NODE: "vn-1"}))
+    listed = await provider.list(NODE_TAGS)
+    assert {s.id for s in listed} == ids
+    assert len(listed) == 25
+    (by_uid,) = await provider.list({**NODE_TAGS, models.TAG_POD_UID: "uid-p-7"})
+    assert by_uid.pod_uid == "uid-p-7"
+
+
+async def test_a_16_vcpu_job_is_billed_at_its_spec_for_its_run_time(sim: Sim, provider: eci.EciProvider) -> None:
+    command = ("perl", "-Mbignum=bpi", "-wle", "print bpi(2000)")
+    job = await provider.create(spec("pi", *command, image="perl:5.34", cpu=16, memory=32, restart="Never"))
+    sim.advance(120)
+    (done,) = await provider.list(NODE_TAGS)
+    assert done.status is models.InstanceStatus.SUCCEEDED
+    assert (done.cpu, done.memory_gib) == (16.0, 32.0)
+    assert done.containers[0].exit_code == 0
+    digits = b"".join([c async for c in provider.logs(job.id, "app", LogOptions())])
+    assert digits.startswith(b"3.14159")
+    sim.advance(600)  # finished instances cost nothing more
+    status, record = sim.admin("GET", f"instances/{job.id}")
+    assert status == 200, record
+    rate = 16 * catalog.USD_PER_VCPU_SECOND + 32 * catalog.USD_PER_GIB_SECOND
+    assert record["billable_seconds"] < 120
+    assert record["cost_usd"] == pytest.approx(record["billable_seconds"] * rate)
+
+
+async def test_quota_is_what_the_region_has_left_bounded_by_settings(sim: Sim) -> None:
+    provider = eci.EciProvider(eci_settings(sim, quota_cpu=50, quota_pods=10))
+    try:
+        quota = await provider.quota()
+        assert quota.cpu == 50
+        assert quota.pods == 10
+        await provider.create(spec("q"))
+        unbounded = eci.EciProvider(eci_settings(sim))
+        try:
+            left = (await unbounded.quota()).cpu
+            assert left is not None
+            assert left == sim.totals()["max_cpu"] - 2
+        finally:
+            await unbounded.close()
+    finally:
+        await provider.close()
+
+
+def test_spec_mapping_covers_volumes_probes_and_init_containers() -> None:
+    probe = models.Probe(http_path="/healthz", http_port=8080, period_seconds=5)
+    main = models.ContainerSpec(
+        name="app",
+        image="nginx",
+        command=("sh", "-c"),
+        args=("echo a b",),
+        env=(models.EnvVar("A", "1"),),
+        ports=(models.Port(80),),
+        volume_mounts=(models.VolumeMount("conf", "/etc/conf", read_only=True),),
+        liveness_probe=models.Probe(exec_command=("cat", "/tmp/ok")),
+        readiness_probe=probe,
+    )
+    volumes = (
+        models.VolumeSpec("scratch", "emptyDir", medium="Memory", size_limit_gib=1),
+        models.VolumeSpec("conf", "files", files=(models.KeyToPath("a.conf", b"x=1", mode=0o644),)),
+    )
+    instance = models.InstanceSpec(
+        name="pod",
+        client_token="tok",
+        containers=(main,),
+        init_containers=(models.ContainerSpec(name="init", image="busybox", command=("true",)),),
+        volumes=volumes,
+        cpu=2,
+        memory_gib=4,
+        tags={"k": "v"},
+    )
+    params = eci.create_params(instance, region="r", vswitches=["vsw-a", "vsw-b"], security_group="sg", strategy="S")
+    assert params["VSwitchId"] == "vsw-a,vsw-b"
+    assert params["Container.1.Arg.1"] == "echo a b"
+    assert params["Container.1.EnvironmentVar.1.Key"] == "A"
+    assert params["Container.1.LivenessProbe.Exec.Command.2"] == "/tmp/ok"
+    assert params["Container.1.ReadinessProbe.HttpGet.Port"] == "8080"
+    assert params["Container.1.VolumeMount.1.ReadOnly"] == "true"
+    assert params["InitContainer.1.Command.1"] == "true"
+    assert params["Volume.1.Type"] == "EmptyDirVolume"
+    assert params["Volume.1.EmptyDirVolume.SizeLimit"] == "1Gi"
+    assert params["Volume.2.ConfigFileVolume.ConfigFileToPath.1.Content"] == "eD0x"
+    assert params["Tag.1.Key"] == "k"
+    with pytest.raises(errors.InvalidSpec):
+        eci.create_params(
+            dataclasses.replace(instance, volumes=(models.VolumeSpec("d", "hostPath"),)),
+            region="r",
+            vswitches=["v"],
+            security_group="sg",
+            strategy="S",
+        )
+
+
+def test_the_signature_is_the_one_the_simulator_checks(tmp_path: pathlib.Path) -> None:
+    from vnode.cloudsim import acs3
+
+    client = eci.EciClient("127.0.0.1:1", "LTAIkey", "secret")
+    params = {"RegionId": "r", "Container.1.Command.2": "b c~*", "Tag.1.Key": "vnode.io/node"}
+    url, headers = client.signed_request("DescribeContainerGroups", params)
+    auth = acs3.parse(headers.pop("Authorization"))
+    headers.pop("accept")
+    canonical = acs3.canonical_request("POST", "/", params.items(), headers, auth.signed_headers, eci.EMPTY_SHA256)
+    assert acs3.verify("secret", auth, canonical)
+    assert url.startswith("http://127.0.0.1:1/?")
