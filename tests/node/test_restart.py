@@ -81,6 +81,9 @@ async def test_a_restart_adopts_running_instances_without_touching_them(
     again = second.daemon.registry.get_sample_value("vnode_pod_status_writes_total", {"node": harness.node_name})
     assert writes
     assert not again
+    await second.daemon.recorder.drain()
+    events = await asyncio.to_thread(core.list_namespaced_event, namespace, field_selector="involvedObject.name=a")
+    assert [e.reason for e in events.items].count("Started") == 1  # not recorded again by the new daemon
 
 
 async def _count_is(core: k8s.CoreV1Api, namespace: str, n: int) -> bool:

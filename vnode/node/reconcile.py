@@ -87,6 +87,7 @@ class Reconciler:
         self.profile = profile
         self.monotonic = monotonic
         self.may_act = may_act  # False while another controller holds the node's Lease
+        self.started_at = clock()
         self.memory: dict[str, _Memory] = {}
         self._ref_cache: dict[tuple[str, str, str], tuple[float, dict[str, bytes] | None]] = {}
 
@@ -287,8 +288,10 @@ class Reconciler:
             if mark not in memory.seen_events:
                 memory.seen_events.add(mark)
                 fresh.append(event)
-        if memory.written is None and pod.status.get("containerStatuses") and self._instance_in_status(pod):
-            return  # adopted after a restart: these were recorded by the daemon before us
+        if memory.written is None and pod.status.get("containerStatuses"):
+            # Adopted after a restart: what happened before this daemon started was recorded by
+            # the one before it (its status is on the pod); only newer events are ours to record.
+            fresh = [e for e in fresh if e.timestamp is None or e.timestamp >= self.started_at]
         for event in fresh:
             self.recorder.pod(
                 pod, event.reason, event.message, type=event.type.value, container=event.container, when=event.timestamp
@@ -333,6 +336,8 @@ class Reconciler:
                 data = spec.secret_data(await self.kube.get(path, objects.Secret))
         except errors.NotFound:
             data = None
+        if len(self._ref_cache) > 4096:  # keep the cache to what the current burst of creates needs
+            self._ref_cache = {k: v for k, v in self._ref_cache.items() if now - v[0] < REF_CACHE_SECONDS}
         self._ref_cache[key] = (now, data)
         return data
 
