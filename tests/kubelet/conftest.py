@@ -88,6 +88,7 @@ class Kubelet:
     serving: certs.ServingFiles
     ca_file: pathlib.Path
     pki: pathlib.Path
+    kubeconfig: pathlib.Path
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return self.loop.call(coro, timeout)
@@ -146,7 +147,7 @@ def running_kubelet(
             pytest.fail(f"the API server dropped status.declaredFeatures of node {name}: {raw!r}")
         yield Kubelet(
             name, kubelet_server.port, loop, kubelet_server, local, pod_directory, serving,
-            cluster.ca_file, cluster.state_dir / "pki",
+            cluster.ca_file, cluster.state_dir / "pki", cluster.kubeconfig,
         )  # fmt: skip
     finally:
         if node_created:

@@ -38,7 +38,14 @@ from vnode import errors
 from vnode.kubelet import auth
 from vnode.kubelet import clock as clock_mod
 
-__all__ = ["SIGNER", "ServingFiles", "client_ca_from_cluster", "request_serving_certificate", "server_ssl_context"]
+__all__ = [
+    "SIGNER",
+    "Rotator",
+    "ServingFiles",
+    "client_ca_from_cluster",
+    "request_serving_certificate",
+    "server_ssl_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +200,57 @@ def _write(files: ServingFiles, key: ec.EllipticCurvePrivateKey, cert_pem: bytes
     files.key.touch(mode=0o600)
     files.key.write_bytes(key_pem)
     files.cert.write_bytes(cert_pem)
+
+
+class Rotator:
+    """Keeps a CSR-issued serving certificate fresh in a live ``SSLContext``.
+
+    Every ``check_interval`` seconds it asks :func:`request_serving_certificate`, which reuses
+    the certificate on disk until it has a fifth of its life left (the signer gives a year by
+    default, ``--cluster-signing-duration``) and then requests a new one. A new certificate is
+    loaded into ``context``: new connections get it, open ones (a long ``logs -f``) keep theirs.
+    A failed renewal is logged and retried at the next check; the old certificate serves until
+    it expires. ``ready`` is set after the first check.
+    """
+
+    def __init__(
+        self,
+        api: auth.Api,
+        node_name: str,
+        addresses: Sequence[str],
+        directory: pathlib.Path,
+        context: ssl.SSLContext,
+        *,
+        clock: clock_mod.Clock,
+        check_interval: float = 600.0,
+        wait_seconds: float = 300.0,
+    ) -> None:
+        self.api, self.node_name, self.addresses, self.directory = api, node_name, tuple(addresses), directory
+        self.context, self.clock = context, clock
+        self.check_interval, self.wait_seconds = check_interval, wait_seconds
+        self.ready = asyncio.Event()
+        self._loaded: bytes | None = None
+
+    async def renew_once(self) -> bool:
+        """Check once; True if a new certificate was loaded."""
+        files = await request_serving_certificate(
+            self.api, self.node_name, self.addresses, self.directory, clock=self.clock, wait_seconds=self.wait_seconds
+        )
+        pem = files.cert.read_bytes()
+        if pem == self._loaded:
+            return False
+        self.context.load_cert_chain(files.cert, files.key)
+        changed = self._loaded is not None
+        self._loaded = pem
+        if changed:
+            log.info("kubelet serving certificate renewed", extra={"node": self.node_name})
+        return changed
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.renew_once()
+            except errors.ApiError as exc:
+                log.warning("kubelet serving certificate: renewal failed: %s", exc, extra={"node": self.node_name})
+            self.ready.set()
+            await asyncio.sleep(self.check_interval)
