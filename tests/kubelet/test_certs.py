@@ -6,12 +6,15 @@ import datetime
 import socket
 import ssl
 
+import pytest
 from cryptography import x509
 
 from tests.kubelet.conftest import Kubelet
 from vnode.kube import client as kube_client
 from vnode.kube import config as kube_config
 from vnode.kubelet import certs, clock
+
+pytestmark = pytest.mark.cluster
 
 
 def _served(kubelet: Kubelet) -> x509.Certificate:

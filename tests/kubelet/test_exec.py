@@ -16,6 +16,8 @@ from vnode.cluster import launcher
 from vnode.kubelet import pods
 from vnode.provider import streams
 
+pytestmark = pytest.mark.cluster
+
 
 def test_exec_passes_argv_intact(kubelet: Kubelet, pod: pods.PodInstance, cluster: launcher.Info) -> None:
     result = cluster.kubectl("exec", "-n", pod.namespace, pod.name, "--", "sh", "-c", 'echo "a b"')

@@ -6,12 +6,16 @@ import datetime
 import subprocess
 import threading
 
+import pytest
+
 from tests.kubelet.conftest import Kubelet
 from tests.waiting import wait_for
 from vnode.cluster import launcher
 from vnode.kubelet import pods
 
 OLD = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
+
+pytestmark = pytest.mark.cluster
 
 
 def _fill(kubelet: Kubelet, pod: pods.PodInstance) -> None:

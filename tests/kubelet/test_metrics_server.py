@@ -35,6 +35,8 @@ from vnode.kubelet import pods
 
 METRICS_SERVER = ("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server", "v0.9.0")
 
+pytestmark = pytest.mark.cluster
+
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)

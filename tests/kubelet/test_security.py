@@ -15,6 +15,8 @@ from tests.kubelet.conftest import Kubelet
 from vnode.cluster import pki
 from vnode.kubelet import pods
 
+pytestmark = pytest.mark.cluster
+
 
 def _get(kubelet: Kubelet, path: str, *, cert: tuple[pathlib.Path, pathlib.Path] | None = None,
          token: str = "") -> tuple[int, str]:  # fmt: skip

@@ -6,10 +6,13 @@ import json
 import ssl
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.kubelet.conftest import Kubelet
 from vnode.kubelet import pods
+
+pytestmark = pytest.mark.cluster
 
 
 def _fetch(kubelet: Kubelet, path: str) -> tuple[str, str]:
