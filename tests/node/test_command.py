@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -14,8 +15,10 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
+from tests.node.conftest import pod_manifest
 from tests.waiting import wait_for
 from vnode.cluster import launcher, procs
+from vnode.provider import fake
 
 
 def test_invalid_settings_refuse_to_start_with_one_line_naming_the_setting() -> None:
@@ -37,6 +40,32 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _spawn(env: dict[str, str], port: int, log: pathlib.Path | None = None) -> subprocess.Popen[str]:
+    """``vnode run`` as a child that dies with this process; with ``log``, its log goes there (not a pipe)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "vnode",
+        "run",
+        "--provider",
+        "fake",
+        "--http-address",
+        "127.0.0.1",
+        "--http-port",
+        str(port),
+        "--status-interval",
+        "0.5",
+    ]
+    if log is None:
+        return subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=procs.die_with_parent
+        )
+    with log.open("a") as sink:
+        return subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink, text=True, preexec_fn=procs.die_with_parent
+        )
 
 
 @pytest.fixture
@@ -96,3 +125,57 @@ def test_vnode_run_serves_health_and_metrics_and_stops_on_sigterm(
     assert process.wait(timeout=20) == 0
     assert process.stderr is not None
     assert '"node": "' + name + '"' in process.stderr.read()
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_kill_9_while_creating_50_pods_then_restart_gives_exactly_50_instances_and_no_orphan(
+    cluster: launcher.Info, core: k8s.CoreV1Api, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    name, port, state = f"vn-kill-{os.getpid()}", _free_port(), tmp_path / "cloud.json"
+    env = {
+        **os.environ,
+        "VNODE_NODE_NAME": name,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "POD_NAME": name,
+        "POD_UID": "0000-kill-test",
+        "VNODE_FAKE_STATE": str(state),
+        "VNODE_FAKE_ANSWER_LATENCY": "0.3",
+    }
+    running: list[subprocess.Popen[str]] = []
+    try:
+        running.append(_spawn(env, port, tmp_path / "daemon.log"))
+        wait_for(lambda: _get(port, "/readyz")[0] == 200, timeout=60, what="the first daemon ready")
+        for i in range(52):
+            core.create_namespaced_pod(namespace, pod_manifest(f"k-{i:02d}", name))
+        wait_for(
+            lambda: len(fake.FakeProvider.read_state(state).created) >= 15, timeout=60, what="instances being created"
+        )
+        running[0].kill()  # SIGKILL: creates in flight, answers lost, nothing flushed
+        running[0].wait(timeout=10)
+        assert len(fake.FakeProvider.read_state(state).created) < 52
+        # Two pods with instances are force-deleted while no daemon runs: their instances are orphans.
+        with_instance = {s.pod_uid for s in fake.FakeProvider.read_state(state).instances()}
+        doomed = [p for p in core.list_namespaced_pod(namespace).items if p.metadata.uid in with_instance][:2]
+        for pod in doomed:
+            core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+        running.append(_spawn({**env, "VNODE_FAKE_ANSWER_LATENCY": "0"}, port, tmp_path / "daemon.log"))
+
+        def settled() -> bool:
+            pods = core.list_namespaced_pod(namespace).items
+            instances = fake.FakeProvider.read_state(state).instances()
+            return sum(p.status.phase == "Running" for p in pods) == 50 and len(instances) == 50
+
+        wait_for(settled, timeout=120, what="50 pods Running on 50 instances", interval=0.5)
+        uids = [s.pod_uid for s in fake.FakeProvider.read_state(state).instances()]
+        assert len(set(uids)) == len(uids) == 50
+        assert set(uids) == {p.metadata.uid for p in core.list_namespaced_pod(namespace).items}
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+            if process.stderr:
+                process.stderr.close()
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(name)

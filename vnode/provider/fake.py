@@ -7,6 +7,11 @@ retry hint, 5xx storms (half of them *after* the instance was made, the ambiguou
 duplicates instances in naive controllers), stock-out per vSwitch with failover, and cloud-side
 disappearance. ``calls`` counts every call by action and outcome, for assertions.
 
+With ``state_file`` the instances are also kept in a JSON file (rewritten atomically after
+every change, read at start), so a daemon process can be killed with SIGKILL and restarted
+against the same fake cloud: ``vnode run --provider fake`` takes the path from
+``VNODE_FAKE_STATE``. One process at a time owns the file.
+
 It is not a simulator of any cloud (that is ``vnode.cloudsim``, spoken to over HTTP).
 """
 
@@ -18,9 +23,13 @@ import collections
 import dataclasses
 import datetime
 import itertools
+import os
+import pathlib
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+
+import msgspec
 
 from vnode import errors, models, settings
 
@@ -55,6 +64,17 @@ class _Instance:
     ip: str
 
 
+@dataclasses.dataclass
+class _Store:
+    """What ``state_file`` holds."""
+
+    instances: list[_Instance]
+    by_token: dict[str, str]
+    next_id: int
+    created: list[str]
+    deleted: list[str]
+
+
 class FakeProvider:
     name = "fake"
 
@@ -65,6 +85,7 @@ class FakeProvider:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         container_id_scheme: str = "fake",
+        state_file: pathlib.Path | None = None,
     ) -> None:
         self.behaviour = behaviour or Behaviour()
         self.container_id_scheme = container_id_scheme
@@ -78,6 +99,9 @@ class FakeProvider:
         self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
         self.deleted: list[str] = []
         self.created: list[str] = []
+        self._state_file = state_file
+        if state_file is not None and state_file.exists():
+            self._load(state_file)
 
     # --- the contract ---
 
@@ -108,6 +132,7 @@ class FakeProvider:
         self._instances[instance.id] = instance
         self._by_token[spec.client_token] = instance.id
         self.created.append(instance.id)
+        self._save()
         if self.behaviour.answer_latency:
             await asyncio.sleep(self.behaviour.answer_latency)
         if ambiguous:  # the cloud acted, the answer was lost
@@ -123,6 +148,7 @@ class FakeProvider:
             raise errors.Unavailable("fake cloud: 503", code="ServiceUnavailable")
         if self._instances.pop(instance_id, None) is not None:
             self.deleted.append(instance_id)
+            self._save()
         self.calls["delete", "ok"] += 1
 
     async def get(self, instance_id: str) -> models.InstanceState:
@@ -155,6 +181,7 @@ class FakeProvider:
     def vanish(self, instance_id: str) -> None:
         """The cloud loses an instance (reclaimed, deleted in the console)."""
         self._instances.pop(instance_id, None)
+        self._save()
 
     def instances(self) -> builtins.list[models.InstanceState]:
         return [self._state(i) for i in self._instances.values()]
@@ -163,6 +190,31 @@ class FakeProvider:
         return self._instances[instance_id].spec
 
     # --- inside ---
+
+    def _load(self, path: pathlib.Path) -> None:
+        store = msgspec.json.decode(path.read_bytes(), type=_Store)
+        self._instances = {i.id: i for i in store.instances}
+        self._by_token = dict(store.by_token)
+        self._ids = itertools.count(store.next_id)
+        self.created, self.deleted = list(store.created), list(store.deleted)
+
+    def _save(self) -> None:
+        if self._state_file is None:
+            return
+        next_id = next(self._ids)
+        self._ids = itertools.count(next_id)
+        store = _Store(list(self._instances.values()), self._by_token, next_id, self.created, self.deleted)
+        temporary = self._state_file.with_suffix(".tmp")
+        temporary.write_bytes(msgspec.json.encode(store))
+        temporary.replace(self._state_file)
+
+    @classmethod
+    def read_state(cls, path: pathlib.Path) -> FakeProvider:
+        """A read-only view of a state file (for tests watching a daemon in another process)."""
+        view = cls()
+        if path.exists():
+            view._load(path)
+        return view
 
     async def _enter(self, action: str, *, throttled: bool = True) -> None:
         if self.behaviour.call_latency:
@@ -273,5 +325,14 @@ def _dt(epoch: float) -> datetime.datetime:
 
 
 def create(config: settings.Settings) -> FakeProvider:
-    """The ``--provider fake`` factory: an instant, well-behaved fake cloud in the daemon's memory."""
-    return FakeProvider(container_id_scheme="fake")
+    """The ``--provider fake`` factory: a well-behaved fake cloud in the daemon's memory.
+
+    For tests of the process: ``VNODE_FAKE_STATE`` (a file keeping the instances across
+    restarts), ``VNODE_FAKE_START_AFTER`` and ``VNODE_FAKE_ANSWER_LATENCY`` (seconds).
+    """
+    behaviour = Behaviour(
+        start_after=float(os.environ.get("VNODE_FAKE_START_AFTER", "0")),
+        answer_latency=float(os.environ.get("VNODE_FAKE_ANSWER_LATENCY", "0")),
+    )
+    state = os.environ.get("VNODE_FAKE_STATE")
+    return FakeProvider(behaviour, container_id_scheme="fake", state_file=pathlib.Path(state) if state else None)
