@@ -47,7 +47,7 @@ import aiohttp
 from vnode import errors, models, settings
 from vnode.provider import base
 
-__all__ = ["EciClient", "EciProvider", "ExecOutput", "create"]
+__all__ = ["EciClient", "EciProvider", "ExecOutput", "TokenBucket", "create"]
 
 VERSION = "2018-08-08"
 ALGORITHM = "ACS3-HMAC-SHA256"
@@ -397,7 +397,7 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
 
 
 @dataclasses.dataclass
-class _Bucket:
+class TokenBucket:
     """A client-side token bucket (the cloud's create/delete limits) on the monotonic clock."""
 
     burst: float
@@ -445,7 +445,7 @@ class EciProvider:
         endpoint = config.endpoint or f"eci.{config.region}.aliyuncs.com"
         self.client = client or EciClient(endpoint, config.access_key, config.secret_key)
         self._buckets = (
-            {action: _Bucket(*create_limit) for action in ("create", "delete")} if create_limit is not None else {}
+            {action: TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit is not None else {}
         )
         self._log_poll_interval = log_poll_interval
 

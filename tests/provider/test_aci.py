@@ -1,0 +1,241 @@
+"""The ACI provider against the simulator's ARM dialect over HTTPS (its own CA, bearer token).
+
+The simulator runs as a child process with a paused clock; tests move time through its admin API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.cloudsim.conftest import Sim, running
+from vnode import errors, models, settings
+from vnode.cloudsim import catalog
+from vnode.provider import aci, base, registry
+
+NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-aci-0"}
+
+
+@dataclasses.dataclass
+class LogOptions:
+    tail_lines: int | None = None
+    since: datetime.datetime | None = None
+    timestamps: bool = False
+    limit_bytes: int | None = None
+    previous: bool = False
+    follow: bool = False
+
+
+@pytest.fixture(scope="module")
+def aci_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(tmp_path_factory.mktemp("aci-provider-sim"), profile="fast") as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(aci_sim: Sim) -> Sim:
+    status, body = aci_sim.admin("POST", "reset", {})
+    assert status == 200, body
+    return aci_sim
+
+
+def aci_settings(sim: Sim, **overrides: object) -> settings.AciSettings:
+    info = sim.info["aci"]
+    fields: dict[str, object] = {
+        "region": info["location"],
+        "endpoint": info["endpoint"],
+        "ca_file": info["ca_file"],
+        "subscription_id": info["subscription_id"],
+        "resource_group": info["resource_group"],
+        "client_secret": info["token"],
+    }
+    fields.update(overrides)
+    return settings.AciSettings.model_validate(fields)
+
+
+@pytest.fixture
+async def provider(sim: Sim) -> AsyncIterator[aci.AciProvider]:
+    provider = aci.AciProvider(aci_settings(sim))
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
+def spec(
+    name: str = "web",
+    *command: str,
+    token: str = "",
+    image: str = "nginx",
+    cpu: float = 1,
+    memory: float = 2,
+    restart: str = "Always",
+    vswitches: tuple[str, ...] = (),
+    tags: dict[str, str] | None = None,
+) -> models.InstanceSpec:
+    return models.InstanceSpec(
+        name=name,
+        client_token=token or f"uid-{name}",
+        containers=(models.ContainerSpec(name="app", image=image, command=command),),
+        cpu=cpu,
+        memory_gib=memory,
+        restart_policy=restart,
+        placement=models.Placement(vswitches=vswitches),
+        tags={**NODE_TAGS, models.TAG_POD_UID: f"uid-{name}", **(tags or {})},
+    )
+
+
+def test_the_registry_names_the_aci_provider_and_it_meets_the_protocols(sim: Sim) -> None:
+    provider = registry.load("aci")(settings.Settings(node_name="vn-aci-0", provider="aci", aci=aci_settings(sim)))
+    assert isinstance(provider, base.Provider)
+    assert isinstance(provider, base.SupportsLogs)
+    assert isinstance(provider, base.SupportsExec)
+    assert not isinstance(provider, base.SupportsStats)
+    assert provider.container_id_scheme == "aci"
+
+
+def test_missing_subscription_is_a_config_error() -> None:
+    with pytest.raises(errors.ConfigError, match="ACI_SUBSCRIPTION_ID"):
+        aci.AciProvider(settings.AciSettings())
+
+
+async def test_create_returns_at_once_and_list_reports_running(sim: Sim, provider: aci.AciProvider) -> None:
+    created = await provider.create(spec("web"))
+    assert created.id == "web"
+    assert created.status in (models.InstanceStatus.SCHEDULING, models.InstanceStatus.PENDING)
+    assert created.tags == spec("web").tags
+    sim.advance(10)
+    (listed,) = await provider.list(NODE_TAGS)
+    assert listed.status is models.InstanceStatus.RUNNING
+    assert listed.tags == spec("web").tags
+    assert listed.containers[0].state is models.ContainerState.RUNNING
+    assert listed.ip
+    assert "Started" in [e.reason for e in listed.events]
+    assert (await provider.get("web")).status is models.InstanceStatus.RUNNING
+
+
+async def test_create_is_idempotent_by_client_token(sim: Sim, provider: aci.AciProvider) -> None:
+    first = await provider.create(spec("once"))
+    sim.advance(5)
+    again = await provider.create(spec("once"))
+    assert again.id == first.id
+    assert again.status is models.InstanceStatus.RUNNING
+    assert sim.totals()["live"] == 1
+    with pytest.raises(errors.Unavailable, match="another pod"):
+        await provider.create(spec("once", token="uid-other"))
+    assert sim.totals()["live"] == 1
+
+
+async def test_delete_removes_the_group_and_repeats_harmlessly(sim: Sim, provider: aci.AciProvider) -> None:
+    await provider.create(spec("gone"))
+    await provider.delete("gone", grace_seconds=5)
+    await provider.delete("gone", grace_seconds=5)
+    sim.advance(60)
+    assert await provider.list(NODE_TAGS) == []
+    with pytest.raises(errors.NotFound):
+        await provider.get("gone")
+    await provider.delete("gone", grace_seconds=5)
+
+
+async def test_capacity_refusal_in_the_first_subnet_moves_to_the_next(sim: Sim, provider: aci.AciProvider) -> None:
+    first, second = sim.vswitches[0], sim.vswitches[1]
+    status, body = sim.admin("POST", "stock", {"zone": first["zone"], "available": 0})
+    assert status == 200, body
+    created = await provider.create(spec("spill", vswitches=(first["id"], second["id"])))
+    assert created.vswitch == second["id"]
+    status, body = sim.admin("POST", "stock", {"zone": second["zone"], "available": 0})
+    with pytest.raises(errors.CapacityError):
+        await provider.create(spec("nowhere", vswitches=(first["id"], second["id"])))
+
+
+async def test_http_429_is_throttled_with_retry_after(sim: Sim) -> None:
+    provider = aci.AciProvider(aci_settings(sim), create_limit=None)
+    try:
+        status, body = sim.admin("PUT", "rate-limits/create", {"burst": 1, "rate": 0})
+        assert status == 200, body
+        await provider.create(spec("a"))
+        with pytest.raises(errors.Throttled) as caught:
+            await provider.create(spec("b"))
+        assert caught.value.code == "TooManyRequests"
+        assert caught.value.retry_after is not None
+        assert caught.value.retry_after >= 1
+    finally:
+        await provider.close()
+
+
+async def test_a_5xx_storm_is_unavailable_and_the_retry_makes_no_duplicate(sim: Sim, provider: aci.AciProvider) -> None:
+    status, body = sim.admin("PUT", "faults/create", {"error_rate": 1.0, "error_status": 503})
+    assert status == 200, body
+    for _ in range(3):
+        with pytest.raises(errors.Unavailable):
+            await provider.create(spec("storm"))
+    sim.admin("DELETE", "faults")
+    first = await provider.create(spec("storm"))
+    second = await provider.create(spec("storm"))
+    assert first.id == second.id
+    assert sim.totals()["live"] == 1
+
+
+async def test_65_vcpu_is_an_invalid_spec(provider: aci.AciProvider) -> None:
+    with pytest.raises(errors.InvalidSpec):
+        await provider.create(spec("huge", cpu=65, memory=128))
+
+
+async def test_a_wrong_token_is_forbidden(sim: Sim) -> None:
+    provider = aci.AciProvider(aci_settings(sim, client_secret="not-the-token"))
+    try:
+        with pytest.raises(errors.Forbidden):
+            await provider.list(NODE_TAGS)
+    finally:
+        await provider.close()
+
+
+async def test_logs_and_exec_keep_arguments(sim: Sim, provider: aci.AciProvider) -> None:
+    await provider.create(spec("hello", "sh", "-c", "echo hello; echo world", image="busybox", restart="Never"))
+    await provider.create(spec("server"))
+    sim.advance(5)
+    assert b"".join([c async for c in provider.logs("hello", "app", LogOptions())]) == b"hello\nworld\n"
+    assert b"".join([c async for c in provider.logs("hello", "app", LogOptions(tail_lines=1))]) == b"world\n"
+    echoed = await provider.exec("server", "app", ["sh", "-c", 'echo "a b"'])
+    assert echoed.stdout == b"a b\n"
+    with pytest.raises(errors.NotFound):
+        await provider.exec("server", "nope", ["true"])
+
+
+async def test_list_follows_next_links_and_keeps_to_its_tags(sim: Sim) -> None:
+    # More than one ARM page (100); the rate limits are lifted for the burst of creates.
+    sim.admin("DELETE", "rate-limits/create")
+    provider = aci.AciProvider(aci_settings(sim), create_limit=None)
+    try:
+        names = {(await provider.create(spec(f"p-{n}"))).id for n in range(105)}
+        await provider.create(spec("other", tags={models.TAG_NODE: "vn-aci-1"}))
+        listed = await provider.list(NODE_TAGS)
+        assert {s.id for s in listed} == names
+    finally:
+        await provider.close()
+
+
+async def test_a_16_vcpu_job_is_billed_at_its_spec(sim: Sim, provider: aci.AciProvider) -> None:
+    command = ("perl", "-Mbignum=bpi", "-wle", "print bpi(2000)")
+    await provider.create(spec("pi", *command, image="perl:5.34", cpu=16, memory=32, restart="Never"))
+    sim.advance(120)
+    done = await provider.get("pi")
+    assert done.status is models.InstanceStatus.SUCCEEDED
+    assert (done.cpu, done.memory_gib) == (16.0, 32.0)
+    assert done.containers[0].exit_code == 0
+    status, totals = sim.admin("GET", "totals")
+    assert status == 200
+    rate = 16 * catalog.USD_PER_VCPU_SECOND + 32 * catalog.USD_PER_GIB_SECOND
+    assert 0 < totals["cost_usd"] < 120 * rate
+
+
+def test_tags_round_trip_through_arm_spelling() -> None:
+    tags = {models.TAG_NODE: "n", "plain": "v"}
+    encoded = aci.encode_tags(tags)
+    assert encoded == {"vnode.io-node": "n", "plain": "v"}
+    assert aci.decode_tags({**encoded, aci.TOKEN_TAG: "t"}) == tags
+    with pytest.raises(errors.InvalidSpec):
+        aci.encode_tags({"other.io/x": "v"})
