@@ -94,7 +94,8 @@ class LocalProvider(_Core):
         entries = list(run)
         if options.tail_lines is not None:
             entries = entries[len(entries) - options.tail_lines :] if options.tail_lines else []
-        yield render(entries)
+        if entries:  # like ECI's provider: nothing at all for an empty log, not an empty chunk
+            yield render(entries)
         seen = len(run)
         self.following += 1
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import http.client
+import ssl
 import subprocess
 import threading
 
@@ -70,6 +72,43 @@ def test_kubectl_logs_follow_streams_new_lines(kubelet: Kubelet, pod: pods.PodIn
             reader.join(10)
     # The client left: the kubelet API must stop following, not wait for the next line forever.
     wait_for(lambda: kubelet.provider.following == 0, timeout=30, what="the log stream to close after kubectl left")
+
+
+def test_follow_on_an_empty_log_waits_for_the_first_line(
+    kubelet: Kubelet, pod: pods.PodInstance, cluster: launcher.Info
+) -> None:
+    kubelet.call(kubelet.provider.restart(pod.instance_id, "app"))  # a run with no lines yet
+    cmd = [str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "logs", "-f",
+           "-n", pod.namespace, pod.name]  # fmt: skip
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
+        assert process.stdout is not None
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        try:
+            wait_for(lambda: kubelet.provider.following == 1, timeout=30, what="the follow to start")
+            kubelet.call(kubelet.provider.append(pod.instance_id, "app", "first words"))
+            wait_for(lambda: seen == ["first words\n"], timeout=30, what="the first line of a quiet log")
+        finally:
+            process.kill()
+            process.wait(10)
+            reader.join(10)
+    wait_for(lambda: kubelet.provider.following == 0, timeout=30, what="the log stream to close after kubectl left")
+
+
+def test_follow_on_an_empty_log_answers_headers_at_once(kubelet: Kubelet, pod: pods.PodInstance) -> None:
+    """The API server waits for the kubelet's response headers; a quiet log must not hold them back."""
+    kubelet.call(kubelet.provider.restart(pod.instance_id, "app"))
+    context = ssl.create_default_context(cafile=str(kubelet.ca_file))
+    context.load_cert_chain(kubelet.pki / "apiserver-kubelet-client.crt", kubelet.pki / "apiserver-kubelet-client.key")
+    connection = http.client.HTTPSConnection("127.0.0.1", kubelet.port, context=context, timeout=15)
+    try:
+        connection.request("GET", f"/containerLogs/{pod.namespace}/{pod.name}/app?follow=true")
+        response = connection.getresponse()  # raises TimeoutError if the headers never come
+        assert response.status == 200
+    finally:
+        connection.close()
+    wait_for(lambda: kubelet.provider.following == 0, timeout=30, what="the log stream to close after the client left")
 
 
 def test_logs_of_an_unknown_container_instance_are_refused_clearly(

@@ -151,6 +151,8 @@ class KubeletServer:
         self.ready = asyncio.Event()
         self.started_at = clock.now()
         self._sessions: set[asyncio.Task[Any]] = set()
+        #: How long ``logs -f`` waits for a first chunk before sending headers anyway.
+        self.log_commit_after = 1.0
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[auth.middleware(self.reviewer)])
@@ -215,14 +217,29 @@ class KubeletServer:
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         pod, container = self._target(request)
-        if not isinstance(self.provider, base.SupportsLogs):
+        provider = self.provider
+        if not isinstance(provider, base.SupportsLogs):
             return self._unsupported("container logs")
         options = parse_log_query(request.query, self.clock.now())
-        chunks = self.provider.logs(pod.instance_id, container, options)
         response: web.StreamResponse | None = None
+        chunks: Any = None
+        first: asyncio.Future[bytes] | None = None
         left = options.limit_bytes
         try:
-            async for chunk in chunks:
+            chunks = aiter(provider.logs(pod.instance_id, container, options))
+            # Wait for the first chunk before answering, so that an unknown container is an HTTP
+            # error, not an empty 200; but a follow on a quiet log must not leave the caller
+            # without response headers: after a moment, commit to 200 and keep waiting.
+            first = asyncio.ensure_future(anext(chunks))
+            if options.follow:
+                await asyncio.wait({first}, timeout=self.log_commit_after)
+                if not first.done():
+                    response = await self._start_stream(request)
+            try:
+                chunk: bytes | None = await first
+            except StopAsyncIteration:
+                chunk = None
+            while chunk is not None:
                 if response is None:
                     response = await self._start_stream(request)
                 if left is not None:
@@ -231,11 +248,19 @@ class KubeletServer:
                 await response.write(chunk)
                 if left == 0:
                     break
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    chunk = None
         except errors.ApiError as exc:
             if response is None:
                 return _error_response(exc)
             log.warning("log stream of %s/%s ended: %s", pod.namespace, pod.name, exc, extra={"node": self.node_name})
         finally:
+            if first is not None and not first.done():  # the client left while we waited
+                first.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await first
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
