@@ -1,0 +1,197 @@
+"""End to end: ``vnode run --provider eci`` as a child process, the real control plane, the simulated cloud.
+
+The simulator runs the ``realistic`` profile with its clock at 10x (a ~30 s start takes ~3 s),
+the daemon is the installed command with the field's environment variables read from the
+simulator's cloud.json. Both die with the session (``PR_SET_PDEATHSIG``) and are stopped in
+teardown, pass or fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import pathlib
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from tests.cloudsim.conftest import Sim, running
+from tests.waiting import wait_for
+from vnode.cloudsim import catalog
+from vnode.cluster import launcher, procs
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CLOCK_SCALE = 10.0
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(tmp_path_factory.mktemp("e2e-cloud"), profile="realistic") as sim:
+        status, body = sim.admin("POST", "clock", {"scale": CLOCK_SCALE})
+        assert status == 200, body
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``vnode run --provider eci`` child process; yields its node's name once the node is Ready."""
+    name = f"vn-eci-{secrets.token_hex(3)}"
+    info = cloud.info
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "VNODE_NODE_NAME": name,
+        "VNODE_PROVIDER": "eci",
+        "VNODE_CLUSTER_ID": "e2e",
+        "ECI_REGION": info["region"],
+        "ECI_ENDPOINT": info["eci"]["endpoint"],
+        "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
+        "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
+        "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
+        "ECI_SECURITY_GROUP": info["security_group_id"],
+    }
+    command = [sys.executable, "-m", "vnode", "run", "--http-port", "0", "--http-address", "127.0.0.1"]
+    command += ["--kubelet-port", "0", "--status-interval", "0.5"]
+    log_path = tmp_path_factory.mktemp("e2e-daemon") / "vnode-run.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, preexec_fn=procs.die_with_parent)
+    api = k8s.CoreV1Api(_client(cluster))
+    try:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"vnode run exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            got = api.read_node(name)
+            return any(c.type == "Ready" and c.status == "True" for c in got.status.conditions or ())
+
+        wait_for(ready, timeout=60, what=f"node {name} Ready (log: {log_path})")
+        yield name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        with contextlib.suppress(k8s.ApiException):
+            api.delete_node(name)
+        api.api_client.close()
+
+
+def _client(cluster: launcher.Info) -> k8s.ApiClient:
+    return k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
+
+
+def virtual_pod_spec(node: str, container: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "nodeSelector": {"type": "virtual-kubelet", "kubernetes.io/hostname": node},
+        "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+        "containers": [container],
+        "terminationGracePeriodSeconds": 5,
+        **spec,
+    }
+
+
+def live_instance_ids(cloud: Sim, uid: str) -> list[str]:
+    """The simulator's live instances tagged with this pod UID, through the ECI API itself."""
+    status, body = cloud.raw(
+        "DescribeContainerGroups",
+        {"RegionId": cloud.region, "Tag.1.Key": "vnode.io/pod-uid", "Tag.1.Value": uid, "Limit": "20"},
+    )
+    assert status == 200, body
+    return [g["ContainerGroupId"] for g in body["ContainerGroups"] if g["Status"] != "Terminating"]
+
+
+def test_an_nginx_pod_runs_on_the_virtual_node_and_deleting_it_removes_the_instance(
+    cloud: Sim, node: str, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    container = {"name": "web", "image": "nginx:alpine"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx"}, "spec": virtual_pod_spec(node, container)}
+    core.create_namespaced_pod(namespace, pod)
+
+    def running_pod() -> k8s.V1Pod | None:
+        got: k8s.V1Pod = core.read_namespaced_pod("nginx", namespace)
+        return got if got.status.phase == "Running" and got.status.pod_ip else None
+
+    got = wait_for(running_pod, timeout=60, what="the nginx pod Running")
+    assert got.spec.node_name == node
+    networks = [ipaddress.ip_network(v["cidr"]) for v in cloud.vswitches]
+    assert any(ipaddress.ip_address(got.status.pod_ip) in net for net in networks), got.status.pod_ip
+    (status,) = got.status.container_statuses
+    assert status.container_id.startswith("eci://")
+    uid = got.metadata.uid
+    (instance_id,) = live_instance_ids(cloud, uid)
+
+    def reasons() -> set[str] | None:
+        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=nginx").items
+        found = {e.reason for e in events}
+        return found if {"Scheduled", "Pulling", "Pulled", "Created", "Started"} <= found else None
+
+    wait_for(reasons, timeout=30, what="events Scheduled, Pulling, Pulled, Created, Started")
+
+    core.delete_namespaced_pod("nginx", namespace)
+    wait_for(lambda: not live_instance_ids(cloud, uid), timeout=60, what=f"instance {instance_id} deleted")
+
+    def pod_gone() -> bool:
+        return not core.list_namespaced_pod(namespace, field_selector="metadata.name=nginx").items
+
+    wait_for(pod_gone, timeout=60, what="the pod removed")
+
+
+def test_the_fields_pi_job_completes_billed_at_16_by_32_for_its_run_only(
+    cloud: Sim, node: str, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    batch = k8s.BatchV1Api(kube_api)
+    resources = {"limits": {"cpu": "16", "memory": "32Gi"}, "requests": {"cpu": "16", "memory": "32Gi"}}
+    container = {
+        "name": "pi",
+        "image": "perl:5.34",
+        "command": ["perl", "-Mbignum=bpi", "-wle", "print bpi(2000)"],
+        "resources": resources,
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "pi"},
+        "spec": {
+            "backoffLimit": 4,
+            "template": {"spec": virtual_pod_spec(node, container, restartPolicy="Never")},
+        },
+    }
+    batch.create_namespaced_job(namespace, job)
+
+    def complete() -> bool:
+        got = batch.read_namespaced_job("pi", namespace)
+        return any(c.type == "Complete" and c.status == "True" for c in got.status.conditions or ())
+
+    wait_for(complete, timeout=120, what="the Job Complete")
+    (pod,) = core.list_namespaced_pod(namespace, label_selector="job-name=pi").items
+    assert pod.status.phase == "Succeeded"
+    status, body = cloud.raw(
+        "DescribeContainerGroups",
+        {"RegionId": cloud.region, "Tag.1.Key": "vnode.io/pod-uid", "Tag.1.Value": pod.metadata.uid},
+    )
+    assert status == 200, body
+    (group,) = body["ContainerGroups"]
+    assert (group["Cpu"], group["Memory"]) == (16.0, 32.0)
+
+    status, first = cloud.admin("GET", f"instances/{group['ContainerGroupId']}")
+    assert status == 200, first
+    # Let 20 more simulated seconds pass: a finished instance's bill does not grow.
+    start = cloud.admin("GET", "clock")[1]["now"]
+    wait_for(lambda: cloud.admin("GET", "clock")[1]["now"] > start + 20, timeout=30, what="simulated time to pass")
+    status, later = cloud.admin("GET", f"instances/{group['ContainerGroupId']}")
+    assert later["billable_seconds"] == first["billable_seconds"]
+    rate = 16 * catalog.USD_PER_VCPU_SECOND + 32 * catalog.USD_PER_GIB_SECOND
+    assert later["cost_usd"] == pytest.approx(later["billable_seconds"] * rate)
+    # Billed from image pull to the end of the run: the realistic profile's ~30 s start plus the 1 s run.
+    assert 1 <= later["billable_seconds"] < 90
