@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -239,3 +240,11 @@ def test_tags_round_trip_through_arm_spelling() -> None:
     assert aci.decode_tags({**encoded, aci.TOKEN_TAG: "t"}) == tags
     with pytest.raises(errors.InvalidSpec):
         aci.encode_tags({"other.io/x": "v"})
+
+
+def test_group_names_are_ones_arm_accepts() -> None:
+    valid = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$")
+    assert aci.arm_name("default-web") == "default-web"
+    for name in ("t-" + "a" * 80 + "-x", "ns--pod", "Upper.Case", "-edge-"):
+        assert valid.match(aci.arm_name(name)), aci.arm_name(name)
+    assert aci.arm_name("a" * 70) != aci.arm_name("a" * 71)

@@ -13,6 +13,8 @@ Choices ARM forces:
 * **Tag names** may not contain ``/``: vnode's ``vnode.io/<word>`` tags are stored as
   ``vnode.io-<word>`` (the spelling the simulator's console also reads) and translated back,
   so ``InstanceState.tags`` are exactly the ones given. Other keys with ``/`` are refused.
+* **Names**: a group's name (its instance id here) is ``spec.name`` when ARM accepts it
+  (1-63 lowercase letters, digits and single dashes), else a cleaned prefix plus a hash.
 * **Idempotency** in ARM is by name (a PUT of a different body *replaces* the group), so a
   create first GETs the group: one made with the same client token (kept in the tag
   ``vnode.io-client-token``) is returned as it is; one of another token still alive is a
@@ -34,7 +36,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import hashlib
 import json
+import re
 import shlex
 import ssl
 import time
@@ -47,7 +51,7 @@ import aiohttp
 from vnode import errors, models, settings
 from vnode.provider import base, eci
 
-__all__ = ["AciProvider", "create", "decode_tags", "encode_tags", "group_body", "state_of"]
+__all__ = ["AciProvider", "arm_name", "create", "decode_tags", "encode_tags", "group_body", "state_of"]
 
 API_VERSION = "2023-05-01"
 ARM = "https://management.azure.com"
@@ -56,6 +60,20 @@ PROVIDER = "Microsoft.ContainerInstance"
 TOKEN_TAG = "vnode.io-client-token"
 _VNODE_PREFIX = "vnode.io/"
 _CAPACITY_CODES = {"ServiceUnavailable", "InsufficientSubnetSize", "ContainerGroupQuotaReached", "InsufficientCapacity"}
+
+
+# -- names and tags -------------------------------------------------------------------------
+
+
+def arm_name(name: str) -> str:
+    """A container group name ARM accepts (1-63 lowercase letters, digits, single dashes) for
+    ``name``: the same name when it already is one, else a cleaned one with a hash of the original
+    at the end, so that two long names never share a group."""
+    clean = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", name.lower())).strip("-") or "group"
+    if clean == name and len(clean) <= 63:
+        return clean
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{clean[:54].strip('-')}-{digest}"
 
 
 # -- tags -------------------------------------------------------------------------------------
@@ -452,14 +470,15 @@ class AciProvider:
         return group if isinstance(group, dict) else None
 
     async def create(self, spec: models.InstanceSpec) -> models.InstanceState:
-        existing = await self._existing(spec.name)
+        name = arm_name(spec.name)
+        existing = await self._existing(name)
         if existing is not None:
             state = state_of(existing)
             if (existing.get("tags") or {}).get(TOKEN_TAG) == spec.client_token:
                 return state
             if state.status is not models.InstanceStatus.TERMINATING:
                 raise errors.Unavailable(
-                    f"ACI: a container group named {spec.name} made for another pod still exists", code="NameInUse"
+                    f"ACI: a container group named {name} made for another pod still exists", code="NameInUse"
                 )
         candidates = spec.placement.vswitches or tuple(s for s in self.config.subnet.split(",") if s.strip())
         refused: list[str] = []
@@ -469,7 +488,7 @@ class AciProvider:
             if "create" in self._buckets:
                 self._buckets["create"].take("PUT containerGroups")
             try:
-                _, group = await self._request("PUT", f"{self.groups_url}/{spec.name}", "create", body)
+                _, group = await self._request("PUT", f"{self.groups_url}/{name}", "create", body)
             except errors.CapacityError as exc:
                 refused.append(f"{subnet or 'default'}: {exc.code}")
                 code = exc.code
@@ -477,7 +496,7 @@ class AciProvider:
             return (
                 state_of(group)
                 if isinstance(group, dict)
-                else models.InstanceState(id=spec.name, status=models.InstanceStatus.SCHEDULING, tags=dict(spec.tags))
+                else models.InstanceState(id=name, status=models.InstanceStatus.SCHEDULING, tags=dict(spec.tags))
             )
         raise errors.CapacityError(f"ACI: no candidate subnet could take it ({'; '.join(refused)})", code=code)
 
