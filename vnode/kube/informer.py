@@ -74,6 +74,12 @@ class Informer(Generic[T]):
                     delay = max(delay, exc.retry_after)
                 log.warning("list/watch failed: %s; again in %.1fs", exc, delay, extra={"path": self.path})
                 await asyncio.sleep(delay)
+            except Exception:  # an object we cannot decode, a bug: never let it stop the daemon's watch
+                failures += 1
+                delay = min(30.0, 0.2 * 2**failures) * (0.5 + self._rng.random() / 2)
+                log.exception("list/watch broke; listing again in %.1fs", delay, extra={"path": self.path})
+                relist = True
+                await asyncio.sleep(delay)
 
     async def _list(self) -> None:
         listed = await self.kube.list(self.path, self.kind, params=self.params)
