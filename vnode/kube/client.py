@@ -10,6 +10,7 @@ and the caller's work queue decides. Paths are API paths (``/api/v1/namespaces/x
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
@@ -29,6 +30,8 @@ PATCH_TYPES = {
     "apply": "application/apply-patch+yaml",  # JSON is valid YAML
     "json": "application/json-patch+json",
 }
+
+log = logging.getLogger(__name__)
 
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
@@ -207,7 +210,18 @@ class Client:
                         if line.startswith(b'{"type":"ERROR"'):
                             status = decode(line, objects.WatchEvent[objects.Status]).object
                             raise _error(status.code or 500, msgspec.json.encode(status), {}, what)
-                        event = decode(line, event_kind)
+                        if line.startswith(b'{"type":"BOOKMARK"'):
+                            # A bookmark's object is metadata only, with nulls where lists belong
+                            # ("containers": null): keep its metadata, default the rest.
+                            raw = msgspec.json.decode(line)
+                            yield "BOOKMARK", msgspec.convert({"metadata": raw["object"]["metadata"]}, type=kind)
+                            continue
+                        try:
+                            event = decode(line, event_kind)
+                        except msgspec.ValidationError as exc:
+                            # One odd object must not stop the daemon; the next re-list sees it again.
+                            log.warning("skipped an undecodable event on %s: %s", path, exc)
+                            continue
                         yield event.type, event.object
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise errors.Unavailable(f"{what}: {type(exc).__name__}: {exc}", code="Unreachable") from exc
