@@ -41,27 +41,23 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         yield sim
 
 
-@pytest.fixture(scope="module")
-def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A ``vnode run --provider eci`` child process; yields its node's name once the node is Ready."""
-    name = f"vn-eci-{secrets.token_hex(3)}"
-    info = cloud.info
+@contextlib.contextmanager
+def vnode_run(
+    provider: str, settings_env: dict[str, str], cluster: launcher.Info, log_dir: pathlib.Path
+) -> Iterator[str]:
+    """A ``vnode run --provider <provider>`` child process; yields its node's name once the node is Ready."""
+    name = f"vn-{provider}-{secrets.token_hex(3)}"
     env = {
         **os.environ,
         "KUBECONFIG": str(cluster.kubeconfig),
         "VNODE_NODE_NAME": name,
-        "VNODE_PROVIDER": "eci",
+        "VNODE_PROVIDER": provider,
         "VNODE_CLUSTER_ID": "e2e",
-        "ECI_REGION": info["region"],
-        "ECI_ENDPOINT": info["eci"]["endpoint"],
-        "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
-        "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
-        "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
-        "ECI_SECURITY_GROUP": info["security_group_id"],
+        **settings_env,
     }
     command = [sys.executable, "-m", "vnode", "run", "--http-port", "0", "--http-address", "127.0.0.1"]
     command += ["--kubelet-port", "0", "--status-interval", "0.5"]
-    log_path = tmp_path_factory.mktemp("e2e-daemon") / "vnode-run.log"
+    log_path = log_dir / "vnode-run.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, preexec_fn=procs.die_with_parent)
     api = k8s.CoreV1Api(_client(cluster))
@@ -87,6 +83,38 @@ def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFa
         api.api_client.close()
 
 
+@pytest.fixture(scope="module")
+def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An ECI node, configured by the field's ECI_* variables from the simulator's cloud.json."""
+    info = cloud.info
+    env = {
+        "ECI_REGION": info["region"],
+        "ECI_ENDPOINT": info["eci"]["endpoint"],
+        "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
+        "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
+        "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
+        "ECI_SECURITY_GROUP": info["security_group_id"],
+    }
+    with vnode_run("eci", env, cluster, tmp_path_factory.mktemp("e2e-eci")) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def aci_node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An ACI node; the simulator's bearer token goes in ACI_CLIENT_SECRET (no ACI_TENANT_ID)."""
+    info = cloud.info["aci"]
+    env = {
+        "ACI_REGION": info["location"],
+        "ACI_ENDPOINT": info["endpoint"],
+        "ACI_CA_FILE": info["ca_file"],
+        "ACI_SUBSCRIPTION_ID": info["subscription_id"],
+        "ACI_RESOURCE_GROUP": info["resource_group"],
+        "ACI_CLIENT_SECRET": info["token"],
+    }
+    with vnode_run("aci", env, cluster, tmp_path_factory.mktemp("e2e-aci")) as name:
+        yield name
+
+
 def _client(cluster: launcher.Info) -> k8s.ApiClient:
     return k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
 
@@ -101,11 +129,12 @@ def virtual_pod_spec(node: str, container: dict[str, Any], **spec: Any) -> dict[
     }
 
 
-def live_instance_ids(cloud: Sim, uid: str) -> list[str]:
-    """The simulator's live instances tagged with this pod UID, through the ECI API itself."""
+def live_instance_ids(cloud: Sim, uid: str, *, key: str = "vnode.io/pod-uid") -> list[str]:
+    """The simulator's live instances tagged with this pod UID, through the ECI API itself (an
+    ACI group is the same cloud's instance, its tag spelled as ARM allows)."""
     status, body = cloud.raw(
         "DescribeContainerGroups",
-        {"RegionId": cloud.region, "Tag.1.Key": "vnode.io/pod-uid", "Tag.1.Value": uid, "Limit": "20"},
+        {"RegionId": cloud.region, "Tag.1.Key": key, "Tag.1.Value": uid, "Limit": "20"},
     )
     assert status == 200, body
     return [g["ContainerGroupId"] for g in body["ContainerGroups"] if g["Status"] != "Terminating"]
@@ -145,6 +174,35 @@ def test_an_nginx_pod_runs_on_the_virtual_node_and_deleting_it_removes_the_insta
         return not core.list_namespaced_pod(namespace, field_selector="metadata.name=nginx").items
 
     wait_for(pod_gone, timeout=60, what="the pod removed")
+
+
+def test_an_nginx_pod_runs_on_the_aci_node_with_an_aci_container_id(
+    cloud: Sim, aci_node: str, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    container = {"name": "web", "image": "nginx:alpine"}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "nginx"},
+        "spec": virtual_pod_spec(aci_node, container),
+    }
+    core.create_namespaced_pod(namespace, pod)
+
+    def running_pod() -> k8s.V1Pod | None:
+        got: k8s.V1Pod = core.read_namespaced_pod("nginx", namespace)
+        return got if got.status.phase == "Running" and got.status.pod_ip else None
+
+    got = wait_for(running_pod, timeout=60, what="the nginx pod Running on the ACI node")
+    assert got.spec.node_name == aci_node
+    networks = [ipaddress.ip_network(v["cidr"]) for v in cloud.vswitches]
+    assert any(ipaddress.ip_address(got.status.pod_ip) in net for net in networks), got.status.pod_ip
+    (status,) = got.status.container_statuses
+    assert status.container_id.startswith("aci://")
+    uid = got.metadata.uid
+    assert live_instance_ids(cloud, uid, key="vnode.io-pod-uid")
+
+    core.delete_namespaced_pod("nginx", namespace)
+    wait_for(lambda: not live_instance_ids(cloud, uid, key="vnode.io-pod-uid"), timeout=60, what="the group deleted")
 
 
 def test_the_fields_pi_job_completes_billed_at_16_by_32_for_its_run_only(
