@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import pathlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -192,15 +193,21 @@ async def test_a_5xx_storm_is_unavailable_and_the_retry_makes_no_duplicate(sim: 
     for _ in range(3):
         with pytest.raises(errors.Unavailable):
             await provider.create(spec("storm"))
-    status, body = sim.admin("PUT", "faults/describe", {"error_rate": 1.0, "error_status": 500})
-    with pytest.raises(errors.Unavailable):
-        await provider.list(NODE_TAGS)
+    for operation in ("status", "describe"):
+        status, body = sim.admin("PUT", f"faults/{operation}", {"error_rate": 1.0, "error_status": 500})
+        assert status == 200, body
+        with pytest.raises(errors.Unavailable):
+            await provider.list(NODE_TAGS)
+        if operation == "status":  # the status feed answers again; describing the new instance fails
+            sim.admin("DELETE", "faults/status")
+            sim.admin("DELETE", "faults/create")
+            await provider.create(spec("early", token="uid-early"))
     sim.admin("DELETE", "faults")
     first = await provider.create(spec("storm"))
     second = await provider.create(spec("storm"))
     assert first.id == second.id
-    assert len(await provider.list(NODE_TAGS)) == 1
-    assert sim.totals()["live"] == 1
+    assert len(await provider.list(NODE_TAGS)) == 2  # storm and early, once each
+    assert sim.totals()["live"] == 2
 
 
 async def test_an_unreachable_cloud_is_unavailable(sim: Sim) -> None:
@@ -355,3 +362,33 @@ def test_the_signature_is_the_one_the_simulator_checks(tmp_path: pathlib.Path) -
     canonical = acs3.canonical_request("POST", "/", params.items(), headers, auth.signed_headers, eci.EMPTY_SHA256)
     assert acs3.verify("secret", auth, canonical)
     assert url.startswith("http://127.0.0.1:1/?")
+
+
+async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
+    calls: list[str] = []
+
+    class Counting(eci.EciClient):
+        async def call(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
+            calls.append(action)
+            return await super().call(action, params)
+
+    config = eci_settings(sim)
+    client = Counting(config.endpoint, config.access_key, config.secret_key)
+    provider = eci.EciProvider(config, client=client)
+    try:
+        for n in range(25):
+            await provider.create(spec(f"s-{n}", tags={"cloudsim/delay": "10"} if n == 0 else None))
+        sim.advance(1)
+        calls.clear()
+        assert len(await provider.list(NODE_TAGS)) == 25
+        assert calls.count("DescribeContainerGroups") == 2  # 25 new instances, 20 per call
+        calls.clear()
+        assert len(await provider.list(NODE_TAGS)) == 25
+        assert calls == ["DescribeContainerGroupStatus"]
+        sim.advance(10)  # s-0 finishes pulling and starts
+        calls.clear()
+        states = {s.id: s for s in await provider.list(NODE_TAGS)}
+        assert calls == ["DescribeContainerGroupStatus", "DescribeContainerGroups"]
+        assert all(s.status is models.InstanceStatus.RUNNING for s in states.values())
+    finally:
+        await provider.close()

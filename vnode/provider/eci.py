@@ -20,9 +20,10 @@ What the provider does beyond translating calls:
 * **No retries**; a client-side token bucket with the cloud's create/delete limits (burst 100,
   20/s) answers ``Throttled`` with the time to the next token instead of spending a call that
   the cloud would refuse.
-* **Listing** pages ``DescribeContainerGroups`` (20 per page, with tags, containers and events)
-  by the node's tags; ECI's bulk ``DescribeContainerGroupStatus`` carries no tags, zone or
-  events, so it would need two more calls to fill an ``InstanceState``.
+* **Listing** pages ECI's bulk ``DescribeContainerGroupStatus`` by the node's tags (200 per
+  page) as the change detector; it carries no tags, zone or events, so an instance is described
+  in full (``DescribeContainerGroups`` by id, 20 per call) when it is new or its status item
+  changed, and its last full state is reused otherwise.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ VERSION = "2018-08-08"
 ALGORITHM = "ACS3-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_VSWITCHES_PER_CALL = 10
-PAGE = 20  # DescribeContainerGroups' largest page
+PAGE = 20  # DescribeContainerGroups' largest page (and most ids per call)
+STATUS_PAGE = 200  # DescribeContainerGroupStatus' page
 
 # Codes that mean "this zone/vSwitch cannot take it, another may" (ECI and the VPC/ECS ones it uses).
 _CAPACITY = re.compile(r"NoStock|StockExhaust|IpNotEnough|InsufficientIp|QuotaExceed\.SecurityGroup|ZoneNotAvailable")
@@ -448,6 +450,9 @@ class EciProvider:
             {action: TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit is not None else {}
         )
         self._log_poll_interval = log_poll_interval
+        # instance id -> (fingerprint of its last status item, its full state): the listing
+        # describes an instance again only when its status item changed.
+        self._known: dict[str, tuple[str, models.InstanceState]] = {}
 
     async def _call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
         params.setdefault("RegionId", self.config.region)
@@ -513,28 +518,59 @@ class EciProvider:
                 return state_of(group)
         raise errors.NotFound(f"ECI: no container group {instance_id}", code="InvalidContainerGroupId.NotFound")
 
-    async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
-        params: dict[str, str] = {"Limit": str(PAGE)}
-        for n, (key, value) in enumerate(sorted(tags.items()), 1):
-            params[f"Tag.{n}.Key"] = key
-            params[f"Tag.{n}.Value"] = value
-        states: list[models.InstanceState] = []
-        seen: set[str] = set()
+    async def _pages(self, action: str, params: dict[str, str], key: str) -> AsyncIterator[dict[str, Any]]:
         token = ""
         while True:
             page = dict(params, NextToken=token) if token else dict(params)
             try:
-                body = await self._call("DescribeContainerGroups", page)
+                body = await self._call(action, page)
             except (errors.InvalidSpec, errors.NotFound, errors.Conflict, errors.CapacityError) as exc:
                 raise errors.Unavailable(exc.message, code=exc.code) from exc
-            for group in body.get("ContainerGroups") or ():
-                state = state_of(group)
-                if state.id not in seen and all(state.tags.get(k) == v for k, v in tags.items()):
-                    seen.add(state.id)
-                    states.append(state)
+            for item in body.get(key) or ():
+                yield item
             token = str(body.get("NextToken") or "")
             if not token:
-                return states
+                return
+
+    async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
+        """The status feed: ``DescribeContainerGroupStatus`` (200 a page) finds the instances and
+        tells which changed; only those (and new ones) are described in full, 20 per
+        ``DescribeContainerGroups`` call by id. A node's 3,000 steady instances cost 15 calls."""
+        params: dict[str, str] = {"Limit": str(STATUS_PAGE)}
+        for n, (key, value) in enumerate(sorted(tags.items()), 1):
+            params[f"Tag.{n}.Key"] = key
+            params[f"Tag.{n}.Value"] = value
+        order: list[str] = []
+        stale: dict[str, str] = {}
+        async for item in self._pages("DescribeContainerGroupStatus", params, "Data"):
+            instance_id = str(item.get("ContainerGroupId", ""))
+            if not instance_id or instance_id in stale or instance_id in order:
+                continue
+            fingerprint = json.dumps([item.get("Status"), item.get("PodStatus")], sort_keys=True)
+            order.append(instance_id)
+            cached = self._known.get(instance_id)
+            if cached is None or cached[0] != fingerprint:
+                stale[instance_id] = fingerprint
+        missing = list(stale)
+        for start in range(0, len(missing), PAGE):
+            batch = missing[start : start + PAGE]
+            described = self._pages(
+                "DescribeContainerGroups", {"ContainerGroupIds": json.dumps(batch)}, "ContainerGroups"
+            )
+            async for group in described:
+                state = state_of(group)
+                if state.id in stale:
+                    self._known[state.id] = (stale[state.id], state)
+        listed = set(order)
+        for instance_id, (_, state) in list(self._known.items()):
+            if instance_id not in listed and all(state.tags.get(k) == v for k, v in tags.items()):
+                del self._known[instance_id]  # gone from the cloud
+        states = []
+        for instance_id in order:
+            entry = self._known.get(instance_id)
+            if entry is not None and all(entry[1].tags.get(k) == v for k, v in tags.items()):
+                states.append(entry[1])
+        return states
 
     async def quota(self) -> models.Quota:
         body = await self._call("ListUsage", {})
