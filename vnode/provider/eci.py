@@ -5,9 +5,10 @@ It speaks the wire protocol the official SDK ``alibabacloud-eci20180808`` speaks
 signature), through a lean client of its own on aiohttp rather than the SDK. That choice was
 measured, not assumed (``python -m bench.eci_client``, figures in docs/benchmarks.md, section
 ``eci-client``): against the simulator, 16 calls in flight, the SDK's ``*_async`` methods spent
-1.8x (CreateContainerGroup) to 2.3x (a DescribeContainerGroupStatus page of 100) the lean
-client's CPU per call, and the sync SDK in a thread pool 2.8x to 3.8x, while the lean client
-made about twice the calls per second. On a daemon that lists thousands of instances every
+2.0x to 2.8x the lean client's CPU per call (a DescribeContainerGroupStatus page of 100, a
+CreateContainerGroup), the sync SDK in a thread pool 3.4x to 6.1x, and the lean client made
+more calls per second than either (1.2x to 3.9x; the machine is shared, so ratios move between
+runs, never the order). On a daemon that lists thousands of instances every
 interval, CPU per call is the budget that matters; the wire and signature are the SDK's.
 
 What the provider does beyond translating calls:
