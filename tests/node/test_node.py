@@ -90,7 +90,7 @@ async def test_node_turns_not_ready_when_the_daemon_stops_and_ready_again_on_res
     harness: Harness, core: k8s.CoreV1Api
 ) -> None:
     run = await harness.start()
-    assert await ready(core, harness.node_name) == "True"
+    await until(ready_is(core, harness.node_name, "True"), within=5, what="node Ready")
     await run.stop()
     # The session's controller-manager uses a 10 s node-monitor grace period.
     await until(
