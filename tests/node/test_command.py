@@ -119,8 +119,12 @@ def test_vnode_run_serves_health_and_metrics_and_stops_on_sigterm(
     status, text = _get(port, "/metrics")
     assert status == 200
     assert f'vnode_cloud_up{{node="{name}"}} 1.0' in text
-    node = core.read_node(name)
-    assert next(c.status for c in node.status.conditions if c.type == "Ready") == "True"
+
+    def node_ready() -> bool:
+        conditions = core.read_node(name).status.conditions or []
+        return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+    wait_for(node_ready, timeout=5, what="node Ready")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
     assert process.stderr is not None
