@@ -98,6 +98,11 @@ def test_the_registry_names_the_eci_provider_and_it_meets_the_protocols(sim: Sim
     assert provider.container_id_scheme == "eci"
 
 
+def test_the_factory_refuses_to_start_without_keys() -> None:
+    with pytest.raises(errors.ConfigError, match="ECI_ACCESS_KEY"):
+        eci.create(settings.Settings(node_name="vn-0"))
+
+
 async def test_create_lists_pending_then_running_and_repeats_idempotently(sim: Sim, provider: eci.EciProvider) -> None:
     created = await provider.create(spec("web", tags={"cloudsim/delay": "20"}))
     assert created.id.startswith("eci-")

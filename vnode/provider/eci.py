@@ -649,5 +649,11 @@ class EciProvider:
 
 
 def create(config: settings.Settings) -> EciProvider:
-    """The ``vnode.providers`` entry point: no I/O here, the first call connects."""
+    """The ``vnode.providers`` entry point: no I/O here, the first call connects.
+
+    ``vnode run`` has filled the keys from ``ECI_CREDENTIALS_SECRET`` before calling it."""
+    if not config.eci.access_key or not config.eci.secret_key:
+        raise errors.ConfigError(
+            "ECI_ACCESS_KEY/ECI_SECRET_KEY: the AccessKey pair is required (or ECI_CREDENTIALS_SECRET naming a Secret)"
+        )
     return EciProvider(config.eci)
