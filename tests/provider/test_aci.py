@@ -5,6 +5,7 @@ The simulator runs as a child process with a paused clock; tests move time throu
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import re
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
+from tests.waiting import wait_for
 from vnode import errors, models, settings
 from vnode.cloudsim import catalog
 from vnode.provider import aci, base, registry
@@ -248,3 +250,35 @@ def test_group_names_are_ones_arm_accepts() -> None:
     for name in ("t-" + "a" * 80 + "-x", "ns--pod", "Upper.Case", "-edge-"):
         assert valid.match(aci.arm_name(name)), aci.arm_name(name)
     assert aci.arm_name("a" * 70) != aci.arm_name("a" * 71)
+
+
+async def test_a_put_whose_answer_is_lost_is_unavailable_and_its_retry_finds_the_group(sim: Sim) -> None:
+    impatient = aci.AciProvider(aci_settings(sim), timeout=0.3)
+    try:
+        status, body = sim.admin("PUT", "faults/create", {"latency_ms": 1500})
+        assert status == 200, body
+        with pytest.raises(errors.Unavailable):
+            await impatient.create(spec("lost"))
+        await asyncio.to_thread(wait_for, lambda: sim.totals()["live"] == 1, timeout=10, what="the cloud to act")
+        sim.admin("DELETE", "faults")
+        again = await impatient.create(spec("lost"))
+        assert again.id == "lost"
+        assert sim.totals()["live"] == 1
+    finally:
+        await impatient.close()
+
+
+async def test_follow_yields_what_the_log_gains(sim: Sim) -> None:
+    provider = aci.AciProvider(aci_settings(sim), log_poll_interval=0.05)
+    try:
+        await provider.create(spec("follow"))
+        sim.advance(25)
+        stream = provider.logs("follow", "app", LogOptions(follow=True))
+        first = await asyncio.wait_for(anext(stream), timeout=10)
+        sim.advance(30)  # nginx writes an access-log line every 10 s
+        more = await asyncio.wait_for(anext(stream), timeout=10)
+        assert more
+        assert not first.endswith(more)
+        await stream.aclose()
+    finally:
+        await provider.close()

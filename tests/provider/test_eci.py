@@ -6,6 +6,7 @@ tests move simulated time through its admin API, so nothing here sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import pathlib
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
+from tests.waiting import wait_for
 from vnode import errors, models, settings
 from vnode.cloudsim import catalog
 from vnode.provider import base, eci, registry
@@ -395,5 +397,43 @@ async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
         states = {s.id: s for s in await provider.list(NODE_TAGS)}
         assert calls == ["DescribeContainerGroupStatus", "DescribeContainerGroups"]
         assert all(s.status is models.InstanceStatus.RUNNING for s in states.values())
+    finally:
+        await provider.close()
+
+
+async def test_a_create_whose_answer_is_lost_is_unavailable_and_its_retry_finds_the_instance(sim: Sim) -> None:
+    # The cloud acts after the client gave up (the ambiguous failure): the retry with the same
+    # token must return that instance, not make a second one.
+    config = eci_settings(sim)
+    impatient = eci.EciProvider(
+        config, client=eci.EciClient(config.endpoint, config.access_key, config.secret_key, timeout=0.3)
+    )
+    try:
+        status, body = sim.admin("PUT", "faults/create", {"latency_ms": 1500})
+        assert status == 200, body
+        with pytest.raises(errors.Unavailable):
+            await impatient.create(spec("lost"))
+        await asyncio.to_thread(wait_for, lambda: sim.totals()["live"] == 1, timeout=10, what="the cloud to act")
+        sim.admin("DELETE", "faults")
+        again = await impatient.create(spec("lost"))
+        (listed,) = await impatient.list(NODE_TAGS)
+        assert listed.id == again.id
+        assert sim.totals()["live"] == 1
+    finally:
+        await impatient.close()
+
+
+async def test_follow_yields_what_the_log_gains(sim: Sim) -> None:
+    provider = eci.EciProvider(eci_settings(sim), log_poll_interval=0.05)
+    try:
+        server = await provider.create(spec("follow"))
+        sim.advance(25)
+        stream = provider.logs(server.id, "app", LogOptions(follow=True))
+        first = await asyncio.wait_for(anext(stream), timeout=10)
+        sim.advance(30)  # nginx writes an access-log line every 10 s
+        more = await asyncio.wait_for(anext(stream), timeout=10)
+        assert more
+        assert not first.endswith(more)
+        await stream.aclose()
     finally:
         await provider.close()

@@ -565,11 +565,13 @@ class AciProvider:
     async def logs(self, instance_id: str, container: str, options: base.LogOptions) -> AsyncIterator[bytes]:
         """ARM's logs call (tail, timestamps); ``follow`` polls it and yields what was appended."""
         first = await self._log(instance_id, container, options, tail=True)
+        # The baseline is read before the first chunk is handed out: what the log gains while
+        # the caller holds that chunk is yielded next.
+        seen = len(await self._log(instance_id, container, options, tail=False)) if options.follow else 0
         if first:
             yield first
         if not options.follow:
             return
-        seen = len(await self._log(instance_id, container, options, tail=False))
         while True:
             await asyncio.sleep(self._log_poll_interval)
             content = await self._log(instance_id, container, options, tail=False)

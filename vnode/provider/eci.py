@@ -607,12 +607,13 @@ class EciProvider:
     async def logs(self, instance_id: str, container: str, options: base.LogOptions) -> AsyncIterator[bytes]:
         """DescribeContainerLog; ``follow`` polls it and yields what was appended since the last read."""
         first = await self._log(instance_id, container, options, tail=True)
+        # The baseline is read before the first chunk is handed out: what the log gains while
+        # the caller holds that chunk is yielded next.
+        seen = len(await self._log(instance_id, container, options, tail=False)) if options.follow else 0
         if first:
             yield first
         if not options.follow:
             return
-        # ECI has no streaming log call: poll the whole log and yield its growth.
-        seen = len(await self._log(instance_id, container, options, tail=False))
         while True:
             await asyncio.sleep(self._log_poll_interval)
             content = await self._log(instance_id, container, options, tail=False)
