@@ -176,6 +176,29 @@ def test_an_nginx_pod_runs_on_the_virtual_node_and_deleting_it_removes_the_insta
     wait_for(pod_gone, timeout=60, what="the pod removed")
 
 
+def test_kubectl_logs_and_exec_reach_the_eci_instance(
+    node: str, cluster: launcher.Info, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    port = core.read_node(node).status.daemon_endpoints.kubelet_endpoint.port
+    if not port:
+        pytest.skip("this build's vnode run does not serve the kubelet API (node announces port 0)")
+    container = {"name": "web", "image": "nginx:alpine"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": virtual_pod_spec(node, container)}
+    core.create_namespaced_pod(namespace, pod)
+    wait_for(
+        lambda: core.read_namespaced_pod("web", namespace).status.phase == "Running", timeout=60, what="the pod Running"
+    )
+    log = wait_for(lambda: core.read_namespaced_pod_log("web", namespace), timeout=30, what="the pod's log")
+    assert "start worker processes" in log
+    kubectl = [str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "-n", namespace]
+    echoed = subprocess.run(
+        [*kubectl, "exec", "web", "--", "sh", "-c", 'echo "a b"'], capture_output=True, text=True, timeout=60
+    )
+    assert (echoed.returncode, echoed.stdout) == (0, "a b\n"), echoed.stderr
+    failed = subprocess.run([*kubectl, "exec", "web", "--", "sh", "-c", "exit 3"], capture_output=True, timeout=60)
+    assert failed.returncode == 3, failed.stderr
+
+
 def test_an_nginx_pod_runs_on_the_aci_node_with_an_aci_container_id(
     cloud: Sim, aci_node: str, core: k8s.CoreV1Api, namespace: str
 ) -> None:
