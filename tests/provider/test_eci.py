@@ -128,6 +128,14 @@ async def test_create_lists_pending_then_running_and_repeats_idempotently(sim: S
     assert sim.totals()["live"] == 1
 
 
+async def test_a_retry_with_changed_placement_returns_the_tokens_instance(sim: Sim, provider: eci.EciProvider) -> None:
+    first, second = (v["id"] for v in sim.vswitches[:2])
+    made = await provider.create(dataclasses.replace(spec("moved"), placement=models.Placement(vswitches=(first,))))
+    again = await provider.create(dataclasses.replace(spec("moved"), placement=models.Placement(vswitches=(second,))))
+    assert again.id == made.id
+    assert sim.totals()["live"] == 1
+
+
 async def test_delete_removes_the_instance_and_repeats_harmlessly(sim: Sim, provider: eci.EciProvider) -> None:
     created = await provider.create(spec("gone"))
     await provider.delete(created.id, grace_seconds=5)

@@ -486,6 +486,13 @@ class EciProvider:
                 refused.append(f"{','.join(batch)}: {exc.code}")
                 code = exc.code
                 continue
+            except errors.Conflict as exc:
+                # The token made an instance from other parameters (the eci-profile changed
+                # between a lost answer and this retry): that instance is the pod's.
+                found = await self.list(spec.tags) if spec.tags else []
+                if found:
+                    return found[0]
+                raise errors.Unavailable(exc.message, code=exc.code) from exc
             return models.InstanceState(
                 id=str(body["ContainerGroupId"]),
                 status=models.InstanceStatus.SCHEDULING,
