@@ -35,3 +35,21 @@ async def test_a_bookmark_with_null_containers_is_decoded_not_fatal(
     bookmark = seen[1][1]
     assert bookmark.metadata.resource_version
     assert bookmark.spec.containers == []
+
+
+async def test_a_raw_watch_passes_bookmarks_through(kube: client.Client, namespace: str) -> None:
+    params = {"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"}
+    kinds: list[str] = []
+
+    async def collect() -> None:
+        async for kind, raw in kube.watch(
+            f"/api/v1/namespaces/{namespace}/configmaps", resource_version="", params=params
+        ):
+            kinds.append(kind)
+            assert raw.startswith(b"{")
+            if kind == "BOOKMARK":
+                return
+
+    await asyncio.wait_for(collect(), timeout=30)
+
+    assert kinds[-1] == "BOOKMARK"

@@ -210,7 +210,7 @@ class Client:
                         if line.startswith(b'{"type":"ERROR"'):
                             status = decode(line, objects.WatchEvent[objects.Status]).object
                             raise _error(status.code or 500, msgspec.json.encode(status), {}, what)
-                        if line.startswith(b'{"type":"BOOKMARK"'):
+                        if line.startswith(b'{"type":"BOOKMARK"') and kind is not msgspec.Raw:
                             # A bookmark's object is metadata only, with nulls where lists belong
                             # ("containers": null): keep its metadata, default the rest.
                             raw = msgspec.json.decode(line)
