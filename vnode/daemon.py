@@ -15,15 +15,21 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import pathlib
 import random
+import tempfile
 import time
 from collections.abc import Callable
 
+import msgspec
 import prometheus_client as prom
 from aiohttp import web
 
 from vnode import errors, models, settings
 from vnode.kube import client, informer, objects
+from vnode.kubelet import clock as kubelet_clock
+from vnode.kubelet import pods as kubelet_pods
+from vnode.kubelet import server as kubelet_server
 from vnode.node import events, ownership, pods, queue, reconcile, registration, resources, spec
 from vnode.observability import metrics
 from vnode.provider import base
@@ -37,6 +43,32 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+class PodsOnNode:
+    """The kubelet API's view of this node's pods: the pod controller's cache and its last listing."""
+
+    def __init__(self, view: reconcile.View) -> None:
+        self.view = view
+
+    def lookup(self, namespace: str, name: str) -> kubelet_pods.PodInstance | None:
+        pod = self.view.pods.get(f"{namespace}/{name}")
+        return None if pod is None else self._instance(pod)
+
+    def all(self) -> list[kubelet_pods.PodInstance]:
+        return [self._instance(pod) for pod in list(self.view.pods.values())]
+
+    def _instance(self, pod: objects.Pod) -> kubelet_pods.PodInstance:
+        state = self.view.states.get(pod.metadata.uid)
+        names = tuple(c.name for c in (*pod.spec.init_containers, *pod.spec.containers))
+        return kubelet_pods.PodInstance(
+            namespace=pod.metadata.namespace,
+            name=pod.metadata.name,
+            uid=pod.metadata.uid,
+            instance_id=state.id if state else "",
+            containers=names,
+            manifest=msgspec.to_builtins(pod),
+        )
+
+
 @dataclasses.dataclass
 class Daemon:
     config: settings.Settings
@@ -48,6 +80,10 @@ class Daemon:
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     #: Holder identity on the node's Lease; the same identity reclaims it at once after a restart.
     identity: str = dataclasses.field(default_factory=ownership.identity)
+    #: Serve the kubelet API (logs, exec, stats) on ``config.kubelet_port``; ``vnode run`` does.
+    serve_kubelet: bool = False
+    #: Where the kubelet API's serving certificate (from a CSR) is kept; a temporary directory if None.
+    kubelet_cert_dir: pathlib.Path | None = None
 
     def __post_init__(self) -> None:
         self.ready = asyncio.Event()
@@ -55,6 +91,8 @@ class Daemon:
         self.metrics = metrics.Metrics(self.registry, node=self.config.node_name)
         self.profile = settings.Profile()
         self.http_port = 0
+        self.kubelet: kubelet_server.KubeletServer | None = None
+        self._node_tasks: list[asyncio.Task[None]] = []
         self.recorder = events.Recorder(self.kube, node_name=self.config.node_name, clock=self.clock)
         # The node's Lease is its heartbeat *and* its lock: only its holder creates, deletes and
         # writes the node status, so two controllers claiming one node never both act.
@@ -138,6 +176,35 @@ class Daemon:
             rng=self.rng,
         )
 
+    # --- the kubelet API ---
+
+    async def _start_kubelet(self, group: asyncio.TaskGroup) -> None:
+        """Serve the kubelet API before the Node is written, so the Node announces its real port."""
+        cert_dir = self.kubelet_cert_dir or pathlib.Path(tempfile.mkdtemp(prefix="vnode-kubelet-"))
+        self.kubelet = await kubelet_server.prepare(
+            self.kube,
+            node_name=self.config.node_name,
+            addresses=[self.config.node_ip],
+            provider=self.provider,
+            pods=PodsOnNode(self.pods.view),
+            cert_dir=cert_dir,
+            clock=kubelet_clock.SystemClock(),
+            host=self.config.node_ip,
+            port=self.config.kubelet_port,
+        )
+        group.create_task(self.kubelet.run())
+        await self.kubelet.ready.wait()
+        if self.kubelet.port != self.config.kubelet_port:
+            self.config = self.config.model_copy(update={"kubelet_port": self.kubelet.port})
+            self.node.config = self.config
+
+    async def stop_node(self) -> None:
+        """Stop renewing the Node and its Lease (a drain calls this just before deleting the Node;
+        the pod controller keeps running, deleting the instances of evicted pods)."""
+        for task in self._node_tasks:
+            task.cancel()
+        await asyncio.gather(*self._node_tasks, return_exceptions=True)
+
     # --- HTTP ---
 
     def _app(self) -> web.Application:
@@ -187,7 +254,9 @@ class Daemon:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._serve())
                 group.create_task(self._profile_informer().run())
-                group.create_task(self.node.run())
+                if self.serve_kubelet:
+                    await self._start_kubelet(group)
+                self._node_tasks.append(group.create_task(self.node.run()))
                 await self.node.ready.wait()
                 self.ownership.owner = {
                     "apiVersion": "v1",
@@ -195,8 +264,10 @@ class Daemon:
                     "name": self.config.node_name,
                     "uid": self.node.uid,
                 }
-                group.create_task(self.ownership.run())
+                self._node_tasks.append(group.create_task(self.ownership.run()))
                 await self.ownership.held.wait()
+                # Holding the Lease, write the status at once: `ready` must not precede a Ready node.
+                await self.node.write_status(force=True)
                 group.create_task(self.pods.run())
                 await self.pods.ready.wait()
                 self.ready.set()

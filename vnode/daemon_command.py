@@ -14,12 +14,14 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
-from vnode import daemon, errors, settings
+from vnode import daemon, errors, gc, settings
 from vnode.kube import client, config, objects
+from vnode.node import drain
 from vnode.observability import logs
-from vnode.provider import registry
+from vnode.provider import base, registry
 
 __all__ = ["configure", "run"]
 
@@ -94,17 +96,74 @@ async def _main(loaded: settings.Settings) -> None:
         loaded = await _credentials(kube, loaded)
         provider = factory(loaded)
         try:
-            the_daemon = daemon.Daemon(loaded, kube, provider)
+            the_daemon = daemon.Daemon(loaded, kube, provider, serve_kubelet=True)
             task = asyncio.create_task(the_daemon.run())
             loop = asyncio.get_running_loop()
+            stopping: list[asyncio.Task[None]] = []
+
+            def on_signal(sig: signal.Signals) -> None:
+                if stopping:
+                    return
+                received_at = time.monotonic()
+                stopping.append(asyncio.create_task(_stop(the_daemon, task, kube, provider, sig, received_at)))
+
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, task.cancel)
+                loop.add_signal_handler(sig, on_signal, sig)
+            gc_task = _start_gc(the_daemon, kube, provider, loaded)
             try:
                 await task
             except asyncio.CancelledError:
-                log.info("stopped by signal; the node's Lease expires and its pods keep running in the cloud")
+                log.info("stopped by signal; the node's pods keep running in the cloud unless it was drained")
+            finally:
+                if gc_task is not None:
+                    gc_task.cancel()
+                for stop in stopping:
+                    await asyncio.gather(stop, return_exceptions=True)
         finally:
             await provider.close()
+
+
+async def _stop(
+    the_daemon: daemon.Daemon,
+    task: asyncio.Task[None],
+    kube: client.Client,
+    provider: base.Provider,
+    sig: signal.Signals,
+    received_at: float,
+) -> None:
+    """SIGTERM: drain the node first if the StatefulSet is removing this replica (a scale-in or an
+    uninstall), then stop. A restart of the same ordinal, or SIGINT, stops without draining."""
+    try:
+        if sig == signal.SIGTERM:
+            await drain.on_termination(
+                kube,
+                provider,
+                node=the_daemon.config.node_name,
+                cluster_id=the_daemon.config.cluster_id,
+                namespace=os.environ.get("POD_NAMESPACE", ""),
+                pod_name=os.environ.get("POD_NAME", ""),
+                grace=drain.grace_seconds(),
+                received_at=received_at,
+                before_node_delete=the_daemon.stop_node,
+            )
+    except Exception:
+        log.exception("drain failed; the replacement or `vnode gc` will collect what is left")
+    finally:
+        task.cancel()
+
+
+def _start_gc(
+    the_daemon: daemon.Daemon, kube: client.Client, provider: base.Provider, loaded: settings.Settings
+) -> asyncio.Task[None] | None:
+    """Replica 0 of a StatefulSet also deletes the instances of nodes that are gone for good."""
+    parsed = drain.ordinal_of(os.environ.get("POD_NAME", ""))
+    if parsed is None or parsed[1] != 0:
+        return None
+    return asyncio.create_task(
+        gc.collect_periodically(
+            kube, provider, loaded.cluster_id, interval=loaded.orphan_interval, should_run=the_daemon.ownership.holds
+        )
+    )
 
 
 def run(args: argparse.Namespace) -> int:

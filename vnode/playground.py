@@ -28,6 +28,7 @@ from vnode.cluster import build, launcher, procs
 from vnode.provider import process
 
 HOST_NODE = "vnode-host"  # the process-provider node that runs the chart's StatefulSet
+DEDICATED_TAINT = "vnode.io/dedicated=vnode"
 RELEASE = "vnode"
 CHART = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "helm" / "vnode"
 VIRTUAL_NODE = "virtual-node-eci-0"
@@ -192,8 +193,19 @@ class Playground:
                 if time.monotonic() > deadline:
                     raise PlaygroundError(f"{service.name} not ready after {service.timeout:.0f}s")
                 time.sleep(0.2)
+        self._dedicate_host(ctx)
         self._install_chart(ctx)
         return ctx
+
+    @staticmethod
+    def _dedicate_host(ctx: Context) -> None:
+        """Keep users' pods off vnode-host: the webhook's toleration covers every
+        virtual-kubelet.io/provider taint, so the host needs one of its own (the daemon keeps
+        taints it does not own)."""
+        taint = f"{DEDICATED_TAINT}:NoSchedule"
+        result = ctx.cluster.kubectl("taint", "node", HOST_NODE, taint, "--overwrite", check=False)
+        if result.returncode != 0:
+            raise PlaygroundError(f"could not taint {HOST_NODE}: {result.stderr.strip()}")
 
     def _helm(self, ctx: Context, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         helm = build.ensure_go_tool("helm", "helm.sh/helm/v3/cmd/helm", build.HELM_VERSION)

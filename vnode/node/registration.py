@@ -106,6 +106,9 @@ def node_status(
             {"type": "Hostname", "address": config.node_name},
         ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
+        # The API server then proxies exec/attach WebSockets to us as they are (Kubernetes 1.36+),
+        # instead of translating them to SPDY, which vnode's kubelet API does not speak.
+        "declaredFeatures": ["ExtendWebSocketsToKubelet"],
         "nodeInfo": {
             "kubeletVersion": f"{KUBE_VERSION}-vnode-{__version__}",
             "kubeProxyVersion": "",
