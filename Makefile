@@ -28,7 +28,7 @@ venv: $(STAMP)
 
 # Kubernetes and etcd from their Go modules, cached outside the repo by version (vnode/cluster/build.py).
 binaries: $(STAMP)
-	$(BIN)/python -m vnode.cluster.build
+	$(BIN)/python -m vnode.cluster.build --tools
 	@ln -sf "$$($(BIN)/python -m vnode.cluster.build --print-dir)/kubectl" $(BIN)/kubectl
 
 # Debian's Chromium, for the simulator console's browser test; installed only when missing.

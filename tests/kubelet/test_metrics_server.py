@@ -33,7 +33,7 @@ from tests.waiting import wait_for
 from vnode.cluster import build, launcher, procs
 from vnode.kubelet import pods
 
-METRICS_SERVER = ("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server", "v0.9.0")
+METRICS_SERVER = next(tool for tool in build.TOOLS if tool[0] == "metrics-server")
 
 pytestmark = pytest.mark.cluster
 

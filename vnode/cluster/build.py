@@ -36,6 +36,14 @@ ETCD_VERSION = "v3.6.4"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.21.4"
 
+# Go tools the tests and the playground use, built into the cache by `make binaries`.
+METRICS_SERVER_VERSION = "v0.9.0"
+TOOLS = (
+    ("kwok", "sigs.k8s.io/kwok/cmd/kwok", KWOK_VERSION),
+    ("helm", "helm.sh/helm/v3/cmd/helm", HELM_VERSION),
+    ("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server", METRICS_SERVER_VERSION),
+)
+
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ETCD_BINARIES = ("etcd",)
 
@@ -238,6 +246,7 @@ def ensure_go_tool(name: str, package: str, version: str) -> pathlib.Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vnode-build", description=__doc__.splitlines()[0])
     parser.add_argument("--print-dir", action="store_true", help="print the binaries' directory and exit")
+    parser.add_argument("--tools", action="store_true", help="also build kwok, helm and metrics-server")
     args = parser.parse_args(argv)
     if args.print_dir:
         print(bin_dir())
@@ -245,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         path = ensure_control_plane()
+        if args.tools:
+            for name, package, version in TOOLS:
+                ensure_go_tool(name, package, version)
     except BuildError as exc:
         print(f"vnode build: {exc}", file=sys.stderr)
         return 1
