@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
 import time
+import urllib.request
 from collections.abc import Callable
 
 from kubernetes import client as k8s
@@ -53,4 +59,70 @@ class Kwok:
         return [proc.pid]
 
 
-TARGETS: dict[str, Callable[[], object]] = {"kwok": Kwok}
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _http_ok(url: str, method: str = "GET") -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2) as resp:
+            return bool(200 <= resp.status < 300)
+    except OSError:
+        return False
+
+
+class Vnode:
+    """vnode's daemons, one per node, on the ECI provider against the simulated cloud's ``fast`` profile.
+
+    The cloud's create/delete rate limits (ECI: 20/s) are lifted, on the simulator and in the
+    provider, so the figures show what vnode and the control plane allow, not an account's quota.
+    """
+
+    name = "vnode"
+
+    def node_names(self, nodes: int) -> list[str]:
+        return [f"vnode-bench-{i}" for i in range(nodes)]
+
+    async def start(self, info: launcher.Info, supervisor: procs.Supervisor, nodes: int) -> list[int]:
+        state = info.state_dir / "bench-cloud"
+        cloud_json = state / "cloud.json"
+        sim = supervisor.spawn(
+            "cloudsim",
+            [sys.executable, "-m", "vnode", "cloudsim", f"--state-dir={state}", f"--cloud-json={cloud_json}",
+             "--profile=fast", "--no-aci"],
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                cloud = json.loads(cloud_json.read_text())
+                if cloud.get("pid") == sim.pid and _http_ok(cloud["admin_url"] + "health"):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the simulated cloud did not start")
+            await asyncio.sleep(0.2)
+        for operation in ("create", "delete"):
+            _http_ok(f"{cloud['admin_url']}rate-limits/{operation}", method="DELETE")
+        env = {
+            **os.environ,
+            "ECI_ACCESS_KEY": cloud["access_key_id"],
+            "ECI_SECRET_KEY": cloud["access_key_secret"],
+            "ECI_CREATE_RATE": "0",
+        }
+        pids = []
+        for name in self.node_names(nodes):
+            cmd = [
+                sys.executable, "-m", "vnode", "run", "--provider=eci", f"--node-name={name}",
+                f"--kubeconfig={info.kubeconfig}", "--cluster-id=bench", "--node-ip=127.0.0.1",
+                f"--http-port={_free_port()}", "--kubelet-port=0", "--status-interval=1", "--workers=64",
+                f"--eci-endpoint={cloud['eci']['endpoint']}", f"--eci-region={cloud['region']}",
+                f"--eci-vswitch={','.join(v['id'] for v in cloud['vswitches'])}",
+                f"--eci-security-group={cloud['security_group_id']}",
+            ]  # fmt: skip
+            pids.append(supervisor.spawn(name, cmd, env=env).pid)
+        await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes))
+        return pids
+
+
+TARGETS: dict[str, Callable[[], object]] = {"kwok": Kwok, "vnode": Vnode}

@@ -46,6 +46,10 @@ class EciSettings(_Frozen):
     quota_cpu: float | None = pydantic.Field(default=None, gt=0)
     quota_memory_gib: float | None = pydantic.Field(default=None, gt=0)
     quota_pods: int | None = pydantic.Field(default=None, gt=0)
+    # The account's create/delete token bucket (ECI's default: burst 100, 20/s), kept client-side
+    # so vnode waits instead of collecting Throttling.User answers; rate 0 turns it off.
+    create_burst: float = pydantic.Field(default=100.0, gt=0)
+    create_rate: float = pydantic.Field(default=20.0, ge=0)
 
     _split_vswitches = pydantic.field_validator("vswitches", mode="before")(classmethod(lambda cls, v: _split(v)))
 
@@ -136,6 +140,8 @@ ENV: dict[str, tuple[str, ...]] = {
     "eci.quota_cpu": ("ECI_QUOTA_CPU",),
     "eci.quota_memory_gib": ("ECI_QUOTA_MEMORY",),
     "eci.quota_pods": ("ECI_QUOTA_POD",),
+    "eci.create_burst": ("ECI_CREATE_BURST",),
+    "eci.create_rate": ("ECI_CREATE_RATE",),
     "aci.region": ("ACI_REGION",),
     "aci.endpoint": ("ACI_ENDPOINT",),
     "aci.ca_file": ("ACI_CA_FILE",),

@@ -664,4 +664,5 @@ def create(config: settings.Settings) -> EciProvider:
         raise errors.ConfigError(
             "ECI_ACCESS_KEY/ECI_SECRET_KEY: the AccessKey pair is required (or ECI_CREDENTIALS_SECRET naming a Secret)"
         )
-    return EciProvider(config.eci)
+    eci = config.eci
+    return EciProvider(eci, create_limit=(eci.create_burst, eci.create_rate) if eci.create_rate > 0 else None)
