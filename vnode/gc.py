@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from collections.abc import Callable
 import msgspec
 
 from vnode import errors, models, settings
-from vnode.kube import client, config, extra
+from vnode.kube import client, config, extra, objects
 from vnode.provider import base, registry
 
 __all__ = ["Orphan", "collect", "collect_periodically", "configure", "find_orphans", "run"]
@@ -142,18 +143,32 @@ async def collect_periodically(
                 log.info("deleted instance %s", orphan.describe())
 
 
+async def _replica_nodes(kube: client.Client, name: str) -> list[str]:
+    """The Nodes that replicas of StatefulSet ``name`` registered (``<name>-<ordinal>``)."""
+    nodes = await kube.list("/api/v1/nodes", objects.Node)
+    pattern = re.compile(rf"^{re.escape(name)}-\d+$")
+    return [n.metadata.name for n in nodes.items if pattern.match(n.metadata.name)]
+
+
 async def scale_down(kube: client.Client, namespace: str, name: str, *, wait_seconds: float) -> bool:
-    """Scale the StatefulSet to 0 and wait until its replicas have exited; False on timeout."""
-    try:
+    """Scale the StatefulSet to 0 and wait until every replica has drained and deleted its Node.
+
+    A replica's pod can be gone before its drain ends (a process instance is released at
+    SIGTERM), so the Nodes are what tells that the drains are over. Nodes still there at the
+    deadline (a replica that died hard) are deleted, so the gc pass that follows removes their
+    instances. False if the drains did not finish in time.
+    """
+    with contextlib.suppress(errors.NotFound):
         await extra.scale_statefulset(kube, namespace, name, 0)
-    except errors.NotFound:
-        return True
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
-        statefulset = await extra.get_statefulset(kube, namespace, name)
-        if statefulset.status.replicas == 0:
+        if not await _replica_nodes(kube, name):
             return True
         await asyncio.sleep(1)
+    for node in await _replica_nodes(kube, name):
+        log.warning("node %s was not drained in time; deleting it so that its instances are collected", node)
+        with contextlib.suppress(errors.NotFound):
+            await kube.delete(f"/api/v1/nodes/{node}")
     return False
 
 

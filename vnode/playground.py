@@ -173,11 +173,15 @@ class Playground:
     def __init__(self, state_dir: pathlib.Path, *, options: launcher.Options | None = None) -> None:
         self.state_dir = state_dir.resolve()
         self.cluster = launcher.Cluster(options or launcher.default_options(self.state_dir))
-        self.procs = procs.Supervisor(self.state_dir / "playground.json", self.state_dir / "logs")
+        # Attached (the test suite): every part, process instances included, dies with this process.
+        self.attach = self.cluster.options.attach
+        self.procs = procs.Supervisor(self.state_dir / "playground.json", self.state_dir / "logs", attach=self.attach)
 
     def up(self) -> Context:
         ctx = Context(self.state_dir, self.cluster.up())
         env = {**os.environ, "KUBECONFIG": str(ctx.cluster.kubeconfig)}
+        if self.attach:
+            env["VNODE_PROCESS_LIFELINE"] = str(os.getpid())
         live = self.procs.live()
         for service in services(ctx):
             if service.name in live and service.ready(live[service.name]):
