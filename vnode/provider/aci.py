@@ -49,7 +49,7 @@ from typing import Any
 import aiohttp
 
 from vnode import errors, models, settings
-from vnode.provider import base, eci
+from vnode.provider import base, eci, polling
 
 __all__ = ["AciProvider", "arm_name", "create", "decode_tags", "encode_tags", "group_body", "state_of"]
 
@@ -564,20 +564,12 @@ class AciProvider:
 
     async def logs(self, instance_id: str, container: str, options: base.LogOptions) -> AsyncIterator[bytes]:
         """ARM's logs call (tail, timestamps); ``follow`` polls it and yields what was appended."""
-        first = await self._log(instance_id, container, options, tail=True)
-        # The baseline is read before the first chunk is handed out: what the log gains while
-        # the caller holds that chunk is yielded next.
-        seen = len(await self._log(instance_id, container, options, tail=False)) if options.follow else 0
-        if first:
-            yield first
-        if not options.follow:
-            return
-        while True:
-            await asyncio.sleep(self._log_poll_interval)
-            content = await self._log(instance_id, container, options, tail=False)
-            if len(content) > seen:
-                yield content[seen:]
-            seen = max(seen, len(content))
+
+        async def read(tail: bool) -> bytes:
+            return await self._log(instance_id, container, options, tail=tail)
+
+        async for chunk in polling.follow_log(read, follow=options.follow, interval=self._log_poll_interval):
+            yield chunk
 
     # --- SupportsExec ---
 

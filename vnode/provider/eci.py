@@ -29,7 +29,6 @@ What the provider does beyond translating calls:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import datetime
@@ -47,7 +46,7 @@ from typing import Any
 import aiohttp
 
 from vnode import errors, models, settings
-from vnode.provider import base
+from vnode.provider import base, polling
 
 __all__ = ["EciClient", "EciProvider", "ExecOutput", "TokenBucket", "create"]
 
@@ -613,20 +612,12 @@ class EciProvider:
 
     async def logs(self, instance_id: str, container: str, options: base.LogOptions) -> AsyncIterator[bytes]:
         """DescribeContainerLog; ``follow`` polls it and yields what was appended since the last read."""
-        first = await self._log(instance_id, container, options, tail=True)
-        # The baseline is read before the first chunk is handed out: what the log gains while
-        # the caller holds that chunk is yielded next.
-        seen = len(await self._log(instance_id, container, options, tail=False)) if options.follow else 0
-        if first:
-            yield first
-        if not options.follow:
-            return
-        while True:
-            await asyncio.sleep(self._log_poll_interval)
-            content = await self._log(instance_id, container, options, tail=False)
-            if len(content) > seen:
-                yield content[seen:]
-            seen = max(seen, len(content))
+
+        async def read(tail: bool) -> bytes:
+            return await self._log(instance_id, container, options, tail=tail)
+
+        async for chunk in polling.follow_log(read, follow=options.follow, interval=self._log_poll_interval):
+            yield chunk
 
     # --- SupportsExec ---
 
