@@ -42,7 +42,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _spawn(env: dict[str, str], port: int, log: pathlib.Path | None = None) -> subprocess.Popen[str]:
+def _spawn(env: dict[str, str], port: int, log: pathlib.Path | None = None, *extra: str) -> subprocess.Popen[str]:
     """``vnode run`` as a child that dies with this process; with ``log``, its log goes there (not a pipe)."""
     cmd = [
         sys.executable,
@@ -57,6 +57,7 @@ def _spawn(env: dict[str, str], port: int, log: pathlib.Path | None = None) -> s
         str(port),
         "--status-interval",
         "0.5",
+        *extra,
     ]
     if log is None:
         return subprocess.Popen(
@@ -144,11 +145,12 @@ def test_kill_9_while_creating_50_pods_then_restart_gives_exactly_50_instances_a
         "POD_NAME": name,
         "POD_UID": "0000-kill-test",
         "VNODE_FAKE_STATE": str(state),
-        "VNODE_FAKE_ANSWER_LATENCY": "0.3",
+        "VNODE_FAKE_ANSWER_LATENCY": "0.5",
     }
     running: list[subprocess.Popen[str]] = []
     try:
-        running.append(_spawn(env, port, tmp_path / "daemon.log"))
+        # Four workers and a slow answer: the 52 creates take several seconds, so the kill lands mid-way.
+        running.append(_spawn(env, port, tmp_path / "daemon.log", "--workers", "4"))
         wait_for(lambda: _get(port, "/readyz")[0] == 200, timeout=60, what="the first daemon ready")
         for i in range(52):
             core.create_namespaced_pod(namespace, pod_manifest(f"k-{i:02d}", name))
