@@ -90,6 +90,36 @@ async def test_deleting_a_pod_removes_the_instance_then_the_pod(
     assert "Killing" in await reasons(core, namespace, "gone")
 
 
+async def test_a_deleted_pod_stays_until_its_instance_has_stopped(
+    harness: Harness, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    """Like a kubelet: the pod object (and the token bound to it) outlives the containers' shutdown."""
+    harness.cloud.behaviour.stop_takes = 5.0
+    await harness.start()
+    await create_pod(core, namespace, pod_manifest("slow-stop", harness.node_name))
+    pod = await until(lambda: phase_is(core, namespace, "slow-stop", "Running"), within=20, what="pod Running")
+    [instance] = instances_of(harness, pod.metadata.uid)
+    await asyncio.to_thread(core.delete_namespaced_pod, "slow-stop", namespace, grace_period_seconds=5)
+
+    async def delete_sent() -> bool:
+        return instance.id in harness.cloud.deleted
+
+    await until(delete_sent, within=20, what="the instance's delete sent")
+    assert [s.id for s in instances_of(harness, pod.metadata.uid)] == [instance.id], "still stopping"
+    still = await read_pod(core, namespace, "slow-stop")
+    assert still.metadata.deletion_timestamp is not None
+
+    async def pod_gone() -> bool:
+        try:
+            await read_pod(core, namespace, "slow-stop")
+        except k8s.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    await until(pod_gone, within=30, what="the pod released once its instance stopped")
+    assert instances_of(harness, pod.metadata.uid) == []
+
+
 async def test_env_from_configmap_secret_and_field_ref_reaches_the_instance(
     harness: Harness, core: k8s.CoreV1Api, namespace: str
 ) -> None:

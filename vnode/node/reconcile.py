@@ -5,8 +5,9 @@ cancelled task, a timeout whose request did reach the cloud):
 
 * create with a client token derived from the pod UID, so a retried create yields the same
   instance, and a daemon killed mid-create finds it again by tag;
-* delete the instance before releasing the pod (grace 0, UID precondition), so a deleted pod
-  never leaves a billed instance behind, even one whose create was still in flight;
+* delete the instance, and release the pod (grace 0, UID precondition) only once a listing
+  shows the instance gone, so a deleted pod never leaves a billed instance behind, even one
+  whose create was still in flight;
 * write the pod status only when it differs from what the pod shows.
 
 The caller (``pods.PodController``) guarantees one reconcile per pod at a time and retries
@@ -39,6 +40,8 @@ T = TypeVar("T")
 
 MISSING_RETRY = 2.0  # seconds between looks for a missing ConfigMap/Secret
 REF_CACHE_SECONDS = 2.0
+DELETE_RELOOK = 1.0  # seconds between looks at an instance being deleted (the listing usually answers first)
+RELEASE_AFTER = 60.0  # seconds past the grace period after which a pod is released though its instance is listed
 
 
 @dataclasses.dataclass
@@ -60,6 +63,8 @@ class _Memory:
     seen_events: set[tuple[str, str, str]] = dataclasses.field(default_factory=set)
     written: dict[str, Any] | None = None
     warned: str = ""
+    delete_requested_at: float = 0.0  # monotonic time the instance's delete was accepted
+    deleting: bool = False  # an instance existed when the delete was sent
 
 
 class Reconciler:
@@ -106,8 +111,7 @@ class Reconciler:
         uid = pod.metadata.uid
         memory = self.memory.setdefault(uid, _Memory())
         if pod.metadata.deletion_timestamp:
-            await self._delete(pod, memory)
-            return None
+            return await self._delete(pod, memory)
         if any(ref.kind == "DaemonSet" for ref in pod.metadata.owner_references):
             message = "DaemonSet pods are not run on virtual nodes: there is no host to run a per-node agent on"
             await self._warn_once(pod, memory, "DaemonSetPodsNotSupported", message)
@@ -237,33 +241,56 @@ class Reconciler:
         self.view.gone.pop(key, None)
         self.forget(uid)
 
-    async def _delete(self, pod: objects.Pod, memory: _Memory) -> None:
+    async def _delete(self, pod: objects.Pod, memory: _Memory) -> float | None:
+        """Delete the instance, then release the pod once a cloud listing shows the instance gone.
+
+        Like a kubelet, which removes the pod object only after its containers stopped: the pod
+        (and the service-account token bound to it) stays while the instance runs out its grace
+        period, so a workload that needs the API on its way out (a vnode replica draining its own
+        node) still has it. No polling per pod: the listing that no longer shows the instance
+        queues the pod again; a re-look every ``DELETE_RELOOK`` seconds is the safety net.
+        """
         uid = pod.metadata.uid
-        found = []
-        state = self.view.states.get(uid)
-        if state is not None:
-            found.append(state.id)
-        else:
-            # Not in the last listing: it may have been made since, or be lost in flight. Ask.
-            tags = {
-                models.TAG_CLUSTER: self.target.cluster_id,
-                models.TAG_NODE: self.target.node_name,
-                models.TAG_POD_UID: uid,
-            }
-            found = [s.id for s in await self._call("list", self.provider.list(tags))]
-        grace = pod.metadata.deletion_grace_period_seconds
-        for instance_id in found:
-            if pod.phase not in ("Succeeded", "Failed"):
-                for c in pod.spec.containers:
-                    self.recorder.pod(pod, "Killing", f"Stopping container {c.name}", container=c.name)
-            await self._call("delete", self.provider.delete(instance_id, grace_seconds=float(grace or 0)))
-            log.info("instance %s deleted", instance_id, extra={"pod": pod.key, "instance": instance_id})
+        grace = float(pod.metadata.deletion_grace_period_seconds or 0)
+        if not memory.delete_requested_at:
+            found = []
+            state = self.view.states.get(uid)
+            if state is not None:
+                found.append(state.id)
+            else:
+                # Not in the last listing: it may have been made since, or be lost in flight. Ask.
+                tags = {
+                    models.TAG_CLUSTER: self.target.cluster_id,
+                    models.TAG_NODE: self.target.node_name,
+                    models.TAG_POD_UID: uid,
+                }
+                found = [s.id for s in await self._call("list", self.provider.list(tags))]
+            for instance_id in found:
+                if pod.phase not in ("Succeeded", "Failed"):
+                    for c in pod.spec.containers:
+                        self.recorder.pod(pod, "Killing", f"Stopping container {c.name}", container=c.name)
+                await self._call("delete", self.provider.delete(instance_id, grace_seconds=grace))
+                log.info("instance %s deleting (grace %.0fs)", instance_id, grace,
+                         extra={"pod": pod.key, "instance": instance_id})  # fmt: skip
+            memory.delete_requested_at = self.monotonic()
+            memory.deleting = bool(found)
+        if memory.deleting and not self._gone_since(uid, memory.delete_requested_at):
+            waited = self.monotonic() - memory.delete_requested_at
+            if waited < grace + RELEASE_AFTER:
+                return DELETE_RELOOK
+            log.warning("instance of pod %s still listed %.0fs after its delete; releasing the pod, orphan "
+                        "collection deletes the instance", pod.key, waited, extra={"pod": pod.key})  # fmt: skip
         self.view.states.pop(uid, None)
         # NotFound: gone already; Conflict: a new pod of the same name, not ours to delete.
         with contextlib.suppress(errors.NotFound, errors.Conflict):
             path = f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}"
             await self.kube.delete(path, grace_seconds=0, uid=uid)
         self.forget(uid)
+        return None
+
+    def _gone_since(self, uid: str, moment: float) -> bool:
+        """Whether a cloud listing that started after ``moment`` lacks the pod's instance."""
+        return self.view.listed_at > moment and uid not in self.view.states
 
     # --- helpers ---
 

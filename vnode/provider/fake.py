@@ -43,6 +43,7 @@ class Behaviour:
     call_latency: float = 0.0  # seconds every create/delete/list takes
     answer_latency: float = 0.0  # seconds a create answers *after* the instance exists (a crash here loses the answer)
     start_after: float = 0.0  # seconds from create to Running
+    stop_takes: float = 0.0  # seconds a deleted instance stays listed while its containers stop
     # image -> (seconds of running, exit code): such containers then terminate and the instance ends.
     exits: dict[str, tuple[float, int]] = dataclasses.field(default_factory=dict)
     error_rate: float = 0.0  # fraction of create/delete calls answering Unavailable
@@ -98,6 +99,7 @@ class FakeProvider:
         self._refilled = clock()
         self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
         self.deleted: list[str] = []
+        self._stopping: dict[str, float] = {}  # instance id -> clock time it is gone
         self.created: list[str] = []
         self._state_file = state_file
         if state_file is not None and state_file.exists():
@@ -146,9 +148,10 @@ class FakeProvider:
         if self._rng.random() < self.behaviour.error_rate:
             self.calls["delete", "ServiceUnavailable"] += 1
             raise errors.Unavailable("fake cloud: 503", code="ServiceUnavailable")
-        if self._instances.pop(instance_id, None) is not None:
+        if instance_id in self._instances and instance_id not in self._stopping:
             self.deleted.append(instance_id)
-            self._save()
+            self._stopping[instance_id] = self._clock() + self.behaviour.stop_takes
+            self._expire()
         self.calls["delete", "ok"] += 1
 
     async def get(self, instance_id: str) -> models.InstanceState:
@@ -184,6 +187,7 @@ class FakeProvider:
         self._save()
 
     def instances(self) -> builtins.list[models.InstanceState]:
+        self._expire()
         return [self._state(i) for i in self._instances.values()]
 
     def spec_of(self, instance_id: str) -> models.InstanceSpec:
@@ -216,11 +220,22 @@ class FakeProvider:
             view._load(path)
         return view
 
+    def _expire(self) -> None:
+        """Deleted instances whose containers have stopped leave the listing."""
+        now = self._clock()
+        done = [i for i, gone_at in self._stopping.items() if gone_at <= now]
+        for instance_id in done:
+            self._instances.pop(instance_id, None)
+            del self._stopping[instance_id]
+        if done:
+            self._save()
+
     async def _enter(self, action: str, *, throttled: bool = True) -> None:
         if self.behaviour.call_latency:
             await asyncio.sleep(self.behaviour.call_latency)
         else:
             await asyncio.sleep(0)
+        self._expire()
         if self.behaviour.unreachable:
             self.calls[action, "Unreachable"] += 1
             raise errors.Unavailable("fake cloud: connection refused", code="Unreachable")
