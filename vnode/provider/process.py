@@ -186,7 +186,7 @@ class ProcessProvider:
             return
         # The runner is gone (the instance had finished, or the runner was killed): clean up here.
         _kill_containers(_read_json(directory / "status.json"))
-        shutil.rmtree(directory, ignore_errors=True)
+        _retire(directory)
 
     async def get(self, instance_id: str) -> models.InstanceState:
         directory = self._dir(instance_id)
@@ -890,8 +890,21 @@ def _run_instance(directory: pathlib.Path) -> int:
             stopping.update(at=time.monotonic(), remove=True)
         time.sleep(0.2)
     if stopping.get("remove") or _read_json(directory / "stop.json").get("remove"):
-        shutil.rmtree(directory, ignore_errors=True)
+        _retire(directory)
     return 0
+
+
+def _retire(directory: pathlib.Path) -> None:
+    """Remove a deleted instance, keeping its logs and state beside the state directory for debugging
+    (``<state dir>-logs/<instance id>/``); the last run of each instance id is kept."""
+    kept = directory.parent.with_name(directory.parent.name + "-logs") / directory.name
+    with contextlib.suppress(OSError):
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir(parents=True)
+        for name in ("logs", "state.json", "status.json"):
+            if (directory / name).exists():
+                shutil.move(str(directory / name), str(kept / name))
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
