@@ -386,3 +386,48 @@ def test_vnode_cloudsim_serves_the_sdk_as_its_cloud_json_says(sim: Sim) -> None:
             assert "vnode" in page.read().decode()
         client.container_groups.begin_delete(rg, "e2e").result(timeout=60)
         assert list(client.container_groups.list_by_resource_group(rg)) == []
+
+
+def test_azure_monitor_metrics_of_a_container_group(aci_sim: SimThread) -> None:
+    """``{group}/providers/Microsoft.Insights/metrics``: CpuUsage in millicores and MemoryUsage in
+    bytes per interval, split by container with ``$filter=containerName eq '*'``; a tag pins the CPU."""
+    pinned = group(containers=2, tags={"cloudsim-cpu-millicores": "600"})
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "pinned", pinned)
+    aci_sim.call(lambda c: c.advance(10))
+    aci_sim.call(lambda c: c.advance(240))
+    now = aci_sim.call(lambda c: c.now())
+    start, end = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (now - 180, now))
+    verify = str(aci_sim.tls_dir / "aci-ca.pem")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    base = _url(aci_sim, "pinned", "/providers/Microsoft.Insights/metrics").replace("2023-05-01", "2023-10-01")
+    query = {"metricnames": "CpuUsage,MemoryUsage", "timespan": f"{start}/{end}", "interval": "PT1M",
+             "aggregation": "Average", "$filter": "containerName eq '*'"}  # fmt: skip
+    answer = requests.get(base, params=query, headers=headers, verify=verify, timeout=10)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["namespace"] == aci.RESOURCE_TYPE
+    cpu, memory = body["value"]
+    assert cpu["name"]["value"] == "CpuUsage"
+    assert cpu["unit"] == "Count"
+    assert memory["name"]["value"] == "MemoryUsage"
+    assert memory["unit"] == "Bytes"
+    assert cpu["id"].endswith("/containerGroups/pinned/providers/Microsoft.Insights/metrics/CpuUsage")
+    by_container = {s["metadatavalues"][0]["value"]: s["data"] for s in cpu["timeseries"]}
+    assert set(by_container) == {"c0", "c1"}
+    for data in by_container.values():
+        full = [point["average"] for point in data[1:-1]]  # the first and last minutes are partial
+        assert full
+        assert all(value == pytest.approx(300) for value in full)
+    assert all(point["average"] > 0 for s in memory["timeseries"] for point in s["data"][1:])
+
+    whole = requests.get(base, params={**query, "$filter": ""}, headers=headers, verify=verify, timeout=10).json()
+    (series,) = whole["value"][0]["timeseries"]
+    assert series["metadatavalues"] == []
+    assert series["data"][-2]["average"] == pytest.approx(600)
+
+    unknown = requests.get(base, params={"metricnames": "DiskIo"}, headers=headers, verify=verify, timeout=10)
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "BadRequest"
+    lower = base.replace("Microsoft.Insights", "microsoft.insights")
+    assert requests.get(lower, params=query, headers=headers, verify=verify, timeout=10).status_code == 200

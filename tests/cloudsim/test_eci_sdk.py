@@ -7,6 +7,7 @@ import json
 import pytest
 from alibabacloud_eci20180808 import models as m
 from alibabacloud_eci20180808.client import Client
+from alibabacloud_tea_openapi import exceptions as tea_exceptions
 
 from tests.cloudsim.conftest import Sim, container, create_request, tags
 from vnode.cloudsim import catalog, workloads
@@ -276,3 +277,73 @@ def test_bulk_status_follows_every_change_of_a_polled_instance(sim: Sim, eci: Cl
         m.DescribeContainerGroupStatusRequest(region_id=sim.region, tag=node)
     ).body
     assert body.total_count == 0
+
+
+def test_sdk_reads_metrics_of_many_instances_in_one_call(sim: Sim, eci: Client) -> None:
+    """DescribeMultiContainerGroupMetric: usage follows the workload (busy, server, sleep), a tag pins
+    it, the cumulative counter is the rate times the seconds run, and unknown ids are left out."""
+    busy = container("spin", "busybox", "sh", "-c", "while true; do :; done", cpu=0.5)
+    made = {
+        "busy": create_request(sim, "busy", busy),
+        "web": create_request(sim, "web", container("web", "nginx", cpu=1.0)),
+        "sleep": create_request(sim, "sleep", container("nap", "busybox", "sleep", "3600", cpu=1.0)),
+        "pinned": create_request(
+            sim, "pinned", container("web", "nginx", cpu=1.0), tag=tags(cloudsim__cpu__millicores="700")
+        ),
+    }
+    ids = {name: eci.create_container_group(request).body.container_group_id for name, request in made.items()}
+    sim.advance(30)
+
+    def read() -> dict[str, m.DescribeMultiContainerGroupMetricResponseBodyMonitorDatasRecords]:
+        request = m.DescribeMultiContainerGroupMetricRequest(
+            region_id=sim.region, container_group_ids=json.dumps([*ids.values(), "eci-unknown"]), metric_type="summary"
+        )
+        datas = eci.describe_multi_container_group_metric(request).body.monitor_datas
+        return {d.container_group_id: d.records[-1] for d in datas}
+
+    first = read()
+    assert set(first) == set(ids.values())
+    cores = {name: first[i].containers[0].cpu.usage_nano_cores / 1e9 for name, i in ids.items()}
+    assert 0.47 <= cores["busy"] <= 0.5  # a busy loop takes its limit
+    assert 0 < cores["web"] < 0.01  # an idle server a few millicores
+    assert cores["sleep"] == 0
+    assert cores["pinned"] == 0.7
+    busy_record = first[ids["busy"]]
+    assert busy_record.cpu.limit == 500
+    assert busy_record.containers[0].name == "spin"
+    assert busy_record.memory.working_set > 0
+    assert first[ids["web"]].containers[0].memory.working_set > busy_record.containers[0].memory.working_set
+
+    sim.advance(10)
+    second = read()
+    for name, instance_id in ids.items():
+        before = first[instance_id].containers[0].cpu.usage_core_nano_seconds
+        after = second[instance_id].containers[0].cpu.usage_core_nano_seconds
+        assert after - before == pytest.approx(cores[name] * 10 * 1e9, rel=1e-3, abs=10), name
+        assert second[instance_id].cpu.usage_core_nano_seconds == after  # one container: the group is its sum
+
+
+def test_sdk_reads_metric_records_of_one_instance(sim: Sim, eci: Client) -> None:
+    """DescribeContainerGroupMetric: the last five minutes at 15 s by default; each record's rate is
+    the average over its period, so the record where the run started shows part of it."""
+    request = create_request(
+        sim, "pinned", container("web", "nginx", cpu=1.0), tag=tags(cloudsim__cpu__millicores="400")
+    )
+    instance_id = eci.create_container_group(request).body.container_group_id
+    sim.advance(600)
+    body = eci.describe_container_group_metric(
+        m.DescribeContainerGroupMetricRequest(region_id=sim.region, container_group_id=instance_id)
+    ).body
+    assert body.container_group_id == instance_id
+    assert len(body.records) == 20
+    assert all(r.containers[0].cpu.usage_nano_cores == 400_000_000 for r in body.records)
+    counters = [r.cpu.usage_core_nano_seconds for r in body.records]
+    assert counters == sorted(counters)
+    assert counters[-1] - counters[-2] == pytest.approx(0.4 * 15 * 1e9, rel=1e-6)
+    with pytest.raises(tea_exceptions.ClientException) as caught:
+        eci.describe_container_group_metric(
+            m.DescribeContainerGroupMetricRequest(
+                region_id=sim.region, container_group_id=instance_id, start_time="2020-01-01T00:00:00Z", period="15"
+            )
+        )
+    assert caught.value.code == "InvalidParameter"  # a range of more than 50 records

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import errors, model
+from vnode.cloudsim import errors, model, usage
 
 PROVIDER = "Microsoft.ContainerInstance"
 RESOURCE_TYPE = f"{PROVIDER}/containerGroups"
@@ -63,6 +63,14 @@ EXEC_SESSION_SECONDS = 300.0
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
 _RESERVED_TAG_CHARS = re.compile(r"[<>%&\\?/\x00-\x1f\x7f]")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# Azure Monitor metrics of a container group: name -> (display name, unit, description)
+METRICS = {
+    "CpuUsage": ("CPU Usage", "Count", "CPU usage on all cores in millicores."),
+    "MemoryUsage": ("Memory Usage", "Bytes", "Total memory usage in byte."),
+}
+METRIC_GRAINS = {"PT1M": 60, "PT5M": 300, "PT15M": 900, "PT30M": 1800, "PT1H": 3600, "PT6H": 21600, "PT12H": 43200}
+MAX_METRIC_POINTS = 1440
+_CONTAINER_FILTER = re.compile(r"^\s*containerName\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
 
 # -- credentials and TLS -------------------------------------------------------------------
@@ -332,6 +340,27 @@ def _iso(at: float) -> str | None:
         return None
     stamp = datetime.datetime.fromtimestamp(at, datetime.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _plain_iso(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timespan(text: str | None, now: float) -> tuple[float, float]:
+    """Azure Monitor's ``timespan``: ``<start>/<end>`` in ISO 8601 (default: the hour before now);
+    the end is capped at now."""
+    if not text:
+        return now - 3600, now
+    try:
+        first, _, second = text.partition("/")
+        start = datetime.datetime.fromisoformat(first.replace("Z", "+00:00")).timestamp()
+        end = datetime.datetime.fromisoformat(second.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise ArmError(400, "BadRequest", f"Invalid timespan {text!r}: expected <start>/<end> in ISO 8601") from exc
+    end = min(end, now)
+    if start >= end:
+        raise ArmError(400, "BadRequest", f"Invalid timespan {text!r}: the start is not before the end (or now)")
+    return start, end
 
 
 def _group_key(sub: str, rg: str) -> str:
@@ -726,6 +755,101 @@ class Dialect:
         _, text = self.cloud.logs(inst.id, cloudmod.LogQuery(container=container, tail=tail, timestamps=timestamps))
         return _json({"content": text})
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Azure Monitor's metrics of a container group (``{group}/providers/Microsoft.Insights/metrics``):
+        ``CpuUsage`` (millicores) and ``MemoryUsage`` (bytes), one data point per ``interval`` over
+        ``timespan`` (default the last hour, at PT1M), averages over the time a container ran in
+        each interval; ``$filter=containerName eq '*'`` splits the series by container."""
+        sub, rg, name = _path(request)
+        query = request.query
+        names = [n.strip() for n in query.get("metricnames", "CpuUsage").split(",") if n.strip()]
+        for metric in names:
+            if metric not in METRICS:
+                raise ArmError(
+                    400,
+                    "BadRequest",
+                    f"Failed to find metric configuration for provider: {PROVIDER}, resource Type: containerGroups, "
+                    f"metric: {metric}, Valid metrics: {','.join(METRICS)}",
+                )
+        interval = query.get("interval", "PT1M").upper()
+        step = METRIC_GRAINS.get(interval)
+        if step is None:
+            raise ArmError(400, "BadRequest", f"Invalid interval {interval!r}: one of {', '.join(METRIC_GRAINS)}")
+        aggregations = [a.strip().lower() for a in query.get("aggregation", "average").split(",") if a.strip()]
+        for aggregation in aggregations:
+            if aggregation not in ("average", "minimum", "maximum"):
+                raise ArmError(
+                    400, "BadRequest", f"Aggregation {aggregation!r} is not supported: Average, Minimum, Maximum"
+                )
+        split: str | None = None
+        if query.get("$filter"):
+            match = _CONTAINER_FILTER.match(query["$filter"])
+            if match is None:
+                raise ArmError(
+                    400, "BadRequest", f"Invalid $filter {query['$filter']!r}: only containerName eq '<name>|*'"
+                )
+            split = match.group(1)
+        await self.admit("metrics")
+        inst = self.lookup(sub, rg, name)
+        if inst is None:
+            raise _not_found(sub, rg, name)
+        now = self.cloud.now()
+        start, end = _timespan(query.get("timespan"), now)
+        first = math.floor(start / step) * step
+        buckets = [(float(a), min(a + step, end)) for a in range(int(first), math.ceil(end), step)]
+        if len(buckets) > MAX_METRIC_POINTS:
+            raise ArmError(
+                400, "BadRequest", f"The query asks for {len(buckets)} data points, at most {MAX_METRIC_POINTS}"
+            )
+        runs = usage.of_instance(inst)
+        if split is not None and split != "*":
+            runs = [run for run in runs if run.name == split]
+        groups = [[run] for run in runs] if split is not None else [runs]
+        resource_id = _meta_of(inst).id or _arm_id(sub, rg, name)
+        value = []
+        for metric in names:
+            display, unit, description = METRICS[metric]
+            series = []
+            for group in groups:
+                data = []
+                for a, b in buckets:
+                    point: dict[str, Any] = {"timeStamp": _plain_iso(a)}
+                    ran = [run for run in group if run.overlap(a, b) > 0]
+                    if ran:
+                        if metric == "CpuUsage":
+                            figure = sum(1000 * run.core_seconds(b, a) / run.overlap(a, b) for run in ran)
+                        else:
+                            figure = float(sum(run.memory_bytes for run in ran))
+                        for aggregation in aggregations:
+                            point[aggregation] = figure
+                    data.append(point)
+                entry: dict[str, Any] = {"metadatavalues": [], "data": data}
+                if split is not None:
+                    dimension = {"value": "containername", "localizedValue": "containername"}
+                    entry["metadatavalues"] = [{"name": dimension, "value": group[0].name}]
+                series.append(entry)
+            value.append(
+                {
+                    "id": f"{resource_id}/providers/Microsoft.Insights/metrics/{metric}",
+                    "type": "Microsoft.Insights/metrics",
+                    "name": {"value": metric, "localizedValue": display},
+                    "displayDescription": description,
+                    "unit": unit,
+                    "timeseries": series,
+                    "errorCode": "Success",
+                }
+            )
+        return _json(
+            {
+                "cost": 0,
+                "timespan": f"{_plain_iso(start)}/{_plain_iso(end)}",
+                "interval": interval,
+                "value": value,
+                "namespace": RESOURCE_TYPE,
+                "resourceregion": _meta_of(inst).loc,
+            }
+        )
+
     async def exec(self, request: web.Request) -> web.Response:
         sub, rg, name = _path(request)
         container = request.match_info["container"]
@@ -1051,6 +1175,8 @@ def create_app(
     app.router.add_post(group + "/start", dialect.not_modelled)
     app.router.add_get(group + "/containers/{container}/logs", dialect.logs)
     app.router.add_post(group + "/containers/{container}/exec", dialect.exec)
+    # ARM paths are case-insensitive; clients spell the namespace either way.
+    app.router.add_get(group + "/providers/{insights:[Mm]icrosoft\\.[Ii]nsights}/metrics", dialect.metrics)
     app.router.add_get(
         "/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{location}/{kind:operations|operationResults}/{op}",
         dialect.operation,

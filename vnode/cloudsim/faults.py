@@ -25,6 +25,7 @@ OPERATIONS = (
     "usage",
     "resources",
     "regions",
+    "metrics",
 )
 
 

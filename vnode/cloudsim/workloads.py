@@ -19,7 +19,21 @@ from collections.abc import Sequence
 # Image names (without registry, path and tag) the simulated registry holds.
 SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik", "redis", "memcached", "pause", "postgres", "mysql"})
 TOOLS = frozenset(
-    {"busybox", "alpine", "ubuntu", "debian", "centos", "perl", "python", "bash", "node", "golang", "curl"}
+    {
+        "busybox",
+        "alpine",
+        "ubuntu",
+        "debian",
+        "centos",
+        "perl",
+        "python",
+        "bash",
+        "node",
+        "golang",
+        "curl",
+        "stress",
+        "stress-ng",
+    }
 )
 WEB_SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik"})
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "/bin/sh", "/bin/bash", "/bin/ash", "/usr/bin/bash"})
@@ -40,6 +54,68 @@ class ShellResult:
     output: tuple[str, ...]
     exit_code: int
     seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Demand:
+    """What a running container would use given room: CPU cores and a working set."""
+
+    cores: float
+    memory_mib: float
+
+
+# Working sets of idle servers, roughly what `docker stats` shows for the stock images.
+_SERVER_MIB = {"nginx": 8.0, "httpd": 12.0, "caddy": 14.0, "traefik": 30.0, "redis": 4.0, "memcached": 3.0,
+               "pause": 0.3, "postgres": 40.0, "mysql": 360.0}  # fmt: skip
+_BUSY_PROGRAMS = frozenset({"yes", "md5sum", "sha1sum", "sha256sum", "sha512sum", "dd", "openssl", "gzip"})
+
+
+def demand(image: str, command: Sequence[str], args: Sequence[str]) -> Demand:
+    """How much CPU and memory a container started with ``command`` + ``args`` wants while it runs.
+
+    Busy: ``perl`` computing pi (one core), ``stress``/``stress-ng`` (``--cpu N`` cores, default
+    one), ``yes``, a checksum of ``/dev/zero``, a ``while true``/``while :`` loop without a
+    ``sleep`` (one core each).
+    A server idles at a few millicores; ``sleep`` and short scripts use nothing measurable; any
+    other long-running command a little.
+    """
+    argv = [*command, *args]
+    name = image_name(image)
+    if not argv:
+        if name in SERVERS or image.startswith("sim/"):
+            return Demand(0.002, _SERVER_MIB.get(name, 16.0))
+        return Demand(0.0, 0.5)
+    program = argv[0].rsplit("/", 1)[-1]
+    if program in WEB_SERVERS:
+        return Demand(0.002, _SERVER_MIB.get(program, 16.0))
+    if program == "perl":
+        return Demand(1.0, 24.0) if _perl(argv).run_seconds else Demand(0.0, 2.0)
+    if program in ("stress", "stress-ng"):
+        return Demand(_workers(argv), 6.0)
+    text = " ".join(argv)
+    words = text.replace(";", " ").split()
+    programs = {w.rsplit("/", 1)[-1] for w in words}
+    if programs & _BUSY_PROGRAMS or (re.search(r"while\s+(true|:)", text) and "sleep" not in programs):
+        return Demand(1.0, 1.0)
+    if run_shell(argv, unknown_runs_forever=True) is None:
+        return Demand(0.01, 8.0)  # some program of its own: mostly waiting
+    return Demand(0.0, 0.5)  # sleep, echo, exit: nothing measurable
+
+
+def _workers(argv: Sequence[str]) -> float:
+    """``stress --cpu 2`` / ``-c 2`` / ``--cpu=2``: the number of spinning workers (default 1)."""
+    for i, word in enumerate(argv):
+        value = None
+        if word in ("--cpu", "-c") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif word.startswith("--cpu="):
+            value = word.split("=", 1)[1]
+        if value is not None:
+            try:
+                return max(1.0, float(value))
+            except ValueError:
+                return 1.0
+    return 1.0
 
 
 def image_name(image: str) -> str:
