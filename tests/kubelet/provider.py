@@ -58,6 +58,7 @@ class LocalProvider(_Core):
         # (instance, container) -> runs, oldest first; each run is a list of (time, line).
         self.runs: dict[tuple[str, str], list[list[tuple[datetime.datetime, bytes]]]] = {}
         self.usage: dict[str, Usage] = {}
+        self.stats_calls: list[list[str]] = []  # the instance ids of each stats call
         self.started = datetime.datetime.now(datetime.UTC)
         self.argv: list[list[str]] = []
         self.resizes: list[streams.TerminalSize] = []
@@ -162,16 +163,20 @@ class LocalProvider(_Core):
 
     # -- stats -------------------------------------------------------------------------------
 
-    async def stats(self, instance_id: str) -> Mapping[str, Mapping[str, float]]:
-        usage = self.usage.get(instance_id, Usage())
+    async def stats(self, instance_ids: Sequence[str]) -> Mapping[str, Mapping[str, Mapping[str, float]]]:
+        self.stats_calls.append(list(instance_ids))
         elapsed = (datetime.datetime.now(datetime.UTC) - self.started).total_seconds()
-        return {
-            "app": {
-                "cpu_nanocores": usage.cpu_nanocores,
-                "cpu_usage_core_nanoseconds": usage.cpu_nanocores * elapsed,
-                "memory_working_set_bytes": usage.memory_working_set_bytes,
+        answer = {}
+        for instance_id in instance_ids:
+            usage = self.usage.get(instance_id, Usage())
+            answer[instance_id] = {
+                "app": {
+                    "cpu_nanocores": usage.cpu_nanocores,
+                    "cpu_usage_core_nanoseconds": usage.cpu_nanocores * elapsed,
+                    "memory_working_set_bytes": usage.memory_working_set_bytes,
+                }
             }
-        }
+        return answer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,8 @@ def test_stats_summary_has_the_summary_api_shape(kubelet: Kubelet, pod: pods.Pod
     assert container["memory"]["workingSetBytes"] == 64 * 1024 * 1024
     assert container["cpu"]["usageCoreNanoSeconds"] > 0
     assert summary["node"]["cpu"]["usageNanoCores"] >= 250_000_000
+    # one provider call for all of the node's pods, not one per pod
+    assert pod.instance_id in kubelet.provider.stats_calls[-1]
 
 
 def test_metrics_resource_is_the_prometheus_text_metrics_server_reads(kubelet: Kubelet, pod: pods.PodInstance) -> None:

@@ -96,7 +96,7 @@ def test_the_registry_names_the_aci_provider_and_it_meets_the_protocols(sim: Sim
     assert isinstance(provider, base.Provider)
     assert isinstance(provider, base.SupportsLogs)
     assert isinstance(provider, base.SupportsExec)
-    assert not isinstance(provider, base.SupportsStats)
+    assert isinstance(provider, base.SupportsStats)
     assert provider.container_id_scheme == "aci"
 
 
@@ -282,3 +282,19 @@ async def test_follow_yields_what_the_log_gains(sim: Sim) -> None:
         await stream.aclose()
     finally:
         await provider.close()
+
+
+async def test_stats_read_azure_monitor_and_keep_a_cumulative_cpu_counter(sim: Sim, provider: aci.AciProvider) -> None:
+    pinned = await provider.create(spec("pinned", tags={"cloudsim-cpu-millicores": "500"}))
+    idle = await provider.create(spec("idle"))
+    sim.advance(150)
+    first = await provider.stats([pinned.id, idle.id, "not-a-group"])
+    assert set(first) == {pinned.id, idle.id}
+    assert first[pinned.id]["app"]["cpu_nanocores"] == pytest.approx(500_000_000)
+    assert 0 < first[idle.id]["app"]["cpu_nanocores"] < 10_000_000
+    assert first[idle.id]["app"]["memory_working_set_bytes"] > 0
+    second = await provider.stats([pinned.id, idle.id])
+    # Azure reports rates: the provider integrates them between its reads, so the counter grows.
+    assert (
+        second[pinned.id]["app"]["cpu_usage_core_nanoseconds"] > first[pinned.id]["app"]["cpu_usage_core_nanoseconds"]
+    )

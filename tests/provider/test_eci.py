@@ -96,7 +96,7 @@ def test_the_registry_names_the_eci_provider_and_it_meets_the_protocols(sim: Sim
     assert isinstance(provider, base.Provider)
     assert isinstance(provider, base.SupportsLogs)
     assert isinstance(provider, base.SupportsExec)
-    assert not isinstance(provider, base.SupportsStats)
+    assert isinstance(provider, base.SupportsStats)
     assert provider.container_id_scheme == "eci"
 
 
@@ -445,3 +445,37 @@ async def test_follow_yields_what_the_log_gains(sim: Sim) -> None:
         await stream.aclose()
     finally:
         await provider.close()
+
+
+async def test_stats_of_many_instances_take_one_metrics_call_per_twenty(sim: Sim, provider: eci.EciProvider) -> None:
+    """25 instances: two DescribeMultiContainerGroupMetric calls; figures follow the workload or
+    the pinning tag, and the cumulative CPU grows by the rate times the simulated seconds."""
+    pinned = {"cloudsim-cpu-millicores": "300", "cloudsim-memory-mib": "48"}
+    made = [await provider.create(spec(f"web-{n}", tags=pinned if n < 3 else None)) for n in range(23)]
+    made.append(await provider.create(spec("spin", "sh", "-c", "while true; do :; done", image="busybox", cpu=1)))
+    made.append(await provider.create(spec("nap", "sleep", "3600", image="busybox")))
+    sim.advance(30)
+    ids = [state.id for state in made]
+    actions: list[str] = []
+    call = provider.client.call
+
+    async def counting(action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        actions.append(action)
+        return await call(action, params)
+
+    provider.client.call = counting  # type: ignore[method-assign]
+    first = await provider.stats([*ids, "eci-unknown"])
+    assert actions == ["DescribeMultiContainerGroupMetric"] * 2
+    assert set(first) == set(ids)
+    assert first[ids[0]]["app"]["cpu_nanocores"] == 300_000_000
+    assert first[ids[0]]["app"]["memory_working_set_bytes"] == 48 * 1024 * 1024
+    assert 0 < first[ids[5]]["app"]["cpu_nanocores"] < 10_000_000  # an idle nginx
+    assert 0.95e9 <= first[ids[-2]]["app"]["cpu_nanocores"] <= 1e9  # a busy loop takes its core
+    assert first[ids[-1]]["app"]["cpu_nanocores"] == 0  # sleep
+
+    sim.advance(10)
+    second = await provider.stats(ids)
+    for instance_id in ids:
+        before, after = first[instance_id]["app"], second[instance_id]["app"]
+        grown = after["cpu_usage_core_nanoseconds"] - before["cpu_usage_core_nanoseconds"]
+        assert grown == pytest.approx(before["cpu_nanocores"] * 10, rel=1e-3, abs=10)

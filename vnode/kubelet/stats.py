@@ -9,21 +9,20 @@ computes CPU rates from two samples' timestamps). The node's figures are the sum
 a virtual node has no machine of its own.
 
 The numbers come from a provider's ``SupportsStats.stats``: per container ``cpu_nanocores``,
-``memory_working_set_bytes`` and ``cpu_usage_core_nanoseconds``. One slow or failing instance
-must not blank the whole node, so each pod is fetched on its own (a few at a time) and a
-failure only leaves that pod out and sets ``resource_scrape_error``.
+``memory_working_set_bytes`` and ``cpu_usage_core_nanoseconds``. They are asked for in one call
+for all the node's pods, so a provider can use its cloud's batched metrics call (ECI's
+``DescribeMultiContainerGroupMetric`` takes 20 instances) rather than a call per pod per scrape;
+an instance it has no figures for is left out, and a failed call sets ``resource_scrape_error``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from vnode import errors
 from vnode.kubelet import pods as pods_mod
 from vnode.provider import base
 
@@ -73,14 +72,21 @@ async def collect(
     *,
     node_name: str,
     default_start: datetime.datetime,
-    concurrency: int = 16,
 ) -> tuple[list[PodUsage], bool]:
-    """Usage of every pod that has an instance; the flag is true when some pod could not be read."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(pod: pods_mod.PodInstance) -> PodUsage | None:
-        async with gate:
-            figures: Mapping[str, Mapping[str, float]] = await provider.stats(pod.instance_id)
+    """Usage of every pod that has an instance; the flag is true when the provider failed."""
+    with_instance = [pod for pod in pods if pod.instance_id]
+    if not with_instance:
+        return [], False
+    try:
+        figures = await provider.stats([pod.instance_id for pod in with_instance])
+    except Exception as exc:  # any failure is a scrape error, not a crash of the route
+        log.warning("stats of %d pods failed: %s", len(with_instance), exc, extra={"node": node_name})
+        return [], True
+    usages = []
+    for pod in with_instance:
+        per_container = figures.get(pod.instance_id)
+        if per_container is None:
+            continue  # gone, or not measured yet: the pod is left out, as the real kubelet does
         started, container_starts = _start_times(pod, default_start)
         containers = tuple(
             ContainerUsage(
@@ -90,25 +96,10 @@ async def collect(
                 memory_working_set_bytes=float(values.get("memory_working_set_bytes", 0.0)),
                 start_time=container_starts.get(name, started),
             )
-            for name, values in sorted(figures.items())
+            for name, values in sorted(per_container.items())
         )
-        return PodUsage(pod, started, containers)
-
-    with_instance = [pod for pod in pods if pod.instance_id]
-    results = await asyncio.gather(*(one(pod) for pod in with_instance), return_exceptions=True)
-    usages, failed = [], False
-    for pod, result in zip(with_instance, results, strict=True):
-        if isinstance(result, errors.NotFound):
-            continue  # the instance is gone: the pod is on its way out, not an error
-        if isinstance(result, BaseException):
-            if not isinstance(result, Exception):
-                raise result
-            failed = True
-            log.warning("stats of %s/%s failed: %s", pod.namespace, pod.name, result,
-                        extra={"node": node_name, "pod": f"{pod.namespace}/{pod.name}"})  # fmt: skip
-        elif result is not None:
-            usages.append(result)
-    return usages, failed
+        usages.append(PodUsage(pod, started, containers))
+    return usages, False
 
 
 def _rfc3339(moment: datetime.datetime) -> str:

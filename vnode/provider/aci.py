@@ -25,6 +25,12 @@ Choices ARM forces:
 * **Exec**: ARM's exec takes one command *string* and streams output over a WebSocket. The
   argv is joined with ``shlex.join`` (so ``sh -c 'echo "a b"'`` keeps its argument), and ACI
   reports no exit status: ``exit_code`` is always 0.
+* **Stats**: Azure Monitor's metrics of each container group (``CpuUsage`` in millicores,
+  ``MemoryUsage`` in bytes, per container, one-minute averages), one GET per group per scrape,
+  16 at a time: the ARM endpoint has no call for many resources (Azure Monitor's batch API is a
+  separate regional data-plane host the simulator does not serve). Azure reports rates, not
+  cumulative CPU, so the provider keeps the cumulative counter metrics-server needs by
+  integrating each container's rate over the time between its own reads.
 * **Credentials**: a bearer token from the Azure AD client-credentials flow when
   ``ACI_TENANT_ID``/``ACI_CLIENT_ID``/``ACI_CLIENT_SECRET`` are set; with no tenant,
   ``ACI_CLIENT_SECRET`` is taken as a pre-issued bearer token (the simulator's ``cloud.json``
@@ -38,6 +44,7 @@ import base64
 import datetime
 import hashlib
 import json
+import logging
 import re
 import shlex
 import ssl
@@ -58,6 +65,10 @@ ARM = "https://management.azure.com"
 LOGIN = "https://login.microsoftonline.com"
 PROVIDER = "Microsoft.ContainerInstance"
 TOKEN_TAG = "vnode.io-client-token"
+MONITOR_API_VERSION = "2023-10-01"
+STATS_CONCURRENCY = 16
+
+log = logging.getLogger(__name__)
 _VNODE_PREFIX = "vnode.io/"
 _CAPACITY_CODES = {"ServiceUnavailable", "InsufficientSubnetSize", "ContainerGroupQuotaReached", "InsufficientCapacity"}
 
@@ -378,7 +389,7 @@ class _Token:
 
 
 class AciProvider:
-    """``base.Provider`` + ``SupportsLogs`` + ``SupportsExec`` on Azure Container Instances."""
+    """``base.Provider`` + ``SupportsLogs`` + ``SupportsExec`` + ``SupportsStats`` on Azure Container Instances."""
 
     name = "aci"
     container_id_scheme = "aci"
@@ -408,6 +419,8 @@ class AciProvider:
             {action: eci.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
         )
         self._log_poll_interval = log_poll_interval
+        # (group, container) -> (monotonic time of the last read, cumulative core-nanoseconds)
+        self._cpu_totals: dict[tuple[str, str], tuple[float, float]] = {}
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if self.config.ca_file:
@@ -599,6 +612,80 @@ class AciProvider:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise errors.Unavailable(f"ACI exec: {exc}", code="ExecSocket") from exc
         return eci.ExecOutput(exit_code=0, stdout=bytes(output))
+
+    # --- SupportsStats ---
+
+    async def stats(self, instance_ids: Sequence[str]) -> Mapping[str, Mapping[str, Mapping[str, float]]]:
+        """Azure Monitor per group, ``STATS_CONCURRENCY`` at a time. A group ARM does not know is
+        left out; failed calls too (logged), and only when every call failed does it raise."""
+        ids = list(dict.fromkeys(instance_ids))
+        gate = asyncio.Semaphore(STATS_CONCURRENCY)
+
+        async def one(instance_id: str) -> dict[str, dict[str, float]] | None:
+            async with gate:
+                try:
+                    return await self._metrics(instance_id)
+                except errors.NotFound:
+                    return None
+
+        results = await asyncio.gather(*(one(i) for i in ids), return_exceptions=True)
+        answer: dict[str, dict[str, dict[str, float]]] = {}
+        failures: list[Exception] = []
+        for instance_id, result in zip(ids, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                failures.append(result)
+            elif result is not None:
+                answer[instance_id] = result
+        if failures and not answer:
+            raise failures[0]
+        if failures:
+            log.warning("ACI metrics: %d of %d groups failed: %s", len(failures), len(ids), failures[0])
+        asked = set(ids)
+        for key in [k for k in self._cpu_totals if k[0] not in asked]:
+            del self._cpu_totals[key]  # a group no longer on the node
+        return answer
+
+    async def _metrics(self, instance_id: str) -> dict[str, dict[str, float]]:
+        """The latest one-minute averages of each container (the default timespan: the last hour,
+        up to the cloud's own now), and the cumulative CPU kept here."""
+        url = f"{self.groups_url}/{instance_id}/providers/Microsoft.Insights/metrics"
+        query = {
+            "api-version": MONITOR_API_VERSION,
+            "metricnames": "CpuUsage,MemoryUsage",
+            "interval": "PT1M",
+            "aggregation": "Average",
+            "$filter": "containerName eq '*'",
+        }
+        try:
+            _, body = await self._request("GET", url, "metrics", query=query)
+        except (errors.InvalidSpec, errors.Conflict, errors.CapacityError) as exc:
+            raise errors.Unavailable(exc.message, code=exc.code) from exc
+        latest: dict[str, dict[str, float]] = {}
+        for metric in (body or {}).get("value") or ():
+            name = str((metric.get("name") or {}).get("value", ""))
+            for series in metric.get("timeseries") or ():
+                container = ""
+                for item in series.get("metadatavalues") or ():
+                    if str((item.get("name") or {}).get("value", "")).lower() == "containername":
+                        container = str(item.get("value", ""))
+                points = [p for p in series.get("data") or () if p.get("average") is not None]
+                if container and points:
+                    latest.setdefault(container, {})[name] = float(points[-1]["average"])
+        now = time.monotonic()
+        answer: dict[str, dict[str, float]] = {}
+        for container, figures in latest.items():
+            nanocores = figures.get("CpuUsage", 0.0) * 1e6  # millicores
+            last, total = self._cpu_totals.get((instance_id, container), (now, 0.0))
+            total += nanocores * (now - last)
+            self._cpu_totals[(instance_id, container)] = (now, total)
+            answer[container] = {
+                "cpu_nanocores": nanocores,
+                "cpu_usage_core_nanoseconds": total,
+                "memory_working_set_bytes": figures.get("MemoryUsage", 0.0),
+            }
+        return answer
 
 
 def create(config: settings.Settings) -> AciProvider:

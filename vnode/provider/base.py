@@ -149,6 +149,14 @@ class SupportsExec(Protocol):
 
 @runtime_checkable
 class SupportsStats(Protocol):
-    async def stats(self, instance_id: str) -> Mapping[str, Mapping[str, float]]:
-        """Per container: ``cpu_nanocores``, ``memory_working_set_bytes``, ``cpu_usage_core_nanoseconds``."""
+    async def stats(self, instance_ids: Sequence[str]) -> Mapping[str, Mapping[str, Mapping[str, float]]]:
+        """Usage of the node's instances, read in as few cloud calls as the cloud allows (the
+        kubelet API asks for all of a node's pods at once, at every metrics-server scrape).
+
+        Instance id -> container name -> ``cpu_nanocores`` (the rate now),
+        ``memory_working_set_bytes`` and ``cpu_usage_core_nanoseconds`` (cumulative; it must not
+        decrease while the container runs: readers compute rates from two of them). An instance
+        the cloud does not know, or has no figures for yet, is left out. Raises ``Retryable``
+        when nothing could be read.
+        """
         ...
