@@ -43,9 +43,35 @@ def parse(header: str | None) -> Authorization:
     return Authorization(match["key"], names, match["sig"])
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
+def quote(value: str) -> str:
+    """``urllib.parse.quote(value, safe="~")``, without its work when nothing needs escaping (most values)."""
+    return value if _UNRESERVED(value) else urllib.parse.quote(value, safe="~")
+
+
+def parse_query(text: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(text, keep_blank_values=True)``, a few times faster on plain values.
+
+    The server parses every request's query with it, so the common case (nothing escaped) is
+    a split, and only a piece with ``%`` or ``+`` goes through ``unquote_plus``.
+    """
+    pairs = []
+    unquote = urllib.parse.unquote_plus
+    for piece in text.split("&"):
+        if not piece:
+            continue
+        key, _, value = piece.partition("=")
+        if "%" in piece or "+" in piece:
+            key, value = unquote(key), unquote(value)
+        pairs.append((key, value))
+    return pairs
+
+
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     query = dict(pairs)
-    return "&".join(f"{key}={urllib.parse.quote(query[key], safe='~')}" for key in sorted(query))
+    return "&".join(f"{key}={quote(query[key])}" for key in sorted(query))
 
 
 def canonical_request(
@@ -62,7 +88,7 @@ def canonical_request(
 
 def sign(secret: str, canonical: str) -> str:
     digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return hmac.new(secret.encode(), f"{ALGORITHM}\n{digest}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), f"{ALGORITHM}\n{digest}".encode(), "sha256").hex()
 
 
 def verify(secret: str, auth: Authorization, canonical: str) -> bool:

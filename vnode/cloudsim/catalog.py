@@ -8,6 +8,7 @@ Prices are ECI's published pay-as-you-go figures per second; see ../shared/CONTE
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 USD_PER_VCPU_SECOND = 0.0000077
 USD_PER_GIB_SECOND = 0.00000096
@@ -40,7 +41,7 @@ class Spec:
     @property
     def key(self) -> str:
         """A short stable name, e.g. ``2-4`` or ``0.25-0.5``, used for stock and totals."""
-        return f"{_num(self.cpu)}-{_num(self.memory)}"
+        return spec_key(self.cpu, self.memory)
 
     def usd_per_second(self) -> float:
         return self.cpu * USD_PER_VCPU_SECOND + self.memory * USD_PER_GIB_SECOND
@@ -65,6 +66,12 @@ def round_up(cpu: float, memory: float) -> Spec:
         if spec.cpu >= cpu and spec.memory >= memory:
             return spec
     raise SpecError(f"no size covers {_num(cpu)} vCPU / {_num(memory)} GiB")
+
+
+@functools.lru_cache(maxsize=256)
+def spec_key(cpu: float, memory: float) -> str:
+    """``Spec(cpu, memory).key``, remembered (the catalog has 50 sizes)."""
+    return f"{_num(cpu)}-{_num(memory)}"
 
 
 def cost(spec: Spec, seconds: float) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import heapq
 import json
@@ -174,13 +175,14 @@ class Cloud:
         self.deleted_count, self.last_seq = self.store.deleted_totals()
         self.deleted_cost = sum(self._cost(i, i.deleted_at or 0.0) for i in self.store.instances(deleted=True))
 
-    def _index(self, inst: model.Instance) -> None:
+    def _index(self, inst: model.Instance, *, address_taken: bool = False) -> None:
         self.live[inst.id] = inst
         for tag in inst.spec.tags:
             self.by_tag.setdefault((tag.key, tag.value), {})[inst.id] = None
-        self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
+        if not address_taken:  # loading: the pool is rebuilt from the stored addresses
+            self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
-        self.stock[inst.zone].in_use[catalog.Spec(inst.cpu, inst.memory).key] += 1
+        self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] += 1
         if inst.status not in model.TERMINAL and inst.status != model.TERMINATING:  # deletion released it
             self.used_cpu += inst.cpu
         self._schedule(inst)
@@ -195,7 +197,7 @@ class Cloud:
                     del self.by_tag[(tag.key, tag.value)]
         self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
         self.groups[inst.spec.security_group_id].members -= 1
-        self.stock[inst.zone].in_use[catalog.Spec(inst.cpu, inst.memory).key] -= 1
+        self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] -= 1
 
     def _schedule(self, inst: model.Instance) -> None:
         if inst.next_at is not None:
@@ -289,7 +291,7 @@ class Cloud:
         vswitch, skipped = self._place(spec, size, seq)
         ip = vswitch.pool.take()
         self.last_seq = seq
-        instance_id = f"eci-{random.Random(f'{self.seed}/id/{seq}').getrandbits(80):020x}"
+        instance_id = "eci-" + hashlib.blake2b(f"{self.seed}/id/{seq}".encode(), digest_size=10).hexdigest()
         inst = model.Instance(
             id=instance_id,
             seq=seq,
@@ -307,8 +309,7 @@ class Cloud:
             lifecycle.event(
                 inst, now, "Warning", "NoStock", f"zone {zone} has no stock of {size.key}; placed in {inst.zone}"
             )
-        self.vswitches[vswitch.id].pool.give_back(ip)  # _index claims it again
-        self._index(inst)
+        self._index(inst, address_taken=True)
         if spec.client_token:
             self.tokens[spec.client_token] = (inst.id, fingerprint)
             self.store.add_token(spec.client_token, inst.id, fingerprint)
@@ -598,12 +599,26 @@ class Cloud:
         self.store.wipe()
 
 
-def _rfc3339(at: float, *, nanos: bool = False) -> str:
+@functools.lru_cache(maxsize=4096)  # renderers ask for the same few seconds over and over
+def _second(at: int) -> str:
     t = time.gmtime(at)
-    stamp = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
+def _rfc3339(at: float, *, nanos: bool = False) -> str:
+    stamp = _second(int(at))
     if nanos:
         return f"{stamp}.{int((at % 1) * 1e9):09d}Z"
     return f"{stamp}Z"
+
+
+def rfc3339_millis(at: float) -> str:
+    """``2026-11-28T12:00:00.123Z``: ARM's spelling of a time."""
+    whole = int(at)
+    micros = round((at - whole) * 1e6)  # as datetime.fromtimestamp rounds
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    return f"{_second(whole)}.{micros // 1000:03d}Z"
 
 
 def rfc3339(at: float) -> str:

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +37,7 @@ from vnode.cloudsim import cloud as cloudmod
 VERSION = "2018-08-08"
 HOST_ID = "eci.aliyuncs.com"
 NONCE_WINDOW = 900.0  # seconds a nonce is remembered and a request date is accepted
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # the SDK's body hash for a bodyless POST
 
 # error kind -> (Code, HTTP status). Auth and routing codes are the OpenAPI gateway's common ones.
 ERROR_CODES: dict[type[errors.CloudError], tuple[str, int]] = {
@@ -110,6 +110,7 @@ class Params:
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self.raw: dict[str, str] = dict(pairs)
+        self._by_head: dict[str, list[tuple[str, str]]] | None = None
 
     def text(self, name: str, *, required: bool = False, default: str = "") -> str:
         value = self.raw.get(name)
@@ -162,9 +163,13 @@ class Params:
         """``Prefix.N.Rest=value`` -> {N: {Rest: value}}, N a positive integer, in N order."""
         groups: dict[int, dict[str, str]] = {}
         lead = prefix + "."
-        for key, value in self.raw.items():
-            if not key.startswith(lead):
-                continue
+        if self._by_head is None:  # one pass over the parameters, shared by every prefix asked for
+            self._by_head = {}
+            for key, value in self.raw.items():
+                head, dot, _ = key.partition(".")
+                if dot:
+                    self._by_head.setdefault(head, []).append((key, value))
+        for key, value in self._by_head.get(prefix, ()):
             index, _, rest = key[len(lead) :].partition(".")
             if not index.isdigit() or int(index) < 1 or (not rest and prefix not in _SCALAR_LISTS):
                 raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N >= 1")
@@ -219,6 +224,9 @@ def _subgroups(fields: dict[str, str], name: str, where: str) -> dict[int, dict[
     return dict(sorted(groups.items()))
 
 
+_CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?").fullmatch
+
+
 def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, ...]:
     containers = []
     for index, fields in params.indexed(prefix).items():
@@ -228,7 +236,7 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
             raise errors.MissingParameter(f"{where}.Name")
         if not image:
             raise errors.MissingParameter(f"{where}.Image")
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+        if not _CONTAINER_NAME(name):
             raise errors.InvalidParameter(f"{where}.Name", "lowercase letters, digits and '-', at most 63")
         env = []
         for n, var in _subgroups(fields, "EnvironmentVar", where).items():
@@ -284,7 +292,7 @@ class Eci:
         request_id = f"{self._id_prefix}-{next(self._ids):012X}"
         try:
             body = await request.read()
-            pairs = urllib.parse.parse_qsl(request.query_string, keep_blank_values=True)
+            pairs = acs3.parse_query(request.query_string)
             name = request.headers.get("x-acs-action") or dict(pairs).get("Action", "")
             action = ACTIONS.get(name)
             if action is None:
@@ -298,7 +306,7 @@ class Eci:
                 raise ApiError("InvalidVersion", 400, f"Specified parameter Version is not valid: {version!r}")
             self._authenticate(request, pairs, body)
             if body and request.content_type == "application/x-www-form-urlencoded":
-                pairs += urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+                pairs += acs3.parse_query(body.decode())
             cloud = self.cloud
             cloud.tick()
             latency = cloud.faults.latency(action.operation)
@@ -328,9 +336,9 @@ class Eci:
         secret = self.cloud.secrets.get(auth.access_key_id)
         if secret is None:
             raise ApiError("InvalidAccessKeyId.NotFound", 404, "Specified access key is not found.")
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = request.headers  # case-insensitive, as the canonical request needs
         payload_hash = headers.get("x-acs-content-sha256", "")
-        if payload_hash != hashlib.sha256(body).hexdigest():
+        if payload_hash != (EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()):
             raise ApiError("IncompleteSignature", 400, "x-acs-content-sha256 does not match the request body.")
         canonical = acs3.canonical_request(
             request.method, request.path, pairs, headers, auth.signed_headers, payload_hash
@@ -871,6 +879,7 @@ def _image_id(image: str) -> str:
 _DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
 
 
+@functools.lru_cache(maxsize=64)  # requests sent within the same second carry the same date
 def _parse_date(text: str) -> float | None:
     """``2026-11-28T12:00:00Z`` -> epoch seconds (strptime is ten times slower on this hot path)."""
     match = _DATE.fullmatch(text)

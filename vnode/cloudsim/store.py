@@ -89,9 +89,14 @@ class Store:
         rows = [(i.id, i.seq, int(i.deleted_at is not None), _encode(i)) for i in dirty.values()]
         self.db.execute("BEGIN")
         try:
-            self.db.executemany("INSERT OR REPLACE INTO instances (id, seq, deleted, data) VALUES (?, ?, ?, ?)", rows)
-            self.db.executemany("INSERT OR REPLACE INTO tokens (token, id, fingerprint) VALUES (?, ?, ?)", tokens)
-            self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
+            if rows:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO instances (id, seq, deleted, data) VALUES (?, ?, ?, ?)", rows
+                )
+            if tokens:
+                self.db.executemany("INSERT OR REPLACE INTO tokens (token, id, fingerprint) VALUES (?, ?, ?)", tokens)
+            if meta:
+                self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
