@@ -9,6 +9,10 @@ reaches the API server through a small TCP forwarder on the host side of the vet
 server listens on 127.0.0.1 only), by the name ``kubernetes`` (in the API server's certificate;
 the namespace's own /etc/hosts maps it), and the kubelet API directly: this module's virtual node
 serves on, and advertises, the host side's address. Everything is torn down afterwards.
+
+The test runs twice: against the tests' provider (fixed figures, a stand-in marks pods Running),
+and end to end against ``vnode run --provider eci`` on the simulated cloud, whose figures come
+from ECI's ``DescribeMultiContainerGroupMetric`` and depend on what the container does.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from tests.cloudsim.conftest import running
 from tests.kubelet.conftest import Kubelet, kube_api_json, running_kubelet
+from tests.provider.test_e2e_daemon import vnode_run
 from tests.waiting import wait_for
 from vnode.cluster import build, launcher, procs
 from vnode.kubelet import pods
@@ -133,6 +139,28 @@ def virtual_node(
 ) -> Iterator[Kubelet]:
     with running_kubelet(cluster, kube_api, tmp_path_factory.mktemp("kubelet-ms"), address=netns.host_ip) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def eci_node(cluster: launcher.Info, netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``vnode run --provider eci`` on the simulated cloud (its clock at real speed: metrics-server
+    divides the cloud's CPU counters by its own wall-clock time), its kubelet API on the host side
+    of the veth, where metrics-server reaches it."""
+    with running(tmp_path_factory.mktemp("ms-cloud"), profile="fast") as sim:
+        status, body = sim.admin("POST", "clock", {"scale": 1.0})
+        assert status == 200, body
+        info = sim.info
+        env = {
+            "ECI_REGION": info["region"],
+            "ECI_ENDPOINT": info["eci"]["endpoint"],
+            "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
+            "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
+            "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
+            "ECI_SECURITY_GROUP": info["security_group_id"],
+            "VNODE_NODE_IP": netns.host_ip,
+        }
+        with vnode_run("eci", env, cluster, tmp_path_factory.mktemp("ms-eci")) as name:
+            yield name
 
 
 def _kubeconfig(cluster: launcher.Info, server: str, path: pathlib.Path) -> None:
@@ -255,7 +283,7 @@ class MiniNode:
         self.thread.join(10)
 
 
-def _deployment(name: str, node: str) -> dict[str, object]:
+def _deployment(name: str, node: str, container: dict[str, object]) -> dict[str, object]:
     labels = {"app": name}
     return {
         "metadata": {"name": name},
@@ -267,30 +295,49 @@ def _deployment(name: str, node: str) -> dict[str, object]:
                 "spec": {
                     "nodeSelector": {"kubernetes.io/hostname": node},
                     "tolerations": [{"operator": "Exists"}],
-                    "containers": [{"name": "app", "image": "nginx", "resources": {"requests": {"cpu": "100m"}}}],
+                    "containers": [container],
                 },
             },
         },
     }
 
 
+# The tests' provider reports a fixed 250m/64Mi for nginx; on the simulated ECI a busy loop uses
+# about its CPU limit (250m), while its request is 100m: both are far above the HPA's 50%.
+NGINX = {"name": "app", "image": "nginx", "resources": {"requests": {"cpu": "100m"}}}
+SPIN = {
+    "name": "app", "image": "busybox", "command": ["sh", "-c", "while true; do :; done"],
+    "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "250m", "memory": "512Mi"}},
+}  # fmt: skip
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["tests-provider", "eci-on-cloudsim"])
 def test_kubectl_top_and_an_hpa_see_virtual_node_pods(
-    metrics_server: None, virtual_node: Kubelet, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str,
-    cluster: launcher.Info,
+    kind: str, request: pytest.FixtureRequest, metrics_server: None, virtual_node: Kubelet, kube_api: k8s.ApiClient,
+    core: k8s.CoreV1Api, namespace: str, cluster: launcher.Info,
 ) -> None:  # fmt: skip
     apps = k8s.AppsV1Api(kube_api)
-    with MiniNode(core, virtual_node):
-        apps.create_namespaced_deployment(namespace, _deployment("web", virtual_node.node))
+    if kind == "tests-provider":
+        node, container, driver = virtual_node.node, NGINX, MiniNode(core, virtual_node)
+    else:
+        node, container, driver = request.getfixturevalue("eci_node"), SPIN, contextlib.nullcontext()
+    with driver:
+        apps.create_namespaced_deployment(namespace, _deployment("web", node, container))
 
         def top() -> str | None:
             result = cluster.kubectl("top", "pod", "-n", namespace, "--no-headers", check=False)
             return result.stdout if result.returncode == 0 and "web-" in result.stdout else None
 
-        line = wait_for(top, timeout=120, what="kubectl top pod to show the virtual node's pod", interval=2)
+        line = wait_for(top, timeout=180, what="kubectl top pod to show the virtual node's pod", interval=2)
         _, cpu, memory = line.split()[:3]
-        assert memory == "64Mi"
-        assert 230 <= int(cpu.removesuffix("m")) <= 270  # a quarter core, give or take scrape timing
+        if kind == "tests-provider":
+            assert memory == "64Mi"
+            assert 230 <= int(cpu.removesuffix("m")) <= 270  # a quarter core, give or take scrape timing
+        else:
+            assert memory.endswith("Mi")
+            assert int(memory.removesuffix("Mi")) >= 1
+            assert 200 <= int(cpu.removesuffix("m")) <= 260  # a busy loop at its 250m limit
 
         k8s.AutoscalingV2Api(kube_api).create_namespaced_horizontal_pod_autoscaler(namespace, {
             "metadata": {"name": "web"},

@@ -96,7 +96,7 @@ def demand(image: str, command: Sequence[str], args: Sequence[str]) -> Demand:
     words = text.replace(";", " ").split()
     programs = {w.rsplit("/", 1)[-1] for w in words}
     if programs & _BUSY_PROGRAMS or (re.search(r"while\s+(true|:)", text) and "sleep" not in programs):
-        return Demand(1.0, 1.0)
+        return Demand(1.0, 2.0)
     if run_shell(argv, unknown_runs_forever=True) is None:
         return Demand(0.01, 8.0)  # some program of its own: mostly waiting
     return Demand(0.0, 0.5)  # sleep, echo, exit: nothing measurable
