@@ -127,7 +127,7 @@ def test_a_put_repeated_is_idempotent_and_a_changed_one_replaces(aci_sim: SimThr
         assert client.container_groups.get(RG, "same").containers[0].resources.requests.cpu == 2.0
 
 
-def test_restart_counts_and_stop_is_refused_as_not_modelled(aci_sim: SimThread) -> None:
+def test_restart_is_a_long_running_operation_that_counts_restarts(aci_sim: SimThread) -> None:
     with aci_sim.client() as client:
         client.container_groups.begin_create_or_update(RG, "again", group(), polling=False)
         aci_sim.call(lambda c: c.advance(10))
@@ -137,9 +137,62 @@ def test_restart_counts_and_stop_is_refused_as_not_modelled(aci_sim: SimThread) 
         assert restarted.instance_view.state == "Running"
         assert restarted.containers[0].instance_view.restart_count == 1
         assert restarted.containers[0].instance_view.previous_state.state == "Terminated"
+
+
+def test_stop_releases_the_compute_and_start_polls_until_it_runs_again(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "pausable", group(), polling=False)
+        aci_sim.call(lambda c: c.advance(10))
+        running = client.container_groups.get(RG, "pausable")
+        assert running.instance_view.state == "Running"
+        used = aci_sim.call(lambda c: c.used_cpu)
+
+        assert client.container_groups.stop(RG, "pausable") is None  # synchronous: 204
+        stopped = client.container_groups.get(RG, "pausable")
+        assert (stopped.provisioning_state, stopped.instance_view.state) == ("Succeeded", "Stopped")
+        assert stopped.containers[0].instance_view.current_state.state == "Terminated"
+        assert stopped.ip_address.ip == running.ip_address.ip
+        assert aci_sim.call(lambda c: c.used_cpu) == used - 1.0
+        billed = aci_sim.call(lambda c: c.cost(next(iter(c.live.values()))))
+        aci_sim.call(lambda c: c.advance(100))  # stopped: nothing is billed
+        assert aci_sim.call(lambda c: c.cost(next(iter(c.live.values())))) == billed
+        client.container_groups.stop(RG, "pausable")  # again: harmless
+
+        poller = client.container_groups.begin_start(RG, "pausable")
+        assert client.container_groups.get(RG, "pausable").instance_view.state == "Pending"
+        assert not poller.done()
+        aci_sim.call(lambda c: c.advance(10))
+        assert poller.result(timeout=30) is None
+        started = client.container_groups.get(RG, "pausable")
+        assert (started.provisioning_state, started.instance_view.state) == ("Succeeded", "Running")
+        assert started.containers[0].instance_view.previous_state.state == "Terminated"
+        assert aci_sim.call(lambda c: c.used_cpu) == used
+
+        with pytest.raises(HttpResponseError) as info:  # starting a running group
+            client.container_groups.begin_start(RG, "pausable")
+        assert (info.value.status_code, info.value.error.code) == (409, "ContainerGroupTransitioning")
+        with pytest.raises(ResourceNotFoundError):
+            client.container_groups.stop(RG, "nothing-here")
+
+
+def test_patch_replaces_the_tags_in_place_and_the_tag_index_follows(aci_sim: SimThread) -> None:
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "tagged", group(), polling=False)
+        before = aci_sim.call(lambda c: next(iter(c.live)))
+        updated = client.container_groups.update(RG, "tagged", aci_models.Resource(tags={"NodeName": "vk-1"}))
+        assert updated.tags == {"NodeName": "vk-1"}
+        assert client.container_groups.get(RG, "tagged").tags == {"NodeName": "vk-1"}
+        by_tag = aci_sim.call(lambda c: sorted(k for k, v in c.by_tag.items() if before in v and k[0] == "NodeName"))
+        assert by_tag == [("NodeName", "vk-1")]
+        # A PUT that differs from the group only in its tags updates them in place too (no replacement).
+        client.container_groups.begin_create_or_update(RG, "tagged", group(), polling=False)
+        assert aci_sim.call(lambda c: list(c.live)) == [before]
+        assert client.container_groups.get(RG, "tagged").tags["NodeName"] == "virtual-node-aci-0"
         with pytest.raises(HttpResponseError) as info:
-            client.container_groups.stop(RG, "again")
-        assert (info.value.status_code, info.value.error.code) == (400, "OperationNotSupported")
+            client.container_groups.update(RG, "tagged", aci_models.Resource(tags={"vnode.io/node": "x"}))
+        assert (info.value.status_code, info.value.error.code) == (400, "InvalidTagNameCharacters")
+        with pytest.raises(ResourceNotFoundError):
+            client.container_groups.update(RG, "nothing-here", aci_models.Resource(tags={}))
 
 
 def test_jobs_end_succeeded_or_failed_with_exit_codes_and_logs(aci_sim: SimThread) -> None:

@@ -253,6 +253,13 @@ class _GroupBody(msgspec.Struct):
     zones: list[str] = []
 
 
+class _PatchBody(msgspec.Struct):
+    """What the SDK's ``update`` sends: a Resource, of which only ``tags`` may change."""
+
+    tags: dict[str, str] | None = None
+    location: str | None = None
+
+
 class _ExecBody(msgspec.Struct):
     command: str = ""
 
@@ -274,6 +281,7 @@ class _Meta(msgspec.Struct, omit_defaults=True):
 
 _decode_group = msgspec.json.Decoder(_GroupBody).decode
 _decode_exec = msgspec.json.Decoder(_ExecBody).decode
+_decode_patch = msgspec.json.Decoder(_PatchBody).decode
 _decode_meta = msgspec.json.Decoder(_Meta).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -384,6 +392,8 @@ def _states(inst: model.Instance) -> tuple[str, str]:
         return "Succeeded", "Succeeded"
     if status == model.TERMINATING:
         return "Deleting", "Stopped"
+    if status == model.STOPPED:
+        return "Succeeded", "Stopped"
     if status in (model.FAILED, model.EXPIRED) and inst.started_at:
         return "Succeeded", "Failed"
     return "Failed", "Failed"  # Failed before start (image pull), ScheduleFailed
@@ -675,8 +685,13 @@ class Dialect:
         _check_name(name, "container group")
         spec = self.spec_from(sub, rg, name, await request.read())
         existing = self.lookup(sub, rg, name)
-        if existing is not None and existing.status != model.TERMINATING and existing.spec == spec:
-            return _json(self.render(existing), 200)
+        if existing is not None and existing.status != model.TERMINATING:
+            if existing.spec == spec:
+                return _json(self.render(existing), 200)
+            if msgspec.structs.replace(existing.spec, tags=spec.tags) == spec:  # only the tags differ
+                self.cloud.retag(existing.id, spec.tags)  # ARM updates tags in place
+                await self.changed()
+                return _json(self.render(existing), 200)
         await self.admit("create")
         if existing is not None and existing.status != model.TERMINATING:
             self.cloud.admit("delete")
@@ -733,17 +748,60 @@ class Dialect:
         await self.changed()
         return web.Response(status=204)
 
-    async def not_modelled(self, request: web.Request) -> web.Response:
-        """Stop and start: the cloud has no stopped state, so say so rather than 404 (which would
-        tell a provider its group is gone)."""
+    async def stop_group(self, request: web.Request) -> web.Response:
+        """Stop: synchronous in ARM (``204``). Containers end, billing and the vCPU quota are released;
+        the group and its address stay, ``instanceView.state`` is ``Stopped``."""
         sub, rg, name = _path(request)
         await self.admit("restart")
-        if self.lookup(sub, rg, name) is None:
+        inst = self.lookup(sub, rg, name)
+        if inst is None:
             raise _not_found(sub, rg, name)
-        action = request.path.rstrip("/").rsplit("/", 1)[-1]
-        raise ArmError(
-            400, "OperationNotSupported", f"vnode cloudsim does not model stopped container groups ({action})."
-        )
+        self.cloud.stop(inst.id)
+        await self.changed()
+        return web.Response(status=204)
+
+    async def start_group(self, request: web.Request) -> web.Response:
+        """Start a stopped (or finished) group: a long-running operation, ``202`` with
+        ``Azure-AsyncOperation`` that succeeds once the containers run again."""
+        sub, rg, name = _path(request)
+        await self.admit("restart")
+        inst = self.lookup(sub, rg, name)
+        if inst is None:
+            raise _not_found(sub, rg, name)
+        self.cloud.start(inst.id)
+        await self.changed()
+        headers = {
+            "Azure-AsyncOperation": self._operation_url(request, sub, inst, "start"),
+            "Retry-After": self.retry_after(),
+        }
+        return web.Response(status=202, headers=headers)
+
+    async def patch_group(self, request: web.Request) -> web.Response:
+        """PATCH: update the group's tags (the SDK's ``update``; ARM replaces the whole tag set)."""
+        sub, rg, name = _path(request)
+        try:
+            body = _decode_patch(await request.read())
+        except msgspec.ValidationError as exc:
+            raise ArmError(
+                400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}"
+            ) from exc
+        except msgspec.DecodeError as exc:
+            raise ArmError(400, "InvalidRequestContent", f"The request content is not valid JSON: {exc}") from exc
+        await self.admit("update")
+        inst = self.lookup(sub, rg, name)
+        if inst is None:
+            raise _not_found(sub, rg, name)
+        if body.tags is not None:
+            self._retag(inst, body.tags)
+            await self.changed()
+        return _json(self.render(inst))
+
+    def _retag(self, inst: model.Instance, tags: dict[str, str]) -> None:
+        if len(tags) > MAX_USER_TAGS:
+            raise ArmError(400, "InvalidTagCount", f"At most {MAX_USER_TAGS} tags are supported by the simulator.")
+        _check_tags(tags)
+        internal = tuple(t for t in inst.spec.tags if t.key in INTERNAL_TAGS)
+        self.cloud.retag(inst.id, tuple(model.Tag(k, v) for k, v in sorted(tags.items())) + internal)
 
     async def logs(self, request: web.Request) -> web.Response:
         sub, rg, name = _path(request)
@@ -928,7 +986,7 @@ class Dialect:
                 record = self.cloud.instance_record(instance_id)
             except errors.NotFound:
                 raise ArmError(404, "OperationNotFound", "The operation does not exist.") from None
-        if record.tag(TAG_SUBSCRIPTION) != sub.lower() or kind not in ("create", "delete"):
+        if record.tag(TAG_SUBSCRIPTION) != sub.lower() or kind not in ("create", "delete", "start"):
             raise ArmError(404, "OperationNotFound", "The operation does not exist.")
         arm_id = _arm_id(*_split_id(_meta_of(record), record))
         status, error = "InProgress", None
@@ -1175,8 +1233,9 @@ def create_app(
         "/subscriptions/{sub}/providers/Microsoft.ContainerInstance/containerGroups", dialect.list_groups
     )
     app.router.add_post(group + "/restart", dialect.restart_group)
-    app.router.add_post(group + "/stop", dialect.not_modelled)
-    app.router.add_post(group + "/start", dialect.not_modelled)
+    app.router.add_patch(group, dialect.patch_group)
+    app.router.add_post(group + "/stop", dialect.stop_group)
+    app.router.add_post(group + "/start", dialect.start_group)
     app.router.add_get(group + "/containers/{container}/logs", dialect.logs)
     app.router.add_post(group + "/containers/{container}/exec", dialect.exec)
     # ARM paths are case-insensitive; clients spell the namespace either way.

@@ -183,7 +183,7 @@ class Cloud:
             self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
         self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] += 1
-        if inst.status not in model.TERMINAL and inst.status != model.TERMINATING:  # deletion released it
+        if inst.status not in model.IDLE and inst.status != model.TERMINATING:  # deletion released it
             self.used_cpu += inst.cpu
         self._schedule(inst)
 
@@ -218,9 +218,9 @@ class Cloud:
             inst = self.live.get(instance_id)
             if inst is None or inst.next_at != due:
                 continue  # a stale entry: the instance moved on or is gone
-            was_terminal = inst.status in model.TERMINAL
+            was_idle = inst.status in model.IDLE
             self.lifecycle.run_due(inst, now)
-            if inst.status in model.TERMINAL and not was_terminal:
+            if inst.status in model.IDLE and not was_idle:
                 self.used_cpu -= inst.cpu
             if inst.stage == "gone" and inst.next_at is None:
                 self._remove(inst, now)
@@ -435,7 +435,7 @@ class Cloud:
         if inst.status == model.TERMINATING:
             return
         now = self.now()
-        if inst.status not in model.TERMINAL:
+        if inst.status not in model.IDLE:
             self.used_cpu -= inst.cpu
         self.lifecycle.delete(inst, now)
         self.store.mark(inst)
@@ -455,6 +455,51 @@ class Cloud:
         self.lifecycle.restart(inst, self.now())
         self._schedule(inst)
         self.store.mark(inst)
+
+    def stop(self, instance_id: str) -> None:
+        """End every container and release the compute (billing and vCPU quota); the address and the
+        record stay until ``start`` or ``delete``. Repeating it is harmless."""
+        inst = self.get(instance_id)
+        if inst.status == model.STOPPED:
+            return
+        if inst.status not in model.IDLE:
+            self.used_cpu -= inst.cpu
+        self.lifecycle.stop(inst, self.now())
+        self.store.mark(inst)
+
+    def start(self, instance_id: str) -> None:
+        """Run a stopped or finished instance again from scheduling, under the quota like a create."""
+        inst = self.get(instance_id)
+        if inst.status not in model.IDLE:
+            raise errors.IncorrectStatus(
+                f"The current status of the resource does not support this operation: {inst.status}"
+            )
+        if self.used_cpu + inst.cpu > self.world.max_cpu:
+            raise errors.QuotaExceeded(
+                f"The vCPU quota would be exceeded: {self.used_cpu:g} used of {self.world.max_cpu:g}."
+            )
+        self.used_cpu += inst.cpu
+        self.lifecycle.start(inst, self.now())
+        self._schedule(inst)
+        self.store.mark(inst)
+
+    def retag(self, instance_id: str, tags: tuple[model.Tag, ...]) -> model.Instance:
+        """Replace an instance's tags (ARM's PATCH); the tag index follows."""
+        inst = self.get(instance_id)
+        if len(tags) > MAX_TAGS:
+            raise errors.InvalidParameter("Tag", f"at most {MAX_TAGS} tags")
+        lifecycle.Overrides.from_tags(tags)
+        for tag in inst.spec.tags:
+            ids = self.by_tag.get((tag.key, tag.value))
+            if ids is not None:
+                ids.pop(inst.id, None)
+                if not ids:
+                    del self.by_tag[(tag.key, tag.value)]
+        inst.spec = msgspec.structs.replace(inst.spec, tags=tags)
+        for tag in tags:
+            self.by_tag.setdefault((tag.key, tag.value), {})[inst.id] = None
+        self.store.mark(inst)
+        return inst
 
     def logs(self, instance_id: str, query: LogQuery) -> tuple[str, str]:
         """(container name, log text) of one container's current or previous run."""

@@ -40,18 +40,24 @@ NONCE_WINDOW = 900.0  # seconds a nonce is remembered and a request date is acce
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # the SDK's body hash for a bodyless POST
 
 # error kind -> (Code, HTTP status). Auth and routing codes are the OpenAPI gateway's common ones.
+# Where each ECI-specific one comes from (checked 2026-11; docs/cloudsim.md has the table):
 ERROR_CODES: dict[type[errors.CloudError], tuple[str, int]] = {
-    errors.MissingParameter: ("MissingParameter", 400),
-    errors.InvalidParameter: ("InvalidParameter", 400),
+    errors.MissingParameter: ("MissingParameter", 400),  # gateway common code
+    errors.InvalidParameter: ("InvalidParameter", 400),  # gateway common code
+    # UNCONFIRMED: ECI's page for a spec no size covers was not found; the generic code stands in.
     errors.SpecNotSupported: ("InvalidParameter", 400),
+    # UNCONFIRMED: the code and status ECI answers for an unknown ContainerGroupId were not found
+    # (DeleteContainerGroup's published table lists IncorrectStatus and OperationConflict only).
     errors.NotFound: ("InvalidContainerGroupId.NotFound", 404),
-    errors.IdempotentMismatch: ("IdempotentParameterMismatch", 400),
-    errors.IncorrectStatus: ("IncorrectStatus", 400),
-    errors.Throttled: ("Throttling.User", 400),
+    errors.IdempotentMismatch: ("IdempotentParameterMismatch", 400),  # gateway common code
+    errors.IncorrectStatus: ("IncorrectStatus", 400),  # DeleteContainerGroup's error table: 400 IncorrectStatus
+    errors.Throttled: ("Throttling.User", 400),  # gateway common code
+    # Code confirmed for ECI creates (Alibaba's developer Q&A 274162); 403 as ECS answers the same code.
     errors.NoStock: ("OperationDenied.NoStock", 403),
-    errors.AddressExhausted: ("InvalidVSwitchId.IpNotEnough", 400),
+    errors.AddressExhausted: ("InvalidVSwitchId.IpNotEnough", 400),  # VPC/ECS code
+    # UNCONFIRMED: ECI's code for a full security group was not found; an ECS-style quota code stands in.
     errors.SecurityGroupFull: ("QuotaExceed.SecurityGroupInstance", 403),
-    errors.QuotaExceeded: ("QuotaExceed.ElasticQuota", 403),
+    errors.QuotaExceeded: ("QuotaExceed.ElasticQuota", 403),  # ECS elastic quota code
 }
 
 STATUS_PHASE = {
@@ -64,6 +70,7 @@ STATUS_PHASE = {
     model.FAILED: "Failed",
     model.EXPIRED: "Failed",
     model.SCHEDULE_FAILED: "Failed",
+    model.STOPPED: "Failed",  # only through ACI's stop; the containers were killed
 }
 
 

@@ -26,6 +26,7 @@ OPERATIONS = (
     "resources",
     "regions",
     "metrics",
+    "update",
 )
 
 

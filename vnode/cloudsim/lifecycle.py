@@ -234,6 +234,37 @@ class Lifecycle:
         inst.stage = "create"
         inst.next_at = now + self.delay(inst, "restart", self.profile.restart)
 
+    def stop(self, inst: model.Instance, now: float) -> None:
+        """ACI's stop: every running container is killed, billing stops, nothing is due until started."""
+        if inst.status == model.TERMINATING:
+            raise errors.IncorrectStatus(
+                f"The current status of the resource does not support this operation: {inst.status}"
+            )
+        for container in inst.containers:
+            if container.current.state == "Running":
+                _event(inst, now, "Normal", "Killing", f"Stopping container {container.name}")
+                _finish_run(container, now, 137, "Stopped")
+            container.ready = False
+            container.done = True
+            container.ends_at = container.restart_at = None
+        _stop_billing(inst, now)
+        _set_status(inst, model.STOPPED, now)
+        inst.changed_at = now
+        inst.stage, inst.next_at, inst.expire_at = "stopped", None, None
+
+    def start(self, inst: model.Instance, now: float) -> None:
+        """ACI's start of a stopped (or finished) group: scheduled, pulled and started again."""
+        for container in inst.containers:
+            if container.current.started_at:
+                container.previous = container.current
+            container.current = model.Run(reason="ContainerCreating")
+            container.ready = container.done = False
+            container.ends_at = container.restart_at = None
+        _set_status(inst, model.SCHEDULING, now)
+        inst.changed_at = now
+        inst.stage = "schedule"
+        inst.next_at = now + self.delay(inst, "schedule", self.profile.schedule)
+
     # -- the steps ---------------------------------------------------------------------------
 
     def _step(self, inst: model.Instance, t: float) -> None:

@@ -18,8 +18,10 @@ RESTARTING = "Restarting"
 TERMINATING = "Terminating"
 EXPIRED = "Expired"
 SCHEDULE_FAILED = "ScheduleFailed"
+STOPPED = "Stopped"  # not an ECI status: ACI's stop (containers ended, compute released) until started again
 TERMINAL = frozenset({SUCCEEDED, FAILED, EXPIRED, SCHEDULE_FAILED})
-STATUSES = (SCHEDULING, PENDING, RUNNING, SUCCEEDED, FAILED, RESTARTING, TERMINATING, EXPIRED, SCHEDULE_FAILED)
+IDLE = TERMINAL | {STOPPED}  # holds no vCPU of the quota, is not billed, has no next step
+STATUSES = (SCHEDULING, PENDING, RUNNING, SUCCEEDED, FAILED, RESTARTING, TERMINATING, EXPIRED, SCHEDULE_FAILED, STOPPED)
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 
