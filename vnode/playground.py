@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from vnode.cluster import build, launcher, procs
+from vnode.cluster import build, launcher, metrics_server, procs
 from vnode.provider import process
 
 HOST_NODE = "vnode-host"  # the process-provider node that runs the chart's StatefulSet
@@ -127,7 +127,7 @@ def services(ctx: Context) -> list[Service]:
     )
 
     webhook_dir = state / "webhook"
-    return [
+    parts = [
         Service(
             "cloudsim",
             lambda: ctx.vnode(
@@ -167,6 +167,24 @@ def services(ctx: Context) -> list[Service]:
             env=host_env,
         ),
     ]
+    if metrics_server.supported() is None:
+        where = metrics_server.plan(state)
+
+        def metrics_command() -> list[str]:
+            # Its address and APIService first: they outlive a restart of the process.
+            metrics_server.ensure_address(where)
+            metrics_server.register(ctx.cluster, where)
+            return metrics_server.command(ctx.cluster, where)
+
+        parts.append(
+            Service(
+                "metrics-server",
+                metrics_command,
+                lambda pid: metrics_server.available(ctx.cluster),
+                timeout=120,
+            )
+        )
+    return parts
 
 
 class Playground:
@@ -259,6 +277,9 @@ class Playground:
                 stopped.append(f"helm release {RELEASE}")
         record = self.procs.read()
         started = list(record.get("processes", {}))
+        if "metrics-server" in started:
+            ready = self.cluster.status()["ready"]
+            metrics_server.remove(self.cluster.info() if ready else None, metrics_server.plan(self.state_dir))
         stopped += self.procs.stop(reversed(started))
         # Process instances outlive vnode-host by design (a daemon restart must not kill pods).
         process.stop_all(self.state_dir / "process")
@@ -279,6 +300,10 @@ Try next:
   kubectl -n vk get pods -o wide                 # Running on virtual-node-eci-0, IPs from the vSwitch
   kubectl run pi --image perl --restart Never -l alibabacloud.com/eci=true \\
       --command -- perl -Mbignum=bpi -wle 'print bpi(2000)'
+  kubectl -n vk top pods                         # usage from the cloud's metrics API (give it ~30 s)
+  kubectl -n vk create deployment spin --image busybox -- sh -c 'while true; do :; done'
+  kubectl -n vk set resources deployment spin --requests cpu=100m --limits cpu=250m
+  kubectl -n vk autoscale deployment spin --cpu=50% --max=4 && kubectl -n vk get hpa -w
   open {console}   # the simulated cloud's console: instances, stock, cost
 """
 
