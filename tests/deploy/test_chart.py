@@ -96,6 +96,23 @@ def test_the_statefulset_names_nodes_after_pods_and_drains_within_its_grace(helm
     assert profile["metadata"]["name"] == "eci-profile"
 
 
+def test_an_aci_ca_configmap_is_mounted_and_named_by_aci_ca_file_wherever_the_cloud_is_called(
+    helm: pathlib.Path,
+) -> None:
+    docs = render(helm, "provider=aci", "aci.caConfigMap=sim-ca", "aci.endpoint=https://127.0.0.1:9")
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("StatefulSet", "Job")]
+    assert len(pods) == 2  # the daemon and the uninstall hook's gc both talk to the cloud
+    for pod in pods:
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["ACI_CA_FILE"] == "/etc/vnode/aci-ca/ca.pem"
+        assert {"name": "aci-ca", "mountPath": "/etc/vnode/aci-ca", "readOnly": True} in container["volumeMounts"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "aci-ca"]
+        assert volume["configMap"] == {"name": "sim-ca", "items": [{"key": "ca.pem", "path": "ca.pem"}]}
+    plain = next(d for d in render(helm, "provider=aci") if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    assert "ACI_CA_FILE" not in {e["name"] for e in plain["containers"][0]["env"]}
+
+
 def test_rbac_has_no_wildcard_and_no_cluster_admin(helm: pathlib.Path) -> None:
     docs = render(helm)
     rules = [(d["metadata"]["name"], r) for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]

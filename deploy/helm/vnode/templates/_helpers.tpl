@@ -68,6 +68,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: ACI_CLIENT_SECRET
   valueFrom:
     secretKeyRef: {name: {{ include "vnode.credentialsSecret" . }}, key: client-secret, optional: true}
+{{- if .Values.aci.caConfigMap }}
+- name: ACI_CA_FILE
+  value: /etc/vnode/aci-ca/ca.pem
+{{- end }}
 {{- with .Values.capacity.cpu }}
 - name: ACI_QUOTA_CPU
   value: {{ . | quote }}
