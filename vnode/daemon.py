@@ -149,6 +149,8 @@ class Daemon:
             profile=lambda: self.profile,
             monotonic=self.monotonic,
             may_act=self.ownership.holds,
+            # Two listings' wait, so that one begins after the create; at most 2 s (pushing providers).
+            first_status_after=min(2 * self.config.status_interval, 2.0),
         )
 
     # --- the live profile ---

@@ -107,6 +107,19 @@ async def test_one_status_write_per_transition_and_metrics(
     await until(lambda: (sample("vnode_cost_dollars", {"node": node}) or 0) > 0, within=10, what="a cost")
 
 
+async def test_a_pod_that_starts_before_the_next_listing_gets_one_status_write(
+    harness: Harness, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    harness.cloud.behaviour.start_after = 0.05  # Pending in the create's answer, Running in the next listing
+    run = await harness.start()
+    names = [f"one-{i}" for i in range(10)]
+    await asyncio.gather(*(create_pod(core, namespace, pod_manifest(n, harness.node_name)) for n in names))
+    for name in names:
+        await until(lambda name=name: phase_is(core, namespace, name, "Running"), within=30, what=f"{name} Running")
+    writes = run.daemon.registry.get_sample_value("vnode_pod_status_writes_total", {"node": harness.node_name})
+    assert writes == len(names)  # no Pending (ContainerCreating) write before the Running one
+
+
 class PushingCloud(fake.FakeProvider):
     """A fake cloud that also pushes every instance's state a few times a second (SupportsPush)."""
 

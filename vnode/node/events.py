@@ -2,24 +2,55 @@
 
 Events are for people reading ``kubectl describe``; losing one must never slow or fail a
 reconcile. So they are posted in the background, a bounded number at a time, and a failure
-is logged, not raised.
+is logged, not raised. Like the kubelet's (``--event-qps=50 --event-burst=100``), the
+recorder paces its posts with a token bucket: in a burst of thousands of pods, the API
+server's time goes to pod status first, and the events follow at a steady rate. Beyond
+``backlog`` waiting events, new ones are dropped (counted in ``dropped``), as the kubelet's
+broadcaster drops them when its queue is full.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 from vnode import errors
 from vnode.kube import client, objects
 
-__all__ = ["Recorder"]
+__all__ = ["Pacer", "Recorder"]
 
 log = logging.getLogger(__name__)
+
+
+class Pacer:
+    """A token bucket that waits: ``rate`` per second on average, ``burst`` at once; ``rate=0`` never waits."""
+
+    def __init__(self, rate: float, burst: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst = rate, max(1.0, burst)
+        self.tokens = self.burst
+        self._monotonic = monotonic
+        self._updated = monotonic()
+
+    def delay(self) -> float:
+        """Take a token: 0 if one was there, else how long to wait for it (the token is reserved)."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    async def wait(self) -> None:
+        delay = self.delay()
+        if delay:
+            await asyncio.sleep(delay)
 
 
 class Recorder:
@@ -30,12 +61,20 @@ class Recorder:
         node_name: str,
         clock: Callable[[], datetime.datetime],
         concurrency: int = 8,
+        qps: float = 50.0,
+        burst: int = 100,
+        backlog: int = 20000,
     ) -> None:
         self.kube = kube
         self.node_name = node_name
         self.clock = clock
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._concurrency = concurrency
+        self._pacer = Pacer(qps, burst)
+        self._backlog = backlog
+        # Waiting events are kept as their bodies (about 1 KB each), not as a task each.
+        self._waiting: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._senders: set[asyncio.Task[None]] = set()
+        self.dropped = 0
 
     def pod(
         self,
@@ -48,6 +87,11 @@ class Recorder:
         when: datetime.datetime | None = None,
     ) -> None:
         """Record an event about ``pod`` (in the background)."""
+        if len(self._waiting) >= self._backlog:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("%d events dropped: more than %d waiting to be posted", self.dropped, self._backlog)
+            return
         meta = pod.metadata
         stamp = (when or self.clock()).astimezone(datetime.UTC)
         involved: dict[str, Any] = {
@@ -74,12 +118,19 @@ class Recorder:
             "lastTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "count": 1,
         }
-        task = asyncio.create_task(self._post(meta.namespace, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._waiting.append((meta.namespace, body))
+        if len(self._senders) < min(self._concurrency, len(self._waiting)):
+            task = asyncio.create_task(self._send())
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
 
-    async def _post(self, namespace: str, body: dict[str, Any]) -> None:
-        async with self._slots:
+    async def _send(self) -> None:
+        """Post waiting events, paced, until none is left (then the sender ends; the next event starts one)."""
+        while self._waiting:
+            await self._pacer.wait()
+            if not self._waiting:
+                return
+            namespace, body = self._waiting.popleft()
             try:
                 await self.kube.create(f"/api/v1/namespaces/{namespace}/events", body)
             except errors.ApiError as exc:
@@ -87,5 +138,5 @@ class Recorder:
 
     async def drain(self) -> None:
         """Wait for the events already recorded to be posted."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._senders:
+            await asyncio.gather(*list(self._senders), return_exceptions=True)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import client, objects
-from vnode.node import events, spec, status
+from vnode.node import events, references, spec, status
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -81,6 +81,7 @@ class Reconciler:
         profile: Callable[[], settings.Profile] = settings.Profile,
         monotonic: Callable[[], float] = time.monotonic,
         may_act: Callable[[], bool] = lambda: True,
+        first_status_after: float = 0.0,
     ) -> None:
         self.kube = kube
         self.provider = provider
@@ -94,7 +95,11 @@ class Reconciler:
         self.may_act = may_act  # False while another controller holds the node's Lease
         self.started_at = clock()
         self.memory: dict[str, _Memory] = {}
-        self._ref_cache: dict[tuple[str, str, str], tuple[float, dict[str, bytes] | None]] = {}
+        self.references = references.Cache(self._read_ref, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
+        # A just-created instance is almost always still starting, and the next listing usually
+        # shows it further along: its first status waits for that (or this long), so that a pod
+        # that starts within one listing gets one status write, not Pending then Running.
+        self.first_status_after = first_status_after
 
     def forget(self, uid: str) -> None:
         self.memory.pop(uid, None)
@@ -137,6 +142,8 @@ class Reconciler:
             created = await self._create(pod, memory)
             if not isinstance(created, models.InstanceState):
                 return created  # failed for good (None) or waiting for a reference (seconds)
+            if self.first_status_after > 0 and status.PHASES.get(created.status) == "Pending":
+                return self.first_status_after
             state = created
         memory.instance_id = state.id
         self._record_events(pod, memory, state)
@@ -340,33 +347,23 @@ class Reconciler:
         refs = spec.references(pod)
         ns = pod.metadata.namespace
         names = [("configmaps", n) for n in refs.configmaps] + [("secrets", n) for n in refs.secrets]
-        fetched = await asyncio.gather(*(self._ref(ns, kind, name) for kind, name in names))
+        audiences = sorted(refs.tokens)
+        fetched, tokens = await asyncio.gather(
+            asyncio.gather(*(self.references.get(ns, kind, name) for kind, name in names)),
+            asyncio.gather(*(self._token(pod, audience, seconds) for audience, seconds in audiences)),
+        )
         cms = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "configmaps"}
         secs = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "secrets"}
-        tokens = {}
-        for audience, seconds in refs.tokens:
-            tokens[audience, seconds] = await self._token(pod, audience, seconds)
-        return spec.Sources(configmaps=cms, secrets=secs, tokens=tokens)
+        return spec.Sources(configmaps=cms, secrets=secs, tokens=dict(zip(audiences, tokens, strict=True)))
 
-    async def _ref(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
-        key = (namespace, kind, name)
-        cached = self._ref_cache.get(key)
-        now = self.monotonic()
-        if cached is not None and now - cached[0] < REF_CACHE_SECONDS:
-            return cached[1]
+    async def _read_ref(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
         path = f"/api/v1/namespaces/{namespace}/{kind}/{name}"
-        data: dict[str, bytes] | None
         try:
             if kind == "configmaps":
-                data = spec.configmap_data(await self.kube.get(path, objects.ConfigMap))
-            else:
-                data = spec.secret_data(await self.kube.get(path, objects.Secret))
+                return spec.configmap_data(await self.kube.get(path, objects.ConfigMap))
+            return spec.secret_data(await self.kube.get(path, objects.Secret))
         except errors.NotFound:
-            data = None
-        if len(self._ref_cache) > 4096:  # keep the cache to what the current burst of creates needs
-            self._ref_cache = {k: v for k, v in self._ref_cache.items() if now - v[0] < REF_CACHE_SECONDS}
-        self._ref_cache[key] = (now, data)
-        return data
+            return None
 
     async def _token(self, pod: objects.Pod, audience: str, seconds: int) -> str:
         account = pod.spec.service_account_name or "default"
