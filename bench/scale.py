@@ -3,8 +3,10 @@
 KWOK only flips pod status, so it shows what the control plane itself allows; vnode's figures
 are read as a ratio of KWOK's. Pods are created with ``spec.nodeName`` already set, round
 robin over the nodes, so the scheduler is out of the measurement and both targets see the same
-stream of pods. One watch records when each pod is first seen Running; the API server's audit
-log counts requests per client; /proc gives each target's CPU seconds and peak RSS.
+stream of pods. One watch records when each pod is first seen Running (resumed from its last
+resourceVersion when the server drops it, listed again on 410); the API server's audit log
+counts requests per client (each process under test has its own ServiceAccount); /proc gives
+each target's CPU seconds and peak RSS, and the API server's and etcd's CPU seconds.
 
     python -m bench.scale [--pods 10000] [--nodes 4] [--targets kwok,vnode]
 """
@@ -43,9 +45,13 @@ class Run:
     created: dict[str, float] = dataclasses.field(default_factory=dict)
     running: dict[str, float] = dataclasses.field(default_factory=dict)
     started_at: float = 0.0
-    requests_by_client: dict[str, int] = dataclasses.field(default_factory=dict)
+    requests_by_client: dict[str, collections.Counter[str]] = dataclasses.field(default_factory=dict)
     cpu_seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    control_plane_cpu: dict[str, float] = dataclasses.field(default_factory=dict)  # process -> CPU seconds
+    helper_cpu: dict[str, float] = dataclasses.field(default_factory=dict)  # e.g. the simulated cloud
+    create_seconds: float = 0.0
+    rewatches: int = 0
 
     @property
     def latencies(self) -> list[float]:
@@ -64,6 +70,7 @@ class Target(Protocol):
     """One kind of node under test: starts its processes for ``nodes`` nodes, returns their pids."""
 
     name: str
+    helpers: dict[str, int]  # processes that stand in for the outside world (a cloud): name -> pid
 
     def node_names(self, nodes: int) -> list[str]: ...
 
@@ -94,12 +101,25 @@ class Api:
 
     async def watch_pods(self, resource_version: str) -> AsyncIterator[dict[str, Any]]:
         path = (
-            f"/api/v1/namespaces/{NAMESPACE}/pods?watch=1&allowWatchBookmarks=false&resourceVersion={resource_version}"
+            f"/api/v1/namespaces/{NAMESPACE}/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=120"
+            f"&resourceVersion={resource_version}"
         )
         async with self.session.get(self.server + path, headers={"Accept-Encoding": "identity"}) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"watch: {resp.status}")
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
+
+    async def list_pods(self) -> tuple[list[dict[str, Any]], str]:
+        items: list[dict[str, Any]] = []
+        query = "limit=1000"
+        while True:
+            page = await self.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods?{query}")
+            items += page["items"]
+            if not page["metadata"].get("continue"):
+                return items, page["metadata"]["resourceVersion"]
+            query = f"limit=1000&continue={page['metadata']['continue']}"
 
 
 def pod_manifest(name: str, node: str) -> dict[str, Any]:
@@ -134,21 +154,38 @@ async def create_pods(api: Api, run: Run, node_names: list[str], concurrency: in
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def _saw(run: Run, pod: dict[str, Any]) -> None:
+    name = pod["metadata"]["name"]
+    if pod.get("status", {}).get("phase") == "Running" and name not in run.running:
+        run.running[name] = time.monotonic()
+
+
 async def record_running(api: Api, run: Run, resource_version: str, deadline: float) -> None:
+    """Note when each pod is first seen Running. A dropped watch resumes from the last
+    resourceVersion seen (bookmarks keep it fresh); only a 410 Gone lists the pods again."""
+    relist = False
     while len(run.running) < run.pods and time.monotonic() < deadline:
-        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+        try:
+            if relist:
+                items, resource_version = await api.list_pods()
+                for pod in items:
+                    _saw(run, pod)
+                relist = False
             async for event in api.watch_pods(resource_version):
                 obj = event["object"]
                 if event["type"] == "ERROR":
+                    relist = obj.get("code") == 410
+                    say(f"{run.target}: watch error {obj.get('code')} {obj.get('message', '')[:120]}")
                     break
                 resource_version = obj["metadata"]["resourceVersion"]
-                name = obj["metadata"]["name"]
-                if obj.get("status", {}).get("phase") == "Running" and name not in run.running:
-                    run.running[name] = time.monotonic()
-                    if len(run.running) >= run.pods:
-                        return
-                if time.monotonic() > deadline:
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    _saw(run, obj)
+                if len(run.running) >= run.pods or time.monotonic() > deadline:
                     return
+        except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
+            say(f"{run.target}: watch dropped ({type(exc).__name__}: {exc}); resuming at {resource_version}")
+            await asyncio.sleep(0.2)
+        run.rewatches += 1
 
 
 def say(message: str) -> None:
@@ -175,17 +212,27 @@ def peak_rss_mb(pids: list[int]) -> float:
     return peak
 
 
-def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, int], int]:
-    counts: collections.Counter[str] = collections.Counter()
+def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, collections.Counter[str]], int]:
+    """Requests per client and call (``verb resource[/subresource]``) logged after ``offset``."""
+    counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     with path.open("rb") as handle:
         handle.seek(offset)
         for line in handle:
             with contextlib.suppress(ValueError, KeyError):
                 event = json.loads(line)
-                user = event["user"]["username"]
-                counts[user.removeprefix("system:serviceaccount:")] += 1
+                user = event["user"]["username"].removeprefix("system:serviceaccount:")
+                ref = event.get("objectRef") or {}
+                what = ref.get("resource") or event.get("requestURI", "?").split("?")[0]
+                if ref.get("subresource"):
+                    what += "/" + ref["subresource"]
+                counts[user][f"{event['verb']} {what}"] += 1
         end = handle.tell()
     return dict(counts), end
+
+
+def control_plane_pids(info: launcher.Info) -> dict[str, int]:
+    record = json.loads((info.state_dir / "cluster.json").read_text())
+    return {name: int(proc["pid"]) for name, proc in record.get("processes", {}).items()}
 
 
 async def measure(info: launcher.Info, target: Target, pods: int, nodes: int, limit_seconds: float) -> Run:
@@ -200,22 +247,37 @@ async def measure(info: launcher.Info, target: Target, pods: int, nodes: int, li
         say(f"{target.name}: nodes Ready; creating {pods} pods")
         audit = info.state_dir / "audit.log"
         _, offset = audit_counts(audit, 0)
+        control = control_plane_pids(info)
+        control_before = {name: cpu_seconds([pid]) for name, pid in control.items()}
         cpu_before = cpu_seconds(pids)
+        helpers_before = {name: cpu_seconds([pid]) for name, pid in target.helpers.items()}
         listing = await api.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods?limit=1")
         run.started_at = time.monotonic()
         recorder = asyncio.create_task(
             record_running(api, run, listing["metadata"]["resourceVersion"], run.started_at + limit_seconds)
         )
-        await create_pods(api, run, target.node_names(nodes))
-        say(f"{target.name}: {pods} pods created in {time.monotonic() - run.started_at:.1f}s")
-        await recorder
+        try:
+            await create_pods(api, run, target.node_names(nodes))
+            run.create_seconds = time.monotonic() - run.started_at
+            say(f"{target.name}: {pods} pods created in {run.create_seconds:.1f}s")
+            await recorder
+        finally:
+            recorder.cancel()
         run.cpu_seconds = cpu_seconds(pids) - cpu_before
         run.peak_rss_mb = peak_rss_mb(pids)
+        run.helper_cpu = {name: cpu_seconds([pid]) - helpers_before[name] for name, pid in target.helpers.items()}
+        run.control_plane_cpu = {
+            name: cpu_seconds([pid]) - control_before[name]
+            for name, pid in control.items()
+            if name in ("kube-apiserver", "etcd")
+        }
         run.requests_by_client, _ = audit_counts(audit, offset)
-        await delete_namespace(api)
     finally:
-        supervisor.stop()
-        await api.close()
+        try:
+            await delete_pods(api)
+        finally:
+            supervisor.stop()
+            await api.close()
     return run
 
 
@@ -228,16 +290,23 @@ async def wait_for_default_sa(api: Api) -> None:
     raise RuntimeError("no default service account in the bench namespace")
 
 
-async def delete_namespace(api: Api) -> None:
-    # Pods on fake nodes may never finish terminating; force them so the next target starts clean.
-    # Deleting 10,000 pods outlasts the API server's request timeout (504) but goes on regardless.
-    await api.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods?gracePeriodSeconds=0", expect=(200, 504))
-    await api.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}", expect=(200, 202, 404, 504))
-    for _ in range(1200):
-        found = await api.request("GET", f"/api/v1/namespaces/{NAMESPACE}", expect=(200, 404))
-        if found.get("kind") != "Namespace":  # a 404 answers with a Status body
-            return
-        await asyncio.sleep(0.25)
+async def delete_pods(api: Api, within: float = 600) -> None:
+    """Remove every bench pod (forced: pods on fake nodes never finish terminating) and wait until
+    the listing is empty, so the next target starts clean. Polls the listing; needs no watch, and
+    does not delete the namespace (its controller is one more thing that could stall)."""
+    deadline = time.monotonic() + within
+    path = f"/api/v1/namespaces/{NAMESPACE}/pods"
+    while time.monotonic() < deadline:
+        # Deleting thousands outlasts the request timeout (504), but goes on regardless.
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, RuntimeError):
+            await api.request("DELETE", f"{path}?gracePeriodSeconds=0", expect=(200, 504))
+        for _ in range(60):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, RuntimeError):
+                left = await api.request("GET", f"{path}?limit=1")
+                if not left["items"]:
+                    return
+            await asyncio.sleep(0.5)
+    say(f"bench pods still present after {within:.0f}s")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -255,43 +324,102 @@ def plot(runs: list[Run], path: pathlib.Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for run in runs:
         times = sorted(t - run.started_at for t in run.running.values())
-        ax.plot(times, range(1, len(times) + 1), label=f"{run.target} ({run.nodes} nodes)")
+        line = ax.plot(times, range(1, len(times) + 1), label=f"{run.target}: Running ({run.nodes} nodes)")
+        created = sorted(t - run.started_at for t in run.created.values())
+        ax.plot(created, range(1, len(created) + 1), ls=":", color=line[0].get_color(), label=f"{run.target}: created")
     ax.set_xlabel("seconds since the first pod was created")
-    ax.set_ylabel("pods Running")
-    ax.set_title(f"{runs[0].pods} pods to Running")
+    ax.set_ylabel("pods")
+    ax.set_title(f"{runs[0].pods} pods to Running, same control plane, same run")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
-def render(runs: list[Run], plot_name: str) -> str:
+def _clients(run: Run) -> list[tuple[str, collections.Counter[str]]]:
+    """Requests by client, the identities of one target's nodes (``kube-system:vnode-bench-N``) summed."""
+    merged: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for client, calls in run.requests_by_client.items():
+        name = client
+        head, _, tail = client.rpartition("-")
+        if tail.isdigit() and head.endswith("-bench"):
+            name = f"{head}-* ({run.nodes} nodes together)"
+        merged[name].update(calls)
+    return sorted(merged.items(), key=lambda kv: -sum(kv[1].values()))
+
+
+def _per_pod(count: int, pods: int) -> str:
+    return f"{count / pods:.2f}"
+
+
+def render(runs: list[Run], plot_name: str, command: str, single: Run | None = None) -> str:
     reference = next((r for r in runs if r.target == "kwok"), None)
+    ref_p99 = percentile(reference.latencies, 0.99) if reference else float("nan")
     lines = [
         "## Scale: pods to Running, vnode against KWOK",
         "",
-        report.machine(),
+        report.machine() + f" Load average when it started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
         "",
-        "Pods created with `spec.nodeName` set, round robin over the nodes (the scheduler is not measured);",
-        "latency is from the create call's return to the first watch event showing `Running`.",
+        f"`{command}`. Pods are created with `spec.nodeName` set, round robin over the nodes (the",
+        "scheduler is not measured), by 64 concurrent clients; latency runs from the create call's return to",
+        "the first watch event showing `Running`. Throughput is pods Running over the time from the first",
+        "create to the last pod Running. Everything (API server, etcd, the targets, the simulated cloud and",
+        "the benchmark) shares this machine's cores, so compare the ratio to KWOK measured in the same run.",
         "",
-        "| target | pods Running | throughput (pods/s) | vs KWOK | p50 latency (s) | p99 latency (s) "
-        "| target CPU (s) | peak RSS per process (MB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| target | pods Running | create phase | throughput | vs KWOK | p50 | p99 | p99 added vs KWOK "
+        "| target CPU | target CPU per pod | peak RSS per process |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         ratio = f"{run.throughput / reference.throughput:.0%}" if reference and reference.throughput else "-"
         lat = run.latencies
         p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
+        added = f"{p99 - ref_p99:+.2f} s" if reference and run is not reference else "-"
+        create_rate = run.pods / run.create_seconds if run.create_seconds else float("nan")
         lines.append(
-            f"| {run.target} | {len(run.running)}/{run.pods} | {run.throughput:.0f} | {ratio} | {p50:.2f} | {p99:.2f} "
-            f"| {run.cpu_seconds:.1f} | {run.peak_rss_mb:.0f} |"
+            f"| {run.target} ({run.nodes} nodes) | {len(run.running)}/{run.pods} | {create_rate:.0f} pods/s "
+            f"| **{run.throughput:.0f} pods/s** | {ratio} | {p50:.2f} s | {p99:.2f} s | {added} "
+            f"| {run.cpu_seconds:.1f} s | {1000 * run.cpu_seconds / run.pods:.1f} ms | {run.peak_rss_mb:.0f} MB |"
         )
-    lines += ["", "API requests per pod, by client (from the API server's audit log):", ""]
-    lines += ["| target | client | requests | per pod |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "Control plane CPU while each target ran (from the first create to the last pod Running):",
+        "",
+        "| target | kube-apiserver CPU | per pod | etcd CPU | per pod | simulated cloud CPU | per pod |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for run in runs:
-        for client, count in sorted(run.requests_by_client.items(), key=lambda kv: -kv[1])[:6]:
-            lines.append(f"| {run.target} | `{client}` | {count} | {count / run.pods:.2f} |")
+        api_cpu, etcd_cpu = run.control_plane_cpu.get("kube-apiserver", 0.0), run.control_plane_cpu.get("etcd", 0.0)
+        cloud = sum(run.helper_cpu.values())
+        cloud_cells = f"{cloud:.1f} s | {1000 * cloud / run.pods:.1f} ms" if run.helper_cpu else "- | -"
+        lines.append(
+            f"| {run.target} | {api_cpu:.1f} s | {1000 * api_cpu / run.pods:.1f} ms "
+            f"| {etcd_cpu:.1f} s | {1000 * etcd_cpu / run.pods:.1f} ms | {cloud_cells} |"
+        )
+    lines += [
+        "",
+        "API requests per pod, by client: the API server's audit log over the same span (each process",
+        "under test authenticates as its own ServiceAccount; `vnode-admin` is the benchmark itself):",
+        "",
+        "| target | client | requests per pod | of which, per pod |",
+        "| --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        for client, calls in _clients(run)[:4]:
+            total = sum(calls.values())
+            if total < run.pods / 100:
+                continue
+            top = ", ".join(
+                f"{what} {_per_pod(n, run.pods)}" for what, n in calls.most_common(5) if n >= run.pods / 100
+            )
+            lines.append(f"| {run.target} | `{client}` | **{_per_pod(total, run.pods)}** | {top} |")
+    if single is not None:
+        lines += [
+            "",
+            f"One vnode node alone with {single.pods} pods (the field's guidance per virtual node): "
+            f"{len(single.running)} Running at {single.throughput:.0f} pods/s, peak RSS of the daemon "
+            f"**{single.peak_rss_mb:.0f} MB**, {single.cpu_seconds:.1f} s of its CPU.",
+        ]
     lines += ["", f"![Running pods over time]({plot_name})"]
     return "\n".join(lines)
 
@@ -309,7 +437,9 @@ def targets() -> dict[str, Callable[[], Target]]:
 @contextlib.contextmanager
 def bench_cluster() -> Iterator[launcher.Info]:
     state = pathlib.Path(tempfile.mkdtemp(prefix="vnode-bench-"))
-    options = launcher.default_options(state, audit=True, attach=True, client_qps=5000, client_burst=10000)
+    options = launcher.default_options(
+        state, audit=True, attach=True, client_qps=5000, client_burst=10000, leader_lease_seconds=60
+    )
     cluster = launcher.Cluster(options)
     try:
         yield cluster.up()
@@ -324,6 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default="kwok,vnode")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/")
+    parser.add_argument(
+        "--one-node-pods",
+        type=int,
+        default=3000,
+        help="then this many pods on a single vnode node, for its peak RSS at that size (0: skip)",
+    )
     args = parser.parse_args(argv)
     available = targets()
     wanted = [t for t in args.targets.split(",") if t]
@@ -339,15 +475,26 @@ def main(argv: list[str] | None = None) -> int:
         for name in wanted:
             print(f"bench.scale: {name}: {args.pods} pods over {args.nodes} nodes", file=sys.stderr, flush=True)
             run = asyncio.run(measure(info, available[name](), args.pods, args.nodes, args.timeout))
-            print(f"bench.scale: {name}: {len(run.running)} Running, {run.throughput:.0f} pods/s", file=sys.stderr)
+            lat = run.latencies
+            say(
+                f"{name}: {len(run.running)} Running, {run.throughput:.0f} pods/s, p50 {percentile(lat, 0.5):.2f}s "
+                f"p99 {percentile(lat, 0.99):.2f}s, CPU {run.cpu_seconds:.1f}s, RSS {run.peak_rss_mb:.0f} MB, "
+                f"re-watches {run.rewatches}"
+            )
             runs.append(run)
-    section = render(runs, "bench-scale.png")
+        single = None
+        if args.one_node_pods and "vnode" in wanted:
+            say(f"vnode: {args.one_node_pods} pods on one node")
+            single = asyncio.run(measure(info, available["vnode"](), args.one_node_pods, 1, args.timeout))
+            say(f"vnode: one node, {len(single.running)} Running, peak RSS {single.peak_rss_mb:.0f} MB")
+    command = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = render(runs, "bench-scale.png", command.strip(), single)
     if args.no_write:
         print(section)
     else:
         plot(runs, report.DOC.parent / "bench-scale.png")
         report.write_section("scale", section)
-    return 0 if all(len(r.running) == r.pods for r in runs) else 1
+    return 0 if all(len(r.running) == r.pods for r in [*runs, *([single] if single else [])]) else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""The targets of bench.scale: KWOK's fake nodes (the reference) and vnode's virtual nodes."""
+"""The targets of bench.scale: KWOK's fake nodes (the reference) and vnode's virtual nodes.
+
+Each process under test gets its own identity, a ServiceAccount in ``kube-system`` bound to
+``cluster-admin`` (as a chart would install it), so that the API server counts its requests
+apart and applies priority and fairness to it as to any controller, not the admin's exemption.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import asyncio
 import contextlib
 import json
 import os
+import pathlib
 import socket
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -37,8 +44,43 @@ def _wait_nodes_ready(info: launcher.Info, names: list[str], timeout: float = 60
     raise RuntimeError(f"nodes not Ready after {timeout:.0f}s: {sorted(set(names) - ready)}")
 
 
+def identity(info: launcher.Info, name: str) -> pathlib.Path:
+    """A kubeconfig for the ServiceAccount ``kube-system/<name>`` (made here, bound to cluster-admin)."""
+    api = k8s_config.new_client_from_config(config_file=str(info.kubeconfig))  # type: ignore[no-untyped-call]
+    try:
+        core = k8s.CoreV1Api(api)
+        with contextlib.suppress(k8s.ApiException):
+            core.create_namespaced_service_account("kube-system", {"metadata": {"name": name}})
+        binding = {
+            "metadata": {"name": f"bench-{name}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "kube-system"}],
+        }
+        with contextlib.suppress(k8s.ApiException):
+            k8s.RbacAuthorizationV1Api(api).create_cluster_role_binding(binding)
+        request = {"spec": {"expirationSeconds": 86400}}
+        token = core.create_namespaced_service_account_token(name, "kube-system", request).status.token
+    finally:
+        api.close()
+    path = info.state_dir / f"{name}.kubeconfig"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "bench", "cluster": {"server": info.server, "certificate-authority": str(info.ca_file)}}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "bench", "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
 class Kwok:
     name = "kwok"
+
+    def __init__(self) -> None:
+        self.helpers: dict[str, int] = {}
 
     def node_names(self, nodes: int) -> list[str]:
         return [f"kwok-bench-{i}" for i in range(nodes)]
@@ -54,7 +96,7 @@ class Kwok:
             kwok.register(api, manifests)
         finally:
             api.close()
-        proc = supervisor.spawn("kwok", kwok.command(binary, info.kubeconfig))
+        proc = supervisor.spawn("kwok", kwok.command(binary, identity(info, "kwok-bench")))
         await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes))
         return [proc.pid]
 
@@ -82,17 +124,21 @@ class Vnode:
 
     name = "vnode"
 
+    def __init__(self) -> None:
+        self.helpers: dict[str, int] = {}
+
     def node_names(self, nodes: int) -> list[str]:
         return [f"vnode-bench-{i}" for i in range(nodes)]
 
     async def start(self, info: launcher.Info, supervisor: procs.Supervisor, nodes: int) -> list[int]:
-        state = info.state_dir / "bench-cloud"
+        state = pathlib.Path(tempfile.mkdtemp(prefix="bench-cloud-", dir=info.state_dir))  # a fresh cloud per run
         cloud_json = state / "cloud.json"
         sim = supervisor.spawn(
             "cloudsim",
             [sys.executable, "-m", "vnode", "cloudsim", f"--state-dir={state}", f"--cloud-json={cloud_json}",
              "--profile=fast", "--no-aci"],
         )  # fmt: skip
+        self.helpers["cloudsim"] = sim.pid
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(OSError, ValueError):
@@ -112,9 +158,10 @@ class Vnode:
         }
         pids = []
         for name in self.node_names(nodes):
+            kubeconfig = identity(info, name)
             cmd = [
                 sys.executable, "-m", "vnode", "run", "--provider=eci", f"--node-name={name}",
-                f"--kubeconfig={info.kubeconfig}", "--cluster-id=bench", "--node-ip=127.0.0.1",
+                f"--kubeconfig={kubeconfig}", "--cluster-id=bench", "--node-ip=127.0.0.1",
                 f"--http-port={_free_port()}", "--kubelet-port=0", "--status-interval=1", "--workers=64",
                 f"--eci-endpoint={cloud['eci']['endpoint']}", f"--eci-region={cloud['region']}",
                 f"--eci-vswitch={','.join(v['id'] for v in cloud['vswitches'])}",

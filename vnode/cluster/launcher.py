@@ -57,6 +57,10 @@ class Options:
     ready_timeout: float = 90.0
     # Benchmarks: log every request's metadata to <state>/audit.log, to count API calls per client.
     audit: bool = False
+    # The controller-manager's and scheduler's leader lease. Short, so that a restarted playground
+    # does not wait out the old one; a benchmark lengthens it, since it loads the API server until
+    # a renewal (timeout: a third of the lease) fails, and a lost lease ends the process.
+    leader_lease_seconds: int = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,11 +288,11 @@ class Cluster:
             "--audit-log-maxsize=0",
         ]
 
-    @staticmethod
-    def _lease_timing() -> dict[str, str]:
+    def _lease_timing(self) -> dict[str, str]:
         # Short leader leases: after a crash the new instance must wait out the old lease,
         # and the defaults (15 s) would make a warm `up` slow.
-        return {"leaseDuration": "6s", "renewDeadline": "4s", "retryPeriod": "1s"}
+        seconds = self.options.leader_lease_seconds
+        return {"leaseDuration": f"{seconds}s", "renewDeadline": f"{seconds * 2 // 3}s", "retryPeriod": "1s"}
 
     def _commands(self, ports: dict[str, int], p: dict[str, pathlib.Path]) -> dict[str, list[str]]:
         b = self.options.bin_dir.resolve()
