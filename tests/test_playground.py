@@ -7,7 +7,9 @@ Helm chart) starts in a temporary directory, attached to this test session.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import signal
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.waiting import wait_for
-from vnode import playground
+from vnode import models, playground
 from vnode.cluster import launcher
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -81,9 +83,14 @@ def test_scale_out_to_4_then_in_to_1_loses_nothing(world: playground.Context) ->
     spread = {p["spec"]["nodeName"] for p in _running_pods(world, "vk")}
     assert spread == set(wanted), f"pods only on {sorted(spread)}"
 
+    _kill_9_replica_2_and_see_its_pods_adopted(world)
+
     world.cluster.kubectl("-n", "kube-system", "scale", "statefulset", "virtual-node-eci", "--replicas=1")
 
-    wait_for(lambda: _virtual_nodes(world) == {"virtual-node-eci-0": True}, timeout=150, what="nodes 1-3 deleted")
+    try:
+        wait_for(lambda: _virtual_nodes(world) == {"virtual-node-eci-0": True}, timeout=150, what="nodes 1-3 deleted")
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc}\n{_scale_in_diagnostics(world)}")
 
     def all_back_on_node_0() -> bool:
         running = _running_pods(world, "vk")
@@ -98,6 +105,56 @@ def test_scale_out_to_4_then_in_to_1_loses_nothing(world: playground.Context) ->
         return instance_uids == live_uids
 
     wait_for(no_instance_of_a_deleted_pod, timeout=60, what="one instance per live pod, none for deleted ones")
+
+
+def _scale_in_diagnostics(ctx: playground.Context) -> str:
+    """What the replicas and the host said about stopping: the lines that explain a drain that did not happen."""
+    wanted = ("drain", "scale-in", "restart", "signal", "error", "Traceback", "warning", "lease", "standing")
+    lines = [ctx.cluster.kubectl("get", "nodes,pods", "-A", "-o", "wide").stdout]
+    for log in sorted((ctx.state_dir).glob("process*/*/logs/*.log")):
+        picked = [line[:400] for line in log.read_text(errors="replace").splitlines() if any(w in line for w in wanted)]
+        lines.append(f"--- {log.relative_to(ctx.state_dir)}: {len(picked)} lines")
+        lines += picked[-40:]
+    host = (ctx.state_dir / "logs" / "vnode-host.log").read_text(errors="replace").splitlines()
+    lines.append("--- vnode-host.log (replica pods)")
+    lines += [line[:400] for line in host if "virtual-node-eci-" in line][-60:]
+    return "\n".join(lines)
+
+
+def _replica_pid(ctx: playground.Context, pod_name: str) -> int:
+    """The pid of the `vnode run` process that the process provider runs for a replica's pod."""
+    for directory in (ctx.state_dir / "process").glob("proc-*"):
+        state = json.loads((directory / "state.json").read_text())
+        if state.get("tags", {}).get(models.TAG_NAME) != pod_name:
+            continue
+        status = json.loads((directory / "status.json").read_text())
+        return int(status["containers"][0]["process"]["pid"])
+    raise AssertionError(f"no process-provider instance for pod {pod_name}")
+
+
+def _kill_9_replica_2_and_see_its_pods_adopted(ctx: playground.Context) -> None:
+    """A controller dying hard: its restart adopts the node's pods, no instance made or lost."""
+
+    def instances_on_node_2() -> dict[str, str]:
+        pods = _json(ctx, "-n", "vk", "get", "pods", "--field-selector=spec.nodeName=virtual-node-eci-2")["items"]
+        return {p["metadata"]["uid"]: p["status"]["containerStatuses"][0]["containerID"] for p in pods}
+
+    before = instances_on_node_2()
+    assert before, "no pod on virtual-node-eci-2"
+    totals = _cloud(ctx, "totals")
+    made = totals["live"] + totals["deleted"]
+    os.kill(_replica_pid(ctx, "virtual-node-eci-2"), signal.SIGKILL)
+
+    def restarted_and_ready() -> bool:
+        pod = _json(ctx, "-n", "kube-system", "get", "pod", "virtual-node-eci-2")
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        return statuses[0].get("restartCount", 0) >= 1 and bool(statuses[0].get("ready"))
+
+    wait_for(restarted_and_ready, timeout=60, what="replica 2 restarted and ready")
+    wait_for(lambda: _virtual_nodes(ctx).get("virtual-node-eci-2"), timeout=30, what="virtual-node-eci-2 Ready")
+    assert instances_on_node_2() == before  # the same pods on the same instances
+    totals = _cloud(ctx, "totals")
+    assert totals["live"] + totals["deleted"] == made, "an instance was created or deleted by the restart"
 
 
 @INTERMITTENT_DRAIN
