@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"]:
+        from vnode import early_signals  # before the daemon's imports: a scale-in's SIGTERM may come now
+
+        early_signals.capture()
     args = build_parser().parse_args(argv)
     module = importlib.import_module(args._module)
     code: int = module.run(args)

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from vnode import daemon, errors, gc, settings
+from vnode import daemon, early_signals, errors, gc, settings
 from vnode.kube import client, config, objects
 from vnode.node import drain
 from vnode.observability import logs
@@ -109,6 +109,9 @@ async def _main(loaded: settings.Settings) -> None:
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, on_signal, sig)
+            for sig in early_signals.pending():  # arrived while Python was still importing
+                log.info("acting on %s received during start-up", sig.name)
+                on_signal(sig)
             gc_task = _start_gc(the_daemon, kube, provider, loaded)
             try:
                 await task
@@ -155,13 +158,21 @@ async def _stop(
 def _start_gc(
     the_daemon: daemon.Daemon, kube: client.Client, provider: base.Provider, loaded: settings.Settings
 ) -> asyncio.Task[None] | None:
-    """Replica 0 of a StatefulSet also deletes the instances of nodes that are gone for good."""
+    """Replica 0 of a StatefulSet also deletes the instances of nodes that are gone for good, and
+    drains the nodes of scaled-away replicas that died before they could drain themselves."""
     parsed = drain.ordinal_of(os.environ.get("POD_NAME", ""))
     if parsed is None or parsed[1] != 0:
         return None
+    namespace = os.environ.get("POD_NAMESPACE", "")
+    abandoned = gc.Abandoned(kube, namespace, parsed[0]) if namespace else None
     return asyncio.create_task(
         gc.collect_periodically(
-            kube, provider, loaded.cluster_id, interval=loaded.orphan_interval, should_run=the_daemon.ownership.holds
+            kube,
+            provider,
+            loaded.cluster_id,
+            interval=loaded.orphan_interval,
+            should_run=the_daemon.ownership.holds,
+            abandoned=abandoned,
         )
     )
 

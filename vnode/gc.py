@@ -33,9 +33,19 @@ import msgspec
 
 from vnode import errors, models, settings
 from vnode.kube import client, config, extra, objects
+from vnode.node import drain
 from vnode.provider import base, registry
 
-__all__ = ["Orphan", "collect", "collect_periodically", "configure", "find_orphans", "run"]
+__all__ = [
+    "Abandoned",
+    "Orphan",
+    "collect",
+    "collect_periodically",
+    "configure",
+    "drain_abandoned",
+    "find_orphans",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,17 +132,25 @@ async def collect_periodically(
     *,
     interval: float,
     should_run: Callable[[], bool],
+    abandoned: Abandoned | None = None,
 ) -> None:
     """A surviving replica's share of gc: every ``interval``, delete the instances of nodes that are gone.
 
     For the daemon of one replica (ordinal 0, say, while it holds its node's Lease:
     ``should_run``), so that the instances of a replica that died and never came back do not
-    wait for an operator's ``vnode gc``. Runs until cancelled; errors are logged and retried.
+    wait for an operator's ``vnode gc``. With ``abandoned``, it first drains the nodes of
+    scaled-away replicas that died before draining. Runs until cancelled; errors are logged
+    and retried.
     """
     while True:
         await asyncio.sleep(interval)
         if not should_run():
             continue
+        if abandoned is not None:
+            try:
+                await drain_abandoned(kube, provider, cluster_id, abandoned)
+            except errors.ApiError as exc:
+                log.warning("draining abandoned nodes failed: %s", exc)
         try:
             orphans, failed = await collect(kube, provider, cluster_id, pods=False)
         except errors.ApiError as exc:
@@ -141,6 +159,82 @@ async def collect_periodically(
         for orphan in orphans:
             if orphan.instance.id not in failed:
                 log.info("deleted instance %s", orphan.describe())
+
+
+class Abandoned:
+    """Nodes of a StatefulSet's scaled-away ordinals whose controller died before draining them.
+
+    A replica drains its own node on SIGTERM; one killed before it could (a SIGKILL, a crash,
+    SIGTERM before its signal handler existed) leaves a NotReady node whose pods keep running
+    in the cloud and that nobody will ever drain: its ordinal is not coming back. A node is
+    abandoned when its ordinal is at or above ``spec.replicas``, no pod of that name exists,
+    and its Lease has not been renewed for a whole lease duration *as measured here* (the
+    renew time is compared with its own earlier reading, never with this machine's clock, so
+    clock skew cannot make a live node look dead).
+    """
+
+    def __init__(
+        self, kube: client.Client, namespace: str, statefulset: str, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.statefulset = statefulset
+        self.monotonic = monotonic
+        self._seen: dict[str, tuple[str, float]] = {}  # node -> (renew time read, when it was first read)
+
+    async def find(self) -> list[str]:
+        try:
+            replicas = (await extra.get_statefulset(self.kube, self.namespace, self.statefulset)).spec.replicas
+        except errors.NotFound:
+            return []  # uninstall: its pre-delete hook and `vnode gc` handle the nodes
+        found = []
+        candidates = set()
+        for node in await _replica_nodes(self.kube, self.statefulset):
+            parsed = drain.ordinal_of(node)
+            if parsed is None or not drain.removed_by_scale_in(replicas, parsed[1]):
+                continue
+            try:
+                await extra.get_pod(self.kube, self.namespace, node)
+                continue  # its replica still exists: it drains the node itself
+            except errors.NotFound:
+                pass
+            try:
+                lease = await extra.get_lease(self.kube, node)
+                renewed, duration = lease.spec.renew_time or "", float(lease.spec.lease_duration_seconds or 40)
+            except errors.NotFound:
+                renewed, duration = "", 0.0
+            candidates.add(node)
+            now = self.monotonic()
+            seen = self._seen.get(node)
+            if seen is None or seen[0] != renewed:
+                self._seen[node] = (renewed, now)
+                if duration > 0:
+                    continue
+            elif now - seen[1] < duration:
+                continue
+            found.append(node)
+        self._seen = {n: v for n, v in self._seen.items() if n in candidates}
+        return found
+
+
+async def drain_abandoned(
+    kube: client.Client,
+    provider: base.Provider,
+    cluster_id: str,
+    abandoned: Abandoned,
+    *,
+    seconds: float = 300.0,
+) -> list[str]:
+    """Drain, on their dead controllers' behalf, the nodes ``abandoned`` finds; returns those deleted."""
+    done = []
+    for node in await abandoned.find():
+        log.warning("node %s was scaled away but never drained (its controller died); draining it", node)
+        result = await drain.drain(
+            kube, provider, node=node, cluster_id=cluster_id, deadline=time.monotonic() + seconds, kubelet_gone=True
+        )
+        if result.complete:
+            done.append(node)
+    return done
 
 
 async def _replica_nodes(kube: client.Client, name: str) -> list[str]:

@@ -107,6 +107,7 @@ class Result:
     blocked: int = 0  # evictions a PodDisruptionBudget refused (then retried)
     forced: list[str] = dataclasses.field(default_factory=list)  # pods removed at the deadline
     instances_deleted: list[str] = dataclasses.field(default_factory=list)  # deleted by the drain itself
+    released: list[str] = dataclasses.field(default_factory=list)  # evicted pods released for a dead controller
     node_deleted: bool = False
     seconds: float = 0.0
 
@@ -131,6 +132,7 @@ async def drain(
     retry_interval: float = 1.0,
     force_margin: float = 5.0,
     concurrency: int = 20,
+    kubelet_gone: bool = False,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Result:
     """Cordon, evict, wait for the instances to go, delete the Node; all before ``deadline`` (monotonic).
@@ -138,6 +140,10 @@ async def drain(
     ``before_node_delete`` runs just before the Node is deleted: the daemon stops its node
     heartbeat there, or it would register the node again. ``on_blocked(pod key)`` is called
     each time a PodDisruptionBudget refuses an eviction. Safe to repeat (a second SIGTERM).
+
+    ``kubelet_gone``: the node's own controller is dead (a surviving replica drains for it), so
+    nobody else finishes an evicted pod: its instance is deleted here, and the pod released
+    once the instance is no longer listed, as the node's own pod loop would have done.
     """
     started = monotonic()
     result = Result()
@@ -196,7 +202,17 @@ async def drain(
             live_uids = {p.metadata.uid for p in pods}
             orphans = [i for i in instances if i.pod_uid not in live_uids and i.id not in result.instances_deleted]
             due = [p for p in pods if not p.metadata.deletion_timestamp and p.metadata.uid not in evicted]
-            await asyncio.gather(*(evict(p) for p in due), *(delete_instance(i, 0) for i in orphans))
+            finishing: list[Awaitable[None]] = []
+            if kubelet_gone:
+                by_uid = {i.pod_uid: i for i in instances}
+                for pod in (p for p in pods if p.metadata.deletion_timestamp):
+                    instance = by_uid.get(pod.metadata.uid)
+                    if instance is None:
+                        finishing.append(_release(kube, node, pod, result.released))
+                    elif instance.id not in result.instances_deleted:
+                        grace = float(pod.metadata.deletion_grace_period_seconds or 0)
+                        finishing.append(delete_instance(instance, grace))
+            await asyncio.gather(*(evict(p) for p in due), *(delete_instance(i, 0) for i in orphans), *finishing)
         if monotonic() >= deadline - force_margin:
             await _force(kube, node, pods, instances, delete_instance, result)
             break
@@ -234,15 +250,20 @@ async def _force(
                 len(pods), len(instances), extra={"node": node})  # fmt: skip
     await asyncio.gather(*(delete_instance(i, 0) for i in instances if i.id not in result.instances_deleted))
     for pod in pods:
-        try:
-            await kube.delete(f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}",
-                              grace_seconds=0, uid=pod.metadata.uid)  # fmt: skip
-        except (errors.NotFound, errors.Conflict):
-            continue
-        except errors.ApiError as exc:
-            log.warning("draining node %s: removing pod %s failed: %s", node, pod.key, exc, extra={"node": node})
-            continue
-        result.forced.append(pod.key)
+        await _release(kube, node, pod, result.forced)
+
+
+async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> None:
+    """Remove a pod object at once (grace 0, UID precondition); its key goes to ``done`` if removed here."""
+    try:
+        await kube.delete(f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}",
+                          grace_seconds=0, uid=pod.metadata.uid)  # fmt: skip
+    except (errors.NotFound, errors.Conflict):
+        return
+    except errors.ApiError as exc:
+        log.warning("draining node %s: removing pod %s failed: %s", node, pod.key, exc, extra={"node": node})
+        return
+    done.append(pod.key)
 
 
 def grace_seconds(environ: Mapping[str, str] = os.environ, default: float = 30.0) -> float:

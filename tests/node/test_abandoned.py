@@ -1,0 +1,103 @@
+"""A scaled-away replica that died before draining: the surviving replica drains its node for it."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.node.test_drain import CLUSTER_ID, TAINT, bound_pod, instance_for
+from vnode import gc
+from vnode.kube import client
+from vnode.provider import fake
+
+pytestmark = pytest.mark.cluster
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.fixture
+def statefulset(kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str) -> Iterator[str]:
+    """A StatefulSet of 1 replica (its pod never schedules), and the left-over Node and Lease of its ordinal 2."""
+    name = f"vs-{secrets.token_hex(3)}"
+    apps, leases = k8s.AppsV1Api(kube_api), k8s.CoordinationV1Api(kube_api)
+    labels = {"app": name}
+    apps.create_namespaced_stateful_set(namespace, k8s.V1StatefulSet(
+        metadata=k8s.V1ObjectMeta(name=name),
+        spec=k8s.V1StatefulSetSpec(replicas=1, service_name=name, selector=k8s.V1LabelSelector(match_labels=labels),
+                                   template=k8s.V1PodTemplateSpec(
+                                       metadata=k8s.V1ObjectMeta(labels=labels),
+                                       spec=k8s.V1PodSpec(node_selector={"vnode.io/test": "nowhere"},
+                                                          containers=[k8s.V1Container(name="c", image="x")]))),
+    ))  # fmt: skip
+    node = f"{name}-2"
+    core.create_node(k8s.V1Node(metadata=k8s.V1ObjectMeta(name=node, labels={"type": "virtual-kubelet"}),
+                                spec=k8s.V1NodeSpec(taints=[k8s.V1Taint(**TAINT)])))  # fmt: skip
+    leases.create_namespaced_lease("kube-node-lease", k8s.V1Lease(
+        metadata=k8s.V1ObjectMeta(name=node),
+        spec=k8s.V1LeaseSpec(holder_identity=f"{node}_dead", lease_duration_seconds=40, renew_time=_now()),
+    ))  # fmt: skip
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(node)
+        with contextlib.suppress(k8s.ApiException):
+            leases.delete_namespaced_lease(node, "kube-node-lease")
+        with contextlib.suppress(k8s.ApiException):
+            apps.delete_namespaced_stateful_set(name, namespace)
+
+
+async def test_a_dead_scaled_away_replicas_node_is_drained_by_the_survivor(
+    kube: client.Client, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str, statefulset: str
+) -> None:
+    node = f"{statefulset}-2"
+    cloud = fake.FakeProvider(fake.Behaviour(stop_takes=0.5), container_id_scheme="eci")
+    pods = [bound_pod(core, namespace, node, f"web-{i}") for i in range(3)]
+    for pod in pods:
+        await instance_for(cloud, node, pod)
+    clock = [1000.0]
+    abandoned = gc.Abandoned(kube, namespace, statefulset, monotonic=lambda: clock[0])
+
+    assert await abandoned.find() == [], "first sight of its Lease: not yet known to be stale"
+    clock[0] += 30
+    assert await abandoned.find() == [], "not stale for a whole lease duration yet"
+    leases = k8s.CoordinationV1Api(kube_api)
+    leases.patch_namespaced_lease(node, "kube-node-lease", {"spec": {"renewTime": _now()}})
+    clock[0] += 30
+    assert await abandoned.find() == [], "renewed meanwhile: someone still holds it"
+    clock[0] += 41
+    assert await abandoned.find() == [node]
+
+    assert await gc.drain_abandoned(kube, cloud, CLUSTER_ID, abandoned, seconds=60) == [node]
+    assert cloud.instances() == []
+    assert sorted(cloud.deleted) == sorted(cloud.created)
+    assert core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}").items == []
+    assert node not in {n.metadata.name for n in core.list_node().items}
+
+
+async def test_a_node_whose_replica_still_exists_or_is_wanted_is_not_abandoned(
+    kube: client.Client, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str, statefulset: str
+) -> None:
+    node = f"{statefulset}-2"
+    clock = [0.0]
+    abandoned = gc.Abandoned(kube, namespace, statefulset, monotonic=lambda: clock[0])
+    k8s.AppsV1Api(kube_api).patch_namespaced_stateful_set_scale(statefulset, namespace, {"spec": {"replicas": 3}})
+    await abandoned.find()
+    clock[0] += 100
+    assert await abandoned.find() == [], "ordinal 2 is wanted again: its replica will come back and adopt"
+    k8s.AppsV1Api(kube_api).patch_namespaced_stateful_set_scale(statefulset, namespace, {"spec": {"replicas": 1}})
+    core.create_namespaced_pod(namespace, k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name=node),
+        spec=k8s.V1PodSpec(node_selector={"vnode.io/test": "nowhere"},
+                           containers=[k8s.V1Container(name="c", image="x")]),
+    ))  # fmt: skip
+    await abandoned.find()
+    clock[0] += 100
+    assert await abandoned.find() == [], "its replica's pod still exists: it drains its own node"

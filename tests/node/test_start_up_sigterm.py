@@ -1,0 +1,55 @@
+"""A SIGTERM during `vnode run`'s start-up is acted on once the daemon is up, not fatal.
+
+A scale-in can signal a replica that has just restarted and is still importing; Python's
+default action would kill it before it could drain its node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.waiting import wait_for
+from vnode.cluster import launcher, procs
+
+pytestmark = pytest.mark.cluster
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (``SigCgt`` in /proc/PID/status)."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def test_sigterm_while_importing_stops_the_daemon_cleanly(
+    cluster: launcher.Info, core: k8s.CoreV1Api, tmp_path: pathlib.Path
+) -> None:
+    name = f"vn-early-{os.getpid()}"
+    env = {**os.environ, "VNODE_NODE_NAME": name, "KUBECONFIG": str(cluster.kubeconfig)}
+    cmd = [sys.executable, "-m", "vnode", "run", "--provider", "fake", "--http-address", "127.0.0.1",
+           "--http-port", "0"]  # fmt: skip
+    log = tmp_path / "daemon.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink, preexec_fn=procs.die_with_parent
+        )
+    try:
+        wait_for(lambda: _catches_sigterm(process.pid), timeout=30, what="SIGTERM captured at start-up", interval=0.005)
+        process.send_signal(signal.SIGTERM)  # the daemon's modules are still being imported
+        assert process.wait(timeout=60) == 0, log.read_text()
+        assert "received during start-up" in log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(name)
