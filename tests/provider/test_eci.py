@@ -383,9 +383,9 @@ async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
     calls: list[str] = []
 
     class Counting(eci.EciClient):
-        async def call(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        async def call_raw(self, action: str, params: Mapping[str, str]) -> bytes:
             calls.append(action)
-            return await super().call(action, params)
+            return await super().call_raw(action, params)
 
     config = eci_settings(sim)
     client = Counting(config.endpoint, config.access_key, config.secret_key)
