@@ -120,6 +120,16 @@ async def test_a_pod_that_starts_before_the_next_listing_gets_one_status_write(
     assert writes == len(names)  # no Pending (ContainerCreating) write before the Running one
 
 
+async def test_a_listing_follows_soon_after_a_create_even_with_a_long_interval(
+    harness: Harness, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    harness.cloud.behaviour.start_after = 0.1  # Pending in the create's answer
+    harness.overrides["status_interval"] = 120.0  # the periodic listing alone would not come within the test
+    await harness.start()
+    await create_pod(core, namespace, pod_manifest("soon", harness.node_name))
+    await until(lambda: phase_is(core, namespace, "soon", "Running"), within=20, what="pod Running")
+
+
 class PushingCloud(fake.FakeProvider):
     """A fake cloud that also pushes every instance's state a few times a second (SupportsPush)."""
 

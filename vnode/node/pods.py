@@ -4,7 +4,9 @@
   change puts the pod's key on the queue.
 * One bulk listing of the cloud per interval, by the node's tags, replaces per-pod polling;
   a pod whose instance state changed is put on the queue (a provider that can push feeds the
-  same path). The listing's success or failure is the node's view of cloud health.
+  same path). The listing's success or failure is the node's view of cloud health. After
+  instances were created, the next listing comes sooner (a new instance's status is what a
+  user waits for), but never so soon that listing would take more than an eighth of the time.
 * Workers take keys, one task per key at a time, and reconcile (``reconcile.Reconciler``).
 * Orphan collection deletes instances tagged with this cluster and node whose pod no longer
   exists, and only once the watch cache has synced and a listing started after that has
@@ -30,6 +32,8 @@ __all__ = ["PodController"]
 log = logging.getLogger(__name__)
 
 UNHEALTHY_AFTER = 3  # failed listings in a row before the node turns NotReady
+SOON = 0.25  # seconds after a create that the next listing comes at the soonest (the instance moves on meanwhile)
+BUSY = 8  # ... but no sooner after the last listing began than this many times the time it took
 
 
 class PodController:
@@ -114,6 +118,7 @@ class PodController:
         failures = 0
         while True:
             began = self.monotonic()
+            self.view.created.clear()  # creates from now on are seen by the next listing, not this one
             try:
                 states = await self.provider.list(self.tags)
             except errors.ApiError as exc:
@@ -133,11 +138,26 @@ class PodController:
             self.metrics.cloud_up.labels(self.config.node_name).set(1)
             self.health.set(True)
             self._apply(states, began)
-            await self._pause(max(0.0, self.config.status_interval - (self.monotonic() - began)))
+            took = self.monotonic() - began
+            await self._pause(max(0.0, self.config.status_interval - took), soon=began + BUSY * took)
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._list_now.wait(), timeout=seconds)
+    async def _pause(self, seconds: float, soon: float | None = None) -> None:
+        """Wait ``seconds``, or less when asked to list now, or (given ``soon``, the earliest moment for
+        the next listing) until ``SOON`` after an instance is made, if that is earlier."""
+        deadline = self.monotonic() + seconds
+        waits = [asyncio.ensure_future(self._list_now.wait())]
+        if soon is not None:
+            waits.append(asyncio.ensure_future(self.view.created.wait()))
+        try:
+            done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            if soon is not None and waits[1] in done and not self._list_now.is_set():
+                early = min(max(soon, self.monotonic() + SOON), deadline) - self.monotonic()
+                if early > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._list_now.wait(), timeout=early)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
         self._list_now.clear()
 
     async def _push(self, provider: base.SupportsPush) -> None:

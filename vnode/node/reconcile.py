@@ -52,6 +52,7 @@ class View:
     states: dict[str, models.InstanceState]  # the last listing, by pod UID
     listed_at: float = 0.0  # monotonic time the last complete listing *started*
     gone: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> UID of pods deleted from the cache
+    created: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # an instance was made: list soon
 
 
 @dataclasses.dataclass
@@ -223,6 +224,7 @@ class Reconciler:
             )
             raise
         memory.instance_id, memory.created_at = made.id, started
+        self.view.created.set()
         self.view.states[pod.metadata.uid] = made
         log.info("instance %s created", made.id, extra={"pod": pod.key, "instance": made.id})
         return made
