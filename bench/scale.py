@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import ssl
 import sys
 import tempfile
@@ -606,7 +607,9 @@ def targets() -> dict[str, Callable[[], Target]]:
 
 
 @contextlib.contextmanager
-def bench_cluster() -> Iterator[launcher.Info]:
+def bench_cluster(keep: bool = False) -> Iterator[launcher.Info]:
+    """A control plane in a fresh directory, removed afterwards (its audit log of a 10,000-pod run is
+    half a gigabyte) unless ``keep``."""
     state = pathlib.Path(tempfile.mkdtemp(prefix="vnode-bench-"))
     options = launcher.default_options(
         state, audit=True, attach=True, client_qps=5000, client_burst=10000, leader_lease_seconds=60
@@ -616,6 +619,10 @@ def bench_cluster() -> Iterator[launcher.Info]:
         yield cluster.up()
     finally:
         cluster.down()
+        if keep:
+            say(f"state, logs and audit log kept in {state}")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -625,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default="kwok,vnode")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/")
+    parser.add_argument("--keep-state", action="store_true", help="keep the control plane's directory (logs, audit)")
     parser.add_argument("--paced-pods", type=int, default=1000, help="then this many at --paced-rate (0: skip)")
     parser.add_argument(
         "--paced-rate", type=float, default=20, help="pods/s, below both targets' capacity: the latency each adds"
@@ -646,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     runs = []
-    with bench_cluster() as info:
+    with bench_cluster(keep=args.keep_state) as info:
         for name in wanted:
             print(f"bench.scale: {name}: {args.pods} pods over {args.nodes} nodes", file=sys.stderr, flush=True)
             run = asyncio.run(measure(info, available[name](), args.pods, args.nodes, args.timeout))
