@@ -15,6 +15,7 @@ import enum
 from collections.abc import Mapping
 
 __all__ = [
+    "FIELD_POD_IP",
     "TAG_CLUSTER",
     "TAG_NAME",
     "TAG_NAMESPACE",
@@ -47,12 +48,21 @@ TAG_NAME = "vnode.io/name"
 TAG_POD_UID = "vnode.io/pod-uid"
 
 
+# The one field of the instance itself that a cloud can put into a container's env: its IP,
+# which the cloud allocates only when it creates the instance (ECI's EnvironmentVar FieldRef).
+FIELD_POD_IP = "status.podIP"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class EnvVar:
-    """One environment variable with its value already resolved (ConfigMap, Secret, fieldRef...)."""
+    """One environment variable with its value already resolved (ConfigMap, Secret, fieldRef...),
+    or, when ``field_path`` is set, left for the cloud to fill in from that field of the instance
+    (only :data:`FIELD_POD_IP`); ``value`` is then empty. A provider whose cloud cannot do that
+    substitutes the value itself or refuses the spec with ``InvalidSpec``, never sends it empty."""
 
     name: str
-    value: str
+    value: str = ""
+    field_path: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1112,14 +1112,14 @@ def _int_query(request: web.Request, key: str) -> int | None:
     return value
 
 
-def _env_tag(env: _Env, secure: list[str]) -> model.Tag:
+def _env_tag(env: _Env, secure: list[str]) -> model.EnvVar:
     if env.secureValue is not None:
         secure.append(env.name)
-        return model.Tag(env.name, env.secureValue)
-    return model.Tag(env.name, env.value or "")
+        return model.EnvVar(env.name, env.secureValue)
+    return model.EnvVar(env.name, env.value or "")
 
 
-def _env(env: model.Tag, meta: _Meta) -> dict[str, str]:
+def _env(env: model.EnvVar, meta: _Meta) -> dict[str, str]:
     if env.key in meta.secure:
         return {"name": env.key}  # ACI never returns secure values
     return {"name": env.key, "value": env.value}

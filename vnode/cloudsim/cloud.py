@@ -518,7 +518,7 @@ class Cloud:
             return spec.name, ""
         now = self.now()
         until = run.finished_at if run.state == "Terminated" else now
-        behaviour = workloads.behaviour(spec.image, spec.command, spec.args)
+        behaviour = workloads.behaviour(spec.image, spec.command, spec.args, inst.environment(spec))
         since = now - query.since_seconds if query.since_seconds is not None else None
         lines = workloads.log_lines(
             behaviour,
@@ -544,7 +544,7 @@ class Cloud:
             raise errors.NotFound(f"The container {name} does not exist in {instance_id}.")
         if inst.containers[names.index(name)].current.state != "Running":
             raise errors.IncorrectStatus(f"The container {name} is not running.")
-        result = workloads.run_shell(command)
+        result = workloads.run_shell(command, env=inst.environment(inst.spec.containers[names.index(name)]))
         assert result is not None  # run_shell returns None only when unknown_runs_forever
         return ExecResult("".join(f"{line}\n" for line in result.output), result.exit_code)
 

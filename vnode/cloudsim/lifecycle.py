@@ -358,7 +358,7 @@ class Lifecycle:
 
     def _start_run(self, inst: model.Instance, index: int, t: float, over: Overrides) -> None:
         spec, container = inst.spec.containers[index], inst.containers[index]
-        behaviour = workloads.behaviour(spec.image, spec.command, spec.args)
+        behaviour = workloads.behaviour(spec.image, spec.command, spec.args, inst.environment(spec))
         run_seconds = behaviour.run_seconds
         if over.run_seconds is not None or over.exit_code is not None:
             run_seconds = over.run_seconds if over.run_seconds is not None else 0.0
@@ -397,7 +397,7 @@ def _exit_code(inst: model.Instance, index: int, over: Overrides, unlucky: bool)
     if over.exit_code is not None:
         return over.exit_code
     spec = inst.spec.containers[index]
-    code = workloads.behaviour(spec.image, spec.command, spec.args).exit_code
+    code = workloads.behaviour(spec.image, spec.command, spec.args, inst.environment(spec)).exit_code
     if code == 0 and unlucky:
         return 1
     return code

@@ -31,6 +31,19 @@ class Tag(msgspec.Struct, frozen=True, array_like=True):
     value: str
 
 
+# ECI's EnvironmentVar.N.FieldRef.FieldPath: the fields of the instance the cloud fills into an
+# env var (the SDK's models say "Only `status.podIP` is supported").
+ENV_FIELDS = frozenset({"status.podIP"})
+
+
+class EnvVar(msgspec.Struct, frozen=True, array_like=True):
+    """A container's env var: a value, or (``field_path``) a field of the instance filled in by the cloud."""
+
+    key: str
+    value: str
+    field_path: str = ""
+
+
 class Port(msgspec.Struct, frozen=True, array_like=True):
     port: int
     protocol: str = "TCP"
@@ -41,7 +54,7 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     image: str
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
-    env: tuple[Tag, ...] = ()
+    env: tuple[EnvVar, ...] = ()
     ports: tuple[Port, ...] = ()
     cpu: float = 0.0
     memory: float = 0.0
@@ -132,3 +145,11 @@ class Instance(msgspec.Struct, omit_defaults=True):
             if tag.key == key:
                 return tag.value
         return None
+
+    def environment(self, spec: ContainerSpec) -> dict[str, str]:
+        """The env a container of this instance runs with: a base like an image's, then its own
+        vars, a field reference filled in from the instance (``status.podIP`` is its IP)."""
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
+        for var in spec.env:
+            env[var.key] = self.ip if var.field_path == "status.podIP" else var.value
+        return env

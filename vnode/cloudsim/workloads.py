@@ -3,8 +3,9 @@
 Nothing is executed. A small catalog maps what people run in demos to behaviour: a web server
 runs until stopped and writes an access-log line every few seconds; ``perl -Mbignum=bpi -wle
 'print bpi(N)'`` prints N digits of pi (really computed) and exits 0; ``sleep N`` exits after
-N s; ``sh -c`` scripts of ``echo``/``sleep``/``exit``/``true``/``false`` do what they say. An
-image outside the catalog fails to pull. Logs are a function of the run's start and end time,
+N s; ``sh -c`` scripts of ``echo``/``sleep``/``exit``/``true``/``false``/``env``/``printenv``
+do what they say, with ``$VAR`` expanded from the container's env. An image outside the
+catalog fails to pull. Logs are a function of the run's start and end time,
 so 30,000 web servers cost no memory for their access logs.
 """
 
@@ -14,7 +15,7 @@ import dataclasses
 import datetime
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # Image names (without registry, path and tag) the simulated registry holds.
 SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik", "redis", "memcached", "pause", "postgres", "mysql"})
@@ -129,8 +130,10 @@ def known_image(image: str) -> bool:
     return name in SERVERS or name in TOOLS or image.startswith("sim/")
 
 
-def behaviour(image: str, command: Sequence[str], args: Sequence[str]) -> Behaviour:
-    """How a container of a known image behaves when started with ``command`` + ``args``."""
+def behaviour(
+    image: str, command: Sequence[str], args: Sequence[str], env: Mapping[str, str] | None = None
+) -> Behaviour:
+    """How a container of a known image behaves when started with ``command`` + ``args`` in ``env``."""
     argv = [*command, *args]
     name = image_name(image)
     if not argv:
@@ -142,19 +145,23 @@ def behaviour(image: str, command: Sequence[str], args: Sequence[str]) -> Behavi
         return Behaviour(None, web_server=True, output=_banner(program))
     if program == "perl":
         return _perl(argv)
-    result = run_shell(argv, unknown_runs_forever=True)
+    result = run_shell(argv, unknown_runs_forever=True, env=env)
     if result is None:
         return Behaviour(None, output=(f"simulated: {shlex.join(argv)}",))
     return Behaviour(result.seconds, result.exit_code, result.output)
 
 
-def run_shell(argv: Sequence[str], *, unknown_runs_forever: bool = False) -> ShellResult | None:
+def run_shell(
+    argv: Sequence[str], *, unknown_runs_forever: bool = False, env: Mapping[str, str] | None = None
+) -> ShellResult | None:
     """Interpret a tiny shell: ``sh -c SCRIPT`` or a single command; None if it would run forever.
 
-    Commands: echo, printf (no formats), sleep, exit, true, false, pwd, hostname; joined by
-    ``;``, ``&&`` and ``||``. An unknown command is "not found" (127), or, for a container's main
-    command when ``unknown_runs_forever``, a process that runs until stopped (None).
+    Commands: echo, printf (no formats), sleep, exit, true, false, pwd, hostname, env, printenv;
+    joined by ``;``, ``&&`` and ``||``; ``$VAR`` and ``${VAR}`` in a script expand from ``env``
+    (not inside single quotes). An unknown command is "not found" (127), or, for a container's
+    main command when ``unknown_runs_forever``, a process that runs until stopped (None).
     """
+    env = env or {}
     if not argv:
         return ShellResult((), 0, 0.0)
     if argv[0] in SHELLS:
@@ -164,6 +171,7 @@ def run_shell(argv: Sequence[str], *, unknown_runs_forever: bool = False) -> She
             return ShellResult((), 0, 0.0)
         else:
             return ShellResult((f"{argv[0]}: can't open '{argv[1]}': No such file or directory",), 2, 0.0)
+        script = _expand(script, env)
         try:
             words = shlex.split(script.replace(";", " ; ").replace("&&", " && ").replace("||", " || "))
         except ValueError as exc:
@@ -175,7 +183,7 @@ def run_shell(argv: Sequence[str], *, unknown_runs_forever: bool = False) -> She
     skip = False
     for command, joiner in _split(words):
         if not skip:
-            result = _builtin(command)
+            result = _builtin(command, env)
             if result is None:
                 if unknown_runs_forever:
                     return None
@@ -206,7 +214,18 @@ def _split(words: list[str]) -> list[tuple[list[str], str]]:
     return commands
 
 
-def _builtin(command: list[str]) -> tuple[list[str], int, float, bool] | None:
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _expand(script: str, env: Mapping[str, str]) -> str:
+    """``$VAR``/``${VAR}`` replaced by its value (empty when unset), except inside single quotes."""
+    parts = script.split("'")
+    for i in range(0, len(parts), 2):  # even parts are outside single quotes
+        parts[i] = _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), parts[i])
+    return "'".join(parts)
+
+
+def _builtin(command: list[str], env: Mapping[str, str]) -> tuple[list[str], int, float, bool] | None:
     """(output lines, exit status, seconds taken, whether the shell exits) or None if unknown."""
     name, rest = command[0].rsplit("/", 1)[-1], command[1:]
     if name == "echo":
@@ -233,6 +252,12 @@ def _builtin(command: list[str]) -> tuple[list[str], int, float, bool] | None:
         return ["/"], 0, 0.0, False
     if name == "hostname":
         return ["eci-sim"], 0, 0.0, False
+    if name == "env" and not rest:
+        return [f"{key}={value}" for key, value in env.items()], 0, 0.0, False
+    if name == "printenv":
+        if not rest:
+            return [f"{key}={value}" for key, value in env.items()], 0, 0.0, False
+        return [env[key] for key in rest if key in env], 0 if all(key in env for key in rest) else 1, 0.0, False
     return None
 
 

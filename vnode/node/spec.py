@@ -2,12 +2,15 @@
 
 The cloud runs no kubelet, so everything a kubelet would resolve on the node is resolved here,
 once, at creation: env values from ConfigMaps, Secrets, the downward API and the container's
-resources; ``$(VAR)`` references; configMap/secret/projected volumes as file contents. This
-module does no I/O: :func:`references` says which ConfigMaps, Secrets and service-account
-tokens the pod needs, the caller fetches them into :class:`Sources`, and :func:`build` is a
-pure function of the pod and those sources. A required source that does not exist yet raises
-:class:`Missing` (the pod waits and starts as soon as it appears); what the cloud can never
-run raises ``errors.InvalidSpec`` (the pod fails fast with that reason).
+resources; ``$(VAR)`` references; configMap/secret/projected volumes as file contents. The
+one exception is ``status.podIP``: the cloud allocates the IP when it creates the instance,
+so that env var goes out as a field reference (``models.EnvVar.field_path``) that the cloud
+or the provider fills in. This module does no I/O: :func:`references` says which ConfigMaps,
+Secrets and service-account tokens the pod needs, the caller fetches them into
+:class:`Sources`, and :func:`build` is a pure function of the pod and those sources. A
+required source that does not exist yet raises :class:`Missing` (the pod waits and starts as
+soon as it appears); what the cloud can never run raises ``errors.InvalidSpec`` (the pod
+fails fast with that reason).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ MAX_CONTAINERS = 20
 MAX_VOLUMES = 20
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+# Fields only the cloud knows, once it has allocated the instance: left for it to fill in.
+# An instance is single-stack, so status.podIPs (the IPs comma-joined) is its one IP.
+_CLOUD_FIELDS = {"status.podIP": models.FIELD_POD_IP, "status.podIPs": models.FIELD_POD_IP}
 
 
 class Missing(Exception):
@@ -136,10 +142,6 @@ def _field(pod: objects.Pod, path: str, target: Target) -> str:
         "spec.serviceAccountName": pod.spec.service_account_name,
         "status.hostIP": target.node_ip,
         "status.hostIPs": target.node_ip,
-        # The instance's IP is chosen by the cloud when it is created; the cloud does not
-        # substitute it afterwards, so it resolves to empty (documented in docs/daemon.md).
-        "status.podIP": "",
-        "status.podIPs": "",
     }
     if path in simple:
         return simple[path]
@@ -150,6 +152,8 @@ def _field(pod: objects.Pod, path: str, target: Target) -> str:
     if path in ("metadata.labels", "metadata.annotations"):
         source = meta.labels if path == "metadata.labels" else meta.annotations
         return "\n".join(f'{k}="{v}"' for k, v in sorted(source.items()))
+    if path in _CLOUD_FIELDS:  # the API server allows these in env only, never in downwardAPI volumes
+        raise errors.InvalidSpec(f"fieldRef {path!r} is supported in env only")
     raise errors.InvalidSpec(f"fieldRef {path!r} is not supported")
 
 
@@ -191,7 +195,11 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 def _env(
     pod: objects.Pod, container: objects.Container, sources: Sources, target: Target, size: resources.Size
 ) -> tuple[models.EnvVar, ...]:
+    # ``resolved`` holds the values known now (what ``$(VAR)`` expands to); ``cloud`` the names
+    # the cloud fills in. A ``$(VAR)`` naming one of those stays as written, as Kubernetes
+    # leaves an undefined reference.
     resolved: dict[str, str] = {}
+    cloud: dict[str, str] = {}
     for env_from in container.env_from:
         if env_from.config_map_ref:
             local = env_from.config_map_ref
@@ -207,8 +215,12 @@ def _env(
                         resolved[env_from.prefix + key] = value.decode(errors="replace")
     for env in container.env:
         source = env.value_from
+        cloud.pop(env.name, None)
         if source is None:
             resolved[env.name] = expand(env.value or "", resolved)
+        elif source.field_ref and source.field_ref.field_path in _CLOUD_FIELDS:
+            resolved.pop(env.name, None)
+            cloud[env.name] = _CLOUD_FIELDS[source.field_ref.field_path]
         elif source.config_map_key_ref:
             ref = source.config_map_key_ref
             raw = _lookup(sources.configmaps, "configmap", ref.name, ref.key, bool(ref.optional))
@@ -223,7 +235,10 @@ def _env(
             resolved[env.name] = _field(pod, source.field_ref.field_path, target)
         elif source.resource_field_ref:
             resolved[env.name] = _resource_field(pod, source.resource_field_ref, container.name, size)
-    return tuple(models.EnvVar(k, v) for k, v in resolved.items())
+    return (
+        *(models.EnvVar(k, v) for k, v in resolved.items()),
+        *(models.EnvVar(k, field_path=path) for k, path in cloud.items()),
+    )
 
 
 def _probe(probe: objects.Probe | None, container: objects.Container) -> models.Probe | None:
@@ -263,7 +278,7 @@ def _container(
     if not c.image:
         raise errors.InvalidSpec(f"container {c.name}: no image")
     env = _env(pod, c, sources, target, size)
-    env_map = {e.name: e.value for e in env}
+    env_map = {e.name: e.value for e in env if not e.field_path}
     own = resources.container_size(c)
     return models.ContainerSpec(
         name=c.name,

@@ -127,12 +127,25 @@ def _probe(probe: models.Probe) -> dict[str, Any]:
     return out
 
 
+def _env(c: models.ContainerSpec) -> list[dict[str, str]]:
+    for e in c.env:
+        # ACI's environmentVariables take a value or a secureValue, nothing filled in by the
+        # cloud, and a group's private IP is known only after the PUT: refuse the pod with the
+        # reason rather than run it with an empty or wrong value (or leave it Pending forever).
+        if e.field_path:
+            raise errors.InvalidSpec(
+                f"container {c.name}: env {e.name} from fieldRef {e.field_path}: ACI cannot put the "
+                "container group's own IP into its env (it is allocated after creation)"
+            )
+    return [{"name": e.name, "value": e.value} for e in c.env]
+
+
 def _container(c: models.ContainerSpec, cpu: float, memory: float) -> dict[str, Any]:
     props: dict[str, Any] = {
         "image": c.image,
         # ACI has one command list and no working directory: args follow the command.
         "command": [*c.command, *c.args],
-        "environmentVariables": [{"name": e.name, "value": e.value} for e in c.env],
+        "environmentVariables": _env(c),
         "ports": [{"port": p.container_port, "protocol": p.protocol} for p in c.ports],
         "resources": {"requests": {"cpu": cpu, "memoryInGB": memory}},
     }
@@ -177,7 +190,7 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
                 "properties": {
                     "image": c.image,
                     "command": [*c.command, *c.args],
-                    "environmentVariables": [{"name": e.name, "value": e.value} for e in c.env],
+                    "environmentVariables": _env(c),
                 },
             }
             for c in spec.init_containers

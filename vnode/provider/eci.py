@@ -249,7 +249,10 @@ def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> 
         params[f"{prefix}.Arg.{n}"] = word
     for n, var in enumerate(c.env, 1):
         params[f"{prefix}.EnvironmentVar.{n}.Key"] = var.name
-        params[f"{prefix}.EnvironmentVar.{n}.Value"] = var.value
+        if var.field_path:  # the cloud fills it in once it has allocated the instance (status.podIP)
+            params[f"{prefix}.EnvironmentVar.{n}.FieldRef.FieldPath"] = var.field_path
+        else:
+            params[f"{prefix}.EnvironmentVar.{n}.Value"] = var.value
     for n, port in enumerate(c.ports, 1):
         params[f"{prefix}.Port.{n}.Port"] = str(port.container_port)
         params[f"{prefix}.Port.{n}.Protocol"] = port.protocol

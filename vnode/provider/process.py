@@ -360,7 +360,8 @@ class ProcessProvider:
         def container(c: models.ContainerSpec) -> dict[str, Any]:
             cwd = root / c.working_dir.lstrip("/") if c.working_dir else root
             cwd.mkdir(parents=True, exist_ok=True)
-            env = {**base_env, **{e.name: e.value for e in c.env}}
+            # The instance's IP (status.podIP) is the loopback address every instance here has.
+            env = {**base_env, **{e.name: IP if e.field_path == models.FIELD_POD_IP else e.value for e in c.env}}
             return {"name": c.name, "image": c.image, "argv": [*c.command, *c.args], "env": env, "cwd": str(cwd)}
 
         lifeline = None
