@@ -226,7 +226,7 @@ def aci_lean_calls(info: dict[str, Any]) -> tuple[Call, Call, Callable[[], Await
         ca_file=a["ca_file"],
         subscription_id=a["subscription_id"],
         resource_group=a["resource_group"],
-        client_secret=a["token"],
+        token=a["token"],
     )
     provider = aci.AciProvider(config, create_limit=None)
     spec = models.InstanceSpec(

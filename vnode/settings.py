@@ -60,13 +60,38 @@ class AciSettings(_Frozen):
     ca_file: str = ""
     subscription_id: str = ""
     resource_group: str = ""
+    # Credentials: Azure AD's client-credentials flow (all three), or a ready bearer token
+    # (the simulator's cloud.json aci.token), never both.
     tenant_id: str = ""
     client_id: str = ""
     client_secret: str = ""
+    token: str = ""
     subnet: str = ""
     quota_cpu: float | None = pydantic.Field(default=None, gt=0)
     quota_memory_gib: float | None = pydantic.Field(default=None, gt=0)
     quota_pods: int | None = pydantic.Field(default=None, gt=0)
+
+    @pydantic.model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> AciSettings:
+        # ConfigError rather than ValueError: pydantic lets it through as it is, so the line names
+        # the variables (and never echoes the secrets, as a ValidationError's input would).
+        client = {
+            "ACI_TENANT_ID": self.tenant_id,
+            "ACI_CLIENT_ID": self.client_id,
+            "ACI_CLIENT_SECRET": self.client_secret,
+        }
+        given = [name for name, value in client.items() if value]
+        if self.token and given:
+            raise errors.ConfigError(
+                f"ACI_TOKEN and {', '.join(given)}: set a bearer token or client credentials, not both"
+            )
+        if given and len(given) < len(client):
+            missing = [name for name in client if name not in given]
+            raise errors.ConfigError(
+                f"{', '.join(given)} without {', '.join(missing)}: the client-credentials flow needs all three "
+                "(a ready bearer token goes in ACI_TOKEN)"
+            )
+        return self
 
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -150,6 +175,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "aci.tenant_id": ("ACI_TENANT_ID",),
     "aci.client_id": ("ACI_CLIENT_ID",),
     "aci.client_secret": ("ACI_CLIENT_SECRET",),
+    "aci.token": ("ACI_TOKEN",),
     "aci.subnet": ("ACI_SUBNET",),
     "aci.quota_cpu": ("ACI_QUOTA_CPU",),
     "aci.quota_memory_gib": ("ACI_QUOTA_MEMORY",),

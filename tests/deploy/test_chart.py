@@ -113,6 +113,21 @@ def test_an_aci_ca_configmap_is_mounted_and_named_by_aci_ca_file_wherever_the_cl
     assert "ACI_CA_FILE" not in {e["name"] for e in plain["containers"][0]["env"]}
 
 
+def test_aci_credentials_come_from_the_secret_as_a_client_secret_or_a_token(helm: pathlib.Path) -> None:
+    docs = render(helm, "provider=aci", "aci.subscriptionId=sub", "aci.resourceGroup=rg")
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("StatefulSet", "Job")]
+    assert len(pods) == 2  # the daemon and the uninstall hook's gc both talk to the cloud
+    for pod in pods:
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        refs = {name: env[name]["valueFrom"]["secretKeyRef"] for name in ("ACI_CLIENT_SECRET", "ACI_TOKEN")}
+        assert {name: (ref["key"], ref["optional"]) for name, ref in refs.items()} == {
+            "ACI_CLIENT_SECRET": ("client-secret", True),
+            "ACI_TOKEN": ("token", True),
+        }
+        assert {ref["name"] for ref in refs.values()} == {secret["metadata"]["name"]}
+
+
 def test_rbac_has_no_wildcard_and_no_cluster_admin(helm: pathlib.Path) -> None:
     docs = render(helm)
     rules = [(d["metadata"]["name"], r) for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]

@@ -21,11 +21,19 @@ from vnode.cluster import launcher, procs
 from vnode.provider import fake
 
 
-def test_invalid_settings_refuse_to_start_with_one_line_naming_the_setting() -> None:
-    env = {**os.environ, "POD_NAME": "vn-x", "ECI_VSWITCH": "", "ECI_QUOTA_POD": "lots"}
+@pytest.mark.parametrize(
+    ("provider", "env", "named"),
+    [
+        ("fake", {"ECI_VSWITCH": "", "ECI_QUOTA_POD": "lots"}, ("ECI_QUOTA_POD",)),
+        ("aci", {"ACI_TOKEN": "tok", "ACI_CLIENT_SECRET": "sec"}, ("ACI_TOKEN", "ACI_CLIENT_SECRET")),
+    ],
+)
+def test_invalid_settings_refuse_to_start_with_one_line_naming_the_setting(
+    provider: str, env: dict[str, str], named: tuple[str, ...]
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "vnode", "run", "--provider", "fake"],
-        env=env,
+        [sys.executable, "-m", "vnode", "run", "--provider", provider],
+        env={**os.environ, "POD_NAME": "vn-x", **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -33,7 +41,8 @@ def test_invalid_settings_refuse_to_start_with_one_line_naming_the_setting() -> 
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
-    assert "ECI_QUOTA_POD" in done.stderr
+    for name in named:
+        assert name in done.stderr
 
 
 def _free_port() -> int:

@@ -53,7 +53,7 @@ def aci_settings(sim: Sim, **overrides: object) -> settings.AciSettings:
         "ca_file": info["ca_file"],
         "subscription_id": info["subscription_id"],
         "resource_group": info["resource_group"],
-        "client_secret": info["token"],
+        "token": info["token"],
     }
     fields.update(overrides)
     return settings.AciSettings.model_validate(fields)
@@ -103,6 +103,13 @@ def test_the_registry_names_the_aci_provider_and_it_meets_the_protocols(sim: Sim
 def test_missing_subscription_is_a_config_error() -> None:
     with pytest.raises(errors.ConfigError, match="ACI_SUBSCRIPTION_ID"):
         aci.AciProvider(settings.AciSettings())
+
+
+def test_missing_credentials_are_a_config_error_naming_both_kinds() -> None:
+    with pytest.raises(errors.ConfigError) as caught:
+        aci.AciProvider(settings.AciSettings(subscription_id="sub", resource_group="rg"))
+    assert "ACI_TOKEN" in str(caught.value)
+    assert "ACI_CLIENT_SECRET" in str(caught.value)
 
 
 async def test_create_returns_at_once_and_list_reports_running(sim: Sim, provider: aci.AciProvider) -> None:
@@ -188,7 +195,7 @@ async def test_65_vcpu_is_an_invalid_spec(provider: aci.AciProvider) -> None:
 
 
 async def test_a_wrong_token_is_forbidden(sim: Sim) -> None:
-    provider = aci.AciProvider(aci_settings(sim, client_secret="not-the-token"))
+    provider = aci.AciProvider(aci_settings(sim, token="not-the-token"))
     try:
         with pytest.raises(errors.Forbidden):
             await provider.list(NODE_TAGS)

@@ -49,6 +49,46 @@ def test_invalid_settings_raise_one_line_naming_the_setting(
     assert "\n" not in str(caught.value)
 
 
+def test_aci_token_is_a_setting_of_its_own() -> None:
+    loaded = settings.load({"POD_NAME": "n", "VNODE_PROVIDER": "aci", "ACI_TOKEN": "tok"})
+    assert loaded.aci.token == "tok"
+    assert loaded.aci.client_secret == ""
+    client = {"ACI_TENANT_ID": "t", "ACI_CLIENT_ID": "c", "ACI_CLIENT_SECRET": "s"}
+    loaded = settings.load({"POD_NAME": "n", "VNODE_PROVIDER": "aci", **client})
+    aci = loaded.aci
+    assert (aci.tenant_id, aci.client_id, aci.client_secret, aci.token) == ("t", "c", "s", "")
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "unnamed"),
+    [
+        # a token and client credentials: which one would be used is not for vnode to guess
+        ({"ACI_TOKEN": "tok-1", "ACI_CLIENT_SECRET": "sec-1"}, ("ACI_TOKEN", "ACI_CLIENT_SECRET"), ("ACI_TENANT_ID",)),
+        (
+            {"ACI_TOKEN": "tok-1", "ACI_TENANT_ID": "t", "ACI_CLIENT_ID": "c", "ACI_CLIENT_SECRET": "sec-1"},
+            ("ACI_TOKEN", "ACI_TENANT_ID", "ACI_CLIENT_ID", "ACI_CLIENT_SECRET"),
+            (),
+        ),
+        # the old way of passing a bearer token (a client secret with no tenant) points to ACI_TOKEN
+        ({"ACI_CLIENT_SECRET": "sec-1"}, ("ACI_CLIENT_SECRET", "ACI_TENANT_ID", "ACI_CLIENT_ID", "ACI_TOKEN"), ()),
+        ({"ACI_TENANT_ID": "t", "ACI_CLIENT_ID": "c"}, ("ACI_TENANT_ID", "ACI_CLIENT_ID", "ACI_CLIENT_SECRET"), ()),
+    ],
+)
+def test_ambiguous_aci_credentials_are_refused_in_one_line_naming_them(
+    env: dict[str, str], named: tuple[str, ...], unnamed: tuple[str, ...]
+) -> None:
+    with pytest.raises(errors.ConfigError) as caught:
+        settings.load({"POD_NAME": "n", "VNODE_PROVIDER": "aci", **env})
+    message = str(caught.value)
+    assert "\n" not in message
+    for name in named:
+        assert name in message
+    for name in unnamed:
+        assert name not in message
+    assert "tok-1" not in message, "the line must not echo a secret"
+    assert "sec-1" not in message, "the line must not echo a secret"
+
+
 def test_profile_from_configmap() -> None:
     profile = settings.profile_from_configmap({"vSwitchIds": "vsw-1,vsw-2", "securityGroupId": "sg-1", "other": "x"})
     assert profile.vswitches == ("vsw-1", "vsw-2")

@@ -32,9 +32,9 @@ Choices ARM forces:
   cumulative CPU, so the provider keeps the cumulative counter metrics-server needs by
   integrating each container's rate over the time between its own reads.
 * **Credentials**: a bearer token from the Azure AD client-credentials flow when
-  ``ACI_TENANT_ID``/``ACI_CLIENT_ID``/``ACI_CLIENT_SECRET`` are set; with no tenant,
-  ``ACI_CLIENT_SECRET`` is taken as a pre-issued bearer token (the simulator's ``cloud.json``
-  ``aci.token``). The Azure AD flow is written but untested here (loopback only).
+  ``ACI_TENANT_ID``/``ACI_CLIENT_ID``/``ACI_CLIENT_SECRET`` are set, or the fixed one in
+  ``ACI_TOKEN`` (the simulator's ``cloud.json`` ``aci.token``); the settings refuse both, or
+  part of the three. The Azure AD flow is written but untested here (loopback only).
 """
 
 from __future__ import annotations
@@ -366,7 +366,7 @@ class _Token:
 
     def __init__(self, config: settings.AciSettings) -> None:
         self.config = config
-        self._token = "" if config.tenant_id else config.client_secret
+        self._token = config.token
         self._expires = float("inf") if self._token else 0.0
         self._lock = asyncio.Lock()
 
@@ -376,8 +376,6 @@ class _Token:
         async with self._lock:
             if self._token and time.monotonic() < self._expires:
                 return self._token
-            if not (self.config.tenant_id and self.config.client_id and self.config.client_secret):
-                raise errors.Forbidden("ACI: no credentials (ACI_TENANT_ID, ACI_CLIENT_ID, ACI_CLIENT_SECRET)")
             form = {
                 "grant_type": "client_credentials",
                 "client_id": self.config.client_id,
@@ -418,6 +416,10 @@ class AciProvider:
     ) -> None:
         if not config.subscription_id or not config.resource_group:
             raise errors.ConfigError("ACI_SUBSCRIPTION_ID and ACI_RESOURCE_GROUP: both must be set for --provider aci")
+        if not (config.token or config.client_secret):
+            raise errors.ConfigError(
+                "ACI_TOKEN, or ACI_TENANT_ID, ACI_CLIENT_ID and ACI_CLIENT_SECRET: one must be set for --provider aci"
+            )
         self.config = config
         self.location = location or config.region
         self.base = (config.endpoint or ARM).rstrip("/")

@@ -68,6 +68,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - name: ACI_CLIENT_SECRET
   valueFrom:
     secretKeyRef: {name: {{ include "vnode.credentialsSecret" . }}, key: client-secret, optional: true}
+- name: ACI_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ include "vnode.credentialsSecret" . }}, key: token, optional: true}
 {{- if .Values.aci.caConfigMap }}
 - name: ACI_CA_FILE
   value: /etc/vnode/aci-ca/ca.pem
