@@ -30,7 +30,7 @@ from vnode.kube import client, informer, objects
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
-from vnode.node import events, ownership, pods, queue, reconcile, registration, resources, spec
+from vnode.node import events, ownership, pods, queue, reconcile, refresh, registration, resources, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -123,6 +123,8 @@ class Daemon:
             work=queue.WorkQueue(queue.Backoff(rng=self.rng)),
             monotonic=self.monotonic,
         )
+        # ConfigMap/Secret updates reach running pods' volumes, if the provider can update them.
+        self.refresher = refresh.attach(self.pods, self.recorder, self.rng)
 
     def _placement(self) -> models.Placement:
         if self.config.provider == "aci":
@@ -271,6 +273,8 @@ class Daemon:
                 # Holding the Lease, write the status at once: `ready` must not precede a Ready node.
                 await self.node.write_status(force=True)
                 group.create_task(self.pods.run())
+                if self.refresher is not None:
+                    group.create_task(self.refresher.run())
                 await self.pods.ready.wait()
                 self.ready.set()
                 log.info("daemon ready")

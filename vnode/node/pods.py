@@ -73,6 +73,8 @@ class PodController:
         self._billed: dict[str, float] = {}  # instance id -> dollars so far
         self._listed_once = asyncio.Event()
         self._list_now = asyncio.Event()  # cuts the wait between listings short
+        #: Called with every change the pod watch reports (``refresh`` keeps its index with it).
+        self.listeners: list[Callable[[str, objects.Pod | None], None]] = []
 
     @property
     def tags(self) -> dict[str, str]:
@@ -87,6 +89,8 @@ class PodController:
             self._keys.pop(uid, None)
             self.view.gone[key] = uid
         self.queue.add(key)
+        for listener in self.listeners:
+            listener(key, pod)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:

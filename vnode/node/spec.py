@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from vnode import errors, models, settings
 from vnode.kube import objects
@@ -381,6 +382,37 @@ def _volume(pod: objects.Pod, volume: objects.Volume, sources: Sources, target: 
     return models.VolumeSpec(volume.name, "files", files=tuple(files))
 
 
+#: Tag on an instance: the digest of its configMap/secret volumes' content when it was created, so that
+#: ``refresh`` knows after a restart what the instance holds (a change missed while it was down is sent).
+TAG_VOLUMES = "vnode.io/volumes"
+
+
+def refreshable(pod: objects.Pod) -> list[objects.Volume]:
+    """The volumes of ``pod`` whose files follow their ConfigMap or Secret (plain configMap/secret ones)."""
+    return [v for v in pod.spec.volumes if v.config_map is not None or v.secret is not None]
+
+
+def volumes_digest(volumes: Iterable[models.VolumeSpec]) -> str:
+    """A short digest of volumes' names, paths, modes and contents."""
+    h = hashlib.sha256()
+    for vol in volumes:
+        h.update(vol.name.encode() + b"\0")
+        for f in vol.files:
+            h.update(f"{f.path}\0{f.mode}\0{len(f.content)}\0".encode())
+            h.update(f.content)
+    return h.hexdigest()[:32]
+
+
+def _volumes_tag(pod: objects.Pod, volumes: Sequence[models.VolumeSpec]) -> dict[str, str]:
+    names = {v.name for v in refreshable(pod)}
+    return {TAG_VOLUMES: volumes_digest(v for v in volumes if v.name in names)} if names else {}
+
+
+def volume(pod: objects.Pod, vol: objects.Volume, sources: Sources, target: Target) -> models.VolumeSpec:
+    """One volume of ``pod`` as the instance gets it (``refresh`` rebuilds configMap/secret volumes with it)."""
+    return _volume(pod, vol, sources, target)
+
+
 def instance_name(pod: objects.Pod) -> str:
     name = re.sub(r"[^a-z0-9-]", "-", f"{pod.metadata.namespace}-{pod.metadata.name}".lower())
     return name[:128].strip("-")
@@ -411,12 +443,15 @@ def build(
             strategy=profile.schedule_strategy or placement.strategy,
         )
     meta = pod.metadata
+    containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers)
+    init_containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.init_containers)
+    volumes = tuple(_volume(pod, v, sources, target) for v in pod.spec.volumes)
     return models.InstanceSpec(
         name=instance_name(pod),
         client_token=meta.uid,
-        containers=tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers),
-        init_containers=tuple(_container(pod, c, sources, target, size) for c in pod.spec.init_containers),
-        volumes=tuple(_volume(pod, v, sources, target) for v in pod.spec.volumes),
+        containers=containers,
+        init_containers=init_containers,
+        volumes=volumes,
         cpu=size.cpu,
         memory_gib=size.memory_gib,
         restart_policy=pod.spec.restart_policy or "Always",
@@ -426,6 +461,7 @@ def build(
             models.TAG_NAMESPACE: meta.namespace,
             models.TAG_NAME: meta.name,
             models.TAG_POD_UID: meta.uid,
+            **_volumes_tag(pod, volumes),
         },
         placement=placement,
         instance_type=instance_type,

@@ -47,6 +47,7 @@ __all__ = [
     "SupportsLogs",
     "SupportsPush",
     "SupportsStats",
+    "SupportsVolumeUpdate",
 ]
 
 
@@ -158,5 +159,22 @@ class SupportsStats(Protocol):
         decrease while the container runs: readers compute rates from two of them). An instance
         the cloud does not know, or has no figures for yet, is left out. Raises ``Retryable``
         when nothing could be read.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsVolumeUpdate(Protocol):
+    """A provider that can replace the files of a running instance's configMap/secret volumes in
+    place, as a kubelet refreshes them (env is never touched: it stays as the container started)."""
+
+    async def update_volumes(
+        self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str
+    ) -> None:
+        """Replace the contents of the instance's ``files`` volumes named in ``volumes``; the others stay.
+
+        Idempotent by ``client_token`` (at most 64 characters): a retry with the same token makes no second
+        update. Raises ``NotFound`` if the instance is gone, ``InvalidSpec`` if its state forbids an update
+        (not Pending or Running), ``Retryable`` otherwise.
         """
         ...

@@ -101,6 +101,8 @@ class FakeProvider:
         self.deleted: list[str] = []
         self._stopping: dict[str, float] = {}  # instance id -> clock time it is gone
         self.created: list[str] = []
+        #: Volume updates applied, in order: (instance id, client token, names of the volumes replaced).
+        self.volume_updates: list[tuple[str, str, tuple[str, ...]]] = []
         self._state_file = state_file
         if state_file is not None and state_file.exists():
             self._load(state_file)
@@ -171,6 +173,26 @@ class FakeProvider:
             for i in list(self._instances.values())
             if all(i.spec.tags.get(k) == v for k, v in tags.items())
         ]
+
+    async def update_volumes(
+        self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str
+    ) -> None:
+        """``base.SupportsVolumeUpdate``: replace the named volumes in the instance's spec."""
+        await self._enter("update", throttled=False)
+        instance = self._instances.get(instance_id)
+        if instance is None or instance_id in self._stopping:
+            self.calls["update", "NotFound"] += 1
+            raise errors.NotFound(f"fake cloud: no instance {instance_id}")
+        if any(token == client_token for _, token, _ in self.volume_updates):
+            self.calls["update", "idempotent"] += 1
+            return
+        new = {v.name: v for v in volumes}
+        instance.spec = dataclasses.replace(
+            instance.spec, volumes=tuple(new.get(v.name, v) for v in instance.spec.volumes)
+        )
+        self.volume_updates.append((instance_id, client_token, tuple(new)))
+        self.calls["update", "ok"] += 1
+        self._save()
 
     async def quota(self) -> models.Quota:
         await self._enter("quota", throttled=False)
