@@ -456,6 +456,17 @@ class Cloud:
         self._schedule(inst)
         self.store.mark(inst)
 
+    def update(self, instance_id: str, volumes: tuple[model.Volume, ...], client_token: str = "") -> None:
+        """UpdateContainerGroup (volumes): idempotent by ``client_token``."""
+        inst = self.get(instance_id)
+        if client_token and client_token in inst.update_tokens:
+            return
+        self.lifecycle.update(inst, volumes, self.now())
+        if client_token:
+            inst.update_tokens = [*inst.update_tokens[-19:], client_token]
+        self._schedule(inst)
+        self.store.mark(inst)
+
     def stop(self, instance_id: str) -> None:
         """End every container and release the compute (billing and vCPU quota); the address and the
         record stay until ``start`` or ``delete``. Repeating it is harmless."""

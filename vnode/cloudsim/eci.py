@@ -64,6 +64,7 @@ STATUS_PHASE = {
     model.SCHEDULING: "Pending",
     model.PENDING: "Pending",
     model.RESTARTING: "Pending",
+    model.UPDATING: "Pending",
     model.RUNNING: "Running",
     model.TERMINATING: "Running",
     model.SUCCEEDED: "Succeeded",
@@ -99,6 +100,7 @@ ACTIONS: dict[str, Action] = {
     "DescribeContainerGroupEvents": Action("events", "events"),
     "DeleteContainerGroup": Action("delete", "delete", mutating=True),
     "RestartContainerGroup": Action("restart", "restart", mutating=True),
+    "UpdateContainerGroup": Action("update", "update", mutating=True),
     "DescribeContainerLog": Action("logs", "logs"),
     "ExecContainerCommand": Action("exec", "exec"),
     "DescribeContainerGroupPrice": Action("price", "price"),
@@ -229,6 +231,38 @@ def _subgroups(fields: dict[str, str], name: str, where: str) -> dict[int, dict[
                 raise errors.InvalidParameter(f"{where}.{key}", f"expected {name}.N.<Field>")
             groups.setdefault(int(index), {})[field] = value
     return dict(sorted(groups.items()))
+
+
+def parse_volumes(params: Params) -> tuple[model.Volume, ...]:
+    """``Volume.N.*``: ConfigFileVolume (files, content in base64) and EmptyDirVolume."""
+    volumes = []
+    for n, fields in params.indexed("Volume").items():
+        name = fields.get("Name", "")
+        if not name:
+            raise errors.MissingParameter(f"Volume.{n}.Name")
+        kind = fields.get("Type", "")
+        files = []
+        if kind == "ConfigFileVolume":
+            inner = {k.removeprefix("ConfigFileVolume."): v for k, v in fields.items()}
+            for m, item in _subgroups(inner, "ConfigFileToPath", f"Volume.{n}.ConfigFileVolume").items():
+                mode = item.get("Mode")
+                files.append(
+                    model.ConfigFile(item.get("Path", ""), item.get("Content", ""), int(mode) if mode else None)
+                )
+                if not files[-1].path:
+                    raise errors.MissingParameter(f"Volume.{n}.ConfigFileVolume.ConfigFileToPath.{m}.Path")
+        elif kind != "EmptyDirVolume":
+            raise errors.InvalidParameter(f"Volume.{n}.Type", f"the simulator does not support {kind!r}")
+        volumes.append(
+            model.Volume(
+                name,
+                kind,
+                files=tuple(files),
+                medium=fields.get("EmptyDirVolume.Medium", ""),
+                size_limit=fields.get("EmptyDirVolume.SizeLimit", ""),
+            )
+        )
+    return tuple(volumes)
 
 
 _CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?").fullmatch
@@ -402,6 +436,7 @@ class Eci:
             client_token=p.text("ClientToken"),
             schedule_strategy=p.text("ScheduleStrategy", default="VSwitchOrdered"),
             instance_type=p.text("InstanceType"),
+            volumes=parse_volumes(p),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")
@@ -494,6 +529,18 @@ class Eci:
     def restart(self, p: Params) -> dict[str, Any]:
         self._region(p)
         self.cloud.restart(p.text("ContainerGroupId", required=True))
+        return {}
+
+    def update(self, p: Params) -> dict[str, Any]:
+        """UpdateContainerGroup; the simulator updates volumes (other fields are refused, not ignored)."""
+        self._region(p)
+        for name in ("Container.1.Name", "InitContainer.1.Name", "Cpu", "Memory", "RestartPolicy", "Tag.1.Key"):
+            if p.text(name):
+                raise errors.InvalidParameter(name, "the simulator's UpdateContainerGroup updates volumes only")
+        volumes = parse_volumes(p)
+        if not volumes:
+            raise errors.MissingParameter("Volume.1.Name")
+        self.cloud.update(p.text("ContainerGroupId", required=True), volumes, p.text("ClientToken"))
         return {}
 
     def logs(self, p: Params) -> dict[str, Any]:
@@ -703,7 +750,7 @@ class Eci:
             "Tags": [{"Key": t.key, "Value": t.value} for t in inst.spec.tags],
             "Containers": containers,
             "InitContainers": [],
-            "Volumes": [],
+            "Volumes": [_volume_json(v) for v in inst.spec.volumes],
             "Events": events if with_events else [],
             "EniInstanceId": f"eni-{inst.id[4:]}",
             "ComputeCategory": "economy",
@@ -936,3 +983,14 @@ def _env_var(env: model.EnvVar) -> dict[str, Any]:
     if env.field_path:
         return {"Key": env.key, "Value": "", "ValueFrom": {"FieldRef": {"FieldPath": env.field_path}}}
     return {"Key": env.key, "Value": env.value}
+
+
+def _volume_json(volume: model.Volume) -> dict[str, Any]:
+    """A volume as DescribeContainerGroups shows it (file contents in base64, as they were sent)."""
+    out: dict[str, Any] = {"Name": volume.name, "Type": volume.type}
+    if volume.type == "ConfigFileVolume":
+        out["ConfigFileVolumeConfigFileToPaths"] = [{"Path": f.path, "Content": f.content} for f in volume.files]
+    else:
+        out["EmptyDirVolumeMedium"] = volume.medium
+        out["EmptyDirVolumeSizeLimit"] = volume.size_limit
+    return out

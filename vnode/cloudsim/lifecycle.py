@@ -28,6 +28,7 @@ import json
 import pathlib
 from typing import Annotated, Literal
 
+import msgspec
 import pydantic
 
 from vnode.cloudsim import errors, model, workloads
@@ -234,6 +235,26 @@ class Lifecycle:
         inst.stage = "create"
         inst.next_at = now + self.delay(inst, "restart", self.profile.restart)
 
+    def update(self, inst: model.Instance, volumes: tuple[model.Volume, ...], now: float) -> None:
+        """UpdateContainerGroup of volumes: only Pending or Running instances; the named volumes' contents are
+        replaced, and a running instance is Updating for a short stage, then Running again."""
+        if inst.status not in (model.PENDING, model.RUNNING):
+            raise errors.IncorrectStatus(
+                f"The current status of the resource does not support this operation: {inst.status}"
+            )
+        new = {v.name: v for v in volumes}
+        unknown = new.keys() - {v.name for v in inst.spec.volumes}
+        if unknown:
+            raise errors.InvalidParameter("Volume.N.Name", f"no such volume: {', '.join(sorted(unknown))}")
+        kept = tuple(new.get(v.name, v) for v in inst.spec.volumes)
+        inst.spec = msgspec.structs.replace(inst.spec, volumes=kept)
+        inst.changed_at = now
+        _event(inst, now, "Normal", "Updating", f"Updating volumes {', '.join(sorted(new))}")
+        if inst.status == model.RUNNING:
+            inst.resume = (inst.stage, inst.next_at)
+            _set_status(inst, model.UPDATING, now)
+            inst.stage, inst.next_at = "update", now + self.delay(inst, "update", self.profile.create)
+
     def stop(self, inst: model.Instance, now: float) -> None:
         """ACI's stop: every running container is killed, billing stops, nothing is due until started."""
         if inst.status == model.TERMINATING:
@@ -317,6 +338,11 @@ class Lifecycle:
             self._schedule_next(inst)
         elif stage == "running":
             self._running(inst, t, over)
+        elif stage == "update":
+            _set_status(inst, model.RUNNING, t)
+            _event(inst, t, "Normal", "Updated", "Volumes updated")
+            inst.stage, inst.next_at = inst.resume or ("running", t)
+            inst.resume = None
         elif stage == "gone":
             inst.next_at = None  # the cloud removes it
         else:

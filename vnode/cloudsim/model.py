@@ -15,13 +15,26 @@ RUNNING = "Running"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 RESTARTING = "Restarting"
+UPDATING = "Updating"  # UpdateContainerGroup: a short stage, then back to Running
 TERMINATING = "Terminating"
 EXPIRED = "Expired"
 SCHEDULE_FAILED = "ScheduleFailed"
 STOPPED = "Stopped"  # not an ECI status: ACI's stop (containers ended, compute released) until started again
 TERMINAL = frozenset({SUCCEEDED, FAILED, EXPIRED, SCHEDULE_FAILED})
 IDLE = TERMINAL | {STOPPED}  # holds no vCPU of the quota, is not billed, has no next step
-STATUSES = (SCHEDULING, PENDING, RUNNING, SUCCEEDED, FAILED, RESTARTING, TERMINATING, EXPIRED, SCHEDULE_FAILED, STOPPED)
+STATUSES = (
+    SCHEDULING,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    FAILED,
+    RESTARTING,
+    UPDATING,
+    TERMINATING,
+    EXPIRED,
+    SCHEDULE_FAILED,
+    STOPPED,
+)
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 
@@ -62,6 +75,24 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     image_pull_policy: str = "IfNotPresent"
 
 
+class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
+    """One file of a ConfigFileVolume: its path in the volume and its content (base64, as sent)."""
+
+    path: str
+    content: str
+    mode: int | None = None
+
+
+class Volume(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A volume of an instance: ``ConfigFileVolume`` (files) or ``EmptyDirVolume``."""
+
+    name: str
+    type: str
+    files: tuple[ConfigFile, ...] = ()
+    medium: str = ""
+    size_limit: str = ""
+
+
 class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     """A create request, dialect-neutral. ``cpu``/``memory`` 0 means: sum of the containers'."""
 
@@ -78,6 +109,7 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     client_token: str = ""
     schedule_strategy: str = "VSwitchOrdered"
     instance_type: str = ""
+    volumes: tuple[Volume, ...] = ()
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -135,6 +167,8 @@ class Instance(msgspec.Struct, omit_defaults=True):
     bill_from: float | None = None  # billing runs from here (image pull) until stopped
     billed_seconds: float = 0.0  # closed billing intervals
     deleted_at: float | None = None
+    update_tokens: list[str] = msgspec.field(default_factory=list)  # UpdateContainerGroup ClientTokens applied
+    resume: tuple[str, float | None] | None = None  # (stage, next_at) to go back to after Updating
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0

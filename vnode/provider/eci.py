@@ -308,7 +308,13 @@ def create_params(
         _container(params, f"Container.{n}", c)
     for n, c in enumerate(spec.init_containers, 1):
         _container(params, f"InitContainer.{n}", c)
-    for n, volume in enumerate(spec.volumes, 1):
+    _volumes(params, spec.volumes)
+    return params
+
+
+def _volumes(params: dict[str, str], volumes: Sequence[models.VolumeSpec]) -> None:
+    """``Volume.N.*`` as CreateContainerGroup and UpdateContainerGroup take them."""
+    for n, volume in enumerate(volumes, 1):
         prefix = f"Volume.{n}"
         params[f"{prefix}.Name"] = volume.name
         if volume.kind == "emptyDir":
@@ -328,7 +334,6 @@ def create_params(
                     params[f"{prefix}.ConfigFileVolume.ConfigFileToPath.{m}.Mode"] = str(item.mode)
         else:
             raise errors.InvalidSpec(f"volume {volume.name}: ECI does not support volumes of kind {volume.kind!r}")
-    return params
 
 
 # -- DescribeContainerGroups -> InstanceState -----------------------------------------------
@@ -533,6 +538,15 @@ class EciProvider:
                 memory_gib=spec.memory_gib,
             )
         raise errors.CapacityError(f"ECI: no candidate vSwitch could take it ({'; '.join(refused)})", code=code)
+
+    async def update_volumes(
+        self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str
+    ) -> None:
+        """``base.SupportsVolumeUpdate`` by UpdateContainerGroup: the instance goes Updating, then back to
+        Running with the new files; the ClientToken makes a retry a no-op."""
+        params = {"ContainerGroupId": instance_id, "ClientToken": client_token}
+        _volumes(params, volumes)
+        await self._call("UpdateContainerGroup", params)
 
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
         # ECI's DeleteContainerGroup stops with the grace period given at create
