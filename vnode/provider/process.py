@@ -188,6 +188,33 @@ class ProcessProvider:
         _kill_containers(_read_json(directory / "status.json"))
         _retire(directory)
 
+    async def update_volumes(
+        self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str
+    ) -> None:
+        """``base.SupportsVolumeUpdate``: rewrite the files under the instance's ``volumes/<name>/``, each
+        by write-then-rename (a reader never sees half a file); files no longer in the volume are removed.
+        Writing the same content again is harmless, so ``client_token`` needs no bookkeeping."""
+        directory = self._dir(instance_id)
+        if not (directory / "state.json").exists() or (directory / "stop.json").exists():
+            raise errors.NotFound(f"process provider: no instance {instance_id}")
+        for volume in volumes:
+            target = (directory / "volumes" / volume.name).resolve()
+            if not target.is_dir():
+                raise errors.InvalidSpec(f"volume {volume.name}: the instance has no such volume")
+            wanted: set[pathlib.Path] = set()
+            for item in volume.files:
+                file = (target / item.path).resolve()
+                if not file.is_relative_to(target):
+                    raise errors.InvalidSpec(f"volume {volume.name}: path {item.path!r} leaves the volume")
+                file.parent.mkdir(parents=True, exist_ok=True)
+                temporary = file.with_name(f".{file.name}.{client_token[-12:]}.tmp")
+                temporary.write_bytes(item.content)
+                temporary.chmod(item.mode if item.mode is not None else 0o644)
+                temporary.replace(file)
+                wanted.add(file)
+            for old in [f for f in target.rglob("*") if f.is_file() and f not in wanted]:
+                old.unlink(missing_ok=True)
+
     async def get(self, instance_id: str) -> models.InstanceState:
         directory = self._dir(instance_id)
         if not (directory / "state.json").exists():
