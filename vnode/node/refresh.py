@@ -132,12 +132,19 @@ class Refresher:
         self._applied: dict[str, str] = {}  # pod UID -> hash of the volume content the instance has
         self._failures: dict[str, int] = {}  # pod key -> failed updates in a row
         self._dirty: set[str] = set()
+        self._waiting: set[str] = set()  # pod keys not yet evaluated (no instance yet, watches not synced)
         self._wake = asyncio.Event()
         self.updates = 0  # updates sent successfully, for tests and metrics
 
     # --- the index, fed by the pod watch ---
 
     def on_pod(self, key: str, pod: objects.Pod | None) -> None:
+        if pod is not None and pod.metadata.deletion_timestamp is None and self._uids.get(key) == pod.metadata.uid:
+            # A pod's volumes never change: only a pod still waiting for its instance needs a look (its
+            # status changes as the instance appears); every other pod event costs nothing here.
+            if key in self._waiting:
+                self._mark(key)
+            return
         refs = volume_refs(pod) if pod is not None and pod.metadata.deletion_timestamp is None else set()
         old = self._refs.get(key, set())
         if refs != old:
@@ -160,6 +167,7 @@ class Refresher:
                 self._refs.pop(key, None)
                 self._failures.pop(key, None)
         if pod is None:
+            self._waiting.discard(key)
             uid = self._uids.pop(key, None)
             if uid is not None:
                 self._applied.pop(uid, None)
@@ -207,12 +215,14 @@ class Refresher:
     async def _refresh(self, key: str) -> None:
         pod = self.view.pods.get(key)
         refs = self._refs.get(key)
-        if pod is None or not refs or not self.may_act():
+        if pod is None or not refs:
             return
         ns = self._namespaces.get(pod.metadata.namespace)
         state = self.view.states.get(pod.metadata.uid)
-        if ns is None or not ns.ready() or state is None or state.status not in _UPDATABLE:
-            return  # evaluated again when the pod, its instance's status or an object changes
+        if not self.may_act() or ns is None or not ns.ready() or state is None or state.status not in _UPDATABLE:
+            self._waiting.add(key)  # looked at again on the pod's next change (its status follows the instance)
+            return
+        self._waiting.discard(key)
         volumes = self._volumes(pod, ns)
         if volumes is None:
             return
