@@ -102,3 +102,34 @@ async def test_configmap_and_secret_updates_reach_volumes_of_running_pods_only_w
 
 async def _has(core: k8s.CoreV1Api, namespace: str, name: str, reason: str) -> bool:
     return reason in await reasons(core, namespace, name)
+
+
+async def test_a_change_made_while_the_daemon_was_down_is_sent_after_its_restart_and_applied_once(
+    harness: Harness, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    cm = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="app"), data={"app.conf": "mode=one"})
+    await asyncio.to_thread(core.create_namespaced_config_map, namespace, cm)
+    first = await harness.start()
+    body = pod_manifest(
+        "web",
+        harness.node_name,
+        container={"volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]},
+        volumes=[{"name": "cfg", "configMap": {"name": "app"}}],
+    )
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+    pod = await until(lambda: running(core, namespace, "web"), within=20, what="pod Running")
+    uid = pod.metadata.uid
+    await first.stop()
+
+    cm.data = {"app.conf": "mode=two"}
+    await asyncio.to_thread(core.replace_namespaced_config_map, "app", namespace, cm)
+    second = await harness.start()
+    await until(lambda: files(harness, uid, "cfg") == {"app.conf": b"mode=two"}, within=20, what="the new content")
+    assert len(updates_of(harness, uid)) == 1
+    await second.stop()
+    # A third daemon knows only the digest the instance was created with: it sends the same update again,
+    # with the same client token, and the cloud ignores it.
+    await harness.start()
+    await until(lambda: harness.cloud.calls["update", "idempotent"] == 1, within=20, what="the repeated update")
+    assert len(updates_of(harness, uid)) == 1
+    assert files(harness, uid, "cfg") == {"app.conf": b"mode=two"}

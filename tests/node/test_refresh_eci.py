@@ -1,0 +1,98 @@
+"""A ConfigMap update reaches a running pod's volume on ECI: the daemon (ECI provider) against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.cloudsim.conftest import Sim, running
+from tests.node.conftest import Running as RunningDaemon
+from tests.node.conftest import pod_manifest, until, wait_ready
+from vnode import daemon, settings
+from vnode.kube import client
+from vnode.provider import eci
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(pathlib.Path(tmp_path_factory.mktemp("refresh-eci")), profile="fast") as started:
+        yield started
+
+
+def groups(sim: Sim, uid: str) -> list[dict[str, Any]]:
+    params = {"RegionId": sim.region, "Tag.1.Key": "vnode.io/pod-uid", "Tag.1.Value": uid, "Limit": "20"}
+    status, body = sim.raw("DescribeContainerGroups", params)
+    assert status == 200, body
+    return [g for g in body["ContainerGroups"] if g["Status"] != "Terminating"]
+
+
+def config_file(sim: Sim, uid: str) -> str | None:
+    found = groups(sim, uid)
+    if len(found) != 1:
+        return None
+    (volume,) = [v for v in found[0]["Volumes"] if v["Name"] == "cfg"]
+    (item,) = volume["ConfigFileVolumeConfigFileToPaths"]
+    return base64.b64decode(item["Content"]).decode()
+
+
+async def test_a_configmap_update_reaches_the_eci_instance_volume(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    info = sim.info
+    env = {
+        "ECI_REGION": info["region"],
+        "ECI_ENDPOINT": info["eci"]["endpoint"],
+        "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
+        "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
+        "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
+        "ECI_SECURITY_GROUP": info["security_group_id"],
+    }
+    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
+    config = settings.load(env, {**flags, "status_interval": 0.3, "cluster_id": "refresh-eci"})
+    provider = eci.create(config)
+    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
+    run = RunningDaemon(d, asyncio.create_task(d.run()))
+    try:
+        await wait_ready(run)
+        cm = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="app"), data={"app.conf": "mode=one"})
+        await asyncio.to_thread(core.create_namespaced_config_map, namespace, cm)
+        body = pod_manifest(
+            "web",
+            node_name,
+            container={"volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]},
+            volumes=[{"name": "cfg", "configMap": {"name": "app"}}],
+        )
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+
+        async def running_pod() -> Any:
+            pod = await asyncio.to_thread(core.read_namespaced_pod, "web", namespace)
+            return pod if pod.status.phase == "Running" else None
+
+        pod = await until(running_pod, within=30, what="the pod Running")
+        uid = pod.metadata.uid
+        assert config_file(sim, uid) == "mode=one"
+        cm.data = {"app.conf": "mode=two"}
+        await asyncio.to_thread(core.replace_namespaced_config_map, "app", namespace, cm)
+        await until(lambda: config_file(sim, uid) == "mode=two", within=30, what="the new content on the instance")
+        await until(running_pod, within=30, what="the pod Running again after Updating")
+        (group,) = groups(sim, uid)
+        assert {"Updating", "Updated"} <= {e["Reason"] for e in group["Events"]}
+        assert group["Containers"][0]["RestartCount"] == 0
+    finally:
+        await run.stop()
+        await provider.close()
+        with contextlib.suppress(k8s.ApiException):
+            await asyncio.to_thread(core.delete_node, node_name)
+        with contextlib.suppress(k8s.ApiException):
+            await asyncio.to_thread(
+                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
+            )
