@@ -35,6 +35,7 @@ from collections.abc import Callable
 from vnode import errors, models
 from vnode.kube import client, informer, objects
 from vnode.node import events, pods, reconcile, spec
+from vnode.observability import metrics as metrics_mod
 from vnode.provider import base
 
 __all__ = ["Refresher"]
@@ -42,6 +43,13 @@ __all__ = ["Refresher"]
 log = logging.getLogger(__name__)
 
 _UPDATABLE = (models.InstanceStatus.PENDING, models.InstanceStatus.RUNNING)
+_FINAL = (
+    models.InstanceStatus.SUCCEEDED,
+    models.InstanceStatus.FAILED,
+    models.InstanceStatus.EXPIRED,
+    models.InstanceStatus.SCHEDULE_FAILED,
+    models.InstanceStatus.TERMINATING,
+)
 
 
 def volume_refs(pod: objects.Pod) -> set[tuple[str, str]]:
@@ -97,6 +105,7 @@ def attach(
         recorder=recorder,
         may_act=controller.reconciler.may_act,
         rng=rng,
+        metrics=controller.metrics,
     )
     controller.listeners.append(refresher.on_pod)
     return refresher
@@ -115,16 +124,20 @@ class Refresher:
         recorder: events.Recorder,
         may_act: Callable[[], bool] = lambda: True,
         rng: random.Random | None = None,
+        metrics: metrics_mod.Metrics | None = None,
         max_backoff: float = 60.0,
+        recheck: float = 1.0,
     ) -> None:
         self.kube = kube
         self.provider = provider
         self.view = view
         self.target = target
         self.recorder = recorder
+        self.metrics = metrics
         self.may_act = may_act  # only the node's owner (the Lease holder) updates instances
         self._rng = rng or random.Random()
         self._max_backoff = max_backoff
+        self.recheck = recheck  # seconds between looks at pods still waiting
         self._refs: dict[str, set[tuple[str, str]]] = {}  # pod key -> (kind, name) it mounts
         self._index: dict[tuple[str, str, str], set[str]] = {}  # (namespace, kind, name) -> pod keys
         self._namespaces: dict[str, _Namespace] = {}
@@ -201,7 +214,12 @@ class Refresher:
     async def run(self) -> None:
         try:
             while True:
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.recheck if self._waiting else None)
+                except TimeoutError:
+                    # Pods still waiting for their instance's first listing or their namespace's watches (an
+                    # adopted pod gets no status event after a restart): a dict lookup each, once a second.
+                    self._dirty |= self._waiting
                 self._wake.clear()
                 keys, self._dirty = self._dirty, set()
                 for key in keys:
@@ -219,6 +237,9 @@ class Refresher:
             return
         ns = self._namespaces.get(pod.metadata.namespace)
         state = self.view.states.get(pod.metadata.uid)
+        if state is not None and state.status in _FINAL:
+            self._waiting.discard(key)  # its containers will not run again: nothing to update
+            return
         if not self.may_act() or ns is None or not ns.ready() or state is None or state.status not in _UPDATABLE:
             self._waiting.add(key)  # looked at again on the pod's next change (its status follows the instance)
             return
@@ -238,8 +259,10 @@ class Refresher:
         try:
             await self.provider.update_volumes(state.id, volumes, client_token=token)
         except errors.NotFound:
+            self._count("NotFound")
             return  # the instance is gone: the pod controller reports that
         except errors.ApiError as exc:
+            self._count(exc.code)
             failures = self._failures[key] = self._failures.get(key, 0) + 1
             delay = min(self._max_backoff, 0.5 * 2**failures) * (0.5 + self._rng.random() / 2)
             if isinstance(exc, errors.Retryable) and exc.retry_after:
@@ -247,12 +270,17 @@ class Refresher:
             log.warning("volume update failed: %s; again in %.1fs", exc, delay, extra={"pod": key})
             asyncio.get_running_loop().call_later(delay, self._mark, key)
             return
+        self._count("ok")
         self._failures.pop(key, None)
         self._applied[uid] = digest
         self.updates += 1
         names = ", ".join(v.name for v in volumes)
         self.recorder.pod(pod, "VolumesUpdated", f"Updated the files of volumes {names} from their new content")
         log.info("volumes %s updated on instance %s", names, state.id, extra={"pod": key})
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.cloud_call("update", result)
 
     def _volumes(self, pod: objects.Pod, ns: _Namespace) -> list[models.VolumeSpec] | None:
         """The pod's configMap/secret volumes from the watched objects; None while a required one is missing."""
