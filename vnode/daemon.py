@@ -110,7 +110,6 @@ class Daemon:
             self.config,
             health=self.health,
             clock=self.clock,
-            manage_lease=False,
             may_write=self.ownership.holds,
         )
         self.pods = pods.PodController(

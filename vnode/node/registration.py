@@ -1,8 +1,9 @@
 """The Node object and its Lease: registering, heartbeating, and saying Ready only while the cloud answers.
 
 Two heartbeats, as the kubelet does since Kubernetes 1.17: the Lease in ``kube-node-lease``
-renewed every 10 s (cheap, what the node lifecycle controller watches), and the full node
-status written when something changed and at least once a minute. Others own parts of the
+renewed every 10 s (cheap, what the node lifecycle controller watches; ``ownership.Ownership``
+renews it, as it is also the node's one-owner lock), and, here, the full node status written
+when something changed and at least once a minute. Others own parts of the
 Node too: ``kubectl cordon`` sets ``spec.unschedulable``, admins add labels, taints and
 annotations. vnode therefore never replaces the Node: it merge-patches only the labels it
 owns, adds its taint next to the others (guarded by resourceVersion, since taints are a
@@ -15,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +29,6 @@ __all__ = ["KUBE_VERSION", "TAINT_KEY", "CloudHealth", "NodeController", "labels
 log = logging.getLogger(__name__)
 
 TAINT_KEY = "virtual-kubelet.io/provider"
-LEASE_NAMESPACE = "kube-node-lease"
 KUBE_VERSION = "v1.37.2"  # the API level vnode speaks; nodeInfo reports it with vnode's own version
 
 
@@ -134,7 +133,7 @@ def _without_times(status: dict[str, Any]) -> dict[str, Any]:
 
 
 class NodeController:
-    """Registers the node, keeps its Lease and status fresh. ``ready`` is set once it is registered."""
+    """Registers the node and keeps its status fresh. ``ready`` is set once it is registered."""
 
     def __init__(
         self,
@@ -144,13 +143,10 @@ class NodeController:
         *,
         health: CloudHealth,
         clock: Callable[[], datetime.datetime],
-        manage_lease: bool = True,
         may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.kube = kube
-        # With ``manage_lease=False`` the Lease is someone else's (``ownership.Ownership`` renews it
-        # as the node's lock) and the status is written only while ``may_write()`` (the lock is held).
-        self.manage_lease = manage_lease
+        # The status is written only while ``may_write()`` (``ownership.Ownership`` holds the Lease).
         self.may_write = may_write
         self.provider = provider
         self.config = config
@@ -161,16 +157,12 @@ class NodeController:
         self.uid = ""
         self._written: dict[str, Any] | None = None
         self._written_at = 0.0
-        self._lease: dict[str, Any] | None = None
         self._path = f"/api/v1/nodes/{config.node_name}"
 
     async def run(self) -> None:
         await self._with_retry(self.register)
         self.ready.set()
-        async with asyncio.TaskGroup() as group:
-            if self.manage_lease:
-                group.create_task(self._lease_loop())
-            group.create_task(self._status_loop())
+        await self._status_loop()
 
     async def _with_retry(self, step: Callable[[], Any]) -> None:
         delay = 0.2
@@ -218,8 +210,6 @@ class NodeController:
         self._written = None
         if self.may_write():
             await self.write_status()
-        if self.manage_lease:
-            await self.renew_lease()
 
     async def write_status(self, *, force: bool = False) -> None:
         now = self.clock()
@@ -243,50 +233,6 @@ class NodeController:
             loop.time(),
         )
 
-    async def renew_lease(self) -> None:
-        now = self.clock().astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{self.config.node_name}"
-        if self._lease is None:
-            try:
-                self._lease = _json(await self.kube.request("GET", path))
-            except errors.NotFound:
-                owner = {"apiVersion": "v1", "kind": "Node", "name": self.config.node_name, "uid": self.uid}
-                body = {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {
-                        "name": self.config.node_name,
-                        "namespace": LEASE_NAMESPACE,
-                        "ownerReferences": [owner] if self.uid else [],
-                    },
-                    "spec": {
-                        "holderIdentity": self.config.node_name,
-                        "leaseDurationSeconds": self.config.lease_duration,
-                        "renewTime": now,
-                    },
-                }
-                self._lease = _json(await self.kube.create(path.rsplit("/", 1)[0], body))
-                return
-        lease = self._lease
-        lease["spec"].update(
-            holderIdentity=self.config.node_name, leaseDurationSeconds=self.config.lease_duration, renewTime=now
-        )
-        try:
-            self._lease = _json(await self.kube.update(path, lease))
-        except (errors.Conflict, errors.NotFound):
-            self._lease = None  # someone else wrote it, or it was deleted: read it again next time
-            raise
-
-    async def _lease_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.lease_renew_interval)
-            try:
-                await self.renew_lease()
-            except errors.Conflict:
-                await self._with_retry(self.renew_lease)
-            except errors.ApiError as exc:
-                log.warning("lease not renewed: %s", exc)
-
     async def _status_loop(self) -> None:
         period = self.config.node_status_period
         quota_due = 0.0
@@ -305,8 +251,3 @@ class NodeController:
                 await self.write_status()
             except errors.ApiError as exc:
                 log.warning("node status not written: %s", exc)
-
-
-def _json(data: bytes) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(data)
-    return result
