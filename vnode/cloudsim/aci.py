@@ -388,6 +388,8 @@ def _states(inst: model.Instance) -> tuple[str, str]:
         return "Succeeded", "Running"
     if status == model.RESTARTING:
         return "Succeeded", "Pending"
+    if status == model.UPDATING:  # only through ECI's UpdateContainerGroup; the containers keep running
+        return "Updating", "Running"
     if status == model.SUCCEEDED:
         return "Succeeded", "Succeeded"
     if status == model.TERMINATING:

@@ -39,7 +39,7 @@ STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 # The console groups the cloud's statuses the way a person reads them.
 STATUS_GROUPS: dict[str, tuple[str, ...]] = {
     "pending": (model.SCHEDULING, model.PENDING, model.RESTARTING),
-    "running": (model.RUNNING,),
+    "running": (model.RUNNING, model.UPDATING),
     "succeeded": (model.SUCCEEDED,),
     "failed": (model.FAILED, model.EXPIRED, model.SCHEDULE_FAILED),
     "terminating": (model.TERMINATING,),
