@@ -132,6 +132,8 @@ def from_instance(
 ) -> dict[str, Any]:
     """The pod status that ``state`` means (a dict for a strategic-merge patch of ``status``)."""
     phase = PHASES.get(state.status, "Pending")
+    if state.status is S.UPDATING and pod.status.get("phase") == "Running":
+        phase = "Running"  # new volume files (vnode's only update): the containers keep running, as on a kubelet
     container_id = f"{scheme}://{state.id}"
     containers = _container_statuses(pod.spec.containers, state.containers, container_id)
     init = _container_statuses(pod.spec.init_containers, state.init_containers, container_id, "PodInitializing")
