@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from kubernetes import client as k8s
 
@@ -23,10 +24,12 @@ async def test_a_bookmark_with_null_containers_is_decoded_not_fatal(
 
     async def collect() -> None:
         path = f"/api/v1/namespaces/{namespace}/pods"
-        async for kind, obj in kube.watch_objects(path, objects.Pod, resource_version="", params=params):
-            seen.append((kind, obj))
-            if kind == "BOOKMARK":
-                return
+        events = kube.watch_objects(path, objects.Pod, resource_version="", params=params)
+        async with contextlib.aclosing(events):
+            async for kind, obj in events:
+                seen.append((kind, obj))
+                if kind == "BOOKMARK":
+                    return
 
     await asyncio.wait_for(collect(), timeout=30)
 
@@ -42,13 +45,13 @@ async def test_a_raw_watch_passes_bookmarks_through(kube: client.Client, namespa
     kinds: list[str] = []
 
     async def collect() -> None:
-        async for kind, raw in kube.watch(
-            f"/api/v1/namespaces/{namespace}/configmaps", resource_version="", params=params
-        ):
-            kinds.append(kind)
-            assert raw.startswith(b"{")
-            if kind == "BOOKMARK":
-                return
+        events = kube.watch(f"/api/v1/namespaces/{namespace}/configmaps", resource_version="", params=params)
+        async with contextlib.aclosing(events):
+            async for kind, raw in events:
+                kinds.append(kind)
+                assert raw.startswith(b"{")
+                if kind == "BOOKMARK":
+                    return
 
     await asyncio.wait_for(collect(), timeout=30)
 

@@ -9,9 +9,10 @@ and the caller's work queue decides. Paths are API paths (``/api/v1/namespaces/x
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -161,12 +162,16 @@ class Client:
 
     async def watch(
         self, path: str, *, resource_version: str, params: Mapping[str, str] | None = None, timeout_seconds: int = 300
-    ) -> AsyncIterator[tuple[str, bytes]]:
+    ) -> AsyncGenerator[tuple[str, bytes]]:
         """Like :meth:`watch_objects`, yielding each object as raw JSON bytes for the caller to decode."""
-        async for kind, raw in self.watch_objects(
+        # Closing this generator early must close the inner one (and so its response) at once,
+        # not whenever the garbage collector finds it.
+        events = self.watch_objects(
             path, msgspec.Raw, resource_version=resource_version, params=params, timeout_seconds=timeout_seconds
-        ):
-            yield kind, bytes(raw)
+        )
+        async with contextlib.aclosing(events):
+            async for kind, raw in events:
+                yield kind, bytes(raw)
 
     async def watch_objects(
         self,
@@ -176,7 +181,7 @@ class Client:
         resource_version: str,
         params: Mapping[str, str] | None = None,
         timeout_seconds: int = 300,
-    ) -> AsyncIterator[tuple[str, T]]:
+    ) -> AsyncGenerator[tuple[str, T]]:
         """Yield ``(type, object)`` from a watch that resumes at ``resource_version``, with bookmarks.
 
         Each line is decoded once, straight into ``kind`` (a BOOKMARK's object carries only its

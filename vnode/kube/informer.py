@@ -11,6 +11,7 @@ exist", which is why orphan collection waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -95,21 +96,23 @@ class Informer(Generic[T]):
             self.on_change(key, item)
 
     async def _watch(self) -> None:
-        async for kind, item in self.kube.watch_objects(
+        events = self.kube.watch_objects(
             self.path,
             self.kind,
             resource_version=self.resource_version,
             params=self.params,
             timeout_seconds=self._watch_timeout,
-        ):
-            if kind == "BOOKMARK":
+        )
+        async with contextlib.aclosing(events):
+            async for kind, item in events:
+                if kind == "BOOKMARK":
+                    self.resource_version = item.metadata.resource_version
+                    continue
+                key = self.key_of(item)
                 self.resource_version = item.metadata.resource_version
-                continue
-            key = self.key_of(item)
-            self.resource_version = item.metadata.resource_version
-            if kind == "DELETED":
-                self.cache.pop(key, None)
-                self.on_change(key, None)
-            else:
-                self.cache[key] = item
-                self.on_change(key, item)
+                if kind == "DELETED":
+                    self.cache.pop(key, None)
+                    self.on_change(key, None)
+                else:
+                    self.cache[key] = item
+                    self.on_change(key, item)

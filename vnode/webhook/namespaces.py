@@ -14,6 +14,7 @@ which etcd-backed servers hand out).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -110,14 +111,16 @@ class NamespaceCache:
                     self._metrics.namespaces_cached.set(len(self._entries))
                     version = listed.metadata.resource_version
                     self.ready.set()
-                async for kind, raw in self._kube.watch(PATH, resource_version=version):
-                    meta = client.decode(raw, Namespace).metadata
-                    version = meta.resource_version or version
-                    if kind in ("ADDED", "MODIFIED"):
-                        self._store(meta)
-                    elif kind == "DELETED":
-                        self._entries.pop(meta.name, None)
-                        self._metrics.namespaces_cached.set(len(self._entries))
+                events = self._kube.watch(PATH, resource_version=version)
+                async with contextlib.aclosing(events):
+                    async for kind, raw in events:
+                        meta = client.decode(raw, Namespace).metadata
+                        version = meta.resource_version or version
+                        if kind in ("ADDED", "MODIFIED"):
+                            self._store(meta)
+                        elif kind == "DELETED":
+                            self._entries.pop(meta.name, None)
+                            self._metrics.namespaces_cached.set(len(self._entries))
                 failures = 0
             except errors.Gone:
                 log.info("namespace watch expired; listing again")
