@@ -69,6 +69,18 @@ class Sim:
         self.info = wait_for(ready, timeout=30, what="the simulator's cloud.json")
         return self
 
+    def eci_env(self) -> dict[str, str]:
+        """The field's ECI_* settings that point a daemon at this simulator's ECI dialect."""
+        info = self.info
+        return {
+            "ECI_REGION": info["region"],
+            "ECI_ENDPOINT": info["eci"]["endpoint"],
+            "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
+            "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
+            "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
+            "ECI_SECURITY_GROUP": info["security_group_id"],
+        }
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

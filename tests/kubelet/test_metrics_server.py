@@ -33,8 +33,8 @@ import yaml
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import running
+from tests.daemons import vnode_run
 from tests.kubelet.conftest import Kubelet, kube_api_json, running_kubelet
-from tests.provider.test_e2e_daemon import vnode_run
 from tests.waiting import wait_for
 from vnode.cluster import build, launcher, procs
 from vnode.kubelet import pods
@@ -149,16 +149,7 @@ def eci_node(cluster: launcher.Info, netns: Netns, tmp_path_factory: pytest.Temp
     with running(tmp_path_factory.mktemp("ms-cloud"), profile="fast") as sim:
         status, body = sim.admin("POST", "clock", {"scale": 1.0})
         assert status == 200, body
-        info = sim.info
-        env = {
-            "ECI_REGION": info["region"],
-            "ECI_ENDPOINT": info["eci"]["endpoint"],
-            "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
-            "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
-            "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
-            "ECI_SECURITY_GROUP": info["security_group_id"],
-            "VNODE_NODE_IP": netns.host_ip,
-        }
+        env = {**sim.eci_env(), "VNODE_NODE_IP": netns.host_ip}
         with vnode_run("eci", env, cluster, tmp_path_factory.mktemp("ms-eci")) as name:
             yield name
 

@@ -47,15 +47,7 @@ def config_file(sim: Sim, uid: str) -> str | None:
 async def test_a_configmap_update_reaches_the_eci_instance_volume(
     sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
 ) -> None:
-    info = sim.info
-    env = {
-        "ECI_REGION": info["region"],
-        "ECI_ENDPOINT": info["eci"]["endpoint"],
-        "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
-        "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
-        "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
-        "ECI_SECURITY_GROUP": info["security_group_id"],
-    }
+    env = sim.eci_env()
     flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
     config = settings.load(env, {**flags, "status_interval": 0.3, "cluster_id": "refresh-eci"})
     provider = eci.create(config)

@@ -8,13 +8,9 @@ teardown, pass or fail.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
 import pathlib
-import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,9 +19,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from tests.cloudsim.conftest import Sim, running
+from tests.daemons import vnode_run
 from tests.waiting import wait_for
 from vnode.cloudsim import catalog
-from vnode.cluster import launcher, procs
+from vnode.cluster import launcher
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -41,61 +38,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         yield sim
 
 
-@contextlib.contextmanager
-def vnode_run(
-    provider: str, settings_env: dict[str, str], cluster: launcher.Info, log_dir: pathlib.Path
-) -> Iterator[str]:
-    """A ``vnode run --provider <provider>`` child process; yields its node's name once the node is Ready."""
-    name = f"vn-{provider}-{secrets.token_hex(3)}"
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "VNODE_NODE_NAME": name,
-        "VNODE_PROVIDER": provider,
-        "VNODE_CLUSTER_ID": "e2e",
-        **settings_env,
-    }
-    command = [sys.executable, "-m", "vnode", "run", "--http-port", "0", "--http-address", "127.0.0.1"]
-    command += ["--kubelet-port", "0", "--status-interval", "0.5"]
-    log_path = log_dir / "vnode-run.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, preexec_fn=procs.die_with_parent)
-    api = k8s.CoreV1Api(_client(cluster))
-    try:
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"vnode run exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            got = api.read_node(name)
-            return any(c.type == "Ready" and c.status == "True" for c in got.status.conditions or ())
-
-        wait_for(ready, timeout=60, what=f"node {name} Ready (log: {log_path})")
-        yield name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        with contextlib.suppress(k8s.ApiException):
-            api.delete_node(name)
-        api.api_client.close()
-
-
 @pytest.fixture(scope="module")
 def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An ECI node, configured by the field's ECI_* variables from the simulator's cloud.json."""
-    info = cloud.info
-    env = {
-        "ECI_REGION": info["region"],
-        "ECI_ENDPOINT": info["eci"]["endpoint"],
-        "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
-        "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
-        "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
-        "ECI_SECURITY_GROUP": info["security_group_id"],
-    }
-    with vnode_run("eci", env, cluster, tmp_path_factory.mktemp("e2e-eci")) as name:
+    with vnode_run("eci", cloud.eci_env(), cluster, tmp_path_factory.mktemp("e2e-eci")) as name:
         yield name
 
 

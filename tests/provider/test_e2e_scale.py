@@ -18,12 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import os
 import pathlib
-import secrets
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,9 +26,10 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
+from tests.daemons import VnodeRun
 from tests.waiting import wait_for
 from vnode import models
-from vnode.cluster import launcher, procs
+from vnode.cluster import launcher
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -51,64 +47,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         yield sim
 
 
-class Daemon:
-    """``vnode run --provider eci`` for one node name, which can be killed and started again."""
-
-    def __init__(self, cloud: Sim, cluster: launcher.Info, log_dir: pathlib.Path) -> None:
-        self.name = f"vn-scale-{secrets.token_hex(3)}"
-        self.cluster = cluster
-        self.log_path = log_dir / "vnode-run.log"
-        info = cloud.info
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "VNODE_NODE_NAME": self.name,
-            "VNODE_PROVIDER": "eci",
-            "VNODE_CLUSTER_ID": CLUSTER_ID,
-            "ECI_REGION": info["region"],
-            "ECI_ENDPOINT": info["eci"]["endpoint"],
-            "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
-            "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
-            "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
-            "ECI_SECURITY_GROUP": info["security_group_id"],
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, *flags: str) -> None:
-        command = [sys.executable, "-m", "vnode", "run", "--http-port", "0", "--http-address", "127.0.0.1"]
-        command += ["--kubelet-port", "0", "--status-interval", "0.5", *flags]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=log, preexec_fn=procs.die_with_parent
-            )
-
-    def ready(self, api: k8s.CoreV1Api) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"vnode run exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-        node = api.read_node(self.name)
-        return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or ())
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def daemon(cloud: Sim, cluster: launcher.Info, tmp_path: pathlib.Path, core: k8s.CoreV1Api) -> Iterator[Daemon]:
+def daemon(cloud: Sim, cluster: launcher.Info, tmp_path: pathlib.Path, core: k8s.CoreV1Api) -> Iterator[VnodeRun]:
     """A daemon, not started; stopped and its Node deleted afterwards, pass or fail."""
-    made = Daemon(cloud, cluster, tmp_path)
+    made = VnodeRun("eci", cloud.eci_env(), cluster, tmp_path, cluster_id=CLUSTER_ID)
     try:
         yield made
     finally:
@@ -175,7 +117,7 @@ def force_delete_all(core: k8s.CoreV1Api, namespace: str) -> None:
 
 
 def test_kill_9_while_creating_50_pods_then_a_restart_leaves_exactly_50_instances_all_running(
-    cloud: Sim, daemon: Daemon, core: k8s.CoreV1Api, namespace: str
+    cloud: Sim, daemon: VnodeRun, core: k8s.CoreV1Api, namespace: str
 ) -> None:
     # Every create waits 1.5 s in the cloud before it acts, and 8 run at once: the kill lands
     # while most pods have no instance yet and some creates are in flight (their answers lost).
@@ -183,7 +125,7 @@ def test_kill_9_while_creating_50_pods_then_a_restart_leaves_exactly_50_instance
     assert status == 200, body
     try:
         daemon.start("--workers", "8")
-        wait_for(lambda: daemon.ready(core), timeout=60, what=f"node {daemon.name} Ready (log: {daemon.log_path})")
+        daemon.wait_ready(core)
         create_pods(core, namespace, [f"p-{i:02d}" for i in range(52)], daemon.name)
 
         def a_few_instances() -> int | None:
@@ -226,9 +168,9 @@ def test_kill_9_while_creating_50_pods_then_a_restart_leaves_exactly_50_instance
         force_delete_all(core, namespace)
 
 
-def test_500_pods_on_one_node_reach_running(cloud: Sim, daemon: Daemon, core: k8s.CoreV1Api, namespace: str) -> None:
+def test_500_pods_on_one_node_reach_running(cloud: Sim, daemon: VnodeRun, core: k8s.CoreV1Api, namespace: str) -> None:
     daemon.start()
-    wait_for(lambda: daemon.ready(core), timeout=60, what=f"node {daemon.name} Ready (log: {daemon.log_path})")
+    daemon.wait_ready(core)
     try:
         create_pods(core, namespace, [f"s-{i:03d}" for i in range(500)], daemon.name)
 
