@@ -193,10 +193,16 @@ def kwok_controller(cluster: launcher.Info, tmp_path_factory: pytest.TempPathFac
             proc.wait(5)
 
 
+NOT_READY_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
+
+
 def node_ready(core: k8s.CoreV1Api, name: str) -> bool:
+    """Ready, and schedulable as such: the node lifecycle controller lifts its not-ready taint a
+    little after the condition turns True, and until then the scheduler passes the node over."""
     node = core.read_node(name)
     conditions = node.status.conditions or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+    tainted = any(t.key in NOT_READY_TAINTS for t in node.spec.taints or [])
+    return not tainted and any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
 @dataclasses.dataclass
