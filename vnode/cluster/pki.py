@@ -14,7 +14,7 @@ import pathlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=3650)
@@ -28,7 +28,7 @@ class Pair:
     key: pathlib.Path
 
 
-def _write_key(path: pathlib.Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
+def _write_key(path: pathlib.Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.write_bytes(pem)
     path.chmod(0o600)
@@ -135,12 +135,19 @@ def issue(
 
 
 def ensure_service_account_keys(directory: pathlib.Path) -> Pair:
-    """An RSA key pair for signing service-account tokens (``cert`` holds the public key)."""
+    """An ECDSA P-256 key pair for signing service-account tokens (``cert`` holds the public key).
+
+    kube-apiserver signs with ES256 for such a key. Every TokenRequest (one per pod that mounts
+    the projected service-account token, which is nearly every pod) signs a JWT, and an RSA-2048
+    signature costs the API server far more CPU than a P-256 one: on a 2-core machine under a
+    10,000-pod burst that signing was the largest single cost a virtual kubelet added per pod
+    (docs/benchmarks.md, the scale notes). A key made before (RSA) is kept, as every file here.
+    """
     pair = Pair(directory / "sa.pub", directory / "sa.key")
     if pair.cert.exists() and pair.key.exists():
         return pair
     directory.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = ec.generate_private_key(ec.SECP256R1())
     _write_key(pair.key, key)
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     pair.cert.write_bytes(public)
