@@ -10,6 +10,7 @@ signed header names, and the body's SHA-256. The signature is the hex HMAC-SHA25
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import re
@@ -46,9 +47,15 @@ def parse(header: str | None) -> Authorization:
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 
 
+@functools.lru_cache(maxsize=4096)
+def _escaped(value: str) -> str:
+    return urllib.parse.quote(value, safe="~")
+
+
 def quote(value: str) -> str:
-    """``urllib.parse.quote(value, safe="~")``, without its work when nothing needs escaping (most values)."""
-    return value if _UNRESERVED(value) else urllib.parse.quote(value, safe="~")
+    """``urllib.parse.quote(value, safe="~")``, without its work when nothing needs escaping (most values)
+    and only once for values that come again and again (tag keys, images, vSwitch lists)."""
+    return value if _UNRESERVED(value) else _escaped(value)
 
 
 def parse_query(text: str) -> list[tuple[str, str]]:
