@@ -50,6 +50,9 @@ class EciSettings(_Frozen):
     # so vnode waits instead of collecting Throttling.User answers; rate 0 turns it off.
     create_burst: float = pydantic.Field(default=100.0, gt=0)
     create_rate: float = pydantic.Field(default=20.0, ge=0)
+    # Seconds between full listings of a node's instances; in between, each listing asks only for
+    # what changed (SinceSecond) and for instances being deleted. 0: every listing is a full one.
+    full_list_interval: float = pydantic.Field(default=30.0, ge=0)
 
     _split_vswitches = pydantic.field_validator("vswitches", mode="before")(classmethod(lambda cls, v: _split(v)))
 
@@ -167,6 +170,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "eci.quota_pods": ("ECI_QUOTA_POD",),
     "eci.create_burst": ("ECI_CREATE_BURST",),
     "eci.create_rate": ("ECI_CREATE_RATE",),
+    "eci.full_list_interval": ("ECI_FULL_LIST_INTERVAL",),
     "aci.region": ("ACI_REGION",),
     "aci.endpoint": ("ACI_ENDPOINT",),
     "aci.ca_file": ("ACI_CA_FILE",),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
 import pathlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
@@ -405,6 +406,57 @@ async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
         states = {s.id: s for s in await provider.list(NODE_TAGS)}
         assert calls == ["DescribeContainerGroupStatus", "DescribeContainerGroups"]
         assert all(s.status is models.InstanceStatus.RUNNING for s in states.values())
+    finally:
+        await provider.close()
+
+
+async def test_between_full_listings_a_node_asks_only_for_changes_and_for_instances_being_deleted(sim: Sim) -> None:
+    calls: list[tuple[str, dict[str, str]]] = []
+
+    class Recording(eci.EciClient):
+        async def call_raw(self, action: str, params: Mapping[str, str]) -> bytes:
+            calls.append((action, dict(params)))
+            return await super().call_raw(action, params)
+
+    config = eci_settings(sim)
+    client = Recording(config.endpoint, config.access_key, config.secret_key)
+    provider = eci.EciProvider(config, client=client, full_list_interval=3600)
+
+    def status_calls() -> list[dict[str, str]]:
+        return [params for action, params in calls if action == "DescribeContainerGroupStatus"]
+
+    try:
+        steady = await provider.create(spec("steady"))
+        sim.advance(1)
+        (first,) = await provider.list(NODE_TAGS)  # the first listing is a full one
+        assert (first.id, first.status) == (steady.id, models.InstanceStatus.RUNNING)
+        assert all("SinceSecond" not in params for params in status_calls())
+
+        calls.clear()
+        new = await provider.create(spec("new"))
+        states = {s.id: s.status for s in await provider.list(NODE_TAGS)}
+        assert states == {steady.id: models.InstanceStatus.RUNNING, new.id: models.InstanceStatus.RUNNING}
+        (changes,) = status_calls()
+        assert "SinceSecond" in changes
+        assert "ContainerGroupIds" not in changes
+        described = [
+            json.loads(params["ContainerGroupIds"]) for action, params in calls if action == "DescribeContainerGroups"
+        ]
+        assert described == [[new.id]]  # the steady instance is neither listed nor described again
+
+        calls.clear()
+        await provider.delete(new.id, grace_seconds=0)
+        sim.advance(60)
+        assert [s.id for s in await provider.list(NODE_TAGS)] == [steady.id]  # seen gone by asking for it
+        assert any(json.loads(params.get("ContainerGroupIds", "[]")) == [new.id] for params in status_calls())
+
+        # A change the cloud stamps further back than SinceSecond reaches (here the simulated clock
+        # jumps) waits for the next full listing.
+        late = await provider.create(spec("late", tags={"cloudsim/delay": "20"}))
+        assert {s.id: s.status for s in await provider.list(NODE_TAGS)}[late.id] is not models.InstanceStatus.RUNNING
+        sim.advance(100)
+        provider.full_list_interval = 0.0
+        assert {s.id: s.status for s in await provider.list(NODE_TAGS)}[late.id] is models.InstanceStatus.RUNNING
     finally:
         await provider.close()
 

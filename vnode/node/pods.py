@@ -196,7 +196,9 @@ class PodController:
                 fresh[state.pod_uid] = state
         old = self.view.states
         for uid, state in fresh.items():
-            if old.get(uid) != state and uid in self._keys:
+            before = old.get(uid)
+            # The provider hands back the same object for an unchanged instance: skip comparing fields.
+            if before is not state and before != state and uid in self._keys:
                 self.queue.add(self._keys[uid])
         for uid in old.keys() - fresh.keys():
             if uid in self._keys:

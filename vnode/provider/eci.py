@@ -36,11 +36,13 @@ import asyncio
 import base64
 import dataclasses
 import datetime
+import functools
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import math
 import re
 import time
 import urllib.parse
@@ -62,6 +64,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_VSWITCHES_PER_CALL = 10
 PAGE = 20  # DescribeContainerGroups' largest page (and most ids per call)
 STATUS_PAGE = 200  # DescribeContainerGroupStatus' page
+SINCE_MARGIN = 1  # seconds added to SinceSecond (rounded up) beyond the time since the last listing began
 
 # Codes that mean "this zone/vSwitch cannot take it, another may" (ECI and the VPC/ECS ones it uses).
 _CAPACITY = re.compile(r"NoStock|StockExhaust|IpNotEnough|InsufficientIp|QuotaExceed\.SecurityGroup|ZoneNotAvailable")
@@ -78,9 +81,23 @@ log = logging.getLogger(__name__)
 # -- the lean client ---------------------------------------------------------------------------
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
+@functools.lru_cache(maxsize=4096)
+def _escaped(value: str) -> str:
+    return urllib.parse.quote(value, safe="~")
+
+
+def _quote(value: str) -> str:
+    """``urllib.parse.quote(value, safe="~")``: most values need nothing, and those that do (tag keys,
+    images) repeat from call to call, so neither pays for ``quote`` on every create."""
+    return value if _UNRESERVED(value) else _escaped(value)
+
+
 def canonical_query(params: Mapping[str, str]) -> str:
     """The query as ACS3 signs it (and as we send it): sorted keys, values quoted with ``~`` safe."""
-    return "&".join(f"{key}={urllib.parse.quote(params[key], safe='~')}" for key in sorted(params))
+    return "&".join(f"{key}={_quote(params[key])}" for key in sorted(params))
 
 
 def sign(
@@ -435,6 +452,16 @@ class _StatusPage(msgspec.Struct, rename="pascal"):
 
 
 _status_page = msgspec.json.Decoder(_StatusPage)
+_TERMINATING = models.InstanceStatus.TERMINATING
+
+
+@dataclasses.dataclass
+class _Feed:
+    """The last listing of one node's tags: what it held, when it began, when the last full one began."""
+
+    ids: dict[str, None]
+    began: float
+    full_at: float
 
 
 @dataclasses.dataclass
@@ -480,6 +507,7 @@ class EciProvider:
         client: EciClient | None = None,
         create_limit: tuple[float, float] | None = (100.0, 20.0),
         log_poll_interval: float = 2.0,
+        full_list_interval: float = 0.0,
     ) -> None:
         self.config = config
         endpoint = config.endpoint or f"eci.{config.region}.aliyuncs.com"
@@ -491,6 +519,12 @@ class EciProvider:
         # instance id -> (fingerprint of its last status item, its full state): the listing
         # describes an instance again only when its status item changed.
         self._known: dict[str, tuple[bytes, models.InstanceState]] = {}
+        self.full_list_interval = full_list_interval  # 0: every listing of the node is a full one
+        self._feeds: dict[tuple[tuple[str, str], ...] | None, _Feed] = {}  # a node's tags -> its last listing
+        # Ids the incremental listing asks for by id: deleted here or Terminating (until seen gone), or
+        # listed but not described yet.
+        self._by_id: set[str] = set()
+        self._deleted: set[str] = set()  # ids deleted here and not yet seen gone
 
     async def _call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
         params.setdefault("RegionId", self.config.region)
@@ -553,6 +587,8 @@ class EciProvider:
         # (TerminationGracePeriodSeconds); the call itself takes none.
         if "delete" in self._buckets:
             self._buckets["delete"].take("DeleteContainerGroup")
+        self._by_id.add(instance_id)  # the incremental listing asks for it by id until it is gone
+        self._deleted.add(instance_id)
         try:
             await self._call("DeleteContainerGroup", {"ContainerGroupId": instance_id})
         except errors.NotFound:
@@ -609,23 +645,87 @@ class EciProvider:
     async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
         """The status feed: ``DescribeContainerGroupStatus`` (200 a page) finds the instances and
         tells which changed; only those (and new ones) are described in full, 20 per
-        ``DescribeContainerGroups`` call by id. A node's 3,000 steady instances cost 15 calls."""
+        ``DescribeContainerGroups`` call by id. A node's 3,000 steady instances cost 15 calls.
+
+        A node's own listing (tags without a pod UID) is incremental between full ones, which come
+        every ``full_list_interval`` seconds: it asks only for the instances changed since the last
+        listing began (``SinceSecond``, with a margin) and, by id, for those being deleted (an
+        instance that is gone is no longer listed at all, so only asking for it by id shows that
+        it went). What the two miss (an instance removed with no status change on the way, a
+        cloud clock that jumps) the next full listing finds.
+        """
         params: dict[str, str] = {"Limit": str(STATUS_PAGE)}
         for n, (key, value) in enumerate(sorted(tags.items()), 1):
             params[f"Tag.{n}.Key"] = key
             params[f"Tag.{n}.Value"] = value
-        order: dict[str, None] = {}  # listed ids, in order (a dict: membership is checked per item)
+        began = time.monotonic()
+        feed_key = tuple(sorted(tags.items())) if models.TAG_POD_UID not in tags else None
+        feed = self._feeds.get(feed_key) if feed_key is not None else None
+        checked: list[str] = []
+        if feed is not None and self.full_list_interval > 0 and began - feed.full_at < self.full_list_interval:
+            # By id: instances being deleted (to see them go), and any listed but not described yet.
+            checked = list(self._by_id)
+            if -(-len(checked) // PAGE) > -(-len(feed.ids) // STATUS_PAGE):
+                feed = None  # asking by id would take more calls than listing everything (a mass delete)
+        else:
+            feed = None
+        listed: dict[str, None] = {}  # ids seen in this listing, in order
         stale: dict[str, bytes] = {}
-        async for item in self._status_feed(params):
+
+        def note(item: _StatusItem) -> None:
             instance_id = item.container_group_id
-            if not instance_id or instance_id in order:
-                continue
+            if not instance_id or instance_id in listed:
+                return
             # PodStatus is kept as the cloud's bytes, never parsed: it only tells whether to describe again.
             fingerprint = item.status.encode() + b"\0" + bytes(item.pod_status)
-            order[instance_id] = None
+            listed[instance_id] = None
             cached = self._known.get(instance_id)
             if cached is None or cached[0] != fingerprint:
                 stale[instance_id] = fingerprint
+
+        if feed is None:
+            async for item in self._status_feed(params):
+                note(item)
+            gone = [
+                i for i, (_, state) in self._known.items() if i not in listed and state.tags.items() >= tags.items()
+            ]  # gone from the cloud
+            order = listed
+            if feed_key is not None:
+                self._by_id.intersection_update(listed)
+                self._deleted.intersection_update(listed)
+        else:
+            since = math.ceil(began - feed.began) + SINCE_MARGIN
+            async for item in self._status_feed(dict(params, SinceSecond=str(since))):
+                note(item)
+            for start in range(0, len(checked), PAGE):
+                batch = {"ContainerGroupIds": json.dumps(checked[start : start + PAGE])}
+                async for item in self._status_feed(batch):
+                    note(item)
+            gone = [i for i in checked if i not in listed]
+            order = dict(feed.ids)
+            order.update(listed)
+        await self._describe(stale)
+        for instance_id in gone:
+            self._known.pop(instance_id, None)
+            self._by_id.discard(instance_id)
+            self._deleted.discard(instance_id)
+            order.pop(instance_id, None)
+        states = []
+        wanted = tags.items()
+        for instance_id in order:
+            entry = self._known.get(instance_id)
+            if entry is not None and entry[1].tags.items() >= wanted:
+                states.append(entry[1])
+        if feed_key is not None:
+            previous = self._feeds.get(feed_key)
+            full_at = began if feed is None else feed.full_at
+            self._feeds[feed_key] = _Feed(ids=order, began=began, full_at=full_at)
+            if previous is None and len(self._feeds) > 8:  # only a node's own tags come here; a guard
+                self._feeds = {feed_key: self._feeds[feed_key]}
+        return states
+
+    async def _describe(self, stale: Mapping[str, bytes]) -> None:
+        """Describe ``stale`` instances in full (20 per call) and remember them with their fingerprints."""
         missing = list(stale)
         for start in range(0, len(missing), PAGE):
             batch = missing[start : start + PAGE]
@@ -636,16 +736,11 @@ class EciProvider:
                 state = state_of(group)
                 if state.id in stale:
                     self._known[state.id] = (stale[state.id], state)
-        listed = set(order)
-        for instance_id, (_, state) in list(self._known.items()):
-            if instance_id not in listed and all(state.tags.get(k) == v for k, v in tags.items()):
-                del self._known[instance_id]  # gone from the cloud
-        states = []
-        for instance_id in order:
-            entry = self._known.get(instance_id)
-            if entry is not None and all(entry[1].tags.get(k) == v for k, v in tags.items()):
-                states.append(entry[1])
-        return states
+                    if state.status is _TERMINATING:
+                        self._by_id.add(state.id)
+                    elif state.id not in self._deleted:
+                        self._by_id.discard(state.id)
+        self._by_id.update(i for i in stale if i not in self._known)  # not described: ask again by id
 
     async def quota(self) -> models.Quota:
         body = await self._call("ListUsage", {})
@@ -770,4 +865,8 @@ def create(config: settings.Settings) -> EciProvider:
             "ECI_ACCESS_KEY/ECI_SECRET_KEY: the AccessKey pair is required (or ECI_CREDENTIALS_SECRET naming a Secret)"
         )
     eci = config.eci
-    return EciProvider(eci, create_limit=(eci.create_burst, eci.create_rate) if eci.create_rate > 0 else None)
+    return EciProvider(
+        eci,
+        create_limit=(eci.create_burst, eci.create_rate) if eci.create_rate > 0 else None,
+        full_list_interval=eci.full_list_interval,
+    )
