@@ -277,6 +277,7 @@ class ProcessProvider:
         if not options.follow or options.previous:
             return
         pending = b""
+        stopped = False
         while True:
             try:
                 with path.open("rb") as handle:
@@ -297,8 +298,17 @@ class ProcessProvider:
                     if budget is not None and budget <= 0:
                         return
                 continue
-            if _inode(path) != inode or not self._container_running(directory, container):
+            if stopped:
+                if pending:  # the container's last words, without a final newline
+                    chunk = _render(pending, options.timestamps)
+                    yield chunk if budget is None else chunk[:budget]
                 return
+            if _inode(path) != inode:
+                return
+            if not self._container_running(directory, container):
+                # What it wrote between the last read and its exit is still to be read: once more.
+                stopped = True
+                continue
             await asyncio.sleep(self.poll_interval)
 
     def _container_running(self, directory: pathlib.Path, container: str) -> bool:
