@@ -71,6 +71,7 @@ class PodController:
         self._keys: dict[str, str] = {}  # pod UID -> key
         self._uids: dict[str, str] = {}  # key -> pod UID
         self._billed: dict[str, float] = {}  # instance id -> dollars so far
+        self._accounted_at = float("-inf")  # when the listing last updated the pod and cost gauges
         self._listed_once = asyncio.Event()
         self._list_now = asyncio.Event()  # cuts the wait between listings short
         #: Called with every change the pod watch reports (``refresh`` keeps its index with it).
@@ -205,7 +206,11 @@ class PodController:
                 self.queue.add(self._keys[uid])
         self.view.states = fresh
         self.view.listed_at = began
-        self._account(fresh.values())
+        if began - self._accounted_at >= self.config.status_interval:
+            # Gauges need no fresher figures than one interval's, and listings come sooner than that
+            # after creates: recounting every pod and instance each time was a cost growing with the node.
+            self._accounted_at = began
+            self._account(fresh.values())
         self._listed_once.set()
 
     def _account(self, states: Iterable[models.InstanceState]) -> None:
