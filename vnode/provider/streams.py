@@ -1,4 +1,4 @@
-"""Interactive abilities of a provider: exec with live stdin, a terminal and resizes, and attach.
+"""Streaming abilities of a provider: exec with live stdin, a terminal and resizes; attach; port forwarding.
 
 ``base.SupportsExec`` is request/response: the whole stdin goes in, the whole output comes
 back when the command ends. That serves ``kubectl exec pod -- cmd`` and piped stdin, but not
@@ -20,18 +20,38 @@ The contract:
 * **Errors** are those of :mod:`vnode.errors`: ``NotFound`` when the instance or container is
   unknown, ``InvalidSpec`` when the command cannot run (not found in the image: the kubelet
   reports it as a failed exec), ``Retryable`` when the cloud could not be reached.
-* Port forwarding has no Protocol yet: the API server tunnels ``kubectl port-forward`` as SPDY
-  inside a WebSocket even to kubelets that take WebSockets, and vnode does not speak SPDY
-  (see docs/kubelet-api.md).
+
+Port forwarding (``kubectl port-forward``) is ``SupportsPortForward``: the kubelet API speaks the
+client's protocol (SPDY/3.1, see ``vnode/kubelet/portforward.py``) and asks the provider for one
+byte stream per client connection:
+
+* ``open_port(instance_id, port)`` connects to ``port`` of the instance and returns a
+  :class:`PortStream`. Each call is one TCP connection to the instance (two ``curl``s through one
+  ``kubectl port-forward`` are two calls); calls may run concurrently.
+* **Errors**: ``NotFound`` when the instance is unknown or nothing listens on the port,
+  ``InvalidSpec`` when the instance cannot be reached in its state (not running), ``Retryable``
+  when the cloud could not be reached. The message reaches ``kubectl`` as the forward's error.
+* The kubelet API closes the stream when the client leaves; ``read`` returning ``b""`` means
+  the instance closed its side.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Streams", "SupportsAttach", "SupportsStreamingExec", "TerminalSize"]
+__all__ = [
+    "PortStream",
+    "SocketPortStream",
+    "Streams",
+    "SupportsAttach",
+    "SupportsPortForward",
+    "SupportsStreamingExec",
+    "TerminalSize",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,3 +91,56 @@ class SupportsAttach(Protocol):
         """Connect ``streams`` to the container's main process. Returns its exit code when it
         ends, or ``None`` when the session ended first (stdin closed with nothing left to read)."""
         ...
+
+
+class PortStream(Protocol):
+    """A byte stream to one port of an instance (one TCP connection there)."""
+
+    async def read(self) -> bytes:
+        """The next bytes the instance sent; ``b""`` once it closed its side."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to the instance; waits while it is slow to read."""
+        ...
+
+    async def close_write(self) -> None:
+        """The client sends no more (a TCP half-close); reading goes on."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection; safe to repeat."""
+        ...
+
+
+@runtime_checkable
+class SupportsPortForward(Protocol):
+    async def open_port(self, instance_id: str, port: int) -> PortStream:
+        """Connect to ``port`` of the instance (see the module's contract for the errors)."""
+        ...
+
+
+class SocketPortStream:
+    """:class:`PortStream` over an asyncio stream pair, for providers that reach instances by TCP."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, chunk: int = 64 * 1024) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.chunk = chunk
+
+    async def read(self) -> bytes:
+        return await self.reader.read(self.chunk)
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def close_write(self) -> None:
+        if self.writer.can_write_eof() and not self.writer.is_closing():
+            with contextlib.suppress(OSError):
+                self.writer.write_eof()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
