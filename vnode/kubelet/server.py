@@ -1,6 +1,6 @@
 """The kubelet API of one virtual node: an aiohttp HTTPS server with the kubelet's routes.
 
-The API server calls it for ``kubectl logs``, ``exec`` and ``attach``, and metrics-server
+The API server calls it for ``kubectl logs``, ``exec``, ``attach`` and ``port-forward``, and metrics-server
 scrapes it, at the node's address and ``status.daemonEndpoints.kubeletEndpoint.Port``. Routes:
 
 =====================================================  =========================================
@@ -9,7 +9,8 @@ scrapes it, at the node's address and ``status.daemonEndpoints.kubeletEndpoint.P
                                                        provider's ``SupportsStreamingExec``, else
                                                        ``SupportsExec`` (whole stdin, then output)
 ``GET /attach/{ns}/{pod}[/{uid}]/{container}``         WebSocket: ``SupportsAttach``
-``/portForward/{ns}/{pod}``                            501: see the docs (SPDY tunnelling)
+``/portForward/{ns}/{pod}[/{uid}]``                    SPDY/3.1, plain or tunnelled in a WebSocket
+                                                       (:mod:`.portforward`): ``SupportsPortForward``
 ``GET /stats/summary``, ``GET /metrics/resource``      the provider's ``SupportsStats``
 ``GET /pods``                                          the pods bound to this node
 ``GET /healthz``                                       ``ok``
@@ -36,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from vnode import errors
-from vnode.kubelet import auth, certs, remotecommand, stats
+from vnode.kubelet import auth, certs, portforward, remotecommand, stats
 from vnode.kubelet import clock as clock_mod
 from vnode.kubelet import pods as pods_mod
 from vnode.provider import base, streams
@@ -376,13 +377,24 @@ class KubeletServer:
         return await self._serve_session(ws, options, work, "attach")
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(
-            status=501,
-            text=(
-                "port forwarding is not supported by vnode yet: the API server tunnels it as SPDY inside "
-                f"a WebSocket, which vnode does not speak (provider {self.provider.name})\n"
-            ),
-        )
+        pod, _ = self._target(request)
+        provider = self.provider
+        if not isinstance(provider, streams.SupportsPortForward):
+            return self._unsupported("port forwarding")
+
+        async def open_port(port: int) -> streams.PortStream:
+            return await provider.open_port(pod.instance_id, port)
+
+        target = f"{pod.namespace}/{pod.name}, uid {pod.uid}"
+        forwarder = portforward.Forwarder(open_port, target, name=f"{self.node_name}/{pod.namespace}/{pod.name}")
+        task = asyncio.current_task()
+        if task is not None:  # stopped with the server, like exec sessions
+            self._sessions.add(task)
+        try:
+            return await portforward.serve(request, forwarder)
+        finally:
+            if task is not None:
+                self._sessions.discard(task)
 
     # -- stats, pods, health ---------------------------------------------------------------
 

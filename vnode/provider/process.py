@@ -53,6 +53,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vnode import errors, models
+from vnode.provider import streams
 
 if TYPE_CHECKING:  # the runner imports this module too, and must start fast: no pydantic
     from vnode import settings
@@ -319,6 +320,26 @@ class ProcessProvider:
             if entry["name"] == container:
                 return bool(entry["state"] == "Running")
         return True  # not started yet
+
+    # --- port forwarding ---
+
+    async def open_port(self, instance_id: str, port: int) -> streams.PortStream:
+        """``streams.SupportsPortForward``: a TCP connection to 127.0.0.1:``port``, where the instance's
+        processes listen (they share the host's network: any process on the host listening on that
+        port answers, which is the price of running pods without isolation)."""
+        directory = self._dir(instance_id)
+        if not (directory / "state.json").exists() or (directory / "stop.json").exists():
+            raise errors.NotFound(f"process provider: no instance {instance_id}")
+        phase = self._state(directory).status
+        if phase not in (models.InstanceStatus.RUNNING, models.InstanceStatus.UPDATING):
+            raise errors.InvalidSpec(f"process provider: instance {instance_id} is {phase.value}, not Running")
+        try:
+            reader, writer = await asyncio.open_connection(IP, port)
+        except ConnectionRefusedError as exc:
+            raise errors.NotFound(f"nothing listens on port {port} ({IP}:{port}: connection refused)") from exc
+        except OSError as exc:
+            raise errors.Unavailable(f"cannot connect to {IP}:{port}: {exc}", code="ConnectError") from exc
+        return streams.SocketPortStream(reader, writer)
 
     # --- for tests and operators ---
 
