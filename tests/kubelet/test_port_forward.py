@@ -208,8 +208,8 @@ def test_a_port_nothing_listens_on_gives_kubectl_an_error_naming_it(
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
             assert sock.recv(100) == b""  # closed without an answer
         stderr = forward.stderr()
-    assert f"error forwarding port {closed} to pod {namespace}/{pod}" in stderr
-    assert f"nothing listens on port {closed}" in stderr
+    assert f"error forwarding port {closed} to pod {namespace}/{pod}" in stderr, stderr
+    assert f"nothing listens on port {closed}" in stderr, stderr
     assert forward.proc.returncode != 0
 
 
@@ -240,5 +240,5 @@ def test_the_eci_provider_refuses_port_forward_by_name(
     wait_for(lambda: core.read_namespaced_pod("web", namespace).status.phase == "Running", timeout=60,
              what="the ECI pod Running")  # fmt: skip
     result = cluster.kubectl("-n", namespace, "port-forward", "pod/web", ":80", check=False, timeout=60)
-    assert result.returncode != 0
-    assert "port forwarding is not supported by provider eci" in result.stderr
+    assert result.returncode != 0, result.stdout
+    assert "port forwarding is not supported by provider eci" in result.stderr, result.stderr
