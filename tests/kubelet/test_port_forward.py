@@ -5,24 +5,30 @@ host port; the built kubectl forwards a local port to it through the real API se
 kubelet API. kubectl's default transport is the WebSocket tunnel (``SPDY/3.1+portforward.k8s.io``,
 forwarded unchanged to a node declaring ``ExtendWebSocketsToKubelet``);
 ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false`` makes it use plain SPDY/3.1, which the API server
-proxies as an ``Upgrade: SPDY/3.1``. An ECI node on the simulated cloud refuses by name.
+proxies as an ``Upgrade: SPDY/3.1``. The older WebSocket channel protocol (``v4.channel.k8s.io``,
+ports in the query), which kubectl does not use, is driven directly against the API server. An
+ECI node on the simulated cloud refuses by name.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
+import pathlib
 import random
 import re
 import select
 import socket
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes import client as k8s
 
@@ -198,6 +204,35 @@ def test_two_concurrent_connections_each_get_a_few_megabytes(
         assert http_get(forward.local, "/index.html") == (200, PAGE.encode())
 
 
+def _open_connections(port: int) -> list[str]:
+    """TCP connections to or from 127.0.0.1:``port`` that are not finished (TIME_WAIT is)."""
+    found = []
+    for line in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if port in (int(local.split(":")[1], 16), int(remote.split(":")[1], 16)) and state not in ("06", "0A"):
+            found.append(line)  # 06 TIME_WAIT, 0A LISTEN
+    return found
+
+
+def test_clients_leaving_mid_transfer_close_the_connection_to_the_pod(
+    web: tuple[str, str, int], cluster: launcher.Info
+) -> None:
+    namespace, pod, port = web
+    with port_forward(cluster, namespace, pod, port) as forward:
+        with socket.create_connection(("127.0.0.1", forward.local), timeout=30) as sock:
+            sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            assert sock.recv(65536)  # the transfer is under way; then the client goes
+        wait_for(lambda: not _open_connections(port), timeout=30, what="the connection to the pod closed")
+        assert http_get(forward.local, "/index.html") == (200, PAGE.encode())  # the forward goes on
+        with socket.create_connection(("127.0.0.1", forward.local), timeout=30) as sock:
+            sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            assert sock.recv(65536)
+            forward.proc.kill()  # kubectl itself goes, mid-transfer
+            forward.proc.wait(10)
+            wait_for(lambda: not _open_connections(port), timeout=30, what="the connection to the pod closed")
+
+
 def test_a_port_nothing_listens_on_gives_kubectl_an_error_naming_it(
     web: tuple[str, str, int], cluster: launcher.Info
 ) -> None:
@@ -211,6 +246,51 @@ def test_a_port_nothing_listens_on_gives_kubectl_an_error_naming_it(
     assert f"error forwarding port {closed} to pod {namespace}/{pod}" in stderr, stderr
     assert f"nothing listens on port {closed}" in stderr, stderr
     assert forward.proc.returncode != 0
+
+
+async def channel_forward(
+    cluster: launcher.Info, namespace: str, pod: str, port: int, request: bytes, *, protocol: str
+) -> dict[int, bytes]:
+    """``pods/portforward`` over the v4 channel protocol, through the API server as the admin user:
+    send ``request`` on port 0's data channel; return what each channel received until the close."""
+    context = ssl.create_default_context(cafile=str(cluster.ca_file))
+    pki = cluster.state_dir / "pki"
+    context.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+    url = f"{cluster.server}/api/v1/namespaces/{namespace}/pods/{pod}/portforward?ports={port}"
+    received: dict[int, bytes] = {0: b"", 1: b""}
+    text = protocol.startswith("v4.base64")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, protocols=(protocol,), ssl=context, max_msg_size=0) as ws,
+    ):
+        assert ws.protocol == protocol
+        if text:
+            await ws.send_str("0" + base64.b64encode(request).decode())
+        else:
+            await ws.send_bytes(b"\x00" + request)
+        async for message in ws:
+            if text:
+                channel, data = int(message.data[0]), base64.b64decode(message.data[1:])
+            else:
+                channel, data = message.data[0], message.data[1:]
+            received[channel] += data
+    return received
+
+
+@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"])
+async def test_the_websocket_channel_protocol_forwards_too(
+    web: tuple[str, str, int], cluster: launcher.Info, protocol: str
+) -> None:
+    namespace, pod, port = web
+    hello = port.to_bytes(2, "little")  # each channel first names its port
+    got = await channel_forward(cluster, namespace, pod, port, b"GET /index.html HTTP/1.0\r\n\r\n", protocol=protocol)
+    assert got[1] == hello
+    assert got[0].startswith(hello + b"HTTP/1.0 200")
+    assert got[0].endswith(b"\r\n\r\n" + PAGE.encode())
+    closed = _free_port()
+    refused = await channel_forward(cluster, namespace, pod, closed, b"GET / HTTP/1.0\r\n\r\n", protocol=protocol)
+    assert refused[0] == closed.to_bytes(2, "little")
+    assert f"nothing listens on port {closed}".encode() in refused[1]
 
 
 @pytest.fixture(scope="module")

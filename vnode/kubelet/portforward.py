@@ -16,16 +16,22 @@ the port cannot be reached, or the connection to it fails, the kubelet writes a 
 error stream (kubectl prints it and gives up the whole forward, as with a real kubelet) and
 resets the data stream. Either way it then finishes the error stream, which kubectl waits for.
 A pair not complete within ``creation_timeout`` (30 s, the kubelet's) gets an error too.
+
+The API server forwards other WebSockets to such nodes unchanged too, so the older channel
+protocol (``v4.channel.k8s.io``, or its base64 variant: the ports in the ``port`` query, one
+forward per port for the life of the WebSocket), which some client libraries use, is served
+as well (:func:`_serve_channels`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aiohttp import web
@@ -34,12 +40,14 @@ from vnode import errors
 from vnode.kubelet import spdy
 from vnode.provider import streams
 
-__all__ = ["PROTOCOL", "TUNNEL_PROTOCOL", "Forwarder", "serve"]
+__all__ = ["CHANNEL_PROTOCOLS", "PROTOCOL", "TUNNEL_PROTOCOL", "Forwarder", "parse_ports", "serve"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "portforward.k8s.io"
 TUNNEL_PROTOCOL = "SPDY/3.1+" + PROTOCOL
+#: The WebSocket channel protocol of port-forward (``pkg/kubelet/cri/streaming/portforward/websocket.go``).
+CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
 STREAM_CREATION_TIMEOUT = 30.0
 
 OpenPort = Callable[[int], Awaitable[streams.PortStream]]
@@ -89,7 +97,7 @@ class Forwarder:
         port, kind = stream.header("port"), stream.header("streamtype")
         if not port:
             return 'the "port" header is required'
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             return f"unable to parse {port!r} as a port"
         if kind not in ("error", "data"):
             return f"invalid stream type {kind!r}" if kind else 'the "streamtype" header is required'
@@ -192,6 +200,102 @@ async def _pump(data: spdy.Stream, target: streams.PortStream) -> str:
             task.cancel()
         await asyncio.gather(up, down, reset, return_exceptions=True)
     return problem
+
+
+# --- the WebSocket channel protocol (v4) ---
+
+
+def parse_ports(values: Sequence[str]) -> list[int]:
+    """The ``port`` query of a channel-protocol request (repeated and/or comma-separated), as the kubelet reads it."""
+    if not values:
+        raise web.HTTPBadRequest(text='query parameter "port" is required\n')
+    ports = []
+    for raw in values:
+        if not raw:
+            raise web.HTTPBadRequest(text='query parameter "port" cannot be empty\n')
+        for item in raw.split(","):
+            if not (item.isascii() and item.isdigit()) or not 0 < int(item) < 65536:
+                raise web.HTTPBadRequest(text=f"unable to parse {raw!r} as a port\n")
+            ports.append(int(item))
+    return ports
+
+
+async def _serve_channels(ws: web.WebSocketResponse, ports: Sequence[int], forwarder: Forwarder) -> None:
+    """One forward per port for the life of the WebSocket: channel ``2i`` carries port ``i``'s
+    bytes both ways, channel ``2i+1`` its error; each channel first says its port (2 bytes,
+    little-endian). v4 has no half-close: a forward ends when the instance closes its side
+    (the WebSocket closes once every forward has ended) or when the client closes the WebSocket."""
+    text = ws.ws_protocol == CHANNEL_PROTOCOLS[1]
+    lock = asyncio.Lock()
+
+    async def send(channel: int, data: bytes) -> None:
+        async with lock:
+            if text:
+                await ws.send_str(chr(ord("0") + channel) + base64.b64encode(data).decode())
+            else:
+                await ws.send_bytes(bytes([channel]) + data)
+
+    inputs: list[asyncio.Queue[bytes | None]] = [asyncio.Queue(maxsize=16) for _ in ports]
+
+    async def forward(index: int, port: int) -> None:
+        target: streams.PortStream | None = None
+        try:
+            target = await forwarder.open_port(port)
+
+            async def upstream() -> None:
+                while (chunk := await inputs[index].get()) is not None:
+                    await target.write(chunk)
+                await target.close_write()
+
+            async def downstream() -> None:
+                while chunk := await target.read():
+                    await send(2 * index, chunk)
+
+            up = asyncio.ensure_future(upstream())
+            try:
+                await downstream()
+            finally:
+                up.cancel()
+                await asyncio.gather(up, return_exceptions=True)
+        except (errors.ApiError, OSError) as exc:
+            problem = exc.message if isinstance(exc, errors.ApiError) else f"the connection to the port failed: {exc}"
+            message = f"error forwarding port {port} to pod {forwarder.target}: {problem}"
+            log.info("port-forward %s: %s", forwarder.name, message)
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await send(2 * index + 1, message.encode())
+        finally:
+            if target is not None:
+                with contextlib.suppress(Exception):
+                    await target.close()
+
+    async def pump() -> None:  # the client's messages, to the ports' queues
+        async for message in ws:
+            if message.type == web.WSMsgType.BINARY:
+                raw: bytes = message.data
+            elif message.type == web.WSMsgType.TEXT and text and message.data:
+                try:
+                    raw = bytes([ord(message.data[0]) - ord("0")]) + base64.b64decode(message.data[1:])
+                except (ValueError, TypeError):
+                    continue  # a malformed message is dropped, as wsstream does
+            else:
+                continue
+            channel = raw[0] if raw else 1
+            if channel % 2 == 0 and channel // 2 < len(ports) and len(raw) > 1:
+                await inputs[channel // 2].put(raw[1:])
+
+    for index, port in enumerate(ports):
+        for channel in (2 * index, 2 * index + 1):
+            await send(channel, port.to_bytes(2, "little"))
+    reader = asyncio.ensure_future(pump())
+    forwards = asyncio.ensure_future(asyncio.gather(*(forward(i, p) for i, p in enumerate(ports))))
+    either: set[asyncio.Future[Any]] = {reader, forwards}
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, forwards):
+            task.cancel()
+        await asyncio.gather(reader, forwards, return_exceptions=True)
+        await ws.close()
 
 
 # --- the channels under a SPDY connection ---
@@ -302,12 +406,17 @@ async def serve(request: web.Request, forwarder: Forwarder) -> web.StreamRespons
     if upgrade == "websocket":
         offered = _values(request, "Sec-WebSocket-Protocol")
         if TUNNEL_PROTOCOL not in offered:
-            raise web.HTTPBadRequest(
-                text=(
-                    f"vnode serves port forwarding over SPDY/3.1 (plain, or in a WebSocket as {TUNNEL_PROTOCOL}); "
-                    f"the WebSocket protocol(s) {offered or ['v4.channel.k8s.io']} are not implemented\n"
+            if offered and not set(offered) & set(CHANNEL_PROTOCOLS):
+                supported = [TUNNEL_PROTOCOL, *CHANNEL_PROTOCOLS]
+                raise web.HTTPBadRequest(
+                    text=f"requested protocol(s) {offered} are not supported; supports {supported}\n"
                 )
-            )
+            ports = parse_ports(request.query.getall("port", []))
+            channels = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, max_msg_size=32 * 1024 * 1024)
+            await channels.prepare(request)
+            log.info("port-forward %s: WebSocket channels, ports %s", forwarder.name, ports)
+            await _serve_channels(channels, ports, forwarder)
+            return channels
         ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL,), max_msg_size=32 * 1024 * 1024, autoping=True)
         await ws.prepare(request)
         log.info("port-forward %s: SPDY/3.1 in a WebSocket", forwarder.name)

@@ -9,8 +9,9 @@ scrapes it, at the node's address and ``status.daemonEndpoints.kubeletEndpoint.P
                                                        provider's ``SupportsStreamingExec``, else
                                                        ``SupportsExec`` (whole stdin, then output)
 ``GET /attach/{ns}/{pod}[/{uid}]/{container}``         WebSocket: ``SupportsAttach``
-``/portForward/{ns}/{pod}[/{uid}]``                    SPDY/3.1, plain or tunnelled in a WebSocket
-                                                       (:mod:`.portforward`): ``SupportsPortForward``
+``/portForward/{ns}/{pod}[/{uid}]``                    SPDY/3.1, plain or tunnelled in a WebSocket,
+                                                       or v4 WebSocket channels (:mod:`.portforward`):
+                                                       the provider's ``SupportsPortForward``
 ``GET /stats/summary``, ``GET /metrics/resource``      the provider's ``SupportsStats``
 ``GET /pods``                                          the pods bound to this node
 ``GET /healthz``                                       ``ok``
