@@ -150,6 +150,9 @@ class Forwarder:
                 target = await self.open_port(port)
             except errors.ApiError as exc:
                 problem = exc.message
+            except Exception as exc:  # a provider's bug must still end both streams and say so
+                log.exception("port-forward %s: open_port(%d) failed", self.name, port)
+                problem = f"the provider failed: {exc!r}"
             else:
                 problem = await _pump(data, target)
             if problem:
@@ -235,17 +238,16 @@ async def _serve_channels(ws: web.WebSocketResponse, ports: Sequence[int], forwa
             else:
                 await ws.send_bytes(bytes([channel]) + data)
 
-    inputs: list[asyncio.Queue[bytes | None]] = [asyncio.Queue(maxsize=16) for _ in ports]
+    inputs: list[asyncio.Queue[bytes]] = [asyncio.Queue(maxsize=16) for _ in ports]  # full: stop reading
 
     async def forward(index: int, port: int) -> None:
         target: streams.PortStream | None = None
         try:
             target = await forwarder.open_port(port)
 
-            async def upstream() -> None:
-                while (chunk := await inputs[index].get()) is not None:
-                    await target.write(chunk)
-                await target.close_write()
+            async def upstream() -> None:  # until the WebSocket closes: v4 has no half-close
+                while True:
+                    await target.write(await inputs[index].get())
 
             async def downstream() -> None:
                 while chunk := await target.read():
@@ -257,8 +259,16 @@ async def _serve_channels(ws: web.WebSocketResponse, ports: Sequence[int], forwa
             finally:
                 up.cancel()
                 await asyncio.gather(up, return_exceptions=True)
-        except (errors.ApiError, OSError) as exc:
-            problem = exc.message if isinstance(exc, errors.ApiError) else f"the connection to the port failed: {exc}"
+        except Exception as exc:
+            if ws.closed:
+                return  # the client left: nobody to tell
+            if isinstance(exc, errors.ApiError):
+                problem = exc.message
+            elif isinstance(exc, OSError):
+                problem = f"the connection to the port failed: {exc}"
+            else:  # a provider's bug: still say so on the error channel
+                log.exception("port-forward %s: port %d failed", forwarder.name, port)
+                problem = f"the provider failed: {exc!r}"
             message = f"error forwarding port {port} to pod {forwarder.target}: {problem}"
             log.info("port-forward %s: %s", forwarder.name, message)
             with contextlib.suppress(ConnectionResetError, RuntimeError):

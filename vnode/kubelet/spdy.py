@@ -508,11 +508,15 @@ class Connection:
         self._closed = False
 
     async def send(self, frame: Frame) -> None:
-        """Encode and write one frame; ``ConnectionResetError`` once the client is gone."""
+        """Encode and write one frame; :class:`StreamReset` once the client is gone."""
         if self._closed:
             raise StreamReset("the SPDY connection is closed")
         async with self._send_lock:  # frames leave in the order their headers were compressed
-            await self.channel.write(self._encoder.encode(frame))
+            try:
+                await self.channel.write(self._encoder.encode(frame))
+            except (ConnectionError, OSError) as exc:
+                self._closed = True  # the compression context is now out of step anyway
+                raise StreamReset(f"the SPDY connection is gone: {exc}") from exc
 
     async def run(self) -> None:
         try:
@@ -530,8 +534,11 @@ class Connection:
                     with contextlib.suppress(ConnectionResetError, OSError):
                         await self.send(GoAway(self._last_id, GOAWAY_PROTOCOL_ERROR))
                     return
-                for frame in frames:
-                    await self._handle(frame)
+                try:
+                    for frame in frames:
+                        await self._handle(frame)
+                except StreamReset:  # a reply could not be written: the client is gone
+                    return
         finally:
             self._closed = True
             for stream in list(self.streams.values()):
