@@ -349,6 +349,7 @@ async def test_a_lone_stream_times_out_and_the_connections_end_stops_forwards() 
     pipe.send_raw(b"")  # the client leaves mid-forward
     await asyncio.wait_for(serving, 10)
     assert targets[0].closed
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # no forward, timer or reader left behind
 
 
 def test_bad_stream_headers_are_refused() -> None:
