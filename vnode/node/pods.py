@@ -72,6 +72,7 @@ class PodController:
         self._uids: dict[str, str] = {}  # key -> pod UID
         self._billed: dict[str, float] = {}  # instance id -> dollars so far
         self._accounted_at = float("-inf")  # when the listing last updated the pod and cost gauges
+        self._seen: dict[int, tuple[models.InstanceState, str]] = {}  # id() of the last listing's states
         self._listed_once = asyncio.Event()
         self._list_now = asyncio.Event()  # cuts the wait between listings short
         #: Called with every change the pod watch reports (``refresh`` keeps its index with it).
@@ -187,18 +188,29 @@ class PodController:
                 await asyncio.sleep(self.config.status_interval)
 
     def _apply(self, states: Iterable[models.InstanceState], began: float) -> None:
+        # A listing comes several times a second after creates and holds every instance of the node,
+        # nearly all of them the very objects of the listing before (a provider reuses an unchanged
+        # instance's state): those are recognised by identity, and only new or changed ones are read.
         fresh: dict[str, models.InstanceState] = {}
-        for state in states:
-            if state.tags.get(models.TAG_CLUSTER) != self.config.cluster_id:
-                continue
-            if state.tags.get(models.TAG_NODE) != self.config.node_name:
-                continue
-            if state.pod_uid:
-                fresh[state.pod_uid] = state
         old = self.view.states
-        for uid, state in fresh.items():
+        seen, self._seen = self._seen, {}
+        for state in states:
+            hit = seen.get(id(state))
+            if hit is not None and hit[0] is state:
+                uid = hit[1]
+            else:
+                tags = state.tags
+                if tags.get(models.TAG_CLUSTER) != self.config.cluster_id:
+                    continue
+                if tags.get(models.TAG_NODE) != self.config.node_name:
+                    continue
+                uid = state.pod_uid
+                if not uid:
+                    continue
+                hit = (state, uid)
+            self._seen[id(state)] = hit  # holding the state keeps its id from being reused
+            fresh[uid] = state
             before = old.get(uid)
-            # The provider hands back the same object for an unchanged instance: skip comparing fields.
             if before is not state and before != state and uid in self._keys:
                 self.queue.add(self._keys[uid])
         for uid in old.keys() - fresh.keys():

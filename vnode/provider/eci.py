@@ -459,7 +459,8 @@ _TERMINATING = models.InstanceStatus.TERMINATING
 class _Feed:
     """The last listing of one node's tags: what it held, when it began, when the last full one began."""
 
-    ids: dict[str, None]
+    ids: dict[str, None]  # every id listed, described or not, in listing order
+    states: dict[str, models.InstanceState]  # those described, with the node's tags
     began: float
     full_at: float
 
@@ -689,7 +690,6 @@ class EciProvider:
             gone = [
                 i for i, (_, state) in self._known.items() if i not in listed and state.tags.items() >= tags.items()
             ]  # gone from the cloud
-            order = listed
             if feed_key is not None:
                 self._by_id.intersection_update(listed)
                 self._deleted.intersection_update(listed)
@@ -702,27 +702,39 @@ class EciProvider:
                 async for item in self._status_feed(batch):
                     note(item)
             gone = [i for i in checked if i not in listed]
-            order = dict(feed.ids)
-            order.update(listed)
         await self._describe(stale)
         for instance_id in gone:
             self._known.pop(instance_id, None)
             self._by_id.discard(instance_id)
             self._deleted.discard(instance_id)
-            order.pop(instance_id, None)
-        states = []
         wanted = tags.items()
-        for instance_id in order:
-            entry = self._known.get(instance_id)
-            if entry is not None and entry[1].tags.items() >= wanted:
-                states.append(entry[1])
+        if feed is None:
+            ids = listed
+            states = {}
+            for instance_id in ids:
+                entry = self._known.get(instance_id)
+                if entry is not None and entry[1].tags.items() >= wanted:
+                    states[instance_id] = entry[1]
+        else:
+            # Only what this listing saw can have changed: the rest of the last listing stands as it was.
+            ids, states = feed.ids, feed.states
+            for instance_id in gone:
+                ids.pop(instance_id, None)
+                states.pop(instance_id, None)
+            for instance_id in listed:
+                ids[instance_id] = None
+                entry = self._known.get(instance_id)
+                if entry is not None and entry[1].tags.items() >= wanted:
+                    states[instance_id] = entry[1]
+                else:
+                    states.pop(instance_id, None)
         if feed_key is not None:
             previous = self._feeds.get(feed_key)
             full_at = began if feed is None else feed.full_at
-            self._feeds[feed_key] = _Feed(ids=order, began=began, full_at=full_at)
+            self._feeds[feed_key] = _Feed(ids=ids, states=states, began=began, full_at=full_at)
             if previous is None and len(self._feeds) > 8:  # only a node's own tags come here; a guard
                 self._feeds = {feed_key: self._feeds[feed_key]}
-        return states
+        return list(states.values())
 
     async def _describe(self, stale: Mapping[str, bytes]) -> None:
         """Describe ``stale`` instances in full (20 per call) and remember them with their fingerprints."""
