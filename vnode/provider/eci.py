@@ -625,7 +625,7 @@ class EciProvider:
 
     async def _status_feed(self, params: dict[str, str]) -> AsyncIterator[_StatusItem]:
         """``DescribeContainerGroupStatus``'s items, page after page, decoded only as far as needed:
-        every node reads all of its instances' items every interval, so this is its hottest loop."""
+        a full listing reads every one of a node's instances, so this is its hottest loop."""
         params = dict(params, RegionId=self.config.region)
         token = ""
         while True:
