@@ -60,8 +60,13 @@ def _running_pods(ctx: playground.Context, namespace: str) -> list[dict[str, Any
 
 def test_make_up_gives_a_ready_virtual_node_on_the_chart(world: playground.Context) -> None:
     assert _virtual_nodes(world) == {"virtual-node-eci-0": True}
-    sts = _json(world, "-n", "kube-system", "get", "statefulset", "virtual-node-eci")
-    assert sts["status"]["readyReplicas"] == 1
+
+    # The StatefulSet controller reports the ready replica a little after the node is Ready.
+    def ready_statefulset() -> dict[str, Any] | None:
+        got: dict[str, Any] = _json(world, "-n", "kube-system", "get", "statefulset", "virtual-node-eci")
+        return got if got["status"].get("readyReplicas") == 1 else None
+
+    wait_for(ready_statefulset, timeout=60, what="statefulset virtual-node-eci readyReplicas 1")
 
 
 def test_scale_out_to_4_then_in_to_1_loses_nothing(world: playground.Context) -> None:
