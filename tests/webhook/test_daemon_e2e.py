@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.webhook.conftest import WebhookFactory, deployment, pods_of
+from tests.waiting import wait_for
+from tests.webhook.conftest import WebhookFactory, deployment, node_ready, pods_of
 from vnode import cli
 from vnode.cluster import launcher
 
@@ -46,6 +47,12 @@ async def virtual_nodes(cluster: launcher.Info, core: k8s.CoreV1Api) -> AsyncIte
                 tasks.append(asyncio.create_task(d.run()))
                 async with asyncio.timeout(30):
                     await d.ready.wait()
+            # A new node carries the not-ready taint until the node lifecycle controller lifts it,
+            # a few seconds after the Ready condition; till then the scheduler passes it over.
+            for name in names:
+                await asyncio.to_thread(
+                    wait_for, lambda name=name: node_ready(core, name), timeout=60, what=f"node {name} schedulable"
+                )
             yield names
         finally:
             for task in tasks:
