@@ -1,14 +1,19 @@
-"""N pods over K nodes to Running: vnode's virtual nodes against KWOK's fake nodes, same control plane, same run.
+"""N pods over K nodes to Running: vnode's virtual nodes against KWOK's fake nodes, same machine, same run.
 
 KWOK only flips pod status, so it shows what the control plane itself allows; vnode's figures
-are read as a ratio of KWOK's. Pods are created with ``spec.nodeName`` already set, round
-robin over the nodes, so the scheduler is out of the measurement and both targets see the same
-stream of pods. One watch records when each pod is first seen Running (resumed from its last
-resourceVersion when the server drops it, listed again on 410); the API server's audit log
-counts requests per client (each process under test has its own ServiceAccount); /proc gives
-each target's CPU seconds and peak RSS, and the API server's and etcd's CPU seconds.
+are read as a ratio of KWOK's. Each measured run gets a control plane of its own, started
+fresh (a second target on the same one would find the first one's 10,000 deleted pods in etcd
+and its API server warmed up), and the run is repeated in rounds that alternate which target
+goes first, so that a machine whose other load comes and goes favours neither; the ratio is
+taken within each round and the median of the rounds is the result. Pods are created with
+``spec.nodeName`` already set, round robin over the nodes, so the scheduler is out of the
+measurement and both targets see the same stream of pods. One watch records when each pod is
+first seen Running (resumed from its last resourceVersion when the server drops it, listed
+again on 410); the API server's audit log counts requests per client (each process under test
+has its own ServiceAccount); /proc gives each target's CPU seconds and peak RSS, and the API
+server's and etcd's CPU seconds.
 
-    python -m bench.scale [--pods 10000] [--nodes 4] [--targets kwok,vnode]
+    python -m bench.scale [--pods 10000] [--nodes 4] [--targets kwok,vnode] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import pathlib
 import shutil
 import ssl
+import statistics
 import sys
 import tempfile
 import time
@@ -55,6 +61,7 @@ class Run:
     create_seconds: float = 0.0
     rewatches: int = 0
     call_cost_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # API server CPU per call, by kind
+    round: int = 1
 
     @property
     def latencies(self) -> list[float]:
@@ -241,8 +248,18 @@ def control_plane_pids(info: launcher.Info) -> dict[str, int]:
 
 
 async def measure(
-    info: launcher.Info, target: Target, pods: int, nodes: int, limit_seconds: float, rate: float = 0.0
+    info: launcher.Info,
+    target: Target,
+    pods: int,
+    nodes: int,
+    limit_seconds: float,
+    rate: float = 0.0,
+    *,
+    costs: bool = False,
+    clean: bool = True,
 ) -> Run:
+    """One target's run. ``costs``: then measure what each kind of call costs the API server (vnode's);
+    ``clean``: then delete the pods (not needed when the control plane goes next)."""
     supervisor = procs.Supervisor(info.state_dir / f"bench-{target.name}.json", info.state_dir / "logs", attach=True)
     api = Api(info)
     run = Run(target.name, pods, nodes, rate)
@@ -281,11 +298,12 @@ async def measure(
             if name in ("kube-apiserver", "etcd")
         }
         run.requests_by_client, _ = audit_counts(audit, offset)
-        if target.name == "vnode" and len(run.running) == run.pods and not rate:
+        if costs and len(run.running) == run.pods and not rate:
             run.call_cost_ms = await call_costs(api, control["kube-apiserver"])
     finally:
         try:
-            await delete_pods(api)
+            if clean:
+                await delete_pods(api)
         finally:
             supervisor.stop()
             await api.close()
@@ -409,6 +427,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def plot(runs: list[Run], path: pathlib.Path) -> None:
+    """Running (and created) pods over time of each target's run in the median round."""
+    middle = median_round(runs)
+    runs = [r for r in runs if r.round == middle]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -422,7 +443,7 @@ def plot(runs: list[Run], path: pathlib.Path) -> None:
         ax.plot(created, range(1, len(created) + 1), ls=":", color=line[0].get_color(), label=f"{run.target}: created")
     ax.set_xlabel("seconds since the first pod was created")
     ax.set_ylabel("pods")
-    ax.set_title(f"{runs[0].pods} pods to Running, same control plane, same run")
+    ax.set_title(f"{runs[0].pods} pods to Running, round {middle} (the median ratio)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -435,16 +456,40 @@ def _cpu_per_pod(run: Run, *, cloud: bool = True) -> float:
     return 1000 * total / run.pods
 
 
+def pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
+    """(KWOK, vnode) of each round that has both."""
+    found = []
+    for number in sorted({r.round for r in runs}):
+        kwok = next((r for r in runs if r.round == number and r.target == "kwok"), None)
+        vnode = next((r for r in runs if r.round == number and r.target == "vnode"), None)
+        if kwok is not None and vnode is not None and kwok.throughput:
+            found.append((kwok, vnode))
+    return found
+
+
+def _ratio(pair: tuple[Run, Run]) -> float:
+    return pair[1].throughput / pair[0].throughput
+
+
+def median_round(runs: list[Run]) -> int:
+    """The round whose vnode/KWOK ratio is the median (the lower of the middle two for an even count)."""
+    ranked = sorted(pairs(runs), key=_ratio)
+    return ranked[(len(ranked) - 1) // 2][0].round if ranked else 1
+
+
 def _aims(runs: list[Run], single: Run | None, paced: list[Run]) -> list[str]:
     """Issue #4's aims against this run's figures, each with what it was measured from."""
-    kwok = next((r for r in runs if r.target == "kwok"), None)
-    vnode = next((r for r in runs if r.target == "vnode"), None)
-    if kwok is None or vnode is None or not kwok.throughput:
+    rounds = pairs(runs)
+    if not rounds:
         return []
-    ratio = vnode.throughput / kwok.throughput
-    writes = vnode_calls(vnode, "patch pods/status") / vnode.pods
+    ratios = [_ratio(pair) for pair in rounds]
+    ratio = statistics.median(ratios)
+    each = ", ".join(f"{r:.0%}" for r in ratios)
+    kwoks = [k for k, _ in rounds]
+    vnodes = [v for _, v in rounds]
+    writes = sum(vnode_calls(v, "patch pods/status") for v in vnodes) / sum(v.pods for v in vnodes)
     rows = [
-        f"| throughput ≥ 80% of KWOK's | {ratio:.0%} ({vnode.throughput:.0f} vs {kwok.throughput:.0f} pods/s) "
+        f"| throughput ≥ 80% of KWOK's | median {ratio:.0%} over {len(rounds)} rounds ({each}) "
         f"| {'met' if ratio >= 0.8 else 'missed'} |",
         f"| ≤ 1 status write per pod transition (here one: created → Running) | {writes:.2f} per pod "
         f"| {'met' if writes <= 1.005 else 'missed'} |",
@@ -470,11 +515,13 @@ def _aims(runs: list[Run], single: Run | None, paced: list[Run]) -> list[str]:
         "| --- | --- | --- |",
         *rows,
         "",
-        f"CPU per pod Running, every process it took on this machine (API server, etcd, the target): KWOK "
-        f"{_cpu_per_pod(kwok):.1f} ms, vnode {_cpu_per_pod(vnode):.1f} ms, of which "
-        f"{_cpu_per_pod(vnode) - _cpu_per_pod(vnode, cloud=False):.1f} ms in the simulated cloud (in production "
-        f"the cloud is elsewhere). vnode's Events ({vnode_calls(vnode, 'create events') / vnode.pods:.2f} per pod "
-        "in this window) are paced and go on after it: see the notes below the section.",
+        "CPU per pod Running, every process it took on this machine (API server, etcd, the target), median of "
+        f"the rounds: KWOK {statistics.median(_cpu_per_pod(k) for k in kwoks):.1f} ms, vnode "
+        f"{statistics.median(_cpu_per_pod(v) for v in vnodes):.1f} ms, of which "
+        f"{statistics.median(_cpu_per_pod(v) - _cpu_per_pod(v, cloud=False) for v in vnodes):.1f} ms in the "
+        "simulated cloud (in production the cloud is elsewhere). vnode's Events ("
+        f"{sum(vnode_calls(v, 'create events') for v in vnodes) / sum(v.pods for v in vnodes):.2f} per pod in this "
+        "window) are paced and go on after it: see the notes below the section.",
     ]
 
 
@@ -501,8 +548,8 @@ def _per_pod(count: int, pods: int) -> str:
 def render(
     runs: list[Run], plot_name: str, command: str, single: Run | None = None, paced: list[Run] | None = None
 ) -> str:
-    reference = next((r for r in runs if r.target == "kwok"), None)
-    ref_p99 = percentile(reference.latencies, 0.99) if reference else float("nan")
+    rounds = sorted({r.round for r in runs})
+    middle = median_round(runs)
     lines = [
         "## Scale: pods to Running, vnode against KWOK",
         "",
@@ -513,19 +560,24 @@ def render(
         "the first watch event showing `Running`. Throughput is pods Running over the time from the first",
         "create to the last pod Running. Everything (API server, etcd, the targets, the simulated cloud and",
         "the benchmark) shares this machine's cores, so compare the ratio to KWOK measured in the same run.",
+        f"Each run had a freshly started control plane of its own; {len(rounds)} round(s), the order of the",
+        "targets alternating from one round to the next; a ratio compares the two runs of one round.",
         "",
-        "| target | pods Running | create phase | throughput | vs KWOK | p50 | p99 | p99 added vs KWOK "
+        "| round | target | pods Running | create phase | throughput | vs KWOK | p50 | p99 | p99 added vs KWOK "
         "| target CPU | target CPU per pod | peak RSS per process |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
+        reference = next((r for r in runs if r.round == run.round and r.target == "kwok"), None)
         ratio = f"{run.throughput / reference.throughput:.0%}" if reference and reference.throughput else "-"
         lat = run.latencies
         p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
+        ref_p99 = percentile(reference.latencies, 0.99) if reference else float("nan")
         added = f"{p99 - ref_p99:+.2f} s" if reference and run is not reference else "-"
         create_rate = run.pods / run.create_seconds if run.create_seconds else float("nan")
         lines.append(
-            f"| {run.target} ({run.nodes} nodes) | {len(run.running)}/{run.pods} | {create_rate:.0f} pods/s "
+            f"| {run.round} | {run.target} ({run.nodes} nodes) | {len(run.running)}/{run.pods} "
+            f"| {create_rate:.0f} pods/s "
             f"| **{run.throughput:.0f} pods/s** | {ratio} | {p50:.2f} s | {p99:.2f} s | {added} "
             f"| {run.cpu_seconds:.1f} s | {1000 * run.cpu_seconds / run.pods:.1f} ms | {run.peak_rss_mb:.0f} MB |"
         )
@@ -533,15 +585,15 @@ def render(
         "",
         "Control plane CPU while each target ran (from the first create to the last pod Running):",
         "",
-        "| target | kube-apiserver CPU | per pod | etcd CPU | per pod | simulated cloud CPU | per pod |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| round | target | kube-apiserver CPU | per pod | etcd CPU | per pod | simulated cloud CPU | per pod |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         api_cpu, etcd_cpu = run.control_plane_cpu.get("kube-apiserver", 0.0), run.control_plane_cpu.get("etcd", 0.0)
         cloud = sum(run.helper_cpu.values())
         cloud_cells = f"{cloud:.1f} s | {1000 * cloud / run.pods:.1f} ms" if run.helper_cpu else "- | -"
         lines.append(
-            f"| {run.target} | {api_cpu:.1f} s | {1000 * api_cpu / run.pods:.1f} ms "
+            f"| {run.round} | {run.target} | {api_cpu:.1f} s | {1000 * api_cpu / run.pods:.1f} ms "
             f"| {etcd_cpu:.1f} s | {1000 * etcd_cpu / run.pods:.1f} ms | {cloud_cells} |"
         )
     costs = next((run.call_cost_ms for run in runs if run.call_cost_ms), {})
@@ -558,13 +610,14 @@ def render(
         ]
     lines += [
         "",
-        "API requests per pod, by client: the API server's audit log over the same span (each process",
-        "under test authenticates as its own ServiceAccount; `vnode-admin` is the benchmark itself):",
+        f"API requests per pod, by client, in round {middle} (the median one): the API server's audit log over",
+        "the same span (each process under test authenticates as its own ServiceAccount; `vnode-admin` is",
+        "the benchmark itself):",
         "",
         "| target | client | requests per pod | of which, per pod |",
         "| --- | --- | --- | --- |",
     ]
-    for run in runs:
+    for run in (r for r in runs if r.round == middle):
         for client, calls in _clients(run)[:4]:
             total = sum(calls.values())
             if total < run.pods / 100:
@@ -598,7 +651,7 @@ def render(
             f"**{single.peak_rss_mb:.0f} MB**, {single.cpu_seconds:.1f} s of its CPU.",
         ]
     lines += _aims(runs, single, paced or [])
-    lines += ["", f"![Running pods over time]({plot_name})"]
+    lines += ["", f"![Running pods over time, round {middle}]({plot_name})"]
     return "\n".join(lines)
 
 
@@ -637,6 +690,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--targets", default="kwok,vnode")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each target, the order alternating; the median ratio counts"
+    )
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/")
     parser.add_argument("--keep-state", action="store_true", help="keep the control plane's directory (logs, audit)")
     parser.add_argument("--paced-pods", type=int, default=1000, help="then this many at --paced-rate (0: skip)")
@@ -660,10 +716,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     runs = []
-    with bench_cluster(keep=args.keep_state) as info:
-        for name in wanted:
-            print(f"bench.scale: {name}: {args.pods} pods over {args.nodes} nodes", file=sys.stderr, flush=True)
-            run = asyncio.run(measure(info, available[name](), args.pods, args.nodes, args.timeout))
+    for number in range(1, args.rounds + 1):
+        for name in wanted if number % 2 else wanted[::-1]:
+            say(f"round {number}: {name}: {args.pods} pods over {args.nodes} nodes, on a fresh control plane")
+            with bench_cluster(keep=args.keep_state) as info:
+                target = available[name]()
+                run = asyncio.run(
+                    measure(
+                        info,
+                        target,
+                        args.pods,
+                        args.nodes,
+                        args.timeout,
+                        costs=number == 1 and name == "vnode",
+                        clean=False,
+                    )
+                )
+            run.round = number
             lat = run.latencies
             say(
                 f"{name}: {len(run.running)} Running, {run.throughput:.0f} pods/s, p50 {percentile(lat, 0.5):.2f}s "
@@ -671,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"re-watches {run.rewatches}"
             )
             runs.append(run)
+    with bench_cluster(keep=args.keep_state) as info:
         paced = []
         for name in wanted if args.paced_pods else []:
             say(f"{name}: {args.paced_pods} pods at {args.paced_rate:g}/s")
