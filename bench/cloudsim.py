@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bench import report
+from vnode import percent
 from vnode.cloudsim import acs3
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ class Eci:
         signature = acs3.sign(self.secret, canonical)
         auth = f"{acs3.ALGORITHM} Credential={self.key_id},SignedHeaders={';'.join(signed)},Signature={signature}"
         sent = [(k, v) for k, v in headers.items() if k != "host"] + [("Authorization", auth)]
-        query = "&".join(f"{k}={acs3.quote(v)}" for k, v in params.items())
+        query = "&".join(f"{k}={percent.quote(v)}" for k, v in params.items())
         status, body = await self.conn.request("POST", f"/?{query}", sent)
         return status, json.loads(body)
 

@@ -10,12 +10,13 @@ signed header names, and the body's SHA-256. The signature is the hex HMAC-SHA25
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import hmac
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
+
+from vnode import percent
 
 ALGORITHM = "ACS3-HMAC-SHA256"
 _AUTH = re.compile(
@@ -44,20 +45,6 @@ def parse(header: str | None) -> Authorization:
     return Authorization(match["key"], names, match["sig"])
 
 
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
-
-
-@functools.lru_cache(maxsize=4096)
-def _escaped(value: str) -> str:
-    return urllib.parse.quote(value, safe="~")
-
-
-def quote(value: str) -> str:
-    """``urllib.parse.quote(value, safe="~")``, without its work when nothing needs escaping (most values)
-    and only once for values that come again and again (tag keys, images, vSwitch lists)."""
-    return value if _UNRESERVED(value) else _escaped(value)
-
-
 def parse_query(text: str) -> list[tuple[str, str]]:
     """``urllib.parse.parse_qsl(text, keep_blank_values=True)``, a few times faster on plain values.
 
@@ -78,7 +65,7 @@ def parse_query(text: str) -> list[tuple[str, str]]:
 
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     query = dict(pairs)
-    return "&".join(f"{key}={quote(query[key])}" for key in sorted(query))
+    return "&".join(f"{key}={percent.quote(query[key])}" for key in sorted(query))
 
 
 def canonical_request(

@@ -36,7 +36,6 @@ import asyncio
 import base64
 import dataclasses
 import datetime
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -53,7 +52,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from vnode import errors, models, settings
+from vnode import errors, models, percent, settings
 from vnode.provider import base, polling
 
 __all__ = ["EciClient", "EciProvider", "ExecOutput", "TokenBucket", "create"]
@@ -81,23 +80,9 @@ log = logging.getLogger(__name__)
 # -- the lean client ---------------------------------------------------------------------------
 
 
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
-
-
-@functools.lru_cache(maxsize=4096)
-def _escaped(value: str) -> str:
-    return urllib.parse.quote(value, safe="~")
-
-
-def _quote(value: str) -> str:
-    """``urllib.parse.quote(value, safe="~")``: most values need nothing, and those that do (tag keys,
-    images) repeat from call to call, so neither pays for ``quote`` on every create."""
-    return value if _UNRESERVED(value) else _escaped(value)
-
-
 def canonical_query(params: Mapping[str, str]) -> str:
     """The query as ACS3 signs it (and as we send it): sorted keys, values quoted with ``~`` safe."""
-    return "&".join(f"{key}={_quote(params[key])}" for key in sorted(params))
+    return "&".join(f"{key}={percent.quote(params[key])}" for key in sorted(params))
 
 
 def sign(
