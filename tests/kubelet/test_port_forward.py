@@ -12,6 +12,7 @@ ECI node on the simulated cloud refuses by name.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -264,6 +265,8 @@ async def channel_forward(
         session.ws_connect(url, protocols=(protocol,), ssl=context, max_msg_size=0) as ws,
     ):
         assert ws.protocol == protocol
+        sock = ws.get_extra_info("socket")  # taken now: once the server closed, the response forgets it
+        assert sock is not None
         if text:
             await ws.send_str("0" + base64.b64encode(request).decode())
         else:
@@ -274,6 +277,12 @@ async def channel_forward(
             else:
                 channel, data = message.data[0], message.data[1:]
             received[channel] += data
+    # The TLS connection's shutdown goes on after the session closed: wait for it here, on this
+    # test's loop, or its socket outlives the loop and is reported in whichever test runs next.
+    deadline = time.monotonic() + 30
+    while sock.fileno() != -1:
+        assert time.monotonic() < deadline, "the WebSocket's TLS connection did not close within 30s"
+        await asyncio.sleep(0.01)
     return received
 
 
