@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -23,6 +24,19 @@ from tests.waiting import wait_for
 from vnode.cluster import launcher, procs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 15) -> int:
+    """Stop a child process of the session: SIGTERM, SIGKILL if it is still there after ``timeout``
+    seconds. Returns its exit code (that of an earlier exit if it had already ended)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
 
 
 class VnodeRun:
@@ -74,14 +88,8 @@ class VnodeRun:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop(self.proc)
 
 
 @contextlib.contextmanager

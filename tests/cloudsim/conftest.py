@@ -28,6 +28,7 @@ from alibabacloud_eci20180808 import models as eci_models
 from alibabacloud_eci20180808.client import Client
 from alibabacloud_tea_openapi import models as openapi_models
 
+from tests import daemons
 from tests.waiting import wait_for
 from vnode.cloudsim import acs3
 
@@ -87,13 +88,8 @@ class Sim:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            daemons.stop(self.proc, timeout=10)
 
     # -- clients ----------------------------------------------------------------------------
 

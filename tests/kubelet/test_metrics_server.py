@@ -32,6 +32,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from tests import daemons
 from tests.cloudsim.conftest import running
 from tests.daemons import vnode_run
 from tests.kubelet.conftest import Kubelet, kube_api_json, running_kubelet
@@ -221,12 +222,7 @@ def metrics_server(
             core.delete_namespaced_service(name, "kube-system")
         with contextlib.suppress(k8s.ApiException):
             core.delete_namespaced_endpoints(name, "kube-system")
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        daemons.stop(process, timeout=10)
         log.close()
         virtual_node.call(forwarder.close())
 

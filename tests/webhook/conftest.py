@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from tests import daemons
 from tests.waiting import wait_for
 from vnode.cluster import kwok, launcher, procs
 from vnode.kube import client, config
@@ -185,12 +186,7 @@ def kwok_controller(cluster: launcher.Info, tmp_path_factory: pytest.TempPathFac
     try:
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        daemons.stop(proc, timeout=10)
 
 
 NOT_READY_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
