@@ -89,8 +89,16 @@ async def test_a_clean_release_hands_over_at_once_and_a_restart_in_the_same_pod_
     b = claimant(kube, node, "pod-b_uid-2")
     assert not await b.try_acquire()
     assert b.holder == "pod-a_uid-1"
+    before = await extra.get_lease(kube, node)
     await restarted.release()
     assert not restarted.holds()
+    # The node lifecycle controller only trusts a lease write that moves renewTime forward.
+    after = await extra.get_lease(kube, node)
+    renewed_before, renewed_after = ownership._epoch(before.spec.renew_time), ownership._epoch(after.spec.renew_time)
+    assert after.spec.holder_identity is None
+    assert renewed_before is not None
+    assert renewed_after is not None
+    assert renewed_after > renewed_before
     assert await b.try_acquire(), "a released lease is free at once"
     assert not await a.try_acquire()
     assert not a.holds(), "the old holder learns it lost the lease"

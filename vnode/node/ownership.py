@@ -174,7 +174,14 @@ class Ownership:
             await asyncio.sleep(self.renew_interval if self.held.is_set() else self.retry_interval)
 
     async def release(self) -> None:
-        """Give the lease up (a clean exit that is not a drain), so a successor need not wait for expiry."""
+        """Give the lease up (a clean exit that is not a drain), so a successor need not wait for expiry.
+
+        The release renews the lease one last time as it clears the holder: the node lifecycle
+        controller of Kubernetes 1.37 (``NodeControllerLeaseCircuitBreaker``) reads a lease whose
+        resourceVersion changed while its ``renewTime`` did not as a sign that its own cache is
+        stale, and skips the node until the two agree, which for a lease nobody writes again is
+        never: the node would stay Ready for good after its controller stopped.
+        """
         if not self.held.is_set():
             return
         self.held.clear()
@@ -182,5 +189,5 @@ class Ownership:
         with contextlib.suppress(errors.ApiError):
             lease = await extra.get_lease(self.kube, self.node)
             if lease.spec.holder_identity == self.identity:
-                await extra.replace_lease(self.kube, self.node, lease.metadata.resource_version,
-                                          {"holderIdentity": None})  # fmt: skip
+                spec = {"holderIdentity": None, "renewTime": _micro_time(self._clock())}
+                await extra.replace_lease(self.kube, self.node, lease.metadata.resource_version, spec)
