@@ -693,26 +693,21 @@ class EciProvider:
             self._by_id.discard(instance_id)
             self._deleted.discard(instance_id)
         wanted = tags.items()
-        if feed is None:
-            ids = listed
-            states = {}
-            for instance_id in ids:
-                entry = self._known.get(instance_id)
-                if entry is not None and entry[1].tags.items() >= wanted:
-                    states[instance_id] = entry[1]
-        else:
+        ids: dict[str, None] = listed
+        states: dict[str, models.InstanceState] = {}
+        if feed is not None:
             # Only what this listing saw can have changed: the rest of the last listing stands as it was.
             ids, states = feed.ids, feed.states
             for instance_id in gone:
                 ids.pop(instance_id, None)
                 states.pop(instance_id, None)
-            for instance_id in listed:
-                ids[instance_id] = None
-                entry = self._known.get(instance_id)
-                if entry is not None and entry[1].tags.items() >= wanted:
-                    states[instance_id] = entry[1]
-                else:
-                    states.pop(instance_id, None)
+            ids.update(listed)
+        for instance_id in listed:
+            entry = self._known.get(instance_id)
+            if entry is not None and entry[1].tags.items() >= wanted:
+                states[instance_id] = entry[1]
+            else:
+                states.pop(instance_id, None)
         if feed_key is not None:
             previous = self._feeds.get(feed_key)
             full_at = began if feed is None else feed.full_at
