@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+
+import vnode
 
 # name -> (module with `configure(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -22,26 +24,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vnode", description="Virtual nodes that run pods as cloud instances.")
-    from vnode import __version__
+def build_parser(configured: Collection[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """The whole command line; only the subcommands in ``configured`` get their flags (and imports).
 
-    parser.add_argument("--version", action="version", version=f"vnode {__version__}")
+    The others are listed by name and help alone, which is all that ``vnode --help`` shows.
+    """
+    parser = argparse.ArgumentParser(prog="vnode", description="Virtual nodes that run pods as cloud instances.")
+    parser.add_argument("--version", action="version", version=f"vnode {vnode.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(_module=module_name)
-        importlib.import_module(module_name).configure(command)
+        if name in configured:
+            importlib.import_module(module_name).configure(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["run"]:
+    # The top level takes no option with a value, so the first plain word names the subcommand.
+    chosen = next((word for word in words if not word.startswith("-")), None)
+    if chosen == "run":
         from vnode import early_signals  # before the daemon's imports: a scale-in's SIGTERM may come now
 
         early_signals.capture()
-    args = build_parser().parse_args(argv)
+    args = build_parser(configured=() if chosen is None else (chosen,)).parse_args(words)
     module = importlib.import_module(args._module)
     code: int = module.run(args)
     return code
