@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
+from tests.waiting import until
 from vnode import models
 from vnode.cluster import launcher
 from vnode.kube import client
@@ -86,10 +87,7 @@ async def test_a_surviving_replica_collects_the_instances_of_gone_nodes(
     await cloud.create(instance_spec("b", cluster="c1", node="virtual-node-eci-7", uid="uid-of-a-pod-of-node-7"))
     task = asyncio.create_task(gc.collect_periodically(kube, cloud, "c1", interval=0.2, should_run=lambda: True))
     try:
-        for _ in range(200):  # at most 20 s
-            if len(cloud.instances()) == 1:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: len(cloud.instances()) == 1, within=20, what="the gone node's instance collected")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -25,7 +25,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.kubelet import provider as test_provider
-from tests.waiting import wait_for
+from tests.waiting import open_transports, until, wait_for
 from vnode.cluster import launcher
 from vnode.kube import client as kube_client
 from vnode.kube import config as kube_config
@@ -47,15 +47,7 @@ class BackgroundLoop:
 
     def close(self) -> None:
         async def settle() -> None:
-            # A closed TLS transport finishes its shutdown over the next turns of the loop;
-            # stopping before that leaves sockets for the garbage collector to complain about.
-            # (``_transports`` is the selector loop's own registry of its transports.)
-            transports = getattr(self.loop, "_transports", {})
-            deadline = self.loop.time() + 10
-            while any(getattr(t, "_sock", None) is not None for t in list(transports.values())):
-                if self.loop.time() > deadline:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: not open_transports(self.loop), within=10, what="the kubelet's sockets closed")
             await self.loop.shutdown_asyncgens()
 
         self.call(settle(), timeout=30)

@@ -12,7 +12,6 @@ ECI node on the simulated cloud refuses by name.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -35,7 +34,7 @@ from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
 from tests.daemons import vnode_run
-from tests.waiting import wait_for
+from tests.waiting import until, wait_for
 from vnode.cluster import launcher
 from vnode.provider import process
 
@@ -279,10 +278,7 @@ async def channel_forward(
             received[channel] += data
     # The TLS connection's shutdown goes on after the session closed: wait for it here, on this
     # test's loop, or its socket outlives the loop and is reported in whichever test runs next.
-    deadline = time.monotonic() + 30
-    while sock.fileno() != -1:
-        assert time.monotonic() < deadline, "the WebSocket's TLS connection did not close within 30s"
-        await asyncio.sleep(0.01)
+    await until(lambda: sock.fileno() == -1, within=30, what="the WebSocket's TLS connection closed", interval=0.01)
     return received
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -120,24 +120,3 @@ def pod_manifest(name: str, node: str, *, image: str = "nginx:alpine", **spec: A
             **spec,
         },
     }
-
-
-async def until(check: Callable[[], Any], *, within: float, what: str, interval: float = 0.1) -> Any:
-    """Await ``check()`` (sync or async) until truthy; fail naming ``what`` after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last: Exception | None = None
-    while True:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-        except Exception as exc:
-            result, last = None, exc
-        if result:
-            return result
-        if loop.time() > deadline:
-            pytest.fail(
-                f"timed out after {within:.0f}s waiting for {what}" + (f" (last error: {last})" if last else "")
-            )
-        await asyncio.sleep(interval)

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 from kubernetes import client as k8s
 
-from tests.node.conftest import Harness, until, wait_ready
+from tests.node.conftest import Harness, wait_ready
+from tests.waiting import until
 from vnode.cluster import launcher
 from vnode.node import resources
 

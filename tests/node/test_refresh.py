@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.node.conftest import Harness, pod_manifest, until
+from tests.node.conftest import Harness, pod_manifest
+from tests.waiting import until
 from vnode import models
 
 pytestmark = pytest.mark.cluster

@@ -14,7 +14,8 @@ from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
 from tests.node.conftest import Running as RunningDaemon
-from tests.node.conftest import pod_manifest, until, wait_ready
+from tests.node.conftest import pod_manifest, wait_ready
+from tests.waiting import until
 from vnode import daemon, settings
 from vnode.kube import client
 from vnode.provider import eci

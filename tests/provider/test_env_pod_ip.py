@@ -7,12 +7,10 @@ shows it. The process provider fills in its loopback address itself.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import os
 import pathlib
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,6 +18,7 @@ import msgspec
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
+from tests.waiting import until
 from vnode import models, settings
 from vnode.kube import objects
 from vnode.node import spec
@@ -115,10 +114,11 @@ async def test_a_process_instance_gets_the_loopback_address(state_dir: pathlib.P
         return b"".join([chunk async for chunk in provider.logs(made.id, "app", LogOptions())])
 
     terminal = (models.InstanceStatus.SUCCEEDED, models.InstanceStatus.FAILED)
-    deadline = time.monotonic() + 15
-    while (done := await provider.get(made.id)).status not in terminal:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the instance never ended: {done}")
-        await asyncio.sleep(0.05)
+
+    async def ended() -> models.InstanceState | None:
+        state = await provider.get(made.id)
+        return state if state.status in terminal else None
+
+    done = await until(ended, within=15, what="the instance to end", interval=0.05)
     assert done.status is models.InstanceStatus.SUCCEEDED
     assert await log() == f"ip={process.IP}\n".encode()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from tests import waiting
 from vnode import errors, models
 from vnode.cluster import launcher
 from vnode.provider import base, process, registry
@@ -73,22 +74,23 @@ async def until(
     *,
     within: float = 15,
 ) -> models.InstanceState:
-    deadline = time.monotonic() + within
-    while True:
-        state = await provider.get(instance_id)
-        if check(state):
-            return state
-        if time.monotonic() > deadline:
-            pytest.fail(f"instance {instance_id} never satisfied the check; last state {state}")
-        await asyncio.sleep(0.05)
+    seen: list[models.InstanceState] = []
+
+    async def satisfied() -> models.InstanceState | None:
+        seen.append(await provider.get(instance_id))
+        return seen[-1] if check(seen[-1]) else None
+
+    def what() -> str:
+        return f"instance {instance_id} to satisfy the check; last state {seen[-1] if seen else None}"
+
+    return await waiting.until(satisfied, within=within, what=what, interval=0.05)
 
 
 async def gone(provider: process.ProcessProvider, instance_id: str, *, within: float = 15) -> None:
-    deadline = time.monotonic() + within
-    while any(s.id == instance_id for s in await provider.list({})):
-        if time.monotonic() > deadline:
-            pytest.fail(f"instance {instance_id} still listed after {within}s")
-        await asyncio.sleep(0.05)
+    async def unlisted() -> bool:
+        return all(s.id != instance_id for s in await provider.list({}))
+
+    await waiting.until(unlisted, within=within, what=f"instance {instance_id} to be unlisted", interval=0.05)
 
 
 async def read(stream: AsyncIterator[bytes]) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.waiting import wait_for
+from tests.waiting import until, wait_for
 from tests.webhook.conftest import WebhookFactory, deployment, node_ready, pods_of
 from vnode import cli
 from vnode.cluster import launcher
@@ -75,17 +75,18 @@ async def test_labelled_namespace_runs_a_deployment_on_every_ready_virtual_node(
         "nodeSelectorTerms": [term]}}}}  # fmt: skip
     apps = k8s.AppsV1Api(core.api_client)
     await asyncio.to_thread(apps.create_namespaced_deployment, namespace, deployment("nginx", 10, extra_spec=spec))
-    try:
-        async with asyncio.timeout(90):
-            while True:
-                pods = await asyncio.to_thread(pods_of, core, namespace, "nginx")
-                if len(pods) == 10 and all(p.status.phase == "Running" for p in pods):
-                    break
-                await asyncio.sleep(0.3)
-    except TimeoutError:
+    pods: list[Any] = []
+
+    async def all_running() -> bool:
+        pods[:] = await asyncio.to_thread(pods_of, core, namespace, "nginx")
+        return len(pods) == 10 and all(p.status.phase == "Running" for p in pods)
+
+    def what() -> str:
         seen = collections.Counter((p.status.phase, p.spec.node_name) for p in pods)
         why = {c.message for p in pods for c in p.status.conditions or [] if c.message}
-        pytest.fail(f"timed out after 90s waiting for 10 nginx pods Running on virtual nodes: {seen} {why}")
+        return f"10 nginx pods Running on virtual nodes: {seen} {why}"
+
+    await until(all_running, within=90, what=what, interval=0.3)
     placed = collections.Counter(p.spec.node_name for p in pods)
     assert set(placed) == set(virtual_nodes), placed
     assert all((p.spec.node_selector or {}).get("type") == "virtual-kubelet" for p in pods)

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from cryptography import x509
 
+from tests.waiting import until
 from vnode.webhook import certs, namespaces, service
 
 LABELS = {"forced": {"virtual-node-affinity-injection": "enabled"}, "plain": {}}
@@ -157,16 +158,6 @@ async def test_healthz_readyz_and_metrics(served: Served) -> None:
     assert 'vnode_webhook_review_duration_seconds_count{mode="force"} 1.0' in text
 
 
-async def wait_until(check: Any, *, within: float, what: str) -> None:
-    """Poll an async check until it is truthy; fail naming ``what`` after ``within`` seconds."""
-    try:
-        async with asyncio.timeout(within):
-            while not await check():  # noqa: ASYNC110 - polling a TLS handshake; there is no event to wait on
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        pytest.fail(f"timed out after {within:.0f}s waiting for {what}")
-
-
 async def test_a_rotated_certificate_is_served_without_a_restart(served: Served, tmp_path: pathlib.Path) -> None:
     before = await served.peer_serial()
     cert_dir = tmp_path / "certs"
@@ -178,7 +169,7 @@ async def test_a_rotated_certificate_is_served_without_a_restart(served: Served,
     async def serving_new() -> bool:
         return await served.peer_serial() == expected
 
-    await wait_until(serving_new, within=10, what="the rotated certificate to be served")
+    await until(serving_new, within=10, what="the rotated certificate to be served")
     assert before != expected
     status, _ = await served.post(json.dumps(review_body()).encode())
     assert status == 200
