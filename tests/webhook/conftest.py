@@ -29,7 +29,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests import daemons
-from tests.waiting import wait_for
+from tests.waiting import open_transports, until, wait_for
 from vnode.cluster import kwok, launcher, procs
 from vnode.kube import client, config
 from vnode.webhook import registration, service
@@ -89,7 +89,7 @@ class ServedWebhook:
                 await asyncio.gather(self._task, return_exceptions=True)
             if self._client is not None:
                 await self._client.close()
-                await asyncio.sleep(0.25)  # TLS transports finish closing on the next loop iterations
+                await until(lambda: not open_transports(self.loop), within=10, what="the webhook's sockets closed")
             self._task = self._client = None
 
         if self.thread.is_alive():
