@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
 from kubernetes import client as k8s
 
-from tests.node.conftest import Harness, pod_manifest, until
+from tests.node.conftest import Harness, pod_manifest
 from tests.node.test_pods import create_pod, phase_is
+from tests.waiting import until
 from vnode import models
 from vnode.provider import base, fake
 
@@ -28,8 +30,16 @@ async def profile_name(core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[str
             await asyncio.to_thread(core.delete_namespaced_config_map, name, "kube-system")
 
 
+def ignored(caplog: pytest.LogCaptureFixture, profile_name: str) -> bool:
+    """Whether the daemon logged that it ignored an invalid version of the profile."""
+    return any(
+        r.levelno == logging.WARNING and profile_name in r.getMessage() and "ignored" in r.getMessage()
+        for r in caplog.records
+    )
+
+
 async def test_profile_changes_apply_to_new_pods_only(
-    harness: Harness, core: k8s.CoreV1Api, namespace: str, profile_name: str
+    harness: Harness, core: k8s.CoreV1Api, namespace: str, profile_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness.overrides.update({"profile_configmap": f"kube-system/{profile_name}", "eci.vswitches": "vsw-a"})
     run = await harness.start()
@@ -50,7 +60,7 @@ async def test_profile_changes_apply_to_new_pods_only(
     # An invalid profile is ignored; the previous one stays.
     body.data = {"defaultCpu": "lots"}
     await asyncio.to_thread(core.replace_namespaced_config_map, profile_name, "kube-system", body)
-    await asyncio.sleep(0)  # the watch delivers it; nothing to wait for but no crash
+    await until(lambda: ignored(caplog, profile_name), within=10, what="the invalid profile seen and ignored")
     assert run.daemon.profile.vswitches == ("vsw-z",)
 
 
