@@ -51,7 +51,7 @@ class TextFormatter(logging.Formatter):
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kubeconfig",
-        default=os.environ.get("KUBECONFIG"),
+        default=None,  # $KUBECONFIG is read at run time: a default here would be baked into the reference
         help="kubeconfig to use (default $KUBECONFIG; else in-cluster in a pod, else ~/.kube/config)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_format, args.log_level)
     settings = settings_from_args(args)
     try:
-        asyncio.run(_serve(settings, args.kubeconfig))
+        asyncio.run(_serve(settings, args.kubeconfig or os.environ.get("KUBECONFIG")))
     except (OSError, errors.ConfigError) as exc:  # the port is taken, no kubeconfig, an unreadable file, ...
         print(f"vnode webhook: {exc}", file=sys.stderr)
         return 1
