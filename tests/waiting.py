@@ -47,8 +47,9 @@ async def until(
     while True:
         try:
             result = check()
-            if inspect.isawaitable(result):
-                result = await result
+            if inspect.isawaitable(result):  # bounded too: a check that hangs must not outlive the deadline
+                async with asyncio.timeout(max(deadline - time.monotonic(), interval)):
+                    result = await result
         except Exception as exc:
             result, last_error = None, exc
         if result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -42,3 +43,12 @@ async def test_until_fails_with_a_description_made_at_failure_time() -> None:
 
     with pytest.raises(pytest.fail.Exception, match=r"waiting for a state; last seen \d+"):
         await waiting.until(check, within=0, what=lambda: f"a state; last seen {seen[-1]}")
+
+
+async def test_until_does_not_wait_past_its_deadline_for_a_check_that_hangs() -> None:
+    async def hangs() -> bool:
+        await asyncio.Event().wait()
+        return True
+
+    with pytest.raises(pytest.fail.Exception, match="waiting for an answer"):
+        await waiting.until(hangs, within=0.2, what="an answer")
