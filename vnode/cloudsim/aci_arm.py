@@ -16,8 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import errors, model
+from vnode.cloudsim import errors, model, placement, timefmt
 
 PROVIDER = "Microsoft.ContainerInstance"
 RESOURCE_TYPE = f"{PROVIDER}/containerGroups"
@@ -26,7 +25,7 @@ TAG_GROUP = "aci/group"
 TAG_SUBSCRIPTION = "aci/subscription"
 TAG_META = "aci/meta"
 INTERNAL_TAGS = (TAG_ID, TAG_GROUP, TAG_SUBSCRIPTION, TAG_META)
-MAX_USER_TAGS = cloudmod.MAX_TAGS - len(INTERNAL_TAGS)
+MAX_USER_TAGS = placement.MAX_TAGS - len(INTERNAL_TAGS)
 
 
 class ArmError(Exception):
@@ -110,7 +109,7 @@ def error_response(error: ArmError) -> web.Response:
 
 
 def iso(at: float) -> str | None:
-    return cloudmod.rfc3339_millis(at) if at else None
+    return timefmt.rfc3339_millis(at) if at else None
 
 
 def group_key(sub: str, rg: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from vnode.cloudsim import aci_arm, aci_render, aci_spec, errors, model
+from vnode.cloudsim import aci_arm, aci_render, aci_spec, errors, model, runs
 from vnode.cloudsim import cloud as cloudmod
 
 DEFAULT_PAGE_SIZE = 100
@@ -243,7 +243,7 @@ class Dialect:
         timestamps = request.query.get("timestamps", "false").lower() == "true"
         if container not in {c.name for c in inst.spec.containers}:
             raise aci_arm.ArmError(404, "ContainerNotFound", f"The container '{container}' does not exist in '{name}'.")
-        _, text = self.cloud.logs(inst.id, cloudmod.LogQuery(container=container, tail=tail, timestamps=timestamps))
+        _, text = self.cloud.logs(inst.id, runs.LogQuery(container=container, tail=tail, timestamps=timestamps))
         return aci_arm.json_response({"content": text})
 
     async def operation(self, request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from vnode.cloudsim import acs3, catalog, eci_auth, eci_metrics, eci_params, eci_render, errors, model
+from vnode.cloudsim import acs3, catalog, eci_auth, eci_metrics, eci_params, eci_render, errors, model, runs
 from vnode.cloudsim import cloud as cloudmod
 
 VERSION = "2018-08-08"
@@ -261,7 +261,7 @@ class Eci:
 
     def logs(self, p: eci_params.Params) -> dict[str, Any]:
         self._region(p)
-        query = cloudmod.LogQuery(
+        query = runs.LogQuery(
             container=p.text("ContainerName", required=True),
             tail=p.integer("Tail", low=0),
             since_seconds=p.integer("SinceSeconds", low=0),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import eci_params, errors, model, usage
+from vnode.cloudsim import eci_params, errors, model, timefmt, usage
 
 METRIC_PERIODS = (15, 30, 60, 600)  # DescribeContainerGroupMetric's Period values
 MAX_METRIC_RECORDS = 50
@@ -94,7 +94,7 @@ def _metric_record(inst: model.Instance, at: float, period: float | None) -> dic
         rate_sum, cumulative_sum, memory_sum = rate_sum + rate, cumulative_sum + cumulative, memory_sum + memory
     uptime = max(0.0, at - inst.started_at) if inst.started_at else 0.0
     return {
-        "Timestamp": cloudmod.rfc3339(at),
+        "Timestamp": timefmt.rfc3339(at),
         "CPU": _cpu_json(rate_sum, cumulative_sum, inst.cpu),
         "Memory": _memory_json(memory_sum, int(inst.memory * usage.GIB)),
         "Containers": containers,

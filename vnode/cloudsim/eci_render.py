@@ -11,8 +11,7 @@ import functools
 import hashlib
 from typing import Any
 
-from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import model
+from vnode.cloudsim import model, timefmt
 
 STATUS_PHASE = {
     model.SCHEDULING: "Pending",
@@ -29,41 +28,42 @@ STATUS_PHASE = {
 }
 
 
+def _container(spec: model.ContainerSpec, state: model.ContainerState) -> dict[str, Any]:
+    return {
+        "Name": spec.name,
+        "Image": spec.image,
+        "Cpu": spec.cpu,
+        "Memory": spec.memory,
+        "Commands": list(spec.command),
+        "Args": list(spec.args),
+        "EnvironmentVars": [_env_var(e) for e in spec.env],
+        "Ports": [{"Port": port.port, "Protocol": port.protocol} for port in spec.ports],
+        "WorkingDir": spec.working_dir,
+        "ImagePullPolicy": spec.image_pull_policy,
+        "Ready": state.ready,
+        "RestartCount": state.restart_count,
+        "CurrentState": _state(state.current),
+        "PreviousState": _state(state.previous) if state.previous else {},
+        "VolumeMounts": [],
+    }
+
+
+def _event(inst: model.Instance, event: model.Event, n: int) -> dict[str, Any]:
+    return {
+        "Count": event.count,
+        "Type": event.type,
+        "Name": f"{inst.spec.name}.{n}",
+        "Message": event.message,
+        "FirstTimestamp": timefmt.rfc3339(event.at),
+        "LastTimestamp": timefmt.rfc3339(event.at),
+        "Reason": event.reason,
+    }
+
+
 def group(inst: model.Instance, vpc_id: str, with_events: bool) -> dict[str, Any]:
     """An instance as DescribeContainerGroups shows it."""
-    containers: list[dict[str, Any]] = []
-    for spec, state in zip(inst.spec.containers, inst.containers, strict=True):
-        containers.append(
-            {
-                "Name": spec.name,
-                "Image": spec.image,
-                "Cpu": spec.cpu,
-                "Memory": spec.memory,
-                "Commands": list(spec.command),
-                "Args": list(spec.args),
-                "EnvironmentVars": [_env_var(e) for e in spec.env],
-                "Ports": [{"Port": port.port, "Protocol": port.protocol} for port in spec.ports],
-                "WorkingDir": spec.working_dir,
-                "ImagePullPolicy": spec.image_pull_policy,
-                "Ready": state.ready,
-                "RestartCount": state.restart_count,
-                "CurrentState": _state(state.current),
-                "PreviousState": _state(state.previous) if state.previous else {},
-                "VolumeMounts": [],
-            }
-        )
-    events = [
-        {
-            "Count": e.count,
-            "Type": e.type,
-            "Name": f"{inst.spec.name}.{n}",
-            "Message": e.message,
-            "FirstTimestamp": cloudmod.rfc3339(e.at),
-            "LastTimestamp": cloudmod.rfc3339(e.at),
-            "Reason": e.reason,
-        }
-        for n, e in enumerate(inst.events)
-    ]
+    containers = [_container(spec, state) for spec, state in zip(inst.spec.containers, inst.containers, strict=True)]
+    events = [_event(inst, e, n) for n, e in enumerate(inst.events)] if with_events else []
     return {
         "ContainerGroupId": inst.id,
         "ContainerGroupName": inst.spec.name,
@@ -79,16 +79,16 @@ def group(inst: model.Instance, vpc_id: str, with_events: bool) -> dict[str, Any
         "Memory": inst.memory,
         "InstanceType": inst.spec.instance_type,
         "RestartPolicy": inst.spec.restart_policy,
-        "CreationTime": cloudmod.rfc3339(inst.created_at),
-        "SucceededTime": cloudmod.rfc3339(inst.succeeded_at),
-        "FailedTime": cloudmod.rfc3339(inst.failed_at),
+        "CreationTime": timefmt.rfc3339(inst.created_at),
+        "SucceededTime": timefmt.rfc3339(inst.succeeded_at),
+        "FailedTime": timefmt.rfc3339(inst.failed_at),
         "ExpiredTime": "",
         "Discount": 0.0,
         "Tags": [{"Key": t.key, "Value": t.value} for t in inst.spec.tags],
         "Containers": containers,
         "InitContainers": [],
         "Volumes": [_volume_json(v) for v in inst.spec.volumes],
-        "Events": events if with_events else [],
+        "Events": events,
         "EniInstanceId": f"eni-{inst.id[4:]}",
         "ComputeCategory": "economy",
     }
@@ -101,15 +101,15 @@ def _state(run: model.Run) -> dict[str, Any]:
         "Reason": run.reason,
         "Message": run.message,
         "ExitCode": run.exit_code,
-        "StartTime": cloudmod.rfc3339(run.started_at),
-        "FinishTime": cloudmod.rfc3339(run.finished_at),
+        "StartTime": timefmt.rfc3339(run.started_at),
+        "FinishTime": timefmt.rfc3339(run.finished_at),
         "Signal": 9 if run.exit_code == 137 else 0,
     }
 
 
 def _k8s_state(inst: model.Instance, run: model.Run) -> dict[str, Any]:
     if run.state == "Running":
-        started = cloudmod.rfc3339(run.started_at)
+        started = timefmt.rfc3339(run.started_at)
         # The SDK model reads the oddly named key StartedAtstartedAt; send both spellings.
         return {"Running": {"StartedAt": started, "StartedAtstartedAt": started}}
     if run.state == "Terminated":
@@ -118,8 +118,8 @@ def _k8s_state(inst: model.Instance, run: model.Run) -> dict[str, Any]:
                 "ExitCode": run.exit_code,
                 "Reason": run.reason,
                 "Message": run.message,
-                "StartedAt": cloudmod.rfc3339(run.started_at),
-                "FinishedAt": cloudmod.rfc3339(run.finished_at),
+                "StartedAt": timefmt.rfc3339(run.started_at),
+                "FinishedAt": timefmt.rfc3339(run.finished_at),
                 "ContainerID": f"eci://{inst.id[4:]}",
                 "Signal": 9 if run.exit_code == 137 else 0,
             }
@@ -131,7 +131,7 @@ def status(inst: model.Instance) -> dict[str, Any]:
     phase = STATUS_PHASE[inst.status]
     ready = inst.status == model.RUNNING and all(c.ready for c in inst.containers)
     scheduled = inst.status != model.SCHEDULING and inst.status != model.SCHEDULE_FAILED
-    stamp = cloudmod.rfc3339(inst.status_at)
+    stamp = timefmt.rfc3339(inst.status_at)
     conditions = [
         {"type": "PodScheduled", "status": str(scheduled), "lastTransitionTime": stamp, "Reason": "", "Message": ""},
         {"type": "Initialized", "status": str(scheduled), "lastTransitionTime": stamp, "Reason": "", "Message": ""},
@@ -166,13 +166,13 @@ def status(inst: model.Instance) -> dict[str, Any]:
             "PodIps": [{"Ip": inst.ip}],
             "HostIp": inst.ip,
             "QosClass": "Guaranteed",
-            "StartTime": cloudmod.rfc3339(inst.started_at or inst.created_at),
+            "StartTime": timefmt.rfc3339(inst.started_at or inst.created_at),
         },
     }
 
 
 def k8s_event(inst: model.Instance, event: model.Event, n: int) -> dict[str, Any]:
-    stamp = cloudmod.rfc3339(event.at)
+    stamp = timefmt.rfc3339(event.at)
     return {
         "Count": event.count,
         "Type": event.type,
