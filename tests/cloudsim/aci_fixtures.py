@@ -8,6 +8,7 @@ on that loop), never from their own thread, because the cloud is single-threaded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import pathlib
 import threading
@@ -21,7 +22,7 @@ from azure.core.credentials import AccessToken
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as aci_models
 
-from vnode.cloudsim import aci, cloud, lifecycle
+from vnode.cloudsim import aci, aci_dialect, cloud, lifecycle, server
 from vnode.cloudsim.clock import Clock
 from vnode.cloudsim.store import Store
 
@@ -72,7 +73,8 @@ class SimThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="cloudsim", daemon=True)
         self.cloud: cloud.Cloud | None = None
-        self.served: aci.Served | None = None
+        self.mounted: aci.Mounted | None = None
+        self.server_task: asyncio.Task[None] | None = None
         self.extra_runner: web.AppRunner | None = None
         self.extra_port = 0
 
@@ -84,9 +86,10 @@ class SimThread:
     async def _start(self) -> None:
         store = Store(self.state_dir / "cloud.db")
         self.cloud = cloud.Cloud(store=store, clock=self.clock, profile=self.profile, seed=SEED)
-        self.served = await aci.serve(
-            self.cloud, tls_dir=self.tls_dir, tokens=[TOKEN], page_size=self.page_size, poll_interval=0.05
-        )
+        srv = server.Server(self.cloud)
+        self.mounted = aci.mount(srv, self.tls_dir, tokens=[TOKEN], page_size=self.page_size, poll_interval=0.05)
+        self.server_task = asyncio.create_task(srv.run())
+        await asyncio.wait_for(srv.ready.wait(), timeout=10)
         if self.extra is not None:
             self.extra_runner = web.AppRunner(self.extra(self.cloud), access_log=None)
             await self.extra_runner.setup()
@@ -106,14 +109,14 @@ class SimThread:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
 
     @property
-    def dialect(self) -> aci.Dialect:
-        assert self.served is not None
-        return aci.dialect_of(self.served.runner.app)
+    def dialect(self) -> aci_dialect.Dialect:
+        assert self.mounted is not None
+        return self.mounted.dialect
 
     @property
     def base_url(self) -> str:
-        assert self.served is not None
-        return self.served.base_url
+        assert self.mounted is not None
+        return self.mounted.base_url
 
     def client(self, token: str = TOKEN, **kwargs: Any) -> ContainerInstanceManagementClient:
         return ContainerInstanceManagementClient(
@@ -128,8 +131,10 @@ class SimThread:
         async def close() -> None:
             if self.extra_runner is not None:
                 await self.extra_runner.cleanup()
-            if self.served is not None:
-                await self.served.close()
+            if self.server_task is not None:
+                self.server_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.server_task
             if self.cloud is not None:
                 self.cloud.store.close()
             # Closed TLS connections finish their shutdown on later turns of the loop; let them.

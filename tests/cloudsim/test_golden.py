@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-from vnode.cloudsim import clock, cloud, lifecycle, model, store
+from vnode.cloudsim import clock, cloud, lifecycle, model, store, timefmt
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 UPDATE = os.environ.get("VNODE_GOLDEN_UPDATE") == "1"
@@ -78,7 +78,7 @@ def trace(profile: str, tmp_path: pathlib.Path) -> str:
                 last[inst.id] = (inst.status, containers, len(inst.events))
         t += STEP
         sim.advance(STEP)
-    header = f"# profile={profile} seed=42 step={STEP}s horizon={HORIZON}s (start {cloud.rfc3339(start)})\n"
+    header = f"# profile={profile} seed=42 step={STEP}s horizon={HORIZON}s (start {timefmt.rfc3339(start)})\n"
     return header + "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ import pytest
 from alibabacloud_openapi_util.client import Client as OpenApiUtil
 from darabonba.request import DaraRequest
 
-from vnode.cloudsim import acs3, catalog, network, ratelimit, workloads
+from vnode.cloudsim import acs3, catalog, network, workloads
 
 
 @pytest.mark.parametrize(
@@ -65,13 +65,6 @@ def test_malformed_authorization_is_rejected() -> None:
         acs3.parse("Bearer abc")
     with pytest.raises(acs3.SignatureError):
         acs3.parse(None)
-
-
-def test_token_bucket_bursts_then_refills_at_its_rate() -> None:
-    bucket = ratelimit.TokenBucket(burst=100, rate=20)
-    assert sum(bucket.take(0.0) for _ in range(150)) == 100
-    assert sum(bucket.take(1.0) for _ in range(50)) == 20
-    assert sum(bucket.take(100.0) for _ in range(200)) == 100  # never more than the burst
 
 
 def test_address_pool_allocates_lowest_first_exhausts_and_reuses() -> None:

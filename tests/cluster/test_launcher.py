@@ -17,7 +17,8 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.waiting import wait_for
-from vnode.cluster import build, launcher, procs
+from vnode import procinfo
+from vnode.cluster import build, launcher
 
 pytestmark = pytest.mark.cluster
 
@@ -135,7 +136,7 @@ def _listening(port: int) -> bool:
 
 
 def _gone(pid: int) -> bool:
-    return procs.start_time(pid) is None
+    return procinfo.start_time(pid) is None
 
 
 @pytest.fixture(scope="module")

@@ -1,84 +1,33 @@
 """The cloud itself, dialect-neutral: regions, zones, vSwitches, security groups, instances, billing.
 
-Dialects (``eci``; ACI later) parse their wire format into the typed calls here and render the
+Dialects (``eci``, ``aci``) parse their wire format into the typed calls here and render the
 results back. Everything runs on one event loop thread, so there are no locks: each call reads
 and changes the in-memory state and marks what changed for the store. Time comes from the
 clock passed in, randomness from the seed, and lifecycle progress from ``tick`` (called by the
 server every few hundred milliseconds and before every call), so a test can drive it all.
 
-Public surface for dialects and the console: ``Cloud`` and its methods, ``World``, ``Page``,
-``LogQuery``, ``ListFilter``; errors from ``errors``; records from ``model``.
+Public surface for dialects and the console: ``Cloud`` and its methods, ``Page`` and
+``ListFilter``; logs and exec (``LogQuery``) from ``runs``; the topology from ``world``; the rules
+of a create from ``placement``; errors from ``errors``; records from ``model``; times written by
+``timefmt``.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import hashlib
 import heapq
 import json
 import random
-import time
 from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, ratelimit, workloads
+from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, placement, ratelimit, runs
 from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import store as simstore
-
-MAX_CONTAINERS = 20
-MAX_TAGS = 20
-MAX_VSWITCHES = 10
-MAX_TOKEN = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class Zone:
-    id: str
-
-
-@dataclasses.dataclass(frozen=True)
-class World:
-    """The topology made at first start and kept across restarts (ids derive from the seed)."""
-
-    region: str
-    zones: tuple[str, ...]
-    vpc_id: str
-    vswitches: tuple[tuple[str, str, str], ...]  # (id, zone, cidr)
-    security_groups: tuple[tuple[str, str], ...]  # (id, kind)
-    access_keys: tuple[tuple[str, str], ...]  # (AccessKeyId, AccessKeySecret)
-    max_cpu: float = 100_000.0
-
-    @classmethod
-    def default(cls, seed: int, region: str = "cn-hangzhou") -> World:
-        rng = random.Random(f"world/{seed}")
-
-        def rid(prefix: str, n: int = 20) -> str:
-            return f"{prefix}-{rng.getrandbits(4 * n):0{n}x}"
-
-        zones = tuple(f"{region}-{letter}" for letter in "hij")
-        vswitches = tuple((rid("vsw"), zone, f"10.1.{64 * i}.0/18") for i, zone in enumerate(zones))
-        groups = ((rid("sg"), "enterprise"), (rid("sg"), "ordinary"))
-        key = (f"LTAI{rng.getrandbits(80):020x}", f"{rng.getrandbits(120):030x}")
-        return cls(region, zones, rid("vpc"), vswitches, groups, (key,))
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> World:
-        raw = json.loads(text)
-        return cls(
-            region=raw["region"],
-            zones=tuple(raw["zones"]),
-            vpc_id=raw["vpc_id"],
-            vswitches=tuple(tuple(v) for v in raw["vswitches"]),
-            security_groups=tuple(tuple(g) for g in raw["security_groups"]),
-            access_keys=tuple(tuple(k) for k in raw["access_keys"]),
-            max_cpu=float(raw["max_cpu"]),
-        )
+from vnode.cloudsim import world as simworld
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,38 +49,6 @@ class Page:
     total: int
 
 
-@dataclasses.dataclass(frozen=True)
-class LogQuery:
-    container: str = ""
-    tail: int | None = None
-    since_seconds: float | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class ExecResult:
-    output: str
-    exit_code: int
-
-
-@dataclasses.dataclass
-class ZoneStock:
-    """Per-spec stock limits of a zone (absent: plenty); ``"*"`` limits every spec together."""
-
-    limits: dict[str, int] = dataclasses.field(default_factory=dict)
-    in_use: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-
-    def available(self, spec_key: str) -> bool:
-        for key in (spec_key, "*"):
-            limit = self.limits.get(key)
-            used = self.in_use[spec_key] if key != "*" else sum(self.in_use.values())
-            if limit is not None and used >= limit:
-                return False
-        return True
-
-
 class Cloud:
     """One region of the simulated cloud. Not thread-safe: call it from one event loop."""
 
@@ -142,7 +59,7 @@ class Cloud:
         clock: simclock.Clock,
         profile: lifecycle.Profile,
         seed: int = 0,
-        world: World | None = None,
+        world: simworld.World | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -151,12 +68,12 @@ class Cloud:
         self.limiter = ratelimit.Limiter()
         self.faults = faults.Faults(random.Random(f"faults/{seed}"))
         stored = store.meta("world")
-        self.world = World.from_json(stored) if stored else (world or World.default(seed))
+        self.world = simworld.World.from_json(stored) if stored else (world or simworld.World.default(seed))
         if not stored:
             store.set_meta("world", self.world.to_json())
         self.vswitches = {v[0]: network.VSwitch(v[0], v[1], v[2], self.world.vpc_id) for v in self.world.vswitches}
         self.groups = {g[0]: network.SecurityGroup(g[0], g[1], self.world.vpc_id) for g in self.world.security_groups}
-        self.stock = {zone: ZoneStock() for zone in self.world.zones}
+        self.stock = {zone: simworld.ZoneStock() for zone in self.world.zones}
         self.secrets = dict(self.world.access_keys)
         self.live: dict[str, model.Instance] = {}
         self.by_tag: dict[tuple[str, str], dict[str, None]] = {}
@@ -256,7 +173,9 @@ class Cloud:
 
     def create(self, spec: model.InstanceSpec) -> model.Instance:
         """Create an instance, or return the one an earlier call with the same ClientToken made."""
-        self._validate(spec)
+        placement.validate(
+            spec, vswitches=self.vswitches, groups=self.groups, zones=self.stock, region=self.world.region
+        )
         fingerprint = ""
         if spec.client_token:
             fingerprint = hashlib.sha256(msgspec.json.encode(spec)).hexdigest()
@@ -267,16 +186,7 @@ class Cloud:
                 existing = self.live.get(known[0]) or self.store.instance(known[0])
                 if existing is not None:
                     return existing
-        cpu, memory = spec.cpu, spec.memory
-        if not cpu and not memory:
-            cpu = sum(c.cpu for c in spec.containers)
-            memory = sum(c.memory for c in spec.containers)
-            if not cpu and not memory:
-                cpu, memory = catalog.DEFAULT_SPEC
-        try:
-            size = catalog.round_up(cpu or 0.25, memory or 0.5)
-        except catalog.SpecError as exc:
-            raise errors.SpecNotSupported(str(exc)) from exc
+        size = placement.size(spec)
         group = self.groups[spec.security_group_id]
         if group.members >= group.cap:
             raise errors.SecurityGroupFull(
@@ -288,7 +198,7 @@ class Cloud:
             )
         seq = self.last_seq + 1
         now = self.now()
-        vswitch, skipped = self._place(spec, size, seq)
+        vswitch, skipped = placement.place(spec, size, seq, vswitches=self.vswitches, stock=self.stock, seed=self.seed)
         ip = vswitch.pool.take()
         self.last_seq = seq
         instance_id = "eci-" + hashlib.blake2b(f"{self.seed}/id/{seq}".encode(), digest_size=10).hexdigest()
@@ -315,61 +225,6 @@ class Cloud:
             self.store.add_token(spec.client_token, inst.id, fingerprint)
         self.store.mark(inst)
         return inst
-
-    def _validate(self, spec: model.InstanceSpec) -> None:
-        if not spec.name:
-            raise errors.MissingParameter("ContainerGroupName")
-        if not spec.containers:
-            raise errors.MissingParameter("Container")
-        if len(spec.containers) > MAX_CONTAINERS:
-            raise errors.InvalidParameter("Container", f"at most {MAX_CONTAINERS} containers")
-        names = [c.name for c in spec.containers]
-        if len(set(names)) != len(names):
-            raise errors.InvalidParameter("Container.N.Name", "container names must be unique")
-        if spec.restart_policy not in model.RESTART_POLICIES:
-            raise errors.InvalidParameter("RestartPolicy", f"one of {', '.join(model.RESTART_POLICIES)}")
-        if len(spec.tags) > MAX_TAGS:
-            raise errors.InvalidParameter("Tag", f"at most {MAX_TAGS} tags")
-        if len(spec.client_token) > MAX_TOKEN or not spec.client_token.isascii():
-            raise errors.InvalidParameter("ClientToken", f"at most {MAX_TOKEN} ASCII characters")
-        if not spec.vswitch_ids:
-            raise errors.MissingParameter("VSwitchId")
-        if len(spec.vswitch_ids) > MAX_VSWITCHES:
-            raise errors.InvalidParameter("VSwitchId", f"at most {MAX_VSWITCHES} vSwitches")
-        for vswitch_id in spec.vswitch_ids:
-            if vswitch_id not in self.vswitches:
-                raise errors.InvalidParameter("VSwitchId", f"{vswitch_id} does not exist")
-        if spec.security_group_id not in self.groups:
-            raise errors.InvalidParameter("SecurityGroupId", f"{spec.security_group_id or '(empty)'} does not exist")
-        if spec.zone and spec.zone not in self.stock:
-            raise errors.InvalidParameter("ZoneId", f"{spec.zone} is not a zone of {self.world.region}")
-        if spec.schedule_strategy not in ("VSwitchOrdered", "VSwitchRandom"):
-            raise errors.InvalidParameter("ScheduleStrategy", "VSwitchOrdered or VSwitchRandom")
-        lifecycle.Overrides.from_tags(spec.tags)
-
-    def _place(self, spec: model.InstanceSpec, size: catalog.Spec, seq: int) -> tuple[network.VSwitch, list[str]]:
-        """The first candidate vSwitch whose zone has stock and which has a free address."""
-        candidates = [self.vswitches[v] for v in spec.vswitch_ids]
-        if spec.zone:
-            candidates = [v for v in candidates if v.zone == spec.zone]
-            if not candidates:
-                raise errors.InvalidParameter("ZoneId", f"none of the vSwitches is in {spec.zone}")
-        if spec.schedule_strategy == "VSwitchRandom":
-            random.Random(f"{self.seed}/place/{seq}").shuffle(candidates)
-        no_stock: list[str] = []
-        exhausted: list[str] = []
-        for vswitch in candidates:
-            if not self.stock[vswitch.zone].available(size.key):
-                if vswitch.zone not in no_stock:
-                    no_stock.append(vswitch.zone)
-                continue
-            if vswitch.pool.free <= 0:
-                exhausted.append(vswitch.id)
-                continue
-            return vswitch, no_stock
-        if exhausted:
-            raise errors.AddressExhausted(f"The specified vSwitch has not enough IP addresses: {', '.join(exhausted)}")
-        raise errors.NoStock(f"The resource {size.key} is out of stock in {', '.join(no_stock)}.")
 
     def get(self, instance_id: str) -> model.Instance:
         inst = self.live.get(instance_id)
@@ -502,8 +357,8 @@ class Cloud:
     def retag(self, instance_id: str, tags: tuple[model.Tag, ...]) -> model.Instance:
         """Replace an instance's tags (ARM's PATCH); the tag index follows."""
         inst = self.get(instance_id)
-        if len(tags) > MAX_TAGS:
-            raise errors.InvalidParameter("Tag", f"at most {MAX_TAGS} tags")
+        if len(tags) > placement.MAX_TAGS:
+            raise errors.InvalidParameter("Tag", f"at most {placement.MAX_TAGS} tags")
         lifecycle.Overrides.from_tags(tags)
         for tag in inst.spec.tags:
             ids = self.by_tag.get((tag.key, tag.value))
@@ -517,52 +372,13 @@ class Cloud:
         self.store.mark(inst)
         return inst
 
-    def logs(self, instance_id: str, query: LogQuery) -> tuple[str, str]:
+    def logs(self, instance_id: str, query: runs.LogQuery) -> tuple[str, str]:
         """(container name, log text) of one container's current or previous run."""
         inst = self.get(instance_id)
-        index = 0
-        if query.container:
-            names = [c.name for c in inst.spec.containers]
-            if query.container not in names:
-                raise errors.NotFound(f"The container {query.container} does not exist in {instance_id}.")
-            index = names.index(query.container)
-        spec, state = inst.spec.containers[index], inst.containers[index]
-        run = state.previous if query.previous else state.current
-        if run is None or not run.started_at:
-            if query.previous:
-                raise errors.InvalidParameter("LastTime", f"container {spec.name} has no previous run")
-            return spec.name, ""
-        now = self.now()
-        until = run.finished_at if run.state == "Terminated" else now
-        behaviour = workloads.behaviour(spec.image, spec.command, spec.args, inst.environment(spec))
-        since = now - query.since_seconds if query.since_seconds is not None else None
-        lines = workloads.log_lines(
-            behaviour,
-            run.started_at,
-            until,
-            interval=self.lifecycle.profile.access_log_interval,
-            since=since,
-            tail=query.tail,
-        )
-        if query.timestamps:
-            text = "".join(f"{_rfc3339(at, nanos=True)} {line}\n" for at, line in lines)
-        else:
-            text = "".join(f"{line}\n" for _, line in lines)
-        if query.limit_bytes is not None:
-            text = text.encode()[: query.limit_bytes].decode(errors="ignore")
-        return spec.name, text
+        return runs.logs(inst, query, self.now(), interval=self.lifecycle.profile.access_log_interval)
 
-    def exec(self, instance_id: str, container: str, command: list[str]) -> ExecResult:
-        inst = self.get(instance_id)
-        names = [c.name for c in inst.spec.containers]
-        name = container or names[0]
-        if name not in names:
-            raise errors.NotFound(f"The container {name} does not exist in {instance_id}.")
-        if inst.containers[names.index(name)].current.state != "Running":
-            raise errors.IncorrectStatus(f"The container {name} is not running.")
-        result = workloads.run_shell(command, env=inst.environment(inst.spec.containers[names.index(name)]))
-        assert result is not None  # run_shell returns None only when unknown_runs_forever
-        return ExecResult("".join(f"{line}\n" for line in result.output), result.exit_code)
+    def exec(self, instance_id: str, container: str, command: list[str]) -> runs.ExecResult:
+        return runs.exec(self.get(instance_id), container, command)
 
     def price(self, cpu: float, memory: float) -> catalog.Spec:
         try:
@@ -658,30 +474,3 @@ class Cloud:
         self.faults.by_operation.clear()
         self.limiter.reset()
         self.store.wipe()
-
-
-@functools.lru_cache(maxsize=4096)  # renderers ask for the same few seconds over and over
-def _second(at: int) -> str:
-    t = time.gmtime(at)
-    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-
-
-def _rfc3339(at: float, *, nanos: bool = False) -> str:
-    stamp = _second(int(at))
-    if nanos:
-        return f"{stamp}.{int((at % 1) * 1e9):09d}Z"
-    return f"{stamp}Z"
-
-
-def rfc3339_millis(at: float) -> str:
-    """``2026-11-28T12:00:00.123Z``: ARM's spelling of a time."""
-    whole = int(at)
-    micros = round((at - whole) * 1e6)  # as datetime.fromtimestamp rounds
-    if micros >= 1_000_000:
-        whole, micros = whole + 1, micros - 1_000_000
-    return f"{_second(whole)}.{micros // 1000:03d}Z"
-
-
-def rfc3339(at: float) -> str:
-    """``2026-11-28T12:00:00Z``: how the cloud writes times ("" for 0: not happened)."""
-    return _rfc3339(at) if at else ""

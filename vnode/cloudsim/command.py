@@ -23,6 +23,7 @@ import sys
 from vnode.cloudsim import aci, console, lifecycle, server, store
 from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import cloud as cloudmod
+from vnode.cloudsim import world as simworld
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         clock = simclock.Clock(scale=state["scale"], anchor_sim=state["anchor_sim"], anchor_wall=state["anchor_wall"])
     if args.clock_scale is not None:
         clock.set_scale(args.clock_scale)
-    world = cloudmod.World.default(args.seed, region=args.region)
+    world = simworld.World.default(args.seed, region=args.region)
     sim = cloudmod.Cloud(store=db, clock=clock, profile=profile, seed=args.seed, world=world)
     sim.save_clock()
     srv = server.Server(sim, host=args.host, port=args.port)

@@ -6,7 +6,7 @@ store every ``tick`` seconds; mutating calls flush before they answer (group com
 
 Hooks for what comes next: ``GET /`` is free for the web console (``add_routes``), and a
 dialect that needs its own listener (ACI serves HTTPS with its own CA) adds a site with
-``add_site`` before ``run``.
+``add_site`` before ``run`` (``aci.mount`` does).
 """
 
 from __future__ import annotations
@@ -98,8 +98,19 @@ class Server:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
             for runner in reversed(runners):
-                await runner.cleanup()
+                await _close(runner)
             self.cloud.store.flush()
+
+
+async def _close(runner: web.AppRunner) -> None:
+    """Stop serving. Connections whose client never says goodbye (TLS above all) are aborted, not
+    awaited: asyncio would otherwise wait its SSL shutdown timeout, 30 s, for each."""
+    server = runner.server
+    transports = [h.transport for h in server.connections] if server is not None else []
+    await runner.cleanup()
+    for transport in transports:
+        if transport is not None:
+            transport.abort()
 
 
 def _bound_port(runner: web.AppRunner) -> int:

@@ -1,9 +1,9 @@
 """Start, find and stop the local world's background processes, and never touch anyone else's.
 
 The control plane, the simulated cloud, the webhook and the playground's daemons are all
-long-running children. Each is recorded in a JSON file by pid *and* kernel start time, so a
-later command (``down`` from another shell, ``up`` after a crash) can tell its own live
-processes from stale records and from strangers that reused a pid.
+long-running children. Each is recorded in a JSON file by pid *and* kernel start time
+(``vnode/procinfo.py``), so a later command (``down`` from another shell, ``up`` after a
+crash) can tell its own live processes from stale records and from strangers that reused a pid.
 
 Two ways to own a process: detached (its own session; it outlives the command that started
 it) or attached (also ``PR_SET_PDEATHSIG``: it dies with the process that started it, even
@@ -23,17 +23,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-
-def start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot); None if it is gone or a zombie."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
+from vnode import procinfo
 
 
 def die_with_parent() -> None:
@@ -48,7 +38,7 @@ def _reap(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return True
-    return start_time(pid) is None
+    return procinfo.start_time(pid) is None
 
 
 class Supervisor:
@@ -80,7 +70,7 @@ class Supervisor:
         return {
             name: proc["pid"]
             for name, proc in record.get("processes", {}).items()
-            if start_time(proc["pid"]) == proc["start_time"]
+            if procinfo.start_time(proc["pid"]) == proc["start_time"]
         }
 
     def spawn(
@@ -109,7 +99,7 @@ class Supervisor:
         started = None
         deadline = time.monotonic() + 5
         while started is None and time.monotonic() < deadline:
-            started = start_time(proc.pid)
+            started = procinfo.start_time(proc.pid)
         record = self.read()
         record.setdefault("processes", {})[name] = {"pid": proc.pid, "start_time": started, "cmd": cmd[0]}
         self.write(record)

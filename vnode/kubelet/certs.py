@@ -21,7 +21,6 @@ import asyncio
 import base64
 import dataclasses
 import datetime
-import ipaddress
 import json
 import logging
 import pathlib
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from vnode import errors
+from vnode import certificates, errors
 from vnode.kubelet import auth
 from vnode.kubelet import clock as clock_mod
 
@@ -90,16 +89,6 @@ def server_ssl_context(serving: ServingFiles, client_ca: pathlib.Path | str) -> 
     return context
 
 
-def _sans(addresses: Sequence[str]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = []
-    for address in addresses:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(address)))
-        except ValueError:
-            names.append(x509.DNSName(address))
-    return names
-
-
 def _still_good(files: ServingFiles, addresses: Sequence[str], now: datetime.datetime) -> bool:
     """A certificate written before covers ``addresses`` and has more than a fifth of its life left."""
     try:
@@ -111,7 +100,7 @@ def _still_good(files: ServingFiles, addresses: Sequence[str], now: datetime.dat
         present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return False
-    if any(name not in present for name in _sans(addresses)):
+    if any(name not in present for name in certificates.sans(addresses)):
         return False
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     return cert.not_valid_after_utc - now > lifetime / 5
@@ -137,20 +126,8 @@ async def request_serving_certificate(
     files = ServingFiles(directory / "kubelet-serving.crt", directory / "kubelet-serving.key")
     if _still_good(files, addresses, clock.now()):
         return files
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
-        ]
-    )
-    request = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(subject)
-        .add_extension(x509.SubjectAlternativeName(_sans(addresses)), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem = request.public_bytes(serialization.Encoding.PEM)
+    key = certificates.new_key()
+    pem = _csr(key, node_name, addresses)
     name = f"vnode-serving-{node_name}-{secrets.token_hex(4)}"[:253]
     body = {
         "apiVersion": "certificates.k8s.io/v1",
@@ -192,13 +169,27 @@ async def request_serving_certificate(
     return files
 
 
+def _csr(key: ec.EllipticCurvePrivateKey, node_name: str, addresses: Sequence[str]) -> bytes:
+    """A PEM CSR as the kubelet-serving signer wants it: the node's name, its addresses as SANs."""
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
+        ]
+    )
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(x509.SubjectAlternativeName(certificates.sans(addresses)), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return request.public_bytes(serialization.Encoding.PEM)
+
+
 def _write(files: ServingFiles, key: ec.EllipticCurvePrivateKey, cert_pem: bytes) -> None:
     files.key.parent.mkdir(parents=True, exist_ok=True)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
     files.key.touch(mode=0o600)
-    files.key.write_bytes(key_pem)
+    files.key.write_bytes(certificates.key_pem(key))
     files.cert.write_bytes(cert_pem)
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vnode import errors
+from vnode import errors, tokenbucket
 from vnode.kube import client, objects
 
 __all__ = ["Pacer", "Recorder"]
@@ -32,20 +32,12 @@ class Pacer:
     """A token bucket that waits: ``rate`` per second on average, ``burst`` at once; ``rate=0`` never waits."""
 
     def __init__(self, rate: float, burst: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.burst = rate, max(1.0, burst)
-        self.tokens = self.burst
+        self._bucket = tokenbucket.TokenBucket(max(1.0, burst), rate, updated=monotonic())
         self._monotonic = monotonic
-        self._updated = monotonic()
 
     def delay(self) -> float:
         """Take a token: 0 if one was there, else how long to wait for it (the token is reserved)."""
-        if self.rate <= 0:
-            return 0.0
-        now = self._monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self._updated) * self.rate)
-        self._updated = now
-        self.tokens -= 1.0
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+        return self._bucket.reserve(self._monotonic())
 
     async def wait(self) -> None:
         delay = self.delay()

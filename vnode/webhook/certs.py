@@ -12,34 +12,27 @@ Two ways to get a certificate:
 Either way the server's ``ssl.SSLContext`` is reloaded in place when the files change: new
 handshakes get the new certificate, established connections keep theirs, nothing restarts.
 Certificates are made with ``cryptography`` (kopf's self-signed path needs ``oscrypto``,
-which fails on OpenSSL 3), in the style of ``vnode/cluster/pki.py``.
+which fails on OpenSSL 3), by ``vnode/certificates.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import ipaddress
 import os
 import pathlib
 import ssl
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from vnode import certificates
 
 CA_VALIDITY = datetime.timedelta(days=3650)
 SERVING_VALIDITY = datetime.timedelta(days=365)
 
-
-@dataclasses.dataclass(frozen=True)
-class Pem:
-    """A certificate and its private key, PEM-encoded."""
-
-    cert: bytes
-    key: bytes
+Pem = certificates.Pem  # a certificate and its private key, PEM-encoded
+write_pair = certificates.write_pair
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,39 +44,13 @@ class Files:
     ca: pathlib.Path
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
 def make_ca(common_name: str = "vnode-webhook-ca", *, now: datetime.datetime | None = None) -> Pem:
     """A new self-signed CA."""
-    now = now or _now()
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    usage = x509.KeyUsage(
-        digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return Pem(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return certificates.make_ca(common_name, validity=CA_VALIDITY, now=now)
 
 
 def issue_serving(
@@ -96,33 +63,7 @@ def issue_serving(
     """A serving certificate signed by ``ca`` for ``hosts`` (DNS names or IP addresses)."""
     if not hosts:
         raise ValueError("a serving certificate needs at least one host name")
-    now = now or _now()
-    ca_cert = x509.load_pem_x509_certificate(ca.cert)
-    ca_key = serialization.load_pem_private_key(ca.key, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ValueError("the webhook CA key must be an EC key")
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return Pem(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return certificates.issue(ca, common_name=hosts[0], hosts=hosts, server=True, validity=validity, now=now)
 
 
 def needs_reissue(
@@ -141,16 +82,6 @@ def needs_reissue(
         return True
     life = cert.not_valid_after_utc - cert.not_valid_before_utc
     return cert.not_valid_after_utc - now < life / 3
-
-
-def write_pair(pem: Pem, cert_path: pathlib.Path, key_path: pathlib.Path) -> None:
-    """Write key then certificate, each atomically (rename), so a reader never sees half a file."""
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
-    for path, data, mode in ((key_path, pem.key, 0o600), (cert_path, pem.cert, 0o644)):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(mode)
-        tmp.replace(path)
 
 
 def ensure_self_managed(cert_dir: pathlib.Path, hosts: Sequence[str], ca: Pem | None = None) -> Files:

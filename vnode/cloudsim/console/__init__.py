@@ -30,6 +30,7 @@ from aiohttp import web
 
 from vnode.cloudsim import catalog, model
 from vnode.cloudsim import cloud as cloudmod
+from vnode.cloudsim import world as simworld
 
 SUMMARY_TTL = 1.0
 DEFAULT_PAGE = 50
@@ -177,7 +178,7 @@ def build_summary(cloud: cloudmod.Cloud) -> dict[str, Any]:
     }
 
 
-def _used(stock: cloudmod.ZoneStock, key: str) -> int:
+def _used(stock: simworld.ZoneStock, key: str) -> int:
     return sum(stock.in_use.values()) if key == "*" else stock.in_use[key]
 
 

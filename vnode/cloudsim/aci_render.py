@@ -1,0 +1,163 @@
+"""A container group as ARM shows it: the cloud's instance, its states, containers and events, in ARM's JSON.
+
+The cloud's statuses map to ARM's two: ``provisioningState`` (how the PUT is going) and
+``instanceView.state`` (what the containers do), ``states`` says how. Events about one
+container go to that container's instance view; with several containers, the rest go to the
+group's. Secure environment variables are never echoed, as ACI does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vnode.cloudsim import aci_arm, model
+
+
+def states(inst: model.Instance) -> tuple[str, str]:
+    """(provisioningState, instanceView.state) of an instance."""
+    status = inst.status
+    if status == model.SCHEDULING:
+        return "Pending", "Pending"
+    if status == model.PENDING:
+        return "Creating", "Pending"
+    if status == model.RUNNING:
+        return "Succeeded", "Running"
+    if status == model.RESTARTING:
+        return "Succeeded", "Pending"
+    if status == model.UPDATING:  # only through ECI's UpdateContainerGroup; the containers keep running
+        return "Updating", "Running"
+    if status == model.SUCCEEDED:
+        return "Succeeded", "Succeeded"
+    if status == model.TERMINATING:
+        return "Deleting", "Stopped"
+    if status == model.STOPPED:
+        return "Succeeded", "Stopped"
+    if status in (model.FAILED, model.EXPIRED) and inst.started_at:
+        return "Succeeded", "Failed"
+    return "Failed", "Failed"  # Failed before start (image pull), ScheduleFailed
+
+
+def group(inst: model.Instance, vpc_id: str) -> dict[str, Any]:
+    """The container group's JSON (``vpc_id``: the virtual network its subnets belong to)."""
+    meta = aci_arm.meta_of(inst)
+    sub, rg, name = aci_arm.split_id(meta, inst)
+    body: dict[str, Any] = {
+        "id": aci_arm.arm_id(sub, rg, name),
+        "name": name,
+        "type": aci_arm.RESOURCE_TYPE,
+        "location": meta.loc,
+        "tags": {t.key: t.value for t in inst.spec.tags if t.key not in aci_arm.INTERNAL_TAGS},
+        "properties": _properties(inst, meta),
+    }
+    if meta.subnets:
+        subnet = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{vpc_id}"
+        body["properties"]["subnetIds"] = [{"id": f"{subnet}/subnets/{inst.vswitch_id}", "name": inst.vswitch_id}]
+    if meta.zones:
+        body["zones"] = meta.zones
+    return body
+
+
+def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
+    provisioning, state = states(inst)
+    single = len(inst.spec.containers) == 1
+    pairs = zip(inst.spec.containers, inst.containers, strict=True)
+    props: dict[str, Any] = {
+        "sku": meta.sku,
+        "provisioningState": provisioning,
+        "containers": [_container(inst, spec, cstate, meta) for spec, cstate in pairs],
+        "restartPolicy": inst.spec.restart_policy,
+        "osType": meta.os,
+        "ipAddress": {
+            "ports": [{"protocol": proto, "port": port} for port, proto in meta.ports],
+            "type": meta.ip or "Private",
+            "ip": inst.ip,
+            **({"dnsNameLabel": meta.dns, "fqdn": f"{meta.dns}.{meta.loc}.azurecontainer.io"} if meta.dns else {}),
+        },
+        "instanceView": {
+            "events": [_event(e) for e in inst.events if not single and _group_event(e, inst)],
+            "state": state,
+        },
+    }
+    if inst.spec.init_containers:
+        props["initContainers"] = [
+            {
+                "name": c.name,
+                "properties": {
+                    "image": c.image,
+                    "command": [*c.command, *c.args],
+                    "environmentVariables": [_env(e, meta) for e in c.env],
+                },
+            }
+            for c in inst.spec.init_containers
+        ]
+    return props
+
+
+def _container(
+    inst: model.Instance, spec: model.ContainerSpec, cstate: model.ContainerState, meta: aci_arm.Meta
+) -> dict[str, Any]:
+    single = len(inst.spec.containers) == 1
+    return {
+        "name": spec.name,
+        "properties": {
+            "image": spec.image,
+            "command": [*spec.command, *spec.args],
+            "ports": [{"protocol": p.protocol, "port": p.port} for p in spec.ports],
+            "environmentVariables": [_env(e, meta) for e in spec.env],
+            "resources": {"requests": {"cpu": spec.cpu, "memoryInGB": spec.memory}},
+            "instanceView": {
+                "restartCount": cstate.restart_count,
+                "currentState": _run(cstate.current),
+                **({"previousState": _run(cstate.previous)} if cstate.previous else {}),
+                "events": [_event(e) for e in inst.events if single or _mentions(e, spec)],
+            },
+        },
+    }
+
+
+def failure(inst: model.Instance) -> dict[str, str]:
+    """ARM's error for a group that failed to provision, from the cloud's first warning event."""
+    warning = next((e for e in inst.events if e.type == "Warning"), None)
+    if warning is None:
+        return {"code": "Failed", "message": f"The container group '{inst.spec.name}' failed to start."}
+    if warning.reason == "Failed" and "pull image" in warning.message:
+        return {"code": "InaccessibleImage", "message": warning.message}
+    if warning.reason == "FailedScheduling":
+        return {"code": "InsufficientCapacity", "message": warning.message}
+    return {"code": warning.reason, "message": warning.message}
+
+
+def _env(env: model.EnvVar, meta: aci_arm.Meta) -> dict[str, str]:
+    if env.key in meta.secure:
+        return {"name": env.key}  # ACI never returns secure values
+    return {"name": env.key, "value": env.value}
+
+
+def _run(run: model.Run) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": run.state, "detailStatus": run.reason or run.message}
+    if run.started_at:
+        out["startTime"] = aci_arm.iso(run.started_at)
+    if run.state == "Terminated":
+        out["exitCode"] = run.exit_code
+        out["finishTime"] = aci_arm.iso(run.finished_at)
+    return out
+
+
+def _event(event: model.Event) -> dict[str, Any]:
+    stamp = aci_arm.iso(event.at)
+    return {
+        "count": event.count,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "name": event.reason,
+        "message": event.message,
+        "type": event.type,
+    }
+
+
+def _mentions(event: model.Event, spec: model.ContainerSpec) -> bool:
+    return f'"{spec.image}"' in event.message or event.message.endswith(f" {spec.name}")
+
+
+def _group_event(event: model.Event, inst: model.Instance) -> bool:
+    return not any(_mentions(event, spec) for spec in inst.spec.containers)

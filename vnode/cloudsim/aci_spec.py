@@ -1,0 +1,284 @@
+"""A container group's spec from ARM's PUT body: the request structs, ARM's rules, the cloud's spec.
+
+What the SDK serializes is decoded with msgspec into the structs below (ARM's camelCase field
+names: msgspec decodes by attribute name), checked against ARM's rules (names, tags, zones,
+subnets), and turned into the dialect-neutral ``model.InstanceSpec``, with the ARM fields the
+cloud does not model kept in the ``aci/meta`` tag.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from vnode.cloudsim import aci_arm, model
+from vnode.cloudsim import cloud as cloudmod
+
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
+_RESERVED_TAG_CHARS = re.compile(r"[<>%&\\?/\x00-\x1f\x7f]")
+
+
+# Field names are ARM's camelCase spelling: msgspec decodes by attribute name.
+class _Requests(msgspec.Struct):
+    cpu: float
+    memoryInGB: float
+
+
+class _Limits(msgspec.Struct):
+    cpu: float | None = None
+    memoryInGB: float | None = None
+
+
+class _Resources(msgspec.Struct):
+    requests: _Requests
+    limits: _Limits | None = None
+
+
+class _Port(msgspec.Struct):
+    port: int
+    protocol: str = "TCP"
+
+
+class _Env(msgspec.Struct):
+    name: str
+    value: str | None = None
+    secureValue: str | None = None
+
+
+class _ContainerProps(msgspec.Struct):
+    image: str
+    resources: _Resources
+    command: list[str] = []
+    ports: list[_Port] = []
+    environmentVariables: list[_Env] = []
+
+
+class _Container(msgspec.Struct):
+    name: str
+    properties: _ContainerProps
+
+
+class _InitProps(msgspec.Struct):
+    image: str
+    command: list[str] = []
+    environmentVariables: list[_Env] = []
+
+
+class _InitContainer(msgspec.Struct):
+    name: str
+    properties: _InitProps
+
+
+class _IpAddress(msgspec.Struct):
+    ports: list[_Port] = []
+    type: str = "Private"
+    dnsNameLabel: str | None = None
+
+
+class _SubnetId(msgspec.Struct):
+    id: str
+    name: str | None = None
+
+
+class _GroupProps(msgspec.Struct):
+    containers: list[_Container]
+    osType: str
+    restartPolicy: str = "Always"
+    ipAddress: _IpAddress | None = None
+    initContainers: list[_InitContainer] = []
+    subnetIds: list[_SubnetId] = []
+    sku: str = "Standard"
+    priority: str | None = None
+
+
+class _GroupBody(msgspec.Struct):
+    properties: _GroupProps
+    location: str | None = None
+    tags: dict[str, str] = {}
+    zones: list[str] = []
+
+
+class PatchBody(msgspec.Struct):
+    """What the SDK's ``update`` sends: a Resource, of which only ``tags`` may change."""
+
+    tags: dict[str, str] | None = None
+    location: str | None = None
+
+
+decode_group = msgspec.json.Decoder(_GroupBody)
+decode_patch = msgspec.json.Decoder(PatchBody)
+
+
+def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -> model.InstanceSpec:
+    """The cloud's spec for a PUT of group ``name`` (raises ``ArmError`` for what ARM refuses)."""
+    body = aci_arm.decode_body(decode_group, raw)
+    props = body.properties
+    _check_group(body)
+    secure: list[str] = []  # names of secure environment variables, filled by _env_tag
+    containers = tuple(_container(c, secure) for c in props.containers)
+    inits = tuple(
+        model.ContainerSpec(
+            name=c.name,
+            image=c.properties.image,
+            command=tuple(c.properties.command),
+            env=tuple(_env_tag(e, secure) for e in c.properties.environmentVariables),
+        )
+        for c in props.initContainers
+    )
+    zone = _zone(cloud, body.zones)
+    vswitches = _vswitches(cloud, props.subnetIds)
+    ip = props.ipAddress
+    meta = aci_arm.Meta(
+        loc=body.location or "",
+        id=aci_arm.arm_id(sub, rg, name),
+        os=props.osType,
+        ip=ip.type if ip else "",
+        ports=[(p.port, p.protocol) for p in ip.ports] if ip else [],
+        dns=(ip.dnsNameLabel or "") if ip else "",
+        secure=sorted(set(secure)),
+        zones=list(body.zones),
+        subnets=bool(props.subnetIds),
+        sku=props.sku,
+    )
+    tags = [model.Tag(k, v) for k, v in sorted(body.tags.items())]
+    tags += [
+        model.Tag(aci_arm.TAG_ID, aci_arm.arm_id(sub, rg, name).lower()),
+        model.Tag(aci_arm.TAG_GROUP, aci_arm.group_key(sub, rg)),
+        model.Tag(aci_arm.TAG_SUBSCRIPTION, sub.lower()),
+        model.Tag(aci_arm.TAG_META, aci_arm.encode(meta).decode()),
+    ]
+    groups = cloud.groups.values()
+    group = next((g for g in groups if g.kind == "enterprise"), next(iter(groups)))
+    return model.InstanceSpec(
+        name=name,
+        containers=containers,
+        init_containers=inits,
+        vswitch_ids=vswitches,
+        security_group_id=group.id,
+        restart_policy=props.restartPolicy,
+        zone=zone,
+        tags=tuple(tags),
+    )
+
+
+def _check_group(body: _GroupBody) -> None:
+    props = body.properties
+    if not body.location:
+        raise aci_arm.ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    if not props.containers:
+        raise aci_arm.ArmError(
+            400, "ContainerGroupContainersRequired", "The container group must have at least one container."
+        )
+    if props.osType not in ("Linux", "Windows"):
+        raise aci_arm.ArmError(
+            400, "InvalidOsType", f"The 'osType' '{props.osType}' is not valid: 'Linux' or 'Windows'."
+        )
+    if props.restartPolicy not in model.RESTART_POLICIES:
+        raise aci_arm.ArmError(
+            400,
+            "InvalidRestartPolicy",
+            f"The restart policy '{props.restartPolicy}' is not valid: one of {', '.join(model.RESTART_POLICIES)}.",
+        )
+    check_tag_count(body.tags)
+    check_tags(body.tags)
+
+
+def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:
+    check_name(c.name, "container")
+    req = c.properties.resources.requests
+    if req.cpu <= 0 or req.memoryInGB <= 0:
+        raise aci_arm.ArmError(
+            400,
+            "InvalidContainerResourceRequest",
+            f"The resource requests of container '{c.name}' must be positive: {req.cpu:g} CPU, {req.memoryInGB:g} GB.",
+        )
+    return model.ContainerSpec(
+        name=c.name,
+        image=c.properties.image,
+        command=tuple(c.properties.command),
+        env=tuple(_env_tag(e, secure) for e in c.properties.environmentVariables),
+        ports=tuple(model.Port(p.port, p.protocol) for p in c.properties.ports),
+        cpu=req.cpu,
+        memory=req.memoryInGB,
+    )
+
+
+def _zone(cloud: cloudmod.Cloud, wanted: list[str]) -> str:
+    """The cloud's zone for ARM's ``zones`` (``["1"]`` is the first zone); "" when none is asked for."""
+    if not wanted:
+        return ""
+    zones = cloud.world.zones
+    if len(wanted) != 1 or not wanted[0].isdigit() or not 1 <= int(wanted[0]) <= len(zones):
+        raise aci_arm.ArmError(
+            400,
+            "InvalidAvailabilityZones",
+            f"Exactly one zone of 1..{len(zones)} may be given, not {wanted}.",
+        )
+    return zones[int(wanted[0]) - 1]
+
+
+def _vswitches(cloud: cloudmod.Cloud, subnets: list[_SubnetId]) -> tuple[str, ...]:
+    """The vSwitches a group may use: those its ``subnetIds`` name (by last segment), else all."""
+    vswitches = tuple(cloud.vswitches)
+    if not subnets:
+        return vswitches
+    wanted = tuple(s.id.rstrip("/").rsplit("/", 1)[-1] for s in subnets)
+    unknown = [w for w in wanted if w not in cloud.vswitches]
+    if unknown:
+        raise aci_arm.ArmError(
+            400,
+            "InvalidSubnetId",
+            f"The subnet {unknown[0]} does not exist; the simulator's subnets are {', '.join(vswitches)}.",
+        )
+    return wanted
+
+
+def check_name(name: str, what: str) -> None:
+    if not _NAME.match(name):
+        raise aci_arm.ArmError(
+            400,
+            "InvalidResourceName" if what == "container group" else "InvalidContainerName",
+            f"The {what} name '{name}' is invalid: 1 to 63 lowercase letters, digits and single dashes, "
+            "beginning and ending with a letter or digit.",
+        )
+
+
+def check_tag_count(tags: dict[str, str]) -> None:
+    if len(tags) > aci_arm.MAX_USER_TAGS:
+        raise aci_arm.ArmError(
+            400, "InvalidTagCount", f"At most {aci_arm.MAX_USER_TAGS} tags are supported by the simulator."
+        )
+
+
+def check_tags(tags: dict[str, str]) -> None:
+    """ARM's rules for tags: names without ``<>%&\\?/`` or control characters, at most 512
+    characters (values 256), no ``microsoft``/``azure``/``windows`` prefix. A provider that tags
+    with ``vnode.io/node`` on ECI must spell it differently on ACI, as on the real cloud."""
+    bad = sorted(k for k in tags if _RESERVED_TAG_CHARS.search(k))
+    if bad:
+        raise aci_arm.ArmError(
+            400,
+            "InvalidTagNameCharacters",
+            f"The tag names '{','.join(bad)}' have reserved characters '<,>,%,&,\\,?,/' or control characters.",
+        )
+    for key, value in tags.items():
+        if key in aci_arm.INTERNAL_TAGS:
+            raise aci_arm.ArmError(400, "InvalidTagName", f"The tag name '{key}' is reserved by the simulator.")
+        if not key or len(key) > 512 or key.lower().startswith(("microsoft", "azure", "windows")):
+            raise aci_arm.ArmError(
+                400,
+                "InvalidTagName",
+                f"The tag name '{key}' is invalid: 1 to 512 characters, not starting with microsoft, azure or windows.",
+            )
+        if len(value) > 256:
+            raise aci_arm.ArmError(
+                400, "InvalidTagValueLength", f"The value of tag '{key}' is longer than 256 characters."
+            )
+
+
+def _env_tag(env: _Env, secure: list[str]) -> model.EnvVar:
+    if env.secureValue is not None:
+        secure.append(env.name)
+        return model.EnvVar(env.name, env.secureValue)
+    return model.EnvVar(env.name, env.value or "")

@@ -1,0 +1,238 @@
+"""The ECI dialect's request parameters: flat ``Container.1.Command.2``-style pairs made typed.
+
+RPC-style OpenAPI sends every parameter flat in the query (``Container.1.Name``,
+``Tag.1.Key``, ``Volume.1.ConfigFileVolume.ConfigFileToPath.1.Content``). ``Params`` gives
+typed getters that raise the cloud's parameter errors (``MissingParameter``,
+``InvalidParameter``) naming the parameter as the client spelled it; ``parse_containers`` and
+``parse_volumes`` build the cloud's specs from the indexed groups.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+
+from vnode.cloudsim import errors, model
+
+
+class Params:
+    """The request's flat parameters with typed getters that raise the cloud's parameter errors."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.raw: dict[str, str] = dict(pairs)
+        self._by_head: dict[str, list[tuple[str, str]]] | None = None
+
+    def text(self, name: str, *, required: bool = False, default: str = "") -> str:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            if required:
+                raise errors.MissingParameter(name)
+            return default
+        return value
+
+    def integer(
+        self, name: str, *, default: int | None = None, low: int | None = None, high: int | None = None
+    ) -> int | None:
+        value = self.raw.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise errors.InvalidParameter(name, f"{value!r} is not an integer") from exc
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise errors.InvalidParameter(name, f"{number} is outside [{low}, {high}]")
+        return number
+
+    def number(self, name: str, *, default: float = 0.0) -> float:
+        return _float(name, self.raw.get(name), default)
+
+    def flag(self, name: str) -> bool:
+        value = self.raw.get(name, "").lower()
+        if value in ("", "false"):
+            return False
+        if value == "true":
+            return True
+        raise errors.InvalidParameter(name, f"{value!r} is not true or false")
+
+    def json_list(self, name: str, *, most: int) -> tuple[str, ...]:
+        value = self.raw.get(name)
+        if not value:
+            return ()
+        try:
+            items = json.loads(value)
+        except ValueError as exc:
+            raise errors.InvalidParameter(name, "not a JSON array of strings") from exc
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise errors.InvalidParameter(name, "not a JSON array of strings")
+        if len(items) > most:
+            raise errors.InvalidParameter(name, f"at most {most} items")
+        return tuple(items)
+
+    def indexed(self, prefix: str) -> dict[int, dict[str, str]]:
+        """``Prefix.N.Rest=value`` -> {N: {Rest: value}}, N a positive integer, in N order."""
+        groups: dict[int, dict[str, str]] = {}
+        lead = prefix + "."
+        if self._by_head is None:  # one pass over the parameters, shared by every prefix asked for
+            self._by_head = {}
+            for key, value in self.raw.items():
+                head, dot, _ = key.partition(".")
+                if dot:
+                    self._by_head.setdefault(head, []).append((key, value))
+        for key, value in self._by_head.get(prefix, ()):
+            index, _, rest = key[len(lead) :].partition(".")
+            if not index.isdigit() or int(index) < 1 or (not rest and prefix not in _SCALAR_LISTS):
+                raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N >= 1")
+            groups.setdefault(int(index), {})[rest] = value
+        return dict(sorted(groups.items()))
+
+    def tags(self) -> tuple[model.Tag, ...]:
+        tags = []
+        for index, fields in self.indexed("Tag").items():
+            if "Key" not in fields:
+                raise errors.MissingParameter(f"Tag.{index}.Key")
+            tags.append(model.Tag(fields["Key"], fields.get("Value", "")))
+        return tuple(tags)
+
+
+_SCALAR_LISTS: frozenset[str] = frozenset()
+
+
+def _float(name: str, value: str | None, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise errors.InvalidParameter(name, f"{value!r} is not a number") from exc
+    if number < 0 or number != number:
+        raise errors.InvalidParameter(name, f"{value!r} must not be negative")
+    return number
+
+
+def _sublist(fields: dict[str, str], name: str) -> tuple[str, ...]:
+    """``Command.1``, ``Command.2``.. -> values in index order."""
+    items: dict[int, str] = {}
+    for key, value in fields.items():
+        head, _, index = key.partition(".")
+        if head == name:
+            if not index.isdigit():
+                raise errors.InvalidParameter(f"{name}.{index}", "expected a positive index")
+            items[int(index)] = value
+    return tuple(items[i] for i in sorted(items))
+
+
+def _subgroups(fields: dict[str, str], name: str, where: str) -> dict[int, dict[str, str]]:
+    groups: dict[int, dict[str, str]] = {}
+    for key, value in fields.items():
+        head, _, rest = key.partition(".")
+        if head == name:
+            index, _, field = rest.partition(".")
+            if not index.isdigit() or not field:
+                raise errors.InvalidParameter(f"{where}.{key}", f"expected {name}.N.<Field>")
+            groups.setdefault(int(index), {})[field] = value
+    return dict(sorted(groups.items()))
+
+
+def parse_volumes(params: Params) -> tuple[model.Volume, ...]:
+    """``Volume.N.*``: ConfigFileVolume (files, content in base64) and EmptyDirVolume."""
+    volumes = []
+    for n, fields in params.indexed("Volume").items():
+        name = fields.get("Name", "")
+        if not name:
+            raise errors.MissingParameter(f"Volume.{n}.Name")
+        kind = fields.get("Type", "")
+        files = []
+        if kind == "ConfigFileVolume":
+            inner = {k.removeprefix("ConfigFileVolume."): v for k, v in fields.items()}
+            for m, item in _subgroups(inner, "ConfigFileToPath", f"Volume.{n}.ConfigFileVolume").items():
+                mode = item.get("Mode")
+                files.append(
+                    model.ConfigFile(item.get("Path", ""), item.get("Content", ""), int(mode) if mode else None)
+                )
+                if not files[-1].path:
+                    raise errors.MissingParameter(f"Volume.{n}.ConfigFileVolume.ConfigFileToPath.{m}.Path")
+        elif kind != "EmptyDirVolume":
+            raise errors.InvalidParameter(f"Volume.{n}.Type", f"the simulator does not support {kind!r}")
+        volumes.append(
+            model.Volume(
+                name,
+                kind,
+                files=tuple(files),
+                medium=fields.get("EmptyDirVolume.Medium", ""),
+                size_limit=fields.get("EmptyDirVolume.SizeLimit", ""),
+            )
+        )
+    return tuple(volumes)
+
+
+_CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?").fullmatch
+
+
+def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, ...]:
+    containers = []
+    for index, fields in params.indexed(prefix).items():
+        where = f"{prefix}.{index}"
+        name, image = fields.get("Name"), fields.get("Image")
+        if not name:
+            raise errors.MissingParameter(f"{where}.Name")
+        if not image:
+            raise errors.MissingParameter(f"{where}.Image")
+        if not _CONTAINER_NAME(name):
+            raise errors.InvalidParameter(f"{where}.Name", "lowercase letters, digits and '-', at most 63")
+        env = []
+        for n, var in _subgroups(fields, "EnvironmentVar", where).items():
+            if "Key" not in var:
+                raise errors.MissingParameter(f"{where}.EnvironmentVar.{n}.Key")
+            field_path = var.get("FieldRef.FieldPath")
+            if field_path is None:
+                env.append(model.EnvVar(var["Key"], var.get("Value", "")))
+                continue
+            if field_path not in model.ENV_FIELDS:
+                raise errors.InvalidParameter(
+                    f"{where}.EnvironmentVar.{n}.FieldRef.FieldPath",
+                    f"{field_path!r} is not supported (only {', '.join(sorted(model.ENV_FIELDS))})",
+                )
+            if var.get("Value"):  # unconfirmed on the real cloud: the simulator is strict
+                raise errors.InvalidParameter(
+                    f"{where}.EnvironmentVar.{n}.Value", "a Value and a FieldRef exclude each other"
+                )
+            env.append(model.EnvVar(var["Key"], "", field_path))
+        ports = []
+        for n, port in _subgroups(fields, "Port", where).items():
+            number = Params([("p", port.get("Port", ""))]).integer("p", low=1, high=65535) if port.get("Port") else None
+            if number is None:
+                raise errors.InvalidParameter(f"{where}.Port.{n}.Port", f"{port.get('Port')!r} is not a port number")
+            protocol = port.get("Protocol", "TCP").upper()
+            if protocol not in ("TCP", "UDP", "SCTP"):
+                raise errors.InvalidParameter(f"{where}.Port.{n}.Protocol", "TCP, UDP or SCTP")
+            ports.append(model.Port(number, protocol))
+        policy = fields.get("ImagePullPolicy", "IfNotPresent")
+        if policy not in ("Always", "IfNotPresent", "Never"):
+            raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
+        containers.append(
+            model.ContainerSpec(
+                name=name,
+                image=image,
+                command=_sublist(fields, "Command"),
+                args=_sublist(fields, "Arg"),
+                env=tuple(env),
+                ports=tuple(ports),
+                cpu=_float(f"{where}.Cpu", fields.get("Cpu"), 0.0),
+                memory=_float(f"{where}.Memory", fields.get("Memory"), 0.0),
+                working_dir=fields.get("WorkingDir", ""),
+                image_pull_policy=policy,
+            )
+        )
+    return tuple(containers)
+
+
+def rfc3339_param(p: Params, name: str) -> float | None:
+    text = p.text(name)
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise errors.InvalidParameter(name, f"{text!r} is not an RFC 3339 time") from exc

@@ -1,0 +1,75 @@
+"""A token bucket: ``burst`` tokens at most, refilled at ``rate`` per second.
+
+The one bucket behind every rate limit in vnode: the simulated cloud's throttling per API
+action (burst 100, refill 20/s for create and delete, as ECI does), a provider's client-side
+limit on its own creates and deletes, and the pacing of Kubernetes Events. Time is passed in
+(any clock: the simulator's, ``time.monotonic``), so a paused clock never refills and tests
+are exact; ``now=None`` reads ``time.monotonic``.
+
+Three ways to take a token, one per kind of caller:
+
+* ``take(now) -> bool``: take one if there is one (a server deciding to throttle);
+* ``take_or_throttle(action)``: the same, or raise ``errors.Throttled`` with the time until
+  the next token (a client that must not exceed the server's limit);
+* ``reserve(now) -> float``: take one on credit and say how long to wait for it (a pacer
+  that sends everything, spaced out); ``rate <= 0`` means unpaced there.
+
+A leaf module: it imports nothing of vnode but ``vnode/errors.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from vnode import errors
+
+
+@dataclasses.dataclass
+class TokenBucket:
+    """``burst`` tokens at most, ``rate`` added per second; it starts full (``tokens < 0``: full)."""
+
+    burst: float
+    rate: float
+    tokens: float = -1.0
+    updated: float | None = None  # when the tokens were last counted; None: not yet
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = self.burst
+
+    def refill(self, now: float | None = None) -> float:
+        """Count the tokens added since the last call (never more than ``burst``); returns ``now``."""
+        now = time.monotonic() if now is None else now
+        if self.updated is not None and now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now if self.updated is None else max(now, self.updated)
+        return now
+
+    def take(self, now: float | None = None) -> bool:
+        """Take a token at time ``now``; False (and nothing taken) when the bucket is empty."""
+        self.refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def wait_time(self) -> float:
+        """Seconds until a token is there (0 if one is); 1 s for a bucket that never refills."""
+        if self.tokens >= 1.0:
+            return 0.0
+        return (1.0 - self.tokens) / self.rate if self.rate else 1.0
+
+    def take_or_throttle(self, action: str, now: float | None = None) -> None:
+        """Take a token, or raise ``errors.Throttled`` (code ``Throttling.Client``) saying when to retry."""
+        if not self.take(now):
+            wait = self.wait_time()
+            raise errors.Throttled(f"{action}: client-side rate limit", code="Throttling.Client", retry_after=wait)
+
+    def reserve(self, now: float | None = None) -> float:
+        """Take a token, on credit if need be: 0 if one was there, else how long to wait for it."""
+        if self.rate <= 0:
+            return 0.0
+        self.refill(now)
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
