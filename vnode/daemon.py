@@ -79,13 +79,15 @@ class Daemon:
     monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     #: Holder identity on the node's Lease; the same identity reclaims it at once after a restart.
-    identity: str = dataclasses.field(default_factory=ownership.identity)
+    #: Empty: ``<pod name>_<pod uid>`` from the settings, else the host and a random id.
+    identity: str = ""
     #: Serve the kubelet API (logs, exec, stats) on ``config.kubelet_port``; ``vnode run`` does.
     serve_kubelet: bool = False
     #: Where the kubelet API's serving certificate (from a CSR) is kept; a temporary directory if None.
     kubelet_cert_dir: pathlib.Path | None = None
 
     def __post_init__(self) -> None:
+        self.identity = self.identity or ownership.identity(self.config.pod_name, self.config.pod_uid)
         self.ready = asyncio.Event()
         self.health = registration.CloudHealth()
         self.metrics = metrics.Metrics(self.registry, node=self.config.node_name)

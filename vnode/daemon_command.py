@@ -144,9 +144,9 @@ async def _stop(
                 provider,
                 node=the_daemon.config.node_name,
                 cluster_id=the_daemon.config.cluster_id,
-                namespace=os.environ.get("POD_NAMESPACE", ""),
-                pod_name=os.environ.get("POD_NAME", ""),
-                grace=drain.grace_seconds(),
+                namespace=the_daemon.config.pod_namespace,
+                pod_name=the_daemon.config.pod_name,
+                grace=the_daemon.config.termination_grace_seconds,
                 received_at=received_at,
                 before_node_delete=the_daemon.stop_node,
             )
@@ -161,10 +161,10 @@ def _start_gc(
 ) -> asyncio.Task[None] | None:
     """Replica 0 of a StatefulSet also deletes the instances of nodes that are gone for good, and
     drains the nodes of scaled-away replicas that died before they could drain themselves."""
-    parsed = drain.ordinal_of(os.environ.get("POD_NAME", ""))
+    parsed = drain.ordinal_of(loaded.pod_name)
     if parsed is None or parsed[1] != 0:
         return None
-    namespace = os.environ.get("POD_NAMESPACE", "")
+    namespace = loaded.pod_namespace
     abandoned = gc.Abandoned(kube, namespace, parsed[0]) if namespace else None
     return asyncio.create_task(
         gc.collect_periodically(
