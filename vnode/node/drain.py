@@ -2,7 +2,8 @@
 
 The field's procedure takes four manual steps (drain, scale, wait for NotReady, delete the
 node), and a skipped step leaves cloud instances that nothing manages any more. Here the
-controller does it on SIGTERM, within its pod's termination grace period:
+controller does it on SIGTERM (the daemon's ``draining`` phase, see ``vnode/daemon.py``), within its
+pod's termination grace period:
 
 1. **Is this a scale-in?** Only if the owning StatefulSet no longer wants this ordinal
    (``spec.replicas <= ordinal``), or is itself gone or being deleted (uninstall). A restart of
@@ -15,7 +16,7 @@ controller does it on SIGTERM, within its pod's termination grace period:
    (Deployments, ...) recreate them elsewhere. The daemon's own pod loop, still running,
    deletes each evicted pod's instance and then the pod.
 4. **Wait** until no pod is left on the node and the provider lists no instance for it;
-   instances whose pod no longer exists are deleted here directly.
+   instances whose pod no longer exists are deleted here directly (``orphans.decide``).
 5. When the deadline is near and something is still left (a budget that never allows it,
    a stuck pod loop), the leftovers' instances are deleted through the provider and their pods
    removed: the node is going away whatever happens, and an instance nobody manages is the
@@ -45,7 +46,6 @@ __all__ = [
     "Result",
     "being_removed",
     "drain",
-    "on_termination",
     "ordinal_of",
     "removed_by_scale_in",
     "scale_in",
@@ -320,38 +320,3 @@ async def scale_in(kube: client.Client, *, node: str, namespace: str, pod_name: 
     if not removed:
         log.info("node %s: stopping for a restart, not a scale-in; the node stays", node, extra={"node": node})
     return removed
-
-
-async def on_termination(
-    kube: client.Client,
-    provider: base.Provider,
-    *,
-    node: str,
-    cluster_id: str,
-    namespace: str,
-    pod_name: str,
-    grace: float,
-    received_at: float,
-    margin: float = 10.0,
-    before_node_delete: Callable[[], Awaitable[None]] | None = None,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> Result | None:
-    """What a replica does on SIGTERM: drain if its StatefulSet is removing it, else nothing (a restart).
-
-    ``received_at`` is the monotonic time the signal arrived; the drain must end ``margin``
-    seconds before the kubelet's SIGKILL at ``received_at + grace``. Returns None when this is
-    not a scale-in (or the decision could not be made: then the replacement adopts the pods).
-    """
-    if not await scale_in(kube, node=node, namespace=namespace, pod_name=pod_name):
-        return None
-    log.info("node %s: this replica is being removed; draining within %.0fs", node, grace - margin,
-             extra={"node": node})  # fmt: skip
-    return await drain(
-        kube,
-        provider,
-        node=node,
-        cluster_id=cluster_id,
-        deadline=received_at + grace - margin,
-        before_node_delete=before_node_delete,
-        monotonic=monotonic,
-    )
