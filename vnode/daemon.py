@@ -1,11 +1,38 @@
-"""``vnode run``: one virtual node, wired from its parts; health and metrics over HTTP.
+"""``vnode run``: one virtual node, wired from its parts, and its whole lifecycle as one sequence of phases.
 
-The daemon owns no logic of its own: it builds the node controller (Node + Lease), the pod
-controller (watch, cloud listing, work queue, reconcile), the live profile from the
-ConfigMap ``kube-system/eci-profile``, and an HTTP server with ``/healthz``, ``/readyz`` and
-``/metrics``. The Kubernetes client, the provider, the metrics registry, the clock and the
-randomness are passed in, so tests run several daemons in one process against one fake
-cloud, stop one by cancelling its task, and start another.
+The daemon builds the node controller (Node + Lease), the pod controller (watch, cloud
+listing, work queue, reconcile), the live profile from the ConfigMap
+``kube-system/eci-profile``, and an HTTP server with ``/healthz``, ``/readyz`` and
+``/metrics``; and it alone moves the node through its life, one :class:`Phase` after the
+other (the table :data:`NEXT` says which moves exist; each is logged, and ``/readyz`` names
+the phase until the node serves):
+
+``starting``
+    HTTP and the kubelet API served, the Node registered, the first attempt at its Lease.
+``standing-by``
+    another controller holds the node's Lease (a replica on a partitioned machine, an
+    operator's ``vnode run``): nothing is created or deleted until it lets go or it expires.
+    A serving daemon that loses its Lease comes back here, and goes back when it wins it again.
+``adopting``
+    holding the Lease: the pod cache syncs, the cloud is listed after that, the instances of
+    existing pods are adopted as they are and the orphans (``node/orphans.py``) deleted.
+``serving``
+    the workers run; ``ready`` is set. Replica 0 of a StatefulSet also runs the cluster's
+    share of ``vnode gc`` (instances of gone nodes, nodes of scaled-away replicas that died).
+``draining``
+    on ``terminate()`` (SIGTERM), only if the StatefulSet no longer wants this replica (a
+    scale-in or an uninstall; ``node/drain.py``): evict, delete the instances, delete the Node,
+    within the pod's termination grace period. A restart of the same ordinal skips it.
+``releasing``
+    the Lease given up (unless the drain deleted it with the Node) and the events flushed.
+``stopped``
+    ``run()`` returns.
+
+A stop in any phase goes to ``draining`` or ``releasing`` at once; the start sequence does
+not go on. Cancelling ``run()`` is a crash as far as the cloud is concerned (no drain), but
+it still releases the Lease. The Kubernetes client, the provider, the metrics registry, the
+clock and the randomness are passed in, so tests run several daemons in one process against
+one fake cloud, stop one by cancelling its task, and start another.
 """
 
 from __future__ import annotations
@@ -14,29 +41,61 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import enum
 import logging
 import pathlib
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import msgspec
 import prometheus_client as prom
 from aiohttp import web
 
-from vnode import errors, models, settings
+from vnode import errors, gc, models, settings
 from vnode.kube import client, informer, objects
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
-from vnode.node import events, ownership, pods, queue, reconcile, refresh, registration, resources, spec
+from vnode.node import drain, events, ownership, pods, queue, reconcile, refresh, registration, resources, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
-__all__ = ["Daemon"]
+__all__ = ["NEXT", "Daemon", "Phase"]
 
 log = logging.getLogger(__name__)
+
+
+DRAIN_MARGIN = 10.0  # seconds a drain leaves before the kubelet's SIGKILL at the end of the grace period
+
+
+class Phase(enum.StrEnum):
+    """Where the daemon is in its life (the module docstring says what each phase does)."""
+
+    STARTING = "starting"
+    STANDING_BY = "standing-by"
+    ADOPTING = "adopting"
+    SERVING = "serving"
+    DRAINING = "draining"
+    RELEASING = "releasing"
+    STOPPED = "stopped"
+
+
+_STOP = frozenset({Phase.DRAINING, Phase.RELEASING})
+
+#: The moves between phases. Any other is ignored: a Lease won back while draining, say, does
+#: not make the node serve again.
+NEXT: dict[Phase, frozenset[Phase]] = {
+    Phase.STARTING: frozenset({Phase.STANDING_BY, Phase.ADOPTING}) | _STOP,
+    Phase.STANDING_BY: frozenset({Phase.ADOPTING, Phase.SERVING}) | _STOP,
+    Phase.ADOPTING: frozenset({Phase.STANDING_BY, Phase.SERVING}) | _STOP,
+    Phase.SERVING: frozenset({Phase.STANDING_BY}) | _STOP,
+    Phase.DRAINING: frozenset({Phase.RELEASING}),
+    Phase.RELEASING: frozenset({Phase.STOPPED}),
+    Phase.STOPPED: frozenset(),
+}
 
 
 def _utcnow() -> datetime.datetime:
@@ -79,13 +138,15 @@ class Daemon:
     monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     #: Holder identity on the node's Lease; the same identity reclaims it at once after a restart.
-    identity: str = dataclasses.field(default_factory=ownership.identity)
+    #: Empty: ``<pod name>_<pod uid>`` from the settings, else the host and a random id.
+    identity: str = ""
     #: Serve the kubelet API (logs, exec, stats) on ``config.kubelet_port``; ``vnode run`` does.
     serve_kubelet: bool = False
     #: Where the kubelet API's serving certificate (from a CSR) is kept; a temporary directory if None.
     kubelet_cert_dir: pathlib.Path | None = None
 
     def __post_init__(self) -> None:
+        self.identity = self.identity or ownership.identity(self.config.pod_name, self.config.pod_uid)
         self.ready = asyncio.Event()
         self.health = registration.CloudHealth()
         self.metrics = metrics.Metrics(self.registry, node=self.config.node_name)
@@ -93,6 +154,13 @@ class Daemon:
         self.http_port = 0
         self.kubelet: kubelet_server.KubeletServer | None = None
         self._node_tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # everything run() started, cancelled when it stops
+        self.phase = Phase.STARTING
+        #: Every phase so far, oldest first (for tests and the log).
+        self.phases: list[Phase] = [Phase.STARTING]
+        self._stop_requested = asyncio.Event()
+        self._terminating = False  # the stop came from SIGTERM: drain if this replica is being removed
+        self._stop_requested_at = 0.0
         self.recorder = events.Recorder(self.kube, node_name=self.config.node_name, clock=self.clock)
         # The node's Lease is its heartbeat *and* its lock: only its holder creates, deletes and
         # writes the node status, so two controllers claiming one node never both act.
@@ -102,7 +170,7 @@ class Daemon:
             identity=self.identity,
             lease_duration=self.config.lease_duration,
             renew_interval=self.config.lease_renew_interval,
-            on_change=lambda held: self.health.changed.set(),
+            on_change=self._on_lease,
         )
         self.node = registration.NodeController(
             self.kube,
@@ -195,7 +263,7 @@ class Daemon:
             host=self.config.node_ip,
             port=self.config.kubelet_port,
         )
-        group.create_task(self.kubelet.run())
+        self._spawn(group, self.kubelet.run())
         await self.kubelet.ready.wait()
         if self.kubelet.port != self.config.kubelet_port:
             self.config = self.config.model_copy(update={"kubelet_port": self.kubelet.port})
@@ -217,14 +285,15 @@ class Daemon:
             return web.Response(text="ok")
 
         async def readyz(request: web.Request) -> web.Response:
-            if self.ready.is_set() and self.health.ok and self.ownership.holds():
+            serving = self.phase is Phase.SERVING and self.ownership.holds()
+            if serving and self.health.ok:
                 return web.Response(text="ok")
-            if not self.ownership.holds():
-                reason = f"standing by: the node's Lease is held by {self.ownership.holder}"
-            elif not self.ready.is_set():
-                reason = "starting"
-            else:
+            if serving:
                 reason = f"{self.health.reason}: {self.health.message}"
+            elif self.phase is Phase.STANDING_BY or (self.phase is Phase.SERVING and not self.ownership.holds()):
+                reason = f"standing by: the node's Lease is held by {self.ownership.holder}"
+            else:
+                reason = str(self.phase)
             return web.Response(status=503, text=reason)
 
         async def metrics_page(request: web.Request) -> web.Response:
@@ -249,36 +318,136 @@ class Daemon:
         finally:
             await runner.cleanup()
 
-    # --- the whole ---
+    # --- the lifecycle ---
 
-    async def run(self) -> None:
-        """Run until cancelled; ``ready`` is set once the node is registered and the pods are in hand."""
+    def _enter(self, phase: Phase) -> bool:
+        """Move to ``phase`` if :data:`NEXT` allows it (staying put is no move); logged. True if moved."""
+        if phase is self.phase or phase not in NEXT[self.phase]:
+            return False
+        log.info("node %s: %s -> %s", self.config.node_name, self.phase, phase,
+                 extra={"node": self.config.node_name, "phase": str(phase)})  # fmt: skip
+        self.phase = phase
+        self.phases.append(phase)
+        return True
+
+    def _on_lease(self, held: bool) -> None:
+        """The Lease was won or lost: a serving (or adopting) daemon stands by until it wins it back."""
+        self.health.changed.set()
+        if self.phase not in (Phase.STANDING_BY, Phase.ADOPTING, Phase.SERVING):
+            return  # starting: the start sequence looks at the Lease itself; stopping: too late
+        if not held:
+            self._enter(Phase.STANDING_BY)
+        else:
+            self._enter(Phase.SERVING if self.pods.ready.is_set() else Phase.ADOPTING)
+
+    def terminate(self) -> None:
+        """SIGTERM: drain the node if the StatefulSet is removing this replica, then stop; else just stop."""
+        self._request_stop(terminating=True)
+
+    def stop(self) -> None:
+        """Stop without draining (SIGINT): the node's pods keep running, a restarted daemon adopts them."""
+        self._request_stop(terminating=False)
+
+    def _request_stop(self, *, terminating: bool) -> None:
+        if self._stop_requested.is_set():
+            return  # a second signal changes nothing: the first one's stop is under way
+        self._terminating = terminating
+        self._stop_requested_at = self.monotonic()
+        self._stop_requested.set()
+
+    def _spawn(self, group: asyncio.TaskGroup, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = group.create_task(work)
+        self._tasks.append(task)
+        return task
+
+    async def _start(self, group: asyncio.TaskGroup) -> None:
+        """Starting, (standing by,) adopting, serving: each step awaited before the next."""
+        self._spawn(group, self._serve())
+        self._spawn(group, self._profile_informer().run())
+        if self.serve_kubelet:
+            await self._start_kubelet(group)
+        self._node_tasks.append(self._spawn(group, self.node.run()))
+        await self.node.ready.wait()
+        self.ownership.owner = {"apiVersion": "v1", "kind": "Node", "name": self.config.node_name,
+                                "uid": self.node.uid}  # fmt: skip
+        self._node_tasks.append(self._spawn(group, self.ownership.run()))
+        await self.ownership.ready.wait()
+        if not self.ownership.holds():
+            self._enter(Phase.STANDING_BY)
+        await self.ownership.held.wait()
+        self._enter(Phase.ADOPTING)
+        # Holding the Lease, write the status at once: `ready` must not precede a Ready node.
+        await self.node.write_status(force=True)
+        self._spawn(group, self.pods.run())
+        if self.refresher is not None:
+            self._spawn(group, self.refresher.run())
+        await self.pods.ready.wait()
+        self._enter(Phase.SERVING if self.ownership.holds() else Phase.STANDING_BY)
+        self.ready.set()
+        collector = self._collector()
+        if collector is not None:
+            self._spawn(group, collector)
+        log.info("daemon ready")
+
+    def _collector(self) -> Coroutine[Any, Any, None] | None:
+        """Replica 0 of a StatefulSet also deletes the instances of nodes that are gone for good, and
+        drains the nodes of scaled-away replicas that died before they could drain themselves."""
+        parsed = drain.ordinal_of(self.config.pod_name)
+        if parsed is None or parsed[1] != 0:
+            return None
+        namespace = self.config.pod_namespace
+        abandoned = gc.Abandoned(self.kube, namespace, parsed[0]) if namespace else None
+        return gc.collect_periodically(self.kube, self.provider, self.config.cluster_id,
+                                       interval=self.config.orphan_interval, should_run=self.ownership.holds,
+                                       abandoned=abandoned)  # fmt: skip
+
+    async def _drain_if_removed(self) -> bool:
+        """Draining, if a SIGTERM came and the StatefulSet no longer wants this replica; True if the
+        Node (and its Lease) are gone. The pod controller runs on meanwhile, finishing evicted pods."""
+        config = self.config
+        if not self._terminating or not await drain.scale_in(
+            self.kube, node=config.node_name, namespace=config.pod_namespace, pod_name=config.pod_name
+        ):
+            return False
+        self._enter(Phase.DRAINING)
+        deadline = self._stop_requested_at + config.termination_grace_seconds - DRAIN_MARGIN
+        log.info("node %s: this replica is being removed; draining within %.0fs", config.node_name,
+                 deadline - self.monotonic(), extra={"node": config.node_name})  # fmt: skip
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._serve())
-                group.create_task(self._profile_informer().run())
-                if self.serve_kubelet:
-                    await self._start_kubelet(group)
-                self._node_tasks.append(group.create_task(self.node.run()))
-                await self.node.ready.wait()
-                self.ownership.owner = {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "name": self.config.node_name,
-                    "uid": self.node.uid,
-                }
-                self._node_tasks.append(group.create_task(self.ownership.run()))
-                await self.ownership.held.wait()
-                # Holding the Lease, write the status at once: `ready` must not precede a Ready node.
-                await self.node.write_status(force=True)
-                group.create_task(self.pods.run())
-                if self.refresher is not None:
-                    group.create_task(self.refresher.run())
-                await self.pods.ready.wait()
-                self.ready.set()
-                log.info("daemon ready")
-        finally:
+            result = await drain.drain(self.kube, self.provider, node=config.node_name, cluster_id=config.cluster_id,
+                                       deadline=deadline, before_node_delete=self.stop_node,
+                                       kubelet_gone=not self.pods.ready.is_set(), monotonic=self.monotonic)  # fmt: skip
+        except Exception:
+            log.exception("drain failed; the replacement or `vnode gc` will collect what is left")
+            return False
+        return result.node_deleted
+
+    async def _release(self, drained: bool) -> None:
+        """Releasing: give the Lease up (unless it went with the drained Node), flush the events; stopped."""
+        self._enter(Phase.RELEASING)
+        if not drained:
+            log.info("node %s: stopping without a drain; its pods keep running in the cloud", self.config.node_name,
+                     extra={"node": self.config.node_name})  # fmt: skip
             with contextlib.suppress(TimeoutError, errors.ApiError):
                 await asyncio.wait_for(self.ownership.release(), timeout=5)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.recorder.drain(), timeout=5)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.recorder.drain(), timeout=5)
+        self._enter(Phase.STOPPED)
+
+    async def run(self) -> None:
+        """The whole lifecycle: returns once a ``terminate()`` or ``stop()`` has been carried out.
+
+        ``ready`` is set once the node is registered and the pods are in hand. Cancelling the
+        task stops at once (no drain), still releasing the Lease.
+        """
+        drained = False
+        try:
+            async with asyncio.TaskGroup() as group:
+                starting = self._spawn(group, self._start(group))
+                await self._stop_requested.wait()
+                starting.cancel()  # the start sequence goes no further
+                drained = await self._drain_if_removed()
+                for task in self._tasks:
+                    task.cancel()
+        finally:
+            await self._release(drained)

@@ -1,8 +1,12 @@
-"""``vnode run``: parse flags over the field's environment variables, then run the daemon until SIGTERM.
+"""``vnode run``: parse flags over the field's environment variables, then run the daemon until a signal.
 
 Every flag is optional and overrides its environment variable (``--node-name`` over
 ``VNODE_NODE_NAME`` over ``POD_NAME``; ``--eci-vswitch`` over ``ECI_VSWITCH`` ...). An invalid
 setting stops the command before anything starts, with one line naming it, and exit code 2.
+The environment is read here, once (``settings.load``); the daemon's parts take the settings.
+
+SIGTERM asks the daemon to ``terminate()`` (it drains the node first if its StatefulSet is
+removing this replica), SIGINT to ``stop()``; the lifecycle itself is the Daemon's.
 """
 
 from __future__ import annotations
@@ -15,14 +19,12 @@ import logging
 import os
 import signal
 import sys
-import time
 from typing import Any
 
-from vnode import daemon, early_signals, errors, gc, settings
+from vnode import daemon, early_signals, errors, settings
 from vnode.kube import client, config, objects
-from vnode.node import drain
 from vnode.observability import logs
-from vnode.provider import base, registry
+from vnode.provider import registry
 
 __all__ = ["configure", "run"]
 
@@ -98,84 +100,23 @@ async def _main(loaded: settings.Settings) -> None:
         provider = factory(loaded)
         try:
             the_daemon = daemon.Daemon(loaded, kube, provider, serve_kubelet=True)
-            task = asyncio.create_task(the_daemon.run())
             loop = asyncio.get_running_loop()
-            stopping: list[asyncio.Task[None]] = []
 
             def on_signal(sig: signal.Signals) -> None:
-                if stopping:
-                    return
-                received_at = time.monotonic()
-                stopping.append(asyncio.create_task(_stop(the_daemon, task, kube, provider, sig, received_at)))
+                log.info("%s received", sig.name)
+                if sig == signal.SIGTERM:
+                    the_daemon.terminate()  # the Daemon drains first if this replica is being scaled away
+                else:
+                    the_daemon.stop()
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, on_signal, sig)
             for sig in early_signals.pending():  # arrived while Python was still importing
                 log.info("acting on %s received during start-up", sig.name)
                 on_signal(sig)
-            gc_task = _start_gc(the_daemon, kube, provider, loaded)
-            try:
-                await task
-            except asyncio.CancelledError:
-                log.info("stopped by signal; the node's pods keep running in the cloud unless it was drained")
-            finally:
-                if gc_task is not None:
-                    gc_task.cancel()
-                for stop in stopping:
-                    await asyncio.gather(stop, return_exceptions=True)
+            await the_daemon.run()
         finally:
             await provider.close()
-
-
-async def _stop(
-    the_daemon: daemon.Daemon,
-    task: asyncio.Task[None],
-    kube: client.Client,
-    provider: base.Provider,
-    sig: signal.Signals,
-    received_at: float,
-) -> None:
-    """SIGTERM: drain the node first if the StatefulSet is removing this replica (a scale-in or an
-    uninstall), then stop. A restart of the same ordinal, or SIGINT, stops without draining."""
-    try:
-        if sig == signal.SIGTERM:
-            await drain.on_termination(
-                kube,
-                provider,
-                node=the_daemon.config.node_name,
-                cluster_id=the_daemon.config.cluster_id,
-                namespace=os.environ.get("POD_NAMESPACE", ""),
-                pod_name=os.environ.get("POD_NAME", ""),
-                grace=drain.grace_seconds(),
-                received_at=received_at,
-                before_node_delete=the_daemon.stop_node,
-            )
-    except Exception:
-        log.exception("drain failed; the replacement or `vnode gc` will collect what is left")
-    finally:
-        task.cancel()
-
-
-def _start_gc(
-    the_daemon: daemon.Daemon, kube: client.Client, provider: base.Provider, loaded: settings.Settings
-) -> asyncio.Task[None] | None:
-    """Replica 0 of a StatefulSet also deletes the instances of nodes that are gone for good, and
-    drains the nodes of scaled-away replicas that died before they could drain themselves."""
-    parsed = drain.ordinal_of(os.environ.get("POD_NAME", ""))
-    if parsed is None or parsed[1] != 0:
-        return None
-    namespace = os.environ.get("POD_NAMESPACE", "")
-    abandoned = gc.Abandoned(kube, namespace, parsed[0]) if namespace else None
-    return asyncio.create_task(
-        gc.collect_periodically(
-            kube,
-            provider,
-            loaded.cluster_id,
-            interval=loaded.orphan_interval,
-            should_run=the_daemon.ownership.holds,
-            abandoned=abandoned,
-        )
-    )
 
 
 GC_THRESHOLDS = (20_000, 20, 20)

@@ -4,8 +4,8 @@ Python's default SIGTERM action kills the process at once. ``vnode run`` spends 
 second or two importing (more on a loaded machine), and a StatefulSet scale-in can deliver
 SIGTERM in that window, for example right after a replica restarted: the replica would die
 without draining its node. :func:`capture` (called by the command line before any heavy
-import) records the signal instead; the daemon acts on :func:`pending` once its own handlers
-are installed. Only SIGTERM: Ctrl-C (SIGINT) keeps interrupting at once.
+import) records the signal instead; ``vnode run`` hands :func:`pending` to the daemon
+(``Daemon.terminate()``) once its own handlers are installed. Only SIGTERM: Ctrl-C (SIGINT) keeps interrupting at once.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import msgspec
 
 from vnode import errors, models, settings
 from vnode.kube import client, config, extra, objects
-from vnode.node import drain
+from vnode.node import drain, orphans
 from vnode.provider import base, registry
 
 __all__ = [
@@ -87,19 +87,17 @@ async def find_orphans(
     every pod is not, and a live node's own daemon already collects the instances of its gone pods.
     """
     instances = await provider.list({models.TAG_CLUSTER: cluster_id})
-    pod_uids: set[str] = set()
+    pod_uids: set[str] | None = None
     if pods:
         pod_uids = {p.metadata.uid for p in (await kube.list("/api/v1/pods", _Thin)).items}
     nodes = {n.metadata.name for n in (await kube.list("/api/v1/nodes", _Thin)).items}
-    orphans = []
+    known = orphans.Known(cluster_id, None, live_pods=pod_uids, live_nodes=nodes)
+    found = []
     for instance in instances:
-        if instance.tags.get(models.TAG_CLUSTER) != cluster_id:
-            continue  # a provider that filtered loosely: never touch another cluster's instance
-        if pods and instance.pod_uid not in pod_uids:
-            orphans.append(Orphan(instance, "pod gone"))
-        elif instance.tags.get(models.TAG_NODE, "") not in nodes:
-            orphans.append(Orphan(instance, "node gone"))
-    return orphans
+        decision = orphans.decide(instance.tags, known)
+        if decision.delete:
+            found.append(Orphan(instance, decision.reason))
+    return found
 
 
 async def collect(

@@ -110,6 +110,12 @@ class Settings(_Frozen):
     kubelet_port: int = pydantic.Field(default=10250, ge=0, le=65535)
     http_address: str = "0.0.0.0"
     http_port: int = pydantic.Field(default=10256, ge=0, le=65535)  # /healthz /readyz /metrics
+    # The daemon's own pod, as the StatefulSet's downward API gives it: the Lease holder identity
+    # (name and UID), the scale-in decision (namespace and name), the drain's deadline (grace).
+    pod_name: str = ""
+    pod_namespace: str = ""
+    pod_uid: str = ""
+    termination_grace_seconds: float = pydantic.Field(default=30.0, gt=0)
     status_interval: float = pydantic.Field(default=2.0, gt=0)
     node_status_period: float = pydantic.Field(default=60.0, gt=0)
     lease_duration: int = pydantic.Field(default=40, gt=0)
@@ -155,6 +161,10 @@ ENV: dict[str, tuple[str, ...]] = {
     "kubeconfig": ("KUBECONFIG",),
     "taint_value": ("VNODE_TAINT",),
     "node_ip": ("VNODE_NODE_IP", "POD_IP"),
+    "pod_name": ("POD_NAME",),
+    "pod_namespace": ("POD_NAMESPACE",),
+    "pod_uid": ("POD_UID",),
+    "termination_grace_seconds": ("VNODE_TERMINATION_GRACE_SECONDS",),
     "kubelet_port": ("KUBELET_PORT",),
     "http_port": ("VNODE_HTTP_PORT",),
     "eci.region": ("ECI_REGION",),

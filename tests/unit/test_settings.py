@@ -94,3 +94,19 @@ def test_profile_from_configmap() -> None:
     assert profile.vswitches == ("vsw-1", "vsw-2")
     with pytest.raises(errors.ConfigError, match="defaultCpu"):
         settings.profile_from_configmap({"defaultCpu": "zero"})
+
+
+def test_the_daemons_own_pod_comes_from_the_downward_api_names() -> None:
+    loaded = settings.load(
+        {
+            "POD_NAME": "virtual-node-eci-2",
+            "POD_NAMESPACE": "kube-system",
+            "POD_UID": "u-1",
+            "VNODE_TERMINATION_GRACE_SECONDS": "90",
+        }
+    )
+    assert (loaded.pod_name, loaded.pod_namespace, loaded.pod_uid) == ("virtual-node-eci-2", "kube-system", "u-1")
+    assert loaded.termination_grace_seconds == 90
+    assert settings.load({"VNODE_NODE_NAME": "n"}).termination_grace_seconds == 30
+    with pytest.raises(errors.ConfigError, match="VNODE_TERMINATION_GRACE_SECONDS"):
+        settings.load({"POD_NAME": "n", "VNODE_TERMINATION_GRACE_SECONDS": "soon"})

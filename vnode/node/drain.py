@@ -2,7 +2,8 @@
 
 The field's procedure takes four manual steps (drain, scale, wait for NotReady, delete the
 node), and a skipped step leaves cloud instances that nothing manages any more. Here the
-controller does it on SIGTERM, within its pod's termination grace period:
+controller does it on SIGTERM (the daemon's ``draining`` phase, see ``vnode/daemon.py``), within its
+pod's termination grace period:
 
 1. **Is this a scale-in?** Only if the owning StatefulSet no longer wants this ordinal
    (``spec.replicas <= ordinal``), or is itself gone or being deleted (uninstall). A restart of
@@ -15,7 +16,7 @@ controller does it on SIGTERM, within its pod's termination grace period:
    (Deployments, ...) recreate them elsewhere. The daemon's own pod loop, still running,
    deletes each evicted pod's instance and then the pod.
 4. **Wait** until no pod is left on the node and the provider lists no instance for it;
-   instances whose pod no longer exists are deleted here directly.
+   instances whose pod no longer exists are deleted here directly (``orphans.decide``).
 5. When the deadline is near and something is still left (a budget that never allows it,
    a stuck pod loop), the leftovers' instances are deleted through the provider and their pods
    removed: the node is going away whatever happens, and an instance nobody manages is the
@@ -32,23 +33,22 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from vnode import errors, models
 from vnode.kube import client, extra, objects
+from vnode.node import orphans
 from vnode.provider import base
 
 __all__ = [
     "Result",
     "being_removed",
     "drain",
-    "grace_seconds",
-    "on_termination",
     "ordinal_of",
     "removed_by_scale_in",
+    "scale_in",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,122 @@ def _is_daemonset_pod(pod: objects.Pod) -> bool:
     return any(o.kind == "DaemonSet" and o.controller for o in pod.metadata.owner_references)
 
 
+class _Drain:
+    """One drain's passes over a node; each pass is safe to repeat (what was done is remembered)."""
+
+    def __init__(
+        self,
+        kube: client.Client,
+        provider: base.Provider,
+        *,
+        node: str,
+        cluster_id: str,
+        on_blocked: Callable[[str], None] | None,
+        concurrency: int,
+        kubelet_gone: bool,
+    ) -> None:
+        self.kube = kube
+        self.provider = provider
+        self.node = node
+        self.cluster_id = cluster_id
+        self.on_blocked = on_blocked
+        self.kubelet_gone = kubelet_gone
+        self.result = Result()
+        self.evicted: set[str] = set()  # pod UIDs
+        self.limit = asyncio.Semaphore(concurrency)
+        self.extra = {"node": node}
+
+    async def cordon(self) -> None:
+        try:
+            await extra.cordon(self.kube, self.node)
+            log.info("draining node %s: cordoned", self.node, extra=self.extra)
+        except errors.NotFound:
+            log.info("draining node %s: the Node is already gone; cleaning up its instances", self.node,
+                     extra=self.extra)  # fmt: skip
+
+    async def listing(self) -> tuple[list[objects.Pod], list[models.InstanceState]]:
+        # Instances first, then pods: an instance listed before a pod listing that lacks its
+        # pod belongs to a pod that is gone (pods are created before their instances).
+        tags = {models.TAG_CLUSTER: self.cluster_id, models.TAG_NODE: self.node}
+        instances = list(await self.provider.list(tags))
+        pods = [p for p in await extra.pods_on_node(self.kube, self.node) if not _is_daemonset_pod(p)]
+        return pods, instances
+
+    async def step(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> None:
+        """Evict the pods not evicted yet, delete the orphans, finish for a dead controller."""
+        known = orphans.Known(self.cluster_id, self.node, live_pods={p.metadata.uid for p in pods})
+        done = self.result.instances_deleted
+        leftovers = [i for i in instances if i.id not in done and orphans.decide(i.tags, known).delete]
+        due = [p for p in pods if not p.metadata.deletion_timestamp and p.metadata.uid not in self.evicted]
+        finishing = self._finishing(pods, instances) if self.kubelet_gone else []
+        await asyncio.gather(*(self.evict(p) for p in due), *(self.delete_instance(i, 0) for i in leftovers),
+                             *finishing)  # fmt: skip
+
+    def _finishing(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> list[Awaitable[None]]:
+        """What the dead controller's pod loop would do for pods being deleted: instance, then pod."""
+        by_uid = {i.pod_uid: i for i in instances}
+        finishing: list[Awaitable[None]] = []
+        for pod in (p for p in pods if p.metadata.deletion_timestamp):
+            instance = by_uid.get(pod.metadata.uid)
+            if instance is None:
+                finishing.append(_release(self.kube, self.node, pod, self.result.released))
+            elif instance.id not in self.result.instances_deleted:
+                grace = float(pod.metadata.deletion_grace_period_seconds or 0)
+                finishing.append(self.delete_instance(instance, grace))
+        return finishing
+
+    async def evict(self, pod: objects.Pod) -> None:
+        key = pod.key
+        async with self.limit:
+            try:
+                await extra.evict(self.kube, pod.metadata.namespace, pod.metadata.name, uid=pod.metadata.uid)
+            except errors.Throttled:
+                self.result.blocked += 1
+                if self.on_blocked is not None:
+                    self.on_blocked(key)
+                return
+            except (errors.NotFound, errors.Conflict):
+                pass  # gone already, or replaced by a new pod of that name (not ours to evict)
+            except errors.ApiError as exc:
+                log.warning("draining node %s: evicting %s failed: %s", self.node, key, exc, extra=self.extra)
+                return
+        self.evicted.add(pod.metadata.uid)
+        self.result.evicted.append(key)
+
+    async def delete_instance(self, instance: models.InstanceState, grace: float) -> None:
+        async with self.limit:
+            try:
+                await self.provider.delete(instance.id, grace_seconds=grace)
+            except errors.ApiError as exc:
+                log.warning("draining node %s: deleting instance %s failed: %s", self.node, instance.id, exc,
+                            extra=self.extra)  # fmt: skip
+                return
+        self.result.instances_deleted.append(instance.id)
+
+    async def force(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> None:
+        """The deadline is near: delete what is left, instances first, so that nothing is leaked."""
+        if not pods and not instances:
+            return
+        log.warning("draining node %s: deadline near, removing %d pods and %d instances that are left", self.node,
+                    len(pods), len(instances), extra=self.extra)  # fmt: skip
+        done = self.result.instances_deleted
+        await asyncio.gather(*(self.delete_instance(i, 0) for i in instances if i.id not in done))
+        for pod in pods:
+            await _release(self.kube, self.node, pod, self.result.forced)
+
+    async def delete_node(self) -> None:
+        node, kube = self.node, self.kube
+        try:
+            await extra.delete_node(kube, node)
+            self.result.node_deleted = True
+        except errors.NotFound:
+            self.result.node_deleted = True
+        except errors.ApiError as exc:
+            log.error("draining node %s: deleting the Node failed: %s", node, exc, extra=self.extra)
+        with contextlib.suppress(errors.ApiError):  # gone with the Node (owner reference), or never made
+            await kube.delete(extra.lease_path(node))
+
+
 async def drain(
     kube: client.Client,
     provider: base.Provider,
@@ -146,111 +262,32 @@ async def drain(
     once the instance is no longer listed, as the node's own pod loop would have done.
     """
     started = monotonic()
-    result = Result()
-    tags = {models.TAG_CLUSTER: cluster_id, models.TAG_NODE: node}
-    evicted: set[str] = set()
-    limit = asyncio.Semaphore(concurrency)
-    extra_log = {"node": node}
-
-    try:
-        await extra.cordon(kube, node)
-        log.info("draining node %s: cordoned", node, extra=extra_log)
-    except errors.NotFound:
-        log.info("draining node %s: the Node is already gone; cleaning up its instances", node, extra=extra_log)
-
-    async def evict(pod: objects.Pod) -> None:
-        key = pod.key
-        async with limit:
-            try:
-                await extra.evict(kube, pod.metadata.namespace, pod.metadata.name, uid=pod.metadata.uid)
-            except errors.Throttled:
-                result.blocked += 1
-                if on_blocked is not None:
-                    on_blocked(key)
-                return
-            except (errors.NotFound, errors.Conflict):
-                pass  # gone already, or replaced by a new pod of that name (not ours to evict)
-            except errors.ApiError as exc:
-                log.warning("draining node %s: evicting %s failed: %s", node, key, exc, extra=extra_log)
-                return
-        evicted.add(pod.metadata.uid)
-        result.evicted.append(key)
-
-    async def delete_instance(instance: models.InstanceState, grace: float) -> None:
-        async with limit:
-            try:
-                await provider.delete(instance.id, grace_seconds=grace)
-            except errors.ApiError as exc:
-                log.warning("draining node %s: deleting instance %s failed: %s", node, instance.id, exc,
-                            extra=extra_log)  # fmt: skip
-                return
-        result.instances_deleted.append(instance.id)
-
+    run = _Drain(kube, provider, node=node, cluster_id=cluster_id, on_blocked=on_blocked, concurrency=concurrency,
+                 kubelet_gone=kubelet_gone)  # fmt: skip
+    await run.cordon()
     pods: list[objects.Pod] = []
     instances: list[models.InstanceState] = []
     while True:
         try:
-            # Instances first, then pods: an instance listed before a pod listing that lacks its
-            # pod belongs to a pod that is gone (pods are created before their instances).
-            instances = list(await provider.list(tags))
-            pods = [p for p in await extra.pods_on_node(kube, node) if not _is_daemonset_pod(p)]
+            pods, instances = await run.listing()
         except errors.ApiError as exc:
-            log.warning("draining node %s: listing failed: %s", node, exc, extra=extra_log)
+            log.warning("draining node %s: listing failed: %s", node, exc, extra=run.extra)
         else:
             if not pods and not instances:
                 break
-            live_uids = {p.metadata.uid for p in pods}
-            orphans = [i for i in instances if i.pod_uid not in live_uids and i.id not in result.instances_deleted]
-            due = [p for p in pods if not p.metadata.deletion_timestamp and p.metadata.uid not in evicted]
-            finishing: list[Awaitable[None]] = []
-            if kubelet_gone:
-                by_uid = {i.pod_uid: i for i in instances}
-                for pod in (p for p in pods if p.metadata.deletion_timestamp):
-                    instance = by_uid.get(pod.metadata.uid)
-                    if instance is None:
-                        finishing.append(_release(kube, node, pod, result.released))
-                    elif instance.id not in result.instances_deleted:
-                        grace = float(pod.metadata.deletion_grace_period_seconds or 0)
-                        finishing.append(delete_instance(instance, grace))
-            await asyncio.gather(*(evict(p) for p in due), *(delete_instance(i, 0) for i in orphans), *finishing)
+            await run.step(pods, instances)
         if monotonic() >= deadline - force_margin:
-            await _force(kube, node, pods, instances, delete_instance, result)
+            await run.force(pods, instances)
             break
         await asyncio.sleep(retry_interval)
-
     if before_node_delete is not None:
         await before_node_delete()
-    try:
-        await extra.delete_node(kube, node)
-        result.node_deleted = True
-    except errors.NotFound:
-        result.node_deleted = True
-    except errors.ApiError as exc:
-        log.error("draining node %s: deleting the Node failed: %s", node, exc, extra=extra_log)
-    with contextlib.suppress(errors.ApiError):  # gone with the Node (owner reference), or never made
-        await kube.delete(extra.lease_path(node))
+    await run.delete_node()
+    result = run.result
     result.seconds = monotonic() - started
     log.info("drained node %s in %.1fs: %d evicted, %d forced, node deleted: %s", node, result.seconds,
-             len(result.evicted), len(result.forced), result.node_deleted, extra=extra_log)  # fmt: skip
+             len(result.evicted), len(result.forced), result.node_deleted, extra=run.extra)  # fmt: skip
     return result
-
-
-async def _force(
-    kube: client.Client,
-    node: str,
-    pods: list[objects.Pod],
-    instances: list[models.InstanceState],
-    delete_instance: Callable[[models.InstanceState, float], Awaitable[None]],
-    result: Result,
-) -> None:
-    """The deadline is near: delete what is left, instances first, so that nothing is leaked."""
-    if not pods and not instances:
-        return
-    log.warning("draining node %s: deadline near, removing %d pods and %d instances that are left", node,
-                len(pods), len(instances), extra={"node": node})  # fmt: skip
-    await asyncio.gather(*(delete_instance(i, 0) for i in instances if i.id not in result.instances_deleted))
-    for pod in pods:
-        await _release(kube, node, pod, result.forced)
 
 
 async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> None:
@@ -266,53 +303,20 @@ async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[
     done.append(pod.key)
 
 
-def grace_seconds(environ: Mapping[str, str] = os.environ, default: float = 30.0) -> float:
-    """The pod's termination grace period, as the chart passes it (``VNODE_TERMINATION_GRACE_SECONDS``)."""
-    try:
-        return float(environ.get("VNODE_TERMINATION_GRACE_SECONDS", default))
-    except ValueError:
-        return default
+async def scale_in(kube: client.Client, *, node: str, namespace: str, pod_name: str) -> bool:
+    """Whether a SIGTERM means that this replica goes for good (:func:`being_removed`), logging the answer.
 
-
-async def on_termination(
-    kube: client.Client,
-    provider: base.Provider,
-    *,
-    node: str,
-    cluster_id: str,
-    namespace: str,
-    pod_name: str,
-    grace: float,
-    received_at: float,
-    margin: float = 10.0,
-    before_node_delete: Callable[[], Awaitable[None]] | None = None,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> Result | None:
-    """What a replica does on SIGTERM: drain if its StatefulSet is removing it, else nothing (a restart).
-
-    ``received_at`` is the monotonic time the signal arrived; the drain must end ``margin``
-    seconds before the kubelet's SIGKILL at ``received_at + grace``. Returns None when this is
-    not a scale-in (or the decision could not be made: then the replacement adopts the pods).
+    False outside a pod (a controller never drains on its own) and when the answer cannot be
+    had: then it stops as for a restart, and the replacement adopts the pods.
     """
     if not namespace or not pod_name:
-        return None  # not running in a pod: never drain on our own
+        return False
     try:
         removed = await being_removed(kube, namespace=namespace, pod_name=pod_name)
     except errors.ApiError as exc:
         log.warning("node %s: cannot tell whether this is a scale-in (%s); not draining", node, exc,
                     extra={"node": node})  # fmt: skip
-        return None
+        return False
     if not removed:
         log.info("node %s: stopping for a restart, not a scale-in; the node stays", node, extra={"node": node})
-        return None
-    log.info("node %s: this replica is being removed; draining within %.0fs", node, grace - margin,
-             extra={"node": node})  # fmt: skip
-    return await drain(
-        kube,
-        provider,
-        node=node,
-        cluster_id=cluster_id,
-        deadline=received_at + grace - margin,
-        before_node_delete=before_node_delete,
-        monotonic=monotonic,
-    )
+    return removed

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import os
 import secrets
 import socket
 import time
@@ -41,9 +40,8 @@ __all__ = ["Ownership", "identity"]
 log = logging.getLogger(__name__)
 
 
-def identity(environ: Mapping[str, str] = os.environ) -> str:
+def identity(pod: str = "", uid: str = "") -> str:
     """This controller's holder identity: ``<pod name>_<pod uid>`` in a pod, else host and a random id."""
-    pod, uid = environ.get("POD_NAME", ""), environ.get("POD_UID", "")
     if pod and uid:
         return f"{pod}_{uid}"
     return f"{socket.gethostname()}_{secrets.token_hex(6)}"

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 
 from vnode import errors, models, settings
 from vnode.kube import client, informer, objects
-from vnode.node import queue, reconcile, registration
+from vnode.node import orphans, queue, reconcile, registration
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -245,19 +245,20 @@ class PodController:
     # --- orphans ---
 
     async def collect_orphans(self) -> int:
-        """Delete instances of this cluster and node whose pod is gone. Only call with a synced cache."""
-        if not self.informer.ready.is_set() or not self.reconciler.may_act():
+        """Delete the instances that ``orphans.decide`` finds orphaned (their pod is gone); the others
+        are the instances of this node's pods, adopted as they are. Nothing before the cache synced."""
+        if not self.reconciler.may_act():
             return 0
-        live = {pod.metadata.uid for pod in self.view.pods.values()}
+        known = orphans.Known(
+            self.config.cluster_id,
+            self.config.node_name,
+            live_pods={pod.metadata.uid for pod in self.view.pods.values()},
+            complete=self.informer.ready.is_set(),
+        )
         removed = 0
         for uid, state in list(self.view.states.items()):
-            if uid in live:
-                continue
-            tags = state.tags
-            if (
-                tags.get(models.TAG_CLUSTER) != self.config.cluster_id
-                or tags.get(models.TAG_NODE) != self.config.node_name
-            ):
+            decision = orphans.decide(state.tags, known)
+            if not decision.delete:
                 continue
             try:
                 await self.provider.delete(state.id, grace_seconds=0)
@@ -267,13 +268,8 @@ class PodController:
             self.view.states.pop(uid, None)
             removed += 1
             self.metrics.orphans_removed.labels(self.config.node_name).inc()
-            log.info(
-                "orphan instance %s deleted (pod %s/%s gone)",
-                state.id,
-                tags.get(models.TAG_NAMESPACE),
-                tags.get(models.TAG_NAME),
-                extra={"instance": state.id},
-            )
+            log.info("orphan instance %s deleted (pod %s/%s: %s)", state.id, state.tags.get(models.TAG_NAMESPACE),
+                     state.tags.get(models.TAG_NAME), decision.reason, extra={"instance": state.id})  # fmt: skip
         return removed
 
     async def _orphan_loop(self) -> None:
