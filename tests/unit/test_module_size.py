@@ -33,7 +33,6 @@ ALLOWED: dict[str, str] = {
     "vnode/kubelet/portforward.py": "460 lines; _serve_channels 83",
     "vnode/kubelet/certs.py": "247 lines; request_serving_certificate 61 (its API calls move into vnode/kube)",
     "vnode/cluster/launcher.py": "506 lines; _commands 115",
-    "vnode/node/drain.py": "318 lines; drain 113 (the lifecycle moves into the daemon)",
     "vnode/playground.py": "333 lines; services 80",
     "vnode/webhook/command.py": "221 lines; configure 76",
 }
