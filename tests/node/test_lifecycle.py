@@ -8,7 +8,8 @@ import aiohttp
 import pytest
 from kubernetes import client as k8s
 
-from tests.node.conftest import Harness, pod_manifest, until, wait_ready
+from tests.node.conftest import Harness, pod_manifest, wait_ready
+from tests.waiting import until
 from vnode import daemon
 from vnode.kube import extra
 
