@@ -35,8 +35,10 @@ from azure.mgmt.containerinstance import models as aci_models
 from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient as AsyncAciClient
 
 from bench import report
-from vnode import models, settings
-from vnode.provider import aci, eci
+from vnode import models
+from vnode.provider.aci import config as aci_config
+from vnode.provider.aci import provider as aci
+from vnode.provider.eci import provider as eci
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -220,7 +222,7 @@ def aci_group() -> Any:
 
 def aci_lean_calls(info: dict[str, Any]) -> tuple[Call, Call, Callable[[], Awaitable[None]]]:
     a = info["aci"]
-    config = settings.AciSettings(
+    config = aci_config.AciSettings(
         region=a["location"],
         endpoint=a["endpoint"],
         ca_file=a["ca_file"],

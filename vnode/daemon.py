@@ -2,7 +2,7 @@
 
 The daemon owns no logic of its own: it builds the node controller (Node + Lease), the pod
 controller (watch, cloud listing, work queue, reconcile), the live profile from the
-ConfigMap ``kube-system/eci-profile``, and an HTTP server with ``/healthz``, ``/readyz`` and
+ConfigMap (``--profile-configmap``), and an HTTP server with ``/healthz``, ``/readyz`` and
 ``/metrics``. The Kubernetes client, the provider, the metrics registry, the clock and the
 randomness are passed in, so tests run several daemons in one process against one fake
 cloud, stop one by cancelling its task, and start another.
@@ -25,12 +25,12 @@ import msgspec
 import prometheus_client as prom
 from aiohttp import web
 
-from vnode import errors, models, settings
+from vnode import errors, settings
 from vnode.kube import client, informer, objects
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
-from vnode.node import events, ownership, pods, queue, reconcile, refresh, registration, resources, spec
+from vnode.node import events, ownership, pods, queue, reconcile, refresh, registration, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -125,19 +125,14 @@ class Daemon:
         # ConfigMap/Secret updates reach running pods' volumes, if the provider can update them.
         self.refresher = refresh.attach(self.pods, self.recorder, self.rng)
 
-    def _placement(self) -> models.Placement:
-        if self.config.provider == "aci":
-            return models.Placement(vswitches=(self.config.aci.subnet,) if self.config.aci.subnet else ())
-        eci = self.config.eci
-        return models.Placement(vswitches=eci.vswitches, security_group=eci.security_group)
-
     def _reconciler(self, view: reconcile.View) -> reconcile.Reconciler:
         target = spec.Target(
             cluster_id=self.config.cluster_id,
             node_name=self.config.node_name,
             node_ip=self.config.node_ip,
-            placement=self._placement(),
-            default_size=resources.DEFAULT,
+            placement=self.config.placement,
+            default_size=self.config.profile.default_size,
+            profile=self.config.profile,
         )
         return reconcile.Reconciler(
             self.kube,

@@ -8,12 +8,15 @@ drift: ``python -m vnode.reference`` rewrites it and a test fails while it is st
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import sys
+from collections.abc import Callable
 
 import pydantic
 
 from vnode import cli, settings
+from vnode.provider import profile, registry
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -43,18 +46,43 @@ def _flags(parser: argparse.ArgumentParser) -> list[str]:
     return rows
 
 
-def _settings_rows(model: type[pydantic.BaseModel], prefix: str = "") -> list[str]:
+def _settings_rows(
+    model: type[pydantic.BaseModel], env: Callable[[str], tuple[str, ...]], prefix: str = ""
+) -> list[str]:
     rows = []
     for field, info in model.model_fields.items():
-        path = f"{prefix}{field}"
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-            rows += _settings_rows(annotation, f"{path}.")
+        if field == "cloud":  # the provider's own settings: one section per provider below
             continue
-        env = ", ".join(f"`{name}`" for name in settings.ENV.get(path, ()))
+        names = ", ".join(f"`{name}`" for name in env(field))
         default = "(required)" if info.is_required() else f"`{info.default!r}`"
-        rows.append(f"| `{path}` | {env} | {default} |")
+        rows.append(f"| `{prefix}{field}` | {names} | {default} |")
     return rows
+
+
+def _aliases(field: str) -> tuple[str, ...]:
+    """A generic setting's variables: vnode's own, then every built-in provider's name for it."""
+    found = registry.builtin()
+    return (*settings.ENV.get(field, ()), *(n for p in found for n in p.env_aliases.get(field, ())))
+
+
+def _env_of(found: profile.Profile, field: str) -> tuple[str, ...]:
+    return tuple(found.env.get(field, ()))
+
+
+def _providers() -> list[str]:
+    out = []
+    for found in registry.builtin():
+        if not found.env:
+            continue  # a provider read from no environment variable (the test fake)
+        out += [
+            f"### `--provider {found.name}`",
+            "",
+            "| setting | environment | default |",
+            "| --- | --- | --- |",
+            *_settings_rows(found.settings, functools.partial(_env_of, found), f"{found.name}."),
+            "",
+        ]
+    return out
 
 
 def render() -> str:
@@ -66,13 +94,15 @@ def render() -> str:
     out += [
         "## The daemon's settings and their environment variables",
         "",
-        "`vnode run` reads the field's names (`ECI_*`, `ACI_*`); a flag overrides any of them.",
+        "`vnode run` reads the field's names (each provider's own, from its profile); a flag overrides"
+        " any of them. `profile_configmap` defaults to the provider's own live profile.",
         "",
         "| setting | environment | default |",
         "| --- | --- | --- |",
-        *_settings_rows(settings.Settings),
+        *_settings_rows(settings.Settings, _aliases),
         "",
-        "## The live profile: ConfigMap `kube-system/eci-profile`",
+        *_providers(),
+        "## The live profile ConfigMap",
         "",
         "Watched while the daemon runs; a change applies to pods created after it, never to running ones.",
         "",

@@ -12,7 +12,8 @@ from kubernetes import client as k8s
 from tests.node.conftest import Harness, pod_manifest, until
 from tests.node.test_pods import create_pod, phase_is
 from vnode import models
-from vnode.provider import base, fake
+from vnode.provider import base
+from vnode.provider.fake import provider as fake
 
 pytestmark = pytest.mark.cluster
 
@@ -31,7 +32,7 @@ async def profile_name(core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[str
 async def test_profile_changes_apply_to_new_pods_only(
     harness: Harness, core: k8s.CoreV1Api, namespace: str, profile_name: str
 ) -> None:
-    harness.overrides.update({"profile_configmap": f"kube-system/{profile_name}", "eci.vswitches": "vsw-a"})
+    harness.overrides.update({"profile_configmap": f"kube-system/{profile_name}", "fake.vswitches": "vsw-a"})
     run = await harness.start()
     await create_pod(core, namespace, pod_manifest("before", harness.node_name))
     before = await until(lambda: phase_is(core, namespace, "before", "Running"), within=20, what="first pod Running")
@@ -57,7 +58,7 @@ async def test_profile_changes_apply_to_new_pods_only(
 async def test_stock_out_in_the_first_vswitch_starts_pods_in_the_second(
     harness: Harness, core: k8s.CoreV1Api, namespace: str
 ) -> None:
-    harness.overrides["eci.vswitches"] = "vsw-a,vsw-b"
+    harness.overrides["fake.vswitches"] = "vsw-a,vsw-b"
     harness.cloud.behaviour.stock_out = {"vsw-a"}
     await harness.start()
     await create_pod(core, namespace, pod_manifest("spill", harness.node_name))
@@ -69,7 +70,7 @@ async def test_stock_out_in_the_first_vswitch_starts_pods_in_the_second(
 async def test_everywhere_out_of_stock_keeps_the_pod_pending_with_the_reason_then_it_starts(
     harness: Harness, core: k8s.CoreV1Api, namespace: str
 ) -> None:
-    harness.overrides["eci.vswitches"] = "vsw-a"
+    harness.overrides["fake.vswitches"] = "vsw-a"
     harness.cloud.behaviour.stock_out = {"vsw-a"}
     await harness.start()
     await create_pod(core, namespace, pod_manifest("wait", harness.node_name))

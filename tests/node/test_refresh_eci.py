@@ -17,7 +17,7 @@ from tests.node.conftest import Running as RunningDaemon
 from tests.node.conftest import pod_manifest, until, wait_ready
 from vnode import daemon, settings
 from vnode.kube import client
-from vnode.provider import eci
+from vnode.provider.eci import provider as eci
 
 pytestmark = pytest.mark.cluster
 

@@ -17,7 +17,9 @@ from tests.cloudsim.conftest import Sim, running
 from tests.waiting import wait_for
 from vnode import errors, models, settings
 from vnode.cloudsim import catalog
-from vnode.provider import aci, base, registry
+from vnode.provider import base, registry
+from vnode.provider.aci import config as aci_config
+from vnode.provider.aci import provider as aci
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-aci-0"}
 
@@ -45,7 +47,7 @@ def sim(aci_sim: Sim) -> Sim:
     return aci_sim
 
 
-def aci_settings(sim: Sim, **overrides: object) -> settings.AciSettings:
+def aci_settings(sim: Sim, **overrides: object) -> aci_config.AciSettings:
     info = sim.info["aci"]
     fields: dict[str, object] = {
         "region": info["location"],
@@ -56,7 +58,7 @@ def aci_settings(sim: Sim, **overrides: object) -> settings.AciSettings:
         "token": info["token"],
     }
     fields.update(overrides)
-    return settings.AciSettings.model_validate(fields)
+    return aci_config.AciSettings.model_validate(fields)
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def spec(
 
 
 def test_the_registry_names_the_aci_provider_and_it_meets_the_protocols(sim: Sim) -> None:
-    provider = registry.load("aci")(settings.Settings(node_name="vn-aci-0", provider="aci", aci=aci_settings(sim)))
+    provider = registry.load("aci")(settings.Settings(node_name="vn-aci-0", provider="aci", cloud=aci_settings(sim)))
     assert isinstance(provider, base.Provider)
     assert isinstance(provider, base.SupportsLogs)
     assert isinstance(provider, base.SupportsExec)
@@ -102,12 +104,12 @@ def test_the_registry_names_the_aci_provider_and_it_meets_the_protocols(sim: Sim
 
 def test_missing_subscription_is_a_config_error() -> None:
     with pytest.raises(errors.ConfigError, match="ACI_SUBSCRIPTION_ID"):
-        aci.AciProvider(settings.AciSettings())
+        aci.AciProvider(aci_config.AciSettings())
 
 
 def test_missing_credentials_are_a_config_error_naming_both_kinds() -> None:
     with pytest.raises(errors.ConfigError) as caught:
-        aci.AciProvider(settings.AciSettings(subscription_id="sub", resource_group="rg"))
+        aci.AciProvider(aci_config.AciSettings(subscription_id="sub", resource_group="rg"))
     assert "ACI_TOKEN" in str(caught.value)
     assert "ACI_CLIENT_SECRET" in str(caught.value)
 

@@ -20,7 +20,9 @@ from tests.cloudsim.conftest import Sim, running
 from tests.waiting import wait_for
 from vnode import errors, models, settings
 from vnode.cloudsim import catalog
-from vnode.provider import base, eci, registry
+from vnode.provider import base, registry
+from vnode.provider.eci import config as eci_config
+from vnode.provider.eci import provider as eci
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-0"}
 
@@ -48,7 +50,7 @@ def sim(eci_sim: Sim) -> Sim:
     return eci_sim
 
 
-def eci_settings(sim: Sim, **overrides: object) -> settings.EciSettings:
+def eci_settings(sim: Sim, **overrides: object) -> eci_config.EciSettings:
     fields: dict[str, object] = {
         "region": sim.region,
         "endpoint": sim.info["eci"]["endpoint"],
@@ -58,7 +60,7 @@ def eci_settings(sim: Sim, **overrides: object) -> settings.EciSettings:
         "security_group": sim.info["security_group_id"],
     }
     fields.update(overrides)
-    return settings.EciSettings.model_validate(fields)
+    return eci_config.EciSettings.model_validate(fields)
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def spec(
 
 def test_the_registry_names_the_eci_provider_and_it_meets_the_protocols(sim: Sim) -> None:
     factory = registry.load("eci")
-    provider = factory(settings.Settings(node_name="vn-0", eci=eci_settings(sim)))
+    provider = factory(settings.Settings(node_name="vn-0", cloud=eci_settings(sim)))
     assert isinstance(provider, base.Provider)
     assert isinstance(provider, base.SupportsLogs)
     assert isinstance(provider, base.SupportsExec)

@@ -15,7 +15,8 @@ import pytest
 
 from vnode import errors, models
 from vnode.cluster import launcher
-from vnode.provider import base, process, registry
+from vnode.provider import base, registry
+from vnode.provider.process import provider as process
 
 TERMINAL = (models.InstanceStatus.SUCCEEDED, models.InstanceStatus.FAILED)
 

@@ -16,7 +16,8 @@ from vnode import errors, models
 from vnode.cloudsim import workloads
 from vnode.kube import objects
 from vnode.node import spec
-from vnode.provider import aci, eci
+from vnode.provider.aci import provider as aci
+from vnode.provider.eci import provider as eci
 
 TARGET = spec.Target(cluster_id="c1", node_name="vn-0", node_ip="192.168.0.9")
 

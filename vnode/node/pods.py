@@ -237,9 +237,7 @@ class PodController:
                 continue
             end = state.finished_at.timestamp() if state.finished_at else now
             seconds = max(0.0, end - state.started_at.timestamp())
-            self._billed[state.id] = seconds * (
-                state.cpu * metrics.PRICE_PER_VCPU_SECOND + state.memory_gib * metrics.PRICE_PER_GIB_SECOND
-            )
+            self._billed[state.id] = seconds * self.config.profile.price(state.cpu, state.memory_gib)
         self.metrics.cost.labels(self.config.node_name).set(sum(self._billed.values()))
 
     # --- orphans ---

@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from vnode import models, settings
+from vnode import models
+
+if TYPE_CHECKING:  # settings asks the registry (which names this module) for the providers' profiles
+    from vnode import settings
 
 __all__ = [
     "ExecResult",
@@ -103,7 +106,7 @@ class Provider(Protocol):
 
 #: What an entry point in the ``vnode.providers`` group names: settings in, provider out.
 #: It must not do I/O; the first call does.
-ProviderFactory = Callable[[settings.Settings], Provider]
+ProviderFactory = Callable[["settings.Settings"], Provider]
 
 
 @runtime_checkable

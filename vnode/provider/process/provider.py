@@ -972,7 +972,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m vnode.provider.process INSTANCE_DIR", file=sys.stderr)
         return 2
     return _run_instance(pathlib.Path(args[0]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -56,7 +56,9 @@ from typing import Any
 import aiohttp
 
 from vnode import errors, models, settings
-from vnode.provider import base, eci, polling
+from vnode.provider import base, polling
+from vnode.provider.aci import config as aci_config
+from vnode.provider.eci import provider as eci
 
 __all__ = ["AciProvider", "arm_name", "create", "decode_tags", "encode_tags", "group_body", "state_of"]
 
@@ -364,7 +366,7 @@ def error_of(what: str, status: int, code: str, message: str, retry_after: str |
 class _Token:
     """A bearer token: fixed, or from Azure AD's client-credentials flow, renewed 5 min early."""
 
-    def __init__(self, config: settings.AciSettings) -> None:
+    def __init__(self, config: aci_config.AciSettings) -> None:
         self.config = config
         self._token = config.token
         self._expires = float("inf") if self._token else 0.0
@@ -407,7 +409,7 @@ class AciProvider:
 
     def __init__(
         self,
-        config: settings.AciSettings,
+        config: aci_config.AciSettings,
         *,
         location: str = "",
         create_limit: tuple[float, float] | None = (100.0, 20.0),
@@ -705,4 +707,6 @@ class AciProvider:
 
 def create(config: settings.Settings) -> AciProvider:
     """The ``vnode.providers`` entry point: no I/O here, the first call connects."""
-    return AciProvider(config.aci)
+    if not isinstance(config.cloud, aci_config.AciSettings):
+        raise errors.ConfigError(f"--provider=aci: settings of another provider ({type(config.cloud).__name__})")
+    return AciProvider(config.cloud)

@@ -54,6 +54,7 @@ import msgspec
 
 from vnode import errors, models, percent, settings
 from vnode.provider import base, polling
+from vnode.provider.eci import config as eci_config
 
 __all__ = ["EciClient", "EciProvider", "ExecOutput", "TokenBucket", "create"]
 
@@ -488,7 +489,7 @@ class EciProvider:
 
     def __init__(
         self,
-        config: settings.EciSettings,
+        config: eci_config.EciSettings,
         *,
         client: EciClient | None = None,
         create_limit: tuple[float, float] | None = (100.0, 20.0),
@@ -852,11 +853,13 @@ def create(config: settings.Settings) -> EciProvider:
     """The ``vnode.providers`` entry point: no I/O here, the first call connects.
 
     ``vnode run`` has filled the keys from ``ECI_CREDENTIALS_SECRET`` before calling it."""
-    if not config.eci.access_key or not config.eci.secret_key:
+    eci = config.cloud
+    if not isinstance(eci, eci_config.EciSettings):
+        raise errors.ConfigError(f"--provider=eci: settings of another provider ({type(eci).__name__})")
+    if not eci.access_key or not eci.secret_key:
         raise errors.ConfigError(
             "ECI_ACCESS_KEY/ECI_SECRET_KEY: the AccessKey pair is required (or ECI_CREDENTIALS_SECRET naming a Secret)"
         )
-    eci = config.eci
     return EciProvider(
         eci,
         create_limit=(eci.create_burst, eci.create_rate) if eci.create_rate > 0 else None,
