@@ -1,5 +1,5 @@
 """Which cloud clients should the providers use? The official SDKs (sync in threads, or async)
-against vnode's lean aiohttp clients (``vnode.provider.eci.EciClient``, the ACI provider's own).
+against vnode's lean aiohttp clients (``vnode.provider.eci_client.EciClient``, the ACI provider's own).
 
 Run: ``python -m bench.eci_client`` (writes the ``eci-client`` and ``aci-client`` sections of
 docs/benchmarks.md; ``--cloud eci`` or ``--cloud aci`` for one). For ACI the calls are the
@@ -38,7 +38,7 @@ from bench import report
 from vnode import models
 from vnode.provider.aci import config as aci_config
 from vnode.provider.aci import provider as aci
-from vnode.provider.eci import provider as eci
+from vnode.provider.eci import client as eci_client
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -87,7 +87,9 @@ def tag_value() -> str:
 
 
 def lean_calls(info: dict[str, Any]) -> tuple[Call, Call, Callable[[], Awaitable[None]]]:
-    client = eci.EciClient(info["eci"]["endpoint"], info["eci"]["access_key_id"], info["eci"]["access_key_secret"])
+    client = eci_client.EciClient(
+        info["eci"]["endpoint"], info["eci"]["access_key_id"], info["eci"]["access_key_secret"]
+    )
     vswitch = ",".join(v["id"] for v in info["vswitches"])
 
     async def create(n: int) -> None:
@@ -321,7 +323,7 @@ ACTIONS = {
 def variants(cloud: str, info: dict[str, Any], pool: concurrent.futures.ThreadPoolExecutor, n: int) -> list[Variant]:
     if cloud == "eci":
         return [
-            ("lean aiohttp client (vnode.provider.eci.EciClient)", lambda: lean_calls(info)),
+            ("lean aiohttp client (vnode.provider.eci_client.EciClient)", lambda: lean_calls(info)),
             ("official SDK, `*_async` methods", lambda: sdk_async_calls(info)),
             (f"official SDK, sync in a pool of {n} threads", lambda: sdk_thread_calls(info, pool)),
         ]

@@ -17,7 +17,7 @@ from vnode.cloudsim import workloads
 from vnode.kube import objects
 from vnode.node import spec
 from vnode.provider.aci import provider as aci
-from vnode.provider.eci import provider as eci
+from vnode.provider.eci import mapping
 
 TARGET = spec.Target(cluster_id="c1", node_name="vn-0", node_ip="192.168.0.9")
 
@@ -95,7 +95,7 @@ def instance(*env: models.EnvVar) -> models.InstanceSpec:
 
 
 def test_eci_sends_a_field_reference_instead_of_a_value() -> None:
-    params = eci.create_params(
+    params = mapping.create_params(
         instance(models.EnvVar("A", "1"), models.EnvVar("POD_IP", field_path=models.FIELD_POD_IP)),
         region="r",
         vswitches=("vsw-a",),

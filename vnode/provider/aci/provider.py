@@ -58,7 +58,7 @@ import aiohttp
 from vnode import errors, models, settings
 from vnode.provider import base, polling
 from vnode.provider.aci import config as aci_config
-from vnode.provider.eci import provider as eci
+from vnode.provider.eci import throttle
 
 __all__ = ["AciProvider", "arm_name", "create", "decode_tags", "encode_tags", "group_body", "state_of"]
 
@@ -433,7 +433,7 @@ class AciProvider:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self._session: aiohttp.ClientSession | None = None
         self._buckets = (
-            {action: eci.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
+            {action: throttle.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
         )
         self._log_poll_interval = log_poll_interval
         # (group, container) -> (monotonic time of the last read, cumulative core-nanoseconds)
@@ -566,6 +566,10 @@ class AciProvider:
                 url = self.base + parts.path + ("?" + parts.query if parts.query else "")
         return states
 
+    async def changes(self, tags: Mapping[str, str], cursor: base.Cursor | None) -> base.Changes:
+        """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
+        return base.Changes.listing(await self.list(tags))
+
     async def quota(self) -> models.Quota:
         # ARM's usage API (locations/{loc}/usages) is not modelled by the simulator: settings only.
         return models.Quota(
@@ -605,7 +609,7 @@ class AciProvider:
 
     async def exec(
         self, instance_id: str, container: str, command: Sequence[str], *, stdin: bytes = b"", tty: bool = False
-    ) -> eci.ExecOutput:
+    ) -> base.ExecOutput:
         if stdin:
             raise errors.InvalidSpec("ACI exec through the provider takes no stdin")
         url = f"{self.groups_url}/{instance_id}/containers/{container}/exec"
@@ -628,7 +632,7 @@ class AciProvider:
                         break
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise errors.Unavailable(f"ACI exec: {exc}", code="ExecSocket") from exc
-        return eci.ExecOutput(exit_code=0, stdout=bytes(output))
+        return base.ExecOutput(exit_code=0, stdout=bytes(output))
 
     # --- SupportsStats ---
 

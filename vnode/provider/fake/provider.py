@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 import msgspec
 
 from vnode import errors, models, settings
+from vnode.provider import base
 
 __all__ = ["Behaviour", "FakeProvider", "create"]
 
@@ -173,6 +174,10 @@ class FakeProvider:
             for i in list(self._instances.values())
             if all(i.spec.tags.get(k) == v for k, v in tags.items())
         ]
+
+    async def changes(self, tags: Mapping[str, str], cursor: base.Cursor | None) -> base.Changes:
+        """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
+        return base.Changes.listing(await self.list(tags))
 
     async def update_volumes(
         self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str

@@ -53,11 +53,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vnode import errors, models
-from vnode.provider import streams
+from vnode.provider import base, streams
 
 if TYPE_CHECKING:  # the runner imports this module too, and must start fast: no pydantic
     from vnode import settings
-    from vnode.provider import base
 
 __all__ = ["ProcessProvider", "create", "stop_all"]
 
@@ -236,6 +235,10 @@ class ProcessProvider:
             if all(own.get(key) == value for key, value in tags.items()):
                 found.append(self._state(directory, state))
         return found
+
+    async def changes(self, tags: Mapping[str, str], cursor: base.Cursor | None) -> base.Changes:
+        """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
+        return base.Changes.listing(await self.list(tags))
 
     async def quota(self) -> models.Quota:
         return models.Quota()
