@@ -37,6 +37,7 @@ from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient a
 from bench import report
 from vnode import models
 from vnode.provider.aci import config as aci_config
+from vnode.provider.aci import mapping as aci_mapping
 from vnode.provider.aci import provider as aci
 from vnode.provider.eci import client as eci_client
 
@@ -241,7 +242,7 @@ def aci_lean_calls(info: dict[str, Any]) -> tuple[Call, Call, Callable[[], Await
         memory_gib=2,
         tags={models.TAG_NODE: "bench"},
     )
-    body = aci.group_body(spec, location=a["location"])
+    body = aci_mapping.group_body(spec, location=a["location"])
 
     async def create(n: int) -> None:
         await provider._request("PUT", f"{provider.groups_url}/b{n + 1}", "create", body)

@@ -19,6 +19,7 @@ from vnode import errors, models, settings
 from vnode.cloudsim import catalog
 from vnode.provider import base, registry
 from vnode.provider.aci import config as aci_config
+from vnode.provider.aci import mapping as aci_mapping
 from vnode.provider.aci import provider as aci
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-aci-0"}
@@ -246,19 +247,19 @@ async def test_a_16_vcpu_job_is_billed_at_its_spec(sim: Sim, provider: aci.AciPr
 
 def test_tags_round_trip_through_arm_spelling() -> None:
     tags = {models.TAG_NODE: "n", "plain": "v"}
-    encoded = aci.encode_tags(tags)
+    encoded = aci_mapping.encode_tags(tags)
     assert encoded == {"vnode.io-node": "n", "plain": "v"}
-    assert aci.decode_tags({**encoded, aci.TOKEN_TAG: "t"}) == tags
+    assert aci_mapping.decode_tags({**encoded, aci_mapping.TOKEN_TAG: "t"}) == tags
     with pytest.raises(errors.InvalidSpec):
-        aci.encode_tags({"other.io/x": "v"})
+        aci_mapping.encode_tags({"other.io/x": "v"})
 
 
 def test_group_names_are_ones_arm_accepts() -> None:
     valid = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$")
-    assert aci.arm_name("default-web") == "default-web"
+    assert aci_mapping.arm_name("default-web") == "default-web"
     for name in ("t-" + "a" * 80 + "-x", "ns--pod", "Upper.Case", "-edge-"):
-        assert valid.match(aci.arm_name(name)), aci.arm_name(name)
-    assert aci.arm_name("a" * 70) != aci.arm_name("a" * 71)
+        assert valid.match(aci_mapping.arm_name(name)), aci_mapping.arm_name(name)
+    assert aci_mapping.arm_name("a" * 70) != aci_mapping.arm_name("a" * 71)
 
 
 async def test_a_put_whose_answer_is_lost_is_unavailable_and_its_retry_finds_the_group(sim: Sim) -> None:

@@ -289,14 +289,13 @@ class FakeProvider:
                 return zone, vswitch
         raise errors.CapacityError(f"fake cloud: no stock in {', '.join(candidates)}", code="NoStock")
 
-    def _state(self, instance: _Instance) -> models.InstanceState:
-        now = self._clock()
-        spec = instance.spec
-        started = instance.created + self.behaviour.start_after
-        created_at = _dt(instance.created)
-        events: list[models.InstanceEvent] = []
-        containers: list[models.ContainerStatus] = []
-        finished: list[float] = []
+    def _containers(
+        self, spec: models.InstanceSpec, now: float, started: float, created_at: datetime.datetime
+    ) -> tuple[builtins.list[models.InstanceEvent], builtins.list[models.ContainerStatus], builtins.list[float]]:
+        """Each container's events and status from the clock; the times the finished ones ended."""
+        events: builtins.list[models.InstanceEvent] = []
+        containers: builtins.list[models.ContainerStatus] = []
+        finished: builtins.list[float] = []
         for c in spec.containers:
             events.append(
                 models.InstanceEvent("Pulling", f'Pulling image "{c.image}"', timestamp=created_at, container=c.name)
@@ -338,6 +337,14 @@ class FakeProvider:
                         c.name, models.ContainerState.RUNNING, image=c.image, started_at=at, ready=True
                     )
                 )
+        return events, containers, finished
+
+    def _state(self, instance: _Instance) -> models.InstanceState:
+        now = self._clock()
+        spec = instance.spec
+        started = instance.created + self.behaviour.start_after
+        created_at = _dt(instance.created)
+        events, containers, finished = self._containers(spec, now, started, created_at)
         if now < started:
             status = models.InstanceStatus.PENDING
         elif containers and len(finished) == len(containers):

@@ -2,6 +2,6 @@
 
 import sys
 
-from vnode.provider.process import provider
+from vnode.provider.process import runner
 
-sys.exit(provider.main())
+sys.exit(runner.main())
