@@ -177,7 +177,7 @@ class ProcessProvider:
             return []
         for directory in entries:
             state = records.read_json(directory / "state.json")
-            if not state:
+            if not state or self._finish_delete(directory, state):
                 continue
             own = state.get("tags", {})
             if all(own.get(key) == value for key, value in tags.items()):
@@ -187,6 +187,16 @@ class ProcessProvider:
     async def changes(self, tags: Mapping[str, str], cursor: base.Cursor | None) -> base.Changes:
         """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
         return base.Changes.listing(await self.list(tags))
+
+    def _finish_delete(self, directory: pathlib.Path, state: Mapping[str, Any]) -> bool:
+        """Whether ``directory`` was a deleted instance whose runner is gone, now removed here: a delete
+        right after the create can SIGTERM the runner before it catches the signal, and then nobody
+        else would remove the instance."""
+        if records.alive(state.get("runner")) or not records.read_json(directory / "stop.json").get("remove"):
+            return False
+        _kill_containers(records.read_json(directory / "status.json"))
+        records.retire(directory)
+        return True
 
     async def quota(self) -> models.Quota:
         return models.Quota()
