@@ -46,14 +46,12 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from vnode import errors, models
+from vnode import errors, models, settings
 from vnode.provider import base, streams
 from vnode.provider.process import logs, records, workspace
-
-if TYPE_CHECKING:  # the runner imports this module too, and must start fast: no pydantic
-    from vnode import settings
+from vnode.provider.process import profile as process_profile
 
 __all__ = ["ProcessProvider", "create", "stop_all"]
 
@@ -439,15 +437,16 @@ def create(config: settings.Settings) -> ProcessProvider:
     in-cluster clients should use (default: the server and CA of the daemon's own kubeconfig,
     read on first use); ``VNODE_PROCESS_LIFELINE`` a pid whose death stops every instance.
     """
-    environ = os.environ
-    state_home = pathlib.Path(environ.get("XDG_STATE_HOME") or pathlib.Path.home() / ".local" / "state")
-    state_dir = pathlib.Path(environ.get("VNODE_PROCESS_DIR") or state_home / "vnode" / "process" / config.node_name)
-    lifeline = environ.get("VNODE_PROCESS_LIFELINE", "")
+    own = config.cloud
+    if not isinstance(own, process_profile.ProcessSettings):
+        raise errors.ConfigError(f"--provider=process: settings of another provider ({type(own).__name__})")
+    state_home = pathlib.Path(os.environ.get("XDG_STATE_HOME") or pathlib.Path.home() / ".local" / "state")
+    state_dir = pathlib.Path(own.state_dir or state_home / "vnode" / "process" / config.node_name)
     provider = ProcessProvider(
         state_dir,
-        api_server=environ.get("VNODE_PROCESS_API_SERVER", ""),
-        ca_file=environ.get("VNODE_PROCESS_CA_FILE", ""),
-        lifeline=int(lifeline) if lifeline.isdigit() else None,
+        api_server=own.api_server,
+        ca_file=own.ca_file,
+        lifeline=int(own.lifeline) if own.lifeline.isdigit() else None,
     )
     if not provider.api_server and config.kubeconfig:
         provider.api_server, ca = workspace.server_of(pathlib.Path(config.kubeconfig))
