@@ -73,7 +73,7 @@ def _providers() -> list[str]:
     out = []
     for found in registry.builtin():
         if not found.env:
-            continue  # a provider read from no environment variable (the test fake)
+            continue  # a provider that reads no environment variable
         out += [
             f"### `--provider {found.name}`",
             "",

@@ -13,12 +13,16 @@ __all__ = ["PROFILE", "FakeSettings"]
 
 
 class FakeSettings(pydantic.BaseModel):
-    """Where the fake places instances (its failover tests): flags and overrides only, no environment."""
+    """Where the fake places instances (its failover tests), and how a ``vnode run --provider fake``
+    process behaves (tests of the process: a state file keeping the instances across restarts)."""
 
     model_config = profile.FROZEN
 
     vswitches: tuple[str, ...] = ()
     security_group: str = ""
+    state_file: str = ""
+    start_after: float = pydantic.Field(default=0.0, ge=0)  # seconds from create to Running
+    answer_latency: float = pydantic.Field(default=0.0, ge=0)  # seconds a create answers after acting
 
     _split_vswitches = pydantic.field_validator("vswitches", mode="before")(
         classmethod(lambda cls, v: profile.split_list(v))
@@ -33,6 +37,11 @@ PROFILE = profile.Profile(
     name="fake",
     factory="vnode.provider.fake.provider:create",
     settings=FakeSettings,
+    env={
+        "state_file": ("VNODE_FAKE_STATE",),
+        "start_after": ("VNODE_FAKE_START_AFTER",),
+        "answer_latency": ("VNODE_FAKE_ANSWER_LATENCY",),
+    },
     sizes=eci_profile.SIZES,
     default_size=profile.Size(2, 4),
     limits=eci_profile.PROFILE.limits,

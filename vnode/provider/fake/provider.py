@@ -23,7 +23,6 @@ import collections
 import dataclasses
 import datetime
 import itertools
-import os
 import pathlib
 import random
 import time
@@ -33,6 +32,7 @@ import msgspec
 
 from vnode import errors, models, settings
 from vnode.provider import base
+from vnode.provider.fake import profile as fake_profile
 
 __all__ = ["Behaviour", "FakeProvider", "create"]
 
@@ -379,9 +379,9 @@ def create(config: settings.Settings) -> FakeProvider:
     For tests of the process: ``VNODE_FAKE_STATE`` (a file keeping the instances across
     restarts), ``VNODE_FAKE_START_AFTER`` and ``VNODE_FAKE_ANSWER_LATENCY`` (seconds).
     """
-    behaviour = Behaviour(
-        start_after=float(os.environ.get("VNODE_FAKE_START_AFTER", "0")),
-        answer_latency=float(os.environ.get("VNODE_FAKE_ANSWER_LATENCY", "0")),
-    )
-    state = os.environ.get("VNODE_FAKE_STATE")
-    return FakeProvider(behaviour, container_id_scheme="fake", state_file=pathlib.Path(state) if state else None)
+    own = config.cloud
+    if not isinstance(own, fake_profile.FakeSettings):
+        raise errors.ConfigError(f"--provider=fake: settings of another provider ({type(own).__name__})")
+    behaviour = Behaviour(start_after=own.start_after, answer_latency=own.answer_latency)
+    state = pathlib.Path(own.state_file) if own.state_file else None
+    return FakeProvider(behaviour, container_id_scheme="fake", state_file=state)
