@@ -1,5 +1,5 @@
 """Which cloud clients should the providers use? The official SDKs (sync in threads, or async)
-against vnode's lean aiohttp clients (``vnode.provider.eci.EciClient``, the ACI provider's own).
+against vnode's lean aiohttp clients (``vnode.provider.eci_client.EciClient``, the ACI provider's own).
 
 Run: ``python -m bench.eci_client`` (writes the ``eci-client`` and ``aci-client`` sections of
 docs/benchmarks.md; ``--cloud eci`` or ``--cloud aci`` for one). For ACI the calls are the
@@ -35,8 +35,11 @@ from azure.mgmt.containerinstance import models as aci_models
 from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient as AsyncAciClient
 
 from bench import report
-from vnode import models, settings
-from vnode.provider import aci, eci
+from vnode import models
+from vnode.provider.aci import config as aci_config
+from vnode.provider.aci import mapping as aci_mapping
+from vnode.provider.aci import provider as aci
+from vnode.provider.eci import client as eci_client
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -85,7 +88,9 @@ def tag_value() -> str:
 
 
 def lean_calls(info: dict[str, Any]) -> tuple[Call, Call, Callable[[], Awaitable[None]]]:
-    client = eci.EciClient(info["eci"]["endpoint"], info["eci"]["access_key_id"], info["eci"]["access_key_secret"])
+    client = eci_client.EciClient(
+        info["eci"]["endpoint"], info["eci"]["access_key_id"], info["eci"]["access_key_secret"]
+    )
     vswitch = ",".join(v["id"] for v in info["vswitches"])
 
     async def create(n: int) -> None:
@@ -220,7 +225,7 @@ def aci_group() -> Any:
 
 def aci_lean_calls(info: dict[str, Any]) -> tuple[Call, Call, Callable[[], Awaitable[None]]]:
     a = info["aci"]
-    config = settings.AciSettings(
+    config = aci_config.AciSettings(
         region=a["location"],
         endpoint=a["endpoint"],
         ca_file=a["ca_file"],
@@ -237,7 +242,7 @@ def aci_lean_calls(info: dict[str, Any]) -> tuple[Call, Call, Callable[[], Await
         memory_gib=2,
         tags={models.TAG_NODE: "bench"},
     )
-    body = aci.group_body(spec, location=a["location"])
+    body = aci_mapping.group_body(spec, location=a["location"])
 
     async def create(n: int) -> None:
         await provider._request("PUT", f"{provider.groups_url}/b{n + 1}", "create", body)
@@ -319,7 +324,7 @@ ACTIONS = {
 def variants(cloud: str, info: dict[str, Any], pool: concurrent.futures.ThreadPoolExecutor, n: int) -> list[Variant]:
     if cloud == "eci":
         return [
-            ("lean aiohttp client (vnode.provider.eci.EciClient)", lambda: lean_calls(info)),
+            ("lean aiohttp client (vnode.provider.eci_client.EciClient)", lambda: lean_calls(info)),
             ("official SDK, `*_async` methods", lambda: sdk_async_calls(info)),
             (f"official SDK, sync in a pool of {n} threads", lambda: sdk_thread_calls(info, pool)),
         ]

@@ -21,7 +21,7 @@ import msgspec
 from vnode import models
 from vnode.kube import objects
 from vnode.node import reconcile, refresh, resources, spec
-from vnode.provider import fake
+from vnode.provider.fake import provider as fake
 
 NAMESPACES, PODS = 300, 10_000
 

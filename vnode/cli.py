@@ -17,7 +17,10 @@ import vnode
 COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("vnode.cluster.command", "run a local Kubernetes control plane (up, down, status)"),
     "webhook": ("vnode.webhook.command", "serve the admission webhook that sends labelled pods to virtual nodes"),
-    "cloudsim": ("vnode.cloudsim.command", "run the simulated container cloud (ECI, ACI, web console) on loopback"),
+    "cloudsim": (
+        "vnode.cloudsim.command",
+        "run the simulated container cloud (its two cloud APIs, web console) on loopback",
+    ),
     "gc": ("vnode.gc", "delete the cloud instances of pods and nodes that no longer exist (--dry-run to look)"),
     "run": ("vnode.daemon_command", "run one virtual node: register it and run its pods as cloud instances"),
     "playground": ("vnode.playground", "the local world of make up: control plane, cloud, webhook, nodes"),

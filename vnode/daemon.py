@@ -2,7 +2,7 @@
 
 The daemon builds the node controller (Node + Lease), the pod controller (watch, cloud
 listing, work queue, reconcile), the live profile from the ConfigMap
-``kube-system/eci-profile``, and an HTTP server with ``/healthz``, ``/readyz`` and
+(``--profile-configmap``), and an HTTP server with ``/healthz``, ``/readyz`` and
 ``/metrics``; and it alone moves the node through its life, one :class:`Phase` after the
 other (the table :data:`NEXT` says which moves exist; each is logged, and ``/readyz`` names
 the phase until the node serves):
@@ -54,12 +54,12 @@ import msgspec
 import prometheus_client as prom
 from aiohttp import web
 
-from vnode import errors, gc, models, settings
+from vnode import errors, gc, settings
 from vnode.kube import client, informer, objects
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
-from vnode.node import drain, events, ownership, pods, queue, reconcile, refresh, registration, resources, spec
+from vnode.node import drain, events, ownership, pods, queue, reconcile, refresh, registration, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -193,19 +193,14 @@ class Daemon:
         # ConfigMap/Secret updates reach running pods' volumes, if the provider can update them.
         self.refresher = refresh.attach(self.pods, self.recorder, self.rng)
 
-    def _placement(self) -> models.Placement:
-        if self.config.provider == "aci":
-            return models.Placement(vswitches=(self.config.aci.subnet,) if self.config.aci.subnet else ())
-        eci = self.config.eci
-        return models.Placement(vswitches=eci.vswitches, security_group=eci.security_group)
-
     def _reconciler(self, view: reconcile.View) -> reconcile.Reconciler:
         target = spec.Target(
             cluster_id=self.config.cluster_id,
             node_name=self.config.node_name,
             node_ip=self.config.node_ip,
-            placement=self._placement(),
-            default_size=resources.DEFAULT,
+            placement=self.config.placement,
+            default_size=self.config.profile.default_size,
+            profile=self.config.profile,
         )
         return reconcile.Reconciler(
             self.kube,

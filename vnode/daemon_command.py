@@ -1,7 +1,7 @@
 """``vnode run``: parse flags over the field's environment variables, then run the daemon until a signal.
 
 Every flag is optional and overrides its environment variable (``--node-name`` over
-``VNODE_NODE_NAME`` over ``POD_NAME``; ``--eci-vswitch`` over ``ECI_VSWITCH`` ...). An invalid
+``VNODE_NODE_NAME`` over ``POD_NAME``; a provider's own flags over its own variables). An invalid
 setting stops the command before anything starts, with one line naming it, and exit code 2.
 The environment is read here, once (``settings.load``); the daemon's parts take the settings.
 
@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 # flag -> (setting path, type, help). The environment variable is named in the help.
 FLAGS: dict[str, tuple[str, Any, str]] = {
     "--node-name": ("node_name", str, "the Node's name (env VNODE_NODE_NAME, else POD_NAME)"),
-    "--provider": ("provider", str, "the cloud: eci, aci, or a vnode.providers entry point (env VNODE_PROVIDER)"),
+    "--provider": (
+        "provider",
+        str,
+        f"the cloud: {', '.join(registry.BUILTIN)}, or a vnode.providers entry point (env VNODE_PROVIDER)",
+    ),
     "--kubeconfig": ("kubeconfig", str, "kubeconfig file; default: in-cluster, else ~/.kube/config (env KUBECONFIG)"),
     "--cluster-id": ("cluster_id", str, "tag of this cluster's instances (env VNODE_CLUSTER_ID)"),
     "--taint": ("taint_value", str, "value of the virtual-kubelet.io/provider taint (default by provider)"),
@@ -48,49 +52,37 @@ FLAGS: dict[str, tuple[str, Any, str]] = {
     "--capacity-memory": ("capacity_memory_gib", float, "advertised GiB before the cloud quota bounds it"),
     "--capacity-pods": ("capacity_pods", int, "advertised pods before the cloud quota bounds it"),
     "--profile-configmap": ("profile_configmap", str, "namespace/name of the live profile"),
-    "--eci-region": ("eci.region", str, "env ECI_REGION"),
-    "--eci-endpoint": ("eci.endpoint", str, "host:port of the ECI API (env ECI_ENDPOINT)"),
-    "--eci-vswitch": ("eci.vswitches", str, "vSwitch IDs, comma-separated, in failover order (env ECI_VSWITCH)"),
-    "--eci-security-group": ("eci.security_group", str, "env ECI_SECURITY_GROUP"),
-    "--eci-credentials-secret": (
-        "eci.credentials_secret",
-        str,
-        "namespace/name of a Secret with access-key-id and access-key-secret (env ECI_CREDENTIALS_SECRET)",
-    ),
-    "--aci-region": ("aci.region", str, "env ACI_REGION"),
-    "--aci-endpoint": ("aci.endpoint", str, "base URL of the ARM API (env ACI_ENDPOINT)"),
-    "--aci-resource-group": ("aci.resource_group", str, "env ACI_RESOURCE_GROUP"),
-    "--aci-subscription-id": ("aci.subscription_id", str, "env ACI_SUBSCRIPTION_ID"),
 }
 
 
+def _all_flags() -> dict[str, tuple[str, Any, str]]:
+    """The generic flags, then each built-in provider's own (setting path ``<provider>.<field>``)."""
+    flags = dict(FLAGS)
+    for found in registry.builtin():
+        for flag, own in found.flags.items():
+            flags[flag] = (f"{found.name}.{own.field}", own.kind, own.help)
+    return flags
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    for flag, (path, kind, help_text) in FLAGS.items():
+    for flag, (path, kind, help_text) in _all_flags().items():
         parser.add_argument(flag, dest=path.replace(".", "__"), type=kind, default=None, help=help_text)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    return {path: getattr(args, path.replace(".", "__")) for path, _, _ in FLAGS.values()}
+    return {path: getattr(args, path.replace(".", "__")) for path, _, _ in _all_flags().values()}
 
 
 async def _credentials(kube: client.Client, loaded: settings.Settings) -> settings.Settings:
-    """Fill the ECI access keys from the Secret named by ``ECI_CREDENTIALS_SECRET``, if any."""
-    ref = loaded.eci.credentials_secret
-    if not ref or (loaded.eci.access_key and loaded.eci.secret_key):
-        return loaded
-    namespace, _, name = ref.partition("/")
-    try:
+    """The provider's settings completed by its profile's credentials loader (a Secret, typically)."""
+
+    async def read_secret(namespace: str, name: str) -> dict[str, bytes]:
         secret = await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}", objects.Secret)
-    except errors.ApiError as exc:
-        raise errors.ConfigError(f"ECI_CREDENTIALS_SECRET={ref!r}: cannot read it ({exc.message})") from exc
-    try:
-        key_id = base64.b64decode(secret.data["access-key-id"]).decode()
-        key_secret = base64.b64decode(secret.data["access-key-secret"]).decode()
-    except KeyError as exc:
-        raise errors.ConfigError(f"ECI_CREDENTIALS_SECRET={ref!r}: no key {exc.args[0]}") from exc
-    eci = loaded.eci.model_copy(update={"access_key": key_id, "secret_key": key_secret})
-    return loaded.model_copy(update={"eci": eci})
+        return {key: base64.b64decode(value) for key, value in secret.data.items()}
+
+    cloud = await loaded.profile.credentials(loaded.cloud, read_secret)
+    return loaded if cloud is loaded.cloud else loaded.model_copy(update={"cloud": cloud})
 
 
 async def _main(loaded: settings.Settings) -> None:

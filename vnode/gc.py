@@ -266,7 +266,9 @@ async def scale_down(kube: client.Client, namespace: str, name: str, *, wait_sec
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
-    parser.add_argument("--provider", help="the cloud (default $VNODE_PROVIDER or eci); process for the playground")
+    parser.add_argument(
+        "--provider", help=f"the cloud (default $VNODE_PROVIDER or {registry.DEFAULT}); process for the playground"
+    )
     parser.add_argument("--cluster-id", help="only instances tagged with this cluster id (default $VNODE_CLUSTER_ID)")
     parser.add_argument("--kubeconfig", help="default $KUBECONFIG, else in-cluster, else ~/.kube/config")
     parser.add_argument("--grace-seconds", type=float, default=10.0, help="SIGTERM grace of each deletion")

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vnode.cluster import build, launcher, metrics_server, procs
-from vnode.provider import process
+from vnode.provider.process import provider as process
 
 HOST_NODE = "vnode-host"  # the process-provider node that runs the chart's StatefulSet
 DEDICATED_TAINT = "vnode.io/dedicated=vnode"

@@ -9,12 +9,15 @@ drift: ``python -m vnode.reference`` rewrites it and a test fails while it is st
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import sys
+from collections.abc import Callable
 
 import pydantic
 
 from vnode import cli, settings
+from vnode.provider import profile, registry
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -32,54 +35,16 @@ settings stop a command at start with one line naming the setting.
 # they are declared here; tests/unit/test_env_reference.py fails when the code reads a variable
 # that neither this table nor ``settings.ENV`` documents, or when this table names one nothing reads.
 OTHER_ENV: dict[str, tuple[str, str]] = {
-    "POD_NAME": (
-        "vnode run",
-        "the controller's pod (downward API): names the node when `VNODE_NODE_NAME` is unset; with `POD_UID` "
-        "the Lease holder identity; its ordinal tells a scale-in from a restart on SIGTERM",
-    ),
-    "POD_UID": (
-        "vnode run",
-        "with `POD_NAME` the node Lease's holder identity `<pod>_<uid>` (outside a pod: the host name and a random id)",
-    ),
-    "POD_NAMESPACE": (
-        "vnode run",
-        "the controller's namespace: where a SIGTERM looks up its StatefulSet to decide whether to drain, and"
-        " where replica 0 finds the replicas scaled away; unset, the daemon never drains",
-    ),
-    "VNODE_TERMINATION_GRACE_SECONDS": (
-        "vnode run",
-        "the pod's terminationGracePeriodSeconds as the chart passes it: a scale-in drain ends 10 s before it"
-        " runs out (default 30)",
-    ),
     "KUBECONFIG": ("vnode webhook", "the kubeconfig when `--kubeconfig` is not given"),
     "KUBERNETES_SERVICE_HOST": (
         "vnode run, webhook, gc",
         "set in a pod: without a kubeconfig, use the pod's service account",
     ),
     "KUBERNETES_SERVICE_PORT": ("vnode run, webhook, gc", "the API server's port in a pod (default 443)"),
-    "VNODE_PROCESS_DIR": (
-        "process provider",
-        "where the instances live (default `$XDG_STATE_HOME/vnode/process/<node>`)",
-    ),
     "XDG_STATE_HOME": ("process provider", "the base of that default (default `~/.local/state`)"),
-    "VNODE_PROCESS_API_SERVER": (
-        "process provider",
-        "the API server URL the pods' in-cluster clients use (default: the server of the daemon's kubeconfig)",
-    ),
-    "VNODE_PROCESS_CA_FILE": ("process provider", "its CA file (default: the CA of the daemon's kubeconfig)"),
-    "VNODE_PROCESS_LIFELINE": (
-        "process provider",
-        "a pid: when that process is gone, every instance stops and is removed (tests)",
-    ),
     "PATH": ("process provider, playground", "passed on to the pods' processes, led by this Python's `bin`"),
     "LANG": ("process provider", "passed on to the pods' processes (default `C.UTF-8`)"),
     "PYTHONPATH": ("process provider", "passed on to each instance's runner after this vnode's source directory"),
-    "VNODE_FAKE_STATE": (
-        "fake provider",
-        "a file that keeps the fake cloud's instances across daemon restarts (tests)",
-    ),
-    "VNODE_FAKE_START_AFTER": ("fake provider", "seconds from create to Running (default 0)"),
-    "VNODE_FAKE_ANSWER_LATENCY": ("fake provider", "seconds a create answers after the instance exists (default 0)"),
     "VNODE_CACHE": (
         "vnode cluster, make binaries",
         "where the built Kubernetes binaries are cached (default `$XDG_CACHE_HOME/vnode`, else `~/.cache/vnode`)",
@@ -106,18 +71,43 @@ def _flags(parser: argparse.ArgumentParser) -> list[str]:
     return rows
 
 
-def _settings_rows(model: type[pydantic.BaseModel], prefix: str = "") -> list[str]:
+def _settings_rows(
+    model: type[pydantic.BaseModel], env: Callable[[str], tuple[str, ...]], prefix: str = ""
+) -> list[str]:
     rows = []
     for field, info in model.model_fields.items():
-        path = f"{prefix}{field}"
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-            rows += _settings_rows(annotation, f"{path}.")
+        if field == "cloud":  # the provider's own settings: one section per provider below
             continue
-        env = ", ".join(f"`{name}`" for name in settings.ENV.get(path, ()))
+        names = ", ".join(f"`{name}`" for name in env(field))
         default = "(required)" if info.is_required() else f"`{info.default!r}`"
-        rows.append(f"| `{path}` | {env} | {default} |")
+        rows.append(f"| `{prefix}{field}` | {names} | {default} |")
     return rows
+
+
+def _aliases(field: str) -> tuple[str, ...]:
+    """A generic setting's variables: vnode's own, then every built-in provider's name for it."""
+    found = registry.builtin()
+    return (*settings.ENV.get(field, ()), *(n for p in found for n in p.env_aliases.get(field, ())))
+
+
+def _env_of(found: profile.Profile, field: str) -> tuple[str, ...]:
+    return tuple(found.env.get(field, ()))
+
+
+def _providers() -> list[str]:
+    out = []
+    for found in registry.builtin():
+        if not found.env:
+            continue  # a provider that reads no environment variable
+        out += [
+            f"### `--provider {found.name}`",
+            "",
+            "| setting | environment | default |",
+            "| --- | --- | --- |",
+            *_settings_rows(found.settings, functools.partial(_env_of, found), f"{found.name}."),
+            "",
+        ]
+    return out
 
 
 def render() -> str:
@@ -129,12 +119,14 @@ def render() -> str:
     out += [
         "## The daemon's settings and their environment variables",
         "",
-        "`vnode run` reads the field's names (`ECI_*`, `ACI_*`); a flag overrides any of them.",
+        "`vnode run` reads the field's names (each provider's own, from its profile); a flag overrides"
+        " any of them. `profile_configmap` defaults to the provider's own live profile.",
         "",
         "| setting | environment | default |",
         "| --- | --- | --- |",
-        *_settings_rows(settings.Settings),
+        *_settings_rows(settings.Settings, _aliases),
         "",
+        *_providers(),
         "## Other environment variables",
         "",
         "Read where they are used rather than through the settings; no flag overrides them.",
@@ -143,7 +135,7 @@ def render() -> str:
         "| --- | --- | --- |",
         *(f"| `{name}` | {who} | {_cell(meaning)} |" for name, (who, meaning) in OTHER_ENV.items()),
         "",
-        "## The live profile: ConfigMap `kube-system/eci-profile`",
+        "## The live profile ConfigMap",
         "",
         "Watched while the daemon runs; a change applies to pods created after it, never to running ones.",
         "",

@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from vnode import daemon, settings
 from vnode.cluster import launcher
 from vnode.kube import client, config
-from vnode.provider import process
+from vnode.provider.process import provider as process
 
 
 @pytest.fixture

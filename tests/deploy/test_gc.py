@@ -18,7 +18,8 @@ from tests.waiting import until
 from vnode import models
 from vnode.cluster import launcher
 from vnode.kube import client
-from vnode.provider import fake, process
+from vnode.provider.fake import provider as fake
+from vnode.provider.process import provider as process
 
 pytestmark = pytest.mark.cluster
 

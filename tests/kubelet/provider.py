@@ -40,6 +40,9 @@ class _Core:
     async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
         return []
 
+    async def changes(self, tags: Mapping[str, str], cursor: base.Cursor | None) -> base.Changes:
+        return base.Changes.listing([])
+
     async def quota(self) -> models.Quota:
         return models.Quota()
 

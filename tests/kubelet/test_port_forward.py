@@ -36,7 +36,7 @@ from tests.cloudsim.conftest import Sim, running
 from tests.daemons import vnode_run
 from tests.waiting import until, wait_for
 from vnode.cluster import launcher
-from vnode.provider import process
+from vnode.provider.process import provider as process
 
 pytestmark = pytest.mark.cluster
 

@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from vnode import daemon, settings
 from vnode.cluster import launcher
 from vnode.kube import client, config
-from vnode.provider import fake
+from vnode.provider.fake import provider as fake
 
 
 @pytest.fixture

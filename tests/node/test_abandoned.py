@@ -13,7 +13,7 @@ from kubernetes import client as k8s
 from tests.node.test_drain import CLUSTER_ID, TAINT, bound_pod, instance_for
 from vnode import gc
 from vnode.kube import client
-from vnode.provider import fake
+from vnode.provider.fake import provider as fake
 
 pytestmark = pytest.mark.cluster
 

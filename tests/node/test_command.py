@@ -18,13 +18,13 @@ from kubernetes import client as k8s
 from tests.node.conftest import pod_manifest
 from tests.waiting import wait_for
 from vnode.cluster import launcher, procs
-from vnode.provider import fake
+from vnode.provider.fake import provider as fake
 
 
 @pytest.mark.parametrize(
     ("provider", "env", "named"),
     [
-        ("fake", {"ECI_VSWITCH": "", "ECI_QUOTA_POD": "lots"}, ("ECI_QUOTA_POD",)),
+        ("eci", {"ECI_VSWITCH": "", "ECI_QUOTA_POD": "lots"}, ("ECI_QUOTA_POD",)),
         ("aci", {"ACI_TOKEN": "tok", "ACI_CLIENT_SECRET": "sec"}, ("ACI_TOKEN", "ACI_CLIENT_SECRET")),
     ],
 )

@@ -14,7 +14,8 @@ from tests.node.conftest import Harness, pod_manifest
 from tests.node.test_pods import create_pod, phase_is
 from tests.waiting import until
 from vnode import models
-from vnode.provider import base, fake
+from vnode.provider import base
+from vnode.provider.fake import provider as fake
 
 pytestmark = pytest.mark.cluster
 
@@ -41,7 +42,7 @@ def ignored(caplog: pytest.LogCaptureFixture, profile_name: str) -> bool:
 async def test_profile_changes_apply_to_new_pods_only(
     harness: Harness, core: k8s.CoreV1Api, namespace: str, profile_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    harness.overrides.update({"profile_configmap": f"kube-system/{profile_name}", "eci.vswitches": "vsw-a"})
+    harness.overrides.update({"profile_configmap": f"kube-system/{profile_name}", "fake.vswitches": "vsw-a"})
     run = await harness.start()
     await create_pod(core, namespace, pod_manifest("before", harness.node_name))
     before = await until(lambda: phase_is(core, namespace, "before", "Running"), within=20, what="first pod Running")
@@ -67,7 +68,7 @@ async def test_profile_changes_apply_to_new_pods_only(
 async def test_stock_out_in_the_first_vswitch_starts_pods_in_the_second(
     harness: Harness, core: k8s.CoreV1Api, namespace: str
 ) -> None:
-    harness.overrides["eci.vswitches"] = "vsw-a,vsw-b"
+    harness.overrides["fake.vswitches"] = "vsw-a,vsw-b"
     harness.cloud.behaviour.stock_out = {"vsw-a"}
     await harness.start()
     await create_pod(core, namespace, pod_manifest("spill", harness.node_name))
@@ -79,7 +80,7 @@ async def test_stock_out_in_the_first_vswitch_starts_pods_in_the_second(
 async def test_everywhere_out_of_stock_keeps_the_pod_pending_with_the_reason_then_it_starts(
     harness: Harness, core: k8s.CoreV1Api, namespace: str
 ) -> None:
-    harness.overrides["eci.vswitches"] = "vsw-a"
+    harness.overrides["fake.vswitches"] = "vsw-a"
     harness.cloud.behaviour.stock_out = {"vsw-a"}
     await harness.start()
     await create_pod(core, namespace, pod_manifest("wait", harness.node_name))

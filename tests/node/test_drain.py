@@ -15,7 +15,7 @@ from tests.waiting import wait_for
 from vnode import errors, models
 from vnode.kube import client, extra
 from vnode.node import drain
-from vnode.provider import fake
+from vnode.provider.fake import provider as fake
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,7 @@ from tests.node.conftest import pod_manifest, wait_ready
 from tests.waiting import until
 from vnode import daemon, settings
 from vnode.kube import client
-from vnode.provider import eci
+from vnode.provider.eci import provider as eci
 
 pytestmark = pytest.mark.cluster
 

@@ -17,7 +17,10 @@ from tests.cloudsim.conftest import Sim, running
 from tests.waiting import wait_for
 from vnode import errors, models, settings
 from vnode.cloudsim import catalog
-from vnode.provider import aci, base, registry
+from vnode.provider import base, registry
+from vnode.provider.aci import config as aci_config
+from vnode.provider.aci import mapping as aci_mapping
+from vnode.provider.aci import provider as aci
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-aci-0"}
 
@@ -45,7 +48,7 @@ def sim(aci_sim: Sim) -> Sim:
     return aci_sim
 
 
-def aci_settings(sim: Sim, **overrides: object) -> settings.AciSettings:
+def aci_settings(sim: Sim, **overrides: object) -> aci_config.AciSettings:
     info = sim.info["aci"]
     fields: dict[str, object] = {
         "region": info["location"],
@@ -56,7 +59,7 @@ def aci_settings(sim: Sim, **overrides: object) -> settings.AciSettings:
         "token": info["token"],
     }
     fields.update(overrides)
-    return settings.AciSettings.model_validate(fields)
+    return aci_config.AciSettings.model_validate(fields)
 
 
 @pytest.fixture
@@ -92,7 +95,7 @@ def spec(
 
 
 def test_the_registry_names_the_aci_provider_and_it_meets_the_protocols(sim: Sim) -> None:
-    provider = registry.load("aci")(settings.Settings(node_name="vn-aci-0", provider="aci", aci=aci_settings(sim)))
+    provider = registry.load("aci")(settings.Settings(node_name="vn-aci-0", provider="aci", cloud=aci_settings(sim)))
     assert isinstance(provider, base.Provider)
     assert isinstance(provider, base.SupportsLogs)
     assert isinstance(provider, base.SupportsExec)
@@ -102,12 +105,12 @@ def test_the_registry_names_the_aci_provider_and_it_meets_the_protocols(sim: Sim
 
 def test_missing_subscription_is_a_config_error() -> None:
     with pytest.raises(errors.ConfigError, match="ACI_SUBSCRIPTION_ID"):
-        aci.AciProvider(settings.AciSettings())
+        aci.AciProvider(aci_config.AciSettings())
 
 
 def test_missing_credentials_are_a_config_error_naming_both_kinds() -> None:
     with pytest.raises(errors.ConfigError) as caught:
-        aci.AciProvider(settings.AciSettings(subscription_id="sub", resource_group="rg"))
+        aci.AciProvider(aci_config.AciSettings(subscription_id="sub", resource_group="rg"))
     assert "ACI_TOKEN" in str(caught.value)
     assert "ACI_CLIENT_SECRET" in str(caught.value)
 
@@ -244,19 +247,19 @@ async def test_a_16_vcpu_job_is_billed_at_its_spec(sim: Sim, provider: aci.AciPr
 
 def test_tags_round_trip_through_arm_spelling() -> None:
     tags = {models.TAG_NODE: "n", "plain": "v"}
-    encoded = aci.encode_tags(tags)
+    encoded = aci_mapping.encode_tags(tags)
     assert encoded == {"vnode.io-node": "n", "plain": "v"}
-    assert aci.decode_tags({**encoded, aci.TOKEN_TAG: "t"}) == tags
+    assert aci_mapping.decode_tags({**encoded, aci_mapping.TOKEN_TAG: "t"}) == tags
     with pytest.raises(errors.InvalidSpec):
-        aci.encode_tags({"other.io/x": "v"})
+        aci_mapping.encode_tags({"other.io/x": "v"})
 
 
 def test_group_names_are_ones_arm_accepts() -> None:
     valid = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$")
-    assert aci.arm_name("default-web") == "default-web"
+    assert aci_mapping.arm_name("default-web") == "default-web"
     for name in ("t-" + "a" * 80 + "-x", "ns--pod", "Upper.Case", "-edge-"):
-        assert valid.match(aci.arm_name(name)), aci.arm_name(name)
-    assert aci.arm_name("a" * 70) != aci.arm_name("a" * 71)
+        assert valid.match(aci_mapping.arm_name(name)), aci_mapping.arm_name(name)
+    assert aci_mapping.arm_name("a" * 70) != aci_mapping.arm_name("a" * 71)
 
 
 async def test_a_put_whose_answer_is_lost_is_unavailable_and_its_retry_finds_the_group(sim: Sim) -> None:

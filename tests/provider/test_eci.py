@@ -20,7 +20,12 @@ from tests.cloudsim.conftest import Sim, running
 from tests.waiting import wait_for
 from vnode import errors, models, settings
 from vnode.cloudsim import catalog
-from vnode.provider import base, eci, registry
+from vnode.node import instances
+from vnode.provider import base, registry
+from vnode.provider.eci import client as eci_client
+from vnode.provider.eci import config as eci_config
+from vnode.provider.eci import mapping
+from vnode.provider.eci import provider as eci
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-0"}
 
@@ -48,7 +53,7 @@ def sim(eci_sim: Sim) -> Sim:
     return eci_sim
 
 
-def eci_settings(sim: Sim, **overrides: object) -> settings.EciSettings:
+def eci_settings(sim: Sim, **overrides: object) -> eci_config.EciSettings:
     fields: dict[str, object] = {
         "region": sim.region,
         "endpoint": sim.info["eci"]["endpoint"],
@@ -58,7 +63,7 @@ def eci_settings(sim: Sim, **overrides: object) -> settings.EciSettings:
         "security_group": sim.info["security_group_id"],
     }
     fields.update(overrides)
-    return settings.EciSettings.model_validate(fields)
+    return eci_config.EciSettings.model_validate(fields)
 
 
 @pytest.fixture
@@ -93,7 +98,7 @@ def spec(
 
 def test_the_registry_names_the_eci_provider_and_it_meets_the_protocols(sim: Sim) -> None:
     factory = registry.load("eci")
-    provider = factory(settings.Settings(node_name="vn-0", eci=eci_settings(sim)))
+    provider = factory(settings.Settings(node_name="vn-0", cloud=eci_settings(sim)))
     assert isinstance(provider, base.Provider)
     assert isinstance(provider, base.SupportsLogs)
     assert isinstance(provider, base.SupportsExec)
@@ -345,7 +350,9 @@ def test_spec_mapping_covers_volumes_probes_and_init_containers() -> None:
         memory_gib=4,
         tags={"k": "v"},
     )
-    params = eci.create_params(instance, region="r", vswitches=["vsw-a", "vsw-b"], security_group="sg", strategy="S")
+    params = mapping.create_params(
+        instance, region="r", vswitches=["vsw-a", "vsw-b"], security_group="sg", strategy="S"
+    )
     assert params["VSwitchId"] == "vsw-a,vsw-b"
     assert params["Container.1.Arg.1"] == "echo a b"
     assert params["Container.1.EnvironmentVar.1.Key"] == "A"
@@ -358,7 +365,7 @@ def test_spec_mapping_covers_volumes_probes_and_init_containers() -> None:
     assert params["Volume.2.ConfigFileVolume.ConfigFileToPath.1.Content"] == "eD0x"
     assert params["Tag.1.Key"] == "k"
     with pytest.raises(errors.InvalidSpec):
-        eci.create_params(
+        mapping.create_params(
             dataclasses.replace(instance, volumes=(models.VolumeSpec("d", "hostPath"),)),
             region="r",
             vswitches=["v"],
@@ -370,20 +377,37 @@ def test_spec_mapping_covers_volumes_probes_and_init_containers() -> None:
 def test_the_signature_is_the_one_the_simulator_checks(tmp_path: pathlib.Path) -> None:
     from vnode.cloudsim import acs3
 
-    client = eci.EciClient("127.0.0.1:1", "LTAIkey", "secret")
+    client = eci_client.EciClient("127.0.0.1:1", "LTAIkey", "secret")
     params = {"RegionId": "r", "Container.1.Command.2": "b c~*", "Tag.1.Key": "vnode.io/node"}
     url, headers = client.signed_request("DescribeContainerGroups", params)
     auth = acs3.parse(headers.pop("Authorization"))
     headers.pop("accept")
-    canonical = acs3.canonical_request("POST", "/", params.items(), headers, auth.signed_headers, eci.EMPTY_SHA256)
+    canonical = acs3.canonical_request(
+        "POST", "/", params.items(), headers, auth.signed_headers, eci_client.EMPTY_SHA256
+    )
     assert acs3.verify("secret", auth, canonical)
     assert url.startswith("http://127.0.0.1:1/?")
+
+
+class Node:
+    """The node's side of the change feed: its cache of states (``vnode.node.instances``) and cursor."""
+
+    def __init__(self, provider: eci.EciProvider) -> None:
+        self.provider = provider
+        self.instances = instances.Instances(NODE_TAGS[models.TAG_CLUSTER], NODE_TAGS[models.TAG_NODE])
+        self.last = base.Changes(changed=[])
+
+    async def step(self) -> dict[str, models.InstanceState]:
+        """One step of the feed; the node's instances by id after it."""
+        self.last = await self.provider.changes(NODE_TAGS, self.instances.cursor)
+        self.instances.apply(self.last)
+        return {state.id: state for state in self.instances.states()}
 
 
 async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
     calls: list[str] = []
 
-    class Counting(eci.EciClient):
+    class Counting(eci_client.EciClient):
         async def call_raw(self, action: str, params: Mapping[str, str]) -> bytes:
             calls.append(action)
             return await super().call_raw(action, params)
@@ -391,20 +415,24 @@ async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
     config = eci_settings(sim)
     client = Counting(config.endpoint, config.access_key, config.secret_key)
     provider = eci.EciProvider(config, client=client)
+    node = Node(provider)
     try:
         for n in range(25):
             await provider.create(spec(f"s-{n}", tags={"cloudsim/delay": "10"} if n == 0 else None))
         sim.advance(1)
         calls.clear()
-        assert len(await provider.list(NODE_TAGS)) == 25
+        assert len(await node.step()) == 25
+        assert node.last.complete
         assert calls.count("DescribeContainerGroups") == 2  # 25 new instances, 20 per call
         calls.clear()
-        assert len(await provider.list(NODE_TAGS)) == 25
+        assert len(await node.step()) == 25
         assert calls == ["DescribeContainerGroupStatus"]
+        assert (node.last.changed, node.last.gone, node.last.complete) == ([], [], False)
         sim.advance(10)  # s-0 finishes pulling and starts
         calls.clear()
-        states = {s.id: s for s in await provider.list(NODE_TAGS)}
+        states = await node.step()
         assert calls == ["DescribeContainerGroupStatus", "DescribeContainerGroups"]
+        assert len(node.last.changed) == 1
         assert all(s.status is models.InstanceStatus.RUNNING for s in states.values())
     finally:
         await provider.close()
@@ -413,7 +441,7 @@ async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
 async def test_between_full_listings_a_node_asks_only_for_changes_and_for_instances_being_deleted(sim: Sim) -> None:
     calls: list[tuple[str, dict[str, str]]] = []
 
-    class Recording(eci.EciClient):
+    class Recording(eci_client.EciClient):
         async def call_raw(self, action: str, params: Mapping[str, str]) -> bytes:
             calls.append((action, dict(params)))
             return await super().call_raw(action, params)
@@ -421,6 +449,7 @@ async def test_between_full_listings_a_node_asks_only_for_changes_and_for_instan
     config = eci_settings(sim)
     client = Recording(config.endpoint, config.access_key, config.secret_key)
     provider = eci.EciProvider(config, client=client, full_list_interval=3600)
+    node = Node(provider)
 
     def status_calls() -> list[dict[str, str]]:
         return [params for action, params in calls if action == "DescribeContainerGroupStatus"]
@@ -428,13 +457,13 @@ async def test_between_full_listings_a_node_asks_only_for_changes_and_for_instan
     try:
         steady = await provider.create(spec("steady"))
         sim.advance(1)
-        (first,) = await provider.list(NODE_TAGS)  # the first listing is a full one
+        (first,) = (await node.step()).values()  # the first listing is a full one
         assert (first.id, first.status) == (steady.id, models.InstanceStatus.RUNNING)
         assert all("SinceSecond" not in params for params in status_calls())
 
         calls.clear()
         new = await provider.create(spec("new"))
-        states = {s.id: s.status for s in await provider.list(NODE_TAGS)}
+        states = {i: s.status for i, s in (await node.step()).items()}
         assert states == {steady.id: models.InstanceStatus.RUNNING, new.id: models.InstanceStatus.RUNNING}
         (changes,) = status_calls()
         assert "SinceSecond" in changes
@@ -447,16 +476,17 @@ async def test_between_full_listings_a_node_asks_only_for_changes_and_for_instan
         calls.clear()
         await provider.delete(new.id, grace_seconds=0)
         sim.advance(60)
-        assert [s.id for s in await provider.list(NODE_TAGS)] == [steady.id]  # seen gone by asking for it
+        assert list(await node.step()) == [steady.id]  # seen gone by asking for it
+        assert node.last.gone == [new.id]
         assert any(json.loads(params.get("ContainerGroupIds", "[]")) == [new.id] for params in status_calls())
 
         # A change the cloud stamps further back than SinceSecond reaches (here the simulated clock
         # jumps) waits for the next full listing.
         late = await provider.create(spec("late", tags={"cloudsim/delay": "20"}))
-        assert {s.id: s.status for s in await provider.list(NODE_TAGS)}[late.id] is not models.InstanceStatus.RUNNING
+        assert (await node.step())[late.id].status is not models.InstanceStatus.RUNNING
         sim.advance(100)
         provider.full_list_interval = 0.0
-        assert {s.id: s.status for s in await provider.list(NODE_TAGS)}[late.id] is models.InstanceStatus.RUNNING
+        assert (await node.step())[late.id].status is models.InstanceStatus.RUNNING
     finally:
         await provider.close()
 
@@ -466,7 +496,7 @@ async def test_a_create_whose_answer_is_lost_is_unavailable_and_its_retry_finds_
     # token must return that instance, not make a second one.
     config = eci_settings(sim)
     impatient = eci.EciProvider(
-        config, client=eci.EciClient(config.endpoint, config.access_key, config.secret_key, timeout=0.3)
+        config, client=eci_client.EciClient(config.endpoint, config.access_key, config.secret_key, timeout=0.3)
     )
     try:
         status, body = sim.admin("PUT", "faults/create", {"latency_ms": 1500})

@@ -19,10 +19,12 @@ import pytest
 
 from tests.cloudsim.conftest import Sim, running
 from tests.waiting import until
-from vnode import models, settings
+from vnode import models
 from vnode.kube import objects
 from vnode.node import spec
-from vnode.provider import eci, process
+from vnode.provider.eci import config as eci_config
+from vnode.provider.eci import provider as eci
+from vnode.provider.process import provider as process
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-0"}
 
@@ -50,7 +52,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
 
 @pytest.fixture
 async def provider(sim: Sim) -> AsyncIterator[eci.EciProvider]:
-    config = settings.EciSettings.model_validate(
+    config = eci_config.EciSettings.model_validate(
         {
             "region": sim.region,
             "endpoint": sim.info["eci"]["endpoint"],

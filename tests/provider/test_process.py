@@ -16,7 +16,9 @@ import pytest
 from tests import waiting
 from vnode import errors, models
 from vnode.cluster import launcher
-from vnode.provider import base, process, registry
+from vnode.provider import base, registry
+from vnode.provider.process import provider as process
+from vnode.provider.process import records
 
 TERMINAL = (models.InstanceStatus.SUCCEEDED, models.InstanceStatus.FAILED)
 
@@ -212,7 +214,7 @@ async def test_a_restarted_provider_finds_its_running_instances(state_dir: pathl
 async def test_a_killed_runner_shows_as_failed_and_delete_still_cleans_up(provider: process.ProcessProvider) -> None:
     created = await provider.create(spec(sh("c", "exec sleep 60")))
     await until(provider, created.id, lambda s: s.status == models.InstanceStatus.RUNNING)
-    runner = process._read_json(provider.instance_dir(created.id) / "state.json")["runner"]
+    runner = records.read_json(provider.instance_dir(created.id) / "state.json")["runner"]
     os.kill(runner["pid"], 9)
     lost = await until(provider, created.id, lambda s: s.status == models.InstanceStatus.FAILED)
     assert lost.reason == "ProcessLost"

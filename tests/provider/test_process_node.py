@@ -19,7 +19,7 @@ from tests.waiting import wait_for
 from vnode import daemon, models, settings
 from vnode.cluster import launcher
 from vnode.kube import client, config
-from vnode.provider import process
+from vnode.provider.process import provider as process
 
 pytestmark = pytest.mark.cluster
 

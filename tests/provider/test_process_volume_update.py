@@ -10,7 +10,8 @@ import pytest
 
 from tests.waiting import wait_for
 from vnode import errors, models
-from vnode.provider import base, process
+from vnode.provider import base
+from vnode.provider.process import provider as process
 
 
 @pytest.fixture

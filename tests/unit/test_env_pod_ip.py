@@ -16,7 +16,8 @@ from vnode import errors, models
 from vnode.cloudsim import workloads
 from vnode.kube import objects
 from vnode.node import spec
-from vnode.provider import aci, eci
+from vnode.provider.aci import mapping as aci_mapping
+from vnode.provider.eci import mapping
 
 TARGET = spec.Target(cluster_id="c1", node_name="vn-0", node_ip="192.168.0.9")
 
@@ -94,7 +95,7 @@ def instance(*env: models.EnvVar) -> models.InstanceSpec:
 
 
 def test_eci_sends_a_field_reference_instead_of_a_value() -> None:
-    params = eci.create_params(
+    params = mapping.create_params(
         instance(models.EnvVar("A", "1"), models.EnvVar("POD_IP", field_path=models.FIELD_POD_IP)),
         region="r",
         vswitches=("vsw-a",),
@@ -111,8 +112,8 @@ def test_eci_sends_a_field_reference_instead_of_a_value() -> None:
 
 def test_aci_refuses_a_field_reference_naming_the_var_and_field() -> None:
     with pytest.raises(errors.InvalidSpec, match=r"env POD_IP from fieldRef status\.podIP"):
-        aci.group_body(instance(models.EnvVar("POD_IP", field_path=models.FIELD_POD_IP)), location="westeurope")
-    body = aci.group_body(instance(models.EnvVar("A", "1")), location="westeurope")
+        aci_mapping.group_body(instance(models.EnvVar("POD_IP", field_path=models.FIELD_POD_IP)), location="westeurope")
+    body = aci_mapping.group_body(instance(models.EnvVar("A", "1")), location="westeurope")
     assert body["properties"]["containers"][0]["properties"]["environmentVariables"] == [{"name": "A", "value": "1"}]
 
 

@@ -13,6 +13,7 @@ import re
 
 import vnode
 from vnode import reference, settings
+from vnode.provider import registry
 
 PACKAGE = pathlib.Path(vnode.__file__).resolve().parent
 
@@ -48,10 +49,14 @@ def names_read(source: str) -> set[str]:
 
 
 def read_by_the_code() -> dict[str, list[str]]:
-    """Every variable read under vnode/, with the modules that read it (``settings.ENV`` for the settings)."""
+    """Every variable read under vnode/, with the modules that read it (``settings.ENV`` and the profiles' ``env``)."""
     found: dict[str, list[str]] = {
         name: ["vnode/settings.py (ENV)"] for names in settings.ENV.values() for name in names
     }
+    for profile in registry.builtin():
+        for names in (*profile.env.values(), *profile.env_aliases.values()):
+            for name in names:
+                found.setdefault(name, []).append(f"the {profile.name} provider's profile")
     for path in sorted(PACKAGE.rglob("*.py")):
         for name in names_read(path.read_text()):
             found.setdefault(name, []).append(str(path.relative_to(PACKAGE.parent)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from vnode import errors, models
-from vnode.provider import base, fake, registry
+from vnode.provider import base, registry
+from vnode.provider.fake import provider as fake
 
 
 def spec(token: str = "tok-1", **tags: str) -> models.InstanceSpec:

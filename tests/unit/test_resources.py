@@ -7,6 +7,9 @@ import pytest
 from vnode import errors
 from vnode.kube import objects
 from vnode.node import resources
+from vnode.provider.eci import profile as eci_profile
+
+ANNOTATION = eci_profile.PROFILE.specs_annotation
 
 
 def container(limits: dict[str, str] | None = None, requests: dict[str, str] | None = None) -> objects.Container:
@@ -39,12 +42,12 @@ def test_invalid_quantity_is_an_invalid_spec() -> None:
     ],
 )
 def test_rounding_up_to_the_smallest_covering_eci_size(want: tuple[float, float], size: tuple[float, float]) -> None:
-    assert resources.round_up(resources.Size(*want)) == resources.Size(*size)
+    assert resources.round_up(resources.Size(*want), eci_profile.SIZES) == resources.Size(*size)
 
 
 def test_65_vcpu_can_never_run() -> None:
     with pytest.raises(errors.InvalidSpec, match="65 vCPU"):
-        resources.round_up(resources.Size(65, 64))
+        resources.round_up(resources.Size(65, 64), eci_profile.SIZES)
 
 
 def test_pod_size_sums_limits_else_requests_and_covers_init_containers() -> None:
@@ -58,8 +61,8 @@ def test_pod_size_sums_limits_else_requests_and_covers_init_containers() -> None
 def test_pod_size_defaults_and_annotation() -> None:
     spec = objects.PodSpec(containers=[container()])
     assert resources.pod_request(spec, {}) == (resources.Size(2, 4), "")
-    assert resources.pod_request(spec, {resources.SPECS_ANNOTATION: "4-8Gi"}) == (resources.Size(4, 8), "")
-    assert resources.pod_request(spec, {resources.SPECS_ANNOTATION: "ecs.c5.large,ecs.g5.large"}) == (
+    assert resources.pod_request(spec, {ANNOTATION: "4-8Gi"}, specs_annotation=ANNOTATION) == (resources.Size(4, 8), "")
+    assert resources.pod_request(spec, {ANNOTATION: "ecs.c5.large,ecs.g5.large"}, specs_annotation=ANNOTATION) == (
         resources.Size(0, 0),
         "ecs.c5.large",
     )

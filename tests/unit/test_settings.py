@@ -18,8 +18,8 @@ def test_env_names_of_the_field() -> None:
         }
     )
     assert loaded.node_name == "virtual-node-eci-0"
-    assert loaded.eci.vswitches == ("vsw-a", "vsw-b")
-    assert loaded.eci.kube_proxy is False
+    assert loaded.cloud.vswitches == ("vsw-a", "vsw-b")
+    assert loaded.cloud.kube_proxy is False
     assert loaded.quota_cpu == 100
     assert loaded.taint == "alibabacloud"
 
@@ -27,7 +27,7 @@ def test_env_names_of_the_field() -> None:
 def test_flags_override_env_and_vnode_node_name_beats_pod_name() -> None:
     loaded = settings.load({"POD_NAME": "a", "VNODE_NODE_NAME": "b", "ECI_REGION": "x"}, {"eci.region": "y"})
     assert loaded.node_name == "b"
-    assert loaded.eci.region == "y"
+    assert loaded.cloud.region == "y"
 
 
 @pytest.mark.parametrize(
@@ -51,11 +51,11 @@ def test_invalid_settings_raise_one_line_naming_the_setting(
 
 def test_aci_token_is_a_setting_of_its_own() -> None:
     loaded = settings.load({"POD_NAME": "n", "VNODE_PROVIDER": "aci", "ACI_TOKEN": "tok"})
-    assert loaded.aci.token == "tok"
-    assert loaded.aci.client_secret == ""
+    assert loaded.cloud.token == "tok"
+    assert loaded.cloud.client_secret == ""
     client = {"ACI_TENANT_ID": "t", "ACI_CLIENT_ID": "c", "ACI_CLIENT_SECRET": "s"}
     loaded = settings.load({"POD_NAME": "n", "VNODE_PROVIDER": "aci", **client})
-    aci = loaded.aci
+    aci = loaded.cloud
     assert (aci.tenant_id, aci.client_id, aci.client_secret, aci.token) == ("t", "c", "s", "")
 
 

@@ -10,9 +10,14 @@ import pytest
 from vnode import errors, models
 from vnode.kube import objects
 from vnode.node import spec
+from vnode.provider.eci import profile as eci_profile
 
 TARGET = spec.Target(
-    cluster_id="c1", node_name="vn-0", node_ip="192.168.0.9", placement=models.Placement(vswitches=("vsw-a", "vsw-b"))
+    cluster_id="c1",
+    node_name="vn-0",
+    node_ip="192.168.0.9",
+    placement=models.Placement(vswitches=("vsw-a", "vsw-b")),
+    profile=eci_profile.PROFILE,
 )
 
 

@@ -25,7 +25,7 @@ from vnode.cluster import launcher
 if "run" not in cli.COMMANDS:
     pytest.skip("needs the daemon: runs once `vnode run` is registered in vnode/cli.py", allow_module_level=True)
 daemon = pytest.importorskip("vnode.daemon", reason="needs the daemon (vnode run)")
-fake = pytest.importorskip("vnode.provider.fake", reason="needs the fake provider")
+fake = pytest.importorskip("vnode.provider.fake.provider", reason="needs the fake provider")
 settings = pytest.importorskip("vnode.settings")
 kube_client = pytest.importorskip("vnode.kube.client")
 kube_config = pytest.importorskip("vnode.kube.config")

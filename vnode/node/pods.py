@@ -2,11 +2,12 @@
 
 * One watch per node (``fieldSelector=spec.nodeName=<node>``) feeds an informer cache; every
   change puts the pod's key on the queue.
-* One bulk listing of the cloud per interval, by the node's tags, replaces per-pod polling;
-  a pod whose instance state changed is put on the queue (a provider that can push feeds the
-  same path). The listing's success or failure is the node's view of cloud health. After
-  instances were created, the next listing comes sooner (a new instance's status is what a
-  user waits for), but never so soon that listing would take more than an eighth of the time.
+* One step of the provider's change feed per interval, by the node's tags, replaces per-pod
+  polling; ``instances`` keeps the states and the feed's cursor, and a pod whose instance state
+  changed is put on the queue (a provider that can push feeds the same path). The listing's
+  success or failure is the node's view of cloud health. After instances were created, the
+  next listing comes sooner (a new instance's status is what a user waits for), but never so
+  soon that listing would take more than an eighth of the time.
 * Workers take keys, one task per key at a time, and reconcile (``reconcile.Reconciler``).
 * Orphan collection deletes instances tagged with this cluster and node whose pod no longer
   exists, and only once the watch cache has synced and a listing started after that has
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from vnode import errors, models, settings
 from vnode.kube import client, informer, objects
-from vnode.node import orphans, queue, reconcile, registration
+from vnode.node import instances, orphans, queue, reconcile, registration
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -72,7 +73,8 @@ class PodController:
         self._uids: dict[str, str] = {}  # key -> pod UID
         self._billed: dict[str, float] = {}  # instance id -> dollars so far
         self._accounted_at = float("-inf")  # when the listing last updated the pod and cost gauges
-        self._seen: dict[int, tuple[models.InstanceState, str]] = {}  # id() of the last listing's states
+        #: The node's instance states from the provider's change feed (``view.states`` is their copy).
+        self.instances = instances.Instances(config.cluster_id, config.node_name)
         self._listed_once = asyncio.Event()
         self._list_now = asyncio.Event()  # cuts the wait between listings short
         #: Called with every change the pod watch reports (``refresh`` keeps its index with it).
@@ -126,7 +128,7 @@ class PodController:
             began = self.monotonic()
             self.view.created.clear()  # creates from now on are seen by the next listing, not this one
             try:
-                states = await self.provider.list(self.tags)
+                changes = await self.provider.changes(self.tags, self.instances.cursor)
             except errors.ApiError as exc:
                 failures += 1
                 self.metrics.cloud_call("list", exc.code)
@@ -143,7 +145,7 @@ class PodController:
             self.metrics.cloud_call("list", "ok")
             self.metrics.cloud_up.labels(self.config.node_name).set(1)
             self.health.set(True)
-            self._apply(states, began)
+            self._apply(changes, began)
             took = self.monotonic() - began
             await self._pause(max(0.0, self.config.status_interval - took), soon=began + BUSY * took)
 
@@ -173,12 +175,13 @@ class PodController:
             try:
                 async for state in provider.watch(self.tags):
                     failures = 0
-                    uid = state.pod_uid
-                    if not uid or self.view.states.get(uid) == state:
-                        continue
-                    self.view.states[uid] = state
-                    if uid in self._keys:
-                        self.queue.add(self._keys[uid])
+                    for uid in self.instances.put(state):
+                        pushed = self.instances.by_uid.get(uid)
+                        if pushed is None or self.view.states.get(uid) == pushed:
+                            continue
+                        self.view.states[uid] = pushed
+                        if uid in self._keys:
+                            self.queue.add(self._keys[uid])
             except errors.ApiError as exc:
                 failures += 1
                 delay = min(30.0, self.config.status_interval * 2**failures)
@@ -187,36 +190,25 @@ class PodController:
             else:
                 await asyncio.sleep(self.config.status_interval)
 
-    def _apply(self, states: Iterable[models.InstanceState], began: float) -> None:
-        # A listing comes several times a second after creates and holds every instance of the node,
-        # nearly all of them the very objects of the listing before (a provider reuses an unchanged
-        # instance's state): those are recognised by identity, and only new or changed ones are read.
-        fresh: dict[str, models.InstanceState] = {}
+    def _apply(self, changes: base.Changes, began: float) -> None:
+        """Take one answer of the change feed into the cache, then make ``view.states`` its copy.
+
+        Others write the view between listings (a create's answer, a delete); the listing's word is
+        final, as it always was, so every pod whose view differs from the cache is looked at again.
+        The cache keeps the states the provider did not re-send, so their objects stay the same and
+        the comparison is by identity for all but the changed ones.
+        """
+        self.instances.apply(changes)
+        fresh = self.instances.by_uid
         old = self.view.states
-        seen, self._seen = self._seen, {}
-        for state in states:
-            hit = seen.get(id(state))
-            if hit is not None and hit[0] is state:
-                uid = hit[1]
-            else:
-                tags = state.tags
-                if tags.get(models.TAG_CLUSTER) != self.config.cluster_id:
-                    continue
-                if tags.get(models.TAG_NODE) != self.config.node_name:
-                    continue
-                uid = state.pod_uid
-                if not uid:
-                    continue
-                hit = (state, uid)
-            self._seen[id(state)] = hit  # holding the state keeps its id from being reused
-            fresh[uid] = state
+        for uid, state in fresh.items():
             before = old.get(uid)
             if before is not state and before != state and uid in self._keys:
                 self.queue.add(self._keys[uid])
         for uid in old.keys() - fresh.keys():
             if uid in self._keys:
                 self.queue.add(self._keys[uid])
-        self.view.states = fresh
+        self.view.states = dict(fresh)
         self.view.listed_at = began
         if began - self._accounted_at >= self.config.status_interval:
             # Gauges need no fresher figures than one interval's, and listings come sooner than that
@@ -237,9 +229,7 @@ class PodController:
                 continue
             end = state.finished_at.timestamp() if state.finished_at else now
             seconds = max(0.0, end - state.started_at.timestamp())
-            self._billed[state.id] = seconds * (
-                state.cpu * metrics.PRICE_PER_VCPU_SECOND + state.memory_gib * metrics.PRICE_PER_GIB_SECOND
-            )
+            self._billed[state.id] = seconds * self.config.profile.price(state.cpu, state.memory_gib)
         self.metrics.cost.labels(self.config.node_name).set(sum(self._billed.values()))
 
     # --- orphans ---

@@ -48,7 +48,7 @@ class CloudHealth:
 
 
 def labels(config: settings.Settings) -> dict[str, str]:
-    region = config.aci.region if config.provider == "aci" else config.eci.region
+    region = config.region
     return {
         "type": "virtual-kubelet",
         "kubernetes.io/role": "agent",

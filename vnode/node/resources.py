@@ -1,26 +1,25 @@
-"""From a pod's resource requests to a size the cloud sells: quantities, the pod's total, rounding.
+"""From a pod's resource requests to a size: quantities and the pod's total.
 
-ECI sizes a pod as the sum of its containers' limits (a container without limits counts its
-requests), at least the largest init container, 2 vCPU / 4 GiB when nothing is asked, or
-whatever the ``k8s.aliyun.com/eci-use-specs`` annotation says; then rounds up to the
-smallest size it sells that covers the request (7 vCPU / 13 GiB → 8 / 16) and bills that.
-A pod larger than the largest size can never run: it fails fast instead of waiting forever.
+A pod's size is the sum of its containers' limits (a container without limits counts its
+requests), at least the largest init container, the provider's default size when nothing is
+asked, or whatever the provider's specs annotation says. The provider's profile then rounds
+it to a size its cloud sells (``profile.Profile.round``); a pod larger than the largest size
+can never run and fails fast instead of waiting forever.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import decimal
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from vnode import errors
 from vnode.kube import objects
+from vnode.provider import profile
 
-__all__ = ["ECI_SIZES", "SPECS_ANNOTATION", "Size", "cpu", "memory_bytes", "pod_request", "round_up"]
+__all__ = ["Size", "cpu", "memory_bytes", "pod_request", "round_up"]
 
-SPECS_ANNOTATION = "k8s.aliyun.com/eci-use-specs"
 GIB = 2**30
 
 _SUFFIX: dict[str, decimal.Decimal | int] = {
@@ -61,45 +60,13 @@ def memory_bytes(text: str) -> float:
     return float(quantity(text))
 
 
-@dataclasses.dataclass(frozen=True, order=True)
-class Size:
-    cpu: float
-    memory_gib: float
-
-    def __str__(self) -> str:
-        return f"{self.cpu:g} vCPU / {self.memory_gib:g} GiB"
-
-
-def _sizes() -> tuple[Size, ...]:
-    table: dict[float, Iterable[float]] = {
-        0.25: (0.5, 1),
-        0.5: (1, 2),
-        1: (2, 4, 8),
-        2: (1, 2, 4, 8, 16),
-        4: (2, 4, 8, 16, 32),
-        8: (4, 8, 16, 32, 64),
-        12: (12, 24, 48, 96),
-        16: (16, 32, 64, 128),
-        24: (24, 48, 96, 192),
-        32: (32, 64, 128, 256),
-        52: (96, 192, 384),
-        64: (128, 256, 512),
-    }
-    return tuple(sorted(Size(c, m) for c, mems in table.items() for m in mems))
-
-
-#: Every vCPU/GiB combination ECI sells, smallest first.
-ECI_SIZES = _sizes()
+Size = profile.Size
 DEFAULT = Size(2, 4)
 
 
-def round_up(want: Size, sizes: tuple[Size, ...] = ECI_SIZES) -> Size:
-    """The smallest size covering ``want`` (fewest vCPU, then least memory); ``InvalidSpec`` if none does."""
-    for size in sizes:
-        if size.cpu >= want.cpu - 1e-9 and size.memory_gib >= want.memory_gib - 1e-9:
-            return size
-    largest = max(sizes)
-    raise errors.InvalidSpec(f"the pod asks for {want}, more than the largest instance ({largest})")
+def round_up(want: Size, sizes: tuple[Size, ...]) -> Size:
+    """The smallest of ``sizes`` covering ``want``; ``InvalidSpec`` if none does."""
+    return profile.round_to_table(want, sizes)
 
 
 def _container_request(container: objects.Container) -> Size:
@@ -118,13 +85,16 @@ def container_size(container: objects.Container) -> Size:
     return _container_request(container)
 
 
-def pod_request(spec: objects.PodSpec, annotations: Mapping[str, str], default: Size = DEFAULT) -> tuple[Size, str]:
+def pod_request(
+    spec: objects.PodSpec, annotations: Mapping[str, str], default: Size = DEFAULT, specs_annotation: str = ""
+) -> tuple[Size, str]:
     """What the pod asks for, before rounding, and an explicit instance type if the annotation names one.
 
     Sum over containers of limits (else requests); at least every init container's; ``default``
-    if nothing is asked at all.
+    if nothing is asked at all. ``specs_annotation`` (the provider's, if it has one) names
+    explicit specs: ``4-8Gi`` (a size) or instance types, the first of which is taken.
     """
-    specs = annotations.get(SPECS_ANNOTATION, "").strip()
+    specs = annotations.get(specs_annotation, "").strip() if specs_annotation else ""
     if specs:
         first = specs.split(",")[0].strip()
         match = re.fullmatch(r"([0-9.]+)-([0-9.]+)(Gi)?", first)

@@ -24,11 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from vnode import errors, models, settings
 from vnode.kube import objects
 from vnode.node import resources
+from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
 
-MAX_CONTAINERS = 20
-MAX_VOLUMES = 20
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 # Fields only the cloud knows, once it has allocated the instance: left for it to fill in.
@@ -64,6 +63,8 @@ class Target:
     node_ip: str = ""
     placement: models.Placement = dataclasses.field(default_factory=models.Placement)
     default_size: resources.Size = resources.DEFAULT
+    #: The provider's rules: its limits, specs annotation and size rounding.
+    profile: provider_profile.Profile = provider_profile.NEUTRAL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,15 +426,18 @@ def build(
     profile = profile or settings.Profile()
     if pod.spec.host_network:
         raise errors.InvalidSpec("hostNetwork pods cannot run on virtual nodes")
-    if len(pod.spec.containers) + len(pod.spec.init_containers) > MAX_CONTAINERS:
-        raise errors.InvalidSpec(f"more than {MAX_CONTAINERS} containers")
-    if len(pod.spec.volumes) > MAX_VOLUMES:
-        raise errors.InvalidSpec(f"more than {MAX_VOLUMES} volumes")
+    limits = target.profile.limits
+    if len(pod.spec.containers) + len(pod.spec.init_containers) > limits.max_containers:
+        raise errors.InvalidSpec(f"more than {limits.max_containers} containers")
+    if len(pod.spec.volumes) > limits.max_volumes:
+        raise errors.InvalidSpec(f"more than {limits.max_volumes} volumes")
     default = target.default_size
     if profile.default_cpu or profile.default_memory_gib:
         default = resources.Size(profile.default_cpu or default.cpu, profile.default_memory_gib or default.memory_gib)
-    want, instance_type = resources.pod_request(pod.spec, pod.metadata.annotations, default)
-    size = resources.round_up(want) if not instance_type else want
+    want, instance_type = resources.pod_request(
+        pod.spec, pod.metadata.annotations, default, target.profile.specs_annotation
+    )
+    size = target.profile.round(want) if not instance_type else want
     placement = target.placement
     if profile.vswitches or profile.security_group or profile.zones or profile.schedule_strategy:
         placement = models.Placement(

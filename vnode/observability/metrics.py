@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import prometheus_client as prom
 
-__all__ = ["PRICE_PER_GIB_SECOND", "PRICE_PER_VCPU_SECOND", "Metrics"]
-
-# ECI's published pay-as-you-go price, per second of the rounded size (see docs/daemon.md).
-PRICE_PER_VCPU_SECOND = 0.0000077
-PRICE_PER_GIB_SECOND = 0.00000096
+__all__ = ["Metrics"]
 
 
 class Metrics:

@@ -3,9 +3,11 @@
 A provider turns an :class:`~vnode.models.InstanceSpec` into a cloud instance and reports
 :class:`~vnode.models.InstanceState` values; it never sees a Kubernetes object and never builds
 a pod status (virtual-kubelet's fat ``Provider`` made every implementation do both). The core
-is :class:`Provider`: five coroutines. Logs, exec, stats and push notification are optional
-abilities, each its own small Protocol, checked with ``isinstance`` at run time, so a provider
-implements only what its cloud offers.
+is :class:`Provider`: seven coroutines. Logs, exec, attach, port-forward, stats, volume updates
+and push notification are optional abilities, each its own small Protocol (here and in
+:mod:`vnode.provider.streams`), checked with ``isinstance`` at run time, so a provider
+implements only what its cloud offers. What the core must know of a cloud beyond these calls
+(sizes, limits, prices, names) its profile declares (:mod:`vnode.provider.profile`).
 
 The contract every provider honours:
 
@@ -22,23 +24,34 @@ The contract every provider honours:
   candidates in ``spec.placement`` before raising it), ``Throttled`` / ``Unavailable`` /
   other ``Retryable`` (retried with backoff), ``NotFound`` (from ``get`` only), ``Forbidden``
   (bad credentials: the node turns NotReady).
-* **Listing is the status feed.** The node calls ``list`` once per interval with its own
-  tags (``TAG_CLUSTER`` and ``TAG_NODE``); the provider pages through the cloud itself and
-  returns every matching instance, including terminated ones still known to the cloud. An
-  instance missing from a complete listing is gone.
+* **The change feed is the status feed.** The node calls ``changes`` once per interval with
+  its own tags (``TAG_CLUSTER`` and ``TAG_NODE``) and the cursor of the previous answer; the
+  provider pages through the cloud itself and answers what changed since that cursor
+  (:class:`Changes`). The provider keeps no feed state between calls: what it needs to tell
+  changes apart travels in the cursor, which the node keeps (``vnode.node.instances``, the
+  same cache of instance states for every provider). A provider that cannot tell cheaply what
+  changed answers every instance, ``complete``. ``list`` is a plain listing, for a pod's own
+  instance or a collector's look at the whole cluster.
 * **Tags.** ``spec.tags`` must be stored on the instance and returned in ``InstanceState.tags``
   exactly; they are how the node finds its instances after a restart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from vnode import models, settings
+from vnode import models
+
+if TYPE_CHECKING:  # settings asks the registry (which names this module) for the providers' profiles
+    from vnode import settings
 
 __all__ = [
+    "Changes",
+    "Cursor",
+    "ExecOutput",
     "ExecResult",
     "LogOptions",
     "Provider",
@@ -49,6 +62,29 @@ __all__ = [
     "SupportsStats",
     "SupportsVolumeUpdate",
 ]
+
+
+#: Where a provider's change feed stands: opaque to the node, which hands back the latest one.
+Cursor = object
+
+
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    """One answer of a provider's change feed (``Provider.changes``)."""
+
+    #: Instances new or changed since the cursor (an unchanged one may be among them).
+    changed: Sequence[models.InstanceState]
+    #: Ids of instances gone since the cursor (terminated instances the cloud still knows are not gone).
+    gone: Sequence[str] = ()
+    #: The cursor for the next call; ``None``: the provider keeps none (every answer is complete).
+    cursor: Cursor | None = None
+    #: ``changed`` holds *every* instance carrying the tags: any other the node knows is gone.
+    complete: bool = False
+
+    @classmethod
+    def listing(cls, states: Sequence[models.InstanceState]) -> Changes:
+        """The answer of a provider that lists everything every time."""
+        return cls(changed=states, complete=True)
 
 
 @runtime_checkable
@@ -64,7 +100,7 @@ class Provider(Protocol):
         """Create the instance for ``spec``, or return the one ``spec.client_token`` made before.
 
         Returns as soon as the cloud accepted it (state ``Scheduling`` or ``Pending`` typically);
-        progress is reported by ``list``. Raises ``InvalidSpec``, ``CapacityError``, ``Retryable``.
+        progress is reported by ``changes``. Raises ``InvalidSpec``, ``CapacityError``, ``Retryable``.
         An ambiguous failure (a timeout after the cloud may have acted) raises ``Unavailable``:
         the retry with the same token is safe.
         """
@@ -83,11 +119,23 @@ class Provider(Protocol):
         ...
 
     async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
-        """Every instance carrying all of ``tags``, paging through the cloud as needed.
+        """Every instance carrying all of ``tags``, paging through the cloud as needed; no state kept.
 
-        Called once per status interval per node, and to find a pod's instance by
-        ``TAG_POD_UID``. Raises ``Retryable`` (the node keeps its last view and turns NotReady
-        if the cloud stays unreachable) or ``Forbidden``.
+        Called to find a pod's instance by ``TAG_POD_UID``, and by collectors and the drain
+        over a node or a cluster. Raises ``Retryable`` or ``Forbidden``.
+        """
+        ...
+
+    async def changes(self, tags: Mapping[str, str], cursor: Cursor | None) -> Changes:
+        """What changed among the instances carrying all of ``tags`` since ``cursor``.
+
+        ``cursor`` is ``None`` the first time (and whenever the node lost track): the answer
+        then holds every instance, ``complete``. Otherwise it is the ``cursor`` of the latest
+        answer, which the node passes exactly once: a provider may answer only what changed
+        (its cost proportional to the change, not to the node), and reports removals in
+        ``gone``. Called once per status interval per node. Raises ``Retryable`` (the node keeps
+        its last view, calls again with the same cursor, and turns NotReady if the cloud stays
+        unreachable) or ``Forbidden``.
         """
         ...
 
@@ -103,7 +151,7 @@ class Provider(Protocol):
 
 #: What an entry point in the ``vnode.providers`` group names: settings in, provider out.
 #: It must not do I/O; the first call does.
-ProviderFactory = Callable[[settings.Settings], Provider]
+ProviderFactory = Callable[["settings.Settings"], Provider]
 
 
 @runtime_checkable
@@ -137,6 +185,15 @@ class ExecResult(Protocol):
     exit_code: int
     stdout: bytes
     stderr: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecOutput:
+    """A ready ``ExecResult``."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes = b""
 
 
 @runtime_checkable

@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 # Namespace labels that make the API server's namespaceSelector call us. If the cache shows
 # none of them while the pod's own labels do not explain the call either, the cache is behind.
-_SELECTING = ((mutation.INJECTION_LABEL, ("enabled", "burst")), (mutation.ECI_LABEL, ("true",)))
+_SELECTING = (
+    (mutation.INJECTION_LABEL, ("enabled", "burst")),
+    *((forced.key, (forced.value,)) for forced in mutation.FORCE_LABELS),
+)
 
 
 def _selects(labels: Mapping[str, str]) -> bool:
@@ -66,7 +69,7 @@ class Handler:
     async def _namespace_labels(self, request: review.Request) -> Mapping[str, str]:
         labels = self._labels.cached(request.namespace)
         pod_labels = (request.object.get("metadata") or {}).get("labels") or {}
-        if labels is None or (not _selects(labels) and pod_labels.get(mutation.ECI_LABEL) != "true"):
+        if labels is None or (not _selects(labels) and mutation.forced_by(pod_labels) is None):
             # Unknown namespace, or the API server matched a label our watch has not shown yet.
             labels = await self._labels.fetch(request.namespace)
         return labels or {}

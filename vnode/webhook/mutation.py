@@ -22,6 +22,8 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
+from vnode.provider import registry
+
 # What the virtual nodes advertise (vnode's node package registers them so). Only these keys
 # can be judged; a constraint on any other label may or may not match a virtual node.
 VIRTUAL_NODE_LABELS: Mapping[str, str] = {
@@ -37,12 +39,33 @@ AWAY_FROM_VIRTUAL: Mapping[str, Any] = {
 }
 
 INJECTION_LABEL = "virtual-node-affinity-injection"  # on a namespace: "enabled" (force) or "burst"
-ECI_LABEL = "alibabacloud.com/eci"  # on a namespace or a pod: "true" (force)
 OPT_OUT_LABEL = "vnode.io/virtual-node"  # on a pod: "disabled" leaves it alone
 BURST_LABEL = "vnode.io/burst"  # set by the webhook on burst pods: "true"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 PROTECTED_NAMESPACES = frozenset({"kube-system"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ForceLabel:
+    """A label (on a namespace or a pod) by which a provider's users send pods to virtual nodes."""
+
+    provider: str
+    key: str
+    value: str
+
+
+def _force_labels() -> tuple[ForceLabel, ...]:
+    return tuple(ForceLabel(found.name, key, value) for found in registry.builtin() for key, value in found.labels)
+
+
+#: The labels the built-in providers' profiles declare, each forcing pods onto virtual nodes.
+FORCE_LABELS = _force_labels()
+
+
+def forced_by(labels: Mapping[str, str]) -> ForceLabel | None:
+    """The first force label ``labels`` carry, if any."""
+    return next((f for f in FORCE_LABELS if labels.get(f.key) == f.value), None)
 
 
 class Mode(enum.StrEnum):
@@ -98,13 +121,15 @@ def choose(pod: Mapping[str, Any], namespace: str, namespace_labels: Mapping[str
             return Choice(Mode.NONE, True, "DaemonSet pod")
     if _mapping(pod.get("spec")).get("nodeName"):
         return Choice(Mode.NONE, True, "already bound to a node")
-    if labels.get(ECI_LABEL) == "true":
-        return Choice(Mode.FORCE, False, f"pod label {ECI_LABEL}=true")
+    forced = forced_by(labels)
+    if forced is not None:
+        return Choice(Mode.FORCE, False, f"pod label {forced.key}={forced.value}")
     injection = namespace_labels.get(INJECTION_LABEL)
     if injection == "enabled":
         return Choice(Mode.FORCE, False, f"namespace label {INJECTION_LABEL}=enabled")
-    if namespace_labels.get(ECI_LABEL) == "true":
-        return Choice(Mode.FORCE, False, f"namespace label {ECI_LABEL}=true")
+    forced = forced_by(namespace_labels)
+    if forced is not None:
+        return Choice(Mode.FORCE, False, f"namespace label {forced.key}={forced.value}")
     if injection == "burst":
         return Choice(Mode.BURST, False, f"namespace label {INJECTION_LABEL}=burst")
     return Choice(Mode.NONE, False, "no label asks for virtual nodes")

@@ -8,11 +8,13 @@ Selectors are ANDed within one webhook entry, and "namespace label OR pod label"
 the configuration holds three entries with disjoint selectors (a pod matches at most one):
 
 1. namespaces labelled ``virtual-node-affinity-injection`` in (enabled, burst);
-2. namespaces labelled ``alibabacloud.com/eci=true`` (and not 1);
-3. pods labelled ``alibabacloud.com/eci=true`` in any other namespace.
+2. namespaces carrying a provider's force label (``mutation.FORCE_LABELS``, from the providers'
+   profiles), and not 1 nor an earlier force label;
+3. pods carrying a force label in any other namespace.
 
-All three leave out ``kube-system`` and pods with the opt-out label, serve pods CREATE only,
-have ``sideEffects: None``, a short timeout and the failurePolicy ``Ignore`` by default.
+With one force label that makes three entries. All leave out ``kube-system`` and pods with the
+opt-out label, serve pods CREATE only, have ``sideEffects: None``, a short timeout and the
+failurePolicy ``Ignore`` by default.
 
 Every replica applies the same configuration with server-side apply under one field manager:
 identical applies are no-ops, so replicas need no leader; ``force`` lets a newer replica take
@@ -93,15 +95,15 @@ def configuration(reg: Registration, ca_bundle: bytes) -> dict[str, Any]:
     ]
     injection_on = _requirement(mutation.INJECTION_LABEL, "In", ["enabled", "burst"])
     injection_off = _requirement(mutation.INJECTION_LABEL, "NotIn", ["enabled", "burst"])
-    eci_on = _requirement(mutation.ECI_LABEL, "In", ["true"])
-    eci_off = _requirement(mutation.ECI_LABEL, "NotIn", ["true"])
     not_opted_out = _requirement(mutation.OPT_OUT_LABEL, "NotIn", ["disabled"])
+    on = [_requirement(f.key, "In", [f.value]) for f in mutation.FORCE_LABELS]
+    off = [_requirement(f.key, "NotIn", [f.value]) for f in mutation.FORCE_LABELS]
     # (name, namespace requirements, pod requirements): disjoint, so a pod is reviewed at most once.
-    entries = [
-        ("namespace-injection", [injection_on], [not_opted_out]),
-        ("namespace-eci", [eci_on, injection_off], [not_opted_out]),
-        ("pod-eci", [eci_off, injection_off], [not_opted_out, eci_on]),
-    ]
+    entries = [("namespace-injection", [injection_on], [not_opted_out])]
+    for n, forced in enumerate(mutation.FORCE_LABELS):
+        entries.append((f"namespace-{forced.provider}", [on[n], injection_off, *off[:n]], [not_opted_out]))
+    for n, forced in enumerate(mutation.FORCE_LABELS):
+        entries.append((f"pod-{forced.provider}", [*off, injection_off], [not_opted_out, on[n], *off[:n]]))
     webhooks = [
         {
             "name": f"{suffix}.{reg.name}.vnode.io",

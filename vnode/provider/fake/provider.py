@@ -23,7 +23,6 @@ import collections
 import dataclasses
 import datetime
 import itertools
-import os
 import pathlib
 import random
 import time
@@ -32,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 import msgspec
 
 from vnode import errors, models, settings
+from vnode.provider import base
+from vnode.provider.fake import profile as fake_profile
 
 __all__ = ["Behaviour", "FakeProvider", "create"]
 
@@ -174,6 +175,10 @@ class FakeProvider:
             if all(i.spec.tags.get(k) == v for k, v in tags.items())
         ]
 
+    async def changes(self, tags: Mapping[str, str], cursor: base.Cursor | None) -> base.Changes:
+        """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
+        return base.Changes.listing(await self.list(tags))
+
     async def update_volumes(
         self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str
     ) -> None:
@@ -284,14 +289,13 @@ class FakeProvider:
                 return zone, vswitch
         raise errors.CapacityError(f"fake cloud: no stock in {', '.join(candidates)}", code="NoStock")
 
-    def _state(self, instance: _Instance) -> models.InstanceState:
-        now = self._clock()
-        spec = instance.spec
-        started = instance.created + self.behaviour.start_after
-        created_at = _dt(instance.created)
-        events: list[models.InstanceEvent] = []
-        containers: list[models.ContainerStatus] = []
-        finished: list[float] = []
+    def _containers(
+        self, spec: models.InstanceSpec, now: float, started: float, created_at: datetime.datetime
+    ) -> tuple[builtins.list[models.InstanceEvent], builtins.list[models.ContainerStatus], builtins.list[float]]:
+        """Each container's events and status from the clock; the times the finished ones ended."""
+        events: builtins.list[models.InstanceEvent] = []
+        containers: builtins.list[models.ContainerStatus] = []
+        finished: builtins.list[float] = []
         for c in spec.containers:
             events.append(
                 models.InstanceEvent("Pulling", f'Pulling image "{c.image}"', timestamp=created_at, container=c.name)
@@ -333,6 +337,14 @@ class FakeProvider:
                         c.name, models.ContainerState.RUNNING, image=c.image, started_at=at, ready=True
                     )
                 )
+        return events, containers, finished
+
+    def _state(self, instance: _Instance) -> models.InstanceState:
+        now = self._clock()
+        spec = instance.spec
+        started = instance.created + self.behaviour.start_after
+        created_at = _dt(instance.created)
+        events, containers, finished = self._containers(spec, now, started, created_at)
         if now < started:
             status = models.InstanceStatus.PENDING
         elif containers and len(finished) == len(containers):
@@ -367,9 +379,9 @@ def create(config: settings.Settings) -> FakeProvider:
     For tests of the process: ``VNODE_FAKE_STATE`` (a file keeping the instances across
     restarts), ``VNODE_FAKE_START_AFTER`` and ``VNODE_FAKE_ANSWER_LATENCY`` (seconds).
     """
-    behaviour = Behaviour(
-        start_after=float(os.environ.get("VNODE_FAKE_START_AFTER", "0")),
-        answer_latency=float(os.environ.get("VNODE_FAKE_ANSWER_LATENCY", "0")),
-    )
-    state = os.environ.get("VNODE_FAKE_STATE")
-    return FakeProvider(behaviour, container_id_scheme="fake", state_file=pathlib.Path(state) if state else None)
+    own = config.cloud
+    if not isinstance(own, fake_profile.FakeSettings):
+        raise errors.ConfigError(f"--provider=fake: settings of another provider ({type(own).__name__})")
+    behaviour = Behaviour(start_after=own.start_after, answer_latency=own.answer_latency)
+    state = pathlib.Path(own.state_file) if own.state_file else None
+    return FakeProvider(behaviour, container_id_scheme="fake", state_file=state)

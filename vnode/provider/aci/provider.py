@@ -40,12 +40,8 @@ Choices ARM forces:
 from __future__ import annotations
 
 import asyncio
-import base64
-import datetime
-import hashlib
 import json
 import logging
-import re
 import shlex
 import ssl
 import time
@@ -56,344 +52,20 @@ from typing import Any
 import aiohttp
 
 from vnode import errors, models, settings
-from vnode.provider import base, eci, polling
+from vnode.provider import base, polling
+from vnode.provider.aci import client as aci_client
+from vnode.provider.aci import config as aci_config
+from vnode.provider.aci import mapping, states
+from vnode.provider.eci import throttle
 
-__all__ = ["AciProvider", "arm_name", "create", "decode_tags", "encode_tags", "group_body", "state_of"]
+__all__ = ["AciProvider", "create"]
 
 API_VERSION = "2023-05-01"
-ARM = "https://management.azure.com"
-LOGIN = "https://login.microsoftonline.com"
 PROVIDER = "Microsoft.ContainerInstance"
-TOKEN_TAG = "vnode.io-client-token"
 MONITOR_API_VERSION = "2023-10-01"
 STATS_CONCURRENCY = 16
 
 log = logging.getLogger(__name__)
-_VNODE_PREFIX = "vnode.io/"
-_CAPACITY_CODES = {"ServiceUnavailable", "InsufficientSubnetSize", "ContainerGroupQuotaReached", "InsufficientCapacity"}
-
-
-# -- names and tags -------------------------------------------------------------------------
-
-
-def arm_name(name: str) -> str:
-    """A container group name ARM accepts (1-63 lowercase letters, digits, single dashes) for
-    ``name``: the same name when it already is one, else a cleaned one with a hash of the original
-    at the end, so that two long names never share a group."""
-    clean = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", name.lower())).strip("-") or "group"
-    if clean == name and len(clean) <= 63:
-        return clean
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{clean[:54].strip('-')}-{digest}"
-
-
-# -- tags -------------------------------------------------------------------------------------
-
-
-def encode_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    out = {}
-    for key, value in tags.items():
-        name = "vnode.io-" + key[len(_VNODE_PREFIX) :] if key.startswith(_VNODE_PREFIX) else key
-        if "/" in name:
-            raise errors.InvalidSpec(f"ACI: tag name {key!r} has a '/', which ARM refuses")
-        out[name] = value
-    return out
-
-
-def decode_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    return {
-        (_VNODE_PREFIX + key[len("vnode.io-") :] if key.startswith("vnode.io-") else key): value
-        for key, value in tags.items()
-        if key != TOKEN_TAG
-    }
-
-
-# -- InstanceSpec -> container group ---------------------------------------------------------
-
-
-def _probe(probe: models.Probe) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "initialDelaySeconds": probe.initial_delay_seconds,
-        "periodSeconds": probe.period_seconds,
-        "timeoutSeconds": probe.timeout_seconds,
-        "successThreshold": probe.success_threshold,
-        "failureThreshold": probe.failure_threshold,
-    }
-    if probe.exec_command:
-        out["exec"] = {"command": list(probe.exec_command)}
-    elif probe.http_port is not None:
-        out["httpGet"] = {"path": probe.http_path or "/", "port": probe.http_port, "scheme": probe.http_scheme.lower()}
-    # ACI has no TCP probe; such a probe is left out (the container still runs).
-    return out
-
-
-def _env(c: models.ContainerSpec) -> list[dict[str, str]]:
-    for e in c.env:
-        # ACI's environmentVariables take a value or a secureValue, nothing filled in by the
-        # cloud, and a group's private IP is known only after the PUT: refuse the pod with the
-        # reason rather than run it with an empty or wrong value (or leave it Pending forever).
-        if e.field_path:
-            raise errors.InvalidSpec(
-                f"container {c.name}: env {e.name} from fieldRef {e.field_path}: ACI cannot put the "
-                "container group's own IP into its env (it is allocated after creation)"
-            )
-    return [{"name": e.name, "value": e.value} for e in c.env]
-
-
-def _container(c: models.ContainerSpec, cpu: float, memory: float) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "image": c.image,
-        # ACI has one command list and no working directory: args follow the command.
-        "command": [*c.command, *c.args],
-        "environmentVariables": _env(c),
-        "ports": [{"port": p.container_port, "protocol": p.protocol} for p in c.ports],
-        "resources": {"requests": {"cpu": cpu, "memoryInGB": memory}},
-    }
-    if c.volume_mounts:
-        props["volumeMounts"] = [
-            {"name": m.name, "mountPath": m.mount_path, "readOnly": m.read_only} for m in c.volume_mounts
-        ]
-    if c.liveness_probe is not None:
-        props["livenessProbe"] = _probe(c.liveness_probe)
-    if c.readiness_probe is not None:
-        props["readinessProbe"] = _probe(c.readiness_probe)
-    return {"name": c.name, "properties": props}
-
-
-def _shares(spec: models.InstanceSpec) -> list[tuple[float, float]]:
-    """Each container's (cpu, memory): its own request, the rest of the instance split evenly."""
-    given_cpu = sum(c.cpu for c in spec.containers)
-    given_mem = sum(c.memory_gib for c in spec.containers)
-    open_cpu = [c for c in spec.containers if not c.cpu]
-    open_mem = [c for c in spec.containers if not c.memory_gib]
-    spare_cpu = max(spec.cpu - given_cpu, 0.0) / len(open_cpu) if open_cpu else 0.0
-    spare_mem = max(spec.memory_gib - given_mem, 0.0) / len(open_mem) if open_mem else 0.0
-    return [
-        (c.cpu or round(max(spare_cpu, 0.01), 2), c.memory_gib or round(max(spare_mem, 0.1), 1))
-        for c in spec.containers
-    ]
-
-
-def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") -> dict[str, Any]:
-    """The PUT body of a container group for ``spec`` (in ``subnet``, if given)."""
-    shares = _shares(spec)
-    props: dict[str, Any] = {
-        "osType": "Linux",
-        "sku": "Standard",
-        "restartPolicy": spec.restart_policy,
-        "containers": [_container(c, cpu, mem) for c, (cpu, mem) in zip(spec.containers, shares, strict=True)],
-    }
-    if spec.init_containers:
-        props["initContainers"] = [
-            {
-                "name": c.name,
-                "properties": {
-                    "image": c.image,
-                    "command": [*c.command, *c.args],
-                    "environmentVariables": _env(c),
-                },
-            }
-            for c in spec.init_containers
-        ]
-    volumes = []
-    for volume in spec.volumes:
-        if volume.kind == "emptyDir":
-            volumes.append({"name": volume.name, "emptyDir": {}})
-        elif volume.kind == "files":
-            # ACI's secret volume: file name -> base64 content, mounted read-only.
-            files = {item.path: _b64(item.content) for item in volume.files}
-            volumes.append({"name": volume.name, "secret": files})
-        else:
-            raise errors.InvalidSpec(f"volume {volume.name}: ACI does not support volumes of kind {volume.kind!r}")
-    if volumes:
-        props["volumes"] = volumes
-    if subnet:
-        props["subnetIds"] = [{"id": subnet}]
-        ports = [{"port": p.container_port, "protocol": p.protocol} for c in spec.containers for p in c.ports]
-        props["ipAddress"] = {"type": "Private", "ports": ports}
-    if spec.dns_nameservers:
-        props["dnsConfig"] = {"nameServers": list(spec.dns_nameservers)}
-    tags = encode_tags(spec.tags)
-    tags[TOKEN_TAG] = spec.client_token
-    return {"location": location, "tags": tags, "properties": props}
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-# -- container group -> InstanceState --------------------------------------------------------
-
-
-def _time(text: Any) -> datetime.datetime | None:
-    if not text or not isinstance(text, str):
-        return None
-    try:
-        stamp = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.UTC)
-
-
-def _status(provisioning: str, state: str) -> models.InstanceStatus:
-    s = models.InstanceStatus
-    if provisioning == "Pending":
-        return s.SCHEDULING
-    if provisioning in ("Creating", "Accepted", "Updating", "Repairing"):
-        return s.PENDING
-    if provisioning == "Deleting":
-        return s.TERMINATING
-    if provisioning in ("Failed", "Canceled"):
-        return s.FAILED
-    return {
-        "Running": s.RUNNING,
-        "Pending": s.RESTARTING,
-        "Succeeded": s.SUCCEEDED,
-        "Failed": s.FAILED,
-        "Stopped": s.TERMINATING,
-    }.get(state, s.PENDING)
-
-
-_CONTAINER = {s.value: s for s in models.ContainerState}
-
-
-def _container_status(raw: Mapping[str, Any]) -> tuple[models.ContainerStatus, list[models.InstanceEvent]]:
-    props = raw.get("properties") or {}
-    view = props.get("instanceView") or {}
-    current = view.get("currentState") or {}
-    previous = view.get("previousState") or {}
-    name = str(raw.get("name", ""))
-    terminated = current.get("state") == "Terminated"
-    status = models.ContainerStatus(
-        name=name,
-        state=_CONTAINER.get(str(current.get("state", "")), models.ContainerState.WAITING),
-        image=str(props.get("image", "")),
-        reason=str(current.get("detailStatus") or ""),
-        exit_code=int(current["exitCode"]) if terminated and current.get("exitCode") is not None else None,
-        started_at=_time(current.get("startTime")),
-        finished_at=_time(current.get("finishTime")) if terminated else None,
-        restart_count=int(view.get("restartCount") or 0),
-        ready=current.get("state") == "Running",  # ACI reports no readiness
-        last_exit_code=int(previous["exitCode"]) if previous.get("exitCode") is not None else None,
-        last_reason=str(previous.get("detailStatus") or ""),
-        last_started_at=_time(previous.get("startTime")),
-        last_finished_at=_time(previous.get("finishTime")),
-    )
-    return status, [_event(e, name) for e in view.get("events") or ()]
-
-
-def _event(raw: Mapping[str, Any], container: str = "") -> models.InstanceEvent:
-    return models.InstanceEvent(
-        reason=str(raw.get("name", "")),
-        message=str(raw.get("message", "")),
-        type=models.EventType.WARNING if raw.get("type") == "Warning" else models.EventType.NORMAL,
-        timestamp=_time(raw.get("lastTimestamp") or raw.get("firstTimestamp")),
-        container=container,
-        count=int(raw.get("count") or 1),
-    )
-
-
-def state_of(group: Mapping[str, Any]) -> models.InstanceState:
-    """One ARM container group as an ``InstanceState``; its id is the group's name."""
-    props = group.get("properties") or {}
-    view = props.get("instanceView") or {}
-    status = _status(str(props.get("provisioningState", "")), str(view.get("state", "")))
-    containers, events = [], [_event(e) for e in view.get("events") or ()]
-    for raw in props.get("containers") or ():
-        container, its_events = _container_status(raw)
-        containers.append(container)
-        events += its_events
-    events.sort(key=lambda e: e.timestamp or datetime.datetime.min.replace(tzinfo=datetime.UTC))
-    starts = [c.started_at for c in containers if c.started_at is not None]
-    ends = [c.finished_at for c in containers if c.finished_at is not None]
-    terminal = status in (models.InstanceStatus.SUCCEEDED, models.InstanceStatus.FAILED)
-    warning = next((e for e in reversed(events) if e.type is models.EventType.WARNING), None)
-    subnets = props.get("subnetIds") or []
-    cpu = sum(
-        float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("cpu") or 0)
-        for c in props.get("containers") or ()
-    )
-    memory = sum(
-        float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("memoryInGB") or 0)
-        for c in props.get("containers") or ()
-    )
-    return models.InstanceState(
-        id=str(group.get("name", "")),
-        status=status,
-        tags=decode_tags(group.get("tags") or {}),
-        containers=tuple(containers),
-        ip=str((props.get("ipAddress") or {}).get("ip") or ""),
-        zone=",".join(group.get("zones") or ()),
-        vswitch=str(subnets[0].get("name") or str(subnets[0].get("id", "")).rsplit("/", 1)[-1]) if subnets else "",
-        started_at=min(starts) if starts else None,
-        finished_at=max(ends) if terminal and ends else None,
-        reason=warning.reason if status is models.InstanceStatus.FAILED and warning else "",
-        message=warning.message if status is models.InstanceStatus.FAILED and warning else "",
-        events=tuple(events),
-        cpu=cpu,
-        memory_gib=memory,
-    )
-
-
-def error_of(what: str, status: int, code: str, message: str, retry_after: str | None) -> errors.ApiError:
-    text = f"ACI {what}: {code or status}: {message}"
-    if status == 429:
-        try:
-            hint = float(retry_after) if retry_after else 1.0
-        except ValueError:
-            hint = 1.0
-        return errors.Throttled(text, code=code or "TooManyRequests", retry_after=hint)
-    if status >= 500:
-        return errors.Unavailable(text, code=code or str(status))
-    if status in (401, 403):
-        return errors.Forbidden(text, code=code or str(status))
-    if status == 404:
-        return errors.NotFound(text, code=code or "ResourceNotFound")
-    if code in _CAPACITY_CODES:
-        return errors.CapacityError(text, code=code)
-    if status == 409:
-        return errors.Conflict(text, code=code or "Conflict")
-    if status == 400:
-        return errors.InvalidSpec(text, code=code or "BadRequest")
-    return errors.Unavailable(text, code=code or str(status))
-
-
-# -- credentials ----------------------------------------------------------------------------
-
-
-class _Token:
-    """A bearer token: fixed, or from Azure AD's client-credentials flow, renewed 5 min early."""
-
-    def __init__(self, config: settings.AciSettings) -> None:
-        self.config = config
-        self._token = config.token
-        self._expires = float("inf") if self._token else 0.0
-        self._lock = asyncio.Lock()
-
-    async def get(self, session: aiohttp.ClientSession) -> str:
-        if self._token and time.monotonic() < self._expires:
-            return self._token
-        async with self._lock:
-            if self._token and time.monotonic() < self._expires:
-                return self._token
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "scope": f"{ARM}/.default",
-            }
-            url = f"{LOGIN}/{self.config.tenant_id}/oauth2/v2.0/token"
-            try:
-                async with session.post(url, data=form) as response:
-                    body = await response.json(content_type=None)
-                    status = response.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise errors.Unavailable(f"ACI: token endpoint: {exc}", code="TokenEndpoint") from exc
-            if status != 200 or not isinstance(body, dict) or "access_token" not in body:
-                raise errors.Forbidden(f"ACI: token refused ({status})", code="InvalidClient")
-            self._token = str(body["access_token"])
-            self._expires = time.monotonic() + float(body.get("expires_in", 3600)) - 300
-            return self._token
 
 
 # -- the provider ----------------------------------------------------------------------------
@@ -407,7 +79,7 @@ class AciProvider:
 
     def __init__(
         self,
-        config: settings.AciSettings,
+        config: aci_config.AciSettings,
         *,
         location: str = "",
         create_limit: tuple[float, float] | None = (100.0, 20.0),
@@ -422,16 +94,16 @@ class AciProvider:
             )
         self.config = config
         self.location = location or config.region
-        self.base = (config.endpoint or ARM).rstrip("/")
+        self.base = (config.endpoint or aci_client.ARM).rstrip("/")
         self.groups_url = (
             f"{self.base}/subscriptions/{config.subscription_id}/resourceGroups/{config.resource_group}"
             f"/providers/{PROVIDER}/containerGroups"
         )
-        self._token = _Token(config)
+        self._token = aci_client.Token(config)
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self._session: aiohttp.ClientSession | None = None
         self._buckets = (
-            {action: eci.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
+            {action: throttle.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
         )
         self._log_poll_interval = log_poll_interval
         # (group, container) -> (monotonic time of the last read, cumulative core-nanoseconds)
@@ -478,7 +150,7 @@ class AciProvider:
         error = (decoded or {}).get("error") if isinstance(decoded, dict) else None
         code = str((error or {}).get("code", "")) if isinstance(error, dict) else ""
         message = str((error or {}).get("message", raw[:200])) if isinstance(error, dict) else str(raw[:200])
-        raise error_of(what, status, code, message, retry_after)
+        raise aci_client.error_of(what, status, code, message, retry_after)
 
     def _subnet_id(self, candidate: str) -> str:
         if candidate.startswith("/"):
@@ -498,11 +170,11 @@ class AciProvider:
         return group if isinstance(group, dict) else None
 
     async def create(self, spec: models.InstanceSpec) -> models.InstanceState:
-        name = arm_name(spec.name)
+        name = mapping.arm_name(spec.name)
         existing = await self._existing(name)
         if existing is not None:
-            state = state_of(existing)
-            if (existing.get("tags") or {}).get(TOKEN_TAG) == spec.client_token:
+            state = states.state_of(existing)
+            if (existing.get("tags") or {}).get(mapping.TOKEN_TAG) == spec.client_token:
                 return state
             if state.status is not models.InstanceStatus.TERMINATING:
                 raise errors.Unavailable(
@@ -512,7 +184,9 @@ class AciProvider:
         refused: list[str] = []
         code = "ServiceUnavailable"
         for subnet in candidates or ("",):
-            body = group_body(spec, location=self.location, subnet=self._subnet_id(subnet.strip()) if subnet else "")
+            body = mapping.group_body(
+                spec, location=self.location, subnet=self._subnet_id(subnet.strip()) if subnet else ""
+            )
             if "create" in self._buckets:
                 self._buckets["create"].take("PUT containerGroups")
             try:
@@ -522,7 +196,7 @@ class AciProvider:
                 code = exc.code
                 continue
             return (
-                state_of(group)
+                states.state_of(group)
                 if isinstance(group, dict)
                 else models.InstanceState(id=name, status=models.InstanceStatus.SCHEDULING, tags=dict(spec.tags))
             )
@@ -540,12 +214,12 @@ class AciProvider:
 
     async def get(self, instance_id: str) -> models.InstanceState:
         _, group = await self._request("GET", f"{self.groups_url}/{instance_id}", "get")
-        return state_of(group)
+        return states.state_of(group)
 
     async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
         """Every group of the resource group, paged by ``nextLink``; ARM's list has no tag filter,
         so the tags are matched here."""
-        states: list[models.InstanceState] = []
+        found: list[models.InstanceState] = []
         url = self.groups_url
         while url:
             try:
@@ -554,15 +228,19 @@ class AciProvider:
                 raise errors.Unavailable(exc.message, code=exc.code) from exc
             body = body if isinstance(body, dict) else {}
             for group in body.get("value") or ():
-                state = state_of(group)
+                state = states.state_of(group)
                 if all(state.tags.get(k) == v for k, v in tags.items()):
-                    states.append(state)
+                    found.append(state)
             url = str(body.get("nextLink") or "")
             if url and self.config.endpoint and not url.startswith(self.base):
                 # The simulator and ARM answer with absolute links on their own host.
                 parts = urllib.parse.urlsplit(url)
                 url = self.base + parts.path + ("?" + parts.query if parts.query else "")
-        return states
+        return found
+
+    async def changes(self, tags: Mapping[str, str], cursor: base.Cursor | None) -> base.Changes:
+        """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
+        return base.Changes.listing(await self.list(tags))
 
     async def quota(self) -> models.Quota:
         # ARM's usage API (locations/{loc}/usages) is not modelled by the simulator: settings only.
@@ -603,7 +281,7 @@ class AciProvider:
 
     async def exec(
         self, instance_id: str, container: str, command: Sequence[str], *, stdin: bytes = b"", tty: bool = False
-    ) -> eci.ExecOutput:
+    ) -> base.ExecOutput:
         if stdin:
             raise errors.InvalidSpec("ACI exec through the provider takes no stdin")
         url = f"{self.groups_url}/{instance_id}/containers/{container}/exec"
@@ -626,7 +304,7 @@ class AciProvider:
                         break
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise errors.Unavailable(f"ACI exec: {exc}", code="ExecSocket") from exc
-        return eci.ExecOutput(exit_code=0, stdout=bytes(output))
+        return base.ExecOutput(exit_code=0, stdout=bytes(output))
 
     # --- SupportsStats ---
 
@@ -705,4 +383,6 @@ class AciProvider:
 
 def create(config: settings.Settings) -> AciProvider:
     """The ``vnode.providers`` entry point: no I/O here, the first call connects."""
-    return AciProvider(config.aci)
+    if not isinstance(config.cloud, aci_config.AciSettings):
+        raise errors.ConfigError(f"--provider=aci: settings of another provider ({type(config.cloud).__name__})")
+    return AciProvider(config.cloud)

@@ -1,0 +1,1 @@
+"""The Azure ACI provider: ``profile`` declares it to the core, ``provider`` speaks to ARM."""

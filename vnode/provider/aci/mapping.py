@@ -1,0 +1,157 @@
+"""An ``InstanceSpec`` as an ARM container group: its name, its tags (ARM refuses ``/`` in tag
+names, so vnode's ``vnode.io/<word>`` tags are stored as ``vnode.io-<word>``) and its PUT body."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from vnode import errors, models
+
+__all__ = ["TOKEN_TAG", "arm_name", "decode_tags", "encode_tags", "group_body"]
+
+TOKEN_TAG = "vnode.io-client-token"
+_VNODE_PREFIX = "vnode.io/"
+
+
+def arm_name(name: str) -> str:
+    """A container group name ARM accepts (1-63 lowercase letters, digits, single dashes) for
+    ``name``: the same name when it already is one, else a cleaned one with a hash of the original
+    at the end, so that two long names never share a group."""
+    clean = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", name.lower())).strip("-") or "group"
+    if clean == name and len(clean) <= 63:
+        return clean
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{clean[:54].strip('-')}-{digest}"
+
+
+def encode_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for key, value in tags.items():
+        name = "vnode.io-" + key[len(_VNODE_PREFIX) :] if key.startswith(_VNODE_PREFIX) else key
+        if "/" in name:
+            raise errors.InvalidSpec(f"ACI: tag name {key!r} has a '/', which ARM refuses")
+        out[name] = value
+    return out
+
+
+def decode_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {
+        (_VNODE_PREFIX + key[len("vnode.io-") :] if key.startswith("vnode.io-") else key): value
+        for key, value in tags.items()
+        if key != TOKEN_TAG
+    }
+
+
+def _probe(probe: models.Probe) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "successThreshold": probe.success_threshold,
+        "failureThreshold": probe.failure_threshold,
+    }
+    if probe.exec_command:
+        out["exec"] = {"command": list(probe.exec_command)}
+    elif probe.http_port is not None:
+        out["httpGet"] = {"path": probe.http_path or "/", "port": probe.http_port, "scheme": probe.http_scheme.lower()}
+    # ACI has no TCP probe; such a probe is left out (the container still runs).
+    return out
+
+
+def _env(c: models.ContainerSpec) -> list[dict[str, str]]:
+    for e in c.env:
+        # ACI's environmentVariables take a value or a secureValue, nothing filled in by the
+        # cloud, and a group's private IP is known only after the PUT: refuse the pod with the
+        # reason rather than run it with an empty or wrong value (or leave it Pending forever).
+        if e.field_path:
+            raise errors.InvalidSpec(
+                f"container {c.name}: env {e.name} from fieldRef {e.field_path}: ACI cannot put the "
+                "container group's own IP into its env (it is allocated after creation)"
+            )
+    return [{"name": e.name, "value": e.value} for e in c.env]
+
+
+def _container(c: models.ContainerSpec, cpu: float, memory: float) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "image": c.image,
+        # ACI has one command list and no working directory: args follow the command.
+        "command": [*c.command, *c.args],
+        "environmentVariables": _env(c),
+        "ports": [{"port": p.container_port, "protocol": p.protocol} for p in c.ports],
+        "resources": {"requests": {"cpu": cpu, "memoryInGB": memory}},
+    }
+    if c.volume_mounts:
+        props["volumeMounts"] = [
+            {"name": m.name, "mountPath": m.mount_path, "readOnly": m.read_only} for m in c.volume_mounts
+        ]
+    if c.liveness_probe is not None:
+        props["livenessProbe"] = _probe(c.liveness_probe)
+    if c.readiness_probe is not None:
+        props["readinessProbe"] = _probe(c.readiness_probe)
+    return {"name": c.name, "properties": props}
+
+
+def _shares(spec: models.InstanceSpec) -> list[tuple[float, float]]:
+    """Each container's (cpu, memory): its own request, the rest of the instance split evenly."""
+    given_cpu = sum(c.cpu for c in spec.containers)
+    given_mem = sum(c.memory_gib for c in spec.containers)
+    open_cpu = [c for c in spec.containers if not c.cpu]
+    open_mem = [c for c in spec.containers if not c.memory_gib]
+    spare_cpu = max(spec.cpu - given_cpu, 0.0) / len(open_cpu) if open_cpu else 0.0
+    spare_mem = max(spec.memory_gib - given_mem, 0.0) / len(open_mem) if open_mem else 0.0
+    return [
+        (c.cpu or round(max(spare_cpu, 0.01), 2), c.memory_gib or round(max(spare_mem, 0.1), 1))
+        for c in spec.containers
+    ]
+
+
+def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") -> dict[str, Any]:
+    """The PUT body of a container group for ``spec`` (in ``subnet``, if given)."""
+    shares = _shares(spec)
+    props: dict[str, Any] = {
+        "osType": "Linux",
+        "sku": "Standard",
+        "restartPolicy": spec.restart_policy,
+        "containers": [_container(c, cpu, mem) for c, (cpu, mem) in zip(spec.containers, shares, strict=True)],
+    }
+    if spec.init_containers:
+        props["initContainers"] = [
+            {
+                "name": c.name,
+                "properties": {
+                    "image": c.image,
+                    "command": [*c.command, *c.args],
+                    "environmentVariables": _env(c),
+                },
+            }
+            for c in spec.init_containers
+        ]
+    volumes = []
+    for volume in spec.volumes:
+        if volume.kind == "emptyDir":
+            volumes.append({"name": volume.name, "emptyDir": {}})
+        elif volume.kind == "files":
+            # ACI's secret volume: file name -> base64 content, mounted read-only.
+            files = {item.path: _b64(item.content) for item in volume.files}
+            volumes.append({"name": volume.name, "secret": files})
+        else:
+            raise errors.InvalidSpec(f"volume {volume.name}: ACI does not support volumes of kind {volume.kind!r}")
+    if volumes:
+        props["volumes"] = volumes
+    if subnet:
+        props["subnetIds"] = [{"id": subnet}]
+        ports = [{"port": p.container_port, "protocol": p.protocol} for c in spec.containers for p in c.ports]
+        props["ipAddress"] = {"type": "Private", "ports": ports}
+    if spec.dns_nameservers:
+        props["dnsConfig"] = {"nameServers": list(spec.dns_nameservers)}
+    tags = encode_tags(spec.tags)
+    tags[TOKEN_TAG] = spec.client_token
+    return {"location": location, "tags": tags, "properties": props}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,122 @@
+"""An ARM container group as an ``InstanceState``."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from vnode import models
+from vnode.provider.aci import mapping
+
+__all__ = ["state_of"]
+
+
+def _time(text: Any) -> datetime.datetime | None:
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        stamp = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.UTC)
+
+
+def _status(provisioning: str, state: str) -> models.InstanceStatus:
+    s = models.InstanceStatus
+    if provisioning == "Pending":
+        return s.SCHEDULING
+    if provisioning in ("Creating", "Accepted", "Updating", "Repairing"):
+        return s.PENDING
+    if provisioning == "Deleting":
+        return s.TERMINATING
+    if provisioning in ("Failed", "Canceled"):
+        return s.FAILED
+    return {
+        "Running": s.RUNNING,
+        "Pending": s.RESTARTING,
+        "Succeeded": s.SUCCEEDED,
+        "Failed": s.FAILED,
+        "Stopped": s.TERMINATING,
+    }.get(state, s.PENDING)
+
+
+_CONTAINER = {s.value: s for s in models.ContainerState}
+
+
+def _container_status(raw: Mapping[str, Any]) -> tuple[models.ContainerStatus, list[models.InstanceEvent]]:
+    props = raw.get("properties") or {}
+    view = props.get("instanceView") or {}
+    current = view.get("currentState") or {}
+    previous = view.get("previousState") or {}
+    name = str(raw.get("name", ""))
+    terminated = current.get("state") == "Terminated"
+    status = models.ContainerStatus(
+        name=name,
+        state=_CONTAINER.get(str(current.get("state", "")), models.ContainerState.WAITING),
+        image=str(props.get("image", "")),
+        reason=str(current.get("detailStatus") or ""),
+        exit_code=int(current["exitCode"]) if terminated and current.get("exitCode") is not None else None,
+        started_at=_time(current.get("startTime")),
+        finished_at=_time(current.get("finishTime")) if terminated else None,
+        restart_count=int(view.get("restartCount") or 0),
+        ready=current.get("state") == "Running",  # ACI reports no readiness
+        last_exit_code=int(previous["exitCode"]) if previous.get("exitCode") is not None else None,
+        last_reason=str(previous.get("detailStatus") or ""),
+        last_started_at=_time(previous.get("startTime")),
+        last_finished_at=_time(previous.get("finishTime")),
+    )
+    return status, [_event(e, name) for e in view.get("events") or ()]
+
+
+def _event(raw: Mapping[str, Any], container: str = "") -> models.InstanceEvent:
+    return models.InstanceEvent(
+        reason=str(raw.get("name", "")),
+        message=str(raw.get("message", "")),
+        type=models.EventType.WARNING if raw.get("type") == "Warning" else models.EventType.NORMAL,
+        timestamp=_time(raw.get("lastTimestamp") or raw.get("firstTimestamp")),
+        container=container,
+        count=int(raw.get("count") or 1),
+    )
+
+
+def state_of(group: Mapping[str, Any]) -> models.InstanceState:
+    """One ARM container group as an ``InstanceState``; its id is the group's name."""
+    props = group.get("properties") or {}
+    view = props.get("instanceView") or {}
+    status = _status(str(props.get("provisioningState", "")), str(view.get("state", "")))
+    containers, events = [], [_event(e) for e in view.get("events") or ()]
+    for raw in props.get("containers") or ():
+        container, its_events = _container_status(raw)
+        containers.append(container)
+        events += its_events
+    events.sort(key=lambda e: e.timestamp or datetime.datetime.min.replace(tzinfo=datetime.UTC))
+    starts = [c.started_at for c in containers if c.started_at is not None]
+    ends = [c.finished_at for c in containers if c.finished_at is not None]
+    terminal = status in (models.InstanceStatus.SUCCEEDED, models.InstanceStatus.FAILED)
+    warning = next((e for e in reversed(events) if e.type is models.EventType.WARNING), None)
+    subnets = props.get("subnetIds") or []
+    cpu = sum(
+        float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("cpu") or 0)
+        for c in props.get("containers") or ()
+    )
+    memory = sum(
+        float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("memoryInGB") or 0)
+        for c in props.get("containers") or ()
+    )
+    return models.InstanceState(
+        id=str(group.get("name", "")),
+        status=status,
+        tags=mapping.decode_tags(group.get("tags") or {}),
+        containers=tuple(containers),
+        ip=str((props.get("ipAddress") or {}).get("ip") or ""),
+        zone=",".join(group.get("zones") or ()),
+        vswitch=str(subnets[0].get("name") or str(subnets[0].get("id", "")).rsplit("/", 1)[-1]) if subnets else "",
+        started_at=min(starts) if starts else None,
+        finished_at=max(ends) if terminal and ends else None,
+        reason=warning.reason if status is models.InstanceStatus.FAILED and warning else "",
+        message=warning.message if status is models.InstanceStatus.FAILED and warning else "",
+        events=tuple(events),
+        cpu=cpu,
+        memory_gib=memory,
+    )

@@ -1,0 +1,128 @@
+"""An ``InstanceSpec`` as CreateContainerGroup's (and UpdateContainerGroup's) flat parameters."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+from vnode import errors, models
+
+__all__ = ["create_params", "volume_params"]
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _probe(params: dict[str, str], prefix: str, probe: models.Probe) -> None:
+    if probe.exec_command:
+        for n, word in enumerate(probe.exec_command, 1):
+            params[f"{prefix}.Exec.Command.{n}"] = word
+    elif probe.http_port is not None:
+        params[f"{prefix}.HttpGet.Path"] = probe.http_path or "/"
+        params[f"{prefix}.HttpGet.Port"] = str(probe.http_port)
+        params[f"{prefix}.HttpGet.Scheme"] = probe.http_scheme
+    elif probe.tcp_port is not None:
+        params[f"{prefix}.TcpSocket.Port"] = str(probe.tcp_port)
+    params[f"{prefix}.InitialDelaySeconds"] = str(probe.initial_delay_seconds)
+    params[f"{prefix}.PeriodSeconds"] = str(probe.period_seconds)
+    params[f"{prefix}.TimeoutSeconds"] = str(probe.timeout_seconds)
+    params[f"{prefix}.SuccessThreshold"] = str(probe.success_threshold)
+    params[f"{prefix}.FailureThreshold"] = str(probe.failure_threshold)
+
+
+def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> None:
+    params[f"{prefix}.Name"] = c.name
+    params[f"{prefix}.Image"] = c.image
+    params[f"{prefix}.ImagePullPolicy"] = c.image_pull_policy
+    for n, word in enumerate(c.command, 1):
+        params[f"{prefix}.Command.{n}"] = word
+    for n, word in enumerate(c.args, 1):
+        params[f"{prefix}.Arg.{n}"] = word
+    for n, var in enumerate(c.env, 1):
+        params[f"{prefix}.EnvironmentVar.{n}.Key"] = var.name
+        if var.field_path:  # the cloud fills it in once it has allocated the instance (status.podIP)
+            params[f"{prefix}.EnvironmentVar.{n}.FieldRef.FieldPath"] = var.field_path
+        else:
+            params[f"{prefix}.EnvironmentVar.{n}.Value"] = var.value
+    for n, port in enumerate(c.ports, 1):
+        params[f"{prefix}.Port.{n}.Port"] = str(port.container_port)
+        params[f"{prefix}.Port.{n}.Protocol"] = port.protocol
+    for n, mount in enumerate(c.volume_mounts, 1):
+        params[f"{prefix}.VolumeMount.{n}.Name"] = mount.name
+        params[f"{prefix}.VolumeMount.{n}.MountPath"] = mount.mount_path
+        params[f"{prefix}.VolumeMount.{n}.ReadOnly"] = "true" if mount.read_only else "false"
+        if mount.sub_path:
+            params[f"{prefix}.VolumeMount.{n}.SubPath"] = mount.sub_path
+    if c.working_dir:
+        params[f"{prefix}.WorkingDir"] = c.working_dir
+    if c.cpu:
+        params[f"{prefix}.Cpu"] = _num(c.cpu)
+    if c.memory_gib:
+        params[f"{prefix}.Memory"] = _num(c.memory_gib)
+    if c.stdin:
+        params[f"{prefix}.Stdin"] = "true"
+    if c.tty:
+        params[f"{prefix}.Tty"] = "true"
+    # ECI has no startup probe; the node's readiness comes from the readiness probe alone.
+    if c.liveness_probe is not None:
+        _probe(params, f"{prefix}.LivenessProbe", c.liveness_probe)
+    if c.readiness_probe is not None:
+        _probe(params, f"{prefix}.ReadinessProbe", c.readiness_probe)
+
+
+def create_params(
+    spec: models.InstanceSpec, *, region: str, vswitches: Sequence[str], security_group: str, strategy: str
+) -> dict[str, str]:
+    """CreateContainerGroup's flat parameters for ``spec`` on the given vSwitches."""
+    params: dict[str, str] = {
+        "RegionId": region,
+        "ContainerGroupName": spec.name,
+        "ClientToken": spec.client_token,
+        "Cpu": _num(spec.cpu),
+        "Memory": _num(spec.memory_gib),
+        "RestartPolicy": spec.restart_policy,
+        "SecurityGroupId": security_group,
+        "VSwitchId": ",".join(vswitches),
+        "ScheduleStrategy": strategy,
+        "TerminationGracePeriodSeconds": str(spec.termination_grace_seconds),
+    }
+    if spec.instance_type:
+        params["InstanceType"] = spec.instance_type
+    if spec.hostname:
+        params["HostName"] = spec.hostname
+    for n, server in enumerate(spec.dns_nameservers, 1):
+        params[f"DnsConfig.NameServer.{n}"] = server
+    for n, (key, value) in enumerate(sorted(spec.tags.items()), 1):
+        params[f"Tag.{n}.Key"] = key
+        params[f"Tag.{n}.Value"] = value
+    for n, c in enumerate(spec.containers, 1):
+        _container(params, f"Container.{n}", c)
+    for n, c in enumerate(spec.init_containers, 1):
+        _container(params, f"InitContainer.{n}", c)
+    volume_params(params, spec.volumes)
+    return params
+
+
+def volume_params(params: dict[str, str], volumes: Sequence[models.VolumeSpec]) -> None:
+    """``Volume.N.*`` as CreateContainerGroup and UpdateContainerGroup take them."""
+    for n, volume in enumerate(volumes, 1):
+        prefix = f"Volume.{n}"
+        params[f"{prefix}.Name"] = volume.name
+        if volume.kind == "emptyDir":
+            params[f"{prefix}.Type"] = "EmptyDirVolume"
+            if volume.medium:
+                params[f"{prefix}.EmptyDirVolume.Medium"] = volume.medium
+            if volume.size_limit_gib is not None:
+                params[f"{prefix}.EmptyDirVolume.SizeLimit"] = f"{_num(volume.size_limit_gib)}Gi"
+        elif volume.kind == "files":
+            params[f"{prefix}.Type"] = "ConfigFileVolume"
+            for m, item in enumerate(volume.files, 1):
+                params[f"{prefix}.ConfigFileVolume.ConfigFileToPath.{m}.Path"] = item.path
+                params[f"{prefix}.ConfigFileVolume.ConfigFileToPath.{m}.Content"] = base64.b64encode(
+                    item.content
+                ).decode()
+                if item.mode is not None:
+                    params[f"{prefix}.ConfigFileVolume.ConfigFileToPath.{m}.Mode"] = str(item.mode)
+        else:
+            raise errors.InvalidSpec(f"volume {volume.name}: ECI does not support volumes of kind {volume.kind!r}")

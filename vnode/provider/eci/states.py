@@ -1,0 +1,93 @@
+"""A ``ContainerGroups`` item of DescribeContainerGroups as an ``InstanceState``."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from vnode import models
+
+__all__ = ["state_of"]
+
+
+def _time(text: Any) -> datetime.datetime | None:
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        stamp = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.UTC)
+
+
+_STATUS = {s.value: s for s in models.InstanceStatus}
+_CONTAINER = {s.value: s for s in models.ContainerState}
+
+
+def _container_status(raw: Mapping[str, Any]) -> models.ContainerStatus:
+    current = raw.get("CurrentState") or {}
+    previous = raw.get("PreviousState") or {}
+    exit_code = current.get("ExitCode")
+    terminated = current.get("State") == "Terminated"
+    return models.ContainerStatus(
+        name=str(raw.get("Name", "")),
+        state=_CONTAINER.get(str(current.get("State", "")), models.ContainerState.WAITING),
+        image=str(raw.get("Image", "")),
+        reason=str(current.get("Reason") or current.get("DetailStatus") or ""),
+        message=str(current.get("Message") or ""),
+        exit_code=int(exit_code) if terminated and exit_code is not None else None,
+        started_at=_time(current.get("StartTime")),
+        finished_at=_time(current.get("FinishTime")) if terminated else None,
+        restart_count=int(raw.get("RestartCount") or 0),
+        ready=bool(raw.get("Ready")),
+        last_exit_code=int(previous["ExitCode"]) if previous.get("State") == "Terminated" else None,
+        last_reason=str(previous.get("Reason") or ""),
+        last_started_at=_time(previous.get("StartTime")),
+        last_finished_at=_time(previous.get("FinishTime")),
+    )
+
+
+_EVENT_CONTAINER = re.compile(r"\bcontainer (?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\b")
+
+
+def _event(raw: Mapping[str, Any]) -> models.InstanceEvent:
+    mention = _EVENT_CONTAINER.search(str(raw.get("Message", "")))
+    return models.InstanceEvent(
+        container=mention["name"] if mention else "",
+        reason=str(raw.get("Reason", "")),
+        message=str(raw.get("Message", "")),
+        type=models.EventType.WARNING if raw.get("Type") == "Warning" else models.EventType.NORMAL,
+        timestamp=_time(raw.get("LastTimestamp") or raw.get("FirstTimestamp")),
+        count=int(raw.get("Count") or 1),
+    )
+
+
+def state_of(group: Mapping[str, Any]) -> models.InstanceState:
+    """One ``ContainerGroups`` item of DescribeContainerGroups as an ``InstanceState``."""
+    status = _STATUS.get(str(group.get("Status", "")), models.InstanceStatus.PENDING)
+    containers = tuple(_container_status(c) for c in group.get("Containers") or ())
+    starts = [c.started_at for c in containers if c.started_at is not None]
+    finished = _time(group.get("SucceededTime")) or _time(group.get("FailedTime"))
+    events = tuple(_event(e) for e in group.get("Events") or ())
+    warning = next((e for e in reversed(events) if e.type is models.EventType.WARNING), None)
+    failed = status in (models.InstanceStatus.FAILED, models.InstanceStatus.SCHEDULE_FAILED)
+    return models.InstanceState(
+        id=str(group["ContainerGroupId"]),
+        status=status,
+        tags={str(t.get("Key", "")): str(t.get("Value", "")) for t in group.get("Tags") or ()},
+        containers=containers,
+        init_containers=tuple(_container_status(c) for c in group.get("InitContainers") or ()),
+        ip=str(group.get("IntranetIp") or ""),
+        zone=str(group.get("ZoneId") or ""),
+        vswitch=str(group.get("VSwitchId") or ""),
+        created_at=_time(group.get("CreationTime")),
+        started_at=min(starts) if starts else None,
+        finished_at=finished,
+        reason=warning.reason if failed and warning else "",
+        message=warning.message if failed and warning else "",
+        events=events,
+        cpu=float(group.get("Cpu") or 0.0),
+        memory_gib=float(group.get("Memory") or 0.0),
+    )

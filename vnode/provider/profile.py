@@ -1,0 +1,192 @@
+"""What a provider declares about its cloud: the one place the provider-neutral core reads it from.
+
+Each provider's folder (``vnode/provider/<name>/profile.py``) declares one frozen
+:class:`Profile`: its settings model and the environment variables and flags that fill it, the
+sizes its cloud sells and how a request is rounded to one, its limits and prices, how its
+credentials are loaded, the value of the node's taint, the scheme of container IDs, its region,
+the annotation that names an explicit instance type, the volume kinds and pod-spec fields it
+maps, and the labels by which the webhook sends pods to it. The core (node, daemon, webhook,
+docs) asks ``registry.profile(name)`` and never names a cloud, so a new provider is one folder
+plus one line in ``registry.BUILTIN``.
+
+A profile imports no cloud client: the daemon reads it to load settings before the provider's
+module (and its HTTP stack) is imported at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import pydantic
+
+from vnode import errors, models
+
+__all__ = [
+    "NEUTRAL",
+    "NO_SETTINGS",
+    "Credentials",
+    "Flag",
+    "Limits",
+    "NoSettings",
+    "Prices",
+    "Profile",
+    "ReadSecret",
+    "Size",
+    "round_to_table",
+    "split_list",
+    "table",
+]
+
+#: Config for a provider's settings model: immutable, and an unknown field is an error.
+FROZEN = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+class NoSettings(pydantic.BaseModel):
+    """The settings model of a provider that has none."""
+
+    model_config = FROZEN
+
+
+NO_SETTINGS = NoSettings()
+
+
+def split_list(value: Any) -> Any:
+    """A comma-separated environment value as a tuple (a before-validator for tuple fields)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Size:
+    """An instance size: vCPU and GiB."""
+
+    cpu: float
+    memory_gib: float
+
+    def __str__(self) -> str:
+        return f"{self.cpu:g} vCPU / {self.memory_gib:g} GiB"
+
+
+def table(rows: Mapping[float, Iterable[float]]) -> tuple[Size, ...]:
+    """Sizes from a table ``vCPU -> the GiB sold with it``, smallest first."""
+    return tuple(sorted(Size(c, m) for c, mems in rows.items() for m in mems))
+
+
+def round_to_table(want: Size, sizes: tuple[Size, ...]) -> Size:
+    """The smallest size of ``sizes`` covering ``want`` (fewest vCPU, then least memory).
+
+    ``InvalidSpec`` if none does: such a pod can never run and fails fast instead of waiting."""
+    for size in sizes:
+        if size.cpu >= want.cpu - 1e-9 and size.memory_gib >= want.memory_gib - 1e-9:
+            return size
+    raise errors.InvalidSpec(f"the pod asks for {want}, more than the largest instance ({max(sizes)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one instance may hold; a pod beyond them fails fast with ``InvalidSpec``."""
+
+    max_containers: int = 20  # app and init containers together
+    max_volumes: int = 20
+    max_cpu: float | None = None  # None: only the size table (if any) bounds it
+
+
+@dataclasses.dataclass(frozen=True)
+class Prices:
+    """Pay-as-you-go price per second of the billed size; the cost gauge multiplies by them."""
+
+    per_vcpu_second: float = 0.0
+    per_gib_second: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A ``vnode run`` flag setting one field of the provider's settings."""
+
+    field: str
+    kind: type
+    help: str
+
+
+#: Reads a Secret: ``(namespace, name) -> its data, decoded``; raises ``errors.ApiError``.
+ReadSecret = Callable[[str, str], Awaitable[Mapping[str, bytes]]]
+#: Completes the provider's settings with credentials from the cluster (a Secret named by a
+#: setting, typically) before the provider is made; returns them unchanged if nothing is to load.
+Credentials = Callable[[Any, ReadSecret], Awaitable[Any]]
+
+
+async def _no_credentials(cloud: Any, read_secret: ReadSecret) -> Any:
+    return cloud
+
+
+def _no_region(cloud: Any) -> str:
+    return ""
+
+
+def _no_placement(cloud: Any) -> models.Placement:
+    return models.Placement()
+
+
+def _no_quota(cloud: Any) -> models.Quota:
+    return models.Quota()
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Everything the core needs to know about one provider, declared in the provider's folder."""
+
+    #: The name given to ``--provider``; also the prefix of its flags' setting paths (``eci.region``).
+    name: str
+    #: ``module:attribute`` of its ``base.ProviderFactory`` (imported only when a provider is made).
+    factory: str
+    #: Its settings model (``Settings.cloud`` holds an instance) and field -> environment variables.
+    settings: type[pydantic.BaseModel] = NoSettings
+    env: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: Its users' own names for generic settings (``cluster_id`` -> ``("ECI_CLUSTER_ID",)``), read last.
+    env_aliases: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: ``vnode run`` flags of its own: ``--flag`` -> the field it sets.
+    flags: Mapping[str, Flag] = dataclasses.field(default_factory=dict)
+    #: The sizes its cloud sells, smallest first; empty: a request is used as it is (no rounding).
+    sizes: tuple[Size, ...] = ()
+    #: The size of a pod that asks for nothing.
+    default_size: Size = Size(2, 4)
+    limits: Limits = Limits()
+    prices: Prices = Prices()
+    credentials: Credentials = _no_credentials
+    #: The value of the node's ``virtual-kubelet.io/provider`` taint.
+    taint: str = ""
+    #: Container IDs in pod status read ``<scheme>://<instance id>``.
+    container_id_scheme: str = ""
+    #: Its settings -> the node's ``topology.kubernetes.io/region``.
+    region: Callable[[Any], str] = _no_region
+    #: Its settings -> where instances go unless the live ConfigMap says otherwise.
+    placement: Callable[[Any], models.Placement] = _no_placement
+    #: Its settings -> the quota the account is held to (a bound on the node's capacity).
+    quota: Callable[[Any], models.Quota] = _no_quota
+    #: A pod annotation naming explicit specs (``4-8Gi`` or instance types); empty: none.
+    specs_annotation: str = ""
+    #: The ConfigMap (``namespace/name``) holding the live profile; the ``--profile-configmap`` default.
+    live_configmap: str = "kube-system/vnode-profile"
+    #: Kinds of ``models.VolumeSpec`` it maps (``emptyDir``, ``files``); the others it refuses.
+    volume_kinds: frozenset[str] = frozenset({"emptyDir", "files"})
+    #: The pod-spec fields it maps onto its cloud (dotted paths under ``spec``).
+    pod_fields: frozenset[str] = frozenset()
+    #: Labels (key, value) on a pod or its namespace that send the pod to its virtual nodes.
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def round(self, want: Size) -> Size:
+        """The size billed for a request: the smallest of ``sizes`` covering it, or the request itself."""
+        if self.limits.max_cpu is not None and want.cpu > self.limits.max_cpu + 1e-9:
+            raise errors.InvalidSpec(f"the pod asks for {want}, more than {self.limits.max_cpu:g} vCPU")
+        return round_to_table(want, self.sizes) if self.sizes else want
+
+    def price(self, cpu: float, memory_gib: float) -> float:
+        """Dollars per second of an instance of this size."""
+        return cpu * self.prices.per_vcpu_second + memory_gib * self.prices.per_gib_second
+
+
+#: The rules of no cloud in particular: no rounding, no prices, the default limits.
+NEUTRAL = Profile(name="", factory="")
