@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from vnode import errors, models
@@ -37,7 +38,9 @@ def pod(
     if instance:
         st["containerStatuses"] = [{"name": "app", "containerID": f"eci://{instance}"}]
     containers = [objects.Container(name="app", image="nginx"), objects.Container(name="side", image="envoy")]
-    return objects.Pod(metadata=meta, spec=objects.PodSpec(containers=containers), status=st)
+    return objects.Pod(
+        metadata=meta, spec=objects.PodSpec(containers=containers), status=msgspec.convert(st, objects.PodStatus)
+    )
 
 
 def state(st: models.InstanceStatus = S.RUNNING, *evs: models.InstanceEvent) -> models.InstanceState:

@@ -260,10 +260,9 @@ def _finished(f: Facts, c: Config) -> bool:
 
 def _instance_in_status(pod: objects.Pod, scheme: str) -> str:
     prefix = f"{scheme}://"
-    for cs in pod.status.get("containerStatuses") or []:
-        cid = cs.get("containerID") or ""
-        if cid.startswith(prefix):
-            return str(cid[len(prefix) :])
+    for cs in pod.status.container_statuses:
+        if cs.container_id.startswith(prefix):
+            return cs.container_id[len(prefix) :]
     return ""
 
 
@@ -293,9 +292,9 @@ def _warn_once(memory: book.Memory, reason: str, message: str) -> tuple[book.Mem
 
 def _with_status(f: Facts, memory: book.Memory, wanted: Mapping[str, Any], **fields: Any) -> Decision:
     """Write ``wanted`` only if neither the pod nor vnode's last write shows it already."""
-    pod = _pod(f)
+    shown = status.typed(wanted)  # compared as the pod would show it
     written = memory.written
-    if status.same(pod.status, wanted) or (written is not None and status.same(written, wanted)):
+    if status.same(_pod(f).status, shown) or (written is not None and status.same(written, shown)):
         if written is None:
             memory = dataclasses.replace(memory, written=wanted)
         return Decision(memory=memory, **fields)
@@ -417,7 +416,7 @@ def _cloud_events(
         if mark not in memory.seen_events and mark not in added:
             added.add(mark)
             fresh.append(event)
-    if memory.written is None and pod.status.get("containerStatuses"):
+    if memory.written is None and pod.status.container_statuses:
         # Adopted after a restart: what happened before this daemon started was recorded by
         # the one before it (its status is on the pod); only newer events are ours to record.
         fresh = [e for e in fresh if e.timestamp is None or e.timestamp >= started_at]
