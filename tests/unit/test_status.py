@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from vnode import models
@@ -20,7 +21,7 @@ def pod(**status_fields: Any) -> objects.Pod:
     return objects.Pod(
         metadata=objects.ObjectMeta(name="p", namespace="n", uid="u"),
         spec=objects.PodSpec(containers=[objects.Container(name="app", image="nginx")]),
-        status=status_fields,
+        status=msgspec.convert(status_fields, objects.PodStatus),
     )
 
 

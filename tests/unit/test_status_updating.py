@@ -16,7 +16,7 @@ def pod(phase: str) -> objects.Pod:
     return objects.Pod(
         metadata=objects.ObjectMeta(name="p", namespace="n", uid="u"),
         spec=objects.PodSpec(containers=[objects.Container(name="app", image="nginx")]),
-        status={"phase": phase} if phase else {},
+        status=objects.PodStatus(phase=phase),
     )
 
 

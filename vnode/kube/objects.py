@@ -3,7 +3,8 @@
 Only the fields vnode uses are declared; the rest of each object is skipped while decoding,
 which is what makes a watch event cost ~10 µs instead of the ~500 µs of the official
 client's ``V1Pod`` (see docs/benchmarks.md). What vnode *writes* is built as plain JSON
-(patches), so these structs are never encoded back.
+(patches), so these structs are never encoded back; the pod status declares exactly the fields
+vnode writes, so that what a pod shows compares with what vnode would write.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import msgspec
 __all__ = [
     "ConfigMap",
     "Container",
+    "ContainerState",
+    "ContainerStatus",
     "Lease",
     "List",
     "Node",
     "ObjectMeta",
     "Pod",
+    "PodCondition",
     "PodSpec",
+    "PodStatus",
     "Secret",
     "Status",
     "Volume",
@@ -245,11 +250,77 @@ class PodSpec(_S):
     host_network: bool = False
 
 
+# The pod status: exactly the fields vnode writes (node/status.py), so that what a pod shows
+# can be compared with what vnode would write; the rest (qosClass, resources...) is skipped.
+# Zero values stand for absent fields, as the API server omits most of them when empty.
+
+
+class ContainerStateWaiting(_S):
+    reason: str = ""
+    message: str = ""
+
+
+class ContainerStateRunning(_S):
+    started_at: str | None = None
+
+
+class ContainerStateTerminated(_S):
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    container_id: str = msgspec.field(default="", name="containerID")
+
+
+class ContainerState(_S):
+    waiting: ContainerStateWaiting | None = None
+    running: ContainerStateRunning | None = None
+    terminated: ContainerStateTerminated | None = None
+
+
+class ContainerStatus(_S):
+    name: str = ""
+    image: str = ""
+    image_id: str = msgspec.field(default="", name="imageID")
+    state: ContainerState = msgspec.field(default_factory=ContainerState)
+    last_state: ContainerState = msgspec.field(default_factory=ContainerState)
+    ready: bool = False
+    restart_count: int = 0
+    started: bool | None = None
+    container_id: str = msgspec.field(default="", name="containerID")
+
+
+class PodCondition(_S):
+    type: str = ""
+    status: str = ""
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+
+
+class PodIP(_S):
+    ip: str = ""
+
+
+class PodStatus(_S):
+    phase: str = ""
+    reason: str = ""
+    message: str = ""
+    conditions: list[PodCondition] = []
+    host_ip: str = msgspec.field(default="", name="hostIP")
+    host_ips: list[PodIP] = msgspec.field(default_factory=list, name="hostIPs")
+    pod_ip: str = msgspec.field(default="", name="podIP")
+    pod_ips: list[PodIP] = msgspec.field(default_factory=list, name="podIPs")
+    start_time: str | None = None
+    container_statuses: list[ContainerStatus] = []
+    init_container_statuses: list[ContainerStatus] = []
+
+
 class Pod(_S):
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     spec: PodSpec = msgspec.field(default_factory=PodSpec)
-    # Decoded generically: vnode compares it with the status it would write, and reads phase.
-    status: dict[str, Any] = {}
+    status: PodStatus = msgspec.field(default_factory=PodStatus)
 
     @property
     def key(self) -> str:
@@ -257,7 +328,7 @@ class Pod(_S):
 
     @property
     def phase(self) -> str:
-        return str(self.status.get("phase", "Pending"))
+        return self.status.phase or "Pending"
 
 
 class ConfigMap(_S):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime
 import logging
 import secrets
@@ -23,9 +24,20 @@ from typing import Any
 from vnode import errors, tokenbucket
 from vnode.kube import client, objects
 
-__all__ = ["Pacer", "Recorder"]
+__all__ = ["Event", "Pacer", "Recorder"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """An event to record about a pod, as a reconcile decides it (``when``: now, if not given)."""
+
+    reason: str
+    message: str
+    type: str = "Normal"
+    container: str = ""
+    when: datetime.datetime | None = None
 
 
 class Pacer:
@@ -115,6 +127,10 @@ class Recorder:
             task = asyncio.create_task(self._send())
             self._senders.add(task)
             task.add_done_callback(self._senders.discard)
+
+    def post(self, pod: objects.Pod, event: Event) -> None:
+        """Record ``event`` about ``pod`` (in the background)."""
+        self.pod(pod, event.reason, event.message, type=event.type, container=event.container, when=event.when)
 
     async def _send(self) -> None:
         """Post waiting events, paced, until none is left (then the sender ends; the next event starts one)."""

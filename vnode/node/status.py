@@ -1,9 +1,11 @@
 """Turning an instance state into a pod status: the one place that builds Kubernetes pod status.
 
 Pure functions of (pod, instance state, node facts, now), so the whole mapping is tested by
-tables. The status is written only when it differs from what the pod shows: :func:`same`
-compares the fields vnode owns, ignoring condition timestamps, whose ``lastTransitionTime``
-is carried over from the pod while a condition keeps its value.
+tables. What they build is the body of a strategic-merge patch of ``status`` (a dict: which
+keys it has matters to the merge); what a pod shows is read typed (``objects.PodStatus``).
+The status is written only when it differs from what the pod shows: :func:`same` compares the
+fields vnode owns, ignoring condition timestamps, whose ``lastTransitionTime`` is carried over
+from the pod while a condition keeps its value.
 
 ECI statuses map to phases as the cloud documents them: Scheduling, Pending, Restarting,
 Updating → Pending; Running, Terminating → Running; Succeeded → Succeeded; Failed, Expired,
@@ -16,10 +18,12 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from vnode import models
 from vnode.kube import objects
 
-__all__ = ["PHASES", "failed", "from_instance", "rfc3339", "same", "waiting"]
+__all__ = ["PHASES", "failed", "from_instance", "rfc3339", "same", "typed", "waiting"]
 
 S = models.InstanceStatus
 PHASES: Mapping[models.InstanceStatus, str] = {
@@ -35,7 +39,6 @@ PHASES: Mapping[models.InstanceStatus, str] = {
     S.SCHEDULE_FAILED: "Failed",
 }
 OWNED_CONDITIONS = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-OWNED_FIELDS = ("phase", "reason", "message", "podIP", "hostIP", "startTime")
 
 
 def rfc3339(when: datetime.datetime | None) -> str | None:
@@ -47,12 +50,12 @@ def rfc3339(when: datetime.datetime | None) -> str | None:
 def _conditions(
     pod: objects.Pod, now: datetime.datetime, values: Sequence[tuple[str, bool, str, str]]
 ) -> list[dict[str, Any]]:
-    previous = {c.get("type"): c for c in pod.status.get("conditions") or []}
+    previous = {c.type: c for c in pod.status.conditions}
     result = []
     for kind, ok, reason, message in values:
         status = "True" if ok else "False"
         before = previous.get(kind)
-        since = before.get("lastTransitionTime") if before and before.get("status") == status else None
+        since = before.last_transition_time if before and before.status == status else None
         condition: dict[str, Any] = {
             "type": kind,
             "status": status,
@@ -132,7 +135,7 @@ def from_instance(
 ) -> dict[str, Any]:
     """The pod status that ``state`` means (a dict for a strategic-merge patch of ``status``)."""
     phase = PHASES.get(state.status, "Pending")
-    if state.status is S.UPDATING and pod.status.get("phase") == "Running":
+    if state.status is S.UPDATING and pod.status.phase == "Running":
         phase = "Running"  # new volume files (vnode's only update): the containers keep running, as on a kubelet
     container_id = f"{scheme}://{state.id}"
     containers = _container_statuses(pod.spec.containers, state.containers, container_id)
@@ -157,7 +160,7 @@ def from_instance(
         "conditions": _conditions(pod, now, values),
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}] if host_ip else [],
-        "startTime": rfc3339(state.created_at) or pod.status.get("startTime") or rfc3339(now),
+        "startTime": rfc3339(state.created_at) or pod.status.start_time or rfc3339(now),
         "containerStatuses": containers,
     }
     if init:
@@ -186,7 +189,7 @@ def waiting(pod: objects.Pod, *, reason: str, message: str, host_ip: str, now: d
         "conditions": _conditions(pod, now, values),
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}] if host_ip else [],
-        "startTime": pod.status.get("startTime") or rfc3339(now),
+        "startTime": pod.status.start_time or rfc3339(now),
         "containerStatuses": _container_statuses(pod.spec.containers, (), "", reason, message),
     }
 
@@ -200,14 +203,11 @@ def failed(pod: objects.Pod, *, reason: str, message: str, host_ip: str, now: da
         ("Ready", False, reason, message),
     ]
     previous: dict[str, models.ContainerStatus] = {}
-    for c in pod.status.get("containerStatuses") or []:
-        terminated = (c.get("state") or {}).get("terminated")
-        if terminated:
-            previous[c["name"]] = models.ContainerStatus(
-                c["name"],
-                models.ContainerState.TERMINATED,
-                exit_code=terminated.get("exitCode"),
-                reason=terminated.get("reason", ""),
+    for shown in pod.status.container_statuses:
+        terminated = shown.state.terminated
+        if terminated is not None:
+            previous[shown.name] = models.ContainerStatus(
+                shown.name, models.ContainerState.TERMINATED, exit_code=terminated.exit_code, reason=terminated.reason
             )
     containers = []
     for c in pod.spec.containers:
@@ -224,25 +224,63 @@ def failed(pod: objects.Pod, *, reason: str, message: str, host_ip: str, now: da
         "conditions": _conditions(pod, now, values),
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}] if host_ip else [],
-        "startTime": pod.status.get("startTime") or rfc3339(now),
+        "startTime": pod.status.start_time or rfc3339(now),
         "containerStatuses": _container_statuses(pod.spec.containers, containers, ""),
     }
 
 
-def _owned(status: Mapping[str, Any]) -> dict[str, Any]:
-    view = {key: status.get(key) or None for key in OWNED_FIELDS}
-    view["conditions"] = sorted(
-        (c.get("type"), c.get("status"), c.get("reason") or "", c.get("message") or "")
-        for c in status.get("conditions") or []
-        if c.get("type") in OWNED_CONDITIONS
+def typed(status: Mapping[str, Any]) -> objects.PodStatus:
+    """A status built here, read as a pod would show it once written."""
+    return msgspec.convert(status, objects.PodStatus)
+
+
+def _state(s: objects.ContainerState) -> tuple[Any, ...]:
+    w, r, t = s.waiting, s.running, s.terminated
+    return (
+        w and (w.reason, w.message),
+        r and r.started_at,
+        t and (t.exit_code, t.reason, t.message, t.started_at, t.finished_at, t.container_id),
     )
-    for key in ("containerStatuses", "initContainerStatuses"):
-        view[key] = [
-            {k: v for k, v in c.items() if k not in ("lastState", "imageID") or v} for c in status.get(key) or []
-        ]
-    return view
 
 
-def same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """Whether the pod already shows ``wanted`` in every field vnode owns (condition times aside)."""
+_EMPTY = _state(objects.ContainerState())
+
+
+def _container(c: objects.ContainerStatus) -> tuple[Any, ...]:
+    last = _state(c.last_state)
+    return (
+        c.name,
+        c.image,
+        c.image_id,
+        _state(c.state),
+        None if last == _EMPTY else last,
+        c.ready,
+        c.restart_count,
+        c.started,
+        c.container_id,
+    )
+
+
+def _owned(status: objects.PodStatus) -> tuple[Any, ...]:
+    return (
+        status.phase,
+        status.reason,
+        status.message,
+        status.pod_ip,
+        status.host_ip,
+        status.start_time or None,
+        sorted((c.type, c.status, c.reason, c.message) for c in status.conditions if c.type in OWNED_CONDITIONS),
+        [_container(c) for c in status.container_statuses],
+        [_container(c) for c in status.init_container_statuses],
+    )
+
+
+def same(current: objects.PodStatus | Mapping[str, Any], wanted: objects.PodStatus | Mapping[str, Any]) -> bool:
+    """Whether the pod already shows ``wanted`` in every field vnode owns (condition times aside).
+
+    A built status (a dict) is compared as the pod would show it: a field written empty is one
+    the pod does not show.
+    """
+    current = current if isinstance(current, objects.PodStatus) else typed(current)
+    wanted = wanted if isinstance(wanted, objects.PodStatus) else typed(wanted)
     return _owned(current) == _owned(wanted)

@@ -1,0 +1,485 @@
+"""A pod's lifecycle on the node, written as data: which stage a pod is in, and what to do about it.
+
+:func:`decide` is pure. It takes what is known about one pod right now (:class:`Facts`: the
+pod, its instance's last known state, vnode's memory of it, the clocks, and the cloud's answer
+to a question this reconcile asked) and returns a :class:`Decision`: one action, the status to
+write, the events to post, the memory after, when to look again. It reads no clock and calls
+nothing; ``reconcile`` carries the decision out. A decision that needs the cloud's answer
+(create, look up, find, delete) is an *ask*: reconcile asks, then decides again with the
+answer, so one reconcile is a short chain of decisions that ends in a final one.
+
+The lifecycle is the table :data:`STAGES`, read top to bottom, the first match wins; in the
+spirit of KWOK's Stage resources (a selector, then what happens), but typed: each stage names
+the pod's place in its lifecycle (pending, creating, running, finished, terminating, gone), a
+condition on the facts and the plan that makes the decision. tests/unit/test_decision.py
+checks it as a table.
+
+Why deletion waits for a listing: the pod (and the token bound to it) stays while its
+instance runs out its grace period, like a kubelet's pod, and is released (grace 0, UID
+precondition) only once a listing that began after the delete no longer shows the instance,
+so a deleted pod never leaves a billed instance behind, even one whose create was in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+from vnode import errors, models
+from vnode.kube import objects
+from vnode.node import book, events, status
+
+__all__ = ["STAGES", "Action", "Answer", "Config", "Decision", "Facts", "Lifecycle", "Stage", "decide"]
+
+MISSING_RETRY = 2.0  # seconds between looks for a missing ConfigMap/Secret
+DELETE_RELOOK = 1.0  # seconds between looks at an instance being deleted (the listing usually answers first)
+RELEASE_AFTER = 60.0  # seconds past the grace period after which a pod is released though its instance is listed
+UNLISTED_RELOOK = 1.0  # seconds until a look at a pod whose instance was made after the last listing began
+FINAL_PHASES = ("Succeeded", "Failed")
+DAEMONSET_MESSAGE = "DaemonSet pods are not run on virtual nodes: there is no host to run a per-node agent on"
+
+
+class Lifecycle(enum.StrEnum):
+    PENDING = "pending"  # no instance yet, or none can be made yet
+    CREATING = "creating"  # an instance was just made; no listing shows it yet
+    RUNNING = "running"  # an instance exists: the pod's status follows it
+    FINISHED = "finished"  # Succeeded or Failed: nothing runs for it any more
+    TERMINATING = "terminating"  # the pod is being deleted: stop the instance, then release the pod
+    GONE = "gone"  # the pod left the API: its instance must go too
+
+
+class Action(enum.StrEnum):
+    NOTHING = "nothing"  # final: just the decision's status, events and memory
+    RELEASE = "release"  # final: remove the pod object (grace 0, UID precondition) and forget it
+    CREATE = "create"  # ask: build the instance spec, create it (answer: Created, Missing, Invalid, NoCapacity)
+    LOOK_UP = "look-up"  # ask: describe ``instances[0]`` (answer: LookedUp)
+    FIND = "find"  # ask: list the instances tagged with the pod's UID (answer: Found)
+    DELETE = "delete"  # ask: delete ``instances`` with ``grace`` seconds (answer: Deleted)
+
+
+ASKS = frozenset({Action.CREATE, Action.LOOK_UP, Action.FIND, Action.DELETE})
+
+
+# --- the cloud's answers to asks ---
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Created:
+    state: models.InstanceState
+    sent_at: float  # monotonic time the create was sent
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Missing:
+    message: str  # a ConfigMap, Secret, key or service account the pod refers to does not exist (yet)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Invalid:
+    message: str  # the spec can never run here (too big, an unsupported volume...)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NoCapacity:
+    error: errors.CapacityError
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LookedUp:
+    instance_id: str
+    state: models.InstanceState | None  # None: the cloud does not know the instance
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Found:
+    instance_ids: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deleted:
+    instance_ids: tuple[str, ...]
+    at: float  # monotonic time the deletes were accepted
+
+
+Answer: TypeAlias = Created | Missing | Invalid | NoCapacity | LookedUp | Found | Deleted
+
+
+# --- what a decision takes and gives ---
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything known about one pod at one moment."""
+
+    pod: objects.Pod | None  # None: gone from the API (the watch said so)
+    uid: str  # the pod's UID; for a gone pod, the one the watch last saw ("" if none)
+    state: models.InstanceState | None  # its instance as last listed, pushed or recorded
+    memory: book.Memory
+    now: datetime.datetime  # wall clock, for the times in a status
+    moment: float  # monotonic clock
+    listed_at: float  # monotonic time the last complete cloud listing began
+    answer: Answer | None = None  # the cloud's answer to this reconcile's last ask
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    """The node's fixed facts a decision needs."""
+
+    node_ip: str
+    scheme: str  # the provider's containerID scheme: "eci" makes eci://<instance id>
+    started_at: datetime.datetime  # when this daemon started: older cloud events were recorded before it
+    # A just-created instance is almost always still starting, and the next listing usually shows
+    # it further along: its first status waits for that (or this long), so that a pod that starts
+    # within one listing gets one status write, not Pending then Running. 0: write at once.
+    first_status_after: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decision:
+    stage: str = ""  # the stage that decided (set by :func:`decide`)
+    action: Action = Action.NOTHING
+    instances: tuple[str, ...] = ()  # DELETE: the instances; LOOK_UP: the one to describe
+    grace: float = 0.0  # DELETE: the grace period, seconds
+    events: tuple[events.Event, ...] = ()  # to post first, whatever the action
+    status: Mapping[str, Any] | None = None  # to write: it differs from what the pod shows
+    memory: book.Memory | None = None  # the pod's memory after (None: unchanged)
+    record: models.InstanceState | None = None  # an instance this reconcile made or found: into the view
+    forget: bool = False  # drop the pod's memory and instance from the book
+    requeue: float | None = None  # seconds until another look, if one is due
+    count: str = ""  # a cause to count in vnode_retries_total
+    note: str = ""  # a warning to log
+    error: errors.ApiError | None = None  # to raise once carried out: retry with backoff
+
+
+Condition: TypeAlias = Callable[[Facts, Config], bool]
+Plan: TypeAlias = Callable[[Facts, Config], Decision]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stage:
+    name: str
+    lifecycle: Lifecycle
+    when: Condition
+    plan: Plan
+
+
+def decide(facts: Facts, config: Config) -> Decision:
+    """The decision of the first stage whose condition holds."""
+    for stage in STAGES:
+        if stage.when(facts, config):
+            return dataclasses.replace(stage.plan(facts, config), stage=stage.name)
+    raise AssertionError("the last stage matches every pod")  # pragma: no cover
+
+
+# --- conditions ---
+
+
+def _pod(f: Facts) -> objects.Pod:
+    assert f.pod is not None, "a stage that needs the pod came after the ones for a gone pod"
+    return f.pod
+
+
+def _grace(pod: objects.Pod) -> float:
+    return float(pod.metadata.deletion_grace_period_seconds or 0)
+
+
+def _answered(kind: type[Answer]) -> Condition:
+    return lambda f, c: isinstance(f.answer, kind)
+
+
+def _unknown(f: Facts, c: Config) -> bool:
+    return f.pod is None and not f.uid
+
+
+def _orphaned(f: Facts, c: Config) -> bool:
+    return f.pod is None and f.state is not None and f.answer is None
+
+
+def _gone(f: Facts, c: Config) -> bool:
+    return f.pod is None
+
+
+def _terminating(f: Facts, c: Config) -> bool:
+    return bool(_pod(f).metadata.deletion_timestamp)
+
+
+def _delete_asked(f: Facts, c: Config) -> bool:
+    return _terminating(f, c) and bool(f.memory.delete_requested_at)
+
+
+def _stopped(f: Facts, c: Config) -> bool:
+    """The delete was sent, and there was no instance, or a listing begun since lacks it."""
+    m = f.memory
+    gone_since = f.listed_at > m.delete_requested_at and f.state is None
+    return _delete_asked(f, c) and (not m.deleting or gone_since)
+
+
+def _overdue(f: Facts, c: Config) -> bool:
+    waited = f.moment - f.memory.delete_requested_at
+    return _delete_asked(f, c) and waited >= _grace(_pod(f)) + RELEASE_AFTER
+
+
+def _found_none(f: Facts, c: Config) -> bool:
+    return _terminating(f, c) and isinstance(f.answer, Found) and not f.answer.instance_ids
+
+
+def _terminating_unlisted(f: Facts, c: Config) -> bool:
+    return _terminating(f, c) and f.state is None and f.answer is None
+
+
+def _daemonset(f: Facts, c: Config) -> bool:
+    return any(ref.kind == "DaemonSet" for ref in _pod(f).metadata.owner_references)
+
+
+def _created_starting(f: Facts, c: Config) -> bool:
+    a = f.answer
+    return isinstance(a, Created) and c.first_status_after > 0 and status.PHASES.get(a.state.status) == "Pending"
+
+
+def _looked_up_nothing(f: Facts, c: Config) -> bool:
+    return isinstance(f.answer, LookedUp) and f.answer.state is None
+
+
+def _instance(f: Facts) -> models.InstanceState | None:
+    a = f.answer
+    if isinstance(a, Created | LookedUp):
+        return a.state
+    return f.state
+
+
+def _has_instance(f: Facts, c: Config) -> bool:
+    return _instance(f) is not None
+
+
+def _finished(f: Facts, c: Config) -> bool:
+    return _pod(f).phase in FINAL_PHASES
+
+
+def _instance_in_status(pod: objects.Pod, scheme: str) -> str:
+    prefix = f"{scheme}://"
+    for cs in pod.status.container_statuses:
+        if cs.container_id.startswith(prefix):
+            return cs.container_id[len(prefix) :]
+    return ""
+
+
+def _had_instance(f: Facts, c: Config) -> bool:
+    return bool(f.memory.instance_id or _instance_in_status(_pod(f), c.scheme))
+
+
+def _unlisted(f: Facts, c: Config) -> bool:
+    """The pod's instance was made after the last listing began: the next one will show it."""
+    created_at = f.memory.created_at
+    return _had_instance(f, c) and bool(created_at) and f.listed_at <= created_at
+
+
+def _always(f: Facts, c: Config) -> bool:
+    return True
+
+
+# --- plans ---
+
+
+def _warn_once(memory: book.Memory, reason: str, message: str) -> tuple[book.Memory, tuple[events.Event, ...]]:
+    if memory.warned == f"{reason}:{message}":
+        return memory, ()
+    warning = events.Event(reason, message, type="Warning")
+    return dataclasses.replace(memory, warned=f"{reason}:{message}"), (warning,)
+
+
+def _with_status(f: Facts, memory: book.Memory, wanted: Mapping[str, Any], **fields: Any) -> Decision:
+    """Write ``wanted`` only if neither the pod nor vnode's last write shows it already."""
+    shown = status.typed(wanted)  # compared as the pod would show it
+    written = memory.written
+    if status.same(_pod(f).status, shown) or (written is not None and status.same(written, shown)):
+        if written is None:
+            memory = dataclasses.replace(memory, written=wanted)
+        return Decision(memory=memory, **fields)
+    return Decision(status=wanted, memory=memory, **fields)
+
+
+def _nothing(f: Facts, c: Config) -> Decision:
+    return Decision()
+
+
+def _forget(f: Facts, c: Config) -> Decision:
+    return Decision(forget=True)
+
+
+def _delete_orphan(f: Facts, c: Config) -> Decision:
+    assert f.state is not None
+    return Decision(action=Action.DELETE, instances=(f.state.id,), grace=0.0)
+
+
+def _release(f: Facts, c: Config) -> Decision:
+    return Decision(action=Action.RELEASE, forget=True)
+
+
+def _release_overdue(f: Facts, c: Config) -> Decision:
+    waited = f.moment - f.memory.delete_requested_at
+    note = (
+        f"instance of pod {_pod(f).key} still listed {waited:.0f}s after its delete; releasing the pod, "
+        "orphan collection deletes the instance"
+    )
+    return Decision(action=Action.RELEASE, forget=True, note=note)
+
+
+def _relook(f: Facts, c: Config) -> Decision:
+    return Decision(requeue=DELETE_RELOOK)
+
+
+def _stop(f: Facts, c: Config) -> Decision:
+    pod = _pod(f)
+    if isinstance(f.answer, Found):
+        ids = f.answer.instance_ids
+    else:
+        assert f.state is not None
+        ids = (f.state.id,)
+    killing: tuple[events.Event, ...] = ()
+    if pod.phase not in FINAL_PHASES:
+        killing = tuple(
+            events.Event("Killing", f"Stopping container {ct.name}", container=ct.name) for ct in pod.spec.containers
+        )
+    return Decision(action=Action.DELETE, instances=ids, grace=_grace(pod), events=killing * len(ids))
+
+
+def _stop_sent(f: Facts, c: Config) -> Decision:
+    assert isinstance(f.answer, Deleted)
+    memory = dataclasses.replace(f.memory, delete_requested_at=f.answer.at, deleting=True)
+    return Decision(memory=memory, requeue=DELETE_RELOOK)
+
+
+def _find(f: Facts, c: Config) -> Decision:
+    return Decision(action=Action.FIND)
+
+
+def _refuse(f: Facts, c: Config) -> Decision:
+    memory, warning = _warn_once(f.memory, "DaemonSetPodsNotSupported", DAEMONSET_MESSAGE)
+    wanted = status.waiting(
+        _pod(f), reason="DaemonSetPodsNotSupported", message=DAEMONSET_MESSAGE, host_ip=c.node_ip, now=f.now
+    )
+    return _with_status(f, memory, wanted, events=warning)
+
+
+def _missing(f: Facts, c: Config) -> Decision:
+    assert isinstance(f.answer, Missing)
+    message = f.answer.message
+    memory, warning = _warn_once(f.memory, "Failed", f"Error: {message}")
+    reason = "CreateContainerConfigError"
+    wanted = status.waiting(_pod(f), reason=reason, message=message, host_ip=c.node_ip, now=f.now)
+    return _with_status(f, memory, wanted, events=warning, count="MissingReference", requeue=MISSING_RETRY)
+
+
+def _failed(f: Facts, c: Config, reason: str, message: str, event: str) -> Decision:
+    warning = events.Event(event, message, type="Warning")
+    wanted = status.failed(_pod(f), reason=reason, message=message, host_ip=c.node_ip, now=f.now)
+    return _with_status(f, f.memory, wanted, events=(warning,))
+
+
+def _invalid(f: Facts, c: Config) -> Decision:
+    assert isinstance(f.answer, Invalid)
+    return _failed(f, c, "ProviderInvalidSpec", f.answer.message, "Failed")
+
+
+def _instance_gone(f: Facts, c: Config) -> Decision:
+    assert isinstance(f.answer, LookedUp)
+    message = f"the instance {f.answer.instance_id} no longer exists in the cloud"
+    return _failed(f, c, "ProviderInstanceGone", message, "ProviderInstanceGone")
+
+
+def _no_capacity(f: Facts, c: Config) -> Decision:
+    assert isinstance(f.answer, NoCapacity)
+    error = f.answer.error
+    memory, warning = _warn_once(f.memory, "ProviderCapacity", f"no capacity in any zone: {error.message}")
+    wanted = status.waiting(_pod(f), reason="ProviderCapacity", message=error.message, host_ip=c.node_ip, now=f.now)
+    return _with_status(f, memory, wanted, events=warning, error=error)
+
+
+def _created(f: Facts, c: Config) -> Decision:
+    assert isinstance(f.answer, Created)
+    made = f.answer.state
+    memory = dataclasses.replace(f.memory, instance_id=made.id, created_at=f.answer.sent_at)
+    return Decision(memory=memory, record=made, requeue=c.first_status_after)
+
+
+def _cloud_events(
+    pod: objects.Pod, memory: book.Memory, state: models.InstanceState, started_at: datetime.datetime
+) -> tuple[tuple[events.Event, ...], frozenset[tuple[str, str, str]]]:
+    """The instance's events not recorded yet, and the marks of every event seen after these."""
+    fresh: list[models.InstanceEvent] = []
+    added: set[tuple[str, str, str]] = set()
+    for event in state.events:
+        mark = (event.reason, event.container, status.rfc3339(event.timestamp) or event.message)
+        if mark not in memory.seen_events and mark not in added:
+            added.add(mark)
+            fresh.append(event)
+    if memory.written is None and pod.status.container_statuses:
+        # Adopted after a restart: what happened before this daemon started was recorded by
+        # the one before it (its status is on the pod); only newer events are ours to record.
+        fresh = [e for e in fresh if e.timestamp is None or e.timestamp >= started_at]
+    posts = tuple(
+        events.Event(e.reason, e.message, type=e.type.value, container=e.container, when=e.timestamp) for e in fresh
+    )
+    return posts, (memory.seen_events | added) if added else memory.seen_events
+
+
+def _follow(f: Facts, c: Config) -> Decision:
+    """The pod's status follows its instance (listed, just made, or just looked up)."""
+    state = _instance(f)
+    assert state is not None
+    record = state if isinstance(f.answer, Created | LookedUp) else None
+    created_at = f.answer.sent_at if isinstance(f.answer, Created) else f.memory.created_at
+    pod = _pod(f)
+    posts, seen = _cloud_events(pod, f.memory, state, c.started_at)
+    memory = f.memory
+    if (memory.instance_id, memory.created_at, memory.seen_events) != (state.id, created_at, seen):
+        memory = dataclasses.replace(memory, instance_id=state.id, created_at=created_at, seen_events=seen)
+    wanted = status.from_instance(pod, state, scheme=c.scheme, host_ip=c.node_ip, now=f.now)
+    return _with_status(f, memory, wanted, events=posts, record=record)
+
+
+def _wait_for_listing(f: Facts, c: Config) -> Decision:
+    return Decision(requeue=UNLISTED_RELOOK)
+
+
+def _look_up(f: Facts, c: Config) -> Decision:
+    instance_id = f.memory.instance_id or _instance_in_status(_pod(f), c.scheme)
+    return Decision(action=Action.LOOK_UP, instances=(instance_id,))
+
+
+def _create(f: Facts, c: Config) -> Decision:
+    return Decision(action=Action.CREATE)
+
+
+L = Lifecycle
+STAGES: tuple[Stage, ...] = (
+    # The pod left the API (force-deleted, or released by vnode): its instance must go too.
+    Stage("unknown", L.GONE, _unknown, _nothing),  # gone before vnode knew its UID
+    Stage("orphaned", L.GONE, _orphaned, _delete_orphan),
+    Stage("gone", L.GONE, _gone, _forget),
+    # Deleted: delete the instance, release the pod once a listing begun since lacks the instance.
+    Stage("released", L.TERMINATING, _stopped, _release),
+    Stage("overdue", L.TERMINATING, _overdue, _release_overdue),
+    Stage("stopping", L.TERMINATING, _delete_asked, _relook),
+    Stage("stop-sent", L.TERMINATING, _answered(Deleted), _stop_sent),
+    Stage("nothing-to-stop", L.TERMINATING, _found_none, _release),
+    Stage("find", L.TERMINATING, _terminating_unlisted, _find),  # not listed: made since, or lost in flight?
+    Stage("stop", L.TERMINATING, _terminating, _stop),
+    # Not for a virtual node.
+    Stage("refused", L.PENDING, _daemonset, _refuse),
+    # The answers to a create, and to the look-up of an instance the listing lacks.
+    Stage("missing-reference", L.PENDING, _answered(Missing), _missing),
+    Stage("invalid", L.FINISHED, _answered(Invalid), _invalid),
+    Stage("no-capacity", L.PENDING, _answered(NoCapacity), _no_capacity),
+    Stage("created", L.CREATING, _created_starting, _created),
+    Stage("instance-gone", L.FINISHED, _looked_up_nothing, _instance_gone),
+    # An instance exists: the pod's status follows it.
+    Stage("running", L.RUNNING, _has_instance, _follow),
+    Stage("finished", L.FINISHED, _finished, _nothing),  # finished (or failed fast); nothing runs for it
+    Stage("unlisted", L.CREATING, _unlisted, _wait_for_listing),
+    Stage("look-up", L.RUNNING, _had_instance, _look_up),  # the pod had an instance: gone, or too new?
+    Stage("create", L.PENDING, _always, _create),
+)
