@@ -30,7 +30,6 @@ ALLOWED: dict[str, str] = {
     "vnode/provider/aci.py": "708 lines (being split with the provider profiles)",
     "vnode/provider/fake.py": "375 lines; _state 71 (provider work)",
     "vnode/kubelet/certs.py": "247 lines; request_serving_certificate 61 (its API calls move into vnode/kube)",
-    "vnode/playground.py": "333 lines; services 80",
 }
 
 
