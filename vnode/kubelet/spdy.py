@@ -29,7 +29,7 @@ from typing import Protocol
 
 from vnode.kubelet import spdy_frames
 
-__all__ = ["STREAM_BUFFER", "WRITE_CHUNK", "Channel", "Connection", "Stream", "StreamReset"]
+__all__ = ["Channel", "Connection", "Stream", "StreamReset"]
 
 log = logging.getLogger(__name__)
 
