@@ -107,84 +107,89 @@ def _ports(state_dir: pathlib.Path) -> dict[str, int]:
 
 def services(ctx: Context) -> list[Service]:
     """The parts after the control plane, in start order."""
-    state, kubeconfig = ctx.state_dir, str(ctx.cluster.kubeconfig)
-    ports = _ports(state)
+    ports = _ports(ctx.state_dir)
+    parts = [_cloudsim(ctx), _webhook(ctx, ports), _kwok(ctx, ports), _host(ctx, ports)]
+    if metrics_server.supported() is None:
+        parts.append(_metrics_server(ctx))
+    return parts
 
-    def host_env() -> dict[str, str]:
+
+def _cloudsim(ctx: Context) -> Service:
+    state = ctx.state_dir
+    return Service(
+        "cloudsim",
+        lambda: ctx.vnode(
+            "cloudsim",
+            f"--state-dir={state / 'cloudsim'}",
+            f"--cloud-json={state / 'cloud.json'}",
+            "--profile=realistic",
+        ),
+        lambda pid: _cloud_ready(state, pid),
+    )
+
+
+def _webhook(ctx: Context, ports: dict[str, int]) -> Service:
+    kubeconfig, webhook_dir = str(ctx.cluster.kubeconfig), ctx.state_dir / "webhook"
+    return Service(
+        "webhook",
+        lambda: ctx.vnode(
+            "webhook", f"--kubeconfig={kubeconfig}", f"--port={ports['webhook']}", f"--cert-dir={webhook_dir}"
+        ),
+        lambda pid: http_ok(f"https://127.0.0.1:{ports['webhook']}/readyz", cafile=webhook_dir / "ca.crt"),
+    )
+
+
+def _kwok(ctx: Context, ports: dict[str, int]) -> Service:
+    return Service(
+        "kwok",
+        lambda: [
+            sys.executable,
+            "-m",
+            "vnode.cluster.kwok",
+            f"--kubeconfig={ctx.cluster.kubeconfig}",
+            "--nodes=2",
+            "--cpu=4",
+            "--memory=8Gi",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+        ],
+        lambda pid: http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
+        timeout=300,  # the first run builds kwok
+    )
+
+
+def _host(ctx: Context, ports: dict[str, int]) -> Service:
+    """The process-provider node that runs the chart's StatefulSet."""
+
+    def env() -> dict[str, str]:
         # The chart's replicas run as host processes: `vnode` must be on their PATH.
         path = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        return {"VNODE_PROCESS_DIR": str(state / "process"), "PATH": path}
+        return {"VNODE_PROCESS_DIR": str(ctx.state_dir / "process"), "PATH": path}
 
-    host_command = ctx.vnode(
+    command = ctx.vnode(
         "run",
         "--provider=process",
         f"--node-name={HOST_NODE}",
-        f"--kubeconfig={kubeconfig}",
+        f"--kubeconfig={ctx.cluster.kubeconfig}",
         "--cluster-id=playground-host",
         "--node-ip=127.0.0.1",
         f"--http-port={ports['node_http']}",
         f"--kubelet-port={ports['node_kubelet']}",
     )
+    return Service(
+        HOST_NODE, lambda: command, lambda pid: http_ok(f"http://127.0.0.1:{ports['node_http']}/readyz"), env=env
+    )
 
-    webhook_dir = state / "webhook"
-    parts = [
-        Service(
-            "cloudsim",
-            lambda: ctx.vnode(
-                "cloudsim",
-                f"--state-dir={state / 'cloudsim'}",
-                f"--cloud-json={state / 'cloud.json'}",
-                "--profile=realistic",
-            ),
-            lambda pid: _cloud_ready(state, pid),
-        ),
-        Service(
-            "webhook",
-            lambda: ctx.vnode(
-                "webhook", f"--kubeconfig={kubeconfig}", f"--port={ports['webhook']}", f"--cert-dir={webhook_dir}"
-            ),
-            lambda pid: http_ok(f"https://127.0.0.1:{ports['webhook']}/readyz", cafile=webhook_dir / "ca.crt"),
-        ),
-        Service(
-            "kwok",
-            lambda: [
-                sys.executable,
-                "-m",
-                "vnode.cluster.kwok",
-                f"--kubeconfig={kubeconfig}",
-                "--nodes=2",
-                "--cpu=4",
-                "--memory=8Gi",
-                f"--server-address=127.0.0.1:{ports['kwok']}",
-            ],
-            lambda pid: http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
-            timeout=300,  # the first run builds kwok
-        ),
-        Service(
-            HOST_NODE,
-            lambda: host_command,
-            lambda pid: http_ok(f"http://127.0.0.1:{ports['node_http']}/readyz"),
-            env=host_env,
-        ),
-    ]
-    if metrics_server.supported() is None:
-        where = metrics_server.plan(state)
 
-        def metrics_command() -> list[str]:
-            # Its address and APIService first: they outlive a restart of the process.
-            metrics_server.ensure_address(where)
-            metrics_server.register(ctx.cluster, where)
-            return metrics_server.command(ctx.cluster, where)
+def _metrics_server(ctx: Context) -> Service:
+    where = metrics_server.plan(ctx.state_dir)
 
-        parts.append(
-            Service(
-                "metrics-server",
-                metrics_command,
-                lambda pid: metrics_server.available(ctx.cluster),
-                timeout=120,
-            )
-        )
-    return parts
+    def command() -> list[str]:
+        # Its address and APIService first: they outlive a restart of the process.
+        metrics_server.ensure_address(where)
+        metrics_server.register(ctx.cluster, where)
+        return metrics_server.command(ctx.cluster, where)
+
+    return Service("metrics-server", command, lambda pid: metrics_server.available(ctx.cluster), timeout=120)
 
 
 class Playground:

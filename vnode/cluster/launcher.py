@@ -5,7 +5,7 @@ everything under one state directory (``.vnode/`` by default): the PKI, etcd's d
 kubeconfigs, one log per component and ``cluster.json``, which records the ports and the
 processes it started. A process is identified by its pid *and* its start time, so ``down``
 never signals a process that merely reused a pid, and ``up`` after a crash can tell stale
-records from live ones.
+records from live ones. What each component is told (its command line) is ``components``'s.
 
 Two ways to own the processes:
 
@@ -32,10 +32,9 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vnode.cluster import build, pki, procs
+from vnode.cluster import build, components, pki, procs
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-SERVICE_CIDR = "10.96.0.0/16"
 LEADER_LEASES = ("kube-controller-manager", "kube-scheduler")
 
 
@@ -270,149 +269,27 @@ class Cluster:
                 "qps": self.options.client_qps,
                 "burst": self.options.client_burst,
             },
-            "leaderElection": {"leaderElect": True, **self._lease_timing()},
+            "leaderElection": {"leaderElect": True, **components.lease_timing(self.options.leader_lease_seconds)},
         }
         (self.state_dir / "scheduler.json").write_text(json.dumps(sched_config, indent=2))
 
-    def _audit_flags(self) -> list[str]:
-        if not self.options.audit:
-            return []
-        policy = self.state_dir / "audit-policy.json"
-        rules = {"level": "Metadata", "omitStages": ["RequestReceived"]}
-        policy.write_text(json.dumps({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [rules]}))
-        return [
-            f"--audit-policy-file={policy}",
-            f"--audit-log-path={self.state_dir / 'audit.log'}",
-            "--audit-log-format=json",
-            "--audit-log-mode=batch",
-            "--audit-log-maxsize=0",
-        ]
-
-    def _lease_timing(self) -> dict[str, str]:
-        # Short leader leases: after a crash the new instance must wait out the old lease,
-        # and the defaults (15 s) would make a warm `up` slow.
-        seconds = self.options.leader_lease_seconds
-        return {"leaseDuration": f"{seconds}s", "renewDeadline": f"{seconds * 2 // 3}s", "retryPeriod": "1s"}
-
-    def _commands(self, ports: dict[str, int], p: dict[str, pathlib.Path]) -> dict[str, list[str]]:
-        b = self.options.bin_dir.resolve()
-        etcd_url = f"https://127.0.0.1:{ports['etcd']}"
-        peer_url = f"https://127.0.0.1:{ports['etcd_peer']}"
-        grace = self.options.node_monitor_grace_period
-        lease = self._lease_timing()
-        leader_flags = [
-            "--leader-elect=true",
-            f"--leader-elect-lease-duration={lease['leaseDuration']}",
-            f"--leader-elect-renew-deadline={lease['renewDeadline']}",
-            f"--leader-elect-retry-period={lease['retryPeriod']}",
-        ]
-        always_allow = "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"
-        cm_kubeconfig = str(self.state_dir / "cm.kubeconfig")
-        return {
-            "etcd": [
-                str(b / "etcd"),
-                "--name=vnode",
-                f"--data-dir={self.state_dir / 'etcd'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=vnode={peer_url}",
-                f"--cert-file={p['etcd.crt']}",
-                f"--key-file={p['etcd.key']}",
-                f"--trusted-ca-file={p['ca.crt']}",
-                "--client-cert-auth=true",
-                f"--peer-cert-file={p['etcd.crt']}",
-                f"--peer-key-file={p['etcd.key']}",
-                f"--peer-trusted-ca-file={p['ca.crt']}",
-                "--peer-client-cert-auth=true",
-                "--unsafe-no-fsync=true",
-                "--quota-backend-bytes=8589934592",
-                "--log-level=warn",
-            ],
-            "kube-apiserver": [
-                str(b / "kube-apiserver"),
-                f"--etcd-servers={etcd_url}",
-                f"--etcd-cafile={p['ca.crt']}",
-                f"--etcd-certfile={p['etcd-client.crt']}",
-                f"--etcd-keyfile={p['etcd-client.key']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                # 1.37 refuses a loopback address in the `kubernetes` Service's endpoints; on a
-                # loopback-only cluster there is nothing to reconcile them to anyway.
-                "--endpoint-reconciler-type=none",
-                f"--secure-port={ports['apiserver']}",
-                f"--tls-cert-file={p['apiserver.crt']}",
-                f"--tls-private-key-file={p['apiserver.key']}",
-                f"--client-ca-file={p['ca.crt']}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction",
-                "--allow-privileged=true",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={p['sa.pub']}",
-                f"--service-account-signing-key-file={p['sa.key']}",
-                f"--kubelet-client-certificate={p['kubelet-client.crt']}",
-                f"--kubelet-client-key={p['kubelet-client.key']}",
-                f"--kubelet-certificate-authority={p['ca.crt']}",
-                "--kubelet-preferred-address-types=InternalIP,Hostname",
-                f"--requestheader-client-ca-file={p['front-proxy-ca.crt']}",
-                "--requestheader-allowed-names=front-proxy-client",
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                "--requestheader-group-headers=X-Remote-Group",
-                "--requestheader-username-headers=X-Remote-User",
-                f"--proxy-client-cert-file={p['proxy-client.crt']}",
-                f"--proxy-client-key-file={p['proxy-client.key']}",
-                "--enable-aggregator-routing=true",
-                "--max-requests-inflight=2000",
-                "--max-mutating-requests-inflight=1000",
-                "--profiling=false",
-                *self._audit_flags(),
-                "--v=1",
-            ],
-            "kube-controller-manager": [
-                str(b / "kube-controller-manager"),
-                f"--kubeconfig={cm_kubeconfig}",
-                f"--authentication-kubeconfig={cm_kubeconfig}",
-                f"--authorization-kubeconfig={cm_kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ports['controller_manager']}",
-                always_allow,
-                f"--root-ca-file={p['ca.crt']}",
-                f"--service-account-private-key-file={p['sa.key']}",
-                f"--cluster-signing-cert-file={p['ca.crt']}",
-                f"--cluster-signing-key-file={p['ca.key']}",
-                "--use-service-account-credentials=true",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                f"--kube-api-qps={self.options.client_qps}",
-                f"--kube-api-burst={self.options.client_burst}",
-                f"--node-monitor-grace-period={grace}s",
-                f"--node-monitor-period={1 if grace < 20 else 5}s",
-                "--concurrent-deployment-syncs=20",
-                "--concurrent-replicaset-syncs=20",
-                "--concurrent-statefulset-syncs=10",
-                "--concurrent-job-syncs=20",
-                "--concurrent-gc-syncs=50",
-                "--profiling=false",
-                *leader_flags,
-                "--v=1",
-            ],
-            "kube-scheduler": [
-                str(b / "kube-scheduler"),
-                f"--config={self.state_dir / 'scheduler.json'}",
-                f"--authentication-kubeconfig={self.state_dir / 'sched.kubeconfig'}",
-                f"--authorization-kubeconfig={self.state_dir / 'sched.kubeconfig'}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ports['scheduler']}",
-                always_allow,
-                "--profiling=false",
-                "--v=1",
-            ],
-        }
+    def _plan(self, ports: dict[str, int], paths: dict[str, pathlib.Path]) -> components.Plan:
+        o = self.options
+        return components.Plan(
+            bin_dir=o.bin_dir.resolve(),
+            state_dir=self.state_dir,
+            ports=ports,
+            pki=paths,
+            node_monitor_grace_period=o.node_monitor_grace_period,
+            client_qps=o.client_qps,
+            client_burst=o.client_burst,
+            leader_lease_seconds=o.leader_lease_seconds,
+            audit=o.audit,
+        )
 
     def _start_all(self, record: dict[str, Any], paths: dict[str, pathlib.Path]) -> None:
         ports = record["ports"]
-        commands = self._commands(ports, paths)
+        commands = components.commands(self._plan(ports, paths))
         deadline = time.monotonic() + self.options.ready_timeout
         children: dict[str, subprocess.Popen[bytes]] = {}
 

@@ -18,36 +18,32 @@ resets the data stream. Either way it then finishes the error stream, which kube
 A pair not complete within ``creation_timeout`` (30 s, the kubelet's) gets an error too.
 
 The API server forwards other WebSockets to such nodes unchanged too, so the older channel
-protocol (``v4.channel.k8s.io``, or its base64 variant: the ports in the ``port`` query, one
-forward per port for the life of the WebSocket), which some client libraries use, is served
-as well (:func:`_serve_channels`).
+protocol (``v4.channel.k8s.io``, or its base64 variant), which some client libraries use, is
+served as well (``portforward_channels``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiohttp import web
 
 from vnode import errors
-from vnode.kubelet import spdy
+from vnode.kubelet import portforward_channels, spdy
 from vnode.provider import streams
 
-__all__ = ["CHANNEL_PROTOCOLS", "PROTOCOL", "TUNNEL_PROTOCOL", "Forwarder", "parse_ports", "serve"]
+__all__ = ["PROTOCOL", "TUNNEL_PROTOCOL", "Forwarder", "serve"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "portforward.k8s.io"
 TUNNEL_PROTOCOL = "SPDY/3.1+" + PROTOCOL
-#: The WebSocket channel protocol of port-forward (``pkg/kubelet/cri/streaming/portforward/websocket.go``).
-CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
 STREAM_CREATION_TIMEOUT = 30.0
 
 OpenPort = Callable[[int], Awaitable[streams.PortStream]]
@@ -205,109 +201,6 @@ async def _pump(data: spdy.Stream, target: streams.PortStream) -> str:
     return problem
 
 
-# --- the WebSocket channel protocol (v4) ---
-
-
-def parse_ports(values: Sequence[str]) -> list[int]:
-    """The ``port`` query of a channel-protocol request (repeated and/or comma-separated), as the kubelet reads it."""
-    if not values:
-        raise web.HTTPBadRequest(text='query parameter "port" is required\n')
-    ports = []
-    for raw in values:
-        if not raw:
-            raise web.HTTPBadRequest(text='query parameter "port" cannot be empty\n')
-        for item in raw.split(","):
-            if not (item.isascii() and item.isdigit()) or not 0 < int(item) < 65536:
-                raise web.HTTPBadRequest(text=f"unable to parse {raw!r} as a port\n")
-            ports.append(int(item))
-    return ports
-
-
-async def _serve_channels(ws: web.WebSocketResponse, ports: Sequence[int], forwarder: Forwarder) -> None:
-    """One forward per port for the life of the WebSocket: channel ``2i`` carries port ``i``'s
-    bytes both ways, channel ``2i+1`` its error; each channel first says its port (2 bytes,
-    little-endian). v4 has no half-close: a forward ends when the instance closes its side
-    (the WebSocket closes once every forward has ended) or when the client closes the WebSocket."""
-    text = ws.ws_protocol == CHANNEL_PROTOCOLS[1]
-    lock = asyncio.Lock()
-
-    async def send(channel: int, data: bytes) -> None:
-        async with lock:
-            if text:
-                await ws.send_str(chr(ord("0") + channel) + base64.b64encode(data).decode())
-            else:
-                await ws.send_bytes(bytes([channel]) + data)
-
-    inputs: list[asyncio.Queue[bytes]] = [asyncio.Queue(maxsize=16) for _ in ports]  # full: stop reading
-
-    async def forward(index: int, port: int) -> None:
-        target: streams.PortStream | None = None
-        try:
-            target = await forwarder.open_port(port)
-
-            async def upstream() -> None:  # until the WebSocket closes: v4 has no half-close
-                while True:
-                    await target.write(await inputs[index].get())
-
-            async def downstream() -> None:
-                while chunk := await target.read():
-                    await send(2 * index, chunk)
-
-            up = asyncio.ensure_future(upstream())
-            try:
-                await downstream()
-            finally:
-                up.cancel()
-                await asyncio.gather(up, return_exceptions=True)
-        except Exception as exc:
-            if ws.closed:
-                return  # the client left: nobody to tell
-            if isinstance(exc, errors.ApiError):
-                problem = exc.message
-            elif isinstance(exc, OSError):
-                problem = f"the connection to the port failed: {exc}"
-            else:  # a provider's bug: still say so on the error channel
-                log.exception("port-forward %s: port %d failed", forwarder.name, port)
-                problem = f"the provider failed: {exc!r}"
-            message = f"error forwarding port {port} to pod {forwarder.target}: {problem}"
-            log.info("port-forward %s: %s", forwarder.name, message)
-            with contextlib.suppress(ConnectionResetError, RuntimeError):
-                await send(2 * index + 1, message.encode())
-        finally:
-            if target is not None:
-                with contextlib.suppress(Exception):
-                    await target.close()
-
-    async def pump() -> None:  # the client's messages, to the ports' queues
-        async for message in ws:
-            if message.type == web.WSMsgType.BINARY:
-                raw: bytes = message.data
-            elif message.type == web.WSMsgType.TEXT and text and message.data:
-                try:
-                    raw = bytes([ord(message.data[0]) - ord("0")]) + base64.b64decode(message.data[1:])
-                except (ValueError, TypeError):
-                    continue  # a malformed message is dropped, as wsstream does
-            else:
-                continue
-            channel = raw[0] if raw else 1
-            if channel % 2 == 0 and channel // 2 < len(ports) and len(raw) > 1:
-                await inputs[channel // 2].put(raw[1:])
-
-    for index, port in enumerate(ports):
-        for channel in (2 * index, 2 * index + 1):
-            await send(channel, port.to_bytes(2, "little"))
-    reader = asyncio.ensure_future(pump())
-    forwards = asyncio.ensure_future(asyncio.gather(*(forward(i, p) for i, p in enumerate(ports))))
-    either: set[asyncio.Future[Any]] = {reader, forwards}
-    try:
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (reader, forwards):
-            task.cancel()
-        await asyncio.gather(reader, forwards, return_exceptions=True)
-        await ws.close()
-
-
 # --- the channels under a SPDY connection ---
 
 
@@ -416,16 +309,18 @@ async def serve(request: web.Request, forwarder: Forwarder) -> web.StreamRespons
     if upgrade == "websocket":
         offered = _values(request, "Sec-WebSocket-Protocol")
         if TUNNEL_PROTOCOL not in offered:
-            if offered and not set(offered) & set(CHANNEL_PROTOCOLS):
-                supported = [TUNNEL_PROTOCOL, *CHANNEL_PROTOCOLS]
+            if offered and not set(offered) & set(portforward_channels.PROTOCOLS):
+                supported = [TUNNEL_PROTOCOL, *portforward_channels.PROTOCOLS]
                 raise web.HTTPBadRequest(
                     text=f"requested protocol(s) {offered} are not supported; supports {supported}\n"
                 )
-            ports = parse_ports(request.query.getall("port", []))
-            channels = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, max_msg_size=32 * 1024 * 1024)
+            ports = portforward_channels.parse_ports(request.query.getall("port", []))
+            channels = web.WebSocketResponse(protocols=portforward_channels.PROTOCOLS, max_msg_size=32 * 1024 * 1024)
             await channels.prepare(request)
             log.info("port-forward %s: WebSocket channels, ports %s", forwarder.name, ports)
-            await _serve_channels(channels, ports, forwarder)
+            await portforward_channels.serve(
+                channels, ports, forwarder.open_port, target=forwarder.target, name=forwarder.name
+            )
             return channels
         ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL,), max_msg_size=32 * 1024 * 1024, autoping=True)
         await ws.prepare(request)

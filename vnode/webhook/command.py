@@ -56,7 +56,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
+    _tls_flags(parser)
+    _registration_flags(parser)
+    parser.add_argument(
+        "--deletion-cost",
+        type=int,
+        default=-100,
+        help="pod-deletion-cost of burst pods on virtual nodes (default -100)",
+    )
+    parser.add_argument(
+        "--no-deletion-cost", action="store_true", help="do not run the deletion-cost loop in this replica"
+    )
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-level", default="info")
 
+
+def _tls_flags(parser: argparse.ArgumentParser) -> None:
     tls = parser.add_argument_group("TLS (default: a self-managed CA and serving certificate in --cert-dir)")
     tls.add_argument(
         "--cert-dir",
@@ -85,6 +100,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seconds between checks for rotated certificate files (default 10)",
     )
 
+
+def _registration_flags(parser: argparse.ArgumentParser) -> None:
     reg = parser.add_argument_group("registration (the MutatingWebhookConfiguration)")
     reg.add_argument("--configuration-name", default="vnode-webhook", help="its name (default vnode-webhook)")
     reg.add_argument("--url", help="how the API server reaches us (default https://<host>:<port>/mutate)")
@@ -112,18 +129,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=300.0,
         help="seconds between re-applies of the configuration (default 300)",
     )
-
-    parser.add_argument(
-        "--deletion-cost",
-        type=int,
-        default=-100,
-        help="pod-deletion-cost of burst pods on virtual nodes (default -100)",
-    )
-    parser.add_argument(
-        "--no-deletion-cost", action="store_true", help="do not run the deletion-cost loop in this replica"
-    )
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--log-level", default="info")
 
 
 def _pair(value: str, flag: str) -> tuple[str, str]:
