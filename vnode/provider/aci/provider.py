@@ -51,12 +51,11 @@ from typing import Any
 
 import aiohttp
 
-from vnode import errors, models, settings
+from vnode import errors, models, settings, tokenbucket
 from vnode.provider import base, polling
 from vnode.provider.aci import client as aci_client
 from vnode.provider.aci import config as aci_config
 from vnode.provider.aci import mapping, states
-from vnode.provider.eci import throttle
 
 __all__ = ["AciProvider", "create"]
 
@@ -103,7 +102,7 @@ class AciProvider:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self._session: aiohttp.ClientSession | None = None
         self._buckets = (
-            {action: throttle.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
+            {action: tokenbucket.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
         )
         self._log_poll_interval = log_poll_interval
         # (group, container) -> (monotonic time of the last read, cumulative core-nanoseconds)
@@ -188,7 +187,7 @@ class AciProvider:
                 spec, location=self.location, subnet=self._subnet_id(subnet.strip()) if subnet else ""
             )
             if "create" in self._buckets:
-                self._buckets["create"].take("PUT containerGroups")
+                self._buckets["create"].take_or_throttle("ACI PUT containerGroups")
             try:
                 _, group = await self._request("PUT", f"{self.groups_url}/{name}", "create", body)
             except errors.CapacityError as exc:
@@ -204,7 +203,7 @@ class AciProvider:
 
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
         if "delete" in self._buckets:
-            self._buckets["delete"].take("DELETE containerGroups")
+            self._buckets["delete"].take_or_throttle("ACI DELETE containerGroups")
         try:
             await self._request("DELETE", f"{self.groups_url}/{instance_id}", "delete")
         except errors.NotFound:

@@ -40,11 +40,11 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from vnode import errors, models, settings
+from vnode import errors, models, settings, tokenbucket
 from vnode.provider import base, polling
 from vnode.provider.eci import client as eci_client
 from vnode.provider.eci import config as eci_config
-from vnode.provider.eci import listing, mapping, states, throttle
+from vnode.provider.eci import listing, mapping, states
 
 __all__ = ["EciProvider", "create"]
 
@@ -74,7 +74,7 @@ class EciProvider:
         endpoint = config.endpoint or f"eci.{config.region}.aliyuncs.com"
         self.client = client or eci_client.EciClient(endpoint, config.access_key, config.secret_key)
         self._buckets = (
-            {action: throttle.TokenBucket(*create_limit) for action in ("create", "delete")}
+            {action: tokenbucket.TokenBucket(*create_limit) for action in ("create", "delete")}
             if create_limit is not None
             else {}
         )
@@ -114,7 +114,7 @@ class EciProvider:
                 spec, region=self.config.region, vswitches=batch, security_group=security_group, strategy=strategy
             )
             if "create" in self._buckets:
-                self._buckets["create"].take("CreateContainerGroup")
+                self._buckets["create"].take_or_throttle("ECI CreateContainerGroup")
             try:
                 body = await self._call("CreateContainerGroup", params)
             except errors.NotFound as exc:  # an unknown vSwitch or security group: a setting is wrong
@@ -152,7 +152,7 @@ class EciProvider:
         # ECI's DeleteContainerGroup stops with the grace period given at create
         # (TerminationGracePeriodSeconds); the call itself takes none.
         if "delete" in self._buckets:
-            self._buckets["delete"].take("DeleteContainerGroup")
+            self._buckets["delete"].take_or_throttle("ECI DeleteContainerGroup")
         self._deleted.add(instance_id)  # the incremental feed asks for it by id until it is gone
         try:
             await self._call("DeleteContainerGroup", {"ContainerGroupId": instance_id})

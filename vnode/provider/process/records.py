@@ -1,6 +1,6 @@
 """Bookkeeping shared by the process provider and its runner: processes by pid *and* kernel start
-time (as ``vnode.cluster.procs`` does, so a stranger that reused a pid is never signalled), and
-the instance's JSON files written atomically. Standard library only: the runner starts fast.
+time (``vnode/procinfo.py``, so a stranger that reused a pid is never signalled), and
+the instance's JSON files written atomically. Standard library and leaf modules only: the runner starts fast.
 """
 
 from __future__ import annotations
@@ -14,19 +14,12 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
+from vnode import procinfo
+
 __all__ = ["alive", "now", "parse_time", "read_json", "retire", "signal_group", "start_time", "write_json"]
 
 
-def start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid``; None if it is gone or a zombie."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
+start_time = procinfo.start_time
 
 
 def alive(record: Mapping[str, Any] | None) -> bool:
