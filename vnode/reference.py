@@ -1,14 +1,20 @@
-"""Render docs/configuration.md from the code itself: every command's flags, the daemon's settings
-with their environment variables, the other environment variables the code reads, and the keys
-of the live profile ConfigMap.
+"""Render the generated parts of docs/ from the code itself.
 
-Written from the parsers and the settings model rather than by hand, so the reference cannot
-drift: ``python -m vnode.reference`` rewrites it and a test fails while it is stale.
+* docs/configuration.md: every command's flags, the daemon's settings with their environment
+  variables (the generic ones and each provider's, from its profile), the other environment
+  variables the code reads, and the keys of the live profile ConfigMap;
+* the module map at the end of docs/architecture.md: every module with the first line of its
+  docstring, which says its job.
+
+Written from the parsers, the settings models and the modules rather than by hand, so the docs
+cannot drift: ``python -m vnode.reference`` (``make docs``) rewrites them and a test fails while
+they are stale.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import pathlib
 import sys
@@ -19,7 +25,10 @@ import pydantic
 from vnode import cli, settings
 from vnode.provider import profile, registry
 
-DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+PACKAGE = pathlib.Path(__file__).resolve().parent
+DOC = PACKAGE.parent / "docs" / "configuration.md"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+MAP_START, MAP_END = "<!-- modules:start -->", "<!-- modules:end -->"
 
 INTRO = """\
 # Configuration reference
@@ -147,9 +156,35 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _job(path: pathlib.Path) -> str:
+    """The first line of a module's docstring (its job), or an empty cell."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    return _cell(doc.strip().splitlines()[0]) if doc.strip() else ""
+
+
+def module_map() -> str:
+    """A table of every module under vnode/ and its job, package by package."""
+    rows = ["| module | job |", "| --- | --- |"]
+    for path in sorted(PACKAGE.rglob("*.py"), key=lambda p: (p.parent != PACKAGE, p.parent, p.name)):
+        if "__pycache__" in path.parts or (path.name == "__main__.py" and not _job(path)):
+            continue
+        rows.append(f"| `{path.relative_to(PACKAGE.parent)}` | {_job(path)} |")
+    return "\n".join(rows)
+
+
+def render_architecture(text: str) -> str:
+    """``text`` (docs/architecture.md) with its module map rewritten."""
+    head, start, rest = text.partition(MAP_START)
+    _, end, tail = rest.partition(MAP_END)
+    if not start or not end:
+        raise SystemExit(f"{ARCHITECTURE}: the markers {MAP_START} and {MAP_END} are missing")
+    return f"{head}{MAP_START}\n{module_map()}\n{MAP_END}{tail}"
+
+
 def main() -> int:
     DOC.write_text(render())
-    print(f"wrote {DOC}", file=sys.stderr)
+    ARCHITECTURE.write_text(render_architecture(ARCHITECTURE.read_text()))
+    print(f"wrote {DOC} and the module map of {ARCHITECTURE}", file=sys.stderr)
     return 0
 
 
