@@ -59,7 +59,7 @@ from vnode.kube import client, informer, objects
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
-from vnode.node import drain, events, ownership, pods, queue, reconcile, refresh, registration, spec
+from vnode.node import book, drain, events, ownership, pods, queue, reconcile, refresh, registration, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -193,7 +193,7 @@ class Daemon:
         # ConfigMap/Secret updates reach running pods' volumes, if the provider can update them.
         self.refresher = refresh.attach(self.pods, self.recorder, self.rng)
 
-    def _reconciler(self, view: reconcile.View) -> reconcile.Reconciler:
+    def _reconciler(self, book: book.Book) -> reconcile.Reconciler:
         target = spec.Target(
             cluster_id=self.config.cluster_id,
             node_name=self.config.node_name,
@@ -205,7 +205,7 @@ class Daemon:
         return reconcile.Reconciler(
             self.kube,
             self.provider,
-            view=view,
+            book=book,
             target=target,
             recorder=self.recorder,
             metrics=self.metrics,

@@ -8,23 +8,31 @@ Two kinds of state, each with its writers named here and nowhere else:
 * :class:`Memory` is what the reconciler remembers about one pod between reconciles: lost
   on a restart and rebuilt from the cloud and the pod's status. Only :class:`Book` holds it.
 
-Who writes what:
+Who writes what: every write is a method of :class:`Book`, named here with its callers (a
+unit test fails when code elsewhere assigns to a View field or changes one in place):
 
 =================  ==========================================================================
-``View.pods``      the pod informer (it is the informer's cache, by namespace/name)
-``View.states``    the cloud listing replaces it whole, a push sets one entry, orphan
-                   collection drops the instances it deleted; the reconciler, through
-                   :class:`Book` only, records an instance it made or looked up and drops one
-                   that is deleted or whose pod is released
-``View.listed_at`` the cloud listing (monotonic time the last complete listing began)
-``View.gone``      the pod watch adds the UID of a pod deleted from the cache; the reconciler,
-                   through :class:`Book`, removes it once it has dealt with that pod
-``View.created``   the reconciler, through :class:`Book`, sets it when it made an instance;
-                   the listing clears it as it begins
-``Book`` memory    the reconciler only: :meth:`Book.remember` stores what a decision says,
-                   :meth:`Book.wrote` the status a patch has written, :meth:`Book.forget`
-                   drops a released or vanished pod
+``View.pods``      the pod informer only: it is the informer's cache (by namespace/name), shared
+``View.gone``      the pod watch (``PodController._on_pod``): :meth:`Book.mark_gone` adds the
+                   UID of a pod deleted from the cache; the reconciler: :meth:`Book.forget`
+                   removes it once it has dealt with that pod
+``View.states``    the cloud listing (``PodController._apply``): :meth:`Book.listed` replaces it
+                   whole with a copy of ``instances.Instances.by_uid``; a push
+                   (``PodController._push``): :meth:`Book.pushed` sets one entry; the
+                   reconciler: :meth:`Book.record` adds an instance it made or looked up,
+                   :meth:`Book.drop` removes one whose pod it releases, :meth:`Book.forget` a
+                   forgotten pod's; orphan collection (``PodController.collect_orphans``):
+                   :meth:`Book.drop` removes an instance it deleted
+``View.listed_at`` the cloud listing: :meth:`Book.listed` (monotonic time the listing began)
+``View.created``   the reconciler: :meth:`Book.record` sets it when it made an instance; the
+                   listing: :meth:`Book.listing_begins` clears it as a listing begins
+``Book`` memory    the reconciler only: :meth:`Book.memory` reads it, :meth:`Book.remember`
+                   stores what a decision says, :meth:`Book.wrote` the status a patch has
+                   written, :meth:`Book.forget` drops a released or vanished pod
 =================  ==========================================================================
+
+The pod controller makes the Book and hands it to the reconciler; the others (the kubelet API,
+the volume refresher) get the :class:`View` to read.
 
 The reconciler handles one pod at a time (the work queue's guarantee), so a pod's memory has
 one writer at any moment, and no lock is needed: everything runs on one event loop.
@@ -74,7 +82,7 @@ FRESH = Memory()
 
 
 class Book:
-    """The reconciler's memory of every pod, and its writes to the shared :class:`View`."""
+    """The reconciler's memory of every pod, and every write to the shared :class:`View`."""
 
     def __init__(self, view: View) -> None:
         self.view = view
@@ -106,3 +114,34 @@ class Book:
         self.view.states.pop(uid, None)
         if key:
             self.view.gone.pop(key, None)
+
+    # --- the pod controller's writes ---
+
+    def mark_gone(self, key: str, uid: str) -> None:
+        """The pod watch saw the pod leave the cache: its key keeps its UID until the reconciler forgets it."""
+        self.view.gone[key] = uid
+
+    def listing_begins(self) -> None:
+        """A listing begins: instances made from now on are seen by the next one, not this one."""
+        self.view.created.clear()
+
+    def listed(self, states: Mapping[str, models.InstanceState], began: float) -> list[str]:
+        """A complete listing that began at ``began`` replaces the states; returns the pod UIDs whose
+        state it changed or removed, in the listing's order and then the removed ones.
+
+        The listing's word is final over what others wrote between listings; an unchanged state
+        is usually the same object, so the comparison is by identity for all but the changed ones.
+        """
+        old = self.view.states
+        changed = [uid for uid, state in states.items() if (before := old.get(uid)) is not state and before != state]
+        changed.extend(uid for uid in old.keys() - states.keys())
+        self.view.states = dict(states)
+        self.view.listed_at = began
+        return changed
+
+    def pushed(self, uid: str, state: models.InstanceState) -> bool:
+        """The cloud pushed the pod's instance state between listings; False if the view had it already."""
+        if self.view.states.get(uid) == state:
+            return False
+        self.view.states[uid] = state
+        return True

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from vnode import errors, models, settings
 from vnode.kube import client, informer, objects
-from vnode.node import instances, orphans, queue, reconcile, registration
+from vnode.node import book, instances, orphans, queue, reconcile, registration
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -44,7 +44,7 @@ class PodController:
         provider: base.Provider,
         config: settings.Settings,
         *,
-        reconciler_factory: Callable[[reconcile.View], reconcile.Reconciler],
+        reconciler_factory: Callable[[book.Book], reconcile.Reconciler],
         health: registration.CloudHealth,
         metrics: metrics.Metrics,
         work: queue.WorkQueue,
@@ -66,8 +66,10 @@ class PodController:
             on_change=self._on_pod,
             params={"fieldSelector": f"spec.nodeName={config.node_name}"},
         )
-        self.view = reconcile.View(pods=self.informer.cache, states={})
-        self.reconciler = reconciler_factory(self.view)
+        #: The node's per-pod state and its only writer, shared with the reconciler (``view`` to read).
+        self.book = book.Book(book.View(pods=self.informer.cache, states={}))
+        self.view = self.book.view
+        self.reconciler = reconciler_factory(self.book)
         self.ready = asyncio.Event()  # the cache is synced and the cloud listed: workers are running
         self._keys: dict[str, str] = {}  # pod UID -> key
         self._uids: dict[str, str] = {}  # key -> pod UID
@@ -91,7 +93,7 @@ class PodController:
         elif key in self._uids:
             uid = self._uids.pop(key)
             self._keys.pop(uid, None)
-            self.view.gone[key] = uid
+            self.book.mark_gone(key, uid)
         self.queue.add(key)
         for listener in self.listeners:
             listener(key, pod)
@@ -126,7 +128,7 @@ class PodController:
         failures = 0
         while True:
             began = self.monotonic()
-            self.view.created.clear()  # creates from now on are seen by the next listing, not this one
+            self.book.listing_begins()
             try:
                 changes = await self.provider.changes(self.tags, self.instances.cursor)
             except errors.ApiError as exc:
@@ -177,10 +179,7 @@ class PodController:
                     failures = 0
                     for uid in self.instances.put(state):
                         pushed = self.instances.by_uid.get(uid)
-                        if pushed is None or self.view.states.get(uid) == pushed:
-                            continue
-                        self.view.states[uid] = pushed
-                        if uid in self._keys:
+                        if pushed is not None and self.book.pushed(uid, pushed) and uid in self._keys:
                             self.queue.add(self._keys[uid])
             except errors.ApiError as exc:
                 failures += 1
@@ -195,21 +194,13 @@ class PodController:
 
         Others write the view between listings (a create's answer, a delete); the listing's word is
         final, as it always was, so every pod whose view differs from the cache is looked at again.
-        The cache keeps the states the provider did not re-send, so their objects stay the same and
-        the comparison is by identity for all but the changed ones.
+        The cache keeps the states the provider did not re-send, so their objects stay the same.
         """
         self.instances.apply(changes)
         fresh = self.instances.by_uid
-        old = self.view.states
-        for uid, state in fresh.items():
-            before = old.get(uid)
-            if before is not state and before != state and uid in self._keys:
-                self.queue.add(self._keys[uid])
-        for uid in old.keys() - fresh.keys():
+        for uid in self.book.listed(fresh, began):
             if uid in self._keys:
                 self.queue.add(self._keys[uid])
-        self.view.states = dict(fresh)
-        self.view.listed_at = began
         if began - self._accounted_at >= self.config.status_interval:
             # Gauges need no fresher figures than one interval's, and listings come sooner than that
             # after creates: recounting every pod and instance each time was a cost growing with the node.
@@ -255,7 +246,7 @@ class PodController:
             except errors.ApiError as exc:
                 log.warning("orphan %s not deleted yet: %s", state.id, exc, extra={"instance": state.id})
                 continue
-            self.view.states.pop(uid, None)
+            self.book.drop(uid)
             removed += 1
             self.metrics.orphans_removed.labels(self.config.node_name).inc()
             log.info("orphan instance %s deleted (pod %s/%s: %s)", state.id, state.tags.get(models.TAG_NAMESPACE),

@@ -54,7 +54,7 @@ class Reconciler:
         kube: client.Client,
         provider: base.Provider,
         *,
-        view: book.View,
+        book: book.Book,
         target: spec.Target,
         recorder: events.Recorder,
         metrics: metrics.Metrics,
@@ -66,7 +66,7 @@ class Reconciler:
     ) -> None:
         self.kube = kube
         self.provider = provider
-        self.book = book.Book(view)
+        self.book = book
         self.target = target
         self.recorder = recorder
         self.metrics = metrics
