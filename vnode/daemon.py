@@ -158,6 +158,7 @@ class Daemon:
         self.phase = Phase.STARTING
         #: Every phase so far, oldest first (for tests and the log).
         self.phases: list[Phase] = [Phase.STARTING]
+        self.metrics.enter_phase(self.phase, Phase)
         self._stop_requested = asyncio.Event()
         self._terminating = False  # the stop came from SIGTERM: drain if this replica is being removed
         self._stop_requested_at = 0.0
@@ -323,6 +324,7 @@ class Daemon:
                  extra={"node": self.config.node_name, "phase": str(phase)})  # fmt: skip
         self.phase = phase
         self.phases.append(phase)
+        self.metrics.enter_phase(phase, Phase)
         return True
 
     def _on_lease(self, held: bool) -> None:

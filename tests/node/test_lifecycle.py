@@ -31,13 +31,23 @@ def test_every_phase_but_the_last_has_a_way_out_and_a_stop_can_come_in_any_runni
     assert daemon.NEXT[Phase.RELEASING] == {Phase.STOPPED}
 
 
+def phase_gauge(run: daemon.Daemon) -> dict[str, float | None]:
+    """The ``vnode_daemon_phase`` sample of every phase, from the daemon's own registry."""
+    return {
+        phase: run.registry.get_sample_value("vnode_daemon_phase", {"node": run.config.node_name, "phase": phase})
+        for phase in Phase
+    }
+
+
 async def test_a_stop_releases_the_lease_and_keeps_the_node(harness: Harness, core: k8s.CoreV1Api) -> None:
     running = await harness.start()
     assert running.daemon.phases == [Phase.STARTING, Phase.ADOPTING, Phase.SERVING]
+    assert phase_gauge(running.daemon) == {phase: float(phase is Phase.SERVING) for phase in Phase}
     assert await readyz(running.daemon) == (200, "ok")
     running.daemon.stop()
     await asyncio.wait_for(running.task, timeout=20)  # returns: no cancellation needed
     assert running.daemon.phases[-2:] == [Phase.RELEASING, Phase.STOPPED]
+    assert phase_gauge(running.daemon) == {phase: float(phase is Phase.STOPPED) for phase in Phase}
     leases = k8s.CoordinationV1Api(core.api_client)
     lease = await asyncio.to_thread(leases.read_namespaced_lease, harness.node_name, "kube-node-lease")
     assert lease.spec.holder_identity is None
@@ -48,6 +58,7 @@ async def test_a_second_claimant_stands_by_then_adopts_when_the_first_stops(harn
     first = await harness.start(identity="replica-a")
     second = await harness.start(identity="replica-b", wait=False)
     await until(lambda: second.daemon.phase is Phase.STANDING_BY, within=10, what="the second claimant standing by")
+    assert phase_gauge(second.daemon)[Phase.STANDING_BY] == 1
     await until(lambda: second.daemon.http_port, within=10, what="the second claimant's HTTP port")
     status, reason = await readyz(second.daemon)
     assert status == 503

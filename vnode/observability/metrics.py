@@ -6,6 +6,8 @@ clash, and tests read values from their own registry.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import prometheus_client as prom
 
 __all__ = ["Metrics"]
@@ -59,6 +61,17 @@ class Metrics:
         self.cloud_up = prom.Gauge(
             "vnode_cloud_up", "1 while the last listing of the cloud succeeded.", ["node"], registry=registry
         )
+        self.phase = prom.Gauge(
+            "vnode_daemon_phase",
+            "1 for the phase of its life the daemon is in (starting, serving, draining...), 0 for the others.",
+            ["node", "phase"],
+            registry=registry,
+        )
+
+    def enter_phase(self, current: str, phases: Iterable[str]) -> None:
+        """The daemon is in ``current`` now, of all its ``phases``: every phase has a sample, one of them 1."""
+        for phase in phases:
+            self.phase.labels(self.node, phase).set(1 if phase == current else 0)
 
     def cloud_call(self, action: str, result: str) -> None:
         self.cloud_calls.labels(self.node, action, result).inc()
