@@ -109,9 +109,9 @@ class Client:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {}
-        token = self.config.credentials.token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        authorization = self.config.credentials.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
         if content_type:
             headers["Content-Type"] = content_type
         return headers
@@ -136,6 +136,7 @@ class Client:
                 data=data,
                 headers=self._headers(content_type if data is not None else None),
                 timeout=self._timeout,
+                server_hostname=self.config.tls_server_name,
             ) as response:
                 payload = await response.read()
                 if response.status >= 400:
@@ -201,7 +202,11 @@ class Client:
         event_kind = objects.WatchEvent[kind]  # type: ignore[valid-type]
         try:
             async with self._session.get(
-                self.config.server + path, params=query, headers=self._headers(), timeout=timeout
+                self.config.server + path,
+                params=query,
+                headers=self._headers(),
+                timeout=timeout,
+                server_hostname=self.config.tls_server_name,
             ) as response:
                 if response.status >= 400:
                     raise _error(response.status, await response.read(), response.headers, what)

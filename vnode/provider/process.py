@@ -35,7 +35,6 @@ its containers and removes its instance as soon as that process is gone.
 from __future__ import annotations
 
 import asyncio
-import base64
 import builtins
 import contextlib
 import datetime
@@ -635,31 +634,28 @@ def create(config: settings.Settings) -> ProcessProvider:
         lifeline=int(lifeline) if lifeline.isdigit() else None,
     )
     if not provider.api_server and config.kubeconfig:
-        provider.api_server, ca = _server_of(pathlib.Path(config.kubeconfig))
+        provider.api_server, ca = _server_of(pathlib.Path(config.kubeconfig), state_dir)
         provider.ca_file = provider.ca_file or ca
     return provider
 
 
-def _server_of(kubeconfig: pathlib.Path) -> tuple[str, str]:
-    """The current context's server URL and CA file of a kubeconfig; the CA written out if inline."""
-    import yaml
+def _server_of(kubeconfig: pathlib.Path, directory: pathlib.Path) -> tuple[str, str]:
+    """The current context's server URL of a kubeconfig, and its CA written into ``directory``."""
+    from vnode.kube import config
 
     try:
-        doc = yaml.safe_load(kubeconfig.read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        loaded = config.load_kubeconfig(kubeconfig)
+    except errors.ConfigError:
         return "", ""
-    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or []}
-    clusters = {c.get("name"): c.get("cluster") or {} for c in doc.get("clusters") or []}
-    cluster = clusters.get(contexts.get(doc.get("current-context"), {}).get("cluster"), {})
-    ca = str(cluster.get("certificate-authority", ""))
-    if ca and not pathlib.Path(ca).is_absolute():
-        ca = str(kubeconfig.parent / ca)
-    if not ca and cluster.get("certificate-authority-data"):
-        target = kubeconfig.parent / f".{kubeconfig.name}.ca.crt"
-        with contextlib.suppress(OSError):
-            target.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-            ca = str(target)
-    return str(cluster.get("server", "")).rstrip("/"), ca
+    if not loaded.ca_pem:
+        return loaded.server, ""
+    target = directory / "api-server-ca.crt"  # a file of ours: the kubeconfig's may be a temporary copy
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(loaded.ca_pem)
+    except OSError:
+        return loaded.server, ""
+    return loaded.server, str(target)
 
 
 # --- the runner: `python -m vnode.provider.process INSTANCE_DIR` (standard library only) ---
