@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from vnode import daemon, early_signals, errors, gc, settings
-from vnode.kube import client, config, objects
+from vnode.kube import api, client, config
 from vnode.node import drain
 from vnode.observability import logs
 from vnode.provider import base, registry
@@ -79,7 +79,7 @@ async def _credentials(kube: client.Client, loaded: settings.Settings) -> settin
         return loaded
     namespace, _, name = ref.partition("/")
     try:
-        secret = await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}", objects.Secret)
+        secret = await api.read(kube, api.secrets(namespace), name)
     except errors.ApiError as exc:
         raise errors.ConfigError(f"ECI_CREDENTIALS_SECRET={ref!r}: cannot read it ({exc.message})") from exc
     try:

@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from vnode import errors, models
-from vnode.kube import client, extra, objects
+from vnode.kube import api, client, extra, objects
 from vnode.provider import base
 
 __all__ = [
@@ -228,7 +228,7 @@ async def drain(
     except errors.ApiError as exc:
         log.error("draining node %s: deleting the Node failed: %s", node, exc, extra=extra_log)
     with contextlib.suppress(errors.ApiError):  # gone with the Node (owner reference), or never made
-        await kube.delete(extra.lease_path(node))
+        await extra.delete_lease(kube, node)
     result.seconds = monotonic() - started
     log.info("drained node %s in %.1fs: %d evicted, %d forced, node deleted: %s", node, result.seconds,
              len(result.evicted), len(result.forced), result.node_deleted, extra=extra_log)  # fmt: skip
@@ -256,8 +256,7 @@ async def _force(
 async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> None:
     """Remove a pod object at once (grace 0, UID precondition); its key goes to ``done`` if removed here."""
     try:
-        await kube.delete(f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}",
-                          grace_seconds=0, uid=pod.metadata.uid)  # fmt: skip
+        await api.delete_pod(kube, pod.metadata.namespace, pod.metadata.name, grace_seconds=0, uid=pod.metadata.uid)
     except (errors.NotFound, errors.Conflict):
         return
     except errors.ApiError as exc:
