@@ -41,9 +41,12 @@ def test_exec_plugin_token_is_fetched_and_fetched_again_near_its_expiry(tmp_path
     plugin = _exec_plugin(tmp_path, expires_in=datetime.timedelta(minutes=1))  # inside the 5-minute skew
     path = tmp_path / "kubeconfig"
     path.write_text(_exec_kubeconfig(plugin))
-    cfg = config.load_kubeconfig(path)
+    now = [0.0]
+    cfg = config.load_kubeconfig(path, clock=lambda: now[0])
     assert cfg.server == "https://127.0.0.1:6443"
     assert cfg.credentials.authorization() == "Bearer token-2"  # the load ran it once
+    assert cfg.credentials.authorization() == "Bearer token-2", "not asked again at once"
+    now[0] += 10
     assert cfg.credentials.authorization() == "Bearer token-3"
 
 
@@ -51,8 +54,10 @@ def test_exec_plugin_token_is_kept_until_its_expiry(tmp_path: pathlib.Path) -> N
     plugin = _exec_plugin(tmp_path, expires_in=datetime.timedelta(hours=1))
     path = tmp_path / "kubeconfig"
     path.write_text(_exec_kubeconfig(plugin))
-    cfg = config.load_kubeconfig(path)
+    now = [0.0]
+    cfg = config.load_kubeconfig(path, clock=lambda: now[0])
     assert cfg.credentials.authorization() == "Bearer token-1"
+    now[0] += 60
     assert cfg.credentials.authorization() == "Bearer token-1"
 
 
