@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
 import pathlib
+import ssl
 import sys
 
 import pytest
@@ -188,3 +190,32 @@ def _self_signed_pem(directory: pathlib.Path) -> bytes:
     )
     del directory
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_ca_that_is_no_certificate_is_a_config_error(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443', certificate-authority: ca.crt}}]\n"
+        "users: [{name: u, user: {token: abc}}]\n"
+    )
+    with pytest.raises(errors.ConfigError, match=r"--kubeconfig=.*: TLS"):
+        config.load_kubeconfig(path)
+
+
+def test_an_inline_ca_is_kept_as_pem(tmp_path: pathlib.Path) -> None:
+    """The process provider hands the CA to the pods' own clients."""
+    pem = _self_signed_pem(tmp_path)
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        f"clusters: [{{name: k, cluster: {{server: 'https://127.0.0.1:6443', certificate-authority-data: "
+        f"{base64.b64encode(pem).decode()}}}}}]\n"
+        "users: [{name: u, user: {token: abc}}]\n"
+    )
+    cfg = config.load_kubeconfig(path)
+    assert cfg.ca_pem == pem
+    assert isinstance(cfg.ssl, ssl.SSLContext)

@@ -105,8 +105,8 @@ def in_cluster(directory: pathlib.Path = SERVICE_ACCOUNT_DIR, environ: Mapping[s
         raise errors.ConfigError(f"in-cluster config: {exc}") from exc
     namespace_file = directory / "namespace"
     namespace = namespace_file.read_text().strip() if namespace_file.exists() else "default"
-    context = _ssl_context(loaded)
-    return Config(str(loaded.host), context, Credentials(token_file=token), namespace, ca.read_bytes())
+    context, ca_pem = _tls(loaded, "in-cluster config")
+    return Config(str(loaded.host), context, Credentials(token_file=token), namespace, ca_pem)
 
 
 def load_kubeconfig(
@@ -140,10 +140,10 @@ def load_kubeconfig(
     if user is not None and "exec" in user and not loaded.api_key.get("BearerToken") and not loaded.cert_file:
         # The package logs the plugin's failure and goes on without credentials; say it here.
         raise errors.ConfigError(f"--kubeconfig={path}: the exec plugin of user {context.get('user')!r} failed")
-    ca_pem = pathlib.Path(loaded.ssl_ca_cert).read_bytes() if loaded.ssl_ca_cert else b""
+    context_ssl, ca_pem = _tls(loaded, f"--kubeconfig={path}")
     return Config(
         server,
-        _ssl_context(loaded),
+        context_ssl,
         _credentials(loaded, _token_file(user), clock),
         context.get("namespace") or "default",
         ca_pem,
@@ -178,17 +178,22 @@ def _credentials(loaded: Any, token_file: pathlib.Path | None, clock: Callable[[
     return Credentials(hook=header, clock=clock)
 
 
-def _ssl_context(loaded: Any) -> ssl.SSLContext | bool:
-    """TLS as the package's configuration says: its CA (else the system's), its client certificate."""
+def _tls(loaded: Any, where: str) -> tuple[ssl.SSLContext | bool, bytes]:
+    """TLS as the package's configuration says (its CA, else the system's; its client
+    certificate), and the CA bundle's PEM."""
     cert, key = loaded.cert_file, loaded.key_file
-    if not loaded.verify_ssl and not (cert and key):
-        return False
-    context = ssl.create_default_context(cafile=loaded.ssl_ca_cert or None)
-    if not loaded.verify_ssl:
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    if cert and key:
-        context.load_cert_chain(cert, key)
-    return context
+    try:
+        ca_pem = pathlib.Path(loaded.ssl_ca_cert).read_bytes() if loaded.ssl_ca_cert else b""
+        if not loaded.verify_ssl and not (cert and key):
+            return False, ca_pem
+        context = ssl.create_default_context(cafile=loaded.ssl_ca_cert or None)
+        if not loaded.verify_ssl:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if cert and key:
+            context.load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError is one: a file that is no PEM, a key that does not match
+        raise errors.ConfigError(f"{where}: TLS: {exc}") from exc
+    return context, ca_pem
 
 
 def load(kubeconfig: str = "", environ: Mapping[str, str] = os.environ) -> Config:
