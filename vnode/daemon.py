@@ -55,7 +55,7 @@ import prometheus_client as prom
 from aiohttp import web
 
 from vnode import errors, gc, settings
-from vnode.kube import client, informer, objects
+from vnode.kube import api, client, informer, objects
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
@@ -236,8 +236,7 @@ class Daemon:
         namespace, _, name = self.config.profile_configmap.partition("/")
         return informer.Informer(
             self.kube,
-            f"/api/v1/namespaces/{namespace}/configmaps",
-            objects.ConfigMap,
+            api.config_maps(namespace),
             on_change=self._on_profile,
             params={"fieldSelector": f"metadata.name={name}"},
             rng=self.rng,

@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from vnode import daemon, early_signals, errors, settings
-from vnode.kube import client, config, objects
+from vnode.kube import api, client, config
 from vnode.observability import logs
 from vnode.provider import registry
 
@@ -78,7 +78,7 @@ async def _credentials(kube: client.Client, loaded: settings.Settings) -> settin
     """The provider's settings completed by its profile's credentials loader (a Secret, typically)."""
 
     async def read_secret(namespace: str, name: str) -> dict[str, bytes]:
-        secret = await kube.get(f"/api/v1/namespaces/{namespace}/secrets/{name}", objects.Secret)
+        secret = await api.read(kube, api.secrets(namespace), name)
         return {key: base64.b64decode(value) for key, value in secret.data.items()}
 
     cloud = await loaded.profile.credentials(loaded.cloud, read_secret)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import msgspec
 
 from vnode import errors, models, settings
-from vnode.kube import client, config, extra, objects
+from vnode.kube import api, client, config, extra
 from vnode.node import drain, orphans
 from vnode.provider import base, registry
 
@@ -89,8 +89,8 @@ async def find_orphans(
     instances = await provider.list({models.TAG_CLUSTER: cluster_id})
     pod_uids: set[str] | None = None
     if pods:
-        pod_uids = {p.metadata.uid for p in (await kube.list("/api/v1/pods", _Thin)).items}
-    nodes = {n.metadata.name for n in (await kube.list("/api/v1/nodes", _Thin)).items}
+        pod_uids = {p.metadata.uid for p in (await api.list_all(kube, api.PODS.decoded_as(_Thin))).items}
+    nodes = {n.metadata.name for n in (await api.list_all(kube, api.NODES.decoded_as(_Thin))).items}
     known = orphans.Known(cluster_id, None, live_pods=pod_uids, live_nodes=nodes)
     found = []
     for instance in instances:
@@ -237,7 +237,7 @@ async def drain_abandoned(
 
 async def _replica_nodes(kube: client.Client, name: str) -> list[str]:
     """The Nodes that replicas of StatefulSet ``name`` registered (``<name>-<ordinal>``)."""
-    nodes = await kube.list("/api/v1/nodes", objects.Node)
+    nodes = await api.list_all(kube, api.NODES)
     pattern = re.compile(rf"^{re.escape(name)}-\d+$")
     return [n.metadata.name for n in nodes.items if pattern.match(n.metadata.name)]
 
@@ -260,7 +260,7 @@ async def scale_down(kube: client.Client, namespace: str, name: str, *, wait_sec
     for node in await _replica_nodes(kube, name):
         log.warning("node %s was not drained in time; deleting it so that its instances are collected", node)
         with contextlib.suppress(errors.NotFound):
-            await kube.delete(f"/api/v1/nodes/{node}")
+            await extra.delete_node(kube, node)
     return False
 
 
@@ -307,11 +307,8 @@ async def _main(args: argparse.Namespace) -> int:
                 if not await scale_down(kube, namespace, name, wait_seconds=args.timeout):
                     print(f"vnode gc: {args.scale_down} still has replicas after {args.timeout:.0f}s", file=sys.stderr)
             if args.webhook_configuration:
-                path = (
-                    f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{args.webhook_configuration}"
-                )
                 with contextlib.suppress(errors.NotFound):
-                    await kube.delete(path)
+                    await api.delete_webhook_configuration(kube, args.webhook_configuration)
             orphans, failed = await collect(
                 kube, provider, cfg.cluster_id, dry_run=args.dry_run, grace_seconds=args.grace_seconds
             )

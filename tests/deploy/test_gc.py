@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pathlib
 import secrets
@@ -114,5 +115,69 @@ async def test_the_gc_command_with_the_process_provider(
                                       text=True)  # fmt: skip
         assert real.returncode == 0, real.stderr
         assert "1 instance(s) deleted" in real.stdout
+    finally:
+        process.stop_all(state)
+
+
+@pytest.fixture
+def service_account_token(core: k8s.CoreV1Api, namespace: str) -> Iterator[str]:
+    """A token of a ServiceAccount bound to cluster-admin (the binding removed afterwards)."""
+    account, binding = "gc-exec", f"vnode-test-gc-exec-{namespace}"
+    core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name=account)))
+    rbac = k8s.RbacAuthorizationV1Api(core.api_client)
+    rbac.create_cluster_role_binding(
+        k8s.V1ClusterRoleBinding(
+            metadata=k8s.V1ObjectMeta(name=binding),
+            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
+            subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name=account, namespace=namespace)],
+        )
+    )
+    try:
+        request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+        yield core.create_namespaced_service_account_token(account, namespace, request).status.token
+    finally:
+        with contextlib.suppress(k8s.ApiException):
+            rbac.delete_cluster_role_binding(binding)
+
+
+def exec_kubeconfig(cluster: launcher.Info, token: str, directory: pathlib.Path) -> pathlib.Path:
+    """A kubeconfig whose user is an exec plugin, as EKS, AKS and ACK write them: a script that
+    prints an ExecCredential with ``token``."""
+    credential = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": token}}
+    plugin = directory / "plugin"
+    plugin.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({credential!r}))\n")
+    plugin.chmod(0o755)
+    user = {
+        "exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin), "interactiveMode": "Never"}
+    }
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "exec",
+        "clusters": [
+            {"name": "c", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_file)}}
+        ],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "exec", "context": {"cluster": "c", "user": "u"}}],
+    }
+    path = directory / "kubeconfig"
+    path.write_text(json.dumps(kubeconfig))  # JSON is YAML
+    return path
+
+
+async def test_the_gc_command_with_an_exec_plugin_kubeconfig(
+    cluster: launcher.Info, service_account_token: str, tmp_path: pathlib.Path, node: str
+) -> None:
+    kubeconfig = exec_kubeconfig(cluster, service_account_token, tmp_path)
+    state = tmp_path / "process"
+    cloud = process.ProcessProvider(state, lifeline=os.getpid())
+    try:
+        orphan = await cloud.create(instance_spec("f", cluster="exec", node=node, uid="gone-uid", name="web"))
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"VNODE_PROCESS_DIR": str(state)}
+        cmd = [sys.executable, "-m", "vnode", "gc", "--kubeconfig", str(kubeconfig), "--provider", "process",
+               "--cluster-id", "exec", "--dry-run"]  # fmt: skip
+        done = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert f"would delete {orphan.id} pod=ns/web node={node} (pod gone)" in done.stdout
     finally:
         process.stop_all(state)

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client as k8s
 
 from vnode import errors
-from vnode.kube import client, informer, objects
+from vnode.kube import api, client, informer, objects
 
 pytestmark = pytest.mark.cluster
 
@@ -80,7 +80,7 @@ async def test_informer_caches_and_reports_changes(kube: client.Client, namespac
         changes.append((key, obj is not None))
         changed.set()
 
-    inf = informer.Informer(kube, f"/api/v1/namespaces/{namespace}/configmaps", objects.ConfigMap, on_change=on_change)
+    inf = informer.Informer(kube, api.config_maps(namespace), on_change=on_change)
     task = asyncio.create_task(inf.run())
     try:
         await asyncio.wait_for(inf.ready.wait(), 10)

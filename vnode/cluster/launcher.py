@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from vnode.cluster import build, components, pki, procs
+from vnode.kube import api
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 LEADER_LEASES = ("kube-controller-manager", "kube-scheduler")
@@ -309,7 +310,7 @@ class Cluster:
         started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
         # Leader leases left by the processes we stopped would make the new ones wait them out.
         for name in LEADER_LEASES:
-            self._request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}", record)
+            self._request("DELETE", api.lease_path("kube-system", name), record)
         for name in ("kube-controller-manager", "kube-scheduler"):
             children[name] = self.procs.spawn(name, commands[name])
         wait(
@@ -362,7 +363,7 @@ class Cluster:
 
     def _leases_held(self, record: dict[str, Any], since: datetime.datetime) -> bool:
         for name in LEADER_LEASES:
-            body = self._get(f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}", record)
+            body = self._get(api.lease_path("kube-system", name), record)
             if body is None:
                 return False
             spec = json.loads(body).get("spec", {})

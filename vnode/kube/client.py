@@ -109,9 +109,9 @@ class Client:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {}
-        token = self.config.credentials.token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        authorization = self.config.credentials.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
         if content_type:
             headers["Content-Type"] = content_type
         return headers
@@ -136,6 +136,7 @@ class Client:
                 data=data,
                 headers=self._headers(content_type if data is not None else None),
                 timeout=self._timeout,
+                server_hostname=self.config.tls_server_name,
             ) as response:
                 payload = await response.read()
                 if response.status >= 400:
@@ -189,19 +190,18 @@ class Client:
         ``Gone`` when ``resource_version`` is too old (the caller lists again), other
         ``ApiError`` kinds on failure.
         """
-        query = {
-            **(params or {}),
-            "watch": "1",
-            "allowWatchBookmarks": "true",
-            "resourceVersion": resource_version,
-            "timeoutSeconds": str(timeout_seconds),
-        }
+        query = {**(params or {}), "watch": "1", "allowWatchBookmarks": "true"}
+        query.update(resourceVersion=resource_version, timeoutSeconds=str(timeout_seconds))
         what = f"WATCH {path}"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 30)
         event_kind = objects.WatchEvent[kind]  # type: ignore[valid-type]
         try:
             async with self._session.get(
-                self.config.server + path, params=query, headers=self._headers(), timeout=timeout
+                self.config.server + path,
+                params=query,
+                headers=self._headers(),
+                timeout=timeout,
+                server_hostname=self.config.tls_server_name,
             ) as response:
                 if response.status >= 400:
                     raise _error(response.status, await response.read(), response.headers, what)

@@ -1,23 +1,31 @@
-"""Where the API server is and how to prove who we are: kubeconfig files and in-cluster service accounts.
+"""Where the API server is and how to prove who we are, as the ``kubernetes`` package loads it.
 
-Only what a daemon needs: a server URL, a CA, and either a client certificate or a bearer
-token. In a pod the service-account token is a projected file that the kubelet rotates
-(hourly by default), so :class:`Credentials` re-reads the file when it changes instead of
-caching the first token forever.
+The package's loader reads kubeconfig files (merged ``KUBECONFIG`` lists, contexts, relative
+and inline certificates, tokens and token files, exec plugins such as ``aws eks get-token``,
+``kubelogin`` or ``ack-ram-authenticator``, the oidc auth-provider) and the in-cluster service
+account. This module turns its result into what the aiohttp client needs: a server URL, an
+``ssl.SSLContext`` and the ``Authorization`` header of each request.
+
+The header is asked for at every request (:class:`Credentials`): an exec plugin's token is
+run again by the package's refresh hook when it nears its ``expirationTimestamp`` (the plugin
+runs synchronously, once an expiry, as in kubectl), and a token *file* is re-read when it
+changes: in a pod the service-account token is a projected file that the kubelet rotates
+(hourly by default), which the package would read only once a minute or, in a kubeconfig's
+``tokenFile``, only once. The package is imported only when a configuration is loaded: it
+costs most of a second, which ``vnode --help`` need not pay.
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import dataclasses
+import math
 import os
 import pathlib
 import ssl
-import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import yaml
 
 from vnode import errors
 
@@ -27,22 +35,45 @@ SERVICE_ACCOUNT_DIR = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccoun
 
 
 class Credentials:
-    """A bearer token, fixed or read from a file that may be rotated under us."""
+    """The ``Authorization`` header of a request: fixed, from a token file that may be rotated under
+    us, or from a hook (the ``kubernetes`` package's, which runs an exec plugin again when due).
 
-    def __init__(self, token: str = "", token_file: pathlib.Path | None = None) -> None:
+    The hook is asked at most every ``hook_interval`` seconds: the package's costs ~0.5 ms a
+    call (it re-reads the proxy environment), and it renews a token five minutes before expiry.
+    """
+
+    def __init__(
+        self,
+        token: str = "",
+        token_file: pathlib.Path | None = None,
+        hook: Callable[[], str | None] | None = None,
+        *,
+        hook_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._token = token
         self._file = token_file
+        self._hook = hook
         self._mtime: float | None = None
+        self._header = ""
+        self._hook_due = -math.inf
+        self._hook_interval = hook_interval
+        self._clock = clock
 
-    def token(self) -> str:
+    def authorization(self) -> str:
+        """The header's value (``Bearer <token>``), or empty for none (client certificates)."""
+        if self._hook is not None:
+            now = self._clock()
+            if now >= self._hook_due:
+                self._header, self._hook_due = self._hook() or "", now + self._hook_interval
+            return self._header
         if self._file is not None:
-            try:
+            mtime: float | None = self._mtime
+            with contextlib.suppress(OSError):
                 mtime = self._file.stat().st_mtime
-            except OSError:
-                return self._token
             if mtime != self._mtime:
                 self._token, self._mtime = self._file.read_text().strip(), mtime
-        return self._token
+        return f"Bearer {self._token}" if self._token else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,70 +82,118 @@ class Config:
     ssl: ssl.SSLContext | bool
     credentials: Credentials
     namespace: str = "default"
+    ca_pem: bytes = b""  # the CA bundle the server is checked with, for clients we start (process pods)
+    tls_server_name: str | None = None  # the name to check the server's certificate for, if not the host's
 
 
 def in_cluster(directory: pathlib.Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] = os.environ) -> Config:
-    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT", "443")
-    if not host:
+    """The pod's service account: the package finds the API server; the token file is re-read when rotated."""
+    from kubernetes.client import configuration as k8s_configuration
+    from kubernetes.config import config_exception, incluster_config
+
+    if not environ.get("KUBERNETES_SERVICE_HOST"):
         raise errors.ConfigError("in-cluster config: KUBERNETES_SERVICE_HOST is not set (give --kubeconfig)")
-    host = f"[{host}]" if ":" in host else host
-    context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+    environ = {"KUBERNETES_SERVICE_PORT": "443", **environ}
+    ca, token = directory / "ca.crt", directory / "token"
+    loaded = k8s_configuration.Configuration()
+    try:
+        loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            str(token), str(ca), try_refresh_token=False, environ=environ
+        )
+        loader.load_and_set(loaded)  # type: ignore[no-untyped-call]
+    except (config_exception.ConfigException, OSError) as exc:
+        raise errors.ConfigError(f"in-cluster config: {exc}") from exc
     namespace_file = directory / "namespace"
     namespace = namespace_file.read_text().strip() if namespace_file.exists() else "default"
-    return Config(f"https://{host}:{port}", context, Credentials(token_file=directory / "token"), namespace)
+    context, ca_pem = _tls(loaded, "in-cluster config")
+    return Config(str(loaded.host), context, Credentials(token_file=token), namespace, ca_pem)
 
 
-def _data_or_file(entry: Mapping[str, Any], key: str, base: pathlib.Path) -> bytes | None:
-    if entry.get(f"{key}-data"):
-        return base64.b64decode(entry[f"{key}-data"])
-    if entry.get(key):
-        path = pathlib.Path(os.path.expanduser(entry[key]))
-        return (path if path.is_absolute() else base / path).read_bytes()
-    return None
+def load_kubeconfig(
+    path: pathlib.Path, context_name: str = "", *, clock: Callable[[], float] = time.monotonic
+) -> Config:
+    """The config of ``context_name`` (the current context by default) in a kubeconfig file.
 
+    ``path`` may be a ``KUBECONFIG``-style list (``a:b``), merged as kubectl does. An exec
+    plugin runs now, and again whenever its token nears its expiry.
+    """
+    from kubernetes.client import configuration as k8s_configuration
+    from kubernetes.config import config_exception, kube_config
 
-def load_kubeconfig(path: pathlib.Path, context_name: str = "") -> Config:
-    """The config of ``context_name`` (the current context by default) in a kubeconfig file."""
+    loaded = k8s_configuration.Configuration()
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise errors.ConfigError(f"--kubeconfig={path}: cannot read it ({exc})") from exc
-    name = context_name or doc.get("current-context", "")
+        merged = kube_config.KubeConfigMerger(str(path))  # type: ignore[no-untyped-call]
+        if merged.config is None:
+            raise errors.ConfigError(f"--kubeconfig={path}: no such file, or nothing in it")
+        loader = kube_config.KubeConfigLoader(  # type: ignore[no-untyped-call]
+            merged.config, active_context=context_name or None, config_base_path=None
+        )
+        loader.load_and_set(loaded)  # type: ignore[no-untyped-call]
+    except (config_exception.ConfigException, OSError, ValueError) as exc:
+        # ValueError: the YAML itself (yaml.YAMLError is one) or a base64 field.
+        raise errors.ConfigError(f"--kubeconfig={path}: {exc}") from exc
+    server = str(loaded.host).rstrip("/")
+    if not server or server == "http://localhost":  # the package's default when the cluster has no server
+        raise errors.ConfigError(f"--kubeconfig={path}: the cluster of the context has no server")
+    context = loader.current_context.get("context") or {}
+    user = _user(merged.config, context.get("user", ""))
+    if user is not None and "exec" in user and not loaded.api_key.get("BearerToken") and not loaded.cert_file:
+        # The package logs the plugin's failure and goes on without credentials; say it here.
+        raise errors.ConfigError(f"--kubeconfig={path}: the exec plugin of user {context.get('user')!r} failed")
+    context_ssl, ca_pem = _tls(loaded, f"--kubeconfig={path}")
+    return Config(
+        server,
+        context_ssl,
+        _credentials(loaded, _token_file(user), clock),
+        context.get("namespace") or "default",
+        ca_pem,
+        loaded.tls_server_name,
+    )
 
-    def pick(kind: str, wanted: str) -> dict[str, Any]:
-        for item in doc.get(f"{kind}s") or []:
-            if item.get("name") == wanted:
-                return dict(item.get(kind) or {})
-        raise errors.ConfigError(f"--kubeconfig={path}: no {kind} named {wanted!r}")
 
-    context = pick("context", name)
-    cluster, user = pick("cluster", context.get("cluster", "")), pick("user", context.get("user", ""))
-    base = path.parent
-    ssl_context: ssl.SSLContext | bool
-    if cluster.get("insecure-skip-tls-verify"):
-        ssl_context = False
-    else:
-        ssl_context = ssl.create_default_context()
-        ca = _data_or_file(cluster, "certificate-authority", base)
-        if ca is not None:
-            ssl_context.load_verify_locations(cadata=ca.decode())
-    cert, key = _data_or_file(user, "client-certificate", base), _data_or_file(user, "client-key", base)
-    if cert and key:
-        if not isinstance(ssl_context, ssl.SSLContext):
-            ssl_context = ssl.create_default_context()
-            ssl_context.check_hostname, ssl_context.verify_mode = False, ssl.CERT_NONE
-        with tempfile.TemporaryDirectory(prefix="vnode-kube-") as tmp:  # load_cert_chain reads files only
-            cert_path, key_path = pathlib.Path(tmp, "cert.pem"), pathlib.Path(tmp, "key.pem")
-            cert_path.write_bytes(cert)
-            key_path.touch(mode=0o600)
-            key_path.write_bytes(key)
-            ssl_context.load_cert_chain(cert_path, key_path)
-    token_file = user.get("tokenFile")
-    credentials = Credentials(user.get("token", ""), pathlib.Path(token_file) if token_file else None)
-    server = str(cluster.get("server", "")).rstrip("/")
-    if not server:
-        raise errors.ConfigError(f"--kubeconfig={path}: cluster {context.get('cluster')!r} has no server")
-    return Config(server, ssl_context, credentials, context.get("namespace", "default"))
+def _user(merged: Any, name: str) -> Any:
+    """The ``user`` entry named ``name`` (a ``ConfigNode`` that knows its file), or None."""
+    named = merged["users"].get_with_name(name, safe=True) if name and "users" in merged else None
+    return named["user"] if named is not None and "user" in named else None
+
+
+def _token_file(user: Any) -> pathlib.Path | None:
+    """The user's ``tokenFile`` (relative to the kubeconfig that names it), unless it has a plain token."""
+    if user is None or user.safe_get("token") or not user.safe_get("tokenFile"):
+        return None
+    token_file = pathlib.Path(os.path.expanduser(str(user["tokenFile"])))
+    return token_file if token_file.is_absolute() else pathlib.Path(str(user.path)).parent / token_file
+
+
+def _credentials(loaded: Any, token_file: pathlib.Path | None, clock: Callable[[], float]) -> Credentials:
+    if token_file is not None:
+        return Credentials(token_file=token_file)
+    if not loaded.api_key.get("BearerToken"):
+        return Credentials()  # a client certificate, or no credentials at all
+
+    def header() -> str | None:
+        value: str | None = loaded.get_api_key_with_prefix("BearerToken")  # runs the refresh hook
+        return value
+
+    return Credentials(hook=header, clock=clock)
+
+
+def _tls(loaded: Any, where: str) -> tuple[ssl.SSLContext | bool, bytes]:
+    """TLS as the package's configuration says (its CA, else the system's; its client
+    certificate), and the CA bundle's PEM."""
+    cert, key = loaded.cert_file, loaded.key_file
+    try:
+        ca_pem = pathlib.Path(loaded.ssl_ca_cert).read_bytes() if loaded.ssl_ca_cert else b""
+        if not loaded.verify_ssl and not (cert and key):
+            return False, ca_pem
+        context = ssl.create_default_context(cafile=loaded.ssl_ca_cert or None)
+        if not loaded.verify_ssl:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if cert and key:
+            context.load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError is one: a file that is no PEM, a key that does not match
+        raise errors.ConfigError(f"{where}: TLS: {exc}") from exc
+    return context, ca_pem
 
 
 def load(kubeconfig: str = "", environ: Mapping[str, str] = os.environ) -> Config:

@@ -21,6 +21,7 @@ __all__ = [
     "StatefulSet",
     "cordon",
     "create_lease",
+    "delete_lease",
     "delete_node",
     "evict",
     "get_lease",
@@ -115,6 +116,10 @@ def lease_path(node: str) -> str:
 
 async def get_lease(kube: client.Client, node: str) -> Lease:
     return await kube.get(lease_path(node), Lease)
+
+
+async def delete_lease(kube: client.Client, node: str) -> None:
+    await kube.delete(lease_path(node))
 
 
 async def create_lease(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from vnode import errors
-from vnode.kube import client, objects
+from vnode.kube import api, client, objects
 
 __all__ = ["Informer"]
 
@@ -31,8 +31,7 @@ class Informer(Generic[T]):
     def __init__(
         self,
         kube: client.Client,
-        path: str,
-        kind: type[T],
+        resource: api.Resource[T],
         *,
         on_change: Callable[[str, T | None], None],
         params: Mapping[str, str] | None = None,
@@ -40,8 +39,7 @@ class Informer(Generic[T]):
         watch_timeout: int = 300,
     ) -> None:
         self.kube = kube
-        self.path = path
-        self.kind: type[T] = kind
+        self.resource: api.Resource[T] = resource
         self.params = dict(params or {})
         self.on_change: Callable[[str, T | None], None] = on_change
         self.cache: dict[str, T] = {}
@@ -66,24 +64,24 @@ class Informer(Generic[T]):
                 await self._watch()
                 failures = 0
             except errors.Gone:
-                log.info("watch expired, listing again", extra={"path": self.path})
+                log.info("watch expired, listing again", extra={"path": self.resource.path})
                 relist = True
             except errors.ApiError as exc:
                 failures += 1
                 delay = min(30.0, 0.2 * 2**failures) * (0.5 + self._rng.random() / 2)
                 if isinstance(exc, errors.Retryable) and exc.retry_after:
                     delay = max(delay, exc.retry_after)
-                log.warning("list/watch failed: %s; again in %.1fs", exc, delay, extra={"path": self.path})
+                log.warning("list/watch failed: %s; again in %.1fs", exc, delay, extra={"path": self.resource.path})
                 await asyncio.sleep(delay)
             except Exception:  # an object we cannot decode, a bug: never let it stop the daemon's watch
                 failures += 1
                 delay = min(30.0, 0.2 * 2**failures) * (0.5 + self._rng.random() / 2)
-                log.exception("list/watch broke; listing again in %.1fs", delay, extra={"path": self.path})
+                log.exception("list/watch broke; listing again in %.1fs", delay, extra={"path": self.resource.path})
                 relist = True
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
-        listed = await self.kube.list(self.path, self.kind, params=self.params)
+        listed = await api.list_all(self.kube, self.resource, params=self.params)
         fresh = {self.key_of(item): item for item in listed.items}
         gone = [key for key in self.cache if key not in fresh]
         self.cache.clear()  # in place: others hold a reference to the cache
@@ -96,9 +94,9 @@ class Informer(Generic[T]):
             self.on_change(key, item)
 
     async def _watch(self) -> None:
-        events = self.kube.watch_objects(
-            self.path,
-            self.kind,
+        events = api.watch(
+            self.kube,
+            self.resource,
             resource_version=self.resource_version,
             params=self.params,
             timeout_seconds=self._watch_timeout,

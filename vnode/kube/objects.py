@@ -14,12 +14,14 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 __all__ = [
+    "CertificateSigningRequest",
     "ConfigMap",
     "Container",
     "ContainerState",
     "ContainerStatus",
     "Lease",
     "List",
+    "Namespace",
     "Node",
     "ObjectMeta",
     "Pod",
@@ -28,6 +30,9 @@ __all__ = [
     "PodStatus",
     "Secret",
     "Status",
+    "SubjectAccessReview",
+    "TokenRequest",
+    "TokenReview",
     "Volume",
     "WatchEvent",
 ]
@@ -394,3 +399,64 @@ class WatchEvent(_S, Generic[T]):
 
     type: str
     object: T
+
+
+class Namespace(_S):
+    """All vnode reads of a namespace: its name, labels and resourceVersion."""
+
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+
+
+class TokenRequestStatus(_S):
+    token: str = ""
+    expiration_timestamp: str | None = None
+
+
+class TokenRequest(_S):
+    """The answer to a ServiceAccount's ``token`` subresource."""
+
+    status: TokenRequestStatus = msgspec.field(default_factory=TokenRequestStatus)
+
+
+class UserInfo(_S):
+    username: str = ""
+    uid: str = ""
+    groups: list[str] = []
+    extra: dict[str, list[str]] = {}
+
+
+class TokenReviewStatus(_S):
+    authenticated: bool = False
+    user: UserInfo = msgspec.field(default_factory=UserInfo)
+    error: str = ""
+
+
+class TokenReview(_S):
+    status: TokenReviewStatus = msgspec.field(default_factory=TokenReviewStatus)
+
+
+class SubjectAccessReviewStatus(_S):
+    allowed: bool = False
+    denied: bool = False
+    reason: str = ""
+
+
+class SubjectAccessReview(_S):
+    status: SubjectAccessReviewStatus = msgspec.field(default_factory=SubjectAccessReviewStatus)
+
+
+class Condition(_S):
+    type: str = ""
+    status: str = ""
+    reason: str = ""
+    message: str = ""
+
+
+class CertificateSigningRequestStatus(_S):
+    conditions: list[Condition] = []
+    certificate: str = ""  # base64 PEM, once signed
+
+
+class CertificateSigningRequest(_S):
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    status: CertificateSigningRequestStatus = msgspec.field(default_factory=CertificateSigningRequestStatus)

@@ -24,36 +24,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from vnode import errors
+from vnode.kube import api, client
 from vnode.kubelet import clock as clock_mod
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Api", "Reviewer", "User", "attributes_for", "middleware", "user_from_peercert"]
+__all__ = ["Reviewer", "User", "attributes_for", "middleware", "user_from_peercert"]
 
 AUTHENTICATED = "system:authenticated"
 _VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-
-
-class Api(Protocol):
-    """The one call this package makes to the API server (``vnode.kube.client.Client`` has it)."""
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> bytes: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,7 +110,7 @@ class Reviewer:
 
     def __init__(
         self,
-        api: Api,
+        kube: client.Client,
         node_name: str,
         *,
         clock: clock_mod.Clock,
@@ -132,7 +118,7 @@ class Reviewer:
         allowed_ttl: float = 300.0,
         denied_ttl: float = 30.0,
     ) -> None:
-        self.api = api
+        self.kube = kube
         self.node_name = node_name
         self.token_ttl, self.allowed_ttl, self.denied_ttl = token_ttl, allowed_ttl, denied_ttl
         self._tokens = _Cache(clock)
@@ -143,17 +129,15 @@ class Reviewer:
         hit, cached = self._tokens.get(key)
         if hit:
             return cached  # type: ignore[no-any-return]
-        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-        raw = await self.api.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", body=review)
-        status = json.loads(raw).get("status") or {}
+        status = (await api.review_token(self.kube, token)).status
         user: User | None = None
-        if status.get("authenticated"):
-            info = status.get("user") or {}
-            groups = list(info.get("groups") or [])
+        if status.authenticated:
+            info = status.user
+            groups = list(info.groups)
             if AUTHENTICATED not in groups:
                 groups.append(AUTHENTICATED)
-            extra = tuple(sorted((k, tuple(v)) for k, v in (info.get("extra") or {}).items()))
-            user = User(info.get("username", ""), tuple(groups), info.get("uid", ""), extra)
+            extra = tuple(sorted((k, tuple(v)) for k, v in info.extra.items()))
+            user = User(info.username, tuple(groups), info.uid, extra)
         self._tokens.put(key, user, self.token_ttl if user else self.denied_ttl)
         return user
 
@@ -185,9 +169,7 @@ class Reviewer:
             spec["uid"] = user.uid
         if user.extra:
             spec["extra"] = {k: list(v) for k, v in user.extra}
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
-        raw = await self.api.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review)
-        return bool((json.loads(raw).get("status") or {}).get("allowed"))
+        return (await api.review_access(self.kube, spec)).status.allowed
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

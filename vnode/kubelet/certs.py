@@ -21,7 +21,6 @@ import asyncio
 import base64
 import dataclasses
 import datetime
-import json
 import logging
 import pathlib
 import secrets
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from vnode import certificates, errors
-from vnode.kubelet import auth
+from vnode.kube import api, client
 from vnode.kubelet import clock as clock_mod
 
 __all__ = [
@@ -49,7 +48,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIGNER = "kubernetes.io/kubelet-serving"
-_CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,18 +58,17 @@ class ServingFiles:
     key: pathlib.Path
 
 
-async def client_ca_from_cluster(api: auth.Api) -> str:
+async def client_ca_from_cluster(kube: client.Client) -> str:
     """The CA bundle that signs client certificates, as the API server publishes it.
 
     ``kube-system/extension-apiserver-authentication`` holds the API server's ``--client-ca-file``
     (what aggregated API servers trust too); reading it needs the Role
     ``extension-apiserver-authentication-reader`` in kube-system.
     """
-    path = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
-    data = json.loads(await api.request("GET", path)).get("data") or {}
-    bundle = data.get("client-ca-file", "")
+    name = "extension-apiserver-authentication"
+    bundle = (await api.read(kube, api.config_maps("kube-system"), name)).data.get("client-ca-file", "")
     if not bundle:
-        raise errors.NotFound(f"{path} has no client-ca-file: the API server runs without --client-ca-file")
+        raise errors.NotFound(f"kube-system/{name} has no client-ca-file: the API server runs without --client-ca-file")
     return str(bundle)
 
 
@@ -107,7 +104,7 @@ def _still_good(files: ServingFiles, addresses: Sequence[str], now: datetime.dat
 
 
 async def request_serving_certificate(
-    api: auth.Api,
+    kube: client.Client,
     node_name: str,
     addresses: Sequence[str],
     directory: pathlib.Path,
@@ -139,33 +136,30 @@ async def request_serving_certificate(
             "usages": ["digital signature", "server auth"],
         },
     }
-    created = json.loads(await api.request("POST", _CSR_PATH, body=body))
+    await api.create_certificate_signing_request(kube, body)
     if approve:
-        created.setdefault("status", {})["conditions"] = [
-            {
-                "type": "Approved",
-                "status": "True",
-                "reason": "VnodeSelfApproved",
-                "message": f"vnode approved the serving certificate of its virtual node {node_name}",
-            }
-        ]
+        approved = {
+            "type": "Approved",
+            "status": "True",
+            "reason": "VnodeSelfApproved",
+            "message": f"vnode approved the serving certificate of its virtual node {node_name}",
+        }
         try:
-            await api.request("PUT", f"{_CSR_PATH}/{name}/approval", body=created)
+            await api.approve_certificate_signing_request(kube, name, approved)
         except errors.Forbidden as exc:
             log.warning("cannot approve own CSR %s (%s); waiting for an approver", name, exc, extra={"node": node_name})
     deadline = clock.monotonic() + wait_seconds
     while True:
-        current = json.loads(await api.request("GET", f"{_CSR_PATH}/{name}"))
-        status = current.get("status") or {}
-        for condition in status.get("conditions") or []:
-            if condition.get("type") in ("Denied", "Failed") and condition.get("status") == "True":
-                raise errors.Forbidden(f"CSR {name} {condition['type'].lower()}: {condition.get('message', '')}")
-        if status.get("certificate"):
+        status = (await api.read(kube, api.CERTIFICATE_SIGNING_REQUESTS, name)).status
+        for condition in status.conditions:
+            if condition.type in ("Denied", "Failed") and condition.status == "True":
+                raise errors.Forbidden(f"CSR {name} {condition.type.lower()}: {condition.message}")
+        if status.certificate:
             break
         if clock.monotonic() > deadline:
             raise errors.Unavailable(f"CSR {name} was not approved and signed within {wait_seconds:.0f}s")
         await asyncio.sleep(poll_interval)
-    _write(files, key, base64.b64decode(status["certificate"]))
+    _write(files, key, base64.b64decode(status.certificate))
     return files
 
 
@@ -206,7 +200,7 @@ class Rotator:
 
     def __init__(
         self,
-        api: auth.Api,
+        kube: client.Client,
         node_name: str,
         addresses: Sequence[str],
         directory: pathlib.Path,
@@ -216,7 +210,7 @@ class Rotator:
         check_interval: float = 600.0,
         wait_seconds: float = 300.0,
     ) -> None:
-        self.api, self.node_name, self.addresses, self.directory = api, node_name, tuple(addresses), directory
+        self.kube, self.node_name, self.addresses, self.directory = kube, node_name, tuple(addresses), directory
         self.context, self.clock = context, clock
         self.check_interval, self.wait_seconds = check_interval, wait_seconds
         self.ready = asyncio.Event()
@@ -225,7 +219,7 @@ class Rotator:
     async def renew_once(self) -> bool:
         """Check once; True if a new certificate was loaded."""
         files = await request_serving_certificate(
-            self.api, self.node_name, self.addresses, self.directory, clock=self.clock, wait_seconds=self.wait_seconds
+            self.kube, self.node_name, self.addresses, self.directory, clock=self.clock, wait_seconds=self.wait_seconds
         )
         pem = files.cert.read_bytes()
         if pem == self._loaded:

@@ -38,6 +38,7 @@ from typing import Any
 from aiohttp import web
 
 from vnode import errors
+from vnode.kube import client as kube_client
 from vnode.kubelet import auth, certs, portforward, remotecommand, stats
 from vnode.kubelet import clock as clock_mod
 from vnode.kubelet import pods as pods_mod
@@ -432,7 +433,7 @@ class KubeletServer:
 
 
 async def prepare(
-    api: auth.Api,
+    kube: kube_client.Client,
     *,
     node_name: str,
     addresses: Sequence[str],
@@ -452,13 +453,13 @@ async def prepare(
     ``daemonEndpoints`` and ``addresses`` in its status, and declare ``ExtendWebSocketsToKubelet``.
     """
     if serving is None:
-        serving = await certs.request_serving_certificate(api, node_name, addresses, cert_dir, clock=clock)
-    ca: pathlib.Path | str = client_ca if client_ca is not None else await certs.client_ca_from_cluster(api)
+        serving = await certs.request_serving_certificate(kube, node_name, addresses, cert_dir, clock=clock)
+    ca: pathlib.Path | str = client_ca if client_ca is not None else await certs.client_ca_from_cluster(kube)
     return KubeletServer(
         node_name=node_name,
         provider=provider,
         pods=pods,
-        reviewer=auth.Reviewer(api, node_name, clock=clock),
+        reviewer=auth.Reviewer(kube, node_name, clock=clock),
         ssl_context=certs.server_ssl_context(serving, ca),
         clock=clock,
         host=host,

@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from vnode import errors, models
-from vnode.kube import client, extra, objects
+from vnode.kube import api, client, extra, objects
 from vnode.node import orphans
 from vnode.provider import base
 
@@ -293,8 +293,7 @@ async def drain(
 async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> None:
     """Remove a pod object at once (grace 0, UID precondition); its key goes to ``done`` if removed here."""
     try:
-        await kube.delete(f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}",
-                          grace_seconds=0, uid=pod.metadata.uid)  # fmt: skip
+        await api.delete_pod(kube, pod.metadata.namespace, pod.metadata.name, grace_seconds=0, uid=pod.metadata.uid)
     except (errors.NotFound, errors.Conflict):
         return
     except errors.ApiError as exc:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vnode import errors, tokenbucket
-from vnode.kube import client, objects
+from vnode.kube import api, client, objects
 
 __all__ = ["Event", "Pacer", "Recorder"]
 
@@ -140,7 +140,7 @@ class Recorder:
                 return
             namespace, body = self._waiting.popleft()
             try:
-                await self.kube.create(f"/api/v1/namespaces/{namespace}/events", body)
+                await api.create_event(self.kube, namespace, body)
             except errors.ApiError as exc:
                 log.debug("event %s not recorded: %s", body["reason"], exc)
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from vnode import errors, models, settings
-from vnode.kube import client, informer, objects
+from vnode.kube import api, client, informer, objects
 from vnode.node import book, instances, orphans, queue, reconcile, registration
 from vnode.observability import metrics
 from vnode.provider import base
@@ -61,8 +61,7 @@ class PodController:
         self.wall = wall
         self.informer = informer.Informer(
             kube,
-            "/api/v1/pods",
-            objects.Pod,
+            api.PODS,
             on_change=self._on_pod,
             params={"fieldSelector": f"spec.nodeName={config.node_name}"},
         )

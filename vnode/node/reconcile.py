@@ -25,14 +25,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from vnode import errors, models, settings
-from vnode.kube import client, objects
+from vnode.kube import api, client, objects
 from vnode.node import book, events, lifecycle, references, spec
 from vnode.observability import metrics
 from vnode.provider import base
@@ -197,13 +196,14 @@ class Reconciler:
         self.book.drop(pod.metadata.uid)
         # NotFound: gone already; Conflict: a new pod of the same name, not ours to delete.
         with contextlib.suppress(errors.NotFound, errors.Conflict):
-            path = f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}"
-            await self.kube.delete(path, grace_seconds=0, uid=pod.metadata.uid)
+            await api.delete_pod(
+                self.kube, pod.metadata.namespace, pod.metadata.name, grace_seconds=0, uid=pod.metadata.uid
+            )
 
     async def _write(self, pod: objects.Pod, wanted: Mapping[str, Any]) -> None:
-        path = f"/api/v1/namespaces/{pod.metadata.namespace}/pods/{pod.metadata.name}/status"
+        body = {"metadata": {"uid": pod.metadata.uid}, "status": wanted}
         try:
-            await self.kube.patch(path, {"metadata": {"uid": pod.metadata.uid}, "status": wanted}, kind="strategic")
+            await api.patch_pod_status(self.kube, pod.metadata.namespace, pod.metadata.name, body)
         except errors.NotFound:
             return
         self.book.wrote(pod.metadata.uid, wanted)
@@ -234,11 +234,10 @@ class Reconciler:
         return spec.Sources(configmaps=cms, secrets=secs, tokens=dict(zip(audiences, tokens, strict=True)))
 
     async def _read_ref(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
-        path = f"/api/v1/namespaces/{namespace}/{kind}/{name}"
         try:
             if kind == "configmaps":
-                return spec.configmap_data(await self.kube.get(path, objects.ConfigMap))
-            return spec.secret_data(await self.kube.get(path, objects.Secret))
+                return spec.configmap_data(await api.read(self.kube, api.config_maps(namespace), name))
+            return spec.secret_data(await api.read(self.kube, api.secrets(namespace), name))
         except errors.NotFound:
             return None
 
@@ -259,9 +258,8 @@ class Reconciler:
         }
         if audience:
             body["spec"]["audiences"] = [audience]
-        path = f"/api/v1/namespaces/{pod.metadata.namespace}/serviceaccounts/{account}/token"
         try:
-            answer = json.loads(await self.kube.create(path, body))
+            answer = await api.request_token(self.kube, pod.metadata.namespace, account, body)
         except errors.NotFound as exc:
             raise spec.Missing("serviceaccount", account) from exc
-        return str(answer["status"]["token"])
+        return answer.status.token

@@ -33,7 +33,7 @@ import random
 from collections.abc import Callable
 
 from vnode import errors, models
-from vnode.kube import client, informer, objects
+from vnode.kube import api, client, informer, objects
 from vnode.node import events, pods, reconcile, spec
 from vnode.observability import metrics as metrics_mod
 from vnode.provider import base
@@ -70,14 +70,12 @@ class _Namespace:
         self.pods = 0
         self.configmaps = informer.Informer(
             kube,
-            f"/api/v1/namespaces/{namespace}/configmaps",
-            objects.ConfigMap,
+            api.config_maps(namespace),
             on_change=lambda key, _obj: on_change("configmaps", key),
         )
         self.secrets = informer.Informer(
             kube,
-            f"/api/v1/namespaces/{namespace}/secrets",
-            objects.Secret,
+            api.secrets(namespace),
             on_change=lambda key, _obj: on_change("secrets", key),
         )
         self.tasks = [asyncio.create_task(self.configmaps.run()), asyncio.create_task(self.secrets.run())]

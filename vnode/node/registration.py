@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vnode import __version__, errors, models, settings
-from vnode.kube import client, objects
+from vnode.kube import api, client
 from vnode.provider import base
 
 __all__ = ["KUBE_VERSION", "TAINT_KEY", "CloudHealth", "NodeController", "labels", "node_status"]
@@ -157,7 +157,6 @@ class NodeController:
         self.uid = ""
         self._written: dict[str, Any] | None = None
         self._written_at = 0.0
-        self._path = f"/api/v1/nodes/{config.node_name}"
 
     async def run(self) -> None:
         await self._with_retry(self.register)
@@ -193,11 +192,11 @@ class NodeController:
             "spec": {"taints": [taint]},
         }
         try:
-            created = client.decode(await self.kube.create("/api/v1/nodes", body), objects.Node)
+            created = await api.create_node(self.kube, body)
             self.uid = created.metadata.uid
             log.info("node registered")
         except errors.Conflict:
-            node = await self.kube.get(self._path, objects.Node)
+            node = await api.read(self.kube, api.NODES, self.config.node_name)
             self.uid = node.metadata.uid
             patch: dict[str, Any] = {"metadata": {"labels": mine, "resourceVersion": node.metadata.resource_version}}
             ours = [t for t in node.spec.taints if t.get("key") == TAINT_KEY]
@@ -205,7 +204,7 @@ class NodeController:
                 others = [t for t in node.spec.taints if t.get("key") != TAINT_KEY]
                 patch["spec"] = {"taints": [*others, taint]}
             if patch.get("spec") or any(node.metadata.labels.get(k) != v for k, v in mine.items()):
-                await self.kube.patch(self._path, patch, kind="merge")  # Conflict: retried from a fresh read
+                await api.patch_node(self.kube, self.config.node_name, patch)  # Conflict: retried from a fresh read
             log.info("node exists; adopted it")
         self._written = None
         if self.may_write():
@@ -223,7 +222,7 @@ class NodeController:
             for c in wanted["conditions"]:
                 c.pop("lastTransitionTime")
         try:
-            await self.kube.patch(f"{self._path}/status", {"status": wanted}, kind="strategic")
+            await api.patch_node_status(self.kube, self.config.node_name, {"status": wanted})
         except errors.NotFound:
             log.warning("node was deleted; registering it again")
             await self.register()

@@ -20,7 +20,7 @@ import asyncio
 import logging
 
 from vnode import errors
-from vnode.kube import client, informer, objects
+from vnode.kube import api, client, informer, objects
 from vnode.webhook import metrics, mutation
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,11 @@ class DeletionCost:
         self._queued: set[str] = set()
         self._patched: set[str] = set()  # until the watch brings the annotation back
         self._nodes = informer.Informer(
-            kube, "/api/v1/nodes", objects.Node, on_change=self._node_changed,
+            kube, api.NODES, on_change=self._node_changed,
             params={"labelSelector": VIRTUAL_NODE_SELECTOR},
         )  # fmt: skip
         self._pods = informer.Informer(
-            kube, "/api/v1/pods", objects.Pod, on_change=self._pod_changed,
+            kube, api.PODS, on_change=self._pod_changed,
             params={"labelSelector": f"{mutation.BURST_LABEL}=true"},
         )  # fmt: skip
         self.ready = asyncio.Event()
@@ -101,7 +101,7 @@ class DeletionCost:
             namespace, name = key.split("/", 1)
             body = {"metadata": {"annotations": {mutation.DELETION_COST_ANNOTATION: self.cost}}}
             try:
-                await self._kube.patch(f"/api/v1/namespaces/{namespace}/pods/{name}", body)
+                await api.patch_pod(self._kube, namespace, name, body)
             except errors.NotFound:
                 self._metrics.deletion_cost_patches.labels("gone").inc()
                 continue

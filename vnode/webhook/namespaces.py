@@ -20,21 +20,11 @@ import random
 from collections.abc import Mapping
 from typing import Protocol
 
-import msgspec
-
 from vnode import errors
-from vnode.kube import client, objects
+from vnode.kube import api, client, objects
 from vnode.webhook import metrics
 
 log = logging.getLogger(__name__)
-
-PATH = "/api/v1/namespaces"
-
-
-class Namespace(msgspec.Struct, kw_only=True):
-    """All the webhook reads of a namespace: its name, labels and resourceVersion."""
-
-    metadata: objects.ObjectMeta = msgspec.field(default_factory=objects.ObjectMeta)
 
 
 class NamespaceLabels(Protocol):
@@ -86,7 +76,7 @@ class NamespaceCache:
     async def fetch(self, name: str) -> Mapping[str, str] | None:
         self._metrics.namespace_fetches.inc()
         try:
-            namespace = await self._kube.get(f"{PATH}/{name}", Namespace)
+            namespace = await api.read(self._kube, api.NAMESPACES, name)
         except errors.NotFound:
             return None
         self._store(namespace.metadata)
@@ -105,16 +95,16 @@ class NamespaceCache:
         while True:
             try:
                 if not version:
-                    listed = await self._kube.list(PATH, Namespace)
+                    listed = await api.list_all(self._kube, api.NAMESPACES)
                     self._entries = {n.metadata.name: (_version(n.metadata), dict(n.metadata.labels))
                                      for n in listed.items}  # fmt: skip
                     self._metrics.namespaces_cached.set(len(self._entries))
                     version = listed.metadata.resource_version
                     self.ready.set()
-                events = self._kube.watch(PATH, resource_version=version)
+                events = api.watch(self._kube, api.NAMESPACES, resource_version=version)
                 async with contextlib.aclosing(events):
-                    async for kind, raw in events:
-                        meta = client.decode(raw, Namespace).metadata
+                    async for kind, namespace in events:
+                        meta = namespace.metadata
                         version = meta.resource_version or version
                         if kind in ("ADDED", "MODIFIED"):
                             self._store(meta)

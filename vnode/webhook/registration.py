@@ -30,14 +30,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from vnode import errors
-from vnode.kube import client, objects
+from vnode.kube import api, client, objects
 from vnode.webhook import certs, mutation
 
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "vnode-webhook"
 PATH = "/mutate"
-_CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +140,7 @@ async def apply(kube: client.Client, reg: Registration, ca_bundle: bytes) -> Non
 
     The field manager is the client's (``vnode-webhook`` in ``vnode webhook``).
     """
-    await kube.patch(f"{_CONFIGURATIONS}/{reg.name}", configuration(reg, ca_bundle), kind="apply", force=True)
+    await api.apply_webhook_configuration(kube, reg.name, configuration(reg, ca_bundle))
 
 
 async def shared_ca(kube: client.Client, namespace: str, name: str) -> certs.Pem:
@@ -150,9 +149,8 @@ async def shared_ca(kube: client.Client, namespace: str, name: str) -> certs.Pem
     Two replicas starting together may both generate a CA; the API server accepts one create
     and answers the other 409, and the loser reads the winner's Secret.
     """
-    path = f"/api/v1/namespaces/{namespace}/secrets/{name}"
     try:
-        return _ca_from_secret(await kube.get(path, objects.Secret))
+        return _ca_from_secret(await api.read(kube, api.secrets(namespace), name))
     except errors.NotFound:
         pass
     ca = certs.make_ca()
@@ -164,11 +162,11 @@ async def shared_ca(kube: client.Client, namespace: str, name: str) -> certs.Pem
         "data": {"ca.crt": base64.b64encode(ca.cert).decode(), "ca.key": base64.b64encode(ca.key).decode()},
     }
     try:
-        await kube.create(f"/api/v1/namespaces/{namespace}/secrets", secret)
+        await api.create_secret(kube, namespace, secret)
         log.info("created the webhook CA secret", extra={"secret": f"{namespace}/{name}"})
         return ca
     except errors.Conflict:
-        return _ca_from_secret(await kube.get(path, objects.Secret))
+        return _ca_from_secret(await api.read(kube, api.secrets(namespace), name))
 
 
 def _ca_from_secret(secret: objects.Secret) -> certs.Pem:

@@ -449,6 +449,6 @@ def create(config: settings.Settings) -> ProcessProvider:
         lifeline=int(own.lifeline) if own.lifeline.isdigit() else None,
     )
     if not provider.api_server and config.kubeconfig:
-        provider.api_server, ca = workspace.server_of(pathlib.Path(config.kubeconfig))
+        provider.api_server, ca = workspace.server_of(pathlib.Path(config.kubeconfig), state_dir)
         provider.ca_file = provider.ca_file or ca
     return provider

@@ -3,8 +3,6 @@ kubeconfig from its service-account token so that in-cluster clients work on the
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import pathlib
 from typing import Any
 
@@ -90,23 +88,22 @@ def kubeconfig(
     return path
 
 
-def server_of(kubeconfig: pathlib.Path) -> tuple[str, str]:
-    """The current context's server URL and CA file of a kubeconfig; the CA written out if inline."""
-    import yaml
+def server_of(kubeconfig: pathlib.Path, directory: pathlib.Path) -> tuple[str, str]:
+    """The current context's server URL of a kubeconfig (read by vnode's one loader), and its CA
+    written into ``directory`` (a file of ours: the loader's copy of an inline CA is temporary)."""
+    from vnode import errors
+    from vnode.kube import config
 
     try:
-        doc = yaml.safe_load(kubeconfig.read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        loaded = config.load_kubeconfig(kubeconfig)
+    except errors.ConfigError:
         return "", ""
-    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or []}
-    clusters = {c.get("name"): c.get("cluster") or {} for c in doc.get("clusters") or []}
-    cluster = clusters.get(contexts.get(doc.get("current-context"), {}).get("cluster"), {})
-    ca = str(cluster.get("certificate-authority", ""))
-    if ca and not pathlib.Path(ca).is_absolute():
-        ca = str(kubeconfig.parent / ca)
-    if not ca and cluster.get("certificate-authority-data"):
-        target = kubeconfig.parent / f".{kubeconfig.name}.ca.crt"
-        with contextlib.suppress(OSError):
-            target.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-            ca = str(target)
-    return str(cluster.get("server", "")).rstrip("/"), ca
+    if not loaded.ca_pem:
+        return loaded.server, ""
+    target = directory / "api-server-ca.crt"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(loaded.ca_pem)
+    except OSError:
+        return loaded.server, ""
+    return loaded.server, str(target)
