@@ -130,6 +130,12 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
         expect("invalid", events=["Failed"], status=("Failed", "ProviderInvalidSpec")),
     ),
     (
+        "a refused field fails the pod with its own reason",
+        facts(pod(), answer=lifecycle.Invalid("spec.hostNetwork: no host network", reason="UnsupportedField")),
+        CONFIG,
+        expect("invalid", events=["UnsupportedField"], status=("Failed", "UnsupportedField")),
+    ),
+    (
         "no capacity anywhere: pending, warned, retried with backoff",
         facts(pod(), answer=lifecycle.NoCapacity(CAPACITY)),
         CONFIG,

@@ -166,6 +166,14 @@ class Container(_S):
     stdin: bool = False
     tty: bool = False
     restart_policy: str | None = None  # "Always" marks a native sidecar init container
+    # Present so that node/fields.py sees them set (a field a provider does not map is refused).
+    restart_policy_rules: list[dict[str, Any]] = []
+    volume_devices: list[dict[str, Any]] = []
+    lifecycle: dict[str, Any] | None = None
+    termination_message_path: str = "/dev/termination-log"
+    termination_message_policy: str = "File"
+    security_context: dict[str, Any] | None = None
+    stdin_once: bool = False
 
 
 class KeyToPath(_S):
@@ -242,6 +250,10 @@ class Volume(_S):
     image: dict[str, Any] | None = None
 
 
+class ReadinessGate(_S):
+    condition_type: str = ""
+
+
 class PodSpec(_S):
     node_name: str = ""
     containers: list[Container] = []
@@ -253,6 +265,25 @@ class PodSpec(_S):
     hostname: str = ""
     subdomain: str = ""
     host_network: bool = False
+    # Present so that node/fields.py sees them set (a field a provider does not map is refused).
+    ephemeral_containers: list[dict[str, Any]] = []
+    active_deadline_seconds: int | None = None
+    dns_policy: str = "ClusterFirst"
+    dns_config: dict[str, Any] | None = None
+    host_pid: bool = msgspec.field(default=False, name="hostPID")
+    host_ipc: bool = msgspec.field(default=False, name="hostIPC")
+    share_process_namespace: bool | None = None
+    security_context: dict[str, Any] | None = None
+    image_pull_secrets: list[dict[str, Any]] = []
+    host_aliases: list[dict[str, Any]] = []
+    readiness_gates: list[ReadinessGate] = []
+    runtime_class_name: str | None = None
+    set_hostname_as_fqdn: bool | None = msgspec.field(default=None, name="setHostnameAsFQDN")
+    os: dict[str, Any] | None = None
+    host_users: bool | None = None
+    resource_claims: list[dict[str, Any]] = []
+    resources: dict[str, Any] | None = None
+    hostname_override: str | None = None
 
 
 # The pod status: exactly the fields vnode writes (node/status.py), so that what a pod shows

@@ -79,7 +79,8 @@ class Missing:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Invalid:
-    message: str  # the spec can never run here (too big, an unsupported volume...)
+    message: str  # the spec can never run here (too big, an unsupported volume, a refused field...)
+    reason: str = "ProviderInvalidSpec"  # the pod's status reason, and the Warning's unless the default
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -381,7 +382,8 @@ def _failed(f: Facts, c: Config, reason: str, message: str, event: str) -> Decis
 
 def _invalid(f: Facts, c: Config) -> Decision:
     assert isinstance(f.answer, Invalid)
-    return _failed(f, c, "ProviderInvalidSpec", f.answer.message, "Failed")
+    reason = f.answer.reason
+    return _failed(f, c, reason, f.answer.message, "Failed" if reason == "ProviderInvalidSpec" else reason)
 
 
 def _instance_gone(f: Facts, c: Config) -> Decision:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, objects
-from vnode.node import book, events, lifecycle, references, spec
+from vnode.node import book, events, fields, lifecycle, references, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -149,6 +149,11 @@ class Reconciler:
             raise decision.error
 
     async def _create(self, pod: objects.Pod) -> lifecycle.Answer:
+        provider = self.target.profile
+        refused = fields.refusals(pod, provider.pod_fields, provider.ignored_fields)
+        if refused and provider.pod_fields:  # the one place a field is refused, before anything is made
+            # (a profile declaring no field at all, the neutral one of unit tests, is not checked)
+            return lifecycle.Invalid(fields.message(refused, provider.name), reason=fields.REASON)
         try:
             sources = await self._sources(pod)
             wanted = spec.build(pod, sources, self.target, self.profile())

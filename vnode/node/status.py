@@ -130,6 +130,19 @@ def _container_statuses(
     return result
 
 
+def _gates_unready(pod: objects.Pod) -> str:
+    """The kubelet's message for the readiness gates whose condition is not True ("" if all are)."""
+    shown = {c.type: c.status for c in pod.status.conditions}
+    messages = []
+    for gate in pod.spec.readiness_gates:
+        value = shown.get(gate.condition_type)
+        if value is None:
+            messages.append(f'corresponding condition of pod readiness gate "{gate.condition_type}" does not exist.')
+        elif value != "True":
+            messages.append(f'the status of pod readiness gate "{gate.condition_type}" is not "True", but {value}')
+    return ", ".join(messages)
+
+
 def from_instance(
     pod: objects.Pod, state: models.InstanceState, *, scheme: str, host_ip: str, now: datetime.datetime
 ) -> dict[str, Any]:
@@ -149,11 +162,17 @@ def from_instance(
     else:
         ready_reason = "ContainersNotReady" if unready else ""
         ready_message = f"containers with unready status: [{' '.join(unready)}]" if unready else ""
+    gates = "" if unready else _gates_unready(pod)
     values = [
         ("PodScheduled", True, "", ""),
         ("Initialized", initialized, "" if initialized else "ContainersNotInitialized", ""),
         ("ContainersReady", not unready, ready_reason, ready_message),
-        ("Ready", not unready, ready_reason, ready_message),
+        (
+            "Ready",
+            not unready and not gates,
+            "ReadinessGatesNotReady" if gates else ready_reason,
+            gates or ready_message,
+        ),
     ]
     result: dict[str, Any] = {
         "phase": phase,

@@ -174,6 +174,9 @@ class Profile:
     volume_kinds: frozenset[str] = frozenset({"emptyDir", "files"})
     #: The pod-spec fields it maps onto its cloud (dotted paths under ``spec``).
     pod_fields: frozenset[str] = frozenset()
+    #: Pod-spec fields it accepts without applying them -> why (docs/pod-spec.md shows it); the core
+    #: refuses every other field it does not map (vnode/node/fields.py).
+    ignored_fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: Labels (key, value) on a pod or its namespace that send the pod to its virtual nodes.
     labels: tuple[tuple[str, str], ...] = ()
 

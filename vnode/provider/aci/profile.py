@@ -16,6 +16,8 @@ POD_FIELDS = frozenset(
     {
         "containers",
         "initContainers",
+        "containers.name",
+        "containers.image",
         "containers.command",
         "containers.args",
         "containers.env",
@@ -26,7 +28,6 @@ POD_FIELDS = frozenset(
         "containers.readinessProbe",
         "volumes",
         "restartPolicy",
-        "dnsConfig.nameservers",
     }
 )
 

@@ -31,6 +31,8 @@ POD_FIELDS = frozenset(
     {
         "containers",
         "initContainers",
+        "containers.name",
+        "containers.image",
         "containers.command",
         "containers.args",
         "containers.env",
@@ -46,7 +48,6 @@ POD_FIELDS = frozenset(
         "volumes",
         "restartPolicy",
         "hostname",
-        "dnsConfig.nameservers",
         "terminationGracePeriodSeconds",
     }
 )

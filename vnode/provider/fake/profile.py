@@ -53,4 +53,5 @@ PROFILE = profile.Profile(
     live_configmap=eci_profile.PROFILE.live_configmap,
     volume_kinds=eci_profile.PROFILE.volume_kinds,
     pod_fields=eci_profile.PROFILE.pod_fields,
+    ignored_fields=eci_profile.PROFILE.ignored_fields,
 )

@@ -42,6 +42,8 @@ PROFILE = profile.Profile(
         {
             "containers",
             "initContainers",
+            "containers.name",
+            "containers.image",
             "containers.command",
             "containers.args",
             "containers.env",
@@ -50,6 +52,13 @@ PROFILE = profile.Profile(
             "volumes",
             "restartPolicy",
             "terminationGracePeriodSeconds",
+            "hostname",  # as HOSTNAME in the processes' environment
         }
     ),
+    # A development provider: the chart's own pods (probes, a hardened securityContext) must run.
+    ignored_fields={
+        "containers.livenessProbe": "the process provider runs no probes",
+        "containers.readinessProbe": "the process provider runs no probes: a running process is ready",
+        "containers.securityContext": "processes run as the daemon's user",
+    },
 )

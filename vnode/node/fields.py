@@ -1,0 +1,198 @@
+"""Every field of a pod's spec and what a virtual node does with it: mapped, emulated, ignored or refused.
+
+A pod that works on a regular node must work on a virtual node or be refused with a reason the
+user can act on, never run with a field silently dropped. :data:`POD` and :data:`CONTAINER`
+list every field of ``PodSpec`` and ``Container`` of the Kubernetes version vnode is tested
+against (tests/cluster/test_pod_fields.py compares them with the control plane's OpenAPI). A
+field is *mapped* where the provider's profile declares it (``Profile.pod_fields``); otherwise
+it gets the row's treatment when unmapped: *emulated* by the core with the kubelet's semantics,
+*ignored* where a kubelet would itself do nothing on a virtual node (the scheduler's fields), or
+*refused*. :func:`refusals` names every refused field a pod sets; a value the API server sets on
+every pod (``dnsPolicy: ClusterFirst``...) is not "set". docs/pod-spec.md is rendered from here.
+
+Pure: no I/O; reads the typed pod (``objects.Pod``), where a field the code does not use yet is
+a loose placeholder (a dict) so that its presence survives decoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from vnode.kube import objects
+
+__all__ = ["CONTAINER", "POD", "REASON", "Field", "Treatment", "message", "refusals", "treatment"]
+
+#: The reason of a refused pod's status, Ready condition and Warning event.
+REASON = "UnsupportedField"
+
+
+class Treatment(enum.StrEnum):
+    MAPPED = "mapped"  # the provider carries it to its cloud
+    EMULATED = "emulated"  # the core does it with the kubelet's semantics, whatever the provider
+    IGNORED = "ignored-harmless"  # a kubelet would do nothing with it on a virtual node
+    REFUSED = "refused"  # a pod setting it fails at once, naming it
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One field: its path under ``spec`` (containers' fields under ``containers.``), what happens
+    when its provider does not map it, why, and the value the API server gives a pod that omits it."""
+
+    path: str
+    unmapped: Treatment
+    why: str
+    default: Any = None
+    attr: str = ""  # the attribute on the typed object when snake_case of the name is not it
+
+
+E, IGN, R = Treatment.EMULATED, Treatment.IGNORED, Treatment.REFUSED
+SCHEDULER = "the scheduler's: it placed the pod on the virtual node, the node has nothing to do"
+NOT_MAPPED = "not mapped by this provider"
+
+# fmt: off
+POD: tuple[Field, ...] = (
+    Field("volumes", R, NOT_MAPPED),
+    Field("initContainers", R, NOT_MAPPED),
+    Field("containers", R, NOT_MAPPED),
+    Field("ephemeralContainers", R, "ephemeral containers (kubectl debug) cannot be added to a running cloud instance"),
+    Field("restartPolicy", R, NOT_MAPPED, default="Always"),
+    Field("terminationGracePeriodSeconds", R, "the instance is stopped without a grace period", default=30),
+    Field("activeDeadlineSeconds", R, "no deadline is enforced on the instance"),
+    Field("dnsPolicy", R, "the instance uses the cloud's DNS", default="ClusterFirst"),
+    Field("dnsConfig", R, "the instance's resolver is the cloud's"),
+    Field("nodeSelector", IGN, SCHEDULER),
+    Field("serviceAccountName", E, "its token is requested for the pod and mounted as the kubelet does"),
+    Field("serviceAccount", E, "the deprecated alias of serviceAccountName"),
+    Field("automountServiceAccountToken", IGN, "admission adds (or not) the token volume vnode mounts"),
+    Field("nodeName", E, "the node runs the pods bound to it, like a kubelet"),
+    Field("hostNetwork", R, "virtual nodes have no host network", default=False),
+    Field("hostPID", R, "virtual nodes have no host PID namespace", default=False, attr="host_pid"),
+    Field("hostIPC", R, "virtual nodes have no host IPC namespace", default=False, attr="host_ipc"),
+    Field("shareProcessNamespace", R, "containers of the instance do not share a PID namespace", default=False),
+    Field("securityContext", R, "the instance runs as its image says"),
+    Field("imagePullSecrets", R, "no registry credentials are given to the cloud"),
+    Field("hostname", R, NOT_MAPPED),
+    Field("subdomain", IGN, "the pod's DNS name comes from its headless Service's endpoints, not the node"),
+    Field("affinity", IGN, SCHEDULER),
+    Field("schedulerName", IGN, SCHEDULER, default="default-scheduler"),
+    Field("tolerations", IGN, SCHEDULER),
+    Field("hostAliases", R, "the instance's /etc/hosts is the cloud's"),
+    Field("priorityClassName", IGN, SCHEDULER),
+    Field("priority", IGN, SCHEDULER),
+    Field("readinessGates", E, "the pod is Ready only once every gate's condition is True, as on a kubelet"),
+    Field("runtimeClassName", R, "the cloud chooses the container runtime"),
+    Field("enableServiceLinks", IGN, "no <SVC>_SERVICE_HOST variables are added, on or off: use the cluster's DNS",
+          default=True),
+    Field("preemptionPolicy", IGN, SCHEDULER, default="PreemptLowerPriority"),
+    Field("overhead", IGN, "the scheduler's accounting of the RuntimeClass"),
+    Field("topologySpreadConstraints", IGN, SCHEDULER),
+    Field("setHostnameAsFQDN", R, "the instance's hostname is its short name", default=False,
+          attr="set_hostname_as_fqdn"),
+    Field("os", R, "virtual nodes run Linux instances", default={"name": "linux"}),
+    Field("hostUsers", R, "the instance's user namespace is the cloud's", default=True),
+    Field("schedulingGates", IGN, SCHEDULER),
+    Field("resourceClaims", R, "dynamic resource allocation has no device on a cloud instance"),
+    Field("resources", R, "the instance is sized from its containers' requests"),
+    Field("hostnameOverride", R, "the instance's hostname is its pod's"),
+    Field("workloadRef", IGN, SCHEDULER),
+)
+
+CONTAINER: tuple[Field, ...] = (
+    Field("containers.name", R, NOT_MAPPED),
+    Field("containers.image", R, NOT_MAPPED),
+    Field("containers.command", R, NOT_MAPPED),
+    Field("containers.args", R, NOT_MAPPED),
+    Field("containers.workingDir", R, NOT_MAPPED),
+    Field("containers.ports", IGN, "containerPort is informational; the process listens where it binds"),
+    Field("containers.envFrom", E, "resolved from the ConfigMaps and Secrets into variables, as the kubelet does"),
+    Field("containers.env", R, NOT_MAPPED),
+    Field("containers.resources", E, "sizes the instance and counts against the node; limits are not enforced"),
+    Field("containers.resizePolicy", IGN, "matters only to an in-place resize, which virtual nodes do not do"),
+    Field("containers.restartPolicy", R, "sidecar init containers are not run as sidecars"),
+    Field("containers.restartPolicyRules", R, "per-exit-code restart rules are not applied"),
+    Field("containers.volumeMounts", R, NOT_MAPPED),
+    Field("containers.volumeDevices", R, "block devices cannot be attached to a cloud instance"),
+    Field("containers.livenessProbe", R, "the probe is not run"),
+    Field("containers.readinessProbe", R, "the probe is not run"),
+    Field("containers.startupProbe", R, "the probe is not run"),
+    Field("containers.lifecycle", R, "the hooks are not run"),
+    Field("containers.terminationMessagePath", R, "the termination message is not read",
+          default="/dev/termination-log"),
+    Field("containers.terminationMessagePolicy", R, "the termination message is not read", default="File"),
+    Field("containers.imagePullPolicy", IGN, "the cloud pulls as it does for every instance"),
+    Field("containers.securityContext", R, "the container runs as its image says"),
+    Field("containers.securityContext.privileged", R, "virtual nodes run no privileged containers", default=False),
+    Field("containers.stdin", R, "attach is not supported", default=False),
+    Field("containers.stdinOnce", R, "attach is not supported", default=False),
+    Field("containers.tty", R, "no terminal is allocated", default=False),
+)
+# fmt: on
+
+#: Refused whatever a provider declares: a virtual node can never do them.
+NEVER = frozenset({"hostNetwork", "hostPID", "hostIPC", "ephemeralContainers", "containers.securityContext.privileged"})
+BY_PATH: Mapping[str, Field] = {f.path: f for f in POD + CONTAINER}
+
+
+def treatment(field: Field, pod_fields: frozenset[str], ignored: Mapping[str, str] | None = None) -> Treatment:
+    """What a provider declaring ``pod_fields`` (and accepting ``ignored`` unapplied) does with ``field``."""
+    if field.path in NEVER:
+        return Treatment.REFUSED
+    if field.path in pod_fields:
+        return Treatment.MAPPED
+    if ignored and field.path in ignored:
+        return Treatment.IGNORED
+    return field.unmapped
+
+
+def _attr(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z]+)", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _get(obj: Any, name: str, attr: str = "") -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, attr or _attr(name), None)
+
+
+def _set(value: Any, default: Any) -> bool:
+    """Whether ``value`` says more than an omitted field (or the API server's default) would."""
+    if value is None or value == default:
+        return False
+    if isinstance(value, msgspec.Struct):  # a typed object: set if any of its fields is
+        return any(_set(v, None) for v in msgspec.structs.asdict(value).values())
+    return isinstance(value, bool | int | float) or bool(value)
+
+
+def _where(pod: objects.Pod) -> Iterable[tuple[str, Any]]:
+    yield "spec", pod.spec
+    for kind, containers in (("containers", pod.spec.containers), ("initContainers", pod.spec.init_containers)):
+        for n, container in enumerate(containers):
+            yield f"spec.{kind}[{n}]", container
+
+
+def refusals(pod: objects.Pod, pod_fields: frozenset[str], ignored: Mapping[str, str] | None = None) -> list[str]:
+    """``spec.<path>: why`` for every refused field ``pod`` sets, in the catalogue's order."""
+    found: list[str] = []
+    for where, obj in _where(pod):
+        rows = POD if where == "spec" else CONTAINER
+        for field in rows:
+            if treatment(field, pod_fields, ignored) is not Treatment.REFUSED:
+                continue
+            names = field.path.split(".")[1:] if where != "spec" else field.path.split(".")
+            value: Any = obj
+            for i, name in enumerate(names):
+                value = _get(value, name, field.attr if i == len(names) - 1 else "")
+            if _set(value, field.default):
+                found.append(f"{where}.{'.'.join(names)}: {field.why}")
+    return found
+
+
+def message(found: list[str], provider: str) -> str:
+    """One message naming every refused field: ``<field>: <why>; ... (provider <name>)``."""
+    return "; ".join(found) + f" (provider {provider})"
