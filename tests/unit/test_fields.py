@@ -133,4 +133,9 @@ def test_a_readiness_gate_holds_ready_until_its_condition_is_true() -> None:
     assert missing["message"] == 'corresponding condition of pod readiness gate "example.com/lb" does not exist.'
     false = ready([{"type": "example.com/lb", "status": "False"}])
     assert false["message"] == 'the status of pod readiness gate "example.com/lb" is not "True", but False'
-    assert ready([{"type": "example.com/lb", "status": "True"}])["status"] == "True"
+    gate_true = {"type": "example.com/lb", "status": "True"}
+    assert ready([gate_true])["status"] == "True"
+    # The reason the pod shows from before is cleared: a strategic merge keeps a key the patch omits.
+    was = {"type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady", "message": "x"}
+    now_ready = ready([gate_true, was])
+    assert (now_ready["status"], now_ready["reason"], now_ready["message"]) == ("True", "", "")

@@ -100,7 +100,8 @@ POD: tuple[Field, ...] = (
     Field("resourceClaims", R, "dynamic resource allocation has no device on a cloud instance"),
     Field("resources", R, "the instance is sized from its containers' requests"),
     Field("hostnameOverride", R, "the instance's hostname is its pod's"),
-    Field("workloadRef", IGN, SCHEDULER),
+    Field("schedulingGroup", IGN, SCHEDULER),
+    Field("evictionResponders", IGN, "the eviction API's: responders act on evictions, the node does nothing"),
 )
 
 CONTAINER: tuple[Field, ...] = (

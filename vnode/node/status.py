@@ -62,9 +62,10 @@ def _conditions(
             "lastProbeTime": None,
             "lastTransitionTime": since or rfc3339(now),
         }
-        if reason:
+        # A strategic merge keeps a key the patch omits: an empty one clears what the pod shows.
+        if reason or (before and before.reason):
             condition["reason"] = reason
-        if message:
+        if message or (before and before.message):
             condition["message"] = message
         result.append(condition)
     return result
