@@ -62,6 +62,24 @@ class Port(msgspec.Struct, frozen=True, array_like=True):
     protocol: str = "TCP"
 
 
+class NameValue(msgspec.Struct, frozen=True, array_like=True):
+    """A DNS option or a sysctl: a name and its value (empty for a flag option)."""
+
+    name: str
+    value: str = ""
+
+
+class HostAlias(msgspec.Struct, frozen=True, array_like=True):
+    ip: str
+    hostnames: tuple[str, ...]
+
+
+class DnsConfig(msgspec.Struct, frozen=True, omit_defaults=True):
+    name_servers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[NameValue, ...] = ()
+
+
 class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     image: str
@@ -73,6 +91,9 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     memory: float = 0.0
     working_dir: str = ""
     image_pull_policy: str = "IfNotPresent"
+    run_as_user: int | None = None  # SecurityContext.RunAsUser
+    capabilities: tuple[str, ...] = ()  # SecurityContext.Capability.Add
+    read_only_root_filesystem: bool = False
 
 
 class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
@@ -110,6 +131,10 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     schedule_strategy: str = "VSwitchOrdered"
     instance_type: str = ""
     volumes: tuple[Volume, ...] = ()
+    host_name: str = ""
+    dns_config: DnsConfig | None = None
+    host_aliases: tuple[HostAlias, ...] = ()
+    sysctls: tuple[NameValue, ...] = ()  # SecurityContext.Sysctl
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):

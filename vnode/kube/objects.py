@@ -13,6 +13,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from vnode.kube import podfields
+
 __all__ = [
     "CertificateSigningRequest",
     "ConfigMap",
@@ -141,6 +143,17 @@ class Probe(_S):
     failure_threshold: int = 3
 
 
+class LifecycleHandler(_S):
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    tcp_socket: TCPSocketAction | None = None
+
+
+class Lifecycle(_S):
+    post_start: LifecycleHandler | None = None
+    pre_stop: LifecycleHandler | None = None
+
+
 class VolumeMount(_S):
     name: str
     mount_path: str
@@ -166,6 +179,10 @@ class Container(_S):
     stdin: bool = False
     tty: bool = False
     restart_policy: str | None = None  # "Always" marks a native sidecar init container
+    security_context: podfields.SecurityContext | None = None
+    lifecycle: Lifecycle | None = None
+    termination_message_path: str = "/dev/termination-log"
+    termination_message_policy: str = "File"
 
 
 class KeyToPath(_S):
@@ -253,6 +270,11 @@ class PodSpec(_S):
     hostname: str = ""
     subdomain: str = ""
     host_network: bool = False
+    host_aliases: list[podfields.HostAlias] = []
+    dns_policy: str = "ClusterFirst"
+    dns_config: podfields.PodDNSConfig | None = None
+    security_context: podfields.PodSecurityContext | None = None
+    image_pull_secrets: list[LocalRef] = []
 
 
 # The pod status: exactly the fields vnode writes (node/status.py), so that what a pod shows

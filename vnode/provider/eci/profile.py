@@ -47,6 +47,15 @@ POD_FIELDS = frozenset(
         "restartPolicy",
         "hostname",
         "dnsConfig.nameservers",
+        "dnsConfig.searches",
+        "dnsConfig.options",
+        "dnsPolicy",
+        "hostAliases",
+        "securityContext.runAsUser",
+        "securityContext.sysctls",
+        "containers.securityContext.runAsUser",
+        "containers.securityContext.capabilities.add",
+        "containers.securityContext.readOnlyRootFilesystem",
         "terminationGracePeriodSeconds",
     }
 )
