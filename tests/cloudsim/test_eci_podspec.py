@@ -93,7 +93,7 @@ def test_a_plain_group_has_no_dns_config_nor_aliases(sim: Sim, eci: Client) -> N
     ],
 )
 def test_what_eci_does_not_allow_is_refused(sim: Sim, eci: Client, fields: dict[str, Any], parameter: str) -> None:
-    request = create_request(sim, "refused", **fields)
+    request = create_request(sim, "refused", *fields.pop("container", []), **fields)
     with pytest.raises(tea_exceptions.ClientException) as caught:
         eci.create_container_group(request)
     assert caught.value.code == "InvalidParameter"

@@ -93,5 +93,5 @@ def test_the_container_security_context_overrides_the_pods() -> None:
 
 
 def test_a_privileged_container_is_refused_naming_the_field() -> None:
-    with pytest.raises(errors.InvalidSpec, match="securityContext.privileged"):
+    with pytest.raises(errors.InvalidSpec, match=r"securityContext\.privileged"):
         build(pod({"securityContext": {"privileged": True}}))

@@ -24,7 +24,18 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from vnode.cloudsim import acs3, catalog, eci_auth, eci_metrics, eci_params, eci_podspec, eci_render, errors, model, runs
+from vnode.cloudsim import (
+    acs3,
+    catalog,
+    eci_auth,
+    eci_metrics,
+    eci_params,
+    eci_podspec,
+    eci_render,
+    errors,
+    model,
+    runs,
+)
 from vnode.cloudsim import cloud as cloudmod
 
 VERSION = "2018-08-08"
