@@ -97,3 +97,60 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
             await asyncio.to_thread(
                 k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
             )
+
+
+@contextlib.contextmanager
+def kube_dns(core: k8s.CoreV1Api) -> Iterator[str]:
+    """kube-system's kube-dns Service (made here if the control plane has none, removed after): its IP."""
+    made = False
+    try:
+        service = core.read_namespaced_service("kube-dns", "kube-system")
+    except k8s.ApiException as exc:
+        if exc.status != 404:
+            raise
+        body = k8s.V1Service(
+            metadata=k8s.V1ObjectMeta(name="kube-dns"),
+            spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(name="dns", port=53, protocol="UDP")]),
+        )
+        service = core.create_namespaced_service("kube-system", body)
+        made = True
+    try:
+        yield service.spec.cluster_ip
+    finally:
+        if made:
+            with contextlib.suppress(k8s.ApiException):
+                core.delete_namespaced_service("kube-dns", "kube-system")
+
+
+async def test_cluster_first_gets_the_kube_dns_service_and_the_search_path(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
+    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "podspec-dns"})
+    provider = eci.create(config)
+    with kube_dns(core) as dns_ip:
+        d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
+        run = RunningDaemon(d, asyncio.create_task(d.run()))
+        try:
+            await wait_ready(run)
+            body = pod_manifest("dns", node_name, dnsConfig={"searches": ["corp.example"]})
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+
+            async def described_pod() -> Any:
+                pod = await asyncio.to_thread(core.read_namespaced_pod, "dns", namespace)
+                return described(sim, pod.metadata.uid) if pod.status.phase == "Running" else None
+
+            group = await until(described_pod, within=30, what="the pod Running")
+            assert group.dns_config.name_servers == [dns_ip]
+            search = [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"]
+            assert group.dns_config.searches == search
+            assert [(o.name, o.value) for o in group.dns_config.options] == [("ndots", "5")]
+        finally:
+            await run.stop()
+            await provider.close()
+            with contextlib.suppress(k8s.ApiException):
+                await asyncio.to_thread(core.delete_node, node_name)
+            with contextlib.suppress(k8s.ApiException):
+                await asyncio.to_thread(
+                    k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
+                )

@@ -31,6 +31,7 @@ __all__ = [
     "PodSpec",
     "PodStatus",
     "Secret",
+    "Service",
     "Status",
     "SubjectAccessReview",
     "TokenRequest",
@@ -368,6 +369,15 @@ class Secret(_S):
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     data: dict[str, str] = {}  # base64
     type: str = ""
+
+
+class ServiceSpec(_S):
+    cluster_ip: str = msgspec.field(default="", name="clusterIP")
+
+
+class Service(_S):
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
 
 
 class NodeSpec(_S):
