@@ -37,6 +37,7 @@ __all__ = [
     "Port",
     "Probe",
     "Quota",
+    "RegistryCredential",
     "Sysctl",
     "VolumeMount",
     "VolumeSpec",
@@ -145,6 +146,15 @@ class Sysctl:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RegistryCredential:
+    """A login to one image registry (``server`` a host, ``docker.io`` for Docker Hub)."""
+
+    server: str
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContainerSpec:
     name: str
     image: str
@@ -207,6 +217,7 @@ class InstanceSpec:
     dns_options: tuple[DnsOption, ...] = ()
     host_aliases: tuple[HostAlias, ...] = ()
     sysctls: tuple[Sysctl, ...] = ()
+    registry_credentials: tuple[RegistryCredential, ...] = ()
 
 
 class InstanceStatus(enum.StrEnum):

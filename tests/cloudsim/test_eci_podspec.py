@@ -99,3 +99,24 @@ def test_what_eci_does_not_allow_is_refused(sim: Sim, eci: Client, fields: dict[
     assert caught.value.code == "InvalidParameter"
     assert parameter in caught.value.message
     assert sim.totals()["live"] == 0
+
+
+def credential(server: str) -> Any:
+    return m.CreateContainerGroupRequestImageRegistryCredential(server=server, user_name="alice", password="pw")
+
+
+@pytest.mark.parametrize(
+    ("logins", "status"),
+    [([credential("registry.private.example")], "Running"), ([], "Failed"), ([credential("other.example")], "Failed")],
+)
+def test_a_private_image_needs_a_credential_for_its_registry(
+    sim: Sim, eci: Client, logins: list[Any], status: str
+) -> None:
+    app = container("app", "registry.private.example/team/nginx:1")
+    request = create_request(sim, "private", app, image_registry_credential=logins or None)
+    group_id = eci.create_container_group(request).body.container_group_id
+    sim.advance(10)
+    group = describe(sim, eci, group_id)
+    assert group.status == status
+    if status == "Failed":
+        assert group.containers[0].current_state.reason == "ErrImagePull"

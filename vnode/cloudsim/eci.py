@@ -168,6 +168,7 @@ class Eci:
             dns_config=eci_podspec.dns_config(p.raw),
             host_aliases=eci_podspec.host_aliases(p.raw),
             sysctls=eci_podspec.sysctls(p.raw),
+            registry_credentials=eci_podspec.registry_credentials(p.raw),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from vnode.cloudsim import errors, model
 
-__all__ = ["CAPABILITIES", "container_security", "dns_config", "host_aliases", "sysctl_allowed", "sysctls"]
+__all__ = [
+    "CAPABILITIES",
+    "container_security",
+    "dns_config",
+    "host_aliases",
+    "registry_credentials",
+    "sysctl_allowed",
+    "sysctls",
+]
 
 #: The capabilities ECI lets a container add (Container.N.SecurityContext.Capability.Add.N).
 CAPABILITIES = frozenset({"NET_ADMIN", "NET_RAW"})
@@ -107,3 +115,14 @@ def container_security(fields: dict[str, str], where: str) -> tuple[int | None, 
         raise errors.InvalidParameter(f"{where}.SecurityContext.ReadOnlyRootFilesystem", "true or false")
     read_only = read_only_text == "true"
     return user, added, read_only
+
+
+def registry_credentials(raw: dict[str, str]) -> tuple[model.RegistryCredential, ...]:
+    """``ImageRegistryCredential.N.Server/UserName/Password``, each required."""
+    logins = []
+    for where, fields in _pairs(raw, "ImageRegistryCredential"):
+        for field in ("Server", "UserName", "Password"):
+            if not fields.get(field):
+                raise errors.MissingParameter(f"{where}.{field}")
+        logins.append(model.RegistryCredential(fields["Server"], fields["UserName"], fields["Password"]))
+    return tuple(logins)

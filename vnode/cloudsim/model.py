@@ -74,6 +74,14 @@ class HostAlias(msgspec.Struct, frozen=True, array_like=True):
     hostnames: tuple[str, ...]
 
 
+class RegistryCredential(msgspec.Struct, frozen=True, array_like=True):
+    """ImageRegistryCredential.N: a login to one registry server."""
+
+    server: str
+    user_name: str
+    password: str
+
+
 class DnsConfig(msgspec.Struct, frozen=True, omit_defaults=True):
     name_servers: tuple[str, ...] = ()
     searches: tuple[str, ...] = ()
@@ -135,6 +143,7 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     dns_config: DnsConfig | None = None
     host_aliases: tuple[HostAlias, ...] = ()
     sysctls: tuple[NameValue, ...] = ()  # SecurityContext.Sysctl
+    registry_credentials: tuple[RegistryCredential, ...] = ()
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):

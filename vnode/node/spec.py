@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from vnode import errors, models, settings
 from vnode.kube import objects
-from vnode.node import dns, resources, security
+from vnode.node import dns, registry, resources, security
 from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
@@ -103,6 +103,7 @@ def references(pod: objects.Pod) -> Refs:
                 cms.add(env_from.config_map_ref.name)
             if env_from.secret_ref:
                 secrets.add(env_from.secret_ref.name)
+    secrets.update(ref.name for ref in pod.spec.image_pull_secrets)
     for volume in pod.spec.volumes:
         if volume.config_map:
             cms.add(volume.config_map.name)
@@ -483,4 +484,5 @@ def build(
         dns_options=resolv.options,
         host_aliases=dns.host_aliases(pod),
         sysctls=security.sysctls(pod),
+        registry_credentials=registry.credentials(pod, sources.secrets),
     )

@@ -123,6 +123,10 @@ def _pod_level(params: dict[str, str], spec: models.InstanceSpec) -> None:
         params[f"HostAliase.{n}.Ip"] = alias.ip
         for m, name in enumerate(alias.hostnames, 1):
             params[f"HostAliase.{n}.Hostname.{m}"] = name
+    for n, login in enumerate(spec.registry_credentials, 1):
+        params[f"ImageRegistryCredential.{n}.Server"] = login.server
+        params[f"ImageRegistryCredential.{n}.UserName"] = login.username
+        params[f"ImageRegistryCredential.{n}.Password"] = login.password
     for n, sysctl in enumerate(spec.sysctls, 1):
         params[f"SecurityContext.Sysctl.{n}.Name"] = sysctl.name
         params[f"SecurityContext.Sysctl.{n}.Value"] = sysctl.value

@@ -51,6 +51,7 @@ POD_FIELDS = frozenset(
         "dnsConfig.options",
         "dnsPolicy",
         "hostAliases",
+        "imagePullSecrets",
         "securityContext.runAsUser",
         "securityContext.sysctls",
         "containers.securityContext.runAsUser",
