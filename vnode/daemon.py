@@ -202,6 +202,7 @@ class Daemon:
             placement=self.config.placement,
             default_size=self.config.profile.default_size,
             profile=self.config.profile,
+            cluster_dns=self.config.cluster_dns,
         )
         return reconcile.Reconciler(
             self.kube,
@@ -374,6 +375,7 @@ class Daemon:
         self._enter(Phase.ADOPTING)
         # Holding the Lease, write the status at once: `ready` must not precede a Ready node.
         await self.node.write_status(force=True)
+        await self._find_cluster_dns()
         self._spawn(group, self.pods.run())
         if self.refresher is not None:
             self._spawn(group, self.refresher.run())
@@ -384,6 +386,20 @@ class Daemon:
         if collector is not None:
             self._spawn(group, collector)
         log.info("daemon ready")
+
+    async def _find_cluster_dns(self) -> None:
+        """Without a configured cluster DNS IP, kube-system's kube-dns Service's (CoreDNS keeps that
+        name); if it cannot be read, pods of dnsPolicy ClusterFirst get the kubelet's fallback."""
+        target = self.pods.reconciler.target
+        if target.cluster_dns:
+            return
+        try:
+            service = await api.read(self.kube, api.services("kube-system"), "kube-dns")
+        except errors.ApiError as exc:  # absent, not allowed, or unreachable: not worth blocking the start
+            log.info("kube-system/kube-dns not read (%s): dnsPolicy ClusterFirst pods use the cloud's resolver", exc)
+            return
+        if service.spec.cluster_ip and service.spec.cluster_ip != "None":
+            self.pods.reconciler.target = dataclasses.replace(target, cluster_dns=service.spec.cluster_ip)
 
     def _collector(self) -> Coroutine[Any, Any, None] | None:
         """Replica 0 of a StatefulSet also deletes the instances of nodes that are gone for good, and

@@ -24,8 +24,10 @@ __all__ = [
     "ContainerSpec",
     "ContainerState",
     "ContainerStatus",
+    "DnsOption",
     "EnvVar",
     "EventType",
+    "HostAlias",
     "InstanceEvent",
     "InstanceSpec",
     "InstanceState",
@@ -35,6 +37,8 @@ __all__ = [
     "Port",
     "Probe",
     "Quota",
+    "RegistryCredential",
+    "Sysctl",
     "VolumeMount",
     "VolumeSpec",
 ]
@@ -118,6 +122,39 @@ class VolumeSpec:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HostAlias:
+    """An ``/etc/hosts`` entry of the instance: an IP and its names."""
+
+    ip: str
+    hostnames: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DnsOption:
+    """A resolv.conf option (``ndots:5`` is name ``ndots``, value ``5``; ``value`` empty for a flag)."""
+
+    name: str
+    value: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sysctl:
+    """A namespaced kernel parameter of the instance (pod ``securityContext.sysctls``)."""
+
+    name: str
+    value: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RegistryCredential:
+    """A login to one image registry (``server`` a host, ``docker.io`` for Docker Hub)."""
+
+    server: str
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContainerSpec:
     name: str
     image: str
@@ -135,6 +172,11 @@ class ContainerSpec:
     startup_probe: Probe | None = None
     stdin: bool = False
     tty: bool = False
+    # The effective security context (the container's own over the pod's): the uid the processes
+    # run as (None: the image's), capabilities added, a read-only root filesystem.
+    run_as_user: int | None = None
+    capabilities_add: tuple[str, ...] = ()
+    read_only_root_filesystem: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -169,6 +211,13 @@ class InstanceSpec:
     termination_grace_seconds: int = 30
     hostname: str = ""
     dns_nameservers: tuple[str, ...] = ()
+    # The resolv.conf the instance gets, as the kubelet would write it for the pod's dnsPolicy and
+    # dnsConfig (empty: the cloud's own resolver), and its /etc/hosts additions.
+    dns_searches: tuple[str, ...] = ()
+    dns_options: tuple[DnsOption, ...] = ()
+    host_aliases: tuple[HostAlias, ...] = ()
+    sysctls: tuple[Sysctl, ...] = ()
+    registry_credentials: tuple[RegistryCredential, ...] = ()
 
 
 class InstanceStatus(enum.StrEnum):

@@ -194,6 +194,7 @@ without a row). A pod that works on a regular node works on a virtual node, or i
 * **mapped**: the provider carries the field to its cloud (its profile's `pod_fields`);
 * **emulated**: vnode itself does it with the kubelet's semantics, whatever the provider;
 * **ignored-harmless**: a kubelet would do nothing with it on a virtual node (the scheduler's fields);
+* **by-subfield**: an object (`securityContext`, `dnsConfig`) whose subfields have rows of their own;
 * **refused**: a pod setting it (to anything but the value the API server gives every pod) fails at
   once: phase `Failed`, reason `UnsupportedField`, a Warning event and the `Ready` condition naming
   every such field and why, e.g. `spec.hostNetwork: virtual nodes have no host network (provider <name>)`.
@@ -226,6 +227,10 @@ def render_pod_spec() -> str:
                 "## PodSpec",
                 "",
                 *_pod_spec_rows(fields.POD, providers),
+                "",
+                "### Subfields of the pod's objects",
+                "",
+                *_pod_spec_rows(fields.POD_SUB, providers),
                 "",
                 "## Container",
                 "",

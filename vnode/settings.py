@@ -47,6 +47,9 @@ class Settings(_Frozen):
     kubeconfig: str = ""  # empty: in-cluster service account, else ~/.kube/config
     taint_value: str = ""  # empty: the provider profile's taint
     node_ip: str = "127.0.0.1"
+    # The cluster DNS service's IP for pods of dnsPolicy ClusterFirst; empty: kube-system's
+    # kube-dns Service, if the daemon can read it (else the kubelet's fallback, dnsPolicy Default).
+    cluster_dns: str = ""
     kubelet_port: int = pydantic.Field(default=10250, ge=0, le=65535)
     http_address: str = "0.0.0.0"
     http_port: int = pydantic.Field(default=10256, ge=0, le=65535)  # /healthz /readyz /metrics
@@ -130,6 +133,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "kubeconfig": ("KUBECONFIG",),
     "taint_value": ("VNODE_TAINT",),
     "node_ip": ("VNODE_NODE_IP", "POD_IP"),
+    "cluster_dns": ("VNODE_CLUSTER_DNS",),
     "pod_name": ("POD_NAME",),
     "pod_namespace": ("POD_NAMESPACE",),
     "pod_uid": ("POD_UID",),

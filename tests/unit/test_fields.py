@@ -47,10 +47,11 @@ def refused(p: objects.Pod, provider: str = "eci") -> list[str]:
 
 
 def test_paths_are_unique_and_containers_fields_are_under_containers() -> None:
-    paths = [f.path for f in fields.POD + fields.CONTAINER]
+    paths = [f.path for f in fields.POD + fields.POD_SUB + fields.CONTAINER]
     assert len(paths) == len(set(paths))
     assert all("." not in f.path for f in fields.POD)
     assert all(f.path.startswith("containers.") for f in fields.CONTAINER)
+    assert all(f.path.split(".")[0] in fields.PARENTS for f in fields.POD_SUB)
 
 
 @pytest.mark.parametrize("provider", [p.name for p in registry.builtin()])
@@ -68,14 +69,25 @@ def test_a_pod_with_only_defaults_is_not_refused(provider: str) -> None:
 TABLE = [
     ({"hostNetwork": True}, {}, "eci", ["spec.hostNetwork"]),
     ({"hostPID": True, "hostIPC": True}, {}, "eci", ["spec.hostPID", "spec.hostIPC"]),
-    ({}, {"securityContext": {"privileged": True}}, "eci",
-     ["spec.containers[0].securityContext", "spec.containers[0].securityContext.privileged"]),
+    ({}, {"securityContext": {"privileged": True}}, "eci", ["spec.containers[0].securityContext.privileged"]),
+    ({}, {"securityContext": {"runAsUser": 1000, "capabilities": {"add": ["NET_ADMIN"]}}}, "eci", []),
+    ({}, {"securityContext": {"capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}},
+     "eci", ["spec.containers[0].securityContext.capabilities.drop", "spec.containers[0].securityContext.seccompProfile"]),
+    ({}, {"securityContext": {"runAsUser": 1000}}, "aci", ["spec.containers[0].securityContext.runAsUser"]),
     ({}, {"securityContext": {"privileged": True}}, "process", ["spec.containers[0].securityContext.privileged"]),
     ({}, {"securityContext": {"privileged": False}}, "process", []),
-    ({"securityContext": {"runAsUser": 1000}}, {}, "eci", ["spec.securityContext"]),
-    ({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}, {}, "eci", ["spec.dnsPolicy", "spec.dnsConfig"]),
-    ({"hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, {}, "eci", ["spec.hostAliases"]),
-    ({"imagePullSecrets": [{"name": "reg"}]}, {}, "eci", ["spec.imagePullSecrets"]),
+    ({"securityContext": {"runAsUser": 1000, "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}}, {},
+     "eci", []),
+    ({"securityContext": {"fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}}}, {}, "eci",
+     ["spec.securityContext.fsGroup", "spec.securityContext.seccompProfile"]),
+    ({"securityContext": {}}, {}, "aci", []),
+    ({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}, {}, "eci", []),
+    ({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}, {}, "aci",
+     ["spec.dnsPolicy", "spec.dnsConfig.nameservers"]),
+    ({"hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, {}, "eci", []),
+    ({"hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, {}, "aci", ["spec.hostAliases"]),
+    ({"imagePullSecrets": [{"name": "reg"}]}, {}, "eci", []),
+    ({"imagePullSecrets": [{"name": "reg"}]}, {}, "aci", ["spec.imagePullSecrets"]),
     ({"activeDeadlineSeconds": 60}, {}, "eci", ["spec.activeDeadlineSeconds"]),
     ({"terminationGracePeriodSeconds": 60}, {}, "eci", []),
     ({"terminationGracePeriodSeconds": 60}, {}, "aci", ["spec.terminationGracePeriodSeconds"]),

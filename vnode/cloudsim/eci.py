@@ -24,7 +24,18 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from vnode.cloudsim import acs3, catalog, eci_auth, eci_metrics, eci_params, eci_render, errors, model, runs
+from vnode.cloudsim import (
+    acs3,
+    catalog,
+    eci_auth,
+    eci_metrics,
+    eci_params,
+    eci_podspec,
+    eci_render,
+    errors,
+    model,
+    runs,
+)
 from vnode.cloudsim import cloud as cloudmod
 
 VERSION = "2018-08-08"
@@ -153,6 +164,11 @@ class Eci:
             schedule_strategy=p.text("ScheduleStrategy", default="VSwitchOrdered"),
             instance_type=p.text("InstanceType"),
             volumes=eci_params.parse_volumes(p),
+            host_name=p.text("HostName"),
+            dns_config=eci_podspec.dns_config(p.raw),
+            host_aliases=eci_podspec.host_aliases(p.raw),
+            sysctls=eci_podspec.sysctls(p.raw),
+            registry_credentials=eci_podspec.registry_credentials(p.raw),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")

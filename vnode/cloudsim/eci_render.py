@@ -45,6 +45,11 @@ def _container(spec: model.ContainerSpec, state: model.ContainerState) -> dict[s
         "CurrentState": _state(state.current),
         "PreviousState": _state(state.previous) if state.previous else {},
         "VolumeMounts": [],
+        "SecurityContext": {
+            **({"RunAsUser": spec.run_as_user} if spec.run_as_user is not None else {}),
+            "ReadOnlyRootFilesystem": spec.read_only_root_filesystem,
+            "Capability": {"Adds": list(spec.capabilities)},
+        },
     }
 
 
@@ -91,6 +96,19 @@ def group(inst: model.Instance, vpc_id: str, with_events: bool) -> dict[str, Any
         "Events": events,
         "EniInstanceId": f"eni-{inst.id[4:]}",
         "ComputeCategory": "economy",
+        "HostAliases": [{"Ip": a.ip, "Hostnames": list(a.hostnames)} for a in inst.spec.host_aliases],
+        "DnsConfig": _dns_json(inst.spec.dns_config),
+        "EciSecurityContext": {"Sysctls": [{"Name": s.name, "Value": s.value} for s in inst.spec.sysctls]},
+    }
+
+
+def _dns_json(config: model.DnsConfig | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    return {
+        "NameServers": list(config.name_servers),
+        "Searches": list(config.searches),
+        "Options": [{"Name": o.name, "Value": o.value} for o in config.options],
     }
 
 

@@ -305,7 +305,8 @@ class Lifecycle:
         elif stage == "pulled":
             forced = over.fail == "pull" or self.chance(inst, "pull-fail", self.profile.fail_pull_rate)
             for spec, container in zip(inst.spec.containers, inst.containers, strict=True):
-                if forced or not workloads.known_image(spec.image):
+                servers = (login.server for login in inst.spec.registry_credentials)
+                if forced or not workloads.known_image(spec.image) or not workloads.pull_allowed(spec.image, servers):
                     detail = (
                         f'Failed to pull image "{spec.image}": repository does not exist or may require authorization'
                     )

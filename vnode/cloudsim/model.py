@@ -62,6 +62,32 @@ class Port(msgspec.Struct, frozen=True, array_like=True):
     protocol: str = "TCP"
 
 
+class NameValue(msgspec.Struct, frozen=True, array_like=True):
+    """A DNS option or a sysctl: a name and its value (empty for a flag option)."""
+
+    name: str
+    value: str = ""
+
+
+class HostAlias(msgspec.Struct, frozen=True, array_like=True):
+    ip: str
+    hostnames: tuple[str, ...]
+
+
+class RegistryCredential(msgspec.Struct, frozen=True, array_like=True):
+    """ImageRegistryCredential.N: a login to one registry server."""
+
+    server: str
+    user_name: str
+    password: str
+
+
+class DnsConfig(msgspec.Struct, frozen=True, omit_defaults=True):
+    name_servers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[NameValue, ...] = ()
+
+
 class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     image: str
@@ -73,6 +99,9 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     memory: float = 0.0
     working_dir: str = ""
     image_pull_policy: str = "IfNotPresent"
+    run_as_user: int | None = None  # SecurityContext.RunAsUser
+    capabilities: tuple[str, ...] = ()  # SecurityContext.Capability.Add
+    read_only_root_filesystem: bool = False
 
 
 class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
@@ -110,6 +139,11 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     schedule_strategy: str = "VSwitchOrdered"
     instance_type: str = ""
     volumes: tuple[Volume, ...] = ()
+    host_name: str = ""
+    dns_config: DnsConfig | None = None
+    host_aliases: tuple[HostAlias, ...] = ()
+    sysctls: tuple[NameValue, ...] = ()  # SecurityContext.Sysctl
+    registry_credentials: tuple[RegistryCredential, ...] = ()
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -15,7 +15,7 @@ import dataclasses
 import datetime
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 # Image names (without registry, path and tag) the simulated registry holds.
 SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik", "redis", "memcached", "pause", "postgres", "mysql"})
@@ -123,6 +123,17 @@ def image_name(image: str) -> str:
     """``registry.example.com/library/nginx:1.27@sha256:..`` -> ``nginx``."""
     name = image.split("@", 1)[0].rsplit("/", 1)[-1]
     return name.split(":", 1)[0]
+
+
+#: Registry hosts the simulator treats as private: pulling from them needs an ImageRegistryCredential
+#: for that server (any user and password: the simulator keeps no accounts).
+PRIVATE_REGISTRIES = frozenset({"registry.private.example"})
+
+
+def pull_allowed(image: str, servers: Iterable[str]) -> bool:
+    """False for an image of a private registry without a credential for its server."""
+    host = image.split("/", 1)[0] if "/" in image else ""
+    return host not in PRIVATE_REGISTRIES or host in set(servers)
 
 
 def known_image(image: str) -> bool:

@@ -84,6 +84,10 @@ def secrets(namespace: str) -> Resource[objects.Secret]:
     return Resource(f"/api/v1/namespaces/{namespace}/secrets", objects.Secret)
 
 
+def services(namespace: str) -> Resource[objects.Service]:
+    return Resource(f"/api/v1/namespaces/{namespace}/services", objects.Service)
+
+
 def _pod(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/pods/{name}"
 

@@ -13,6 +13,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from vnode.kube import podfields
+
 __all__ = [
     "CertificateSigningRequest",
     "ConfigMap",
@@ -29,6 +31,7 @@ __all__ = [
     "PodSpec",
     "PodStatus",
     "Secret",
+    "Service",
     "Status",
     "SubjectAccessReview",
     "TokenRequest",
@@ -141,6 +144,17 @@ class Probe(_S):
     failure_threshold: int = 3
 
 
+class LifecycleHandler(_S):
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    tcp_socket: TCPSocketAction | None = None
+
+
+class Lifecycle(_S):
+    post_start: LifecycleHandler | None = None
+    pre_stop: LifecycleHandler | None = None
+
+
 class VolumeMount(_S):
     name: str
     mount_path: str
@@ -166,13 +180,13 @@ class Container(_S):
     stdin: bool = False
     tty: bool = False
     restart_policy: str | None = None  # "Always" marks a native sidecar init container
+    security_context: podfields.SecurityContext | None = None
+    lifecycle: Lifecycle | None = None
+    termination_message_path: str = "/dev/termination-log"
+    termination_message_policy: str = "File"
     # Present so that node/fields.py sees them set (a field a provider does not map is refused).
     restart_policy_rules: list[dict[str, Any]] = []
     volume_devices: list[dict[str, Any]] = []
-    lifecycle: dict[str, Any] | None = None
-    termination_message_path: str = "/dev/termination-log"
-    termination_message_policy: str = "File"
-    security_context: dict[str, Any] | None = None
     stdin_once: bool = False
 
 
@@ -265,17 +279,17 @@ class PodSpec(_S):
     hostname: str = ""
     subdomain: str = ""
     host_network: bool = False
+    host_aliases: list[podfields.HostAlias] = []
+    dns_policy: str = "ClusterFirst"
+    dns_config: podfields.PodDNSConfig | None = None
+    security_context: podfields.PodSecurityContext | None = None
+    image_pull_secrets: list[LocalRef] = []
     # Present so that node/fields.py sees them set (a field a provider does not map is refused).
     ephemeral_containers: list[dict[str, Any]] = []
     active_deadline_seconds: int | None = None
-    dns_policy: str = "ClusterFirst"
-    dns_config: dict[str, Any] | None = None
     host_pid: bool = msgspec.field(default=False, name="hostPID")
     host_ipc: bool = msgspec.field(default=False, name="hostIPC")
     share_process_namespace: bool | None = None
-    security_context: dict[str, Any] | None = None
-    image_pull_secrets: list[dict[str, Any]] = []
-    host_aliases: list[dict[str, Any]] = []
     readiness_gates: list[ReadinessGate] = []
     runtime_class_name: str | None = None
     set_hostname_as_fqdn: bool | None = msgspec.field(default=None, name="setHostnameAsFQDN")
@@ -377,6 +391,15 @@ class Secret(_S):
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     data: dict[str, str] = {}  # base64
     type: str = ""
+
+
+class ServiceSpec(_S):
+    cluster_ip: str = msgspec.field(default="", name="clusterIP")
+
+
+class Service(_S):
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
 
 
 class NodeSpec(_S):

@@ -26,7 +26,7 @@ import msgspec
 
 from vnode.kube import objects
 
-__all__ = ["CONTAINER", "POD", "REASON", "Field", "Treatment", "message", "refusals", "treatment"]
+__all__ = ["CONTAINER", "POD", "POD_SUB", "REASON", "Field", "Treatment", "message", "refusals", "treatment"]
 
 #: The reason of a refused pod's status, Ready condition and Warning event.
 REASON = "UnsupportedField"
@@ -37,6 +37,7 @@ class Treatment(enum.StrEnum):
     EMULATED = "emulated"  # the core does it with the kubelet's semantics, whatever the provider
     IGNORED = "ignored-harmless"  # a kubelet would do nothing with it on a virtual node
     REFUSED = "refused"  # a pod setting it fails at once, naming it
+    PARTS = "by-subfield"  # an object whose subfields have rows of their own (securityContext...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,7 @@ POD: tuple[Field, ...] = (
     Field("terminationGracePeriodSeconds", R, "the instance is stopped without a grace period", default=30),
     Field("activeDeadlineSeconds", R, "no deadline is enforced on the instance"),
     Field("dnsPolicy", R, "the instance uses the cloud's DNS", default="ClusterFirst"),
-    Field("dnsConfig", R, "the instance's resolver is the cloud's"),
+    Field("dnsConfig", R, "the rows of its subfields say"),
     Field("nodeSelector", IGN, SCHEDULER),
     Field("serviceAccountName", E, "its token is requested for the pod and mounted as the kubelet does"),
     Field("serviceAccount", E, "the deprecated alias of serviceAccountName"),
@@ -75,7 +76,7 @@ POD: tuple[Field, ...] = (
     Field("hostPID", R, "virtual nodes have no host PID namespace", default=False, attr="host_pid"),
     Field("hostIPC", R, "virtual nodes have no host IPC namespace", default=False, attr="host_ipc"),
     Field("shareProcessNamespace", R, "containers of the instance do not share a PID namespace", default=False),
-    Field("securityContext", R, "the instance runs as its image says"),
+    Field("securityContext", R, "the rows of its subfields say"),
     Field("imagePullSecrets", R, "no registry credentials are given to the cloud"),
     Field("hostname", R, NOT_MAPPED),
     Field("subdomain", IGN, "the pod's DNS name comes from its headless Service's endpoints, not the node"),
@@ -104,6 +105,26 @@ POD: tuple[Field, ...] = (
     Field("evictionResponders", IGN, "the eviction API's: responders act on evictions, the node does nothing"),
 )
 
+#: The subfields of the pod's objects a provider maps piecemeal; their parent rows are PARTS.
+POD_SUB: tuple[Field, ...] = (
+    Field("securityContext.runAsUser", R, "the instance runs as its image says"),
+    Field("securityContext.runAsGroup", R, "the instance's group is its image's"),
+    Field("securityContext.runAsNonRoot", R, "the image's user is not checked before it runs"),
+    Field("securityContext.supplementalGroups", R, "no supplementary groups are given to the processes"),
+    Field("securityContext.supplementalGroupsPolicy", R, "no supplementary groups are given to the processes"),
+    Field("securityContext.fsGroup", R, "volumes are not chowned to a group"),
+    Field("securityContext.fsGroupChangePolicy", R, "volumes are not chowned to a group"),
+    Field("securityContext.sysctls", R, "no kernel parameters are set on the instance"),
+    Field("securityContext.seLinuxOptions", R, "the cloud's sandbox sets no SELinux labels"),
+    Field("securityContext.seLinuxChangePolicy", R, "the cloud's sandbox sets no SELinux labels"),
+    Field("securityContext.seccompProfile", R, "the cloud's sandbox applies its own seccomp profile"),
+    Field("securityContext.appArmorProfile", R, "the cloud's sandbox applies no AppArmor profile"),
+    Field("securityContext.windowsOptions", R, "virtual nodes run Linux instances"),
+    Field("dnsConfig.nameservers", R, "the instance's resolver is the cloud's"),
+    Field("dnsConfig.searches", R, "the instance's resolver is the cloud's"),
+    Field("dnsConfig.options", R, "the instance's resolver is the cloud's"),
+)
+
 CONTAINER: tuple[Field, ...] = (
     Field("containers.name", R, NOT_MAPPED),
     Field("containers.image", R, NOT_MAPPED),
@@ -127,8 +148,20 @@ CONTAINER: tuple[Field, ...] = (
           default="/dev/termination-log"),
     Field("containers.terminationMessagePolicy", R, "the termination message is not read", default="File"),
     Field("containers.imagePullPolicy", IGN, "the cloud pulls as it does for every instance"),
-    Field("containers.securityContext", R, "the container runs as its image says"),
+    Field("containers.securityContext", R, "the rows of its subfields say"),
     Field("containers.securityContext.privileged", R, "virtual nodes run no privileged containers", default=False),
+    Field("containers.securityContext.runAsUser", R, "the container runs as its image says"),
+    Field("containers.securityContext.runAsGroup", R, "the container's group is its image's"),
+    Field("containers.securityContext.runAsNonRoot", R, "the image's user is not checked before it runs"),
+    Field("containers.securityContext.readOnlyRootFilesystem", R, "the root filesystem stays writable"),
+    Field("containers.securityContext.allowPrivilegeEscalation", R, "no_new_privs is not set on the processes"),
+    Field("containers.securityContext.capabilities.add", R, "no capabilities are added"),
+    Field("containers.securityContext.capabilities.drop", R, "the runtime's default capabilities are kept"),
+    Field("containers.securityContext.procMount", R, "the cloud's sandbox mounts /proc its own way"),
+    Field("containers.securityContext.seLinuxOptions", R, "the cloud's sandbox sets no SELinux labels"),
+    Field("containers.securityContext.seccompProfile", R, "the cloud's sandbox applies its own seccomp profile"),
+    Field("containers.securityContext.appArmorProfile", R, "the cloud's sandbox applies no AppArmor profile"),
+    Field("containers.securityContext.windowsOptions", R, "virtual nodes run Linux instances"),
     Field("containers.stdin", R, "attach is not supported", default=False),
     Field("containers.stdinOnce", R, "attach is not supported", default=False),
     Field("containers.tty", R, "no terminal is allocated", default=False),
@@ -137,13 +170,22 @@ CONTAINER: tuple[Field, ...] = (
 
 #: Refused whatever a provider declares: a virtual node can never do them.
 NEVER = frozenset({"hostNetwork", "hostPID", "hostIPC", "ephemeralContainers", "containers.securityContext.privileged"})
-BY_PATH: Mapping[str, Field] = {f.path: f for f in POD + CONTAINER}
+BY_PATH: Mapping[str, Field] = {f.path: f for f in POD + POD_SUB + CONTAINER}
+#: Rows whose subfields have rows: a pod is checked field by field below them.
+PARENTS = frozenset(
+    ".".join(names[:n])
+    for f in POD_SUB + CONTAINER
+    for names in [f.path.split(".")]
+    for n in range(2 if names[0] == "containers" else 1, len(names))
+)
 
 
 def treatment(field: Field, pod_fields: frozenset[str], ignored: Mapping[str, str] | None = None) -> Treatment:
     """What a provider declaring ``pod_fields`` (and accepting ``ignored`` unapplied) does with ``field``."""
     if field.path in NEVER:
         return Treatment.REFUSED
+    if field.path in PARENTS:
+        return Treatment.PARTS
     if field.path in pod_fields:
         return Treatment.MAPPED
     if ignored and field.path in ignored:
@@ -181,7 +223,7 @@ def refusals(pod: objects.Pod, pod_fields: frozenset[str], ignored: Mapping[str,
     """``spec.<path>: why`` for every refused field ``pod`` sets, in the catalogue's order."""
     found: list[str] = []
     for where, obj in _where(pod):
-        rows = POD if where == "spec" else CONTAINER
+        rows = POD + POD_SUB if where == "spec" else CONTAINER
         for field in rows:
             if treatment(field, pod_fields, ignored) is not Treatment.REFUSED:
                 continue

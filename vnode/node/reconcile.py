@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, objects
-from vnode.node import book, events, fields, lifecycle, references, spec
+from vnode.node import book, events, fields, lifecycle, references, registry, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -161,6 +161,11 @@ class Reconciler:
             return lifecycle.Missing(str(missing))
         except errors.InvalidSpec as invalid:
             return lifecycle.Invalid(invalid.message)
+        for name in registry.missing(pod, sources.secrets):  # the kubelet pulls without it, and says so
+            message = (
+                f"Unable to retrieve some image pull secrets ({name}); attempting to pull the image may not succeed."
+            )
+            self.recorder.pod(pod, "FailedToRetrieveImagePullSecret", message, type="Warning")
         sent_at = self.monotonic()
         try:
             made = await self._call("create", self.provider.create(wanted))

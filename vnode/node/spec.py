@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from vnode import errors, models, settings
 from vnode.kube import objects
-from vnode.node import resources
+from vnode.node import dns, registry, resources, security
 from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
@@ -63,6 +63,8 @@ class Target:
     node_ip: str = ""
     placement: models.Placement = dataclasses.field(default_factory=models.Placement)
     default_size: resources.Size = resources.DEFAULT
+    #: The cluster DNS service's IP (kube-dns/CoreDNS) for dnsPolicy ClusterFirst; empty: none known.
+    cluster_dns: str = ""
     #: The provider's rules: its limits, specs annotation and size rounding.
     profile: provider_profile.Profile = provider_profile.NEUTRAL
 
@@ -101,6 +103,7 @@ def references(pod: objects.Pod) -> Refs:
                 cms.add(env_from.config_map_ref.name)
             if env_from.secret_ref:
                 secrets.add(env_from.secret_ref.name)
+    secrets.update(ref.name for ref in pod.spec.image_pull_secrets)
     for volume in pod.spec.volumes:
         if volume.config_map:
             cms.add(volume.config_map.name)
@@ -282,6 +285,7 @@ def _container(
     env = _env(pod, c, sources, target, size)
     env_map = {e.name: e.value for e in env if not e.field_path}
     own = resources.container_size(c)
+    context = security.effective(pod, c)
     return models.ContainerSpec(
         name=c.name,
         image=c.image,
@@ -299,6 +303,9 @@ def _container(
         startup_probe=_probe(c.startup_probe, c),
         stdin=c.stdin,
         tty=c.tty,
+        run_as_user=context.run_as_user,
+        capabilities_add=context.capabilities_add,
+        read_only_root_filesystem=context.read_only_root_filesystem,
     )
 
 
@@ -450,6 +457,7 @@ def build(
     containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers)
     init_containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.init_containers)
     volumes = tuple(_volume(pod, v, sources, target) for v in pod.spec.volumes)
+    resolv = dns.resolver(pod, target.cluster_dns)
     return models.InstanceSpec(
         name=instance_name(pod),
         client_token=meta.uid,
@@ -470,5 +478,11 @@ def build(
         placement=placement,
         instance_type=instance_type,
         termination_grace_seconds=pod.spec.termination_grace_period_seconds or 30,
-        hostname=pod.spec.hostname or meta.name,
+        hostname=dns.hostname(pod),
+        dns_nameservers=resolv.nameservers,
+        dns_searches=resolv.searches,
+        dns_options=resolv.options,
+        host_aliases=dns.host_aliases(pod),
+        sysctls=security.sysctls(pod),
+        registry_credentials=registry.credentials(pod, sources.secrets),
     )

@@ -64,6 +64,12 @@ def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> 
         params[f"{prefix}.Stdin"] = "true"
     if c.tty:
         params[f"{prefix}.Tty"] = "true"
+    if c.run_as_user is not None:
+        params[f"{prefix}.SecurityContext.RunAsUser"] = str(c.run_as_user)
+    if c.read_only_root_filesystem:
+        params[f"{prefix}.SecurityContext.ReadOnlyRootFilesystem"] = "true"
+    for n, capability in enumerate(c.capabilities_add, 1):
+        params[f"{prefix}.SecurityContext.Capability.Add.{n}"] = capability
     # ECI has no startup probe; the node's readiness comes from the readiness probe alone.
     if c.liveness_probe is not None:
         _probe(params, f"{prefix}.LivenessProbe", c.liveness_probe)
@@ -91,8 +97,7 @@ def create_params(
         params["InstanceType"] = spec.instance_type
     if spec.hostname:
         params["HostName"] = spec.hostname
-    for n, server in enumerate(spec.dns_nameservers, 1):
-        params[f"DnsConfig.NameServer.{n}"] = server
+    _pod_level(params, spec)
     for n, (key, value) in enumerate(sorted(spec.tags.items()), 1):
         params[f"Tag.{n}.Key"] = key
         params[f"Tag.{n}.Value"] = value
@@ -102,6 +107,29 @@ def create_params(
         _container(params, f"InitContainer.{n}", c)
     volume_params(params, spec.volumes)
     return params
+
+
+def _pod_level(params: dict[str, str], spec: models.InstanceSpec) -> None:
+    """DnsConfig, HostAliase and the pod's SecurityContext (sysctls)."""
+    for n, server in enumerate(spec.dns_nameservers, 1):
+        params[f"DnsConfig.NameServer.{n}"] = server
+    for n, domain in enumerate(spec.dns_searches, 1):
+        params[f"DnsConfig.Search.{n}"] = domain
+    for n, option in enumerate(spec.dns_options, 1):
+        params[f"DnsConfig.Option.{n}.Name"] = option.name
+        if option.value:
+            params[f"DnsConfig.Option.{n}.Value"] = option.value
+    for n, alias in enumerate(spec.host_aliases, 1):
+        params[f"HostAliase.{n}.Ip"] = alias.ip
+        for m, name in enumerate(alias.hostnames, 1):
+            params[f"HostAliase.{n}.Hostname.{m}"] = name
+    for n, login in enumerate(spec.registry_credentials, 1):
+        params[f"ImageRegistryCredential.{n}.Server"] = login.server
+        params[f"ImageRegistryCredential.{n}.UserName"] = login.username
+        params[f"ImageRegistryCredential.{n}.Password"] = login.password
+    for n, sysctl in enumerate(spec.sysctls, 1):
+        params[f"SecurityContext.Sysctl.{n}.Name"] = sysctl.name
+        params[f"SecurityContext.Sysctl.{n}.Value"] = sysctl.value
 
 
 def volume_params(params: dict[str, str], volumes: Sequence[models.VolumeSpec]) -> None:

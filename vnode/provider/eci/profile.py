@@ -48,6 +48,17 @@ POD_FIELDS = frozenset(
         "volumes",
         "restartPolicy",
         "hostname",
+        "dnsConfig.nameservers",
+        "dnsConfig.searches",
+        "dnsConfig.options",
+        "dnsPolicy",
+        "hostAliases",
+        "imagePullSecrets",
+        "securityContext.runAsUser",
+        "securityContext.sysctls",
+        "containers.securityContext.runAsUser",
+        "containers.securityContext.capabilities.add",
+        "containers.securityContext.readOnlyRootFilesystem",
         "terminationGracePeriodSeconds",
     }
 )

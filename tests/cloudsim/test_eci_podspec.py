@@ -1,0 +1,122 @@
+"""ECI's pod-level fields through the official SDK: DnsConfig, HostAliases, the pod's sysctls and a
+container's SecurityContext are stored and described back; what ECI does not allow (a capability
+other than NET_ADMIN/NET_RAW, a host-level sysctl, a fourth name server) is refused naming the
+parameter, and nothing is created."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from alibabacloud_eci20180808 import models as m
+from alibabacloud_eci20180808.client import Client
+from alibabacloud_tea_openapi import exceptions as tea_exceptions
+
+from tests.cloudsim.conftest import Sim, container, create_request
+
+
+def describe(sim: Sim, eci: Client, group_id: str) -> Any:
+    request = m.DescribeContainerGroupsRequest(region_id=sim.region, container_group_ids=json.dumps([group_id]))
+    (group,) = eci.describe_container_groups(request).body.container_groups
+    return group
+
+
+def secured(*capabilities: str, user: int | None = 1000) -> Any:
+    return m.CreateContainerGroupRequestContainerSecurityContext(
+        capability=m.CreateContainerGroupRequestContainerSecurityContextCapability(add=list(capabilities)),
+        run_as_user=user,
+        read_only_root_filesystem=True,
+    )
+
+
+def test_dns_host_aliases_sysctls_and_security_context_are_described(sim: Sim, eci: Client) -> None:
+    request = create_request(
+        sim,
+        "fields",
+        container("app", "nginx", security_context=secured("NET_ADMIN")),
+        dns_config=m.CreateContainerGroupRequestDnsConfig(
+            name_server=["10.96.0.10", "1.1.1.1"],
+            search=["ns.svc.cluster.local", "example.com"],
+            option=[
+                m.CreateContainerGroupRequestDnsConfigOption(name="ndots", value="5"),
+                m.CreateContainerGroupRequestDnsConfigOption(name="edns0"),
+            ],
+        ),
+        host_aliase=[m.CreateContainerGroupRequestHostAliase(ip="10.1.2.3", hostname=["db", "db.local"])],
+        security_context=m.CreateContainerGroupRequestSecurityContext(
+            sysctl=[m.CreateContainerGroupRequestSecurityContextSysctl(name="net.core.somaxconn", value="1024")]
+        ),
+        host_name="web-0",
+    )
+    group_id = eci.create_container_group(request).body.container_group_id
+    group = describe(sim, eci, group_id)
+    assert group.dns_config.name_servers == ["10.96.0.10", "1.1.1.1"]
+    assert group.dns_config.searches == ["ns.svc.cluster.local", "example.com"]
+    assert [(o.name, o.value) for o in group.dns_config.options] == [("ndots", "5"), ("edns0", "")]
+    assert [(a.ip, a.hostnames) for a in group.host_aliases] == [("10.1.2.3", ["db", "db.local"])]
+    assert [(s.name, s.value) for s in group.eci_security_context.sysctls] == [("net.core.somaxconn", "1024")]
+    context = group.containers[0].security_context
+    assert context.run_as_user == 1000
+    assert context.read_only_root_filesystem is True
+    assert context.capability.adds == ["NET_ADMIN"]
+
+
+def test_a_plain_group_has_no_dns_config_nor_aliases(sim: Sim, eci: Client) -> None:
+    group = describe(sim, eci, eci.create_container_group(create_request(sim, "plain")).body.container_group_id)
+    assert not group.host_aliases
+    assert group.dns_config is None or not group.dns_config.name_servers
+    assert group.containers[0].security_context.run_as_user is None
+    assert not group.containers[0].security_context.capability.adds
+
+
+@pytest.mark.parametrize(
+    ("fields", "parameter"),
+    [
+        ({"container": [container("app", "nginx", security_context=secured("SYS_ADMIN"))]}, "Capability.Add.1"),
+        (
+            {
+                "security_context": m.CreateContainerGroupRequestSecurityContext(
+                    sysctl=[m.CreateContainerGroupRequestSecurityContextSysctl(name="kernel.panic", value="1")]
+                )
+            },
+            "SecurityContext.Sysctl.1.Name",
+        ),
+        (
+            {
+                "dns_config": m.CreateContainerGroupRequestDnsConfig(
+                    name_server=["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]
+                )
+            },
+            "DnsConfig.NameServer",
+        ),
+    ],
+)
+def test_what_eci_does_not_allow_is_refused(sim: Sim, eci: Client, fields: dict[str, Any], parameter: str) -> None:
+    request = create_request(sim, "refused", *fields.pop("container", []), **fields)
+    with pytest.raises(tea_exceptions.ClientException) as caught:
+        eci.create_container_group(request)
+    assert caught.value.code == "InvalidParameter"
+    assert parameter in caught.value.message
+    assert sim.totals()["live"] == 0
+
+
+def credential(server: str) -> Any:
+    return m.CreateContainerGroupRequestImageRegistryCredential(server=server, user_name="alice", password="pw")
+
+
+@pytest.mark.parametrize(
+    ("logins", "status"),
+    [([credential("registry.private.example")], "Running"), ([], "Failed"), ([credential("other.example")], "Failed")],
+)
+def test_a_private_image_needs_a_credential_for_its_registry(
+    sim: Sim, eci: Client, logins: list[Any], status: str
+) -> None:
+    app = container("app", "registry.private.example/team/nginx:1")
+    request = create_request(sim, "private", app, image_registry_credential=logins or None)
+    group_id = eci.create_container_group(request).body.container_group_id
+    sim.advance(10)
+    group = describe(sim, eci, group_id)
+    assert group.status == status
+    if status == "Failed":
+        assert group.containers[0].current_state.reason == "ErrImagePull"

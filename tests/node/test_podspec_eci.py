@@ -1,0 +1,156 @@
+"""The issue's pod on an ECI virtual node (real control plane, the daemon with the ECI provider against
+the simulator): runAsUser 1000 from the pod, NET_ADMIN added to the container, hostAliases, dnsPolicy
+None with a dnsConfig. It runs, and the official SDK's DescribeContainerGroups shows each field; a
+privileged container is refused with the field named in the pod's status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from alibabacloud_eci20180808 import models as m
+from kubernetes import client as k8s
+
+from tests.cloudsim.conftest import Sim, running
+from tests.node.conftest import Running as RunningDaemon
+from tests.node.conftest import pod_manifest, wait_ready
+from tests.waiting import until
+from vnode import daemon, settings
+from vnode.kube import client
+from vnode.provider.eci import provider as eci
+
+pytestmark = pytest.mark.cluster
+
+DNS = {"nameservers": ["1.1.1.1"], "searches": ["corp.example"], "options": [{"name": "ndots", "value": "2"}]}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(pathlib.Path(tmp_path_factory.mktemp("podspec-eci")), profile="fast") as started:
+        yield started
+
+
+def described(sim: Sim, uid: str) -> Any:
+    request = m.DescribeContainerGroupsRequest(
+        region_id=sim.region, tag=[m.DescribeContainerGroupsRequestTag(key="vnode.io/pod-uid", value=uid)]
+    )
+    groups = sim.client().describe_container_groups(request).body.container_groups
+    return groups[0] if len(groups) == 1 else None
+
+
+async def test_the_issues_pod_runs_with_every_field_on_the_instance(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
+    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "podspec-eci"})
+    provider = eci.create(config)
+    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
+    run = RunningDaemon(d, asyncio.create_task(d.run()))
+    try:
+        await wait_ready(run)
+        body = pod_manifest(
+            "web",
+            node_name,
+            container={"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+            securityContext={"runAsUser": 1000},
+            hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db", "db.local"]}],
+            dnsPolicy="None",
+            dnsConfig=DNS,
+        )
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+
+        async def running_pod() -> Any:
+            pod = await asyncio.to_thread(core.read_namespaced_pod, "web", namespace)
+            return pod if pod.status.phase == "Running" else None
+
+        pod = await until(running_pod, within=30, what="the pod Running")
+        group = described(sim, pod.metadata.uid)
+        assert [(a.ip, a.hostnames) for a in group.host_aliases] == [("10.1.2.3", ["db", "db.local"])]
+        assert (group.dns_config.name_servers, group.dns_config.searches) == (["1.1.1.1"], ["corp.example"])
+        assert [(o.name, o.value) for o in group.dns_config.options] == [("ndots", "2")]
+        context = group.containers[0].security_context
+        assert (context.run_as_user, context.capability.adds) == (1000, ["NET_ADMIN"])
+
+        privileged = pod_manifest("priv", node_name, container={"securityContext": {"privileged": True}})
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, privileged)
+
+        async def refused() -> str | None:
+            got = await asyncio.to_thread(core.read_namespaced_pod, "priv", namespace)
+            text = json.dumps(got.status.to_dict(), default=str)
+            return text if "securityContext.privileged" in text else None
+
+        await until(refused, within=30, what="the privileged pod refused naming the field")
+        assert (
+            described(sim, (await asyncio.to_thread(core.read_namespaced_pod, "priv", namespace)).metadata.uid) is None
+        )
+    finally:
+        await run.stop()
+        await provider.close()
+        with contextlib.suppress(k8s.ApiException):
+            await asyncio.to_thread(core.delete_node, node_name)
+        with contextlib.suppress(k8s.ApiException):
+            await asyncio.to_thread(
+                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
+            )
+
+
+@contextlib.contextmanager
+def kube_dns(core: k8s.CoreV1Api) -> Iterator[str]:
+    """kube-system's kube-dns Service (made here if the control plane has none, removed after): its IP."""
+    made = False
+    try:
+        service = core.read_namespaced_service("kube-dns", "kube-system")
+    except k8s.ApiException as exc:
+        if exc.status != 404:
+            raise
+        body = k8s.V1Service(
+            metadata=k8s.V1ObjectMeta(name="kube-dns"),
+            spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(name="dns", port=53, protocol="UDP")]),
+        )
+        service = core.create_namespaced_service("kube-system", body)
+        made = True
+    try:
+        yield service.spec.cluster_ip
+    finally:
+        if made:
+            with contextlib.suppress(k8s.ApiException):
+                core.delete_namespaced_service("kube-dns", "kube-system")
+
+
+async def test_cluster_first_gets_the_kube_dns_service_and_the_search_path(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
+    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "podspec-dns"})
+    provider = eci.create(config)
+    with kube_dns(core) as dns_ip:
+        d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
+        run = RunningDaemon(d, asyncio.create_task(d.run()))
+        try:
+            await wait_ready(run)
+            body = pod_manifest("dns", node_name, dnsConfig={"searches": ["corp.example"]})
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+
+            async def described_pod() -> Any:
+                pod = await asyncio.to_thread(core.read_namespaced_pod, "dns", namespace)
+                return described(sim, pod.metadata.uid) if pod.status.phase == "Running" else None
+
+            group = await until(described_pod, within=30, what="the pod Running")
+            assert group.dns_config.name_servers == [dns_ip]
+            search = [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"]
+            assert group.dns_config.searches == search
+            assert [(o.name, o.value) for o in group.dns_config.options] == [("ndots", "5")]
+        finally:
+            await run.stop()
+            await provider.close()
+            with contextlib.suppress(k8s.ApiException):
+                await asyncio.to_thread(core.delete_node, node_name)
+            with contextlib.suppress(k8s.ApiException):
+                await asyncio.to_thread(
+                    k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
+                )

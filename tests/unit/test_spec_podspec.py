@@ -1,0 +1,97 @@
+"""Pod → instance spec for the pod-level fields: dnsPolicy/dnsConfig the kubelet's way, hostAliases,
+hostname, and the security context (the container's over the pod's, privileged refused)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from vnode import errors, models
+from vnode.kube import objects
+from vnode.node import spec
+from vnode.provider.eci import profile as eci_profile
+
+TARGET = spec.Target(cluster_id="c1", node_name="vn-0", profile=eci_profile.PROFILE, cluster_dns="10.96.0.10")
+NO_DNS = spec.Target(cluster_id="c1", node_name="vn-0", profile=eci_profile.PROFILE)
+SEARCH = ("ns.svc.cluster.local", "svc.cluster.local", "cluster.local")
+
+
+def pod(container: dict[str, Any] | None = None, name: str = "web", **fields: Any) -> objects.Pod:
+    body = {
+        "metadata": {"name": name, "namespace": "ns", "uid": "uid-1"},
+        "spec": {"containers": [{"name": "app", "image": "nginx", **(container or {})}], **fields},
+    }
+    return msgspec.json.decode(msgspec.json.encode(body), type=objects.Pod)
+
+
+def build(p: objects.Pod, target: spec.Target = TARGET) -> models.InstanceSpec:
+    return spec.build(p, spec.Sources(), target)
+
+
+def test_cluster_first_uses_the_cluster_dns_with_the_search_path_and_ndots() -> None:
+    built = build(pod())
+    assert built.dns_nameservers == ("10.96.0.10",)
+    assert built.dns_searches == SEARCH
+    assert built.dns_options == (models.DnsOption("ndots", "5"),)
+
+
+def test_cluster_first_merges_dns_config_like_the_kubelet() -> None:
+    config = {
+        "nameservers": ["1.1.1.1", "10.96.0.10"],
+        "searches": ["example.com"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}],
+    }
+    built = build(pod(dnsConfig=config))
+    assert built.dns_nameservers == ("10.96.0.10", "1.1.1.1")
+    assert built.dns_searches == (*SEARCH, "example.com")
+    assert built.dns_options == (models.DnsOption("ndots", "2"), models.DnsOption("edns0"))
+
+
+def test_cluster_first_without_a_cluster_dns_falls_back_to_default() -> None:
+    built = build(pod(), NO_DNS)
+    assert (built.dns_nameservers, built.dns_searches, built.dns_options) == ((), (), ())
+
+
+def test_default_has_no_cluster_dns_and_none_is_exactly_the_dns_config() -> None:
+    default = build(pod(dnsPolicy="Default"))
+    assert (default.dns_nameservers, default.dns_searches, default.dns_options) == ((), (), ())
+    config = {"nameservers": ["8.8.8.8"], "searches": ["corp.example"], "options": [{"name": "timeout", "value": "1"}]}
+    exact = build(pod(dnsPolicy="None", dnsConfig=config))
+    assert exact.dns_nameservers == ("8.8.8.8",)
+    assert exact.dns_searches == ("corp.example",)
+    assert exact.dns_options == (models.DnsOption("timeout", "1"),)
+
+
+def test_dns_policy_none_without_dns_config_is_refused() -> None:
+    with pytest.raises(errors.InvalidSpec, match="dnsPolicy None needs a dnsConfig"):
+        build(pod(dnsPolicy="None"))
+
+
+def test_host_aliases_and_hostname() -> None:
+    aliases = [{"ip": "10.1.2.3", "hostnames": ["db", "db.local"]}]
+    built = build(pod(hostAliases=aliases, hostname="web-0", subdomain="web"))
+    assert built.host_aliases == (models.HostAlias("10.1.2.3", ("db", "db.local")),)
+    assert built.hostname == "web-0"
+    assert build(pod(name="a" * 62 + "-b")).hostname == "a" * 62
+
+
+def test_the_container_security_context_overrides_the_pods() -> None:
+    context = {"runAsUser": 1000, "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}
+    own = {
+        "securityContext": {"runAsUser": 2000, "capabilities": {"add": ["NET_ADMIN"]}, "readOnlyRootFilesystem": True}
+    }
+    built = build(pod(own, securityContext=context))
+    (app,) = built.containers
+    assert app.run_as_user == 2000
+    assert app.capabilities_add == ("NET_ADMIN",)
+    assert app.read_only_root_filesystem is True
+    assert built.sysctls == (models.Sysctl("net.core.somaxconn", "1024"),)
+    assert build(pod(securityContext=context)).containers[0].run_as_user == 1000
+    assert build(pod()).containers[0].run_as_user is None
+
+
+def test_a_privileged_container_is_refused_naming_the_field() -> None:
+    with pytest.raises(errors.InvalidSpec, match=r"securityContext\.privileged"):
+        build(pod({"securityContext": {"privileged": True}}))

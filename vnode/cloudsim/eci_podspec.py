@@ -1,0 +1,128 @@
+"""CreateContainerGroup's pod-level and security parameters: DNS, host aliases, security contexts.
+
+``DnsConfig.NameServer.N``, ``DnsConfig.Search.N``, ``DnsConfig.Option.N.Name/Value``,
+``HostAliase.N.Ip`` with ``HostAliase.N.Hostname.M``, ``SecurityContext.Sysctl.N.Name/Value``
+and a container's ``SecurityContext.RunAsUser``, ``.ReadOnlyRootFilesystem`` and
+``.Capability.Add.N``. ECI refuses what it does not allow: capabilities other than ``NET_ADMIN``
+and ``NET_RAW``, sysctls outside its namespaced set (``kernel.shm*``, ``kernel.msg*``,
+``kernel.sem``, ``fs.mqueue.*``, ``net.*`` but ``net.ipv4.tcp_syncookies``,
+``vm.min_free_kbytes``), more than 3 name servers.
+"""
+
+from __future__ import annotations
+
+from vnode.cloudsim import errors, model
+
+__all__ = [
+    "CAPABILITIES",
+    "container_security",
+    "dns_config",
+    "host_aliases",
+    "registry_credentials",
+    "sysctl_allowed",
+    "sysctls",
+]
+
+#: The capabilities ECI lets a container add (Container.N.SecurityContext.Capability.Add.N).
+CAPABILITIES = frozenset({"NET_ADMIN", "NET_RAW"})
+_SYSCTL_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.", "net.")
+_SYSCTL_NAMES = frozenset({"kernel.sem", "vm.min_free_kbytes"})
+_MAX_NAME_SERVERS = 3
+
+
+def _list(raw: dict[str, str], prefix: str) -> tuple[str, ...]:
+    """``Prefix.1``, ``Prefix.2``.. in index order."""
+    items: dict[int, str] = {}
+    for key, value in raw.items():
+        if key.startswith(prefix + "."):
+            index = key[len(prefix) + 1 :]
+            if not index.isdigit() or int(index) < 1:
+                raise errors.InvalidParameter(key, f"expected {prefix}.N with N >= 1")
+            items[int(index)] = value
+    return tuple(items[i] for i in sorted(items))
+
+
+def _pairs(raw: dict[str, str], prefix: str) -> list[tuple[str, dict[str, str]]]:
+    """``Prefix.N.Field`` -> [(``Prefix.N``, {Field: value})] in N order."""
+    groups: dict[int, dict[str, str]] = {}
+    for key, value in raw.items():
+        if key.startswith(prefix + "."):
+            index, _, field = key[len(prefix) + 1 :].partition(".")
+            if not index.isdigit() or int(index) < 1 or not field:
+                raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N >= 1")
+            groups.setdefault(int(index), {})[field] = value
+    return [(f"{prefix}.{n}", groups[n]) for n in sorted(groups)]
+
+
+def dns_config(raw: dict[str, str]) -> model.DnsConfig | None:
+    servers = _list(raw, "DnsConfig.NameServer")
+    if len(servers) > _MAX_NAME_SERVERS:
+        raise errors.InvalidParameter("DnsConfig.NameServer", f"at most {_MAX_NAME_SERVERS} name servers")
+    options = []
+    for where, fields in _pairs(raw, "DnsConfig.Option"):
+        if not fields.get("Name"):
+            raise errors.MissingParameter(f"{where}.Name")
+        options.append(model.NameValue(fields["Name"], fields.get("Value", "")))
+    config = model.DnsConfig(servers, _list(raw, "DnsConfig.Search"), tuple(options))
+    return config if (config.name_servers or config.searches or config.options) else None
+
+
+def host_aliases(raw: dict[str, str]) -> tuple[model.HostAlias, ...]:
+    aliases = []
+    for where, fields in _pairs(raw, "HostAliase"):
+        if not fields.get("Ip"):
+            raise errors.MissingParameter(f"{where}.Ip")
+        names = _list(fields, "Hostname")
+        if not names:
+            raise errors.MissingParameter(f"{where}.Hostname.1")
+        aliases.append(model.HostAlias(fields["Ip"], names))
+    return tuple(aliases)
+
+
+def sysctl_allowed(name: str) -> bool:
+    if name == "net.ipv4.tcp_syncookies":
+        return False
+    return name in _SYSCTL_NAMES or name.startswith(_SYSCTL_PREFIXES)
+
+
+def sysctls(raw: dict[str, str]) -> tuple[model.NameValue, ...]:
+    out = []
+    for where, fields in _pairs(raw, "SecurityContext.Sysctl"):
+        name = fields.get("Name", "")
+        if not name:
+            raise errors.MissingParameter(f"{where}.Name")
+        if not sysctl_allowed(name):
+            raise errors.InvalidParameter(f"{where}.Name", f"the sysctl {name!r} is not supported")
+        out.append(model.NameValue(name, fields.get("Value", "")))
+    return tuple(out)
+
+
+def container_security(fields: dict[str, str], where: str) -> tuple[int | None, tuple[str, ...], bool]:
+    """A container's (RunAsUser, Capability.Add, ReadOnlyRootFilesystem) from its fields."""
+    user_text = fields.get("SecurityContext.RunAsUser", "")
+    if user_text and (not user_text.isdigit()):
+        raise errors.InvalidParameter(f"{where}.SecurityContext.RunAsUser", f"{user_text!r} is not a uid")
+    user = int(user_text) if user_text else None
+    added = _list(fields, "SecurityContext.Capability.Add")
+    for n, capability in enumerate(added, 1):
+        if capability.upper() not in CAPABILITIES:
+            raise errors.InvalidParameter(
+                f"{where}.SecurityContext.Capability.Add.{n}",
+                f"the capability {capability!r} is not supported (only {', '.join(sorted(CAPABILITIES))})",
+            )
+    read_only_text = fields.get("SecurityContext.ReadOnlyRootFilesystem", "false").lower()
+    if read_only_text not in ("true", "false"):
+        raise errors.InvalidParameter(f"{where}.SecurityContext.ReadOnlyRootFilesystem", "true or false")
+    read_only = read_only_text == "true"
+    return user, added, read_only
+
+
+def registry_credentials(raw: dict[str, str]) -> tuple[model.RegistryCredential, ...]:
+    """``ImageRegistryCredential.N.Server/UserName/Password``, each required."""
+    logins = []
+    for where, fields in _pairs(raw, "ImageRegistryCredential"):
+        for field in ("Server", "UserName", "Password"):
+            if not fields.get(field):
+                raise errors.MissingParameter(f"{where}.{field}")
+        logins.append(model.RegistryCredential(fields["Server"], fields["UserName"], fields["Password"]))
+    return tuple(logins)

@@ -1,0 +1,47 @@
+"""A container's effective security context: the pod's ``securityContext`` under the container's.
+
+The container's own ``runAsUser`` wins over the pod's, as in the kubelet. A privileged container
+is refused: a virtual node runs on a cloud's sandbox, which grants no host privileges. What the
+cloud allows (which capabilities, which sysctls) is the cloud's to refuse, with its own error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from vnode import errors, models
+from vnode.kube import objects, podfields
+
+__all__ = ["Effective", "effective", "sysctls"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Effective:
+    """What a container runs with: its uid (None: the image's), capabilities added, read-only root."""
+
+    run_as_user: int | None = None
+    capabilities_add: tuple[str, ...] = ()
+    read_only_root_filesystem: bool = False
+
+
+def effective(pod: objects.Pod, container: objects.Container) -> Effective:
+    """The container's effective security context; raises ``errors.InvalidSpec`` if privileged."""
+    own = container.security_context or podfields.SecurityContext()
+    shared = pod.spec.security_context or podfields.PodSecurityContext()
+    if own.privileged:
+        raise errors.InvalidSpec(
+            f"container {container.name}: securityContext.privileged is not allowed on a virtual node"
+        )
+    user = own.run_as_user if own.run_as_user is not None else shared.run_as_user
+    if user is not None and user < 0:
+        raise errors.InvalidSpec(f"container {container.name}: securityContext.runAsUser {user} is negative")
+    added = tuple(dict.fromkeys(c.upper() for c in (own.capabilities.add if own.capabilities else [])))
+    return Effective(user, added, bool(own.read_only_root_filesystem))
+
+
+def sysctls(pod: objects.Pod) -> tuple[models.Sysctl, ...]:
+    """The pod's ``securityContext.sysctls``; the cloud decides which it allows."""
+    context = pod.spec.security_context
+    if context is None:
+        return ()
+    return tuple(models.Sysctl(s.name, s.value) for s in context.sysctls)
