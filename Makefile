@@ -71,3 +71,9 @@ golden-update: venv
 
 clean: down
 	rm -rf .vnode .mypy_cache .ruff_cache .pytest_cache
+
+# virtual-kubelet's importable e2e suite (Go module tests/vke2e, built once and cached by version)
+# against `vnode run --provider eci` on the simulator; also part of `make test` (docs/kubelet-api.md).
+.PHONY: e2e-vk
+e2e-vk: binaries
+	$(BIN)/pytest -q tests/vke2e $(PYTEST_ARGS)

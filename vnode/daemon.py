@@ -258,6 +258,7 @@ class Daemon:
             clock=kubelet_clock.SystemClock(),
             host=self.config.node_ip,
             port=self.config.kubelet_port,
+            anonymous=self.config.kubelet_anonymous_auth,
         )
         self._spawn(group, self.kubelet.run())
         await self.kubelet.ready.wait()

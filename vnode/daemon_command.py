@@ -41,7 +41,11 @@ FLAGS: dict[str, tuple[str, Any, str]] = {
     "--kubeconfig": ("kubeconfig", str, "kubeconfig file; default: in-cluster, else ~/.kube/config (env KUBECONFIG)"),
     "--cluster-id": ("cluster_id", str, "tag of this cluster's instances (env VNODE_CLUSTER_ID)"),
     "--taint": ("taint_value", str, "value of the virtual-kubelet.io/provider taint (default by provider)"),
-    "--node-ip": ("node_ip", str, "the node's InternalIP and pods' hostIP (env VNODE_NODE_IP, else POD_IP)"),
+    "--node-ip": (
+        "node_ip",
+        str,
+        "the node's InternalIP and pods' hostIP; auto: the host's address (env VNODE_NODE_IP, else POD_IP)",
+    ),
     "--kubelet-port": ("kubelet_port", int, "the kubelet endpoint port announced on the Node (env KUBELET_PORT)"),
     "--http-address": ("http_address", str, "address of /healthz, /readyz, /metrics"),
     "--http-port": ("http_port", int, "port of /healthz, /readyz, /metrics (env VNODE_HTTP_PORT)"),

@@ -14,7 +14,9 @@ after the change, never to running ones.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +39,23 @@ def _split(value: Any) -> Any:
     return value
 
 
+#: VNODE_NODE_IP=auto: the host's own address (the API server's node and pod proxies refuse loopback).
+AUTO_NODE_IP = "auto"
+
+
+def host_address() -> str:
+    """The host's IPv4 address on its default route (a UDP socket's source; nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            address = str(probe.getsockname()[0])
+        except OSError:
+            address = ""
+    if not address or ipaddress.ip_address(address).is_loopback or address == "0.0.0.0":
+        raise ValueError("node_ip 'auto': the host has no address on a default route; set it to one")
+    return address
+
+
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -51,6 +70,9 @@ class Settings(_Frozen):
     # kube-dns Service, if the daemon can read it (else the kubelet's fallback, dnsPolicy Default).
     cluster_dns: str = ""
     kubelet_port: int = pydantic.Field(default=10250, ge=0, le=65535)
+    # The kubelet's --anonymous-auth: callers without credentials are system:anonymous, authorized
+    # by SubjectAccessReview (the API server's pod proxy sends none: virtual-kubelet's e2e suite).
+    kubelet_anonymous_auth: bool = False
     http_address: str = "0.0.0.0"
     http_port: int = pydantic.Field(default=10256, ge=0, le=65535)  # /healthz /readyz /metrics
     # The daemon's own pod, as the StatefulSet's downward API gives it: the Lease holder identity
@@ -93,6 +115,11 @@ class Settings(_Frozen):
         if not value or len(value) > 253 or not _NAME.match(value):
             raise ValueError("must be a DNS subdomain (lower-case letters, digits, '-', '.')")
         return value
+
+    @pydantic.field_validator("node_ip")
+    @classmethod
+    def _node_ip(cls, value: str) -> str:
+        return host_address() if value == AUTO_NODE_IP else value
 
     @property
     def profile(self) -> provider_profile.Profile:
@@ -139,6 +166,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "pod_uid": ("POD_UID",),
     "termination_grace_seconds": ("VNODE_TERMINATION_GRACE_SECONDS",),
     "kubelet_port": ("KUBELET_PORT",),
+    "kubelet_anonymous_auth": ("VNODE_KUBELET_ANONYMOUS_AUTH",),
     "http_port": ("VNODE_HTTP_PORT",),
 }
 

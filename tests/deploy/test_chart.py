@@ -64,6 +64,7 @@ def test_the_playground_values_put_the_replicas_on_vnode_host(helm: pathlib.Path
     assert pod["tolerations"][0]["value"] == "process"
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert (env["ECI_ENDPOINT"], env["ECI_VSWITCH"], env["KUBELET_PORT"]) == ("127.0.0.1:9", "vsw-a,vsw-b", "0")
+    assert env["VNODE_NODE_IP"] == "auto", "the node proxy refuses the process provider's 127.0.0.1"
 
 
 def test_the_plain_manifests_are_the_chart_rendered(helm: pathlib.Path) -> None:

@@ -178,6 +178,10 @@ async def test_a_pod_waiting_for_a_missing_secret_starts_when_it_appears(
     assert await until(waiting_reason, within=20, what="a waiting reason") == "CreateContainerConfigError"
     ready = next(c for c in (await read_pod(core, namespace, "patient")).status.conditions if c.type == "Ready")
     assert 'secret "later"' in ready.message
+    # virtual-kubelet's reason beside the kubelet's Failed, as every virtual-kubelet-based provider records it
+    recorded = await until(lambda: _has(core, namespace, "patient", "MandatorySecretNotFound"), within=20,
+                           what="a MandatorySecretNotFound event")  # fmt: skip
+    assert "Failed" in recorded
     await asyncio.to_thread(
         core.create_namespaced_secret,
         namespace,
@@ -187,6 +191,26 @@ async def test_a_pod_waiting_for_a_missing_secret_starts_when_it_appears(
     appeared = loop.time()
     await until(lambda: phase_is(core, namespace, "patient", "Running"), within=15, what="pod Running")
     assert loop.time() - appeared < 6
+
+
+async def _has(core: k8s.CoreV1Api, namespace: str, name: str, reason: str) -> list[str] | None:
+    found = await reasons(core, namespace, name)
+    return found if reason in found else None
+
+
+async def test_optional_references_that_are_missing_are_skipped_with_an_event(
+    harness: Harness, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    await harness.start()
+    env = [
+        {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "none", "key": "k", "optional": True}}},
+        {"name": "S", "valueFrom": {"secretKeyRef": {"name": "none", "key": "k", "optional": True}}},
+    ]
+    await create_pod(core, namespace, pod_manifest("relaxed", harness.node_name, container={"env": env}))
+    await until(lambda: phase_is(core, namespace, "relaxed", "Running"), within=20, what="pod Running")
+    found = await until(lambda: _has(core, namespace, "relaxed", "OptionalSecretNotFound"), within=20,
+                        what="an OptionalSecretNotFound event")  # fmt: skip
+    assert "OptionalConfigMapNotFound" in found
 
 
 async def test_a_pod_too_big_for_any_instance_fails_fast(harness: Harness, core: k8s.CoreV1Api, namespace: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from vnode import errors, models
 from vnode.kube import objects
-from vnode.node import book, lifecycle, status
+from vnode.node import book, events, lifecycle, status
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 BEFORE = NOW - datetime.timedelta(minutes=5)  # earlier than this daemon's start
@@ -92,6 +92,7 @@ def expect(stage: str, **fields: Any) -> dict[str, Any]:
 SHOWN = status.from_instance(pod(), state(), scheme="eci", host_ip="10.0.0.1", now=NOW)  # as after a restart
 KILLING = ["Killing", "Killing"]  # one per container
 GONE = lifecycle.LookedUp("eci-1", None)
+NOTICE = events.Event("OptionalConfigMapNotFound", 'configmap "c" not found', type="Warning")
 
 TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     # --- pending: create, or say why not ---
@@ -122,6 +123,30 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
             count="MissingReference",
             requeue=lifecycle.MISSING_RETRY,
         ),
+    ),
+    (
+        "a missing reference virtual-kubelet names gets its event too, once",
+        facts(pod(), answer=lifecycle.Missing('secret "s" not found', reason="MandatorySecretNotFound")),
+        CONFIG,
+        expect(
+            "missing-reference",
+            events=["MandatorySecretNotFound", "Failed"],
+            status=("Pending", "CreateContainerConfigError"),
+            count="MissingReference",
+            requeue=lifecycle.MISSING_RETRY,
+        ),
+    ),
+    (
+        "a create that skipped an optional reference says so",
+        facts(pod(), answer=lifecycle.Created(state(), 99.0, (NOTICE,))),
+        CONFIG,
+        expect("running", events=["OptionalConfigMapNotFound"], status=("Running", ""), record="eci-1"),
+    ),
+    (
+        "a create still starting says so too",
+        facts(pod(), answer=lifecycle.Created(state(S.PENDING), 99.0, (NOTICE,))),
+        STARTING,
+        expect("created", events=["OptionalConfigMapNotFound"], record="eci-1", requeue=2.0),
     ),
     (
         "an invalid spec fails the pod",

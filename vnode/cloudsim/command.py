@@ -33,6 +33,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--state-dir", type=pathlib.Path, default=pathlib.Path(".vnode/cloudsim"), help="default: .vnode/cloudsim"
     )
     parser.add_argument("--profile", default="realistic", help="fast | realistic | chaos | a profile JSON file")
+    parser.add_argument(
+        "--any-image",
+        action="store_true",
+        help="pull every image name (conformance runs such as virtual-kubelet's e2e suite); default off",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--clock-scale", type=float, default=None, help="simulated seconds per second (0 pauses)")
     parser.add_argument("--region", default="cn-hangzhou", help="region id of a new world (default: cn-hangzhou)")
@@ -49,6 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         profile = lifecycle.load_profile(args.profile)
+        if args.any_image:
+            profile = profile.model_copy(update={"any_image": True})
     except ValueError as exc:
         print(f"vnode cloudsim: {exc}", file=sys.stderr)
         return 2

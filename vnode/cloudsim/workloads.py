@@ -5,7 +5,8 @@ runs until stopped and writes an access-log line every few seconds; ``perl -Mbig
 'print bpi(N)'`` prints N digits of pi (really computed) and exits 0; ``sleep N`` exits after
 N s; ``sh -c`` scripts of ``echo``/``sleep``/``exit``/``true``/``false``/``env``/``printenv``
 do what they say, with ``$VAR`` expanded from the container's env. An image outside the
-catalog fails to pull. Logs are a function of the run's start and end time,
+catalog fails to pull, unless the profile's ``any_image`` is set (then, with no command, it
+runs until stopped, like virtual-kubelet's mock provider). Logs are a function of the run's start and end time,
 so 30,000 web servers cost no memory for their access logs.
 """
 
@@ -148,9 +149,10 @@ def behaviour(
     argv = [*command, *args]
     name = image_name(image)
     if not argv:
-        if name in SERVERS or image.startswith("sim/"):
-            return Behaviour(None, web_server=name in WEB_SERVERS, output=_banner(name))
-        return Behaviour(0.0)  # a shell or interpreter with no input exits at once
+        if name in TOOLS:
+            return Behaviour(0.0)  # a shell or interpreter with no input exits at once
+        # A server, or an image outside the catalog (pulled only with the any-image setting): runs until stopped.
+        return Behaviour(None, web_server=name in WEB_SERVERS, output=_banner(name))
     program = argv[0].rsplit("/", 1)[-1]
     if program in WEB_SERVERS:
         return Behaviour(None, web_server=True, output=_banner(program))

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
@@ -43,6 +44,10 @@ TOOLS = (
     ("helm", "helm.sh/helm/v3/cmd/helm", HELM_VERSION),
     ("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server", METRICS_SERVER_VERSION),
 )
+
+# virtual-kubelet's importable e2e suite, compiled from the test module tests/vke2e (go.mod pins it).
+VK_E2E_VERSION = "v1.14.1"
+VK_E2E_MODULE = pathlib.Path(__file__).resolve().parents[2] / "tests" / "vke2e"
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ETCD_BINARIES = ("etcd",)
@@ -243,13 +248,44 @@ def ensure_go_tool(name: str, package: str, version: str) -> pathlib.Path:
     return target / name
 
 
+def ensure_vk_e2e(module: pathlib.Path = VK_E2E_MODULE, version: str = VK_E2E_VERSION) -> pathlib.Path:
+    """``go test -c`` of the vke2e module (virtual-kubelet's e2e suite): the binary, cached by the
+    suite's version and a digest of the module's files, so an edited main_test.go rebuilds."""
+    files = sorted(p for p in module.iterdir() if p.suffix in (".go", ".mod", ".sum"))
+    if not any(p.name == "go.mod" for p in files):
+        raise BuildError(f"{module} holds no go.mod")
+    digest = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files)).hexdigest()[:12]
+    target = tool_dir("vke2e", f"{version}-{digest}")
+    if is_complete(target):
+        return target / "vke2e.test"
+
+    def build(work: pathlib.Path, out: pathlib.Path, ver: str) -> None:
+        copy = work / "m"
+        copy.mkdir()
+        for path in files:
+            shutil.copy(path, copy / path.name)
+        command = ["go", "test", "-c", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "vke2e.test"), "."]
+        _run(command, copy, f"build virtual-kubelet's e2e suite {ver} (go test -c)")
+
+    _publish(target, build, ("vke2e.test",), version)
+    return target / "vke2e.test"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vnode-build", description=__doc__.splitlines()[0])
     parser.add_argument("--print-dir", action="store_true", help="print the binaries' directory and exit")
     parser.add_argument("--tools", action="store_true", help="also build kwok, helm and metrics-server")
+    parser.add_argument("--vk-e2e", action="store_true", help="only build virtual-kubelet's e2e suite; print its path")
     args = parser.parse_args(argv)
     if args.print_dir:
         print(bin_dir())
+        return 0
+    if args.vk_e2e:
+        try:
+            print(ensure_vk_e2e())
+        except BuildError as exc:
+            print(f"vnode build: {exc}", file=sys.stderr)
+            return 1
         return 0
     started = time.monotonic()
     try:

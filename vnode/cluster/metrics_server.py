@@ -7,8 +7,8 @@ So metrics-server listens on a private address of its own, on a network interfac
 (a veth pair with both ends in the host namespace: some kernels lack the ``dummy`` link type;
 root only). From there it reaches the API server at
 127.0.0.1 and every node's kubelet API at the node's InternalIP, which for vnode's nodes in the
-playground is 127.0.0.1 too. (``tests/kubelet/test_metrics_server.py`` runs it inside a network
-namespace instead, which also works where the nodes' addresses are not loopback.)
+playground is the host's own address (``VNODE_NODE_IP=auto`` in deploy/playground-values.yaml).
+(``tests/kubelet/test_metrics_server.py`` runs it inside a network namespace instead.)
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ RBAC written for kubelets works unchanged for virtual nodes:
 * **Authentication.** A client certificate signed by the cluster CA (checked in the TLS
   handshake) names the user (CN) and its groups (O); that is how the API server itself calls,
   with its ``--kubelet-client-certificate``. Otherwise a bearer token is checked with a
-  TokenReview. Neither: 401. Every authenticated user is also in ``system:authenticated``.
+  TokenReview. Neither: 401, unless anonymous requests are allowed (the kubelet's
+  ``--anonymous-auth``; off by default): then the caller is ``system:anonymous``, authorized as
+  any other. Every authenticated user is also in ``system:authenticated``.
 * **Authorization.** A SubjectAccessReview on ``nodes/<node>`` with the request's verb (GET
   → get, POST → create, ...) and the kubelet's subresource for the path: ``/stats/*`` →
   stats, ``/metrics*`` → metrics, ``/logs/*`` → log, ``/pods`` → pods or proxy, ``/healthz`` →
@@ -48,6 +50,9 @@ class User:
     groups: tuple[str, ...] = ()
     uid: str = ""
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
 
 
 def user_from_peercert(peercert: Mapping[str, Any] | None) -> User | None:
@@ -117,9 +122,13 @@ class Reviewer:
         token_ttl: float = 120.0,
         allowed_ttl: float = 300.0,
         denied_ttl: float = 30.0,
+        anonymous: bool = False,
     ) -> None:
         self.kube = kube
         self.node_name = node_name
+        #: The kubelet's ``--anonymous-auth``: a request with neither certificate nor token is
+        #: ``system:anonymous`` (group ``system:unauthenticated``), still authorized by review.
+        self.anonymous = anonymous
         self.token_ttl, self.allowed_ttl, self.denied_ttl = token_ttl, allowed_ttl, denied_ttl
         self._tokens = _Cache(clock)
         self._decisions = _Cache(clock)
@@ -189,6 +198,8 @@ def middleware(reviewer: Reviewer) -> Any:
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() == "bearer" and token.strip():
                     user = await reviewer.authenticate_token(token.strip())
+            if user is None and reviewer.anonymous:
+                user = ANONYMOUS
             if user is None:
                 return web.Response(status=401, text="Unauthorized\n")
             verb, subresources = attributes_for(request.method, request.path)

@@ -170,6 +170,7 @@ class KubeletServer:
             web.get("/stats/summary", self.stats_summary),
             web.get("/metrics/resource", self.metrics_resource),
             web.get("/pods", self.list_pods),
+            *(web.get(path, self.running_pods) for path in ("/runningpods", "/runningpods/")),
             web.get("/healthz", self.healthz),
         ]
         app.add_routes(routes)
@@ -428,6 +429,18 @@ class KubeletServer:
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
         return web.Response(text=json.dumps(body), content_type="application/json")
 
+    async def running_pods(self, request: web.Request) -> web.StreamResponse:
+        """The pods whose instance runs and is not being stopped (virtual-kubelet's provider ``GetPods``)."""
+        items = [
+            dict(pod.manifest)
+            for pod in self.pods.all()
+            if pod.instance_id
+            and not pod.manifest.get("metadata", {}).get("deletionTimestamp")
+            and pod.manifest.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok")
 
@@ -445,6 +458,7 @@ async def prepare(
     client_ca: pathlib.Path | None = None,
     host: str = "0.0.0.0",
     port: int = 10250,
+    anonymous: bool = False,
 ) -> KubeletServer:
     """Everything a daemon needs before ``run()``: the serving certificate (given, or from a CSR
     for ``addresses``), the client CA (given, or as the API server publishes it) and the reviewer.
@@ -459,7 +473,7 @@ async def prepare(
         node_name=node_name,
         provider=provider,
         pods=pods,
-        reviewer=auth.Reviewer(kube, node_name, clock=clock),
+        reviewer=auth.Reviewer(kube, node_name, clock=clock, anonymous=anonymous),
         ssl_context=certs.server_ssl_context(serving, ca),
         clock=clock,
         host=host,

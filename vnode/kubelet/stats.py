@@ -177,8 +177,11 @@ def prometheus_text(usages: Sequence[PodUsage], *, failed: bool, now: datetime.d
     every: list[ContainerUsage] = []
     for usage in usages:
         pod_labels = f'namespace="{_label(usage.pod.namespace)}",pod="{_label(usage.pod.name)}"'
+        # The pod's name second, as in the pod's samples: label order means nothing to Prometheus or
+        # metrics-server, but virtual-kubelet's e2e suite finds a container's pod at Label[1].
+        in_pod = f'pod="{_label(usage.pod.name)}",namespace="{_label(usage.pod.namespace)}"'
         for c in usage.containers:
-            labels = f'{{container="{_label(c.name)}",{pod_labels}}}'
+            labels = f'{{container="{_label(c.name)}",{in_pod}}}'
             samples["container_cpu_usage_seconds_total"].append(f"{labels} {c.cpu_usage_core_nanoseconds / 1e9} {ms}")
             samples["container_memory_working_set_bytes"].append(f"{labels} {int(c.memory_working_set_bytes)} {ms}")
             samples["container_start_time_seconds"].append(f"{labels} {c.start_time.timestamp()} {ms}")

@@ -70,11 +70,13 @@ ASKS = frozenset({Action.CREATE, Action.LOOK_UP, Action.FIND, Action.DELETE})
 class Created:
     state: models.InstanceState
     sent_at: float  # monotonic time the create was sent
+    notices: tuple[events.Event, ...] = ()  # optional references skipped (virtual-kubelet's Optional*NotFound)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Missing:
     message: str  # a ConfigMap, Secret, key or service account the pod refers to does not exist (yet)
+    reason: str = ""  # virtual-kubelet's event reason for it (MandatorySecretNotFound...), "" if none
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -369,6 +371,8 @@ def _missing(f: Facts, c: Config) -> Decision:
     assert isinstance(f.answer, Missing)
     message = f.answer.message
     memory, warning = _warn_once(f.memory, "Failed", f"Error: {message}")
+    if warning and f.answer.reason:  # virtual-kubelet's event beside the kubelet's, as often
+        warning = (events.Event(f.answer.reason, message, type="Warning"), *warning)
     reason = "CreateContainerConfigError"
     wanted = status.waiting(_pod(f), reason=reason, message=message, host_ip=c.node_ip, now=f.now)
     return _with_status(f, memory, wanted, events=warning, count="MissingReference", requeue=MISSING_RETRY)
@@ -404,7 +408,7 @@ def _created(f: Facts, c: Config) -> Decision:
     assert isinstance(f.answer, Created)
     made = f.answer.state
     memory = dataclasses.replace(f.memory, instance_id=made.id, created_at=f.answer.sent_at)
-    return Decision(memory=memory, record=made, requeue=c.first_status_after)
+    return Decision(memory=memory, record=made, requeue=c.first_status_after, events=f.answer.notices)
 
 
 def _cloud_events(
@@ -436,6 +440,8 @@ def _follow(f: Facts, c: Config) -> Decision:
     created_at = f.answer.sent_at if isinstance(f.answer, Created) else f.memory.created_at
     pod = _pod(f)
     posts, seen = _cloud_events(pod, f.memory, state, c.started_at)
+    if isinstance(f.answer, Created):
+        posts = (*f.answer.notices, *posts)
     memory = f.memory
     if (memory.instance_id, memory.created_at, memory.seen_events) != (state.id, created_at, seen):
         memory = dataclasses.replace(memory, instance_id=state.id, created_at=created_at, seen_events=seen)

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, objects
-from vnode.node import book, events, fields, lifecycle, references, registry, spec
+from vnode.node import absent, book, events, fields, lifecycle, references, registry, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -158,7 +158,7 @@ class Reconciler:
             sources = await self._sources(pod)
             wanted = spec.build(pod, sources, self.target, self.profile())
         except spec.Missing as missing:
-            return lifecycle.Missing(str(missing))
+            return lifecycle.Missing(str(missing), absent.mandatory_reason(missing))
         except errors.InvalidSpec as invalid:
             return lifecycle.Invalid(invalid.message)
         for name in registry.missing(pod, sources.secrets):  # the kubelet pulls without it, and says so
@@ -174,7 +174,7 @@ class Reconciler:
         except errors.CapacityError as exc:
             return lifecycle.NoCapacity(exc)
         log.info("instance %s created", made.id, extra={"pod": pod.key, "instance": made.id})
-        return lifecycle.Created(made, sent_at)
+        return lifecycle.Created(made, sent_at, absent.optional(pod, sources))
 
     async def _look_up(self, instance_id: str) -> lifecycle.Answer:
         try:
