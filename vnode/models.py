@@ -169,6 +169,8 @@ class InstanceSpec:
     termination_grace_seconds: int = 30
     hostname: str = ""
     dns_nameservers: tuple[str, ...] = ()
+    #: The pod's annotations: a provider reads its cloud's own (the core reads none of them here).
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class InstanceStatus(enum.StrEnum):

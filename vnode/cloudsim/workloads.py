@@ -18,7 +18,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 # Image names (without registry, path and tag) the simulated registry holds.
-SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik", "redis", "memcached", "pause", "postgres", "mysql"})
+SERVERS = frozenset({"nginx", "httpd", "caddy", "traefik", "redis", "memcached", "pause", "postgres", "mysql", "flink"})
 TOOLS = frozenset(
     {
         "busybox",
@@ -123,6 +123,22 @@ def image_name(image: str) -> str:
     """``registry.example.com/library/nginx:1.27@sha256:..`` -> ``nginx``."""
     name = image.split("@", 1)[0].rsplit("/", 1)[-1]
     return name.split(":", 1)[0]
+
+
+# Compressed sizes (MB, linux/amd64, rounded) of the simulated registry's images: what a pull
+# downloads. flink is ECI's published example (386 MB, 50 s from Docker Hub without a cache).
+IMAGE_MEGABYTES: dict[str, float] = {
+    "nginx": 70, "httpd": 60, "caddy": 20, "traefik": 45, "redis": 45, "memcached": 30, "pause": 1,
+    "postgres": 150, "mysql": 170, "flink": 386, "busybox": 2, "alpine": 4, "ubuntu": 30, "debian": 50,
+    "centos": 75, "perl": 350, "python": 380, "bash": 6, "node": 400, "golang": 300, "curl": 6,
+    "stress": 30, "stress-ng": 30,
+}  # fmt: skip
+DEFAULT_MEGABYTES = 100.0  # a ``sim/`` image
+
+
+def image_megabytes(image: str) -> float:
+    """What pulling ``image`` downloads, in MB."""
+    return IMAGE_MEGABYTES.get(image_name(image), DEFAULT_MEGABYTES)
 
 
 def known_image(image: str) -> bool:
