@@ -69,7 +69,9 @@ def test_a_pull_takes_time_by_size_and_seconds_from_a_cache(realistic_sim: Sim) 
         (cache,) = describe(eci, sim, image_cache_id=cache_id)
         assert cache.status == "Preparing"
         with pytest.raises(tea_exceptions.ClientException, match="not Ready"):  # a named cache must be Ready
-            eci.create_container_group(create_request(sim, "early", container("f", "flink"), image_snapshot_id=cache_id))
+            eci.create_container_group(
+                create_request(sim, "early", container("f", "flink"), image_snapshot_id=cache_id)
+            )
         sim.advance(10)
         assert describe(eci, sim, image_cache_id=cache_id)[0].status == "Creating"
         sim.advance(60)
