@@ -64,6 +64,8 @@ def crd(api: k8s.ApiClient) -> Iterator[None]:
 
     wait_for(established, timeout=30, what="the ImageCache CRD Established")
     yield
+    with contextlib.suppress(k8s.ApiException):
+        ext.delete_custom_resource_definition(body["metadata"]["name"])
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +91,8 @@ def objects(api: k8s.ApiClient, running_operator: subprocess.Popen[bytes]) -> It
     for item in custom.list_cluster_custom_object(G, V, P)["items"]:  # clean up, also on failure
         with contextlib.suppress(k8s.ApiException):
             custom.delete_cluster_custom_object(G, V, P, item["metadata"]["name"])
+    left = lambda: not custom.list_cluster_custom_object(G, V, P)["items"]  # noqa: E731
+    wait_for(left, timeout=30, what="every ImageCache deleted by the operator")
 
 
 def image_cache(name: str, *images: str, **spec: Any) -> dict[str, Any]:
@@ -180,8 +184,8 @@ def test_a_pod_starts_faster_from_a_matching_cache(
         "cached": {},  # k8s.aliyun.com/eci-auto-imc is on by default
         "uncached": {"k8s.aliyun.com/eci-auto-imc": "false"},
     }
-    for name, annotations in pods.items():
-        meta = {"name": name, "annotations": annotations}
+    for name, wanted in pods.items():
+        meta = {"name": name, "annotations": wanted}
         core.create_namespaced_pod(
             namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": virtual_pod_spec(node, container)}
         )
