@@ -199,3 +199,19 @@ def test_a_pod_starts_faster_from_a_matching_cache(
     }
     cached, uncached = pull_seconds(cloud, uids["cached"]), pull_seconds(cloud, uids["uncached"])
     assert cached <= 5 < 45 <= uncached, (cached, uncached)
+
+
+def test_a_pod_naming_a_cache_that_is_not_ready_fails_with_the_reason(
+    node: str, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    meta = {"name": "pinned", "annotations": {"k8s.aliyun.com/eci-imc-id": "imc-none"}}
+    spec = virtual_pod_spec(node, {"name": "web", "image": "nginx"})
+    core.create_namespaced_pod(namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+
+    def failed() -> k8s.V1Pod | None:
+        got: k8s.V1Pod = core.read_namespaced_pod("pinned", namespace)
+        return got if got.status.phase == "Failed" else None
+
+    got = wait_for(failed, timeout=60, what="the pod naming a missing cache Failed")
+    assert got.status.reason == "ProviderInvalidSpec"
+    assert "imc-none does not exist" in got.status.message
