@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 # In order: the cheap ones first. A missing module is skipped with a note (a part not built yet).
-BENCHMARKS = ("decode", "eci_client", "cloudsim", "scale")
+BENCHMARKS = ("decode", "eci_client", "cloudsim", "scale", "imagecache")
 
 
 def main(argv: list[str]) -> int:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gc": ("vnode.gc", "delete the cloud instances of pods and nodes that no longer exist (--dry-run to look)"),
     "run": ("vnode.daemon_command", "run one virtual node: register it and run its pods as cloud instances"),
     "playground": ("vnode.playground", "the local world of make up: control plane, cloud, webhook, nodes"),
+    "operator": ("vnode.operator_command", "run the provider's operator: its custom resources (image caches)"),
 }
 
 

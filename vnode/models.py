@@ -218,6 +218,8 @@ class InstanceSpec:
     host_aliases: tuple[HostAlias, ...] = ()
     sysctls: tuple[Sysctl, ...] = ()
     registry_credentials: tuple[RegistryCredential, ...] = ()
+    #: The pod's annotations: a provider reads its cloud's own (the core reads none of them here).
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class InstanceStatus(enum.StrEnum):

@@ -108,7 +108,7 @@ def _ports(state_dir: pathlib.Path) -> dict[str, int]:
 def services(ctx: Context) -> list[Service]:
     """The parts after the control plane, in start order."""
     ports = _ports(ctx.state_dir)
-    parts = [_cloudsim(ctx), _webhook(ctx, ports), _kwok(ctx, ports), _host(ctx, ports)]
+    parts = [_cloudsim(ctx), _webhook(ctx, ports), _kwok(ctx, ports), _host(ctx, ports), _operator(ctx)]
     if metrics_server.supported() is None:
         parts.append(_metrics_server(ctx))
     return parts
@@ -178,6 +178,27 @@ def _host(ctx: Context, ports: dict[str, int]) -> Service:
     return Service(
         HOST_NODE, lambda: command, lambda pid: http_ok(f"http://127.0.0.1:{ports['node_http']}/readyz"), env=env
     )
+
+
+def _operator(ctx: Context) -> Service:
+    """``vnode operator`` on loopback: ImageCache objects (the chart's CRD) into the simulated cloud."""
+
+    def command() -> list[str]:
+        ctx.cluster.kubectl("apply", "-f", str(CHART / "crds"))
+        return ctx.vnode("operator", f"--kubeconfig={ctx.cluster.kubeconfig}")
+
+    def env() -> dict[str, str]:
+        info = cloud_info(ctx.state_dir)
+        return {
+            "ECI_REGION": info["region"],
+            "ECI_ENDPOINT": info["eci"]["endpoint"],
+            "ECI_ACCESS_KEY": info["eci"]["access_key_id"],
+            "ECI_SECRET_KEY": info["eci"]["access_key_secret"],
+            "ECI_VSWITCH": ",".join(v["id"] for v in info["vswitches"]),
+            "ECI_SECURITY_GROUP": info["security_group_id"],
+        }
+
+    return Service("operator", command, lambda pid: True, env=env)  # kopf serves no readiness endpoint
 
 
 def _metrics_server(ctx: Context) -> Service:

@@ -18,7 +18,8 @@ from vnode.cluster import build, launcher
 CHART = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "helm" / "vnode"
 PLAIN = CHART.parents[1] / "statefulset.yaml"
 # How deploy/statefulset.yaml is made (its header says the same).
-PLAIN_ARGS = ("template", "vnode", str(CHART), "--namespace", "kube-system", "--set", "uninstallHook.enabled=false")
+PLAIN_ARGS = ("template", "vnode", str(CHART), "--namespace", "kube-system", "--set", "uninstallHook.enabled=false",
+              "--include-crds")  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, placement, ratelimit, runs
+from vnode.cloudsim import catalog, errors, faults, imagecache, lifecycle, model, network, placement, ratelimit, runs
 from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import store as simstore
 from vnode.cloudsim import world as simworld
@@ -80,6 +80,7 @@ class Cloud:
         self.tokens: dict[str, tuple[str, str]] = {}
         self.used_cpu = 0.0
         self._heap: list[tuple[float, int, str]] = []
+        self.image_caches = imagecache.ImageCaches(store, profile, seed)
         self._load()
 
     # -- loading ----------------------------------------------------------------------------
@@ -198,6 +199,7 @@ class Cloud:
             )
         seq = self.last_seq + 1
         now = self.now()
+        cache_id = self._image_cache(spec, now)  # before placement: a refused cache takes no address
         vswitch, skipped = placement.place(spec, size, seq, vswitches=self.vswitches, stock=self.stock, seed=self.seed)
         ip = vswitch.pool.take()
         self.last_seq = seq
@@ -214,6 +216,7 @@ class Cloud:
             memory=size.memory,
             created_at=now,
         )
+        inst.image_cache_id = cache_id
         self.lifecycle.begin(inst, now)
         for zone in skipped:
             lifecycle.event(
@@ -225,6 +228,15 @@ class Cloud:
             self.store.add_token(spec.client_token, inst.id, fingerprint)
         self.store.mark(inst)
         return inst
+
+    def _image_cache(self, spec: model.InstanceSpec, now: float) -> str:
+        """The image cache a new instance pulls from: the one it names (Ready), or a match, or none."""
+        if spec.image_snapshot_id:
+            return self.image_caches.pinned(spec.image_snapshot_id, now).id
+        if spec.auto_match_image_cache:
+            found = self.image_caches.match(tuple(c.image for c in (*spec.init_containers, *spec.containers)), now)
+            return found.id if found is not None else ""
+        return ""
 
     def get(self, instance_id: str) -> model.Instance:
         inst = self.live.get(instance_id)
@@ -473,4 +485,5 @@ class Cloud:
             vswitch.pool.exhausted = False
         self.faults.by_operation.clear()
         self.limiter.reset()
+        self.image_caches.reset()
         self.store.wipe()

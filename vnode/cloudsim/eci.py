@@ -28,6 +28,7 @@ from vnode.cloudsim import (
     acs3,
     catalog,
     eci_auth,
+    eci_imagecache,
     eci_metrics,
     eci_params,
     eci_podspec,
@@ -51,6 +52,8 @@ ERROR_CODES: dict[type[errors.CloudError], tuple[str, int]] = {
     # UNCONFIRMED: the code and status ECI answers for an unknown ContainerGroupId were not found
     # (DeleteContainerGroup's published table lists IncorrectStatus and OperationConflict only).
     errors.NotFound: ("InvalidContainerGroupId.NotFound", 404),
+    # UNCONFIRMED: ECI's code for an unknown ImageCacheId was not found; shaped like the one above.
+    errors.ImageCacheNotFound: ("InvalidImageCacheId.NotFound", 404),
     errors.IdempotentMismatch: ("IdempotentParameterMismatch", 400),  # gateway common code
     errors.IncorrectStatus: ("IncorrectStatus", 400),  # DeleteContainerGroup's error table: 400 IncorrectStatus
     errors.Throttled: ("Throttling.User", 400),  # gateway common code
@@ -88,6 +91,9 @@ ACTIONS: dict[str, Action] = {
     "DescribeRegions": Action("regions", "regions"),
     "DescribeMultiContainerGroupMetric": Action("metrics", "metrics_multi"),
     "DescribeContainerGroupMetric": Action("metrics", "metrics_one"),
+    "CreateImageCache": Action("imagecache", "create_image_cache", mutating=True),
+    "DescribeImageCaches": Action("imagecache", "describe_image_caches"),
+    "DeleteImageCache": Action("imagecache", "delete_image_cache", mutating=True),
 }
 
 
@@ -169,6 +175,8 @@ class Eci:
             host_aliases=eci_podspec.host_aliases(p.raw),
             sysctls=eci_podspec.sysctls(p.raw),
             registry_credentials=eci_podspec.registry_credentials(p.raw),
+            image_snapshot_id=p.text("ImageSnapshotId"),
+            auto_match_image_cache=p.flag("AutoMatchImageCache"),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")
@@ -310,6 +318,18 @@ class Eci:
     def metrics_one(self, p: eci_params.Params) -> dict[str, Any]:
         self._region(p)
         return eci_metrics.one(self.cloud, p)
+
+    def create_image_cache(self, p: eci_params.Params) -> dict[str, Any]:
+        self._region(p)
+        return eci_imagecache.create(self.cloud, p)
+
+    def describe_image_caches(self, p: eci_params.Params) -> dict[str, Any]:
+        self._region(p)
+        return eci_imagecache.describe(self.cloud, p)
+
+    def delete_image_cache(self, p: eci_params.Params) -> dict[str, Any]:
+        self._region(p)
+        return eci_imagecache.delete(self.cloud, p)
 
     def price(self, p: eci_params.Params) -> dict[str, Any]:
         self._region(p)

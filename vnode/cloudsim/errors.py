@@ -53,6 +53,10 @@ class NotFound(CloudError):
     pass
 
 
+class ImageCacheNotFound(NotFound):
+    pass
+
+
 class Conflict(CloudError):
     pass
 

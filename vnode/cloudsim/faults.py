@@ -27,6 +27,7 @@ OPERATIONS = (
     "regions",
     "metrics",
     "update",
+    "imagecache",
 )
 
 

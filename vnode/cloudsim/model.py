@@ -144,6 +144,8 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     host_aliases: tuple[HostAlias, ...] = ()
     sysctls: tuple[NameValue, ...] = ()  # SecurityContext.Sysctl
     registry_credentials: tuple[RegistryCredential, ...] = ()
+    image_snapshot_id: str = ""  # ECI's ImageSnapshotId: the image cache to use (it must be Ready)
+    auto_match_image_cache: bool = False  # ECI's AutoMatchImageCache: use a Ready cache holding its images
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -203,6 +205,7 @@ class Instance(msgspec.Struct, omit_defaults=True):
     deleted_at: float | None = None
     update_tokens: list[str] = msgspec.field(default_factory=list)  # UpdateContainerGroup ClientTokens applied
     resume: tuple[str, float | None] | None = None  # (stage, next_at) to go back to after Updating
+    image_cache_id: str = ""  # the image cache its images come from, chosen at create
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0

@@ -426,6 +426,18 @@ def instance_name(pod: objects.Pod) -> str:
     return name[:128].strip("-")
 
 
+def _placement(placement: models.Placement, profile: settings.Profile) -> models.Placement:
+    """The node's placement, with what the live profile overrides."""
+    if not (profile.vswitches or profile.security_group or profile.zones or profile.schedule_strategy):
+        return placement
+    return models.Placement(
+        vswitches=profile.vswitches or placement.vswitches,
+        zones=profile.zones or placement.zones,
+        security_group=profile.security_group or placement.security_group,
+        strategy=profile.schedule_strategy or placement.strategy,
+    )
+
+
 def build(
     pod: objects.Pod, sources: Sources, target: Target, profile: settings.Profile | None = None
 ) -> models.InstanceSpec:
@@ -445,14 +457,7 @@ def build(
         pod.spec, pod.metadata.annotations, default, target.profile.specs_annotation
     )
     size = target.profile.round(want) if not instance_type else want
-    placement = target.placement
-    if profile.vswitches or profile.security_group or profile.zones or profile.schedule_strategy:
-        placement = models.Placement(
-            vswitches=profile.vswitches or placement.vswitches,
-            zones=profile.zones or placement.zones,
-            security_group=profile.security_group or placement.security_group,
-            strategy=profile.schedule_strategy or placement.strategy,
-        )
+    placement = _placement(target.placement, profile)
     meta = pod.metadata
     containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers)
     init_containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.init_containers)
@@ -485,4 +490,5 @@ def build(
         host_aliases=dns.host_aliases(pod),
         sysctls=security.sysctls(pod),
         registry_credentials=registry.credentials(pod, sources.secrets),
+        annotations=dict(meta.annotations),
     )

@@ -179,6 +179,8 @@ class Profile:
     ignored_fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: Labels (key, value) on a pod or its namespace that send the pod to its virtual nodes.
     labels: tuple[tuple[str, str], ...] = ()
+    #: ``module:function`` of its ``vnode operator`` (custom resources kept in its cloud); empty: none.
+    operator: str = ""
 
     def round(self, want: Size) -> Size:
         """The size billed for a request: the smallest of ``sizes`` covering it, or the request itself."""

@@ -22,7 +22,7 @@ import msgspec
 
 from vnode import errors, percent
 
-__all__ = ["EMPTY_SHA256", "EciClient", "canonical_query", "error_of", "sign"]
+__all__ = ["EMPTY_SHA256", "EciClient", "ImageCache", "canonical_query", "error_of", "sign"]
 
 VERSION = "2018-08-08"
 ALGORITHM = "ACS3-HMAC-SHA256"
@@ -52,6 +52,25 @@ def sign(
     canonical = f"{method}\n{path}\n{query}\n{lines}\n{signed}\n{payload_hash}"
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return signed, hmac.new(secret.encode(), f"{ALGORITHM}\n{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+class ImageCache(msgspec.Struct, frozen=True, rename="pascal"):
+    """One item of DescribeImageCaches (the SDK's ``DescribeImageCachesResponseBodyImageCaches``)."""
+
+    image_cache_id: str
+    image_cache_name: str = ""
+    status: str = ""  # Preparing | Creating | Ready | Failed | Updating | UpdateFailed
+    progress: str = ""
+    images: tuple[str, ...] = ()
+    snapshot_id: str = ""
+    container_group_id: str = ""
+    creation_time: str = ""
+    expire_date_time: str = ""
+
+
+class _ImageCaches(msgspec.Struct, rename="pascal"):
+    image_caches: tuple[ImageCache, ...] = ()
+    next_token: str = ""
 
 
 class EciClient:
@@ -137,6 +156,44 @@ class EciClient:
         if not isinstance(body, dict):
             body = {}
         raise error_of(action, status, str(body.get("Code", "")), str(body.get("Message", raw[:200])))
+
+    # -- image caches ---------------------------------------------------------------------------
+
+    async def create_image_cache(
+        self,
+        region: str,
+        name: str,
+        images: tuple[str, ...],
+        *,
+        size_gib: int | None = None,
+        retention_days: int | None = None,
+        client_token: str = "",
+        placement: Mapping[str, str] | None = None,
+    ) -> str:
+        """CreateImageCache; the new cache's ImageCacheId. ``placement``: SecurityGroupId, VSwitchId."""
+        params = {"RegionId": region, "ImageCacheName": name, **(placement or {})}
+        params.update({f"Image.{n}": image for n, image in enumerate(images, 1)})
+        if size_gib is not None:
+            params["ImageCacheSize"] = str(size_gib)
+        if retention_days is not None:
+            params["RetentionDays"] = str(retention_days)
+        if client_token:
+            params["ClientToken"] = client_token
+        body = await self.call("CreateImageCache", params)
+        return str(body.get("ImageCacheId", ""))
+
+    async def describe_image_cache(self, region: str, cache_id: str) -> ImageCache | None:
+        """DescribeImageCaches of one ImageCacheId; None when the cloud has no such cache (deleted, expired)."""
+        raw = await self.call_raw("DescribeImageCaches", {"RegionId": region, "ImageCacheId": cache_id})
+        found = msgspec.json.decode(raw, type=_ImageCaches).image_caches
+        return next((c for c in found if c.image_cache_id == cache_id), None)
+
+    async def delete_image_cache(self, region: str, cache_id: str) -> None:
+        """DeleteImageCache; a cache already gone is not an error (deletion is safe to repeat)."""
+        try:
+            await self.call("DeleteImageCache", {"RegionId": region, "ImageCacheId": cache_id})
+        except errors.NotFound:
+            return
 
     async def close(self) -> None:
         if self._session is not None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from vnode import errors, models
 
-__all__ = ["create_params", "volume_params"]
+__all__ = ["create_params", "image_cache_params", "volume_params"]
 
 
 def _num(value: float) -> str:
@@ -97,6 +97,7 @@ def create_params(
         params["InstanceType"] = spec.instance_type
     if spec.hostname:
         params["HostName"] = spec.hostname
+    params.update(image_cache_params(spec.annotations))
     _pod_level(params, spec)
     for n, (key, value) in enumerate(sorted(spec.tags.items()), 1):
         params[f"Tag.{n}.Key"] = key
@@ -130,6 +131,22 @@ def _pod_level(params: dict[str, str], spec: models.InstanceSpec) -> None:
     for n, sysctl in enumerate(spec.sysctls, 1):
         params[f"SecurityContext.Sysctl.{n}.Name"] = sysctl.name
         params[f"SecurityContext.Sysctl.{n}.Value"] = sysctl.value
+
+
+#: Pod annotations of ECI's image caches: a named cache (which must be Ready), or automatic matching.
+IMAGE_CACHE_ID = ("k8s.aliyun.com/eci-imc-id", "k8s.aliyun.com/eci-image-snapshot-id")
+AUTO_IMAGE_CACHE = ("k8s.aliyun.com/eci-auto-imc", "k8s.aliyun.com/eci-image-cache")  # newer name first
+
+
+def image_cache_params(annotations: Mapping[str, str]) -> dict[str, str]:
+    """``ImageSnapshotId`` for a pod naming its cache, else ``AutoMatchImageCache`` (on unless turned off)."""
+    for key in IMAGE_CACHE_ID:
+        if annotations.get(key, "").strip():
+            return {"ImageSnapshotId": annotations[key].strip()}
+    auto = next((annotations[key] for key in AUTO_IMAGE_CACHE if key in annotations), "true")
+    if auto.strip().lower() not in ("true", "false"):
+        raise errors.InvalidSpec(f"annotation {AUTO_IMAGE_CACHE[0]}: {auto!r} is neither true nor false")
+    return {"AutoMatchImageCache": auto.strip().lower()}
 
 
 def volume_params(params: dict[str, str], volumes: Sequence[models.VolumeSpec]) -> None:

@@ -86,4 +86,5 @@ PROFILE = profile.Profile(
     volume_kinds=frozenset({"emptyDir", "files"}),
     pod_fields=POD_FIELDS,
     labels=(("alibabacloud.com/eci", "true"),),
+    operator="vnode.provider.eci.operator:run",
 )
