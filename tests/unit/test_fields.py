@@ -77,6 +77,9 @@ TABLE = [
     ({}, {"securityContext": {"runAsUser": 1000}}, "aci", ["spec.containers[0].securityContext.runAsUser"]),
     ({}, {"securityContext": {"privileged": True}}, "process", ["spec.containers[0].securityContext.privileged"]),
     ({}, {"securityContext": {"privileged": False}}, "process", []),
+    # The chart's own containers, which the playground runs through the process provider.
+    ({}, {"securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                              "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}}, "process", []),
     ({"securityContext": {"runAsUser": 1000, "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}}, {},
      "eci", []),
     ({"securityContext": {"fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}}}, {}, "eci",

@@ -185,12 +185,13 @@ def treatment(field: Field, pod_fields: frozenset[str], ignored: Mapping[str, st
     """What a provider declaring ``pod_fields`` (and accepting ``ignored`` unapplied) does with ``field``."""
     if field.path in NEVER:
         return Treatment.REFUSED
-    if field.path in PARENTS:
-        return Treatment.PARTS
     if field.path in pod_fields:
         return Treatment.MAPPED
-    if ignored and field.path in ignored:
-        return Treatment.IGNORED
+    names = field.path.split(".")
+    if ignored and any(".".join(names[:n]) in ignored for n in range(1, len(names) + 1)):
+        return Treatment.IGNORED  # an object ignored whole ignores its subfields
+    if field.path in PARENTS:
+        return Treatment.PARTS
     return field.unmapped
 
 
