@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, placement, ratelimit, runs
+from vnode.cloudsim import catalog, eip, errors, faults, lifecycle, model, network, placement, ratelimit, runs
 from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import store as simstore
 from vnode.cloudsim import world as simworld
@@ -78,6 +78,7 @@ class Cloud:
         self.live: dict[str, model.Instance] = {}
         self.by_tag: dict[tuple[str, str], dict[str, None]] = {}
         self.tokens: dict[str, tuple[str, str]] = {}
+        self.eips: dict[str, str] = {}  # bound EIP ID -> instance ID
         self.used_cpu = 0.0
         self._heap: list[tuple[float, int, str]] = []
         self._load()
@@ -99,6 +100,8 @@ class Cloud:
         if not address_taken:  # loading: the pool is rebuilt from the stored addresses
             self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
+        if inst.eip_id:
+            self.eips[inst.eip_id] = inst.id
         self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] += 1
         if inst.status not in model.IDLE and inst.status != model.TERMINATING:  # deletion released it
             self.used_cpu += inst.cpu
@@ -114,6 +117,7 @@ class Cloud:
                     del self.by_tag[(tag.key, tag.value)]
         self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
         self.groups[inst.spec.security_group_id].members -= 1
+        self.eips.pop(inst.eip_id, None)  # released with the instance (a named EIP is kept, unbound)
         self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] -= 1
 
     def _schedule(self, inst: model.Instance) -> None:
@@ -187,6 +191,7 @@ class Cloud:
                 if existing is not None:
                     return existing
         size = placement.size(spec)
+        eip.check(spec, self.eips)
         group = self.groups[spec.security_group_id]
         if group.members >= group.cap:
             raise errors.SecurityGroupFull(
@@ -214,6 +219,7 @@ class Cloud:
             memory=size.memory,
             created_at=now,
         )
+        eip.bind(inst, self.seed)
         self.lifecycle.begin(inst, now)
         for zone in skipped:
             lifecycle.event(
@@ -390,7 +396,8 @@ class Cloud:
         return self._cost(inst, inst.deleted_at or self.now())
 
     def _cost(self, inst: model.Instance, now: float) -> float:
-        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now))
+        seconds = inst.billable_seconds(now)
+        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), seconds) + eip.cost(inst, seconds)
 
     def instance_record(self, instance_id: str) -> model.Instance:
         """A live or deleted instance (admin and console)."""

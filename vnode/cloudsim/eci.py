@@ -153,6 +153,9 @@ class Eci:
             schedule_strategy=p.text("ScheduleStrategy", default="VSwitchOrdered"),
             instance_type=p.text("InstanceType"),
             volumes=eci_params.parse_volumes(p),
+            auto_create_eip=p.flag("AutoCreateEip"),
+            eip_bandwidth=p.integer("EipBandwidth", low=1) or 0,
+            eip_instance_id=p.text("EipInstanceId"),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")

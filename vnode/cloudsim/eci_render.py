@@ -73,7 +73,7 @@ def group(inst: model.Instance, vpc_id: str, with_events: bool) -> dict[str, Any
         "SecurityGroupId": inst.spec.security_group_id,
         "VpcId": vpc_id,
         "IntranetIp": inst.ip,
-        "InternetIp": "",
+        "InternetIp": inst.eip_address,
         "Status": inst.status,
         "Cpu": inst.cpu,
         "Memory": inst.memory,

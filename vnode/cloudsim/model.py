@@ -110,6 +110,9 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     schedule_strategy: str = "VSwitchOrdered"
     instance_type: str = ""
     volumes: tuple[Volume, ...] = ()
+    auto_create_eip: bool = False  # AutoCreateEip: a new EIP, released with the instance
+    eip_bandwidth: int = 0  # EipBandwidth, Mbit/s (0: the default, 5)
+    eip_instance_id: str = ""  # EipInstanceId: an existing EIP to bind (kept when the instance goes)
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -169,6 +172,9 @@ class Instance(msgspec.Struct, omit_defaults=True):
     deleted_at: float | None = None
     update_tokens: list[str] = msgspec.field(default_factory=list)  # UpdateContainerGroup ClientTokens applied
     resume: tuple[str, float | None] | None = None  # (stage, next_at) to go back to after Updating
+    eip_id: str = ""  # the bound EIP, if any (eip.py)
+    eip_address: str = ""  # its public address (InternetIp)
+    eip_owned: bool = False  # made for this instance: billed with it, released with it
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0
