@@ -169,6 +169,8 @@ class InstanceSpec:
     termination_grace_seconds: int = 30
     hostname: str = ""
     dns_nameservers: tuple[str, ...] = ()
+    # The pod's annotations the provider reads (those under its profile's annotation_prefixes).
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class InstanceStatus(enum.StrEnum):
@@ -251,6 +253,8 @@ class InstanceState:
     events: tuple[InstanceEvent, ...] = ()
     cpu: float = 0.0
     memory_gib: float = 0.0
+    # Annotations the cloud puts on the pod (a public address it allocated, say); written once.
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def pod_uid(self) -> str:

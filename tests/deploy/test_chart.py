@@ -141,7 +141,8 @@ def test_rbac_has_no_wildcard_and_no_cluster_admin(helm: pathlib.Path) -> None:
         return any(n == role and resource in r["resources"] and verb in r["verbs"] for n, r in rules)
 
     for resource, verb in [("nodes", "create"), ("nodes/status", "patch"), ("leases", "update"), ("pods", "watch"),
-                           ("pods/status", "patch"), ("pods/eviction", "create"), ("events", "create"),
+                           ("pods", "patch"), ("pods/status", "patch"), ("pods/eviction", "create"),
+                           ("events", "create"),
                            ("configmaps", "get"), ("secrets", "get"), ("certificatesigningrequests", "create"),
                            ("tokenreviews", "create"), ("subjectaccessreviews", "create"),
                            ("statefulsets", "get")]:  # fmt: skip

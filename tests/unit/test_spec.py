@@ -187,3 +187,9 @@ def test_the_profile_applies_to_new_specs() -> None:
     built = spec.build(pod([{"name": "app", "image": "i"}]), SOURCES, TARGET, profile)
     assert built.placement.vswitches == ("vsw-z",)
     assert (built.cpu, built.memory_gib) == (4, 8)
+
+
+def test_the_spec_carries_the_annotations_under_the_profiles_prefixes_only() -> None:
+    annotations = {"k8s.aliyun.com/eci-with-eip": "true", "example.com/other": "x"}
+    built = spec.build(pod([{"name": "app", "image": "i"}], annotations=annotations), SOURCES, TARGET)
+    assert built.annotations == {"k8s.aliyun.com/eci-with-eip": "true"}

@@ -471,4 +471,10 @@ def build(
         instance_type=instance_type,
         termination_grace_seconds=pod.spec.termination_grace_period_seconds or 30,
         hostname=pod.spec.hostname or meta.name,
+        annotations=_read_annotations(meta.annotations, target.profile.annotation_prefixes),
     )
+
+
+def _read_annotations(annotations: Mapping[str, str], prefixes: tuple[str, ...]) -> dict[str, str]:
+    """The pod's annotations the provider reads: those under its profile's prefixes."""
+    return {k: v for k, v in annotations.items() if prefixes and k.startswith(prefixes)}

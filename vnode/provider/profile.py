@@ -176,6 +176,8 @@ class Profile:
     pod_fields: frozenset[str] = frozenset()
     #: Labels (key, value) on a pod or its namespace that send the pod to its virtual nodes.
     labels: tuple[tuple[str, str], ...] = ()
+    #: Prefixes of the pod annotations its provider reads (``InstanceSpec.annotations``).
+    annotation_prefixes: tuple[str, ...] = ()
 
     def round(self, want: Size) -> Size:
         """The size billed for a request: the smallest of ``sizes`` covering it, or the request itself."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from vnode import errors, models
 
-__all__ = ["create_params", "volume_params"]
+__all__ = ["create_params", "eip_params", "volume_params"]
 
 
 def _num(value: float) -> str:
@@ -101,6 +101,33 @@ def create_params(
     for n, c in enumerate(spec.init_containers, 1):
         _container(params, f"InitContainer.{n}", c)
     volume_params(params, spec.volumes)
+    params.update(eip_params(spec.annotations))
+    return params
+
+
+#: The pod annotations ECI reads for a public address, and what it writes back once allocated.
+WITH_EIP = "k8s.aliyun.com/eci-with-eip"
+EIP_BANDWIDTH = "k8s.aliyun.com/eip-bandwidth"
+EIP_ID = "k8s.aliyun.com/eci-eip-instanceid"
+ALLOCATED_ADDRESS = "k8s.aliyun.com/allocated-eipAddress"
+ALLOCATED_ID = "k8s.aliyun.com/allocated-eipInstanceId"
+
+
+def eip_params(annotations: Mapping[str, str]) -> dict[str, str]:
+    """AutoCreateEip/EipBandwidth/EipInstanceId from the pod's EIP annotations (none: no EIP)."""
+    params: dict[str, str] = {}
+    with_eip = annotations.get(WITH_EIP, "").strip().lower()
+    if with_eip not in ("", "true", "false"):
+        raise errors.InvalidSpec(f"{WITH_EIP}: {annotations[WITH_EIP]!r} is not true or false")
+    if annotations.get(EIP_ID, "").strip():
+        params["EipInstanceId"] = annotations[EIP_ID].strip()
+    elif with_eip == "true":
+        params["AutoCreateEip"] = "true"
+    bandwidth = annotations.get(EIP_BANDWIDTH, "").strip()
+    if bandwidth and params:
+        if not bandwidth.isdigit() or not 1 <= int(bandwidth) <= 500:
+            raise errors.InvalidSpec(f"{EIP_BANDWIDTH}: {bandwidth!r} is not a bandwidth of 1 to 500 Mbit/s")
+        params["EipBandwidth"] = bandwidth
     return params
 
 

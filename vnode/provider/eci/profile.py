@@ -74,4 +74,5 @@ PROFILE = profile.Profile(
     volume_kinds=frozenset({"emptyDir", "files"}),
     pod_fields=POD_FIELDS,
     labels=(("alibabacloud.com/eci", "true"),),
+    annotation_prefixes=("k8s.aliyun.com/",),
 )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vnode import models
+from vnode.provider.eci import mapping
 
 __all__ = ["state_of"]
 
@@ -90,4 +91,5 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=events,
         cpu=float(group.get("Cpu") or 0.0),
         memory_gib=float(group.get("Memory") or 0.0),
+        annotations={mapping.ALLOCATED_ADDRESS: str(group["InternetIp"])} if group.get("InternetIp") else {},
     )
