@@ -397,7 +397,9 @@ class Cloud:
 
     def _cost(self, inst: model.Instance, now: float) -> float:
         seconds = inst.billable_seconds(now)
-        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), seconds) + eip.cost(inst, seconds)
+        return catalog.usd_per_second(inst.cpu, inst.memory, inst.spec.instance_type) * seconds + eip.cost(
+            inst, seconds
+        )
 
     def instance_record(self, instance_id: str) -> model.Instance:
         """A live or deleted instance (admin and console)."""

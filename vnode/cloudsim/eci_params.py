@@ -223,6 +223,7 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                 memory=_float(f"{where}.Memory", fields.get("Memory"), 0.0),
                 working_dir=fields.get("WorkingDir", ""),
                 image_pull_policy=policy,
+                gpu=Params([(f"{where}.Gpu", fields.get("Gpu", ""))]).integer(f"{where}.Gpu", default=0, low=0) or 0,
             )
         )
     return tuple(containers)

@@ -34,6 +34,7 @@ def _container(spec: model.ContainerSpec, state: model.ContainerState) -> dict[s
         "Image": spec.image,
         "Cpu": spec.cpu,
         "Memory": spec.memory,
+        "Gpu": spec.gpu,
         "Commands": list(spec.command),
         "Args": list(spec.args),
         "EnvironmentVars": [_env_var(e) for e in spec.env],

@@ -73,6 +73,7 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     memory: float = 0.0
     working_dir: str = ""
     image_pull_policy: str = "IfNotPresent"
+    gpu: int = 0  # Container.N.Gpu: GPUs of the instance's GPU type this container uses
 
 
 class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
