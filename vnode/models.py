@@ -135,6 +135,7 @@ class ContainerSpec:
     startup_probe: Probe | None = None
     stdin: bool = False
     tty: bool = False
+    gpus: int = 0  # nvidia.com/gpu: the instance's GPUs this container uses
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

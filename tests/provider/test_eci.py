@@ -417,6 +417,26 @@ async def test_a_pod_asking_for_an_eip_gets_its_public_address_as_an_annotation(
     assert record["eip_address"] == address
 
 
+async def test_a_gpu_spec_runs_on_its_gpu_type_and_the_type_comes_back_as_an_annotation(
+    sim: Sim, provider: eci.EciProvider
+) -> None:
+    t4 = "ecs.gn6i-c4g1.xlarge"
+    gpu = dataclasses.replace(spec("train"), instance_type=t4, cpu=4, memory_gib=15)
+    gpu = dataclasses.replace(gpu, containers=(dataclasses.replace(gpu.containers[0], gpus=1),))
+    params = mapping.create_params(gpu, region="r", vswitches=["v"], security_group="sg", strategy="S")
+    assert (params["InstanceType"], params["Container.1.Gpu"]) == (t4, "1")
+    assert "Container.1.Gpu" not in mapping.create_params(
+        spec("plain"), region="r", vswitches=["v"], security_group="sg", strategy="S"
+    )
+    made = await provider.get((await provider.create(gpu)).id)
+    assert made.annotations == {mapping.INSTANCE_SPEC: t4}
+    assert (made.cpu, made.memory_gib) == (4, 15)
+    too_many = dataclasses.replace(gpu, name="greedy", client_token="uid-greedy")
+    too_many = dataclasses.replace(too_many, containers=(dataclasses.replace(gpu.containers[0], gpus=2),))
+    with pytest.raises(errors.InvalidSpec, match=r"Container\.1\.Gpu"):
+        await provider.create(too_many)
+
+
 def test_the_signature_is_the_one_the_simulator_checks(tmp_path: pathlib.Path) -> None:
     from vnode.cloudsim import acs3
 

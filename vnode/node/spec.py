@@ -299,6 +299,7 @@ def _container(
         startup_probe=_probe(c.startup_probe, c),
         stdin=c.stdin,
         tty=c.tty,
+        gpus=resources.container_gpus(c),
     )
 
 
@@ -437,7 +438,12 @@ def build(
     want, instance_type = resources.pod_request(
         pod.spec, pod.metadata.annotations, default, target.profile.specs_annotation
     )
-    size = target.profile.round(want) if not instance_type else want
+    gpus = max((resources.container_gpus(c) for c in pod.spec.containers), default=0)  # ECI: containers share them
+    gpu = target.profile.gpu_size(gpus, want, instance_type)
+    if gpu is not None:
+        instance_type, size = gpu.instance_type, resources.Size(gpu.cpu, gpu.memory_gib)
+    else:  # a named type the profile does not list is the cloud's to check (its GPUs too)
+        size = target.profile.round(want) if not instance_type else want
     placement = target.placement
     if profile.vswitches or profile.security_group or profile.zones or profile.schedule_strategy:
         placement = models.Placement(

@@ -28,6 +28,7 @@ __all__ = [
     "NO_SETTINGS",
     "Credentials",
     "Flag",
+    "GpuSize",
     "Limits",
     "NoSettings",
     "Prices",
@@ -83,6 +84,16 @@ def round_to_table(want: Size, sizes: tuple[Size, ...]) -> Size:
         if size.cpu >= want.cpu - 1e-9 and size.memory_gib >= want.memory_gib - 1e-9:
             return size
     raise errors.InvalidSpec(f"the pod asks for {want}, more than the largest instance ({max(sizes)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuSize:
+    """A GPU instance type its cloud sells: its name, vCPU, GiB and GPUs (``nvidia.com/gpu``)."""
+
+    instance_type: str
+    cpu: float
+    memory_gib: float
+    gpus: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,12 +189,43 @@ class Profile:
     labels: tuple[tuple[str, str], ...] = ()
     #: Prefixes of the pod annotations its provider reads (``InstanceSpec.annotations``).
     annotation_prefixes: tuple[str, ...] = ()
+    #: The GPU instance types its cloud sells, for pods asking for ``nvidia.com/gpu``; empty: none.
+    gpu_sizes: tuple[GpuSize, ...] = ()
+    #: The ``nvidia.com/gpu`` its virtual node advertises (0: none; the scheduler then keeps GPU pods away).
+    gpu_capacity: int = 0
 
     def round(self, want: Size) -> Size:
         """The size billed for a request: the smallest of ``sizes`` covering it, or the request itself."""
         if self.limits.max_cpu is not None and want.cpu > self.limits.max_cpu + 1e-9:
             raise errors.InvalidSpec(f"the pod asks for {want}, more than {self.limits.max_cpu:g} vCPU")
         return round_to_table(want, self.sizes) if self.sizes else want
+
+    def gpu_size(self, gpus: int, want: Size, named: str = "") -> GpuSize | None:
+        """The GPU type for a pod: the one ``named`` (the specs annotation) if it is one of ``gpu_sizes``,
+        else, for ``gpus`` > 0, the smallest covering ``gpus`` and ``want``; ``InvalidSpec`` if none
+        does, or if the named type has fewer GPUs than a container asks for. None: no GPU type."""
+        known = {g.instance_type: g for g in self.gpu_sizes}
+        if named:
+            chosen = known.get(named)
+            if chosen is not None and gpus > chosen.gpus:
+                raise errors.InvalidSpec(f"a container asks for {gpus} nvidia.com/gpu; {named} has {chosen.gpus}")
+            if chosen is not None and not gpus:
+                raise errors.InvalidSpec(f"{named} is a GPU type: a container must ask for nvidia.com/gpu")
+            return chosen  # an instance type not in the table: the cloud decides
+        if not gpus:
+            return None
+        fits = [
+            g
+            for g in self.gpu_sizes
+            if g.gpus >= gpus and g.cpu >= want.cpu - 1e-9 and g.memory_gib >= want.memory_gib - 1e-9
+        ]
+        if not fits:
+            offered = sorted({g.gpus for g in self.gpu_sizes})
+            sold = f"its GPU types have {', '.join(map(str, offered))}" if offered else "it sells no GPU type"
+            raise errors.InvalidSpec(
+                f"no {self.name or 'cloud'} GPU type offers {gpus} nvidia.com/gpu with {want} ({sold})"
+            )
+        return min(fits, key=lambda g: (g.gpus, g.cpu, g.memory_gib))
 
     def price(self, cpu: float, memory_gib: float) -> float:
         """Dollars per second of an instance of this size."""

@@ -60,6 +60,8 @@ def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> 
         params[f"{prefix}.Cpu"] = _num(c.cpu)
     if c.memory_gib:
         params[f"{prefix}.Memory"] = _num(c.memory_gib)
+    if c.gpus:
+        params[f"{prefix}.Gpu"] = str(c.gpus)
     if c.stdin:
         params[f"{prefix}.Stdin"] = "true"
     if c.tty:
@@ -111,6 +113,8 @@ EIP_BANDWIDTH = "k8s.aliyun.com/eip-bandwidth"
 EIP_ID = "k8s.aliyun.com/eci-eip-instanceid"
 ALLOCATED_ADDRESS = "k8s.aliyun.com/allocated-eipAddress"
 ALLOCATED_ID = "k8s.aliyun.com/allocated-eipInstanceId"
+#: The instance type ECI used (a GPU type, say), written back to the pod.
+INSTANCE_SPEC = "k8s.aliyun.com/eci-instance-spec"
 
 
 def eip_params(annotations: Mapping[str, str]) -> dict[str, str]:

@@ -91,5 +91,11 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=events,
         cpu=float(group.get("Cpu") or 0.0),
         memory_gib=float(group.get("Memory") or 0.0),
-        annotations={mapping.ALLOCATED_ADDRESS: str(group["InternetIp"])} if group.get("InternetIp") else {},
+        annotations=_annotations(group),
     )
+
+
+def _annotations(group: Mapping[str, Any]) -> dict[str, str]:
+    """What ECI writes back to the pod: the public address it allocated, the instance type it used."""
+    written = {mapping.ALLOCATED_ADDRESS: group.get("InternetIp"), mapping.INSTANCE_SPEC: group.get("InstanceType")}
+    return {key: str(value) for key, value in written.items() if value}
