@@ -231,6 +231,14 @@ class Profile:
         """Dollars per second of an instance of this size."""
         return cpu * self.prices.per_vcpu_second + memory_gib * self.prices.per_gib_second
 
+    def spent(self, state: models.InstanceState, now: float) -> float:
+        """Dollars an instance has cost by ``now`` (epoch seconds): its size's price from its start to
+        its end, or to ``now`` while it runs; nothing before it started."""
+        if state.started_at is None:
+            return 0.0
+        end = state.finished_at.timestamp() if state.finished_at else now
+        return max(0.0, end - state.started_at.timestamp()) * self.price(state.cpu, state.memory_gib)
+
 
 #: The rules of no cloud in particular: no rounding, no prices, the default limits.
 NEUTRAL = Profile(name="", factory="")
