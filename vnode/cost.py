@@ -5,7 +5,7 @@ provider lists under this cluster's id (the ``vnode.io/cluster`` tag) is priced 
 size by the provider profile's prices, per second from its start to its end (or to now while it
 runs), and summed under its pod's namespace (the ``vnode.io/namespace`` tag). What the cloud no
 longer lists (deleted instances) is not counted, nor the time before a container started (image
-pulls), nor GPUs or public addresses: the cloud's own bill has those.
+pulls), nor public addresses: the cloud's own bill has those. A GPU type adds its GPUs' price.
 """
 
 from __future__ import annotations

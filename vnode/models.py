@@ -254,6 +254,7 @@ class InstanceState:
     events: tuple[InstanceEvent, ...] = ()
     cpu: float = 0.0
     memory_gib: float = 0.0
+    instance_type: str = ""  # the type the cloud runs it on, when it names one (a GPU type, say)
     # Annotations the cloud puts on the pod (a public address it allocated, say); written once.
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 

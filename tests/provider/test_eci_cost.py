@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 from collections.abc import Iterator
@@ -25,9 +26,18 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         yield started
 
 
-def _job(name: str, namespace: str, cpu: float, memory: float, cluster: str = "c1") -> models.InstanceSpec:
+T4 = "ecs.gn6i-c4g1.xlarge"
+
+
+def _job(
+    name: str, namespace: str, cpu: float, memory: float, cluster: str = "c1", gpu: str = ""
+) -> models.InstanceSpec:
     tags = {models.TAG_CLUSTER: cluster, models.TAG_NAMESPACE: namespace, "cloudsim/run-seconds": f"{RUN:g}"}
-    return spec(name, "true", cpu=cpu, memory=memory, restart="Never", tags=tags)
+    job = spec(name, "true", cpu=cpu, memory=memory, restart="Never", tags=tags)
+    if gpu:
+        job = dataclasses.replace(job, instance_type=gpu)
+        job = dataclasses.replace(job, containers=(dataclasses.replace(job.containers[0], gpus=1),))
+    return job
 
 
 async def _make(sim: Sim, specs: list[models.InstanceSpec]) -> list[str]:
@@ -42,6 +52,7 @@ def test_cost_sums_each_namespaces_instances_at_their_size_for_their_run(
     sim: Sim, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     jobs = [_job("a1", "team-a", 2, 4), _job("a2", "team-a", 2, 4), _job("b1", "team-b", 16, 32)]
+    jobs.append(_job("g1", "team-g", 4, 15, gpu=T4))
     ids = asyncio.run(_make(sim, [*jobs, _job("x1", "team-a", 64, 128, cluster="other")]))
     sim.advance(300)  # all ran RUN seconds and finished: their cost no longer grows
     for key, value in sim.eci_env().items():
@@ -49,11 +60,13 @@ def test_cost_sums_each_namespaces_instances_at_their_size_for_their_run(
     assert cli.main(["cost", "--provider", "eci", "--cluster-id", "c1", "--output", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     lines = {line["namespace"]: line for line in report["namespaces"]}
-    assert list(lines) == ["team-b", "team-a"]  # the most expensive first; the other cluster's not at all
+    # The most expensive first; the other cluster's not at all.
+    assert list(lines) == ["team-g", "team-b", "team-a"]
     assert (lines["team-a"]["instances"], lines["team-a"]["running"]) == (2, 0)
     assert lines["team-a"]["dollars"] == pytest.approx(2 * RUN * catalog.Spec(2, 4).usd_per_second())
     assert lines["team-b"]["dollars"] == pytest.approx(RUN * catalog.Spec(16, 32).usd_per_second())
-    for instance_id in ids[:3]:  # the simulator bills from the image pull on: a little more than the estimate
+    assert lines["team-g"]["dollars"] == pytest.approx(RUN * catalog.GPU_TYPES[T4].usd_per_second())
+    for instance_id in ids[:4]:  # the simulator bills from the image pull on: a little more than the estimate
         billed = sim.admin("GET", f"instances/{instance_id}")[1]["cost_usd"]
         assert billed >= RUN * catalog.Spec(2, 4).usd_per_second()
 
@@ -73,3 +86,11 @@ def test_a_running_instance_costs_up_to_now_and_one_not_started_nothing() -> Non
         ("ns", 1, 1, 2, pytest.approx(60 * eci_profile.PROFILE.price(2, 4))),
         (cost.NO_NAMESPACE, 1, 0, 0, 0.0),
     ]
+
+
+def test_the_profiles_gpu_types_are_the_simulators_at_its_prices() -> None:
+    for gpu in eci_profile.GPU_SIZES:
+        sold = catalog.GPU_TYPES[gpu.instance_type]
+        assert (gpu.cpu, gpu.memory_gib, gpu.gpus) == (sold.cpu, sold.memory, sold.gpus)
+        rate = eci_profile.PROFILE.price(gpu.cpu, gpu.memory_gib) + gpu.gpus * gpu.per_gpu_second
+        assert rate == pytest.approx(sold.usd_per_second())

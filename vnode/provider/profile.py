@@ -88,12 +88,13 @@ def round_to_table(want: Size, sizes: tuple[Size, ...]) -> Size:
 
 @dataclasses.dataclass(frozen=True)
 class GpuSize:
-    """A GPU instance type its cloud sells: its name, vCPU, GiB and GPUs (``nvidia.com/gpu``)."""
+    """A GPU instance type its cloud sells: its name, vCPU, GiB, GPUs (``nvidia.com/gpu``) and their price."""
 
     instance_type: str
     cpu: float
     memory_gib: float
     gpus: int
+    per_gpu_second: float = 0.0  # dollars per GPU per second, on top of the vCPU/GiB price
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +238,11 @@ class Profile:
         if state.started_at is None:
             return 0.0
         end = state.finished_at.timestamp() if state.finished_at else now
-        return max(0.0, end - state.started_at.timestamp()) * self.price(state.cpu, state.memory_gib)
+        rate = self.price(state.cpu, state.memory_gib)
+        gpu = next((g for g in self.gpu_sizes if g.instance_type == state.instance_type), None)
+        if gpu is not None:
+            rate += gpu.gpus * gpu.per_gpu_second
+        return max(0.0, end - state.started_at.timestamp()) * rate
 
 
 #: The rules of no cloud in particular: no rounding, no prices, the default limits.

@@ -91,6 +91,7 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=events,
         cpu=float(group.get("Cpu") or 0.0),
         memory_gib=float(group.get("Memory") or 0.0),
+        instance_type=str(group.get("InstanceType") or ""),
         annotations=_annotations(group),
     )
 
