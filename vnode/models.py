@@ -270,3 +270,4 @@ class Quota:
     cpu: float | None = None
     memory_gib: float | None = None
     pods: int | None = None
+    gpus: int | None = None  # nvidia.com/gpu

@@ -66,6 +66,15 @@ def test_the_playground_values_put_the_replicas_on_vnode_host(helm: pathlib.Path
     assert (env["ECI_ENDPOINT"], env["ECI_VSWITCH"], env["KUBELET_PORT"]) == ("127.0.0.1:9", "vsw-a,vsw-b", "0")
 
 
+def test_capacity_gpus_reaches_the_daemon_even_as_zero(helm: pathlib.Path) -> None:
+    def gpus(*sets: str) -> str | None:
+        (sts,) = [d for d in render(helm, *sets) if d["kind"] == "StatefulSet"]
+        env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+        return env.get("ECI_QUOTA_GPU")
+
+    assert (gpus(), gpus("capacity.gpus=0"), gpus("capacity.gpus=8")) == (None, "0", "8")
+
+
 def test_the_plain_manifests_are_the_chart_rendered(helm: pathlib.Path) -> None:
     rendered = run_helm(helm, *PLAIN_ARGS)
     assert rendered.returncode == 0, rendered.stderr

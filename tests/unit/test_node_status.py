@@ -25,6 +25,13 @@ def test_capacity_is_bounded_by_the_quota_settings_and_the_clouds_answer() -> No
     assert "vnode" in status["nodeInfo"]["kubeletVersion"]
 
 
+def test_gpu_capacity_is_the_profiles_unless_the_quota_setting_says() -> None:
+    for env, gpus in (({}, "100"), ({"ECI_QUOTA_GPU": "8"}, "8"), ({"ECI_QUOTA_GPU": "0"}, None)):
+        config = settings.load({"POD_NAME": "vn-0", **env})
+        status = registration.node_status(config, models.Quota(), registration.CloudHealth(), NOW)
+        assert status["capacity"].get("nvidia.com/gpu") == gpus
+
+
 def test_ready_follows_the_clouds_health_with_a_reason() -> None:
     config = settings.load({"POD_NAME": "vn-0"})
     health = registration.CloudHealth()

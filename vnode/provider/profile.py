@@ -192,7 +192,8 @@ class Profile:
     annotation_prefixes: tuple[str, ...] = ()
     #: The GPU instance types its cloud sells, for pods asking for ``nvidia.com/gpu``; empty: none.
     gpu_sizes: tuple[GpuSize, ...] = ()
-    #: The ``nvidia.com/gpu`` its virtual node advertises (0: none; the scheduler then keeps GPU pods away).
+    #: The ``nvidia.com/gpu`` its virtual node advertises unless its quota says (0: none; the scheduler
+    #: then keeps GPU pods away).
     gpu_capacity: int = 0
 
     def round(self, want: Size) -> Size:

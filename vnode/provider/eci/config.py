@@ -34,6 +34,7 @@ class EciSettings(pydantic.BaseModel):
     quota_cpu: float | None = pydantic.Field(default=None, gt=0)
     quota_memory_gib: float | None = pydantic.Field(default=None, gt=0)
     quota_pods: int | None = pydantic.Field(default=None, gt=0)
+    quota_gpus: int | None = pydantic.Field(default=None, ge=0)  # nvidia.com/gpu advertised (0: none)
     # The account's create/delete token bucket (ECI's default: burst 100, 20/s), kept client-side
     # so vnode waits instead of collecting Throttling.User answers; rate 0 turns it off.
     create_burst: float = pydantic.Field(default=100.0, gt=0)
@@ -60,6 +61,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "quota_cpu": ("ECI_QUOTA_CPU",),
     "quota_memory_gib": ("ECI_QUOTA_MEMORY",),
     "quota_pods": ("ECI_QUOTA_POD",),
+    "quota_gpus": ("ECI_QUOTA_GPU",),
     "create_burst": ("ECI_CREATE_BURST",),
     "create_rate": ("ECI_CREATE_RATE",),
     "full_list_interval": ("ECI_FULL_LIST_INTERVAL",),
@@ -111,7 +113,9 @@ def placement(cloud: EciSettings) -> models.Placement:
 
 
 def quota(cloud: EciSettings) -> models.Quota:
-    return models.Quota(cpu=cloud.quota_cpu, memory_gib=cloud.quota_memory_gib, pods=cloud.quota_pods)
+    return models.Quota(
+        cpu=cloud.quota_cpu, memory_gib=cloud.quota_memory_gib, pods=cloud.quota_pods, gpus=cloud.quota_gpus
+    )
 
 
 def region(cloud: EciSettings) -> str:

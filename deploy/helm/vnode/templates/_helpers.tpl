@@ -70,6 +70,10 @@ true
 - name: ECI_QUOTA_POD
   value: {{ . | quote }}
 {{- end }}
+{{- if ne (toString .Values.capacity.gpus) "" }}
+- name: ECI_QUOTA_GPU
+  value: {{ .Values.capacity.gpus | quote }}
+{{- end }}
 {{- else if eq .Values.provider "aci" }}
 - name: ACI_REGION
   value: {{ .Values.aci.region | quote }}
