@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run the simulated container cloud (its two cloud APIs, web console) on loopback",
     ),
     "gc": ("vnode.gc", "delete the cloud instances of pods and nodes that no longer exist (--dry-run to look)"),
+    "cost": ("vnode.cost", "what this cluster's cloud instances have cost so far, per namespace (an estimate)"),
     "run": ("vnode.daemon_command", "run one virtual node: register it and run its pods as cloud instances"),
     "playground": ("vnode.playground", "the local world of make up: control plane, cloud, webhook, nodes"),
     "operator": ("vnode.operator_command", "run the provider's operator: its custom resources (image caches)"),

@@ -177,6 +177,7 @@ class ContainerSpec:
     run_as_user: int | None = None
     capabilities_add: tuple[str, ...] = ()
     read_only_root_filesystem: bool = False
+    gpus: int = 0  # nvidia.com/gpu: the instance's GPUs this container uses
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -218,7 +219,7 @@ class InstanceSpec:
     host_aliases: tuple[HostAlias, ...] = ()
     sysctls: tuple[Sysctl, ...] = ()
     registry_credentials: tuple[RegistryCredential, ...] = ()
-    #: The pod's annotations: a provider reads its cloud's own (the core reads none of them here).
+    # The pod's annotations the provider reads (those under its profile's annotation_prefixes).
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -302,6 +303,9 @@ class InstanceState:
     events: tuple[InstanceEvent, ...] = ()
     cpu: float = 0.0
     memory_gib: float = 0.0
+    instance_type: str = ""  # the type the cloud runs it on, when it names one (a GPU type, say)
+    # Annotations the cloud puts on the pod (a public address it allocated, say); written once.
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def pod_uid(self) -> str:
@@ -315,3 +319,4 @@ class Quota:
     cpu: float | None = None
     memory_gib: float | None = None
     pods: int | None = None
+    gpus: int | None = None  # nvidia.com/gpu

@@ -150,6 +150,12 @@ class Settings(_Frozen):
     def quota_pods(self) -> int | None:
         return self.profile.quota(self.cloud).pods
 
+    @property
+    def gpu_capacity(self) -> int:
+        """The ``nvidia.com/gpu`` the node advertises: the quota setting's, else the profile's."""
+        gpus = self.profile.quota(self.cloud).gpus
+        return self.profile.gpu_capacity if gpus is None else gpus
+
 
 # setting path -> environment variable. The first one found wins for node_name. A provider's
 # own settings have theirs in its profile.

@@ -68,6 +68,15 @@ def test_the_playground_values_put_the_replicas_on_vnode_host(helm: pathlib.Path
     assert env["VNODE_NODE_IP"] == "auto", "the node proxy refuses the process provider's 127.0.0.1"
 
 
+def test_capacity_gpus_reaches_the_daemon_even_as_zero(helm: pathlib.Path) -> None:
+    def gpus(*sets: str) -> str | None:
+        (sts,) = [d for d in render(helm, *sets) if d["kind"] == "StatefulSet"]
+        env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+        return env.get("ECI_QUOTA_GPU")
+
+    assert (gpus(), gpus("capacity.gpus=0"), gpus("capacity.gpus=8")) == (None, "0", "8")
+
+
 def test_the_plain_manifests_are_the_chart_rendered(helm: pathlib.Path) -> None:
     rendered = run_helm(helm, *PLAIN_ARGS)
     assert rendered.returncode == 0, rendered.stderr
@@ -143,7 +152,8 @@ def test_rbac_has_no_wildcard_and_no_cluster_admin(helm: pathlib.Path) -> None:
         return any(n == role and resource in r["resources"] and verb in r["verbs"] for n, r in rules)
 
     for resource, verb in [("nodes", "create"), ("nodes/status", "patch"), ("leases", "update"), ("pods", "watch"),
-                           ("pods/status", "patch"), ("pods/eviction", "create"), ("events", "create"),
+                           ("pods", "patch"), ("pods/status", "patch"), ("pods/eviction", "create"),
+                           ("events", "create"),
                            ("configmaps", "get"), ("secrets", "get"), ("certificatesigningrequests", "create"),
                            ("tokenreviews", "create"), ("subjectaccessreviews", "create"),
                            ("statefulsets", "get")]:  # fmt: skip

@@ -84,6 +84,7 @@ def spec(
     memory: float = 4,
     restart: str = "Always",
     tags: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> models.InstanceSpec:
     return models.InstanceSpec(
         name=name,
@@ -93,6 +94,7 @@ def spec(
         memory_gib=memory,
         restart_policy=restart,
         tags={**NODE_TAGS, models.TAG_POD_UID: f"uid-{name}", **(tags or {})},
+        annotations=annotations or {},
     )
 
 
@@ -372,6 +374,67 @@ def test_spec_mapping_covers_volumes_probes_and_init_containers() -> None:
             security_group="sg",
             strategy="S",
         )
+
+
+@pytest.mark.parametrize(
+    ("annotations", "params"),
+    [
+        ({}, {}),
+        ({mapping.WITH_EIP: "false", mapping.EIP_BANDWIDTH: "10"}, {}),
+        ({mapping.WITH_EIP: "true"}, {"AutoCreateEip": "true"}),
+        ({mapping.WITH_EIP: "True", mapping.EIP_BANDWIDTH: "10"}, {"AutoCreateEip": "true", "EipBandwidth": "10"}),
+        ({mapping.EIP_ID: "eip-1", mapping.WITH_EIP: "true"}, {"EipInstanceId": "eip-1"}),
+    ],
+)
+def test_eip_annotations_become_eip_parameters(annotations: dict[str, str], params: dict[str, str]) -> None:
+    assert mapping.eip_params(annotations) == params
+
+
+@pytest.mark.parametrize(
+    ("annotations", "named"),
+    [
+        ({mapping.WITH_EIP: "yes"}, mapping.WITH_EIP),
+        ({mapping.WITH_EIP: "true", mapping.EIP_BANDWIDTH: "0"}, mapping.EIP_BANDWIDTH),
+        ({mapping.WITH_EIP: "true", mapping.EIP_BANDWIDTH: "5M"}, mapping.EIP_BANDWIDTH),
+    ],
+)
+def test_a_bad_eip_annotation_is_an_invalid_spec_naming_it(annotations: dict[str, str], named: str) -> None:
+    with pytest.raises(errors.InvalidSpec, match=named):
+        mapping.eip_params(annotations)
+
+
+async def test_a_pod_asking_for_an_eip_gets_its_public_address_as_an_annotation(
+    sim: Sim, provider: eci.EciProvider
+) -> None:
+    made = await provider.get((await provider.create(spec("public", annotations={mapping.WITH_EIP: "true"}))).id)
+    plain = await provider.get((await provider.create(spec("private"))).id)
+    address = made.annotations[mapping.ALLOCATED_ADDRESS]
+    assert address
+    assert address != made.ip
+    assert plain.annotations == {}
+    status, record = sim.admin("GET", f"instances/{made.id}")
+    assert status == 200, record
+    assert record["eip_address"] == address
+
+
+async def test_a_gpu_spec_runs_on_its_gpu_type_and_the_type_comes_back_as_an_annotation(
+    sim: Sim, provider: eci.EciProvider
+) -> None:
+    t4 = "ecs.gn6i-c4g1.xlarge"
+    gpu = dataclasses.replace(spec("train"), instance_type=t4, cpu=4, memory_gib=15)
+    gpu = dataclasses.replace(gpu, containers=(dataclasses.replace(gpu.containers[0], gpus=1),))
+    params = mapping.create_params(gpu, region="r", vswitches=["v"], security_group="sg", strategy="S")
+    assert (params["InstanceType"], params["Container.1.Gpu"]) == (t4, "1")
+    assert "Container.1.Gpu" not in mapping.create_params(
+        spec("plain"), region="r", vswitches=["v"], security_group="sg", strategy="S"
+    )
+    made = await provider.get((await provider.create(gpu)).id)
+    assert made.annotations == {mapping.INSTANCE_SPEC: t4}
+    assert (made.cpu, made.memory_gib) == (4, 15)
+    too_many = dataclasses.replace(gpu, name="greedy", client_token="uid-greedy")
+    too_many = dataclasses.replace(too_many, containers=(dataclasses.replace(gpu.containers[0], gpus=2),))
+    with pytest.raises(errors.InvalidSpec, match=r"Container\.1\.Gpu"):
+        await provider.create(too_many)
 
 
 def test_the_signature_is_the_one_the_simulator_checks(tmp_path: pathlib.Path) -> None:

@@ -75,3 +75,10 @@ def test_a_dropped_instance_leaves_the_view_and_the_memory_stays() -> None:
     b.drop("u")
     b.drop("u")  # twice is no harm: an orphan collected, then its pod released
     assert (b.view.states, b.memory("u")) == ({}, book.Memory(instance_id="eci-1"))
+
+
+def test_annotations_a_patch_wrote_add_up_in_the_memory() -> None:
+    b = book.Book(book.View(pods={}, states={}))
+    b.annotated("u", {"a": "1"})
+    b.annotated("u", {"b": "2"})
+    assert b.memory("u").annotated == {("a", "1"), ("b", "2")}

@@ -380,3 +380,16 @@ def test_a_status_the_pod_shows_already_is_remembered_not_written() -> None:
     assert d.memory is not None
     assert d.memory.written is not None
     assert status.same(d.memory.written, SHOWN)
+
+
+def test_the_clouds_annotations_are_patched_once_and_not_while_the_pod_shows_them() -> None:
+    public = {"k8s.aliyun.com/allocated-eipAddress": "47.98.1.2"}
+    with_eip = dataclasses.replace(state(), annotations=public)
+    first = lifecycle.decide(facts(pod(), with_eip), CONFIG)
+    assert first.annotations == public
+    patched = book.Memory(instance_id="eci-1", annotated=frozenset(public.items()))
+    assert lifecycle.decide(facts(pod(), with_eip, memory=patched), CONFIG).annotations is None
+    shown = pod()
+    shown.metadata.annotations = dict(public)
+    assert lifecycle.decide(facts(shown, with_eip), CONFIG).annotations is None
+    assert lifecycle.decide(facts(pod(), state()), CONFIG).annotations is None

@@ -13,10 +13,23 @@ NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 def test_capacity_is_bounded_by_the_quota_settings_and_the_clouds_answer() -> None:
     config = settings.load({"POD_NAME": "vn-0", "ECI_QUOTA_CPU": "100", "ECI_QUOTA_POD": "300"})
     status = registration.node_status(config, models.Quota(cpu=200, memory_gib=64), registration.CloudHealth(), NOW)
-    assert status["capacity"] == {"cpu": "100", "memory": "65536Mi", "pods": "300", "ephemeral-storage": "1Ti"}
+    assert status["capacity"] == {
+        "cpu": "100",
+        "memory": "65536Mi",
+        "pods": "300",
+        "ephemeral-storage": "1Ti",
+        "nvidia.com/gpu": "100",  # the ECI profile's: it sells GPU types
+    }
     assert status["allocatable"] == status["capacity"]
     assert status["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
     assert "vnode" in status["nodeInfo"]["kubeletVersion"]
+
+
+def test_gpu_capacity_is_the_profiles_unless_the_quota_setting_says() -> None:
+    for env, gpus in (({}, "100"), ({"ECI_QUOTA_GPU": "8"}, "8"), ({"ECI_QUOTA_GPU": "0"}, None)):
+        config = settings.load({"POD_NAME": "vn-0", **env})
+        status = registration.node_status(config, models.Quota(), registration.CloudHealth(), NOW)
+        assert status["capacity"].get("nvidia.com/gpu") == gpus
 
 
 def test_ready_follows_the_clouds_health_with_a_reason() -> None:

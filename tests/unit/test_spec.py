@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Any
 
 import msgspec
@@ -10,6 +12,7 @@ import pytest
 from vnode import errors, models
 from vnode.kube import objects
 from vnode.node import spec
+from vnode.provider import profile
 from vnode.provider.eci import profile as eci_profile
 
 TARGET = spec.Target(
@@ -187,3 +190,55 @@ def test_the_profile_applies_to_new_specs() -> None:
     built = spec.build(pod([{"name": "app", "image": "i"}]), SOURCES, TARGET, profile)
     assert built.placement.vswitches == ("vsw-z",)
     assert (built.cpu, built.memory_gib) == (4, 8)
+
+
+def test_the_spec_carries_the_annotations_under_the_profiles_prefixes_only() -> None:
+    annotations = {"k8s.aliyun.com/eci-with-eip": "true", "example.com/other": "x"}
+    built = spec.build(pod([{"name": "app", "image": "i"}], annotations=annotations), SOURCES, TARGET)
+    assert built.annotations == {"k8s.aliyun.com/eci-with-eip": "true"}
+
+
+def _gpu_pod(gpus: str, annotations: dict[str, str] | None = None, cpu: str = "1") -> objects.Pod:
+    limits = {"cpu": cpu, "memory": "2Gi", "nvidia.com/gpu": gpus}
+    return pod([{"name": "app", "image": "i", "resources": {"limits": limits}}], annotations=annotations or {})
+
+
+@pytest.mark.parametrize(
+    ("gpus", "cpu", "instance_type", "size"),
+    [
+        ("1", "1", "ecs.gn6i-c4g1.xlarge", (4, 15)),
+        ("1", "6", "ecs.gn7i-c8g1.2xlarge", (8, 30)),
+        ("2", "1", "ecs.gn6v-c8g1.4xlarge", (16, 64)),
+        ("8", "1", "ecs.gn6v-c8g1.16xlarge", (64, 256)),
+    ],
+)
+def test_gpus_choose_the_smallest_gpu_type_covering_them(
+    gpus: str, cpu: str, instance_type: str, size: tuple[int, int]
+) -> None:
+    built = spec.build(_gpu_pod(gpus, cpu=cpu), SOURCES, TARGET)
+    assert (built.instance_type, built.cpu, built.memory_gib) == (instance_type, *size)
+    assert built.containers[0].gpus == int(gpus)
+
+
+def test_a_named_gpu_type_is_kept_and_checked_against_the_gpus_asked() -> None:
+    named = {"k8s.aliyun.com/eci-use-specs": "ecs.gn6v-c8g1.8xlarge"}
+    built = spec.build(_gpu_pod("4", named), SOURCES, TARGET)
+    assert (built.instance_type, built.cpu, built.memory_gib) == ("ecs.gn6v-c8g1.8xlarge", 32, 128)
+    with pytest.raises(errors.InvalidSpec, match=re.escape("asks for 8 nvidia.com/gpu; ecs.gn6v-c8g1.8xlarge has 4")):
+        spec.build(_gpu_pod("8", named), SOURCES, TARGET)
+    bare = pod([{"name": "app", "image": "i"}], annotations=named)
+    with pytest.raises(errors.InvalidSpec, match=re.escape("must ask for nvidia.com/gpu")):
+        spec.build(bare, SOURCES, TARGET)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "target", "named"),
+    [
+        ("16", TARGET, "no eci GPU type offers 16 nvidia.com/gpu"),
+        ("0.5", TARGET, "'0.5' is not a whole number"),
+        ("1", dataclasses.replace(TARGET, profile=profile.NEUTRAL), "it sells no GPU type"),
+    ],
+)
+def test_gpus_no_type_offers_fail_naming_the_count(gpus: str, target: spec.Target, named: str) -> None:
+    with pytest.raises(errors.InvalidSpec, match=named):
+        spec.build(_gpu_pod(gpus), SOURCES, target)

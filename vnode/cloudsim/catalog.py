@@ -79,5 +79,45 @@ def cost(spec: Spec, seconds: float) -> float:
     return spec.usd_per_second() * seconds
 
 
+@dataclasses.dataclass(frozen=True)
+class GpuType:
+    """An ECS GPU instance type ECI runs (``InstanceType``): its size and its GPUs."""
+
+    cpu: float
+    memory: float
+    gpus: int
+    gpu_model: str
+
+    def usd_per_second(self) -> float:
+        return Spec(self.cpu, self.memory).usd_per_second() + self.gpus * USD_PER_GPU_SECOND[self.gpu_model]
+
+
+#: Per GPU, on top of the vCPU/GiB price: estimates of the order of Alibaba's list prices (about
+#: 0.9, 2.7 and 1.4 USD an hour), not published ECI figures.
+USD_PER_GPU_SECOND = {"T4": 0.00025, "V100": 0.00075, "A10": 0.0004}
+
+#: The GPU types the simulated region sells (ECS instance-family tables); others are refused.
+GPU_TYPES: dict[str, GpuType] = {
+    "ecs.gn6i-c4g1.xlarge": GpuType(4, 15, 1, "T4"),
+    "ecs.gn6i-c8g1.2xlarge": GpuType(8, 31, 1, "T4"),
+    "ecs.gn6i-c16g1.4xlarge": GpuType(16, 62, 1, "T4"),
+    "ecs.gn6i-c24g1.12xlarge": GpuType(48, 186, 2, "T4"),
+    "ecs.gn6v-c8g1.2xlarge": GpuType(8, 32, 1, "V100"),
+    "ecs.gn6v-c8g1.4xlarge": GpuType(16, 64, 2, "V100"),
+    "ecs.gn6v-c8g1.8xlarge": GpuType(32, 128, 4, "V100"),
+    "ecs.gn6v-c8g1.16xlarge": GpuType(64, 256, 8, "V100"),
+    "ecs.gn7i-c8g1.2xlarge": GpuType(8, 30, 1, "A10"),
+}
+
+#: Prefixes of ECS GPU families: such an ``InstanceType`` not in ``GPU_TYPES`` is refused.
+GPU_FAMILIES = ("ecs.gn", "ecs.vgn", "ecs.sgn")
+
+
+def usd_per_second(cpu: float, memory: float, instance_type: str = "") -> float:
+    """What a second of an instance costs: its GPU type's price, else its size's."""
+    gpu = GPU_TYPES.get(instance_type)
+    return gpu.usd_per_second() if gpu else Spec(cpu, memory).usd_per_second()
+
+
 def _num(value: float) -> str:
     return f"{value:g}"

@@ -24,7 +24,19 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from vnode.cloudsim import catalog, errors, faults, imagecache, lifecycle, model, network, placement, ratelimit, runs
+from vnode.cloudsim import (
+    catalog,
+    eip,
+    errors,
+    faults,
+    imagecache,
+    lifecycle,
+    model,
+    network,
+    placement,
+    ratelimit,
+    runs,
+)
 from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import store as simstore
 from vnode.cloudsim import world as simworld
@@ -78,6 +90,7 @@ class Cloud:
         self.live: dict[str, model.Instance] = {}
         self.by_tag: dict[tuple[str, str], dict[str, None]] = {}
         self.tokens: dict[str, tuple[str, str]] = {}
+        self.eips: dict[str, str] = {}  # bound EIP ID -> instance ID
         self.used_cpu = 0.0
         self._heap: list[tuple[float, int, str]] = []
         self.image_caches = imagecache.ImageCaches(store, profile, seed)
@@ -100,6 +113,8 @@ class Cloud:
         if not address_taken:  # loading: the pool is rebuilt from the stored addresses
             self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
+        if inst.eip_id:
+            self.eips[inst.eip_id] = inst.id
         self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] += 1
         if inst.status not in model.IDLE and inst.status != model.TERMINATING:  # deletion released it
             self.used_cpu += inst.cpu
@@ -115,6 +130,7 @@ class Cloud:
                     del self.by_tag[(tag.key, tag.value)]
         self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
         self.groups[inst.spec.security_group_id].members -= 1
+        self.eips.pop(inst.eip_id, None)  # released with the instance (a named EIP is kept, unbound)
         self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] -= 1
 
     def _schedule(self, inst: model.Instance) -> None:
@@ -188,6 +204,7 @@ class Cloud:
                 if existing is not None:
                     return existing
         size = placement.size(spec)
+        eip.check(spec, self.eips)
         group = self.groups[spec.security_group_id]
         if group.members >= group.cap:
             raise errors.SecurityGroupFull(
@@ -199,7 +216,7 @@ class Cloud:
             )
         seq = self.last_seq + 1
         now = self.now()
-        cache_id = self._image_cache(spec, now)  # before placement: a refused cache takes no address
+        cache_id = self.image_caches.for_spec(spec, now)  # before placement: a refused cache takes no address
         vswitch, skipped = placement.place(spec, size, seq, vswitches=self.vswitches, stock=self.stock, seed=self.seed)
         ip = vswitch.pool.take()
         self.last_seq = seq
@@ -217,6 +234,7 @@ class Cloud:
             created_at=now,
         )
         inst.image_cache_id = cache_id
+        eip.bind(inst, self.seed)
         self.lifecycle.begin(inst, now)
         for zone in skipped:
             lifecycle.event(
@@ -228,15 +246,6 @@ class Cloud:
             self.store.add_token(spec.client_token, inst.id, fingerprint)
         self.store.mark(inst)
         return inst
-
-    def _image_cache(self, spec: model.InstanceSpec, now: float) -> str:
-        """The image cache a new instance pulls from: the one it names (Ready), or a match, or none."""
-        if spec.image_snapshot_id:
-            return self.image_caches.pinned(spec.image_snapshot_id, now).id
-        if spec.auto_match_image_cache:
-            found = self.image_caches.match(tuple(c.image for c in (*spec.init_containers, *spec.containers)), now)
-            return found.id if found is not None else ""
-        return ""
 
     def get(self, instance_id: str) -> model.Instance:
         inst = self.live.get(instance_id)
@@ -402,7 +411,9 @@ class Cloud:
         return self._cost(inst, inst.deleted_at or self.now())
 
     def _cost(self, inst: model.Instance, now: float) -> float:
-        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now))
+        seconds = inst.billable_seconds(now)
+        rate = catalog.usd_per_second(inst.cpu, inst.memory, inst.spec.instance_type)
+        return rate * seconds + eip.cost(inst, seconds)
 
     def instance_record(self, instance_id: str) -> model.Instance:
         """A live or deleted instance (admin and console)."""

@@ -177,6 +177,9 @@ class Eci:
             registry_credentials=eci_podspec.registry_credentials(p.raw),
             image_snapshot_id=p.text("ImageSnapshotId"),
             auto_match_image_cache=p.flag("AutoMatchImageCache"),
+            auto_create_eip=p.flag("AutoCreateEip"),
+            eip_bandwidth=p.integer("EipBandwidth", low=1) or 0,
+            eip_instance_id=p.text("EipInstanceId"),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")

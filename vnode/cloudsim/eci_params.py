@@ -170,6 +170,20 @@ def parse_volumes(params: Params) -> tuple[model.Volume, ...]:
 _CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?").fullmatch
 
 
+def _ports(fields: dict[str, str], where: str) -> tuple[model.Port, ...]:
+    """A container's ``Port.N.Port`` / ``Port.N.Protocol``."""
+    ports = []
+    for n, port in _subgroups(fields, "Port", where).items():
+        number = Params([("p", port.get("Port", ""))]).integer("p", low=1, high=65535) if port.get("Port") else None
+        if number is None:
+            raise errors.InvalidParameter(f"{where}.Port.{n}.Port", f"{port.get('Port')!r} is not a port number")
+        protocol = port.get("Protocol", "TCP").upper()
+        if protocol not in ("TCP", "UDP", "SCTP"):
+            raise errors.InvalidParameter(f"{where}.Port.{n}.Protocol", "TCP, UDP or SCTP")
+        ports.append(model.Port(number, protocol))
+    return tuple(ports)
+
+
 def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, ...]:
     containers = []
     for index, fields in params.indexed(prefix).items():
@@ -199,15 +213,7 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                     f"{where}.EnvironmentVar.{n}.Value", "a Value and a FieldRef exclude each other"
                 )
             env.append(model.EnvVar(var["Key"], "", field_path))
-        ports = []
-        for n, port in _subgroups(fields, "Port", where).items():
-            number = Params([("p", port.get("Port", ""))]).integer("p", low=1, high=65535) if port.get("Port") else None
-            if number is None:
-                raise errors.InvalidParameter(f"{where}.Port.{n}.Port", f"{port.get('Port')!r} is not a port number")
-            protocol = port.get("Protocol", "TCP").upper()
-            if protocol not in ("TCP", "UDP", "SCTP"):
-                raise errors.InvalidParameter(f"{where}.Port.{n}.Protocol", "TCP, UDP or SCTP")
-            ports.append(model.Port(number, protocol))
+        ports = _ports(fields, where)
         policy = fields.get("ImagePullPolicy", "IfNotPresent")
         if policy not in ("Always", "IfNotPresent", "Never"):
             raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
@@ -219,7 +225,7 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                 command=_sublist(fields, "Command"),
                 args=_sublist(fields, "Arg"),
                 env=tuple(env),
-                ports=tuple(ports),
+                ports=ports,
                 cpu=_float(f"{where}.Cpu", fields.get("Cpu"), 0.0),
                 memory=_float(f"{where}.Memory", fields.get("Memory"), 0.0),
                 working_dir=fields.get("WorkingDir", ""),
@@ -227,6 +233,7 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                 run_as_user=user,
                 capabilities=capabilities,
                 read_only_root_filesystem=read_only,
+                gpu=Params([(f"{where}.Gpu", fields.get("Gpu", ""))]).integer(f"{where}.Gpu", default=0, low=0) or 0,
             )
         )
     return tuple(containers)

@@ -14,7 +14,7 @@ import hashlib
 
 import msgspec
 
-from vnode.cloudsim import errors, workloads
+from vnode.cloudsim import errors, model, workloads
 from vnode.cloudsim import lifecycle as simlifecycle
 from vnode.cloudsim import store as simstore
 
@@ -132,6 +132,15 @@ class ImageCaches:
         if status != READY:
             raise errors.InvalidParameter("ImageSnapshotId", f"the image cache {cache_id} is {status}, not Ready")
         return self._matched(found[0], now)
+
+    def for_spec(self, spec: model.InstanceSpec, now: float) -> str:
+        """The image cache a new instance pulls from: the one it names (Ready), or a match, or none."""
+        if spec.image_snapshot_id:
+            return self.pinned(spec.image_snapshot_id, now).id
+        if spec.auto_match_image_cache:
+            found = self.match(tuple(c.image for c in (*spec.init_containers, *spec.containers)), now)
+            return found.id if found is not None else ""
+        return ""
 
     def match(self, images: tuple[str, ...], now: float) -> ImageCache | None:
         """The Ready cache holding all of ``images`` (AutoMatchImageCache), the newest if several."""

@@ -102,6 +102,7 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     run_as_user: int | None = None  # SecurityContext.RunAsUser
     capabilities: tuple[str, ...] = ()  # SecurityContext.Capability.Add
     read_only_root_filesystem: bool = False
+    gpu: int = 0  # Container.N.Gpu: GPUs of the instance's GPU type this container uses
 
 
 class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
@@ -146,6 +147,9 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     registry_credentials: tuple[RegistryCredential, ...] = ()
     image_snapshot_id: str = ""  # ECI's ImageSnapshotId: the image cache to use (it must be Ready)
     auto_match_image_cache: bool = False  # ECI's AutoMatchImageCache: use a Ready cache holding its images
+    auto_create_eip: bool = False  # AutoCreateEip: a new EIP, released with the instance
+    eip_bandwidth: int = 0  # EipBandwidth, Mbit/s (0: the default, 5)
+    eip_instance_id: str = ""  # EipInstanceId: an existing EIP to bind (kept when the instance goes)
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -206,6 +210,9 @@ class Instance(msgspec.Struct, omit_defaults=True):
     update_tokens: list[str] = msgspec.field(default_factory=list)  # UpdateContainerGroup ClientTokens applied
     resume: tuple[str, float | None] | None = None  # (stage, next_at) to go back to after Updating
     image_cache_id: str = ""  # the image cache its images come from, chosen at create
+    eip_id: str = ""  # the bound EIP, if any (eip.py)
+    eip_address: str = ""  # its public address (InternetIp)
+    eip_owned: bool = False  # made for this instance: billed with it, released with it
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0

@@ -59,8 +59,31 @@ def validate(
     lifecycle.Overrides.from_tags(spec.tags)
 
 
+def _gpu_size(spec: model.InstanceSpec) -> catalog.Spec | None:
+    """A GPU type's size, its containers' GPUs checked; None for a spec without GPUs."""
+    gpu = catalog.GPU_TYPES.get(spec.instance_type)
+    if gpu is None and spec.instance_type.startswith(catalog.GPU_FAMILIES):
+        raise errors.InvalidParameter("InstanceType", f"{spec.instance_type} is not a GPU type sold in this region")
+    asked = [(f"Container.{n}.Gpu", c.gpu) for n, c in enumerate(spec.containers, 1) if c.gpu]
+    if gpu is None:
+        if asked:
+            raise errors.InvalidParameter(asked[0][0], "GPUs need a GPU InstanceType (ecs.gn...)")
+        return None
+    if not asked:
+        raise errors.InvalidParameter(
+            "Container.N.Gpu", f"{spec.instance_type} is a GPU type: no container asks for GPUs"
+        )
+    for where, count in asked:  # the containers share the instance's GPUs; each may use up to all of them
+        if count > gpu.gpus:
+            raise errors.InvalidParameter(where, f"{count} GPUs, more than {spec.instance_type} has ({gpu.gpus})")
+    return catalog.Spec(gpu.cpu, gpu.memory)
+
+
 def size(spec: model.InstanceSpec) -> catalog.Spec:
-    """The size billed: the spec's own, else the containers' sum, else the default; rounded up."""
+    """The size billed: a GPU type's, else the spec's own, else the containers' sum, else the default; rounded up."""
+    gpu = _gpu_size(spec)
+    if gpu is not None:
+        return gpu
     cpu, memory = spec.cpu, spec.memory
     if not cpu and not memory:
         cpu = sum(c.cpu for c in spec.containers)

@@ -28,7 +28,8 @@ unit test fails when code elsewhere assigns to a View field or changes one in pl
                    listing: :meth:`Book.listing_begins` clears it as a listing begins
 ``Book`` memory    the reconciler only: :meth:`Book.memory` reads it, :meth:`Book.remember`
                    stores what a decision says, :meth:`Book.wrote` the status a patch has
-                   written, :meth:`Book.forget` drops a released or vanished pod
+                   written, :meth:`Book.annotated` the cloud's annotations a metadata patch
+                   has written, :meth:`Book.forget` drops a released or vanished pod
 =================  ==========================================================================
 
 The pod controller makes the Book and hands it to the reconciler; the others (the kubelet API,
@@ -76,6 +77,7 @@ class Memory:
     warned: str = ""  # "reason:message" of the last warning event, to post each warning once
     delete_requested_at: float = 0.0  # monotonic time the instance's delete was accepted
     deleting: bool = False  # an instance existed when the delete was sent
+    annotated: frozenset[tuple[str, str]] = frozenset()  # cloud annotations written to the pod
 
 
 FRESH = Memory()
@@ -97,6 +99,11 @@ class Book:
     def wrote(self, uid: str, status: Mapping[str, Any]) -> None:
         """A status patch for the pod landed: it is what the pod shows now."""
         self._memory[uid] = dataclasses.replace(self.memory(uid), written=status)
+
+    def annotated(self, uid: str, annotations: Mapping[str, str]) -> None:
+        """A metadata patch of the pod's cloud annotations landed: they are on the pod now."""
+        memory = self.memory(uid)
+        self._memory[uid] = dataclasses.replace(memory, annotated=memory.annotated | set(annotations.items()))
 
     def record(self, uid: str, state: models.InstanceState, *, made: bool) -> None:
         """The reconciler made (``made``) or looked up an instance: the view has it before the next listing."""

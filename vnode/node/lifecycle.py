@@ -155,6 +155,7 @@ class Decision:
     count: str = ""  # a cause to count in vnode_retries_total
     note: str = ""  # a warning to log
     error: errors.ApiError | None = None  # to raise once carried out: retry with backoff
+    annotations: Mapping[str, str] | None = None  # the cloud's annotations the pod lacks: to patch
 
 
 Condition: TypeAlias = Callable[[Facts, Config], bool]
@@ -446,7 +447,9 @@ def _follow(f: Facts, c: Config) -> Decision:
     if (memory.instance_id, memory.created_at, memory.seen_events) != (state.id, created_at, seen):
         memory = dataclasses.replace(memory, instance_id=state.id, created_at=created_at, seen_events=seen)
     wanted = status.from_instance(pod, state, scheme=c.scheme, host_ip=c.node_ip, now=f.now)
-    return _with_status(f, memory, wanted, events=posts, record=record)
+    shown = pod.metadata.annotations
+    lacking = {k: v for k, v in state.annotations.items() if shown.get(k) != v and (k, v) not in memory.annotated}
+    return _with_status(f, memory, wanted, events=posts, record=record, annotations=lacking or None)
 
 
 def _wait_for_listing(f: Facts, c: Config) -> Decision:

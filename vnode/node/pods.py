@@ -215,11 +215,8 @@ class PodController:
         for phase, count in phases.items():
             self.metrics.pods.labels(self.config.node_name, phase).set(count)
         for state in states:
-            if state.started_at is None:
-                continue
-            end = state.finished_at.timestamp() if state.finished_at else now
-            seconds = max(0.0, end - state.started_at.timestamp())
-            self._billed[state.id] = seconds * self.config.profile.price(state.cpu, state.memory_gib)
+            if state.started_at is not None:
+                self._billed[state.id] = self.config.profile.spent(state, now)
         self.metrics.cost.labels(self.config.node_name).set(sum(self._billed.values()))
 
     # --- orphans ---

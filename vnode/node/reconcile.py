@@ -143,6 +143,9 @@ class Reconciler:
         if decision.status is not None:
             assert pod is not None
             await self._write(pod, decision.status)
+        if decision.annotations:
+            assert pod is not None
+            await self._annotate(pod, decision.annotations)
         if decision.count:
             self.metrics.retries.labels(self.metrics.node, decision.count).inc()
         if decision.error is not None:
@@ -218,6 +221,15 @@ class Reconciler:
             return
         self.book.wrote(pod.metadata.uid, wanted)
         self.metrics.status_writes.labels(self.metrics.node).inc()
+
+    async def _annotate(self, pod: objects.Pod, annotations: Mapping[str, str]) -> None:
+        """The cloud's annotations (an allocated public address, say) onto the pod: a metadata patch, once."""
+        body = {"metadata": {"uid": pod.metadata.uid, "annotations": dict(annotations)}}
+        try:
+            await api.patch_pod(self.kube, pod.metadata.namespace, pod.metadata.name, body)
+        except errors.NotFound:
+            return
+        self.book.annotated(pod.metadata.uid, annotations)
 
     async def _call(self, action: str, call: Awaitable[T]) -> T:
         try:

@@ -22,6 +22,7 @@ from typing import Any
 
 from vnode import __version__, errors, models, settings
 from vnode.kube import api, client
+from vnode.node import resources
 from vnode.provider import base
 
 __all__ = ["KUBE_VERSION", "TAINT_KEY", "CloudHealth", "NodeController", "labels", "node_status"]
@@ -74,6 +75,8 @@ def node_status(
     memory = min(filter(None, (config.capacity_memory_gib, config.quota_memory_gib, quota.memory_gib)))
     pods = min(filter(None, (config.capacity_pods, config.quota_pods, quota.pods)))
     capacity = {"cpu": f"{cpu:g}", "memory": _gib(memory), "pods": str(pods), "ephemeral-storage": "1Ti"}
+    if config.gpu_capacity:
+        capacity[resources.GPU] = str(config.gpu_capacity)
     stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def condition(kind: str, status: str, reason: str, message: str) -> dict[str, str]:

@@ -18,7 +18,10 @@ from vnode import errors
 from vnode.kube import objects
 from vnode.provider import profile
 
-__all__ = ["Size", "cpu", "memory_bytes", "pod_request", "round_up"]
+__all__ = ["GPU", "Size", "container_gpus", "cpu", "memory_bytes", "pod_request", "round_up"]
+
+#: The extended resource a container asks GPUs by.
+GPU = "nvidia.com/gpu"
 
 GIB = 2**30
 
@@ -83,6 +86,18 @@ def _container_request(container: objects.Container) -> Size:
 
 def container_size(container: objects.Container) -> Size:
     return _container_request(container)
+
+
+def container_gpus(container: objects.Container) -> int:
+    """The ``nvidia.com/gpu`` a container asks for (its limit, else its request): a whole number."""
+    res = container.resources
+    text = res.limits.get(GPU) or res.requests.get(GPU)
+    if not text:
+        return 0
+    count = quantity(text)
+    if count < 0 or count != count.to_integral_value():
+        raise errors.InvalidSpec(f"container {container.name}: {GPU} {text!r} is not a whole number of GPUs")
+    return int(count)
 
 
 def pod_request(

@@ -306,6 +306,7 @@ def _container(
         run_as_user=context.run_as_user,
         capabilities_add=context.capabilities_add,
         read_only_root_filesystem=context.read_only_root_filesystem,
+        gpus=resources.container_gpus(c),
     )
 
 
@@ -456,7 +457,12 @@ def build(
     want, instance_type = resources.pod_request(
         pod.spec, pod.metadata.annotations, default, target.profile.specs_annotation
     )
-    size = target.profile.round(want) if not instance_type else want
+    gpus = max((resources.container_gpus(c) for c in pod.spec.containers), default=0)  # ECI: containers share them
+    gpu = target.profile.gpu_size(gpus, want, instance_type)
+    if gpu is not None:
+        instance_type, size = gpu.instance_type, resources.Size(gpu.cpu, gpu.memory_gib)
+    else:  # a named type the profile does not list is the cloud's to check (its GPUs too)
+        size = target.profile.round(want) if not instance_type else want
     placement = _placement(target.placement, profile)
     meta = pod.metadata
     containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers)
@@ -490,5 +496,5 @@ def build(
         host_aliases=dns.host_aliases(pod),
         sysctls=security.sysctls(pod),
         registry_credentials=registry.credentials(pod, sources.secrets),
-        annotations=dict(meta.annotations),
+        annotations=target.profile.read_annotations(meta.annotations),
     )

@@ -28,6 +28,7 @@ __all__ = [
     "NO_SETTINGS",
     "Credentials",
     "Flag",
+    "GpuSize",
     "Limits",
     "NoSettings",
     "Prices",
@@ -83,6 +84,17 @@ def round_to_table(want: Size, sizes: tuple[Size, ...]) -> Size:
         if size.cpu >= want.cpu - 1e-9 and size.memory_gib >= want.memory_gib - 1e-9:
             return size
     raise errors.InvalidSpec(f"the pod asks for {want}, more than the largest instance ({max(sizes)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuSize:
+    """A GPU instance type its cloud sells: its name, vCPU, GiB, GPUs (``nvidia.com/gpu``) and their price."""
+
+    instance_type: str
+    cpu: float
+    memory_gib: float
+    gpus: int
+    per_gpu_second: float = 0.0  # dollars per GPU per second, on top of the vCPU/GiB price
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +193,18 @@ class Profile:
     labels: tuple[tuple[str, str], ...] = ()
     #: ``module:function`` of its ``vnode operator`` (custom resources kept in its cloud); empty: none.
     operator: str = ""
+    #: Prefixes of the pod annotations its provider reads (``InstanceSpec.annotations``).
+    annotation_prefixes: tuple[str, ...] = ()
+    #: The GPU instance types its cloud sells, for pods asking for ``nvidia.com/gpu``; empty: none.
+    gpu_sizes: tuple[GpuSize, ...] = ()
+    #: The ``nvidia.com/gpu`` its virtual node advertises unless its quota says (0: none; the scheduler
+    #: then keeps GPU pods away).
+    gpu_capacity: int = 0
+
+    def read_annotations(self, annotations: Mapping[str, str]) -> dict[str, str]:
+        """The pod's annotations its provider reads: those under ``annotation_prefixes``."""
+        prefixes = self.annotation_prefixes
+        return {k: v for k, v in annotations.items() if prefixes and k.startswith(prefixes)}
 
     def round(self, want: Size) -> Size:
         """The size billed for a request: the smallest of ``sizes`` covering it, or the request itself."""
@@ -188,9 +212,48 @@ class Profile:
             raise errors.InvalidSpec(f"the pod asks for {want}, more than {self.limits.max_cpu:g} vCPU")
         return round_to_table(want, self.sizes) if self.sizes else want
 
+    def gpu_size(self, gpus: int, want: Size, named: str = "") -> GpuSize | None:
+        """The GPU type for a pod: the one ``named`` (the specs annotation) if it is one of ``gpu_sizes``,
+        else, for ``gpus`` > 0, the smallest covering ``gpus`` and ``want``; ``InvalidSpec`` if none
+        does, or if the named type has fewer GPUs than a container asks for. None: no GPU type."""
+        known = {g.instance_type: g for g in self.gpu_sizes}
+        if named:
+            chosen = known.get(named)
+            if chosen is not None and gpus > chosen.gpus:
+                raise errors.InvalidSpec(f"a container asks for {gpus} nvidia.com/gpu; {named} has {chosen.gpus}")
+            if chosen is not None and not gpus:
+                raise errors.InvalidSpec(f"{named} is a GPU type: a container must ask for nvidia.com/gpu")
+            return chosen  # an instance type not in the table: the cloud decides
+        if not gpus:
+            return None
+        fits = [
+            g
+            for g in self.gpu_sizes
+            if g.gpus >= gpus and g.cpu >= want.cpu - 1e-9 and g.memory_gib >= want.memory_gib - 1e-9
+        ]
+        if not fits:
+            offered = sorted({g.gpus for g in self.gpu_sizes})
+            sold = f"its GPU types have {', '.join(map(str, offered))}" if offered else "it sells no GPU type"
+            raise errors.InvalidSpec(
+                f"no {self.name or 'cloud'} GPU type offers {gpus} nvidia.com/gpu with {want} ({sold})"
+            )
+        return min(fits, key=lambda g: (g.gpus, g.cpu, g.memory_gib))
+
     def price(self, cpu: float, memory_gib: float) -> float:
         """Dollars per second of an instance of this size."""
         return cpu * self.prices.per_vcpu_second + memory_gib * self.prices.per_gib_second
+
+    def spent(self, state: models.InstanceState, now: float) -> float:
+        """Dollars an instance has cost by ``now`` (epoch seconds): its size's price from its start to
+        its end, or to ``now`` while it runs; nothing before it started."""
+        if state.started_at is None:
+            return 0.0
+        end = state.finished_at.timestamp() if state.finished_at else now
+        rate = self.price(state.cpu, state.memory_gib)
+        gpu = next((g for g in self.gpu_sizes if g.instance_type == state.instance_type), None)
+        if gpu is not None:
+            rate += gpu.gpus * gpu.per_gpu_second
+        return max(0.0, end - state.started_at.timestamp()) * rate
 
 
 #: The rules of no cloud in particular: no rounding, no prices, the default limits.

@@ -3,6 +3,8 @@
 ``ECI_VSWITCH`` takes several vSwitches, comma-separated, in failover order; the AccessKey
 pair comes from ``ECI_ACCESS_KEY``/``ECI_SECRET_KEY`` or from the Secret that
 ``ECI_CREDENTIALS_SECRET`` names (``access-key-id``/``access-key-secret``, read at start).
+With neither, the Secret ack-virtual-node's install guide has users create,
+``kube-system/alibaba-addon-secret`` (same keys), is used when it exists.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import pydantic
 from vnode import errors, models
 from vnode.provider import profile
 
-__all__ = ["ENV", "EciSettings", "load_credentials"]
+__all__ = ["ADDON_SECRET", "ENV", "EciSettings", "load_credentials"]
+
+#: The Secret ack-virtual-node reads by itself; used when no other credentials are given.
+ADDON_SECRET = "kube-system/alibaba-addon-secret"
 
 
 class EciSettings(pydantic.BaseModel):
@@ -29,6 +34,7 @@ class EciSettings(pydantic.BaseModel):
     quota_cpu: float | None = pydantic.Field(default=None, gt=0)
     quota_memory_gib: float | None = pydantic.Field(default=None, gt=0)
     quota_pods: int | None = pydantic.Field(default=None, gt=0)
+    quota_gpus: int | None = pydantic.Field(default=None, ge=0)  # nvidia.com/gpu advertised (0: none)
     # The account's create/delete token bucket (ECI's default: burst 100, 20/s), kept client-side
     # so vnode waits instead of collecting Throttling.User answers; rate 0 turns it off.
     create_burst: float = pydantic.Field(default=100.0, gt=0)
@@ -55,6 +61,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "quota_cpu": ("ECI_QUOTA_CPU",),
     "quota_memory_gib": ("ECI_QUOTA_MEMORY",),
     "quota_pods": ("ECI_QUOTA_POD",),
+    "quota_gpus": ("ECI_QUOTA_GPU",),
     "create_burst": ("ECI_CREATE_BURST",),
     "create_rate": ("ECI_CREATE_RATE",),
     "full_list_interval": ("ECI_FULL_LIST_INTERVAL",),
@@ -76,20 +83,29 @@ FLAGS = {
 
 
 async def load_credentials(cloud: EciSettings, read_secret: profile.ReadSecret) -> EciSettings:
-    """Fill the AccessKey pair from the Secret named by ``ECI_CREDENTIALS_SECRET``, if any."""
-    ref = cloud.credentials_secret
-    if not ref or (cloud.access_key and cloud.secret_key):
+    """Fill the AccessKey pair from the Secret named by ``ECI_CREDENTIALS_SECRET``, if any; with no
+    credentials given at all, from ``kube-system/alibaba-addon-secret`` when it exists."""
+    if cloud.access_key and cloud.secret_key:
         return cloud
+    named = cloud.credentials_secret
+    ref = named or ADDON_SECRET
+    setting = "ECI_CREDENTIALS_SECRET" if named else "the ACK add-on Secret"
+    if not named and (cloud.access_key or cloud.secret_key):
+        return cloud  # half a pair given: the provider names what is missing
     namespace, _, name = ref.partition("/")
     try:
         data = await read_secret(namespace, name)
+    except (errors.NotFound, errors.Forbidden):
+        if not named:
+            return cloud  # no add-on Secret (or no right to read it): the provider asks for keys
+        raise errors.ConfigError(f"ECI_CREDENTIALS_SECRET={ref!r}: no such Secret, or no right to read it") from None
     except errors.ApiError as exc:
-        raise errors.ConfigError(f"ECI_CREDENTIALS_SECRET={ref!r}: cannot read it ({exc.message})") from exc
+        raise errors.ConfigError(f"{setting} {ref!r}: cannot read it ({exc.message})") from exc
     try:
         key_id, key_secret = data["access-key-id"].decode(), data["access-key-secret"].decode()
     except KeyError as exc:
-        raise errors.ConfigError(f"ECI_CREDENTIALS_SECRET={ref!r}: no key {exc.args[0]}") from exc
-    return cloud.model_copy(update={"access_key": key_id, "secret_key": key_secret})
+        raise errors.ConfigError(f"{setting} {ref!r}: no key {exc.args[0]}") from exc
+    return cloud.model_copy(update={"access_key": key_id, "secret_key": key_secret, "credentials_secret": ref})
 
 
 def placement(cloud: EciSettings) -> models.Placement:
@@ -97,7 +113,9 @@ def placement(cloud: EciSettings) -> models.Placement:
 
 
 def quota(cloud: EciSettings) -> models.Quota:
-    return models.Quota(cpu=cloud.quota_cpu, memory_gib=cloud.quota_memory_gib, pods=cloud.quota_pods)
+    return models.Quota(
+        cpu=cloud.quota_cpu, memory_gib=cloud.quota_memory_gib, pods=cloud.quota_pods, gpus=cloud.quota_gpus
+    )
 
 
 def region(cloud: EciSettings) -> str:

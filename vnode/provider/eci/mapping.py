@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from vnode import errors, models
 
-__all__ = ["create_params", "image_cache_params", "volume_params"]
+__all__ = ["create_params", "eip_params", "image_cache_params", "volume_params"]
 
 
 def _num(value: float) -> str:
@@ -60,6 +60,8 @@ def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> 
         params[f"{prefix}.Cpu"] = _num(c.cpu)
     if c.memory_gib:
         params[f"{prefix}.Memory"] = _num(c.memory_gib)
+    if c.gpus:
+        params[f"{prefix}.Gpu"] = str(c.gpus)
     if c.stdin:
         params[f"{prefix}.Stdin"] = "true"
     if c.tty:
@@ -107,6 +109,34 @@ def create_params(
     for n, c in enumerate(spec.init_containers, 1):
         _container(params, f"InitContainer.{n}", c)
     volume_params(params, spec.volumes)
+    params.update(eip_params(spec.annotations))
+    return params
+
+
+#: The pod annotations ECI reads for a public address, and what it writes back once allocated.
+WITH_EIP = "k8s.aliyun.com/eci-with-eip"
+EIP_BANDWIDTH = "k8s.aliyun.com/eip-bandwidth"
+EIP_ID = "k8s.aliyun.com/eci-eip-instanceid"
+ALLOCATED_ADDRESS = "k8s.aliyun.com/allocated-eipAddress"
+#: The instance type ECI used (a GPU type, say), written back to the pod.
+INSTANCE_SPEC = "k8s.aliyun.com/eci-instance-spec"
+
+
+def eip_params(annotations: Mapping[str, str]) -> dict[str, str]:
+    """AutoCreateEip/EipBandwidth/EipInstanceId from the pod's EIP annotations (none: no EIP)."""
+    params: dict[str, str] = {}
+    with_eip = annotations.get(WITH_EIP, "").strip().lower()
+    if with_eip not in ("", "true", "false"):
+        raise errors.InvalidSpec(f"{WITH_EIP}: {annotations[WITH_EIP]!r} is not true or false")
+    if annotations.get(EIP_ID, "").strip():
+        params["EipInstanceId"] = annotations[EIP_ID].strip()
+    elif with_eip == "true":
+        params["AutoCreateEip"] = "true"
+    bandwidth = annotations.get(EIP_BANDWIDTH, "").strip()
+    if bandwidth and params:
+        if not bandwidth.isdigit() or not 1 <= int(bandwidth) <= 500:
+            raise errors.InvalidSpec(f"{EIP_BANDWIDTH}: {bandwidth!r} is not a bandwidth of 1 to 500 Mbit/s")
+        params["EipBandwidth"] = bandwidth
     return params
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vnode.provider import profile
 from vnode.provider.eci import config
 
-__all__ = ["PROFILE", "SIZES"]
+__all__ = ["GPU_SIZES", "PROFILE", "SIZES"]
 
 #: Every vCPU/GiB combination ECI sells, smallest first; a pod is billed as the smallest covering it
 #: (7 vCPU / 13 GiB -> 8 / 16).
@@ -24,6 +24,22 @@ SIZES = profile.table(
         52: (96, 192, 384),
         64: (128, 256, 512),
     }
+)
+
+#: The GPU instance types a pod asking for nvidia.com/gpu gets (without k8s.aliyun.com/eci-use-specs),
+#: smallest first: ECS GPU families ECI runs (T4, V100, A10). The per-GPU prices are estimates of the
+#: order of Alibaba's list prices (about 0.9, 2.7 and 1.4 USD an hour), not published ECI figures.
+_T4, _V100, _A10 = 0.00025, 0.00075, 0.0004
+GPU_SIZES = (
+    profile.GpuSize("ecs.gn6i-c4g1.xlarge", 4, 15, 1, _T4),
+    profile.GpuSize("ecs.gn7i-c8g1.2xlarge", 8, 30, 1, _A10),
+    profile.GpuSize("ecs.gn6i-c8g1.2xlarge", 8, 31, 1, _T4),
+    profile.GpuSize("ecs.gn6v-c8g1.2xlarge", 8, 32, 1, _V100),
+    profile.GpuSize("ecs.gn6i-c16g1.4xlarge", 16, 62, 1, _T4),
+    profile.GpuSize("ecs.gn6v-c8g1.4xlarge", 16, 64, 2, _V100),
+    profile.GpuSize("ecs.gn6i-c24g1.12xlarge", 48, 186, 2, _T4),
+    profile.GpuSize("ecs.gn6v-c8g1.8xlarge", 32, 128, 4, _V100),
+    profile.GpuSize("ecs.gn6v-c8g1.16xlarge", 64, 256, 8, _V100),
 )
 
 #: The pod-spec fields CreateContainerGroup carries (``spec.`` omitted); the others are not mapped.
@@ -87,4 +103,7 @@ PROFILE = profile.Profile(
     pod_fields=POD_FIELDS,
     labels=(("alibabacloud.com/eci", "true"),),
     operator="vnode.provider.eci.operator:run",
+    annotation_prefixes=("k8s.aliyun.com/",),
+    gpu_sizes=GPU_SIZES,
+    gpu_capacity=100,
 )

@@ -300,13 +300,14 @@ class EciProvider:
 def create(config: settings.Settings) -> EciProvider:
     """The ``vnode.providers`` entry point: no I/O here, the first call connects.
 
-    ``vnode run`` has filled the keys from ``ECI_CREDENTIALS_SECRET`` before calling it."""
+    ``vnode run`` has filled the keys from ``ECI_CREDENTIALS_SECRET`` (or the ACK add-on Secret) before calling it."""
     eci = config.cloud
     if not isinstance(eci, eci_config.EciSettings):
         raise errors.ConfigError(f"--provider=eci: settings of another provider ({type(eci).__name__})")
     if not eci.access_key or not eci.secret_key:
         raise errors.ConfigError(
-            "ECI_ACCESS_KEY/ECI_SECRET_KEY: the AccessKey pair is required (or ECI_CREDENTIALS_SECRET naming a Secret)"
+            "ECI_ACCESS_KEY/ECI_SECRET_KEY: the AccessKey pair is required (or ECI_CREDENTIALS_SECRET naming a "
+            "Secret, or kube-system/alibaba-addon-secret)"
         )
     return EciProvider(
         eci,

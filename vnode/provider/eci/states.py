@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vnode import models
+from vnode.provider.eci import mapping
 
 __all__ = ["state_of"]
 
@@ -90,4 +91,12 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=events,
         cpu=float(group.get("Cpu") or 0.0),
         memory_gib=float(group.get("Memory") or 0.0),
+        instance_type=str(group.get("InstanceType") or ""),
+        annotations=_annotations(group),
     )
+
+
+def _annotations(group: Mapping[str, Any]) -> dict[str, str]:
+    """What ECI writes back to the pod: the public address it allocated, the instance type it used."""
+    written = {mapping.ALLOCATED_ADDRESS: group.get("InternetIp"), mapping.INSTANCE_SPEC: group.get("InstanceType")}
+    return {key: str(value) for key, value in written.items() if value}

@@ -15,6 +15,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ default (printf "%s-credentials" .Values.name) .Values.credentials.existingSecret }}
 {{- end -}}
 
+{{/* "true" when ECI's keys come from kube-system/alibaba-addon-secret, the Secret ack-virtual-node's
+install guide has users create: it exists (helm lookup; empty under helm template) and no other
+credentials are given. */}}
+{{- define "vnode.useAddonSecret" -}}
+{{- if and (eq .Values.provider "eci") (not .Values.credentials.existingSecret) (not .Values.credentials.accessKeyId) (lookup "v1" "Secret" "kube-system" "alibaba-addon-secret") -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* The daemon's settings, as the field's environment variables; shared by the StatefulSet and the uninstall hook. */}}
 {{- define "vnode.settingsEnv" -}}
 - name: VNODE_PROVIDER
@@ -38,12 +47,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 - name: ECI_KUBE_PROXY
   value: {{ .Values.eci.kubeProxy | quote }}
+{{- if include "vnode.useAddonSecret" . }}
+- name: ECI_CREDENTIALS_SECRET
+  value: kube-system/alibaba-addon-secret
+{{- else }}
 - name: ECI_ACCESS_KEY
   valueFrom:
     secretKeyRef: {name: {{ include "vnode.credentialsSecret" . }}, key: access-key-id}
 - name: ECI_SECRET_KEY
   valueFrom:
     secretKeyRef: {name: {{ include "vnode.credentialsSecret" . }}, key: access-key-secret}
+{{- end }}
 {{- with .Values.capacity.cpu }}
 - name: ECI_QUOTA_CPU
   value: {{ . | quote }}
@@ -55,6 +69,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- with .Values.capacity.pods }}
 - name: ECI_QUOTA_POD
   value: {{ . | quote }}
+{{- end }}
+{{- if ne (toString .Values.capacity.gpus) "" }}
+- name: ECI_QUOTA_GPU
+  value: {{ .Values.capacity.gpus | quote }}
 {{- end }}
 {{- else if eq .Values.provider "aci" }}
 - name: ACI_REGION

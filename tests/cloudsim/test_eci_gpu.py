@@ -1,0 +1,45 @@
+"""GPU instances through the official ECI SDK: a GPU InstanceType with Container.N.Gpu, its size, price, refusals."""
+
+from __future__ import annotations
+
+import pytest
+from alibabacloud_eci20180808 import models as m
+from alibabacloud_tea_openapi import exceptions as tea_exceptions
+
+from tests.cloudsim.conftest import Sim, container, create_request
+from tests.cloudsim.test_eci_sdk import describe_one
+from vnode.cloudsim import catalog
+
+T4 = "ecs.gn6i-c4g1.xlarge"
+
+
+def test_a_gpu_type_runs_at_its_size_and_is_billed_with_its_gpus(sim: Sim) -> None:
+    eci = sim.client()
+    request = create_request(sim, "train", container(gpu=1), instance_type=T4)
+    group_id = eci.create_container_group(request).body.container_group_id
+    group = describe_one(eci, sim, group_id)
+    assert (group.instance_type, group.cpu, group.memory) == (T4, 4.0, 15.0)
+    assert group.containers[0].gpu == 1
+    sim.advance(60)
+    eci.delete_container_group(m.DeleteContainerGroupRequest(region_id=sim.region, container_group_id=group_id))
+    sim.advance(100)
+    record = sim.admin("GET", f"instances/{group_id}")[1]
+    per_second = catalog.Spec(4, 15).usd_per_second() + catalog.USD_PER_GPU_SECOND["T4"]
+    assert record["billable_seconds"] > 0
+    assert record["cost_usd"] == pytest.approx(per_second * record["billable_seconds"])
+
+
+@pytest.mark.parametrize(
+    ("containers", "fields", "named"),
+    [
+        ([container(gpu=2)], {"instance_type": T4}, "Container.1.Gpu"),  # T4 type has one
+        ([container(gpu=1)], {}, "Container.1.Gpu"),  # GPUs without a GPU type
+        ([container()], {"instance_type": T4}, "Container.N.Gpu"),  # a GPU type no container uses
+        ([container(gpu=1)], {"instance_type": "ecs.gn99-nope"}, "InstanceType"),
+    ],
+)
+def test_a_gpu_request_no_type_can_serve_is_refused_naming_the_parameter(
+    sim: Sim, containers: list[object], fields: dict[str, str], named: str
+) -> None:
+    with pytest.raises(tea_exceptions.ClientException, match=named):
+        sim.client().create_container_group(create_request(sim, "gpu", *containers, **fields))
