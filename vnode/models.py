@@ -31,6 +31,7 @@ __all__ = [
     "InstanceState",
     "InstanceStatus",
     "KeyToPath",
+    "Notice",
     "Placement",
     "Port",
     "Probe",
@@ -169,6 +170,8 @@ class InstanceSpec:
     termination_grace_seconds: int = 30
     hostname: str = ""
     dns_nameservers: tuple[str, ...] = ()
+    # The pod's annotations: a provider reads its own (ECI's spot strategy...) from here.
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class InstanceStatus(enum.StrEnum):
@@ -184,6 +187,12 @@ class InstanceStatus(enum.StrEnum):
     FAILED = "Failed"
     EXPIRED = "Expired"  # reclaimed (spot) or expired
     SCHEDULE_FAILED = "ScheduleFailed"  # the cloud gave up placing it
+
+
+class Notice(enum.StrEnum):
+    """A cloud's advance word about an instance, provider-neutral (each provider maps its own event)."""
+
+    RECLAIM = "Reclaim"  # the cloud takes the (spot) instance back soon: ECI's SpotToBeReleased
 
 
 class ContainerState(enum.StrEnum):
@@ -229,6 +238,7 @@ class InstanceEvent:
     timestamp: datetime.datetime | None = None
     container: str = ""
     count: int = 1
+    notice: Notice | None = None  # the cloud's advance word this event carries, mapped by the provider
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

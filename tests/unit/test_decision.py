@@ -312,6 +312,61 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     ("a pod gone before vnode knew it", facts(None, uid=""), CONFIG, expect("unknown")),
 ]
 
+# --- the cloud takes the instance back (spot): see vnode/node/reclaim.py ---
+NOTICE = models.InstanceEvent(
+    "SpotToBeReleased",
+    "Spot ECI will be released in 3 minutes",
+    type=models.EventType.WARNING,
+    timestamp=NOW,
+    notice=models.Notice.RECLAIM,
+)
+RECLAIMED = dataclasses.replace(state(S.EXPIRED, NOTICE), reason="BidFailed", message="released")
+
+
+def owned(p: objects.Pod, kind: str = "ReplicaSet") -> objects.Pod:
+    p.metadata.owner_references = [objects.OwnerReference(kind=kind, name="web-1", controller=True)]
+    return p
+
+
+def marked() -> objects.Pod:
+    p = pod(phase="Running", instance="eci-1")
+    p.status.conditions.append(objects.PodCondition(type="DisruptionTarget", status="True"))
+    return p
+
+
+TABLE += [
+    (
+        "a reclaim notice marks a pod no controller replaces; it runs on",
+        facts(pod(phase="Running"), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a reclaim notice deletes a ReplicaSet's pod with its grace period: the replacement starts now",
+        facts(owned(pod(phase="Running")), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", action=A.EVICT, events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a Job's pod is marked, not deleted (its controller decides)",
+        facts(owned(pod(phase="Running"), "Job"), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a marked pod follows its instance",
+        facts(marked(), state(S.RUNNING, NOTICE), memory=book.Memory(instance_id="eci-1")),
+        CONFIG,
+        expect("running", events=["SpotToBeReleased"], status=("Running", "")),
+    ),
+    (
+        "a reclaimed instance fails its pod as the cloud says (BidFailed)",
+        facts(marked(), RECLAIMED),
+        CONFIG,
+        expect("reclaimed", events=["SpotToBeReleased"], status=("Failed", "BidFailed")),
+    ),
+]
+
 
 @pytest.mark.parametrize(("facts", "config", "expected"), [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
 def test_decision(facts: lifecycle.Facts, config: lifecycle.Config, expected: dict[str, Any]) -> None:
@@ -349,3 +404,24 @@ def test_a_status_the_pod_shows_already_is_remembered_not_written() -> None:
     assert d.memory is not None
     assert d.memory.written is not None
     assert status.same(d.memory.written, SHOWN)
+
+
+def test_a_reclaim_notice_writes_the_disruption_target_condition() -> None:
+    d = lifecycle.decide(facts(owned(pod(phase="Running")), state(S.RUNNING, NOTICE)), CONFIG)
+    assert d.status is not None
+    target = [c for c in d.status["conditions"] if c["type"] == "DisruptionTarget"]
+    assert len(target) == 1
+    assert (target[0]["status"], target[0]["reason"]) == ("True", "TerminationByKubelet")
+    assert "replacement" in target[0]["message"]
+    warning = d.events[-1]
+    assert (warning.type, warning.reason) == ("Warning", "Reclaiming")
+
+
+def test_a_notice_seen_once_marks_the_pod_once() -> None:
+    first = lifecycle.decide(facts(pod(phase="Running"), state(S.RUNNING, NOTICE)), CONFIG)
+    assert first.memory is not None
+    assert first.status is not None
+    again = facts(
+        pod(phase="Running"), state(S.RUNNING, NOTICE), memory=dataclasses.replace(first.memory, written=first.status)
+    )
+    assert lifecycle.decide(again, CONFIG).stage == "running"

@@ -43,6 +43,11 @@ class LimitBody(pydantic.BaseModel):
     rate: float = pydantic.Field(ge=0)
 
 
+class ReclaimBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    notice: float | None = pydantic.Field(default=None, ge=0.0, description="seconds of notice; null: the profile's")
+
+
 class Admin:
     def __init__(self, cloud: cloudmod.Cloud, *, commit: Callable[[], Awaitable[None]]) -> None:
         self.cloud = cloud
@@ -53,6 +58,7 @@ class Admin:
             web.get("/admin/health", self.health),
             web.get("/admin/totals", self.totals),
             web.get("/admin/instances/{id}", self.instance),
+            web.post("/admin/instances/{id}/reclaim", self.reclaim),
             web.get("/admin/clock", self.get_clock),
             web.post("/admin/clock", self.set_clock),
             web.get("/admin/faults", self.get_faults),
@@ -84,6 +90,19 @@ class Admin:
         record["cost_usd"] = self.cloud.cost(inst)
         record["billable_seconds"] = inst.billable_seconds(inst.deleted_at or self.cloud.now())
         return _json(record)
+
+    async def reclaim(self, request: web.Request) -> web.Response:
+        """Reclaim a running spot instance now: SpotToBeReleased, then Expired after the notice."""
+        body = await _body(request, ReclaimBody) if request.can_read_body else ReclaimBody()
+        self.cloud.tick()
+        try:
+            inst = self.cloud.reclaim(request.match_info["id"], body.notice)
+        except errors.NotFound as exc:
+            return _problem(404, exc.message)
+        except errors.Conflict as exc:
+            return _problem(409, exc.message)
+        await self.commit()
+        return _json({"id": inst.id, "noticed_at": inst.noticed_at, "expire_at": inst.expire_at})
 
     async def get_clock(self, request: web.Request) -> web.Response:
         return _json({"now": self.cloud.now(), **self.cloud.clock.state()})

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, placement, ratelimit, runs
+from vnode.cloudsim import catalog, errors, faults, lifecycle, model, network, placement, ratelimit, runs, spot
 from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import store as simstore
 from vnode.cloudsim import world as simworld
@@ -390,7 +390,19 @@ class Cloud:
         return self._cost(inst, inst.deleted_at or self.now())
 
     def _cost(self, inst: model.Instance, now: float) -> float:
-        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now))
+        return spot.usd_per_second(inst) * inst.billable_seconds(now)
+
+    def reclaim(self, instance_id: str, notice: float | None = None) -> model.Instance:
+        """Reclaim a running spot instance (admin): SpotToBeReleased now, Expired after the notice."""
+        inst = self.get(instance_id)
+        if inst.status != model.RUNNING or inst.noticed_at is not None:
+            raise errors.IncorrectStatus(f"The container group {instance_id} is {inst.status}, not running unnoticed.")
+        now = self.now()
+        spot.announce(inst, now, self.lifecycle.profile.spot_notice if notice is None else notice)
+        inst.changed_at, inst.next_at = now, min(t for t in (inst.next_at, inst.expire_at) if t is not None)
+        self._schedule(inst)
+        self.store.mark(inst)
+        return inst
 
     def instance_record(self, instance_id: str) -> model.Instance:
         """A live or deleted instance (admin and console)."""

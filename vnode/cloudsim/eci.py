@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from vnode.cloudsim import acs3, catalog, eci_auth, eci_metrics, eci_params, eci_render, errors, model, runs
+from vnode.cloudsim import acs3, catalog, eci_auth, eci_metrics, eci_params, eci_render, errors, model, runs, spot
 from vnode.cloudsim import cloud as cloudmod
 
 VERSION = "2018-08-08"
@@ -153,6 +153,7 @@ class Eci:
             schedule_strategy=p.text("ScheduleStrategy", default="VSwitchOrdered"),
             instance_type=p.text("InstanceType"),
             volumes=eci_params.parse_volumes(p),
+            **_spot(p),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")
@@ -317,6 +318,12 @@ class Eci:
             },
         ]
         total = cpu_price + mem_price
+        strategy = _spot(p).get("spot_strategy", "")
+        market = [
+            {"InstanceType": spec.key, "ZoneId": zone, "OriginPrice": total * 3600,
+             "SpotPrice": spot.hourly(spec, zone, self.cloud.now())}
+            for zone in self.cloud.stock if p.text("ZoneId") in ("", zone)
+        ] if strategy not in ("", "NoSpot") else []  # fmt: skip
         return {
             "PriceInfo": {
                 "Price": {
@@ -327,7 +334,7 @@ class Eci:
                     "DetailInfos": {"DetailInfo": details},
                 },
                 "Rules": {"Rule": []},
-                "SpotPrices": {"SpotPrice": []},
+                "SpotPrices": {"SpotPrice": market},
             }
         }
 
@@ -395,3 +402,17 @@ def _error(request_id: str, code: str, status: int, message: str) -> web.Respons
         "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=Eci&requestId={request_id}",
     }
     return web.Response(status=status, body=msgspec.json.encode(body), content_type="application/json")
+
+
+def _spot(p: eci_params.Params) -> dict[str, Any]:
+    """SpotStrategy, SpotPriceLimit and SpotDuration, checked as ECI does."""
+    strategy = p.text("SpotStrategy", default="NoSpot")
+    if strategy not in spot.STRATEGIES:
+        raise errors.InvalidParameter("SpotStrategy", f"{strategy!r} is not one of {', '.join(spot.STRATEGIES)}")
+    if strategy == "NoSpot":
+        return {}
+    limit = p.number("SpotPriceLimit")
+    if strategy == "SpotWithPriceLimit" and limit <= 0:
+        raise errors.MissingParameter("SpotPriceLimit")
+    duration = p.integer("SpotDuration", default=1, low=0)
+    return {"spot_strategy": strategy, "spot_price_limit": limit, "spot_duration": 1 if duration is None else duration}

@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 import msgspec
 import pydantic
 
-from vnode.cloudsim import errors, model, workloads
+from vnode.cloudsim import errors, model, spot, workloads
 
 TAG_DELAY = "cloudsim/delay"
 TAG_EXIT_CODE = "cloudsim/exit-code"
@@ -96,6 +96,7 @@ class Profile(pydantic.BaseModel):
     expire_rate: Rate = 0.0
     expire_after: Delay = Delay(base=600.0)
     access_log_interval: float = pydantic.Field(default=10.0, gt=0.0)
+    spot_notice: float = pydantic.Field(default=180.0, ge=0.0)  # SpotToBeReleased this long before release
 
 
 PROFILES: dict[str, Profile] = {
@@ -200,7 +201,8 @@ class Lifecycle:
             due = inst.next_at
             if due is None or due > now:
                 break
-            self._step(inst, due)
+            if inst.stage != "schedule" or spot.bid(inst, due):  # a spot price limit below the market waits
+                self._step(inst, due)
             inst.changed_at = due
             changed = True
         return changed
@@ -349,8 +351,11 @@ class Lifecycle:
             inst.next_at = None
 
     def _running(self, inst: model.Instance, t: float, over: Overrides) -> None:
+        if inst.spot_check_at is not None and inst.spot_check_at <= t:
+            spot.check(inst, t, self.profile.spot_notice)
         if inst.expire_at is not None and inst.expire_at <= t:
-            _event(inst, t, "Warning", "SpotToBeReleased", "the spot instance is reclaimed")
+            if inst.noticed_at is None:
+                _event(inst, t, "Warning", "SpotToBeReleased", "the spot instance is reclaimed")
             for container in inst.containers:
                 if container.current.state == "Running":
                     _finish_run(container, t, 137, "Expired")
@@ -398,8 +403,7 @@ class Lifecycle:
     def _schedule_next(self, inst: model.Instance) -> None:
         times = [c.ends_at for c in inst.containers if c.ends_at is not None]
         times += [c.restart_at for c in inst.containers if c.restart_at is not None]
-        if inst.expire_at is not None:
-            times.append(inst.expire_at)
+        times += [at for at in (inst.expire_at, inst.spot_check_at) if at is not None]
         inst.next_at = min(times) if times else None
 
     def _end(self, inst: model.Instance, t: float, status: str) -> None:
@@ -413,7 +417,7 @@ class Lifecycle:
             container.ready = False
             container.done = True
             container.restart_at = container.ends_at = None
-        inst.stage, inst.next_at, inst.expire_at = "done", None, None
+        inst.stage, inst.next_at, inst.expire_at, inst.spot_check_at = "done", None, None, None
 
 
 def _exit_code(inst: model.Instance, index: int, over: Overrides, unlucky: bool) -> int:

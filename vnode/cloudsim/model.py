@@ -110,6 +110,9 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     schedule_strategy: str = "VSwitchOrdered"
     instance_type: str = ""
     volumes: tuple[Volume, ...] = ()
+    spot_strategy: str = ""  # NoSpot (or empty), SpotAsPriceGo, SpotWithPriceLimit
+    spot_price_limit: float = 0.0  # USD per hour, with SpotWithPriceLimit
+    spot_duration: int = 1  # protection hours (0: none)
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -169,6 +172,9 @@ class Instance(msgspec.Struct, omit_defaults=True):
     deleted_at: float | None = None
     update_tokens: list[str] = msgspec.field(default_factory=list)  # UpdateContainerGroup ClientTokens applied
     resume: tuple[str, float | None] | None = None  # (stage, next_at) to go back to after Updating
+    spot_hourly: float = 0.0  # the spot price it was bought at, USD per hour (0: pay-as-you-go)
+    spot_check_at: float | None = None  # the next reclamation check of a spot instance
+    noticed_at: float | None = None  # when its reclamation was announced (SpotToBeReleased)
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0

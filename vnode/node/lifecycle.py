@@ -30,7 +30,7 @@ from typing import Any, TypeAlias
 
 from vnode import errors, models
 from vnode.kube import objects
-from vnode.node import book, events, status
+from vnode.node import book, events, reclaim, status
 
 __all__ = ["STAGES", "Action", "Answer", "Config", "Decision", "Facts", "Lifecycle", "Stage", "decide"]
 
@@ -58,6 +58,7 @@ class Action(enum.StrEnum):
     LOOK_UP = "look-up"  # ask: describe ``instances[0]`` (answer: LookedUp)
     FIND = "find"  # ask: list the instances tagged with the pod's UID (answer: Found)
     DELETE = "delete"  # ask: delete ``instances`` with ``grace`` seconds (answer: Deleted)
+    EVICT = "evict"  # final: delete the pod object with its grace period (its controller replaces it)
 
 
 ASKS = frozenset({Action.CREATE, Action.LOOK_UP, Action.FIND, Action.DELETE})
@@ -441,6 +442,15 @@ def _follow(f: Facts, c: Config) -> Decision:
     return _with_status(f, memory, wanted, events=posts, record=record)
 
 
+def _reclaiming(f: Facts, c: Config) -> Decision:
+    """The cloud will reclaim the instance: mark the pod, delete it if its controller replaces it (reclaim.py)."""
+    d = _follow(f, c)
+    written = d.status or (d.memory or f.memory).written or {}
+    wanted, warning, evict = reclaim.mark(_pod(f), _instance(f), written, status.rfc3339(f.now) or "")
+    action = Action.EVICT if evict else Action.NOTHING
+    return dataclasses.replace(d, action=action, status=wanted, events=(*d.events, warning))
+
+
 def _wait_for_listing(f: Facts, c: Config) -> Decision:
     return Decision(requeue=UNLISTED_RELOOK)
 
@@ -477,6 +487,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("created", L.CREATING, _created_starting, _created),
     Stage("instance-gone", L.FINISHED, _looked_up_nothing, _instance_gone),
     # An instance exists: the pod's status follows it.
+    # The cloud takes the instance back (spot): see reclaim.py.
+    Stage("reclaim-notice", L.RUNNING, reclaim.noticed, _reclaiming),
+    Stage("reclaimed", L.FINISHED, reclaim.reclaimed, _follow),
     Stage("running", L.RUNNING, _has_instance, _follow),
     Stage("finished", L.FINISHED, _finished, _nothing),  # finished (or failed fast); nothing runs for it
     Stage("unlisted", L.CREATING, _unlisted, _wait_for_listing),

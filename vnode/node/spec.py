@@ -471,4 +471,5 @@ def build(
         instance_type=instance_type,
         termination_grace_seconds=pod.spec.termination_grace_period_seconds or 30,
         hostname=pod.spec.hostname or meta.name,
+        annotations=dict(meta.annotations),
     )
