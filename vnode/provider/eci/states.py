@@ -98,4 +98,5 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=events,
         cpu=float(group.get("Cpu") or 0.0),
         memory_gib=float(group.get("Memory") or 0.0),
+        interruptible=str(group.get("SpotStrategy") or "NoSpot") != "NoSpot",
     )
