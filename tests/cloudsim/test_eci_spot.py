@@ -41,6 +41,10 @@ def test_a_spot_instance_is_billed_at_the_price_the_price_api_gives(sim: Sim) ->
     assert record["status"] == "Running"
     assert record["spot_hourly"] == pytest.approx(prices[record["zone"]])
     assert record["cost_usd"] == pytest.approx(prices[record["zone"]] / 3600 * record["billable_seconds"], rel=1e-9)
+    totals = sim.totals()["spot"]
+    assert totals["live"] == 1
+    assert totals["cost_usd"] == pytest.approx(record["cost_usd"], rel=1e-9)
+    assert totals["saved_usd"] == pytest.approx(on_demand / 3600 * record["billable_seconds"] - record["cost_usd"])
 
 
 def test_a_reclamation_is_announced_then_carried_out_and_billing_stops(sim: Sim) -> None:

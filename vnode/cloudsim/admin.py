@@ -14,7 +14,7 @@ import pydantic
 from aiohttp import web
 
 from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import errors, faults, ratelimit
+from vnode.cloudsim import errors, faults, ratelimit, spot
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -78,7 +78,7 @@ class Admin:
 
     async def totals(self, request: web.Request) -> web.Response:
         self.cloud.tick()
-        return _json(self.cloud.totals())
+        return _json({**self.cloud.totals(), "spot": spot.summary(self.cloud.live.values(), self.cloud.now())})
 
     async def instance(self, request: web.Request) -> web.Response:
         self.cloud.tick()

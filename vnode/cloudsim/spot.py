@@ -19,10 +19,21 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 
 from vnode.cloudsim import catalog, model
 
-__all__ = ["CHECK_EVERY", "STRATEGIES", "announce", "bid", "check", "first_check", "hourly", "usd_per_second"]
+__all__ = [
+    "CHECK_EVERY",
+    "STRATEGIES",
+    "announce",
+    "bid",
+    "check",
+    "first_check",
+    "hourly",
+    "summary",
+    "usd_per_second",
+]
 
 STRATEGIES = ("NoSpot", "SpotAsPriceGo", "SpotWithPriceLimit")
 CHECK_EVERY = 300.0  # ECI checks price and stock of a spot instance every 5 minutes after protection
@@ -100,3 +111,15 @@ def check(inst: model.Instance, t: float, notice: float) -> None:
         announce(inst, t, notice)
     else:
         inst.spot_check_at = t + CHECK_EVERY
+
+
+def summary(instances: Iterable[model.Instance], now: float) -> dict[str, float]:
+    """The live spot instances, what they cost so far and what pay-as-you-go would have cost more."""
+    count, cost, saved = 0, 0.0, 0.0
+    for inst in instances:
+        if inst.spot_hourly:
+            seconds = inst.billable_seconds(now)
+            count += 1
+            cost += usd_per_second(inst) * seconds
+            saved += (catalog.Spec(inst.cpu, inst.memory).usd_per_second() - usd_per_second(inst)) * seconds
+    return {"live": count, "cost_usd": cost, "saved_usd": saved}
