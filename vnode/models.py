@@ -261,7 +261,7 @@ class InstanceState:
     events: tuple[InstanceEvent, ...] = ()
     cpu: float = 0.0
     memory_gib: float = 0.0
-    interruptible: bool = False  # the cloud may take it back with a notice (spot): watch its events
+    interruptible: bool = False  # the cloud may take it back (spot; ECI gives a notice): watch its events
 
     @property
     def pod_uid(self) -> str:
