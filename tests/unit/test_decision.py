@@ -328,6 +328,15 @@ def owned(p: objects.Pod, kind: str = "ReplicaSet") -> objects.Pod:
     return p
 
 
+def uncontrolled() -> objects.Pod:
+    p = owned(pod(phase="Running"))
+    p.metadata.owner_references[0].controller = False
+    return p
+
+
+ON_ECI_1 = book.Memory(instance_id="eci-1")
+
+
 def marked() -> objects.Pod:
     p = pod(phase="Running", instance="eci-1")
     p.status.conditions.append(objects.PodCondition(type="DisruptionTarget", status="True"))
@@ -364,6 +373,54 @@ TABLE += [
         facts(marked(), RECLAIMED),
         CONFIG,
         expect("reclaimed", events=["SpotToBeReleased"], status=("Failed", "BidFailed")),
+    ),
+    (
+        "a StatefulSet's pod is deleted on the notice too: its controller recreates it",
+        facts(owned(pod(phase="Running"), "StatefulSet"), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", action=A.EVICT, events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a ReplicaSet that owns the pod but does not control it replaces nothing: marked, not deleted",
+        facts(uncontrolled(), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a notice before the containers run marks the pending pod (its replacement can start sooner)",
+        facts(owned(pod(phase="Pending")), state(S.PENDING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", action=A.EVICT, events=["SpotToBeReleased", "Reclaiming"], status=("Pending", "")),
+    ),
+    (
+        "a pod being deleted when the notice comes is stopped as asked, not marked",
+        facts(pod(deleting=True, phase="Running", instance="eci-1"), state(S.RUNNING, NOTICE), memory=ON_ECI_1),
+        CONFIG,
+        expect("stop", action=A.DELETE, instances=("eci-1",), grace=30.0, events=KILLING),
+    ),
+    (
+        "a notice vnode missed (it was down) still fails the pod as the cloud says, unmarked",
+        facts(pod(phase="Running", instance="eci-1"), RECLAIMED, memory=ON_ECI_1),
+        CONFIG,
+        expect("reclaimed", events=["SpotToBeReleased"], status=("Failed", "BidFailed")),
+    ),
+    (
+        "a BidFailed status written but not seen yet is not written again (the metric counts writes)",
+        facts(marked(), RECLAIMED, memory=written(marked(), RECLAIMED)),
+        CONFIG,
+        expect("reclaimed", events=["SpotToBeReleased"]),
+    ),
+    (
+        "a pod that shows its reclamation is not reclaimed again",
+        facts(pod(phase="Failed", instance="eci-1"), RECLAIMED, memory=written(marked(), RECLAIMED)),
+        CONFIG,
+        expect("running", events=["SpotToBeReleased"]),
+    ),
+    (
+        "an instance Expired without a notice is no reclamation: the pod follows it",
+        facts(pod(phase="Running", instance="eci-1"), state(S.EXPIRED), memory=ON_ECI_1),
+        CONFIG,
+        expect("running", status=("Failed", "Expired")),
     ),
 ]
 
