@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 import pytest
@@ -45,6 +47,9 @@ def test_a_spot_instance_is_billed_at_the_price_the_price_api_gives(sim: Sim) ->
     assert totals["live"] == 1
     assert totals["cost_usd"] == pytest.approx(record["cost_usd"], rel=1e-9)
     assert totals["saved_usd"] == pytest.approx(on_demand / 3600 * record["billable_seconds"] - record["cost_usd"])
+    with urllib.request.urlopen(sim.info["console_url"] + "console/api/summary", timeout=30) as response:
+        shown = json.loads(response.read())
+    assert shown["cost_usd"] == pytest.approx(record["cost_usd"], rel=1e-9)  # the console shows the spot bill
 
 
 def test_a_reclamation_is_announced_then_carried_out_and_billing_stops(sim: Sim) -> None:
