@@ -111,3 +111,27 @@ def test_a_price_limit_is_required_with_spot_with_price_limit(sim: Sim) -> None:
     with pytest.raises(tea_exceptions.ClientException) as caught:
         sim.client().create_container_group(create_request(sim, "x", spot_strategy="Cheap"))
     assert caught.value.code == "InvalidParameter"
+
+
+def test_a_zone_out_of_stock_reclaims_its_spot_instances_after_their_protection(sim: Sim) -> None:
+    unprotected = create_request(sim, "bare", spot_strategy="SpotAsPriceGo", spot_duration=0)
+    bare_id = sim.client().create_container_group(unprotected).body.container_group_id
+    protected_id = (
+        sim.client()
+        .create_container_group(create_request(sim, "kept", spot_strategy="SpotAsPriceGo"))
+        .body.container_group_id
+    )
+    regular_id = sim.client().create_container_group(create_request(sim, "regular")).body.container_group_id
+    sim.advance(10)
+    zone = sim.admin("GET", f"instances/{bare_id}")[1]["zone"]
+    assert {sim.admin("GET", f"instances/{i}")[1]["zone"] for i in (protected_id, regular_id)} == {zone}
+    status, body = sim.admin("POST", "stock", {"zone": zone, "available": 0})
+    assert status == 200, body
+    sim.advance(300)  # the first check of an instance without protection
+    assert ("Warning", "SpotToBeReleased", "Spot ECI will be released in 3 minutes") in _events(_group(sim, bare_id))
+    sim.advance(180)
+    assert _group(sim, bare_id).status == "Expired"
+    assert _group(sim, protected_id).status == "Running"  # its hour of protection holds
+    sim.advance(3600)
+    assert _group(sim, protected_id).status == "Expired"
+    assert _group(sim, regular_id).status == "Running"  # pay-as-you-go is never reclaimed

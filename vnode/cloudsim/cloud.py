@@ -65,6 +65,7 @@ class Cloud:
         self.clock = clock
         self.seed = seed
         self.lifecycle = lifecycle.Lifecycle(profile, seed)
+        self.lifecycle.out_of_stock = self._out_of_stock
         self.limiter = ratelimit.Limiter()
         self.faults = faults.Faults(random.Random(f"faults/{seed}"))
         stored = store.meta("world")
@@ -391,6 +392,9 @@ class Cloud:
 
     def _cost(self, inst: model.Instance, now: float) -> float:
         return spot.usd_per_second(inst) * inst.billable_seconds(now)
+
+    def _out_of_stock(self, inst: model.Instance) -> bool:
+        return not self.stock[inst.zone].available(catalog.spec_key(inst.cpu, inst.memory))
 
     def reclaim(self, instance_id: str, notice: float | None = None) -> model.Instance:
         """Reclaim a running spot instance (admin): SpotToBeReleased now, Expired after the notice."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import msgspec
@@ -170,6 +171,8 @@ class Lifecycle:
     def __init__(self, profile: Profile, seed: int) -> None:
         self.profile = profile
         self.seed = seed
+        # Whether the cloud has run out of stock of a running instance's size in its zone (set by the cloud).
+        self.out_of_stock: Callable[[model.Instance], bool] = lambda inst: False
 
     def rng(self, inst: model.Instance, step: str) -> Draws:
         """The random source of one step of one instance: seed, instance, step and restarts decide it."""
@@ -352,7 +355,7 @@ class Lifecycle:
 
     def _running(self, inst: model.Instance, t: float, over: Overrides) -> None:
         if inst.spot_check_at is not None and inst.spot_check_at <= t:
-            spot.check(inst, t, self.profile.spot_notice)
+            spot.check(inst, t, self.profile.spot_notice, no_stock=self.out_of_stock(inst))
         if inst.expire_at is not None and inst.expire_at <= t:
             if inst.noticed_at is None:
                 _event(inst, t, "Warning", "SpotToBeReleased", "the spot instance is reclaimed")

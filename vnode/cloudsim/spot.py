@@ -9,10 +9,11 @@
   5 minutes (:data:`CHECK_EVERY`).
 - The protection period (``SpotDuration`` hours from the purchase, default 1, 0 for none): not
   reclaimed. After it, every 5 minutes: a price-limited instance whose limit the market passed is
-  reclaimed. A reclamation (also forced by ``POST /admin/instances/{id}/reclaim``) is announced by
-  a Warning ``SpotToBeReleased`` ("Spot ECI will be released in 3 minutes"; the notice is the
-  profile's ``spot_notice``, 180 s by default) and carried out after it: the instance ``Expired``,
-  billing stopped, its record kept.
+  reclaimed, and so is any spot instance whose zone has run out of stock of its size
+  (``POST /admin/stock`` with ``available: 0``). A reclamation (also forced by
+  ``POST /admin/instances/{id}/reclaim``) is announced by a Warning ``SpotToBeReleased`` ("Spot
+  ECI will be released in 3 minutes"; the notice is the profile's ``spot_notice``, 180 s by
+  default) and carried out after it: the instance ``Expired``, billing stopped, its record kept.
 """
 
 from __future__ import annotations
@@ -105,9 +106,10 @@ def announce(inst: model.Instance, t: float, notice: float) -> None:
     inst.expire_at = t + notice
 
 
-def check(inst: model.Instance, t: float, notice: float) -> None:
-    """The 5-minute check after the protection period: announce the reclamation, or check again later."""
-    if _outbid(inst, t):
+def check(inst: model.Instance, t: float, notice: float, *, no_stock: bool = False) -> None:
+    """The 5-minute check after the protection period: announce the reclamation (the market passed
+    the limit, or the zone has ``no_stock`` of the size left), or check again later."""
+    if no_stock or _outbid(inst, t):
         announce(inst, t, notice)
     else:
         inst.spot_check_at = t + CHECK_EVERY
