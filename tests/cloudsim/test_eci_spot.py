@@ -135,3 +135,27 @@ def test_a_zone_out_of_stock_reclaims_its_spot_instances_after_their_protection(
     sim.advance(3600)
     assert _group(sim, protected_id).status == "Expired"
     assert _group(sim, regular_id).status == "Running"  # pay-as-you-go is never reclaimed
+
+
+def test_no_spot_stock_refuses_spot_buys_keeps_pay_as_you_go_and_reclaims_running_spot(sim: Sim) -> None:
+    running = (
+        sim.client()
+        .create_container_group(create_request(sim, "before", spot_strategy="SpotAsPriceGo", spot_duration=0))
+        .body.container_group_id
+    )
+    sim.advance(10)
+    for zone in {v["zone"] for v in sim.vswitches}:
+        status, body = sim.admin("POST", "stock", {"zone": zone, "available": 0, "spot": True})
+        assert status == 200, body
+        assert body[zone]["spot_out"] == ["*"]
+    with pytest.raises(tea_exceptions.ClientException) as caught:
+        sim.client().create_container_group(create_request(sim, "spot", spot_strategy="SpotAsPriceGo"))
+    assert "NoStock" in caught.value.code
+    regular = sim.client().create_container_group(create_request(sim, "regular")).body.container_group_id
+    sim.advance(300 + 180)  # the running spot instance's first check, then its notice
+    assert _group(sim, running).status == "Expired"
+    assert _group(sim, regular).status == "Running"
+    zone = sim.vswitches[0]["zone"]
+    assert sim.admin("POST", "stock", {"zone": zone, "available": 2, "spot": True})[0] == 400
+    assert sim.admin("POST", "stock", {"zone": zone, "available": None, "spot": True})[0] == 200
+    sim.client().create_container_group(create_request(sim, "again", spot_strategy="SpotAsPriceGo"))

@@ -30,6 +30,7 @@ class StockBody(pydantic.BaseModel):
     zone: str
     spec: str = pydantic.Field(default="*", description="a size like 2-4, or * for every size")
     available: int | None = pydantic.Field(ge=0, description="how many more fit; null: plenty again")
+    spot: bool = pydantic.Field(default=False, description="the spot market alone (available 0 or null)")
 
 
 class VSwitchBody(pydantic.BaseModel):
@@ -139,7 +140,7 @@ class Admin:
     async def set_stock(self, request: web.Request) -> web.Response:
         body = await _body(request, StockBody)
         try:
-            self.cloud.set_stock(body.zone, body.spec, body.available)
+            self.cloud.set_stock(body.zone, body.spec, body.available, spot=body.spot)
         except errors.InvalidParameter as exc:
             return _problem(400, exc.message)
         return _json(self.cloud.totals()["zones"])

@@ -394,7 +394,7 @@ class Cloud:
         return spot.usd_per_second(inst) * inst.billable_seconds(now)
 
     def _out_of_stock(self, inst: model.Instance) -> bool:
-        return not self.stock[inst.zone].available(catalog.spec_key(inst.cpu, inst.memory))
+        return not self.stock[inst.zone].available(catalog.spec_key(inst.cpu, inst.memory), spot=True)
 
     def reclaim(self, instance_id: str, notice: float | None = None) -> model.Instance:
         """Reclaim a running spot instance (admin): SpotToBeReleased now, Expired after the notice."""
@@ -417,13 +417,15 @@ class Cloud:
 
     # -- world management (admin) -----------------------------------------------------------
 
-    def set_stock(self, zone: str, spec_key: str, available: int | None) -> None:
+    def set_stock(self, zone: str, spec_key: str, available: int | None, *, spot: bool = False) -> None:
         if zone not in self.stock:
             raise errors.InvalidParameter("zone", f"{zone} is not a zone of {self.world.region}")
         if spec_key != "*" and spec_key not in {s.key for s in catalog.SPECS}:
             raise errors.InvalidParameter("spec", f"{spec_key} is not a catalog size (like 2-4) or *")
         stock = self.stock[zone]
-        if available is None:
+        if spot:
+            stock.set_spot(spec_key, available)
+        elif available is None:
             stock.limits.pop(spec_key, None)
         else:
             in_use = sum(stock.in_use.values()) if spec_key == "*" else stock.in_use[spec_key]
@@ -454,7 +456,11 @@ class Cloud:
             "used_cpu": self.used_cpu,
             "max_cpu": self.world.max_cpu,
             "zones": {
-                zone: {"limits": dict(s.limits), "in_use": {k: v for k, v in s.in_use.items() if v}}
+                zone: {
+                    "limits": dict(s.limits),
+                    "in_use": {k: v for k, v in s.in_use.items() if v},
+                    "spot_out": sorted(s.spot_out),
+                }
                 for zone, s in self.stock.items()
             },
             "vswitches": {
@@ -485,6 +491,7 @@ class Cloud:
         for stock in self.stock.values():
             stock.limits.clear()
             stock.in_use.clear()
+            stock.spot_out.clear()
         for vswitch in self.vswitches.values():
             vswitch.pool.exhausted = False
         self.faults.by_operation.clear()

@@ -32,6 +32,7 @@ __all__ = [
     "check",
     "first_check",
     "hourly",
+    "is_spot",
     "summary",
     "usd_per_second",
 ]
