@@ -111,3 +111,40 @@ async def test_a_replicasets_pod_is_replaced_before_its_instance_is_taken(
     assert instance.id in harness.cloud.deleted  # vnode deleted it, long before the cloud would take it
     assert _reclaims(run, harness.node_name, "evicted") == 1
     assert _reclaims(run, harness.node_name, "reclaimed") == 0
+
+
+async def test_a_jobs_pod_reclaimed_is_ignored_by_its_pod_failure_policy_and_replaced(
+    harness: Harness, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    # The DisruptionTarget condition lets a Job not count the reclamation against its backoffLimit.
+    await harness.start()
+    spec = {**pod_manifest("unused", harness.node_name)["spec"], "restartPolicy": "Never"}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "batch"},
+        "spec": {
+            "backoffLimit": 0,
+            "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+            "template": {"metadata": {"labels": {"app": "batch"}}, "spec": spec},
+        },
+    }
+    batch = k8s.BatchV1Api(kube_api)
+    await asyncio.to_thread(batch.create_namespaced_job, namespace, job)
+
+    async def running() -> list[Any]:
+        return [p for p in await _pods(core, namespace) if p.status.phase == "Running"]
+
+    [first] = await until(running, within=30, what="the Job's pod Running")
+    instance = _instance_of(harness, first.metadata.uid)
+    assert instance is not None
+    harness.cloud.reclaim(instance.id, notice=3)
+
+    async def replaced() -> list[Any]:
+        return [p for p in await running() if p.metadata.uid != first.metadata.uid]
+
+    await until(replaced, within=40, what="a new pod of the Job Running after the reclamation")
+    old = await asyncio.to_thread(core.read_namespaced_pod, first.metadata.name, namespace)
+    assert old.status.phase == "Failed"
+    status = (await asyncio.to_thread(batch.read_namespaced_job, "batch", namespace)).status
+    assert not any(c.type == "Failed" and c.status == "True" for c in status.conditions or ())
