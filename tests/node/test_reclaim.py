@@ -73,7 +73,7 @@ async def test_a_bare_pod_is_marked_runs_out_its_notice_and_fails_with_the_cloud
     pod = await until(failed, within=15, what="the pod Failed once its instance is taken")
     assert pod.status.reason == "Reclaimed"
     assert pod.status.container_statuses[0].state.terminated.exit_code == 137
-    assert any(c.type == "DisruptionTarget" for c in pod.status.conditions)  # the mark stays
+    assert [c.type for c in pod.status.conditions].count("DisruptionTarget") == 1  # the mark stays, once
     assert _reclaims(run, harness.node_name, "reclaimed") == 1
     assert _reclaims(run, harness.node_name, "evicted") == 0
     assert _reclaims(run, harness.node_name, "reclaim-notice") == 1  # counted once, not at every listing
@@ -148,3 +148,24 @@ async def test_a_jobs_pod_reclaimed_is_ignored_by_its_pod_failure_policy_and_rep
     assert old.status.phase == "Failed"
     status = (await asyncio.to_thread(batch.read_namespaced_job, "batch", namespace)).status
     assert not any(c.type == "Failed" and c.status == "True" for c in status.conditions or ())
+
+
+async def test_a_reclamation_without_notice_still_marks_the_pod_as_it_fails(
+    harness: Harness, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    run = await harness.start()
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, pod_manifest("sudden", harness.node_name))
+
+    async def phase(wanted: str) -> Any:
+        pod = await asyncio.to_thread(core.read_namespaced_pod, "sudden", namespace)
+        return pod if pod.status.phase == wanted else None
+
+    pod = await until(lambda: phase("Running"), within=20, what="pod Running")
+    instance = _instance_of(harness, pod.metadata.uid)
+    assert instance is not None
+    harness.cloud.reclaim(instance.id, notice=0)  # the notice comes with the release
+    pod = await until(lambda: phase("Failed"), within=15, what="the pod Failed")
+    [target] = [c for c in pod.status.conditions if c.type == "DisruptionTarget"]
+    assert (target.status, target.reason) == ("True", "TerminationByKubelet")
+    assert _reclaims(run, harness.node_name, "reclaimed") == 1
+    assert _reclaims(run, harness.node_name, "reclaim-notice") == 0

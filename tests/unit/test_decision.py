@@ -482,3 +482,25 @@ def test_a_notice_seen_once_marks_the_pod_once() -> None:
         pod(phase="Running"), state(S.RUNNING, NOTICE), memory=dataclasses.replace(first.memory, written=first.status)
     )
     assert lifecycle.decide(again, CONFIG).stage == "running"
+
+
+def _targets(d: lifecycle.Decision) -> list[dict[str, Any]]:
+    assert d.status is not None
+    return [c for c in d.status["conditions"] if c["type"] == "DisruptionTarget"]
+
+
+def test_a_pod_failed_by_a_missed_notice_is_marked_as_it_fails() -> None:
+    d = lifecycle.decide(facts(pod(phase="Running", instance="eci-1"), RECLAIMED, memory=ON_ECI_1), CONFIG)
+    assert (d.stage, d.status and d.status["phase"]) == ("reclaimed", "Failed")
+    [target] = _targets(d)
+    assert (target["status"], target["reason"]) == ("True", "TerminationByKubelet")
+    assert target["message"].startswith("the cloud reclaimed instance eci-1")
+
+
+def test_a_marked_pod_fails_without_a_second_mark() -> None:
+    noticed = lifecycle.decide(facts(pod(phase="Running"), state(S.RUNNING, NOTICE)), CONFIG)
+    assert noticed.memory is not None
+    memory = dataclasses.replace(noticed.memory, written=noticed.status)
+    d = lifecycle.decide(facts(pod(phase="Running"), RECLAIMED, memory=memory), CONFIG)
+    assert d.stage == "reclaimed"
+    assert _targets(d) == []  # the condition vnode wrote stays on the pod (merged by type); none added

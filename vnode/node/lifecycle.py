@@ -442,13 +442,12 @@ def _follow(f: Facts, c: Config) -> Decision:
     return _with_status(f, memory, wanted, events=posts, record=record)
 
 
-def _reclaiming(f: Facts, c: Config) -> Decision:
-    """The cloud will reclaim the instance: mark the pod, delete it if its controller replaces it (reclaim.py)."""
+def _reclaim(f: Facts, c: Config) -> Decision:
+    """The cloud takes the instance back: its notice marks the pod, its release fails it (reclaim.py)."""
     d = _follow(f, c)
-    written = d.status or (d.memory or f.memory).written or {}
-    wanted, warning, evict = reclaim.mark(_pod(f), _instance(f), written, status.rfc3339(f.now) or "")
-    action = Action.EVICT if evict else Action.NOTHING
-    return dataclasses.replace(d, action=action, status=wanted, events=(*d.events, warning))
+    wanted, posts, evict = reclaim.plan(f, d.status, (d.memory or f.memory).written)
+    action = Action.EVICT if evict else d.action
+    return dataclasses.replace(d, action=action, status=wanted, events=(*d.events, *posts))
 
 
 def _wait_for_listing(f: Facts, c: Config) -> Decision:
@@ -488,8 +487,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("instance-gone", L.FINISHED, _looked_up_nothing, _instance_gone),
     # An instance exists: the pod's status follows it.
     # The cloud takes the instance back (spot): see reclaim.py.
-    Stage("reclaim-notice", L.RUNNING, reclaim.noticed, _reclaiming),
-    Stage("reclaimed", L.FINISHED, reclaim.reclaimed, _follow),
+    Stage("reclaim-notice", L.RUNNING, reclaim.noticed, _reclaim),
+    Stage("reclaimed", L.FINISHED, reclaim.reclaimed, _reclaim),
     Stage("running", L.RUNNING, _has_instance, _follow),
     Stage("finished", L.FINISHED, _finished, _nothing),  # finished (or failed fast); nothing runs for it
     Stage("unlisted", L.CREATING, _unlisted, _wait_for_listing),

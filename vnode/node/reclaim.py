@@ -14,8 +14,12 @@ on the notice:
   period, so the replacement is created now and starts while the old instance still runs out
   its notice; any other pod runs on and ends ``Failed`` like ECI's.
 
-:func:`noticed` and :func:`reclaimed` are conditions of :data:`lifecycle.STAGES`, :func:`mark`
-is a plan; all pure.
+A pod failed by a reclamation always shows ``DisruptionTarget`` (added when it fails if the
+notice was missed: vnode was down, or the cloud gave it only at the release), so a Job's
+``podFailurePolicy`` can tell a reclamation from a failure of its own.
+
+:func:`noticed` and :func:`reclaimed` are conditions of :data:`lifecycle.STAGES`, :func:`plan`
+(with :func:`mark` and :func:`on_release`) what their stage does; all pure.
 """
 
 from __future__ import annotations
@@ -25,12 +29,24 @@ from typing import TYPE_CHECKING, Any
 
 from vnode import models
 from vnode.kube import objects
-from vnode.node import events
+from vnode.node import events, status
 
 if TYPE_CHECKING:
     from vnode.node import lifecycle
 
-__all__ = ["CONDITION", "REASON", "REPLACING_KINDS", "mark", "marked", "notice", "noticed", "reclaimed", "replaceable"]
+__all__ = [
+    "CONDITION",
+    "REASON",
+    "REPLACING_KINDS",
+    "mark",
+    "marked",
+    "notice",
+    "noticed",
+    "on_release",
+    "plan",
+    "reclaimed",
+    "replaceable",
+]
 
 CONDITION = "DisruptionTarget"
 REASON = "TerminationByKubelet"
@@ -85,6 +101,20 @@ def replaceable(pod: objects.Pod) -> bool:
     return any(ref.kind in REPLACING_KINDS and ref.controller for ref in pod.metadata.owner_references)
 
 
+def plan(
+    f: lifecycle.Facts, wanted: Mapping[str, Any] | None, written: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, tuple[events.Event, ...], bool]:
+    """The status to write, the events to post and whether to delete the pod now, from the status
+    following the instance (``wanted``; None when vnode wrote it already) and vnode's last write."""
+    pod, state, now = f.pod, f.state, status.rfc3339(f.now) or ""
+    assert pod is not None
+    assert state is not None
+    if state.status is models.InstanceStatus.EXPIRED:  # taken: fail the pod (marked) as the cloud says
+        return (None if wanted is None else on_release(pod, state, wanted, written, now)), (), False
+    marked_status, warning, evict = mark(pod, state, wanted or written or {}, now)
+    return marked_status, (warning,), evict
+
+
 def mark(
     pod: objects.Pod, state: models.InstanceState | None, wanted: Mapping[str, Any], now: str
 ) -> tuple[dict[str, Any], events.Event, bool]:
@@ -103,7 +133,24 @@ def mark(
         )
     else:
         message = f"the cloud reclaims instance {state.id} soon{when}: the pod fails when it is gone"
+    return _with_condition(wanted, message, now), events.Event("Reclaiming", message, type="Warning"), evict
+
+
+def on_release(
+    pod: objects.Pod, state: models.InstanceState | None, wanted: Mapping[str, Any], written: Mapping[str, Any] | None,
+    now: str,
+) -> dict[str, Any]:  # fmt: skip
+    """``wanted`` (the pod failed as the cloud says) with the DisruptionTarget condition, unless
+    the pod has it already (from the notice)."""
+    if marked(pod, written):
+        return dict(wanted)
+    event = notice(state)
+    assert state is not None
+    when = f" ({event.message})" if event is not None and event.message else ""
+    return _with_condition(wanted, f"the cloud reclaimed instance {state.id}{when}", now)
+
+
+def _with_condition(wanted: Mapping[str, Any], message: str, now: str) -> dict[str, Any]:
     condition = {"type": CONDITION, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
     condition |= {"reason": REASON, "message": message}
-    conditions = [*(wanted.get("conditions") or ()), condition]
-    return {**wanted, "conditions": conditions}, events.Event("Reclaiming", message, type="Warning"), evict
+    return {**wanted, "conditions": [*(wanted.get("conditions") or ()), condition]}
