@@ -33,6 +33,7 @@ __all__ = [
     "InstanceState",
     "InstanceStatus",
     "KeyToPath",
+    "Notice",
     "Placement",
     "Port",
     "Probe",
@@ -238,6 +239,12 @@ class InstanceStatus(enum.StrEnum):
     SCHEDULE_FAILED = "ScheduleFailed"  # the cloud gave up placing it
 
 
+class Notice(enum.StrEnum):
+    """A cloud's advance word about an instance, provider-neutral (each provider maps its own event)."""
+
+    RECLAIM = "Reclaim"  # the cloud takes the (spot) instance back soon: ECI's SpotToBeReleased
+
+
 class ContainerState(enum.StrEnum):
     WAITING = "Waiting"
     RUNNING = "Running"
@@ -281,6 +288,7 @@ class InstanceEvent:
     timestamp: datetime.datetime | None = None
     container: str = ""
     count: int = 1
+    notice: Notice | None = None  # the cloud's advance word this event carries, mapped by the provider
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -306,6 +314,7 @@ class InstanceState:
     instance_type: str = ""  # the type the cloud runs it on, when it names one (a GPU type, say)
     # Annotations the cloud puts on the pod (a public address it allocated, say); written once.
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    interruptible: bool = False  # the cloud may take it back (spot; ECI gives a notice): watch its events
 
     @property
     def pod_uid(self) -> str:

@@ -81,6 +81,7 @@ def spec(
     restart: str = "Always",
     vswitches: tuple[str, ...] = (),
     tags: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> models.InstanceSpec:
     return models.InstanceSpec(
         name=name,
@@ -91,6 +92,7 @@ def spec(
         restart_policy=restart,
         placement=models.Placement(vswitches=vswitches),
         tags={**NODE_TAGS, models.TAG_POD_UID: f"uid-{name}", **(tags or {})},
+        annotations=annotations or {},
     )
 
 
@@ -308,3 +310,18 @@ async def test_stats_read_azure_monitor_and_keep_a_cumulative_cpu_counter(sim: S
     assert (
         second[pinned.id]["app"]["cpu_usage_core_nanoseconds"] > first[pinned.id]["app"]["cpu_usage_core_nanoseconds"]
     )
+
+
+async def test_a_spot_pod_is_a_spot_group_and_refused_in_a_subnet(sim: Sim, provider: aci.AciProvider) -> None:
+    created = await provider.create(spec("cheap", annotations={aci_mapping.PRIORITY: "Spot"}))
+    assert created.interruptible
+    sim.advance(5)
+    got = await provider.get("cheap")
+    assert got.status is models.InstanceStatus.RUNNING
+    assert got.interruptible
+    assert not (await provider.create(spec("dear", annotations={aci_mapping.PRIORITY: "Regular"}))).interruptible
+    with pytest.raises(errors.InvalidSpec, match="outside a virtual network"):
+        await provider.create(
+            spec("netted", vswitches=(sim.vswitches[0]["id"],), annotations={aci_mapping.PRIORITY: "spot"})
+        )
+    assert sim.totals()["live"] == 2

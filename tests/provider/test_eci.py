@@ -26,6 +26,7 @@ from vnode.provider.eci import client as eci_client
 from vnode.provider.eci import config as eci_config
 from vnode.provider.eci import mapping
 from vnode.provider.eci import provider as eci
+from vnode.provider.eci import spot as eci_spot
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-0"}
 
@@ -624,3 +625,22 @@ async def test_stats_of_many_instances_take_one_metrics_call_per_twenty(sim: Sim
         before, after = first[instance_id]["app"], second[instance_id]["app"]
         grown = after["cpu_usage_core_nanoseconds"] - before["cpu_usage_core_nanoseconds"]
         assert grown == pytest.approx(before["cpu_nanocores"] * 10, rel=1e-3, abs=10)
+
+
+async def test_a_spot_pod_is_bought_spot_and_falls_back_to_pay_as_you_go_only_if_it_asks(
+    sim: Sim, provider: eci.EciProvider
+) -> None:
+    asks = {eci_spot.STRATEGY: "SpotAsPriceGo"}
+    bought = await provider.create(spec("spot", annotations=asks))
+    sim.advance(5)
+    assert (await provider.get(bought.id)).interruptible
+    assert sim.admin("GET", f"instances/{bought.id}")[1]["spot_hourly"] > 0
+    for zone in {v["zone"] for v in sim.vswitches}:
+        status, body = sim.admin("POST", "stock", {"zone": zone, "available": 0, "spot": True})
+        assert status == 200, body
+    with pytest.raises(errors.CapacityError, match=r"ECI spot \(SpotAsPriceGo\)"):
+        await provider.create(spec("waits", annotations=asks))
+    fallen = await provider.create(spec("falls", annotations={**asks, eci_spot.FALLBACK: "true"}))
+    sim.advance(5)
+    assert not (await provider.get(fallen.id)).interruptible
+    assert "spot_hourly" not in sim.admin("GET", f"instances/{fallen.id}")[1]  # pay-as-you-go

@@ -343,6 +343,118 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     ("a pod gone before vnode knew it", facts(None, uid=""), CONFIG, expect("unknown")),
 ]
 
+# --- the cloud takes the instance back (spot): see vnode/node/reclaim.py ---
+NOTICE = models.InstanceEvent(
+    "SpotToBeReleased",
+    "Spot ECI will be released in 3 minutes",
+    type=models.EventType.WARNING,
+    timestamp=NOW,
+    notice=models.Notice.RECLAIM,
+)
+RECLAIMED = dataclasses.replace(state(S.EXPIRED, NOTICE), reason="BidFailed", message="released")
+
+
+def owned(p: objects.Pod, kind: str = "ReplicaSet") -> objects.Pod:
+    p.metadata.owner_references = [objects.OwnerReference(kind=kind, name="web-1", controller=True)]
+    return p
+
+
+def uncontrolled() -> objects.Pod:
+    p = owned(pod(phase="Running"))
+    p.metadata.owner_references[0].controller = False
+    return p
+
+
+ON_ECI_1 = book.Memory(instance_id="eci-1")
+
+
+def marked() -> objects.Pod:
+    p = pod(phase="Running", instance="eci-1")
+    p.status.conditions.append(objects.PodCondition(type="DisruptionTarget", status="True"))
+    return p
+
+
+TABLE += [
+    (
+        "a reclaim notice marks a pod no controller replaces; it runs on",
+        facts(pod(phase="Running"), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a reclaim notice deletes a ReplicaSet's pod with its grace period: the replacement starts now",
+        facts(owned(pod(phase="Running")), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", action=A.EVICT, events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a Job's pod is marked, not deleted (its controller decides)",
+        facts(owned(pod(phase="Running"), "Job"), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a marked pod follows its instance",
+        facts(marked(), state(S.RUNNING, NOTICE), memory=book.Memory(instance_id="eci-1")),
+        CONFIG,
+        expect("running", events=["SpotToBeReleased"], status=("Running", "")),
+    ),
+    (
+        "a reclaimed instance fails its pod as the cloud says (BidFailed)",
+        facts(marked(), RECLAIMED),
+        CONFIG,
+        expect("reclaimed", events=["SpotToBeReleased"], status=("Failed", "BidFailed")),
+    ),
+    (
+        "a StatefulSet's pod is deleted on the notice too: its controller recreates it",
+        facts(owned(pod(phase="Running"), "StatefulSet"), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", action=A.EVICT, events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a ReplicaSet that owns the pod but does not control it replaces nothing: marked, not deleted",
+        facts(uncontrolled(), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a notice before the containers run marks the pending pod (its replacement can start sooner)",
+        facts(owned(pod(phase="Pending")), state(S.PENDING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", action=A.EVICT, events=["SpotToBeReleased", "Reclaiming"], status=("Pending", "")),
+    ),
+    (
+        "a pod being deleted when the notice comes is stopped as asked, not marked",
+        facts(pod(deleting=True, phase="Running", instance="eci-1"), state(S.RUNNING, NOTICE), memory=ON_ECI_1),
+        CONFIG,
+        expect("stop", action=A.DELETE, instances=("eci-1",), grace=30.0, events=KILLING),
+    ),
+    (
+        "a notice vnode missed (it was down) still fails the pod as the cloud says, unmarked",
+        facts(pod(phase="Running", instance="eci-1"), RECLAIMED, memory=ON_ECI_1),
+        CONFIG,
+        expect("reclaimed", events=["SpotToBeReleased"], status=("Failed", "BidFailed")),
+    ),
+    (
+        "a BidFailed status written but not seen yet is not written again (the metric counts writes)",
+        facts(marked(), RECLAIMED, memory=written(marked(), RECLAIMED)),
+        CONFIG,
+        expect("reclaimed", events=["SpotToBeReleased"]),
+    ),
+    (
+        "a pod that shows its reclamation is not reclaimed again",
+        facts(pod(phase="Failed", instance="eci-1"), RECLAIMED, memory=written(marked(), RECLAIMED)),
+        CONFIG,
+        expect("running", events=["SpotToBeReleased"]),
+    ),
+    (
+        "an instance Expired without a notice is no reclamation: the pod follows it",
+        facts(pod(phase="Running", instance="eci-1"), state(S.EXPIRED), memory=ON_ECI_1),
+        CONFIG,
+        expect("running", status=("Failed", "Expired")),
+    ),
+]
+
 
 @pytest.mark.parametrize(("facts", "config", "expected"), [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
 def test_decision(facts: lifecycle.Facts, config: lifecycle.Config, expected: dict[str, Any]) -> None:
@@ -393,3 +505,46 @@ def test_the_clouds_annotations_are_patched_once_and_not_while_the_pod_shows_the
     shown.metadata.annotations = dict(public)
     assert lifecycle.decide(facts(shown, with_eip), CONFIG).annotations is None
     assert lifecycle.decide(facts(pod(), state()), CONFIG).annotations is None
+
+
+def test_a_reclaim_notice_writes_the_disruption_target_condition() -> None:
+    d = lifecycle.decide(facts(owned(pod(phase="Running")), state(S.RUNNING, NOTICE)), CONFIG)
+    assert d.status is not None
+    target = [c for c in d.status["conditions"] if c["type"] == "DisruptionTarget"]
+    assert len(target) == 1
+    assert (target[0]["status"], target[0]["reason"]) == ("True", "TerminationByKubelet")
+    assert "replacement" in target[0]["message"]
+    warning = d.events[-1]
+    assert (warning.type, warning.reason) == ("Warning", "Reclaiming")
+
+
+def test_a_notice_seen_once_marks_the_pod_once() -> None:
+    first = lifecycle.decide(facts(pod(phase="Running"), state(S.RUNNING, NOTICE)), CONFIG)
+    assert first.memory is not None
+    assert first.status is not None
+    again = facts(
+        pod(phase="Running"), state(S.RUNNING, NOTICE), memory=dataclasses.replace(first.memory, written=first.status)
+    )
+    assert lifecycle.decide(again, CONFIG).stage == "running"
+
+
+def _targets(d: lifecycle.Decision) -> list[dict[str, Any]]:
+    assert d.status is not None
+    return [c for c in d.status["conditions"] if c["type"] == "DisruptionTarget"]
+
+
+def test_a_pod_failed_by_a_missed_notice_is_marked_as_it_fails() -> None:
+    d = lifecycle.decide(facts(pod(phase="Running", instance="eci-1"), RECLAIMED, memory=ON_ECI_1), CONFIG)
+    assert (d.stage, d.status and d.status["phase"]) == ("reclaimed", "Failed")
+    [target] = _targets(d)
+    assert (target["status"], target["reason"]) == ("True", "TerminationByKubelet")
+    assert target["message"].startswith("the cloud reclaimed instance eci-1")
+
+
+def test_a_marked_pod_fails_without_a_second_mark() -> None:
+    noticed = lifecycle.decide(facts(pod(phase="Running"), state(S.RUNNING, NOTICE)), CONFIG)
+    assert noticed.memory is not None
+    memory = dataclasses.replace(noticed.memory, written=noticed.status)
+    d = lifecycle.decide(facts(pod(phase="Running"), RECLAIMED, memory=memory), CONFIG)
+    assert d.stage == "reclaimed"
+    assert _targets(d) == []  # the condition vnode wrote stays on the pod (merged by type); none added

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from vnode import errors, models
@@ -104,3 +106,22 @@ def test_registry_finds_builtins_and_refuses_unknown_names() -> None:
     assert registry.load("fake") is fake.create
     with pytest.raises(errors.ConfigError, match="--provider=nope"):
         registry.load("nope")
+
+
+async def test_a_reclaimed_instance_gives_notice_then_expires_and_survives_a_restart(tmp_path: pathlib.Path) -> None:
+    clock = Clock()
+    state_file = tmp_path / "fake.json"
+    cloud = fake.FakeProvider(clock=clock, state_file=state_file)
+    made = await cloud.create(spec())
+    cloud.reclaim(made.id, notice=30)
+    noticed = await cloud.get(made.id)
+    assert noticed.status is models.InstanceStatus.RUNNING
+    assert noticed.interruptible
+    [event] = [e for e in noticed.events if e.notice is models.Notice.RECLAIM]
+    assert (event.type, event.reason) == (models.EventType.WARNING, "Reclaim")
+    clock.now += 30
+    gone = await fake.FakeProvider(clock=clock, state_file=state_file).get(made.id)
+    assert gone.status is models.InstanceStatus.EXPIRED
+    assert gone.reason == "Reclaimed"
+    assert [(c.state, c.exit_code) for c in gone.containers] == [(models.ContainerState.TERMINATED, 137)]
+    assert gone.finished_at is not None

@@ -152,6 +152,7 @@ class Meta(msgspec.Struct, omit_defaults=True):
     zones: list[str] = []
     subnets: bool = False
     sku: str = "Standard"
+    prio: str = ""  # properties.priority as sent (Regular or Spot); "" when absent
 
 
 _decode_meta = msgspec.json.Decoder(Meta).decode

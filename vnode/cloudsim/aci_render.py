@@ -63,6 +63,7 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
     pairs = zip(inst.spec.containers, inst.containers, strict=True)
     props: dict[str, Any] = {
         "sku": meta.sku,
+        **({"priority": meta.prio} if meta.prio else {}),
         "provisioningState": provisioning,
         "containers": [_container(inst, spec, cstate, meta) for spec, cstate in pairs],
         "restartPolicy": inst.spec.restart_policy,

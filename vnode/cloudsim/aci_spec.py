@@ -140,6 +140,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
         zones=list(body.zones),
         subnets=bool(props.subnetIds),
         sku=props.sku,
+        prio=props.priority or "",
     )
     tags = [model.Tag(k, v) for k, v in sorted(body.tags.items())]
     tags += [
@@ -180,8 +181,29 @@ def _check_group(body: _GroupBody) -> None:
             "InvalidRestartPolicy",
             f"The restart policy '{props.restartPolicy}' is not valid: one of {', '.join(model.RESTART_POLICIES)}.",
         )
+    _check_priority(props)
     check_tag_count(body.tags)
     check_tags(body.tags)
+
+
+def _check_priority(props: _GroupProps) -> None:
+    """ContainerGroupPriority (Regular, Spot) and what a Spot group may not have, with ACI's error codes."""
+    if props.priority is not None and props.priority not in ("Regular", "Spot"):
+        raise aci_arm.ArmError(
+            400, "PriorityNotSpecified", f"The priority '{props.priority}' is not valid: must be one of 'Regular,Spot'."
+        )
+    if props.priority != "Spot":
+        return
+    if props.sku != "Standard":
+        raise aci_arm.ArmError(
+            400, "SpotPriorityContainerGroupNotSupportedInSku", f"Spot priority is not supported in SKU '{props.sku}'."
+        )
+    if props.ipAddress is not None and props.ipAddress.type == "Public":
+        raise aci_arm.ArmError(
+            400,
+            "SpotPriorityContainerGroupNotSupportedForInboundConnectivity",
+            "Spot priority container groups cannot have a public IP address.",
+        )
 
 
 def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:

@@ -14,7 +14,7 @@ import pydantic
 from aiohttp import web
 
 from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import errors, faults, ratelimit
+from vnode.cloudsim import errors, faults, ratelimit, spot
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -30,6 +30,7 @@ class StockBody(pydantic.BaseModel):
     zone: str
     spec: str = pydantic.Field(default="*", description="a size like 2-4, or * for every size")
     available: int | None = pydantic.Field(ge=0, description="how many more fit; null: plenty again")
+    spot: bool = pydantic.Field(default=False, description="the spot market alone (available 0 or null)")
 
 
 class VSwitchBody(pydantic.BaseModel):
@@ -43,6 +44,11 @@ class LimitBody(pydantic.BaseModel):
     rate: float = pydantic.Field(ge=0)
 
 
+class ReclaimBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    notice: float | None = pydantic.Field(default=None, ge=0.0, description="seconds of notice; null: the profile's")
+
+
 class Admin:
     def __init__(self, cloud: cloudmod.Cloud, *, commit: Callable[[], Awaitable[None]]) -> None:
         self.cloud = cloud
@@ -53,6 +59,7 @@ class Admin:
             web.get("/admin/health", self.health),
             web.get("/admin/totals", self.totals),
             web.get("/admin/instances/{id}", self.instance),
+            web.post("/admin/instances/{id}/reclaim", self.reclaim),
             web.get("/admin/clock", self.get_clock),
             web.post("/admin/clock", self.set_clock),
             web.get("/admin/faults", self.get_faults),
@@ -72,7 +79,7 @@ class Admin:
 
     async def totals(self, request: web.Request) -> web.Response:
         self.cloud.tick()
-        return _json(self.cloud.totals())
+        return _json({**self.cloud.totals(), "spot": spot.summary(self.cloud.live.values(), self.cloud.now())})
 
     async def instance(self, request: web.Request) -> web.Response:
         self.cloud.tick()
@@ -84,6 +91,19 @@ class Admin:
         record["cost_usd"] = self.cloud.cost(inst)
         record["billable_seconds"] = inst.billable_seconds(inst.deleted_at or self.cloud.now())
         return _json(record)
+
+    async def reclaim(self, request: web.Request) -> web.Response:
+        """Reclaim a running spot instance now: SpotToBeReleased, then Expired after the notice."""
+        body = await _body(request, ReclaimBody) if request.can_read_body else ReclaimBody()
+        self.cloud.tick()
+        try:
+            inst = self.cloud.reclaim(request.match_info["id"], body.notice)
+        except errors.NotFound as exc:
+            return _problem(404, exc.message)
+        except errors.Conflict as exc:
+            return _problem(409, exc.message)
+        await self.commit()
+        return _json({"id": inst.id, "noticed_at": inst.noticed_at, "expire_at": inst.expire_at})
 
     async def get_clock(self, request: web.Request) -> web.Response:
         return _json({"now": self.cloud.now(), **self.cloud.clock.state()})
@@ -120,7 +140,7 @@ class Admin:
     async def set_stock(self, request: web.Request) -> web.Response:
         body = await _body(request, StockBody)
         try:
-            self.cloud.set_stock(body.zone, body.spec, body.available)
+            self.cloud.set_stock(body.zone, body.spec, body.available, spot=body.spot)
         except errors.InvalidParameter as exc:
             return _problem(400, exc.message)
         return _json(self.cloud.totals()["zones"])

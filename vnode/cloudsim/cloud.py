@@ -14,7 +14,6 @@ of a create from ``placement``; errors from ``errors``; records from ``model``; 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import heapq
@@ -36,9 +35,11 @@ from vnode.cloudsim import (
     placement,
     ratelimit,
     runs,
+    spot,
 )
 from vnode.cloudsim import clock as simclock
 from vnode.cloudsim import store as simstore
+from vnode.cloudsim import totals as simtotals
 from vnode.cloudsim import world as simworld
 
 
@@ -77,6 +78,7 @@ class Cloud:
         self.clock = clock
         self.seed = seed
         self.lifecycle = lifecycle.Lifecycle(profile, seed)
+        self.lifecycle.out_of_stock = self._out_of_stock
         self.limiter = ratelimit.Limiter()
         self.faults = faults.Faults(random.Random(f"faults/{seed}"))
         stored = store.meta("world")
@@ -104,7 +106,7 @@ class Cloud:
         for token, instance_id, fingerprint in self.store.tokens():
             self.tokens[token] = (instance_id, fingerprint)
         self.deleted_count, self.last_seq = self.store.deleted_totals()
-        self.deleted_cost = sum(self._cost(i, i.deleted_at or 0.0) for i in self.store.instances(deleted=True))
+        self.deleted_cost = sum(self.cost_at(i, i.deleted_at or 0.0) for i in self.store.instances(deleted=True))
 
     def _index(self, inst: model.Instance, *, address_taken: bool = False) -> None:
         self.live[inst.id] = inst
@@ -328,7 +330,7 @@ class Cloud:
         self._unindex(inst)
         inst.deleted_at = now
         self.deleted_count += 1
-        self.deleted_cost += self._cost(inst, now)
+        self.deleted_cost += self.cost_at(inst, now)
         self.store.mark(inst)
 
     def restart(self, instance_id: str) -> None:
@@ -408,12 +410,26 @@ class Cloud:
             raise errors.SpecNotSupported(str(exc)) from exc
 
     def cost(self, inst: model.Instance) -> float:
-        return self._cost(inst, inst.deleted_at or self.now())
+        return self.cost_at(inst, inst.deleted_at or self.now())
 
-    def _cost(self, inst: model.Instance, now: float) -> float:
+    def cost_at(self, inst: model.Instance, now: float) -> float:
         seconds = inst.billable_seconds(now)
-        rate = catalog.usd_per_second(inst.cpu, inst.memory, inst.spec.instance_type)
-        return rate * seconds + eip.cost(inst, seconds)
+        return spot.usd_per_second(inst) * seconds + eip.cost(inst, seconds)
+
+    def _out_of_stock(self, inst: model.Instance) -> bool:
+        return not self.stock[inst.zone].available(catalog.spec_key(inst.cpu, inst.memory), spot=True)
+
+    def reclaim(self, instance_id: str, notice: float | None = None) -> model.Instance:
+        """Reclaim a running spot instance (admin): SpotToBeReleased now, Expired after the notice."""
+        inst = self.get(instance_id)
+        if inst.status != model.RUNNING or inst.noticed_at is not None:
+            raise errors.IncorrectStatus(f"The container group {instance_id} is {inst.status}, not running unnoticed.")
+        now = self.now()
+        spot.announce(inst, now, self.lifecycle.profile.spot_notice if notice is None else notice)
+        inst.changed_at, inst.next_at = now, min(t for t in (inst.next_at, inst.expire_at) if t is not None)
+        self._schedule(inst)
+        self.store.mark(inst)
+        return inst
 
     def instance_record(self, instance_id: str) -> model.Instance:
         """A live or deleted instance (admin and console)."""
@@ -424,13 +440,15 @@ class Cloud:
 
     # -- world management (admin) -----------------------------------------------------------
 
-    def set_stock(self, zone: str, spec_key: str, available: int | None) -> None:
+    def set_stock(self, zone: str, spec_key: str, available: int | None, *, spot: bool = False) -> None:
         if zone not in self.stock:
             raise errors.InvalidParameter("zone", f"{zone} is not a zone of {self.world.region}")
         if spec_key != "*" and spec_key not in {s.key for s in catalog.SPECS}:
             raise errors.InvalidParameter("spec", f"{spec_key} is not a catalog size (like 2-4) or *")
         stock = self.stock[zone]
-        if available is None:
+        if spot:
+            stock.set_spot(spec_key, available)
+        elif available is None:
             stock.limits.pop(spec_key, None)
         else:
             in_use = sum(stock.in_use.values()) if spec_key == "*" else stock.in_use[spec_key]
@@ -442,42 +460,8 @@ class Cloud:
         self.vswitches[vswitch_id].pool.exhausted = exhausted
 
     def totals(self) -> dict[str, object]:
-        now = self.now()
-        by_status: collections.Counter[str] = collections.Counter()
-        by_tag: collections.Counter[str] = collections.Counter()
-        live_cost = 0.0
-        for inst in self.live.values():
-            by_status[inst.status] += 1
-            live_cost += self._cost(inst, now)
-        for (key, value), ids in self.by_tag.items():
-            by_tag[f"{key}={value}"] = len(ids)
-        return {
-            "now": now,
-            "live": len(self.live),
-            "deleted": self.deleted_count,
-            "by_status": dict(by_status),
-            "by_tag": dict(by_tag),
-            "cost_usd": live_cost + self.deleted_cost,
-            "used_cpu": self.used_cpu,
-            "max_cpu": self.world.max_cpu,
-            "zones": {
-                zone: {"limits": dict(s.limits), "in_use": {k: v for k, v in s.in_use.items() if v}}
-                for zone, s in self.stock.items()
-            },
-            "vswitches": {
-                v.id: {
-                    "zone": v.zone,
-                    "cidr": v.cidr,
-                    "used": v.pool.used,
-                    "capacity": v.pool.capacity,
-                    "exhausted": v.pool.exhausted,
-                }
-                for v in self.vswitches.values()
-            },
-            "security_groups": {
-                g.id: {"kind": g.kind, "members": g.members, "cap": g.cap} for g in self.groups.values()
-            },
-        }
+        """Counts, cost and capacity of the whole cloud (admin API and console)."""
+        return simtotals.of(self)
 
     def reset(self) -> None:
         """Forget every instance, token, fault, stock limit and rate-limit change."""
@@ -492,6 +476,7 @@ class Cloud:
         for stock in self.stock.values():
             stock.limits.clear()
             stock.in_use.clear()
+            stock.spot_out.clear()
         for vswitch in self.vswitches.values():
             vswitch.pool.exhausted = False
         self.faults.by_operation.clear()

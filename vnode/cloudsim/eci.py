@@ -36,6 +36,7 @@ from vnode.cloudsim import (
     errors,
     model,
     runs,
+    spot,
 )
 from vnode.cloudsim import cloud as cloudmod
 
@@ -180,6 +181,7 @@ class Eci:
             auto_create_eip=p.flag("AutoCreateEip"),
             eip_bandwidth=p.integer("EipBandwidth", low=1) or 0,
             eip_instance_id=p.text("EipInstanceId"),
+            **_spot(p),
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")
@@ -356,6 +358,12 @@ class Eci:
             },
         ]
         total = cpu_price + mem_price
+        strategy = _spot(p).get("spot_strategy", "")
+        market = [
+            {"InstanceType": spec.key, "ZoneId": zone, "OriginPrice": total * 3600,
+             "SpotPrice": spot.hourly(spec, zone, self.cloud.now())}
+            for zone in self.cloud.stock if p.text("ZoneId") in ("", zone)
+        ] if strategy not in ("", "NoSpot") else []  # fmt: skip
         return {
             "PriceInfo": {
                 "Price": {
@@ -366,7 +374,7 @@ class Eci:
                     "DetailInfos": {"DetailInfo": details},
                 },
                 "Rules": {"Rule": []},
-                "SpotPrices": {"SpotPrice": []},
+                "SpotPrices": {"SpotPrice": market},
             }
         }
 
@@ -434,3 +442,17 @@ def _error(request_id: str, code: str, status: int, message: str) -> web.Respons
         "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=Eci&requestId={request_id}",
     }
     return web.Response(status=status, body=msgspec.json.encode(body), content_type="application/json")
+
+
+def _spot(p: eci_params.Params) -> dict[str, Any]:
+    """SpotStrategy, SpotPriceLimit and SpotDuration, checked as ECI does."""
+    strategy = p.text("SpotStrategy", default="NoSpot")
+    if strategy not in spot.STRATEGIES:
+        raise errors.InvalidParameter("SpotStrategy", f"{strategy!r} is not one of {', '.join(spot.STRATEGIES)}")
+    if strategy == "NoSpot":
+        return {}
+    limit = p.number("SpotPriceLimit")
+    if strategy == "SpotWithPriceLimit" and limit <= 0:
+        raise errors.MissingParameter("SpotPriceLimit")
+    duration = p.integer("SpotDuration", default=1, low=0)
+    return {"spot_strategy": strategy, "spot_price_limit": limit, "spot_duration": 1 if duration is None else duration}

@@ -84,6 +84,8 @@ def group(inst: model.Instance, vpc_id: str, with_events: bool) -> dict[str, Any
         "Cpu": inst.cpu,
         "Memory": inst.memory,
         "InstanceType": inst.spec.instance_type,
+        "SpotStrategy": inst.spec.spot_strategy or "NoSpot",
+        "SpotPriceLimit": inst.spec.spot_price_limit,
         "RestartPolicy": inst.spec.restart_policy,
         "CreationTime": timefmt.rfc3339(inst.created_at),
         "SucceededTime": timefmt.rfc3339(inst.succeeded_at),

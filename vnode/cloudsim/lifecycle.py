@@ -26,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import msgspec
 import pydantic
 
-from vnode.cloudsim import errors, model, workloads
+from vnode.cloudsim import errors, model, spot, workloads
 
 TAG_DELAY = "cloudsim/delay"
 TAG_EXIT_CODE = "cloudsim/exit-code"
@@ -103,6 +104,7 @@ class Profile(pydantic.BaseModel):
     # Conformance runs (virtual-kubelet's e2e suite names images foo, bar, baz): every image pulls,
     # as virtual-kubelet's mock provider runs any; one outside the catalog runs until stopped.
     any_image: bool = False
+    spot_notice: float = pydantic.Field(default=180.0, ge=0.0)  # SpotToBeReleased this long before release
 
 
 PROFILES: dict[str, Profile] = {
@@ -179,6 +181,8 @@ class Lifecycle:
     def __init__(self, profile: Profile, seed: int) -> None:
         self.profile = profile
         self.seed = seed
+        # Whether the cloud has run out of stock of a running instance's size in its zone (set by the cloud).
+        self.out_of_stock: Callable[[model.Instance], bool] = lambda inst: False
 
     def rng(self, inst: model.Instance, step: str) -> Draws:
         """The random source of one step of one instance: seed, instance, step and restarts decide it."""
@@ -210,7 +214,8 @@ class Lifecycle:
             due = inst.next_at
             if due is None or due > now:
                 break
-            self._step(inst, due)
+            if inst.stage != "schedule" or spot.bid(inst, due):  # a spot price limit below the market waits
+                self._step(inst, due)
             inst.changed_at = due
             changed = True
         return changed
@@ -330,7 +335,8 @@ class Lifecycle:
         elif stage == "pulled":
             forced = over.fail == "pull" or self.chance(inst, "pull-fail", self.profile.fail_pull_rate)
             for spec, container in zip(inst.spec.containers, inst.containers, strict=True):
-                if forced or not self._pullable(inst, spec.image):
+                servers = (login.server for login in inst.spec.registry_credentials)
+                if forced or not workloads.pullable(spec.image, servers, any_image=self.profile.any_image):
                     detail = (
                         f'Failed to pull image "{spec.image}": repository does not exist or may require authorization'
                     )
@@ -373,15 +379,12 @@ class Lifecycle:
         else:
             inst.next_at = None
 
-    def _pullable(self, inst: model.Instance, image: str) -> bool:
-        """Whether the registry has ``image`` and lets this instance pull it."""
-        servers = (login.server for login in inst.spec.registry_credentials)
-        known = self.profile.any_image or workloads.known_image(image)
-        return known and workloads.pull_allowed(image, servers)
-
     def _running(self, inst: model.Instance, t: float, over: Overrides) -> None:
+        if inst.spot_check_at is not None and inst.spot_check_at <= t:
+            spot.check(inst, t, self.profile.spot_notice, no_stock=self.out_of_stock(inst))
         if inst.expire_at is not None and inst.expire_at <= t:
-            _event(inst, t, "Warning", "SpotToBeReleased", "the spot instance is reclaimed")
+            if inst.noticed_at is None:
+                _event(inst, t, "Warning", "SpotToBeReleased", "the spot instance is reclaimed")
             for container in inst.containers:
                 if container.current.state == "Running":
                     _finish_run(container, t, 137, "Expired")
@@ -429,8 +432,7 @@ class Lifecycle:
     def _schedule_next(self, inst: model.Instance) -> None:
         times = [c.ends_at for c in inst.containers if c.ends_at is not None]
         times += [c.restart_at for c in inst.containers if c.restart_at is not None]
-        if inst.expire_at is not None:
-            times.append(inst.expire_at)
+        times += [at for at in (inst.expire_at, inst.spot_check_at) if at is not None]
         inst.next_at = min(times) if times else None
 
     def _end(self, inst: model.Instance, t: float, status: str) -> None:
@@ -444,7 +446,7 @@ class Lifecycle:
             container.ready = False
             container.done = True
             container.restart_at = container.ends_at = None
-        inst.stage, inst.next_at, inst.expire_at = "done", None, None
+        inst.stage, inst.next_at, inst.expire_at, inst.spot_check_at = "done", None, None, None
 
 
 def _exit_code(inst: model.Instance, index: int, over: Overrides, unlucky: bool) -> int:

@@ -150,6 +150,9 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     auto_create_eip: bool = False  # AutoCreateEip: a new EIP, released with the instance
     eip_bandwidth: int = 0  # EipBandwidth, Mbit/s (0: the default, 5)
     eip_instance_id: str = ""  # EipInstanceId: an existing EIP to bind (kept when the instance goes)
+    spot_strategy: str = ""  # NoSpot (or empty), SpotAsPriceGo, SpotWithPriceLimit
+    spot_price_limit: float = 0.0  # USD per hour, with SpotWithPriceLimit
+    spot_duration: int = 1  # protection hours (0: none)
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -213,6 +216,9 @@ class Instance(msgspec.Struct, omit_defaults=True):
     eip_id: str = ""  # the bound EIP, if any (eip.py)
     eip_address: str = ""  # its public address (InternetIp)
     eip_owned: bool = False  # made for this instance: billed with it, released with it
+    spot_hourly: float = 0.0  # the spot price it was bought at, USD per hour (0: pay-as-you-go)
+    spot_check_at: float | None = None  # the next reclamation check of a spot instance
+    noticed_at: float | None = None  # when its reclamation was announced (SpotToBeReleased)
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Mapping
 
-from vnode.cloudsim import catalog, errors, lifecycle, model, network, world
+from vnode.cloudsim import catalog, errors, lifecycle, model, network, spot, world
 
 MAX_CONTAINERS = 20
 MAX_TAGS = 20
@@ -117,7 +117,7 @@ def place(
     no_stock: list[str] = []
     exhausted: list[str] = []
     for vswitch in candidates:
-        if not stock[vswitch.zone].available(size.key):
+        if not stock[vswitch.zone].available(size.key, spot=spot.is_spot(spec)):
             if vswitch.zone not in no_stock:
                 no_stock.append(vswitch.zone)
             continue

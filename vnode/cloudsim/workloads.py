@@ -153,6 +153,12 @@ def image_megabytes(image: str) -> float:
     return IMAGE_MEGABYTES.get(image_name(image), DEFAULT_MEGABYTES)
 
 
+def pullable(image: str, servers: Iterable[str], *, any_image: bool = False) -> bool:
+    """Whether the registry has ``image`` (any, in a conformance run) and lets an instance with
+    credentials for ``servers`` pull it."""
+    return (any_image or known_image(image)) and pull_allowed(image, servers)
+
+
 def known_image(image: str) -> bool:
     name = image_name(image)
     return name in SERVERS or name in TOOLS or image.startswith("sim/")

@@ -12,6 +12,8 @@ import dataclasses
 import json
 import random
 
+from vnode.cloudsim import errors
+
 
 @dataclasses.dataclass(frozen=True)
 class World:
@@ -61,8 +63,17 @@ class ZoneStock:
 
     limits: dict[str, int] = dataclasses.field(default_factory=dict)
     in_use: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    spot_out: set[str] = dataclasses.field(default_factory=set)  # sizes (or "*") the spot market has none of
 
-    def available(self, spec_key: str) -> bool:
+    def set_spot(self, spec_key: str, available: int | None) -> None:
+        """The spot market alone: none of the size (``available`` 0) or plenty again (None)."""
+        if available not in (0, None):
+            raise errors.InvalidParameter("available", "the spot market's stock is 0 (none) or null (plenty)")
+        (self.spot_out.add if available == 0 else self.spot_out.discard)(spec_key)
+
+    def available(self, spec_key: str, *, spot: bool = False) -> bool:
+        if spot and (spec_key in self.spot_out or "*" in self.spot_out):
+            return False
         for key in (spec_key, "*"):
             limit = self.limits.get(key)
             used = self.in_use[spec_key] if key != "*" else sum(self.in_use.values())

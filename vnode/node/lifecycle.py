@@ -30,7 +30,7 @@ from typing import Any, TypeAlias
 
 from vnode import errors, models
 from vnode.kube import objects
-from vnode.node import book, events, status
+from vnode.node import book, events, reclaim, status
 
 __all__ = ["STAGES", "Action", "Answer", "Config", "Decision", "Facts", "Lifecycle", "Stage", "decide"]
 
@@ -58,6 +58,7 @@ class Action(enum.StrEnum):
     LOOK_UP = "look-up"  # ask: describe ``instances[0]`` (answer: LookedUp)
     FIND = "find"  # ask: list the instances tagged with the pod's UID (answer: Found)
     DELETE = "delete"  # ask: delete ``instances`` with ``grace`` seconds (answer: Deleted)
+    EVICT = "evict"  # final: delete the pod object with its grace period (its controller replaces it)
 
 
 ASKS = frozenset({Action.CREATE, Action.LOOK_UP, Action.FIND, Action.DELETE})
@@ -412,27 +413,6 @@ def _created(f: Facts, c: Config) -> Decision:
     return Decision(memory=memory, record=made, requeue=c.first_status_after, events=f.answer.notices)
 
 
-def _cloud_events(
-    pod: objects.Pod, memory: book.Memory, state: models.InstanceState, started_at: datetime.datetime
-) -> tuple[tuple[events.Event, ...], frozenset[tuple[str, str, str]]]:
-    """The instance's events not recorded yet, and the marks of every event seen after these."""
-    fresh: list[models.InstanceEvent] = []
-    added: set[tuple[str, str, str]] = set()
-    for event in state.events:
-        mark = (event.reason, event.container, status.rfc3339(event.timestamp) or event.message)
-        if mark not in memory.seen_events and mark not in added:
-            added.add(mark)
-            fresh.append(event)
-    if memory.written is None and pod.status.container_statuses:
-        # Adopted after a restart: what happened before this daemon started was recorded by
-        # the one before it (its status is on the pod); only newer events are ours to record.
-        fresh = [e for e in fresh if e.timestamp is None or e.timestamp >= started_at]
-    posts = tuple(
-        events.Event(e.reason, e.message, type=e.type.value, container=e.container, when=e.timestamp) for e in fresh
-    )
-    return posts, (memory.seen_events | added) if added else memory.seen_events
-
-
 def _follow(f: Facts, c: Config) -> Decision:
     """The pod's status follows its instance (listed, just made, or just looked up)."""
     state = _instance(f)
@@ -440,7 +420,7 @@ def _follow(f: Facts, c: Config) -> Decision:
     record = state if isinstance(f.answer, Created | LookedUp) else None
     created_at = f.answer.sent_at if isinstance(f.answer, Created) else f.memory.created_at
     pod = _pod(f)
-    posts, seen = _cloud_events(pod, f.memory, state, c.started_at)
+    posts, seen = events.unrecorded(pod, f.memory, state, c.started_at)
     if isinstance(f.answer, Created):
         posts = (*f.answer.notices, *posts)
     memory = f.memory
@@ -450,6 +430,14 @@ def _follow(f: Facts, c: Config) -> Decision:
     shown = pod.metadata.annotations
     lacking = {k: v for k, v in state.annotations.items() if shown.get(k) != v and (k, v) not in memory.annotated}
     return _with_status(f, memory, wanted, events=posts, record=record, annotations=lacking or None)
+
+
+def _reclaim(f: Facts, c: Config) -> Decision:
+    """The cloud takes the instance back: its notice marks the pod, its release fails it (reclaim.py)."""
+    d = _follow(f, c)
+    wanted, posts, evict = reclaim.plan(f, d.status, (d.memory or f.memory).written)
+    action = Action.EVICT if evict else d.action
+    return dataclasses.replace(d, action=action, status=wanted, events=(*d.events, *posts))
 
 
 def _wait_for_listing(f: Facts, c: Config) -> Decision:
@@ -488,6 +476,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("created", L.CREATING, _created_starting, _created),
     Stage("instance-gone", L.FINISHED, _looked_up_nothing, _instance_gone),
     # An instance exists: the pod's status follows it.
+    # The cloud takes the instance back (spot): see reclaim.py.
+    Stage("reclaim-notice", L.RUNNING, reclaim.noticed, _reclaim),
+    Stage("reclaimed", L.FINISHED, reclaim.reclaimed, _reclaim),
     Stage("running", L.RUNNING, _has_instance, _follow),
     Stage("finished", L.FINISHED, _finished, _nothing),  # finished (or failed fast); nothing runs for it
     Stage("unlisted", L.CREATING, _unlisted, _wait_for_listing),

@@ -143,9 +143,14 @@ class Reconciler:
         if decision.status is not None:
             assert pod is not None
             await self._write(pod, decision.status)
+            if decision.stage in ("reclaim-notice", "reclaimed"):
+                self.metrics.reclaims.labels(self.metrics.node, decision.stage).inc()
         if decision.annotations:
             assert pod is not None
             await self._annotate(pod, decision.annotations)
+        if decision.action is Action.EVICT:
+            assert pod is not None
+            await self._evict(pod)
         if decision.count:
             self.metrics.retries.labels(self.metrics.node, decision.count).inc()
         if decision.error is not None:
@@ -212,6 +217,13 @@ class Reconciler:
             await api.delete_pod(
                 self.kube, pod.metadata.namespace, pod.metadata.name, grace_seconds=0, uid=pod.metadata.uid
             )
+
+    async def _evict(self, pod: objects.Pod) -> None:
+        """Delete the pod with its grace period: its controller replaces it while its instance still runs."""
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            await api.delete_pod(self.kube, pod.metadata.namespace, pod.metadata.name, uid=pod.metadata.uid)
+        self.metrics.reclaims.labels(self.metrics.node, "evicted").inc()
+        log.info("pod deleted ahead of its instance's reclamation", extra={"pod": pod.key})
 
     async def _write(self, pod: objects.Pod, wanted: Mapping[str, Any]) -> None:
         body = {"metadata": {"uid": pod.metadata.uid}, "status": wanted}

@@ -61,6 +61,13 @@ class Metrics:
         self.cloud_up = prom.Gauge(
             "vnode_cloud_up", "1 while the last listing of the cloud succeeded.", ["node"], registry=registry
         )
+        self.reclaims = prom.Counter(
+            "vnode_reclaims_total",
+            "Instances the cloud takes back (spot), by step: reclaim-notice (the pod marked DisruptionTarget), "
+            "evicted (the pod deleted early for its controller to replace), reclaimed (the pod Failed).",
+            ["node", "step"],
+            registry=registry,
+        )
         self.phase = prom.Gauge(
             "vnode_daemon_phase",
             "1 for the phase of its life the daemon is in (starting, serving, draining...), 0 for the others.",

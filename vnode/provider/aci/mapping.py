@@ -1,5 +1,12 @@
 """An ``InstanceSpec`` as an ARM container group: its name, its tags (ARM refuses ``/`` in tag
-names, so vnode's ``vnode.io/<word>`` tags are stored as ``vnode.io-<word>``) and its PUT body."""
+names, so vnode's ``vnode.io/<word>`` tags are stored as ``vnode.io-<word>``) and its PUT body.
+
+A pod's annotation ``vnode.io/aci-priority`` (``Regular`` or ``Spot``) becomes the group's
+``properties.priority``: ``Spot`` runs it on ACI's Spot capacity. Neither virtual-kubelet's
+azure-aci nor AKS virtual nodes v2 has an annotation for it, so the name is vnode's own. ACI
+runs a Spot group only outside a virtual network, so a Spot pod on a node that places its groups
+in a subnet is refused with the reason (rather than moved out of the node's network).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,11 @@ from typing import Any
 
 from vnode import errors, models
 
-__all__ = ["TOKEN_TAG", "arm_name", "decode_tags", "encode_tags", "group_body"]
+__all__ = ["PRIORITIES", "PRIORITY", "TOKEN_TAG", "arm_name", "decode_tags", "encode_tags", "group_body", "priority"]
 
 TOKEN_TAG = "vnode.io-client-token"
+PRIORITY = "vnode.io/aci-priority"  # a pod's annotation: the group's properties.priority
+PRIORITIES = ("Regular", "Spot")  # ACI's ContainerGroupPriority
 _VNODE_PREFIX = "vnode.io/"
 
 
@@ -44,6 +53,17 @@ def decode_tags(tags: Mapping[str, str]) -> dict[str, str]:
         for key, value in tags.items()
         if key != TOKEN_TAG
     }
+
+
+def priority(annotations: Mapping[str, str]) -> str:
+    """The ``properties.priority`` the pod's annotation asks for ("" when it asks none)."""
+    value = annotations.get(PRIORITY, "").strip()
+    if not value:
+        return ""
+    chosen = next((p for p in PRIORITIES if p.lower() == value.lower()), None)
+    if chosen is None:
+        raise errors.InvalidSpec(f"annotation {PRIORITY}: {value!r} is not one of {', '.join(PRIORITIES)}")
+    return chosen
 
 
 def _probe(probe: models.Probe) -> dict[str, Any]:
@@ -111,6 +131,13 @@ def _shares(spec: models.InstanceSpec) -> list[tuple[float, float]]:
 
 def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") -> dict[str, Any]:
     """The PUT body of a container group for ``spec`` (in ``subnet``, if given)."""
+    prio = priority(spec.annotations)
+    if prio == "Spot" and subnet:
+        raise errors.InvalidSpec(
+            f"annotation {PRIORITY}=Spot: ACI runs Spot container groups only outside a virtual network, "
+            f"and this node puts its groups in subnet {subnet.rsplit('/', 1)[-1]} (ACI_SUBNET): "
+            "run the pod on a node without a subnet, or drop the annotation"
+        )
     shares = _shares(spec)
     props: dict[str, Any] = {
         "osType": "Linux",
@@ -146,6 +173,8 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
         props["subnetIds"] = [{"id": subnet}]
         ports = [{"port": p.container_port, "protocol": p.protocol} for c in spec.containers for p in c.ports]
         props["ipAddress"] = {"type": "Private", "ports": ports}
+    if prio:
+        props["priority"] = prio
     if spec.dns_nameservers:
         props["dnsConfig"] = {"nameServers": list(spec.dns_nameservers)}
     tags = encode_tags(spec.tags)

@@ -119,4 +119,5 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=tuple(events),
         cpu=cpu,
         memory_gib=memory,
+        interruptible=props.get("priority") == "Spot",
     )

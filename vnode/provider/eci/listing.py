@@ -136,9 +136,12 @@ class Feed:
         deleted.difference_update(gone)
         for instance_id, fingerprint in stale.items():
             state = described.get(instance_id)
-            fingerprints[instance_id] = fingerprint if state is not None else b""
-            if state is None or state.status is _TERMINATING:
-                by_id.add(instance_id)  # not described (ask again by id), or on its way out
+            # A running spot instance's reclaim notice is an event, which its status item does not
+            # show: it is described again at every step (asked by id, its fingerprint forgotten).
+            watched = state is not None and state.interruptible and state.status is models.InstanceStatus.RUNNING
+            fingerprints[instance_id] = fingerprint if state is not None and not watched else b""
+            if state is None or state.status is _TERMINATING or watched:
+                by_id.add(instance_id)  # not described (ask again by id), or on its way out, or watched
             elif instance_id not in deleted:
                 by_id.discard(instance_id)
         return Cursor(fingerprints=fingerprints, by_id=frozenset(by_id), began=began, full_at=full_at)

@@ -44,7 +44,7 @@ from vnode import errors, models, settings, tokenbucket
 from vnode.provider import base, polling
 from vnode.provider.eci import client as eci_client
 from vnode.provider.eci import config as eci_config
-from vnode.provider.eci import listing, mapping, states
+from vnode.provider.eci import listing, mapping, spot, states
 
 __all__ = ["EciProvider", "create"]
 
@@ -99,6 +99,18 @@ class EciProvider:
     # --- Provider ---
 
     async def create(self, spec: models.InstanceSpec) -> models.InstanceState:
+        bid = spot.params(spec.annotations)
+        try:
+            return await self._create(spec, bid)
+        except errors.CapacityError as exc:
+            if not bid:
+                raise
+            if not spot.wants_fallback(spec.annotations):
+                raise errors.CapacityError(f"ECI spot ({bid['SpotStrategy']}): {exc.message}", code=exc.code) from exc
+        log.info("no spot capacity; falling back to pay-as-you-go (%s)", spot.FALLBACK, extra={"instance": spec.name})
+        return await self._create(spec, {})
+
+    async def _create(self, spec: models.InstanceSpec, bid: dict[str, str]) -> models.InstanceState:
         vswitches = spec.placement.vswitches or self.config.vswitches
         security_group = spec.placement.security_group or self.config.security_group
         if not vswitches:
@@ -113,6 +125,7 @@ class EciProvider:
             params = mapping.create_params(
                 spec, region=self.config.region, vswitches=batch, security_group=security_group, strategy=strategy
             )
+            params.update(bid)
             if "create" in self._buckets:
                 self._buckets["create"].take_or_throttle("ECI CreateContainerGroup")
             try:

@@ -23,6 +23,7 @@ def _time(text: Any) -> datetime.datetime | None:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.UTC)
 
 
+SPOT_NOTICE = "SpotToBeReleased"  # ECI's Warning before it reclaims a spot instance
 _STATUS = {s.value: s for s in models.InstanceStatus}
 _CONTAINER = {s.value: s for s in models.ContainerState}
 
@@ -62,6 +63,7 @@ def _event(raw: Mapping[str, Any]) -> models.InstanceEvent:
         type=models.EventType.WARNING if raw.get("Type") == "Warning" else models.EventType.NORMAL,
         timestamp=_time(raw.get("LastTimestamp") or raw.get("FirstTimestamp")),
         count=int(raw.get("Count") or 1),
+        notice=models.Notice.RECLAIM if raw.get("Reason") == SPOT_NOTICE else None,
     )
 
 
@@ -74,6 +76,12 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
     events = tuple(_event(e) for e in group.get("Events") or ())
     warning = next((e for e in reversed(events) if e.type is models.EventType.WARNING), None)
     failed = status in (models.InstanceStatus.FAILED, models.InstanceStatus.SCHEDULE_FAILED)
+    reason, message = (warning.reason, warning.message) if failed and warning else ("", "")
+    if status is models.InstanceStatus.EXPIRED and any(e.notice for e in events):
+        # ECI's words for a reclaimed spot instance's pod (kubectl shows STATUS BidFailed).
+        at = _time(group.get("ExpiredTime")) or _time(group.get("FailedTime")) or finished
+        when = at.strftime("%Y-%m-%dT%H:%M:%SZ") if at else "an unknown time"
+        reason, message = "BidFailed", f"The pod is spot instance, and have been released at {when}"
     return models.InstanceState(
         id=str(group["ContainerGroupId"]),
         status=status,
@@ -86,13 +94,14 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         created_at=_time(group.get("CreationTime")),
         started_at=min(starts) if starts else None,
         finished_at=finished,
-        reason=warning.reason if failed and warning else "",
-        message=warning.message if failed and warning else "",
+        reason=reason,
+        message=message,
         events=events,
         cpu=float(group.get("Cpu") or 0.0),
         memory_gib=float(group.get("Memory") or 0.0),
         instance_type=str(group.get("InstanceType") or ""),
         annotations=_annotations(group),
+        interruptible=str(group.get("SpotStrategy") or "NoSpot") != "NoSpot",
     )
 
 

@@ -5,7 +5,8 @@ then optionally finished), so the node controller's behaviour can be tested with
 idempotent creates by client token, tag filtering, throttling with a token bucket and a
 retry hint, 5xx storms (half of them *after* the instance was made, the ambiguous case that
 duplicates instances in naive controllers), stock-out per vSwitch with failover, and cloud-side
-disappearance. ``calls`` counts every call by action and outcome, for assertions.
+disappearance, and reclamation with a notice (:meth:`FakeProvider.reclaim`, as a spot
+instance is taken back). ``calls`` counts every call by action and outcome, for assertions.
 
 With ``state_file`` the instances are also kept in a JSON file (rewritten atomically after
 every change, read at start), so a daemon process can be killed with SIGKILL and restarted
@@ -64,6 +65,7 @@ class _Instance:
     zone: str
     vswitch: str
     ip: str
+    reclaim: tuple[float, float] | None = None  # (announced at, taken at): the cloud takes it back
 
 
 @dataclasses.dataclass
@@ -213,6 +215,13 @@ class FakeProvider:
         self._instances.pop(instance_id, None)
         self._save()
 
+    def reclaim(self, instance_id: str, *, notice: float) -> None:
+        """The cloud takes an instance back ``notice`` seconds from now and says so at once (a
+        ``Notice.RECLAIM`` Warning); then it is ``Expired``, its running containers killed (137)."""
+        now = self._clock()
+        self._instances[instance_id].reclaim = (now, now + notice)
+        self._save()
+
     def instances(self) -> builtins.list[models.InstanceState]:
         self._expire()
         return [self._state(i) for i in self._instances.values()]
@@ -352,6 +361,9 @@ class FakeProvider:
             status = models.InstanceStatus.SUCCEEDED if ok else models.InstanceStatus.FAILED
         else:
             status = models.InstanceStatus.RUNNING
+        reason, message = "", ""
+        if instance.reclaim is not None:
+            status, reason, message = _reclaimed(instance.reclaim, now, status, events, containers, finished)
         return models.InstanceState(
             id=instance.id,
             status=status,
@@ -362,11 +374,46 @@ class FakeProvider:
             vswitch=instance.vswitch,
             created_at=created_at,
             started_at=_dt(started) if now >= started else None,
-            finished_at=_dt(max(finished)) if status.value in ("Succeeded", "Failed") and finished else None,
+            finished_at=_dt(max(finished)) if status.value in ("Succeeded", "Failed", "Expired") and finished else None,
+            reason=reason,
+            message=message,
             events=tuple(events),
             cpu=spec.cpu,
             memory_gib=spec.memory_gib,
+            interruptible=instance.reclaim is not None,
         )
+
+
+def _reclaimed(
+    reclaim: tuple[float, float],
+    now: float,
+    status: models.InstanceStatus,
+    events: builtins.list[models.InstanceEvent],
+    containers: builtins.list[models.ContainerStatus],
+    finished: builtins.list[float],
+) -> tuple[models.InstanceStatus, str, str]:
+    """An instance the cloud takes back: the notice among its events, then Expired (containers
+    still running killed), with the reason and message a pod fails with."""
+    announced, taken = reclaim
+    events.append(
+        models.InstanceEvent(
+            "Reclaim",
+            f"the fake cloud takes the instance back in {taken - announced:.0f}s",
+            type=models.EventType.WARNING,
+            timestamp=_dt(announced),
+            notice=models.Notice.RECLAIM,
+        )
+    )
+    if now < taken or status is not models.InstanceStatus.RUNNING:
+        return status, "", ""
+    for i, c in enumerate(containers):
+        if c.state is models.ContainerState.RUNNING:
+            containers[i] = dataclasses.replace(
+                c, state=models.ContainerState.TERMINATED, exit_code=137, reason="Error", ready=False,
+                finished_at=_dt(taken),
+            )  # fmt: skip
+            finished.append(taken)
+    return models.InstanceStatus.EXPIRED, "Reclaimed", f"the fake cloud took the instance back at {_dt(taken):%H:%M:%S}"
 
 
 def _dt(epoch: float) -> datetime.datetime:

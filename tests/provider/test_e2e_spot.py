@@ -1,0 +1,95 @@
+"""End to end: a Deployment of ECI spot pods keeps its replicas through a reclamation.
+
+``vnode run --provider eci`` against the simulator (``fast`` profile, clock at real speed) and
+the real control plane. The simulator reclaims one instance with a 60 s notice
+(``POST /admin/instances/{id}/reclaim``); vnode marks the pod ``DisruptionTarget`` and deletes it
+with its grace period, so the ReplicaSet's replacement is Running well before the old instance
+would have been taken, and the old instance is deleted by vnode, never ``Expired``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.cloudsim.conftest import Sim, running
+from tests.daemons import vnode_run
+from tests.provider.test_e2e_daemon import live_instance_ids, virtual_pod_spec
+from tests.waiting import wait_for
+from vnode.cluster import launcher
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+NOTICE = 60.0  # simulated seconds between SpotToBeReleased and the release (real seconds: the clock runs at 1x)
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(tmp_path_factory.mktemp("spot-cloud"), profile="fast") as sim:
+        status, body = sim.admin("POST", "clock", {"scale": 1.0})
+        assert status == 200, body
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with vnode_run("eci", cloud.eci_env(), cluster, tmp_path_factory.mktemp("spot-eci")) as name:
+        yield name
+
+
+def _running(core: k8s.CoreV1Api, namespace: str) -> dict[str, k8s.V1Pod]:
+    pods = core.list_namespaced_pod(namespace, label_selector="app=spot").items
+    return {p.metadata.name: p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp}
+
+
+def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
+    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    annotations = {"k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo", "k8s.aliyun.com/eci-spot-duration": "0"}
+    template = {
+        "metadata": {"labels": {"app": "spot"}, "annotations": annotations},
+        "spec": virtual_pod_spec(node, {"name": "web", "image": "nginx:alpine"}),
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "spot"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "spot"}}, "template": template},
+    }
+    k8s.AppsV1Api(kube_api).create_namespaced_deployment(namespace, deployment)
+    first = wait_for(
+        lambda: (pods := _running(core, namespace)) and len(pods) == 2 and pods, timeout=90, what="2 spot pods Running"
+    )
+    victim = sorted(first)[0]
+    uid = first[victim].metadata.uid
+    (instance_id,) = live_instance_ids(cloud, uid)
+    assert cloud.admin("GET", f"instances/{instance_id}")[1]["spot_hourly"] > 0  # bought as spot
+
+    status, body = cloud.admin("POST", f"instances/{instance_id}/reclaim", {"notice": NOTICE})
+    assert status == 200, body
+    noticed = time.monotonic()
+
+    def marked() -> k8s.V1PodCondition | None:
+        pod = core.read_namespaced_pod(victim, namespace)  # deleted with a grace period: still there
+        return next((c for c in pod.status.conditions or () if c.type == "DisruptionTarget"), None)
+
+    condition = wait_for(marked, timeout=30, what="the DisruptionTarget condition")
+    assert (condition.status, condition.reason) == ("True", "TerminationByKubelet")
+
+    def replaced() -> dict[str, k8s.V1Pod] | None:
+        pods = _running(core, namespace)
+        return pods if len(pods) == 2 and victim not in pods else None
+
+    wait_for(replaced, timeout=NOTICE, what="the replacement Running within the notice")
+    assert time.monotonic() - noticed < NOTICE
+
+    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={victim}").items
+    reasons = {(e.type, e.reason) for e in events}
+    assert ("Warning", "SpotToBeReleased") in reasons
+    assert ("Warning", "Reclaiming") in reasons
+    # vnode deleted the old instance with the pod's grace period: the cloud never had to take it.
+    wait_for(lambda: not live_instance_ids(cloud, uid), timeout=60, what=f"instance {instance_id} deleted")
+    assert cloud.admin("GET", f"instances/{instance_id}")[1]["status"] != "Expired"
