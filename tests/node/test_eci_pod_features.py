@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import pathlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -12,14 +11,11 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Running as RunningDaemon
-from tests.node.conftest import pod_manifest, wait_ready
+from tests.node.conftest import eci_daemon, pod_manifest
 from tests.node.test_refresh_eci import groups
 from tests.waiting import until
-from vnode import daemon, settings
 from vnode.kube import client
 from vnode.provider.eci import mapping
-from vnode.provider.eci import provider as eci
 
 pytestmark = pytest.mark.cluster
 
@@ -33,23 +29,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
 @pytest.fixture
 async def eci_node(sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[str]:
     """A daemon with the ECI provider for ``node_name``, stopped and its node removed afterwards."""
-    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "eci-features"})
-    provider = eci.create(config)
-    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
-    run = RunningDaemon(d, asyncio.create_task(d.run()))
-    try:
-        await wait_ready(run)
+    async with eci_daemon(sim, kube, core, node_name, "eci-features"):
         yield node_name
-    finally:
-        await run.stop()
-        await provider.close()
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(core.delete_node, node_name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-            )
 
 
 async def test_a_pod_asking_for_an_eip_shows_its_public_address_and_a_bad_ask_fails_naming_it(

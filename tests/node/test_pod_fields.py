@@ -9,7 +9,6 @@ with a readiness gate is Ready only once the gate's condition is True.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import pathlib
 from collections.abc import AsyncIterator, Iterator
@@ -19,13 +18,10 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Running as RunningDaemon
-from tests.node.conftest import pod_manifest, wait_ready
+from tests.node.conftest import eci_daemon, pod_manifest
 from tests.waiting import until
-from vnode import daemon, settings
 from vnode.kube import client
 from vnode.node import fields
-from vnode.provider.eci import provider as eci
 
 pytestmark = pytest.mark.cluster
 
@@ -65,23 +61,9 @@ def groups(sim: Sim, uid: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def eci_node(sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[str]:
-    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "pod-fields"})
-    provider = eci.create(config)
-    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
-    run = RunningDaemon(d, asyncio.create_task(d.run()))
-    try:
-        await wait_ready(run)
+    """A daemon with the ECI provider for ``node_name``, stopped and its node removed afterwards."""
+    async with eci_daemon(sim, kube, core, node_name, "pod-fields"):
         yield node_name
-    finally:
-        await run.stop()
-        await provider.close()
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(core.delete_node, node_name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-            )
 
 
 async def test_a_pod_with_refused_fields_fails_aloud_and_makes_no_instance(

@@ -17,12 +17,9 @@ from alibabacloud_eci20180808 import models as m
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Running as RunningDaemon
-from tests.node.conftest import pod_manifest, wait_ready
+from tests.node.conftest import eci_daemon, pod_manifest
 from tests.waiting import until
-from vnode import daemon, settings
 from vnode.kube import client
-from vnode.provider.eci import provider as eci
 
 pytestmark = pytest.mark.cluster
 
@@ -46,13 +43,7 @@ def described(sim: Sim, uid: str) -> Any:
 async def test_the_issues_pod_runs_with_every_field_on_the_instance(
     sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
 ) -> None:
-    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "podspec-eci"})
-    provider = eci.create(config)
-    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
-    run = RunningDaemon(d, asyncio.create_task(d.run()))
-    try:
-        await wait_ready(run)
+    async with eci_daemon(sim, kube, core, node_name, "podspec-eci"):
         body = pod_manifest(
             "web",
             node_name,
@@ -88,15 +79,6 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
         assert (
             described(sim, (await asyncio.to_thread(core.read_namespaced_pod, "priv", namespace)).metadata.uid) is None
         )
-    finally:
-        await run.stop()
-        await provider.close()
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(core.delete_node, node_name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-            )
 
 
 @contextlib.contextmanager
@@ -125,14 +107,8 @@ def kube_dns(core: k8s.CoreV1Api) -> Iterator[str]:
 async def test_cluster_first_gets_the_kube_dns_service_and_the_search_path(
     sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
 ) -> None:
-    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "podspec-dns"})
-    provider = eci.create(config)
     with kube_dns(core) as dns_ip:
-        d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
-        run = RunningDaemon(d, asyncio.create_task(d.run()))
-        try:
-            await wait_ready(run)
+        async with eci_daemon(sim, kube, core, node_name, "podspec-dns"):
             body = pod_manifest("dns", node_name, dnsConfig={"searches": ["corp.example"]})
             await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
 
@@ -145,12 +121,3 @@ async def test_cluster_first_gets_the_kube_dns_service_and_the_search_path(
             search = [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"]
             assert group.dns_config.searches == search
             assert [(o.name, o.value) for o in group.dns_config.options] == [("ndots", "5")]
-        finally:
-            await run.stop()
-            await provider.close()
-            with contextlib.suppress(k8s.ApiException):
-                await asyncio.to_thread(core.delete_node, node_name)
-            with contextlib.suppress(k8s.ApiException):
-                await asyncio.to_thread(
-                    k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-                )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -13,12 +12,9 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Running as RunningDaemon
-from tests.node.conftest import pod_manifest, wait_ready
+from tests.node.conftest import eci_daemon, pod_manifest
 from tests.waiting import until
-from vnode import daemon, settings
 from vnode.kube import client
-from vnode.provider.eci import provider as eci
 
 pytestmark = pytest.mark.cluster
 
@@ -48,14 +44,7 @@ def config_file(sim: Sim, uid: str) -> str | None:
 async def test_a_configmap_update_reaches_the_eci_instance_volume(
     sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
 ) -> None:
-    env = sim.eci_env()
-    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(env, {**flags, "status_interval": 0.3, "cluster_id": "refresh-eci"})
-    provider = eci.create(config)
-    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
-    run = RunningDaemon(d, asyncio.create_task(d.run()))
-    try:
-        await wait_ready(run)
+    async with eci_daemon(sim, kube, core, node_name, "refresh-eci"):
         cm = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="app"), data={"app.conf": "mode=one"})
         await asyncio.to_thread(core.create_namespaced_config_map, namespace, cm)
         body = pod_manifest(
@@ -80,12 +69,3 @@ async def test_a_configmap_update_reaches_the_eci_instance_volume(
         (group,) = groups(sim, uid)
         assert {"Updating", "Updated"} <= {e["Reason"] for e in group["Events"]}
         assert group["Containers"][0]["RestartCount"] == 0
-    finally:
-        await run.stop()
-        await provider.close()
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(core.delete_node, node_name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-            )
