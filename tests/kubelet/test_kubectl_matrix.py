@@ -167,18 +167,20 @@ def _first_lines(proc: subprocess.Popen[str], count: int, pattern: str, timeout:
     assert proc.stdout is not None
     found: list[str] = []
     deadline = time.monotonic() + timeout
+    ended = False
     try:
-        while len(found) < count:
+        while len(found) < count and not ended:
             ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
             line = proc.stdout.readline() if ready else ""
-            if not line:
-                raise AssertionError(f"kubectl gave {found} then nothing: {proc.poll()}")
+            ended = not line
             if re.search(pattern, line):
                 found.append(line)
-        return found
     finally:
         proc.kill()
-        proc.communicate(timeout=30)
+        _, stderr = proc.communicate(timeout=30)
+    if len(found) < count:
+        raise AssertionError(f"kubectl gave {found} then nothing: {stderr}")
+    return found
 
 
 # -- the operations --------------------------------------------------------------------------
@@ -288,8 +290,8 @@ def op_exec_tty(k: Kubectl) -> None:
 
 
 def op_attach(k: Kubectl) -> None:
-    result = k.run("attach", k.target.pod, "-c", "app", timeout=30)
-    assert result.returncode == 0, result.stderr
+    proc = k.popen("attach", k.target.pod, "-c", "app")
+    assert len(_first_lines(proc, 2, r"^line \d+")) == 2
 
 
 def op_port_forward(k: Kubectl) -> None:

@@ -238,6 +238,20 @@ class ProcessProvider:
             raise errors.InvalidSpec(f"process provider: container {container!r} of {instance_id} is not running")
         return await execs.run(entries[0], command, session, tty=tty)
 
+    async def attach(self, instance_id: str, container: str, session: streams.Streams, *, tty: bool) -> int | None:
+        """``streams.SupportsAttach``: what the container writes from now on (its log, followed, stdout
+        and stderr as one stream), until it stops or restarts (``None``: the kubelet reports no exit
+        code for an attach). Its stdin is ``/dev/null``, so ``kubectl attach -i`` is refused."""
+        directory = self._dir(instance_id)
+        chunks = self.logs(instance_id, container, logs.Options(tail_lines=0, follow=True))  # NotFound first
+        if session.stdin is not None:
+            raise errors.InvalidSpec("process provider: a container's stdin is not kept open; attach without -i")
+        if not self._container_running(directory, container):
+            raise errors.InvalidSpec(f"process provider: container {container!r} of {instance_id} is not running")
+        async for chunk in chunks:
+            await session.write_stdout(chunk)
+        return None
+
     # --- port forwarding ---
 
     async def open_port(self, instance_id: str, port: int) -> streams.PortStream:
