@@ -5,12 +5,14 @@ The matrix (``tests/kubelet/test_kubectl_matrix.py``) also drives the kubectl re
 the API server translated WebSocket exec (1.30, SPDY only) and after (1.33). ``cmd/kubectl``
 is a few lines over ``k8s.io/kubectl``, so this builds a small module of its own against the
 ``k8s.io/kubectl`` release of the same minor version rather than the whole ``k8s.io/kubernetes``
-(minutes on a busy machine, once: the result lives in ``tools/kubectl/<version>/``).
+(minutes on a busy machine, once: the result lives in ``tools/kubectl/<version>/``). ``make test``
+builds them first (``python -m vnode.cluster.kubectl_build``), outside any one test's timeout.
 """
 
 from __future__ import annotations
 
 import pathlib
+import sys
 
 from vnode.cluster import build
 
@@ -68,3 +70,18 @@ def ensure_kubectl(version: str) -> pathlib.Path:
         return build.ensure_control_plane(version) / "kubectl"
     directory = build._publish(build.tool_dir("kubectl", version), _build, ("kubectl",), version)
     return directory / "kubectl"
+
+
+def main() -> int:
+    """Build (or find cached) every kubectl release of the matrix."""
+    try:
+        for version in MATRIX_VERSIONS:
+            print(f"vnode build: kubectl {version} ready: {ensure_kubectl(version)}", file=sys.stderr)
+    except build.BuildError as exc:
+        print(f"vnode build: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
