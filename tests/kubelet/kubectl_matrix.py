@@ -25,13 +25,20 @@ PROVIDERS = ("process", "eci")
 
 @dataclasses.dataclass(frozen=True)
 class Client:
-    label: str
+    label: str  # in the tests' ids
     version: str
     env: tuple[tuple[str, str], ...]
-    transport: str  # what kubectl speaks to the API server for exec/attach/cp/port-forward
+    remote: str  # what kubectl speaks to the API server for exec, attach and cp
+    forward: str  # and for port-forward
+
+    @property
+    def heading(self) -> str:
+        speaks = self.remote if self.remote == self.forward else f"exec {self.remote}, port-forward {self.forward}"
+        return f"kubectl {_minor(self.version)} ({speaks}{', by env' if self.env else ''})"
 
 
-OLD, NEW = kubectl_build.MATRIX_VERSIONS  # before the API server translated WebSocket exec, and after
+# 1.30: exec, attach and cp over WebSocket by default, port-forward SPDY; 1.33: port-forward over WebSocket too
+OLD, NEW = kubectl_build.MATRIX_VERSIONS
 OURS = build.KUBERNETES_VERSION  # the playground's
 
 
@@ -40,11 +47,11 @@ def _minor(version: str) -> str:
 
 
 CLIENTS = (
-    Client(_minor(OLD), OLD, (), "SPDY"),
-    Client(_minor(NEW), NEW, (), "WebSocket"),
-    Client(_minor(NEW) + " SPDY", NEW, SPDY_ENV, "SPDY"),
-    Client(_minor(OURS), OURS, (), "WebSocket"),
-    Client(_minor(OURS) + " SPDY", OURS, SPDY_ENV, "SPDY"),
+    Client(_minor(OLD), OLD, (), "WebSocket", "SPDY"),
+    Client(_minor(NEW), NEW, (), "WebSocket", "WebSocket"),
+    Client(_minor(NEW) + " SPDY", NEW, SPDY_ENV, "SPDY", "SPDY"),
+    Client(_minor(OURS), OURS, (), "WebSocket", "WebSocket"),
+    Client(_minor(OURS) + " SPDY", OURS, SPDY_ENV, "SPDY", "SPDY"),
 )
 
 
@@ -61,7 +68,7 @@ class Op:
         reasons = dict(self.fails)
         if self.name == "attach" and provider in reasons:  # a provider without attach is refused first
             return reasons[provider]
-        if self.streamed and client.transport == "SPDY" and self.name != "port-forward":
+        if self.streamed and client.remote == "SPDY" and self.name != "port-forward":
             return "SPDY_EXEC"
         return reasons.get(provider, "")
 
@@ -120,7 +127,7 @@ def cells() -> list[tuple[str, Op, Client]]:
 
 def render() -> str:
     lines = [BEGIN, ""]
-    head = "| provider | operation | " + " | ".join(f"kubectl {c.label} ({c.transport})" for c in CLIENTS) + " |"
+    head = "| provider | operation | " + " | ".join(c.heading for c in CLIENTS) + " |"
     lines += [head, "|" + "---|" * (len(CLIENTS) + 2)]
     notes: dict[str, int] = {}
     for provider in PROVIDERS:

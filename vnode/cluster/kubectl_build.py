@@ -1,8 +1,9 @@
 """Build older kubectl releases for the compatibility matrix, into the per-version cache.
 
 The playground's own kubectl comes with its control plane (``build.ensure_control_plane``).
-The matrix (``tests/kubelet/test_kubectl_matrix.py``) also drives the kubectl releases before
-the API server translated WebSocket exec (1.30, SPDY only) and after (1.33). ``cmd/kubectl``
+The matrix (``tests/kubelet/test_kubectl_matrix.py``) also drives two older releases: 1.30, the
+first whose exec, attach and cp speak WebSocket by default (its port-forward still SPDY), and
+1.33, whose port-forward speaks WebSocket too. ``cmd/kubectl``
 is a few lines over ``k8s.io/kubectl``, so this builds a small module of its own against the
 ``k8s.io/kubectl`` release of the same minor version rather than the whole ``k8s.io/kubernetes``
 (minutes on a busy machine, once: the result lives in ``tools/kubectl/<version>/``). ``make test``
