@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv binaries browser up down status lint format test bench golden-update docs clean
+.PHONY: help venv binaries kubectl-matrix browser up down status lint format test bench golden-update docs clean
 
 help:
 	@echo "make up      start the local playground (state in .vnode/, kubeconfig .vnode/kubeconfig)"
@@ -30,6 +30,11 @@ venv: $(STAMP)
 binaries: $(STAMP)
 	$(BIN)/python -m vnode.cluster.build --tools
 	@ln -sf "$$($(BIN)/python -m vnode.cluster.build --print-dir)/kubectl" $(BIN)/kubectl
+
+# The older kubectl releases of the compatibility matrix (tests/kubelet/test_kubectl_matrix.py), built once:
+# before pytest, since a cold build takes longer than one test may.
+kubectl-matrix: $(STAMP)
+	$(BIN)/python -m vnode.cluster.kubectl_build
 
 # Debian's Chromium, for the simulator console's browser test; installed only when missing.
 browser:
@@ -55,7 +60,7 @@ lint: venv
 	$(BIN)/ruff check vnode tests bench
 	$(BIN)/mypy
 
-test: lint binaries browser
+test: lint binaries kubectl-matrix browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: binaries

@@ -15,6 +15,7 @@ a spec of a long-running instance, an id it cannot know, and how its cloud's tim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -65,6 +66,8 @@ class Subject:
     settle: Callable[[], None] = lambda: None
     #: The containers of an instance listening on a TCP port, for port-forward.
     listening: Callable[[int], tuple[models.ContainerSpec, ...]] | None = None
+    #: The containers of an instance whose "app" keeps writing, for attach (else ``containers``).
+    talking: tuple[models.ContainerSpec, ...] | None = None
 
     def spec(self, name: str, containers: tuple[models.ContainerSpec, ...] | None = None) -> models.InstanceSpec:
         return models.InstanceSpec(
@@ -117,8 +120,10 @@ def _process(state_dir: pathlib.Path) -> Subject:
         return (models.ContainerSpec(name="app", image="python", command=argv),)
 
     app = (models.ContainerSpec(name="app", image="busybox", command=("sh", "-c", "echo started; sleep 600")),)
+    ticks = ("sh", "-c", "while :; do echo tick; sleep 0.1; done")
+    talking = (models.ContainerSpec(name="app", image="busybox", command=ticks),)
     provider = process.ProcessProvider(state_dir, lifeline=os.getpid(), poll_interval=0.05)
-    return Subject(provider, app, "proc-doesnotexist", listening=server)
+    return Subject(provider, app, "proc-doesnotexist", listening=server, talking=talking)
 
 
 def _memory() -> Subject:
@@ -284,10 +289,20 @@ class Session:
 async def test_attach_where_offered(subject: Subject) -> None:
     if not isinstance(subject.provider, streams.SupportsAttach):
         pytest.skip("no SupportsAttach")
-    state = await running_instance(subject, "attach")
+    state = await running_instance(subject, "attach", subject.talking)
     session = Session()
-    await asyncio.wait_for(subject.provider.attach(state.id, "app", session, tty=False), timeout=20)
-    assert session.out
+    attached = asyncio.create_task(subject.provider.attach(state.id, "app", session, tty=False))
+    try:
+
+        async def shown() -> bool:
+            return bool(session.out) or attached.done()
+
+        await eventually(shown, what="output while attached")
+        assert session.out
+    finally:  # the client goes away: the provider detaches (or has returned)
+        attached.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await attached
 
 
 def _free_port() -> int:

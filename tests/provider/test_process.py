@@ -16,7 +16,7 @@ import pytest
 from tests import waiting
 from vnode import errors, models
 from vnode.cluster import launcher
-from vnode.provider import base, registry
+from vnode.provider import base, registry, streams
 from vnode.provider.process import provider as process
 from vnode.provider.process import records
 
@@ -190,6 +190,80 @@ async def test_logs_tail_timestamps_limit_and_follow(provider: process.ProcessPr
     assert await read(provider.logs(created.id, "c", LogOptions(since=future))) == b""
     with pytest.raises(errors.NotFound):
         provider.logs(created.id, "nope", LogOptions())
+
+
+@dataclasses.dataclass
+class Session:
+    """The client's side of an exec or attach: what it sends, what it is given."""
+
+    stdin: AsyncIterator[bytes] | None = None
+    resizes: AsyncIterator[streams.TerminalSize] | None = None
+    out: bytearray = dataclasses.field(default_factory=bytearray)
+    err: bytearray = dataclasses.field(default_factory=bytearray)
+
+    async def write_stdout(self, data: bytes) -> None:
+        self.out += data
+
+    async def write_stderr(self, data: bytes) -> None:
+        self.err += data
+
+
+async def chunks(*items: bytes) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+async def test_exec_stream_runs_on_the_host_with_the_containers_env_and_stdin(
+    provider: process.ProcessProvider,
+) -> None:
+    created = await provider.create(spec(sh("c", "sleep 600", GREETING="hello")))
+    await until(provider, created.id, lambda s: s.status == models.InstanceStatus.RUNNING)
+    assert isinstance(provider, streams.SupportsStreamingExec)
+    session = Session(stdin=chunks(b"a\n", b"b\n"))
+    script = 'echo "$GREETING"; tr a-z A-Z; echo oops >&2; exit 3'
+    assert await provider.exec_stream(created.id, "c", ["sh", "-c", script], session, tty=False) == 3
+    assert (bytes(session.out), bytes(session.err)) == (b"hello\nA\nB\n", b"oops\n")
+    with pytest.raises(errors.NotFound):
+        await provider.exec_stream(created.id, "nope", ["true"], Session(), tty=False)
+
+
+async def test_attach_shows_what_the_container_writes_from_now_on(provider: process.ProcessProvider) -> None:
+    script = 'echo before; i=0; while :; do echo "tick $i"; echo "err $i" >&2; i=$((i+1)); sleep 0.1; done'
+    created = await provider.create(spec(sh("c", script)))
+    await until(provider, created.id, lambda s: s.status == models.InstanceStatus.RUNNING)
+    assert isinstance(provider, streams.SupportsAttach)
+
+    async def logged() -> bool:
+        return b"before" in await read(provider.logs(created.id, "c", LogOptions()))
+
+    await waiting.until(logged, within=15, what="the container's first line", interval=0.05)
+    session = Session()
+    attached = asyncio.create_task(provider.attach(created.id, "c", session, tty=False))
+    try:
+        await waiting.until(lambda: b"tick" in session.out and b"err" in session.out, within=15,
+                            what="output while attached", interval=0.05)  # fmt: skip
+        assert b"before" not in session.out  # from now on, not the log so far
+    finally:
+        attached.cancel()  # the client went away: detach, the container goes on
+        with pytest.raises(asyncio.CancelledError):
+            await attached
+    assert (await provider.get(created.id)).status == models.InstanceStatus.RUNNING
+
+    with pytest.raises(errors.InvalidSpec, match="attach without -i"):
+        await provider.attach(created.id, "c", Session(stdin=chunks()), tty=False)
+    with pytest.raises(errors.NotFound):
+        await provider.attach(created.id, "nope", Session(), tty=False)
+
+
+async def test_attach_ends_when_the_container_stops(provider: process.ProcessProvider) -> None:
+    created = await provider.create(spec(sh("c", "sleep 2; echo last words")))
+    await until(provider, created.id, lambda s: s.status == models.InstanceStatus.RUNNING)
+    session = Session()
+    assert await asyncio.wait_for(provider.attach(created.id, "c", session, tty=False), timeout=15) is None
+    assert bytes(session.out) == b"last words\n"
+    await until(provider, created.id, lambda s: s.status in TERMINAL)
+    with pytest.raises(errors.InvalidSpec, match="not running"):
+        await provider.attach(created.id, "c", Session(), tty=False)
 
 
 async def test_a_restarted_provider_finds_its_running_instances(state_dir: pathlib.Path) -> None:

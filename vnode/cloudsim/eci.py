@@ -28,6 +28,7 @@ from vnode.cloudsim import (
     acs3,
     catalog,
     eci_auth,
+    eci_exec,
     eci_imagecache,
     eci_metrics,
     eci_params,
@@ -111,6 +112,8 @@ class Eci:
         self._id_prefix = f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-{prefix[16:20]}"
         self._ids = itertools.count(1)
         self._status_cache: dict[str, tuple[object, msgspec.Raw]] = {}
+        self.exec_sessions = eci_exec.Sessions(cloud)
+        self._origin = "http://127.0.0.1"  # the scheme and host of the request being answered
 
     # -- the HTTP entry point ---------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class Eci:
             self._auth.check(request, pairs, body)
             if body and request.content_type == "application/x-www-form-urlencoded":
                 pairs += acs3.parse_query(body.decode())
+            self._origin = f"{request.scheme}://{request.host}"
             cloud = self.cloud
             cloud.tick()
             latency = cloud.faults.latency(action.operation)
@@ -308,8 +312,18 @@ class Eci:
         command = p.json_list("Command", most=1000)
         if not command:
             raise errors.MissingParameter("Command")
-        if not p.flag("Sync"):
-            raise errors.InvalidParameter("Sync", "the simulator runs commands in Sync mode only (Sync=true)")
+        if not p.flag("Sync"):  # interactive: a WebSocket to stream over (eci_exec)
+            uri = self.exec_sessions.open(
+                self._origin,
+                instance_id,
+                container,
+                list(command),
+                tty=p.flag("TTY"),
+                stdin=p.raw.get("Stdin", "true").lower() != "false",
+            )
+            return {"SyncResponse": "", "HttpUrl": "", "WebSocketUri": uri}
+        if p.flag("TTY"):
+            raise errors.InvalidParameter("TTY", "TTY must be false when Sync is true")
         result = self.cloud.exec(instance_id, container, list(command))
         output = result.output
         if result.exit_code:

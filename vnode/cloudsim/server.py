@@ -34,6 +34,7 @@ class Server:
         self.admin = admin.Admin(cloud, commit=self.commit)
         self.app = web.Application(client_max_size=4 * 2**20)
         self.app.router.add_post("/", self.eci.handle)
+        self.app.router.add_get("/exec/", self.eci.exec_sessions.socket)
         self.app.add_routes(self.admin.routes())
         self._extra_sites: list[tuple[web.Application, str, int, ssl.SSLContext | None]] = []
         self.extra_ports: list[int] = []

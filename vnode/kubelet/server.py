@@ -284,13 +284,16 @@ class KubeletServer:
 
     async def _websocket(self, request: web.Request) -> tuple[web.WebSocketResponse, remotecommand.Options]:
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            raise web.HTTPBadRequest(
-                text=(
-                    "vnode serves exec and attach over WebSockets only (v5.channel.k8s.io); SPDY is not "
-                    "implemented: the control plane must be Kubernetes 1.36 or later, which forwards WebSockets "
-                    "to nodes declaring ExtendWebSocketsToKubelet\n"
-                )
+            # A Status, not text: client-go reads a refused SPDY upgrade's body as a Status when it can,
+            # and text with ": " in it passes for YAML (kubectl 1.33 then prints an empty "Error from server").
+            message = (
+                "vnode serves exec and attach over WebSockets only (v5.channel.k8s.io); SPDY is not "
+                "implemented: the control plane must be Kubernetes 1.36 or later, which forwards WebSockets "
+                "to nodes declaring ExtendWebSocketsToKubelet"
             )
+            status = remotecommand.failure_status(message, reason="BadRequest", code=400)
+            raise web.HTTPBadRequest(text=json.dumps({"kind": "Status", "apiVersion": "v1", **status}),
+                                     content_type="application/json")  # fmt: skip
         ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=16 * 1024 * 1024)
         ready = ws.can_prepare(request)
         if not ready.ok or ready.protocol not in remotecommand.PROTOCOLS:

@@ -40,11 +40,14 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+import aiohttp
+
 from vnode import errors, models, settings, tokenbucket
 from vnode.provider import base, polling
+from vnode.provider import streams as provider_streams
 from vnode.provider.eci import client as eci_client
 from vnode.provider.eci import config as eci_config
-from vnode.provider.eci import listing, mapping, spot, states
+from vnode.provider.eci import exec_socket, listing, mapping, spot, states
 
 __all__ = ["EciProvider", "create"]
 
@@ -244,13 +247,13 @@ class EciProvider:
         """ExecContainerCommand in Sync mode: argv as a JSON array (never re-split); stdout and
         stderr come back merged; a non-zero status is the cloud's trailing ``exit status N`` line."""
         if stdin:
-            raise errors.InvalidSpec("ECI exec in Sync mode takes no stdin")
+            raise errors.InvalidSpec("ECI exec in Sync mode takes no stdin (exec_stream streams it)")
         params = {
             "ContainerGroupId": instance_id,
             "ContainerName": container,
             "Command": json.dumps(list(command)),
             "Sync": "true",
-            "TTY": "true" if tty else "false",
+            "TTY": "false",  # the cloud refuses a terminal in Sync mode
             "Stdin": "false",
         }
         body = await self._call("ExecContainerCommand", params)
@@ -262,6 +265,33 @@ class EciProvider:
         if exit_code is None:
             exit_code = int(match.group(1)) if match else 0
         return base.ExecOutput(exit_code=int(exit_code), stdout=output)
+
+    # --- SupportsStreamingExec ---
+
+    async def exec_stream(
+        self, instance_id: str, container: str, command: Sequence[str], streams: provider_streams.Streams, *, tty: bool
+    ) -> int:
+        """With stdin or a terminal, ExecContainerCommand's interactive mode (``Sync=false``): a
+        WebSocket carries stdin, resizes and the output (``exec_socket``); otherwise Sync mode."""
+        if streams.stdin is None and not tty:
+            result = await self.exec(instance_id, container, command)
+            if result.stdout:
+                await streams.write_stdout(result.stdout)
+            return result.exit_code
+        params = {
+            "ContainerGroupId": instance_id,
+            "ContainerName": container,
+            "Command": json.dumps(list(command)),
+            "Sync": "false",
+            "TTY": "true" if tty else "false",
+            "Stdin": "true",
+        }
+        body = await self._call("ExecContainerCommand", params)
+        uri = str(body.get("WebSocketUri") or "")
+        if not uri:
+            raise errors.Retryable("ECI ExecContainerCommand (Sync=false) answered no WebSocketUri")
+        async with aiohttp.ClientSession() as http:
+            return await exec_socket.stream(http, uri, streams)
 
     # --- SupportsStats ---
 

@@ -50,7 +50,7 @@ from typing import Any
 
 from vnode import errors, models, settings
 from vnode.provider import base, streams
-from vnode.provider.process import logs, records, workspace
+from vnode.provider.process import execs, logs, records, workspace
 from vnode.provider.process import profile as process_profile
 
 __all__ = ["ProcessProvider", "create", "stop_all"]
@@ -221,6 +221,36 @@ class ProcessProvider:
             if entry["name"] == container:
                 return bool(entry["state"] == "Running")
         return True  # not started yet
+
+    # --- exec ---
+
+    async def exec_stream(
+        self, instance_id: str, container: str, command: Sequence[str], session: streams.Streams, *, tty: bool
+    ) -> int:
+        """``streams.SupportsStreamingExec``: ``command`` runs on the host with the container's env
+        and working directory, a pseudo-terminal with ``tty`` (``execs``)."""
+        directory = self._dir(instance_id)
+        spec = records.read_json(directory / "spec.json")
+        entries = [c for c in (*spec.get("init_containers", []), *spec.get("containers", [])) if c["name"] == container]
+        if not entries:
+            raise errors.NotFound(f"process provider: no container {container!r} in instance {instance_id}")
+        if not self._container_running(directory, container):
+            raise errors.InvalidSpec(f"process provider: container {container!r} of {instance_id} is not running")
+        return await execs.run(entries[0], command, session, tty=tty)
+
+    async def attach(self, instance_id: str, container: str, session: streams.Streams, *, tty: bool) -> int | None:
+        """``streams.SupportsAttach``: what the container writes from now on (its log, followed, stdout
+        and stderr as one stream), until it stops or restarts (``None``: the kubelet reports no exit
+        code for an attach). Its stdin is ``/dev/null``, so ``kubectl attach -i`` is refused."""
+        directory = self._dir(instance_id)
+        chunks = self.logs(instance_id, container, logs.Options(tail_lines=0, follow=True))  # NotFound first
+        if session.stdin is not None:
+            raise errors.InvalidSpec("process provider: a container's stdin is not kept open; attach without -i")
+        if not self._container_running(directory, container):
+            raise errors.InvalidSpec(f"process provider: container {container!r} of {instance_id} is not running")
+        async for chunk in chunks:
+            await session.write_stdout(chunk)
+        return None
 
     # --- port forwarding ---
 

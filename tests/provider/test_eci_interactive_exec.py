@@ -1,0 +1,110 @@
+"""ECI's interactive exec (``ExecContainerCommand`` with ``Sync=false``) between the provider and the simulator.
+
+The provider asks for a WebSocket URI and streams over it (``vnode/provider/eci/exec_socket.py``);
+the simulator serves it (``vnode/cloudsim/eci_exec.py``): stdin, a terminal, resizes, exit codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+import pytest
+
+from tests.cloudsim.conftest import Sim, running
+from tests.provider.test_eci import eci_settings, spec
+from vnode import errors
+from vnode.provider import streams
+from vnode.provider.eci import provider as eci
+
+
+class FakeStreams:
+    """A client session: ``chunks`` typed after ``sizes`` were sent; what came back in ``out``."""
+
+    def __init__(
+        self, chunks: Sequence[bytes], sizes: Sequence[streams.TerminalSize] = (), *, stdin: bool = True
+    ) -> None:
+        self.chunks, self.sizes, self.has_stdin = list(chunks), list(sizes), stdin
+        self.out = bytearray()
+        self.err = bytearray()
+        self._sized = asyncio.Event()
+        if not self.sizes:
+            self._sized.set()
+
+    @property
+    def stdin(self) -> AsyncIterator[bytes] | None:
+        return self._stdin() if self.has_stdin else None
+
+    @property
+    def resizes(self) -> AsyncIterator[streams.TerminalSize] | None:
+        return self._resizes() if self.sizes else None
+
+    async def _stdin(self) -> AsyncIterator[bytes]:
+        await self._sized.wait()
+        for chunk in self.chunks:
+            yield chunk
+
+    async def _resizes(self) -> AsyncIterator[streams.TerminalSize]:
+        for size in self.sizes:
+            yield size
+        self._sized.set()  # the sizes went out before any typing
+
+    async def write_stdout(self, data: bytes) -> None:
+        self.out += data
+
+    async def write_stderr(self, data: bytes) -> None:
+        self.err += data
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(tmp_path_factory.mktemp("eci-interactive-sim"), profile="fast") as sim:
+        yield sim
+
+
+@pytest.fixture
+async def provider(sim: Sim) -> AsyncIterator[eci.EciProvider]:
+    provider = eci.EciProvider(eci_settings(sim))
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
+async def _running(sim: Sim, provider: eci.EciProvider, name: str) -> str:
+    created = await provider.create(spec(name))
+    sim.advance(5)
+    return created.id
+
+
+async def test_stdin_streams_through_the_interactive_websocket(sim: Sim, provider: eci.EciProvider) -> None:
+    instance = await _running(sim, provider, "cat")
+    session = FakeStreams([b"hello\n", b"world\n"])
+    code = await provider.exec_stream(instance, "app", ["cat"], session, tty=False)
+    assert (code, bytes(session.out)) == (0, b"hello\nworld\n")
+
+
+async def test_a_terminal_gets_its_resize_and_the_shell_its_exit_code(sim: Sim, provider: eci.EciProvider) -> None:
+    instance = await _running(sim, provider, "tty")
+    session = FakeStreams([b"stty size\n", b'echo "a b"\n', b"exit 4\n"], [streams.TerminalSize(120, 40)])
+    code = await provider.exec_stream(instance, "app", ["sh"], session, tty=True)
+    assert code == 4
+    assert b"40 120\r\n" in session.out
+    assert b"a b\r\n" in session.out
+    assert session.out.startswith(b"# ")
+
+
+async def test_without_stdin_or_terminal_it_stays_in_sync_mode(sim: Sim, provider: eci.EciProvider) -> None:
+    instance = await _running(sim, provider, "sync")
+    session = FakeStreams([], stdin=False)
+    code = await provider.exec_stream(instance, "app", ["sh", "-c", "echo out; exit 2"], session, tty=False)
+    assert (code, bytes(session.out)) == (2, b"out\n")
+
+
+async def test_an_unknown_program_fails_like_a_shell(sim: Sim, provider: eci.EciProvider) -> None:
+    instance = await _running(sim, provider, "tar")
+    session = FakeStreams([b"not a tar stream"])
+    code = await provider.exec_stream(instance, "app", ["tar", "xmf", "-"], session, tty=False)
+    assert code == 127
+    with pytest.raises(errors.NotFound):
+        await provider.exec_stream("eci-doesnotexist", "app", ["cat"], FakeStreams([b"x"]), tty=False)
