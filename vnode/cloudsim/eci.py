@@ -177,6 +177,7 @@ class Eci:
             registry_credentials=eci_podspec.registry_credentials(p.raw),
             image_snapshot_id=p.text("ImageSnapshotId"),
             auto_match_image_cache=p.flag("AutoMatchImageCache"),
+            termination_grace_seconds=p.integer("TerminationGracePeriodSeconds", default=30, low=0) or 0,
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")

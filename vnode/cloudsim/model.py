@@ -88,6 +88,18 @@ class DnsConfig(msgspec.Struct, frozen=True, omit_defaults=True):
     options: tuple[NameValue, ...] = ()
 
 
+class Hook(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A lifecycle handler (postStart/preStop): a command, an HTTP GET or a TCP connection."""
+
+    exec: tuple[str, ...] = ()
+    http_path: str = ""
+    http_port: int | None = None
+    http_scheme: str = ""
+    http_host: str = ""
+    tcp_port: int | None = None
+    tcp_host: str = ""
+
+
 class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     image: str
@@ -102,6 +114,10 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     run_as_user: int | None = None  # SecurityContext.RunAsUser
     capabilities: tuple[str, ...] = ()  # SecurityContext.Capability.Add
     read_only_root_filesystem: bool = False
+    post_start: Hook | None = None  # LifecyclePostStartHandler*
+    pre_stop: Hook | None = None  # LifecyclePreStopHandler*
+    termination_message_path: str = ""  # empty: the default, /dev/termination-log
+    termination_message_policy: str = ""  # File (the default) or FallbackToLogsOnError
 
 
 class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
@@ -146,6 +162,7 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     registry_credentials: tuple[RegistryCredential, ...] = ()
     image_snapshot_id: str = ""  # ECI's ImageSnapshotId: the image cache to use (it must be Ready)
     auto_match_image_cache: bool = False  # ECI's AutoMatchImageCache: use a Ready cache holding its images
+    termination_grace_seconds: float = 30.0  # TerminationGracePeriodSeconds: how long preStop hooks may run
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -168,6 +185,10 @@ class ContainerState(msgspec.Struct, omit_defaults=True):
     ends_at: float | None = None  # when the current run exits (None: runs until stopped)
     restart_at: float | None = None  # when a crashed container starts again
     done: bool = False  # terminated for good
+
+
+#: The events an instance keeps, newest last.
+MAX_EVENTS = 50
 
 
 class Event(msgspec.Struct, array_like=True):
@@ -206,6 +227,17 @@ class Instance(msgspec.Struct, omit_defaults=True):
     update_tokens: list[str] = msgspec.field(default_factory=list)  # UpdateContainerGroup ClientTokens applied
     resume: tuple[str, float | None] | None = None  # (stage, next_at) to go back to after Updating
     image_cache_id: str = ""  # the image cache its images come from, chosen at create
+
+    def record(self, t: float, kind: str, reason: str, message: str) -> None:
+        """Record an event; the same reason and message as the last one counts up instead."""
+        last = self.events[-1] if self.events else None
+        if last is not None and last.reason == reason and last.message == message:
+            last.count += 1
+            last.at = t
+            return
+        self.events.append(Event(at=t, type=kind, reason=reason, message=message))
+        if len(self.events) > MAX_EVENTS:
+            del self.events[0]
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0

@@ -127,10 +127,16 @@ class HTTPGetAction(_S):
     port: int | str
     path: str = "/"
     scheme: str = "HTTP"
+    host: str = ""
 
 
 class TCPSocketAction(_S):
     port: int | str
+    host: str = ""
+
+
+class SleepAction(_S):
+    seconds: int = 0
 
 
 class Probe(_S):
@@ -148,6 +154,7 @@ class LifecycleHandler(_S):
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
+    sleep: SleepAction | None = None
 
 
 class Lifecycle(_S):

@@ -45,6 +45,7 @@ POD_FIELDS = frozenset(
         "containers.livenessProbe",
         "containers.readinessProbe",
         "containers.imagePullPolicy",
+        "containers.lifecycle",
         "volumes",
         "restartPolicy",
         "hostname",
