@@ -197,3 +197,27 @@ def test_a_hook_with_two_handlers_is_refused_naming_it(sim: Sim, eci: Client) ->
     assert status == 400, body
     assert "Container.1.LifecyclePreStopHandler" in body["Message"]
     assert sim.totals()["live"] == 0
+
+
+@pytest.mark.parametrize(("policy", "message"), [("FallbackToLogsOnError", "starting\nboom"), ("File", "")])
+def test_a_failed_containers_log_tail_is_its_termination_message_under_fallback_to_logs(
+    sim: Sim, eci: Client, policy: str, message: str
+) -> None:
+    app = container(
+        "job",
+        "busybox",
+        "sh",
+        "-c",
+        "echo starting; echo boom; exit 3",
+        termination_message_path="/tmp/why",
+        termination_message_policy=policy,
+    )
+    request = create_request(sim, "job", app, restart_policy="Never")
+    group_id = eci.create_container_group(request).body.container_group_id
+    described = raw_container(sim, group_id)
+    assert (described["TerminationMessagePath"], described["TerminationMessagePolicy"]) == ("/tmp/why", policy)
+    sim.advance(20)
+    group = describe(sim, eci, group_id)
+    assert group.status == "Failed"
+    state = group.containers[0].current_state
+    assert (state.exit_code, state.message) == (3, message)

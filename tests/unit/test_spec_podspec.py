@@ -127,3 +127,16 @@ def test_lifecycle_hooks_resolve_named_ports_and_reach_ecis_parameters() -> None
 def test_a_hook_vnode_cannot_carry_is_refused(hook: dict[str, Any], words: str) -> None:
     with pytest.raises(errors.InvalidSpec, match=words):
         build(pod({"lifecycle": {"preStop": hook}}))
+
+
+def test_the_termination_message_fields_reach_ecis_parameters_when_not_the_defaults() -> None:
+    def params(container: dict[str, Any]) -> dict[str, str]:
+        built = build(pod(container))
+        return mapping.create_params(built, region="r", vswitches=["v"], security_group="sg", strategy="VSwitchOrdered")
+
+    custom = params({"terminationMessagePath": "/tmp/why", "terminationMessagePolicy": "FallbackToLogsOnError"})
+    assert (custom["Container.1.TerminationMessagePath"], custom["Container.1.TerminationMessagePolicy"]) == (
+        "/tmp/why",
+        "FallbackToLogsOnError",
+    )
+    assert not [key for key in params({}) if "TerminationMessage" in key]

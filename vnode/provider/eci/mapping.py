@@ -87,6 +87,10 @@ def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> 
         params[f"{prefix}.SecurityContext.ReadOnlyRootFilesystem"] = "true"
     for n, capability in enumerate(c.capabilities_add, 1):
         params[f"{prefix}.SecurityContext.Capability.Add.{n}"] = capability
+    if c.termination_message_path != "/dev/termination-log":
+        params[f"{prefix}.TerminationMessagePath"] = c.termination_message_path
+    if c.termination_message_policy != "File":
+        params[f"{prefix}.TerminationMessagePolicy"] = c.termination_message_policy
     if c.post_start is not None:
         _handler(params, f"{prefix}.LifecyclePostStartHandler", c.post_start)
     if c.pre_stop is not None:

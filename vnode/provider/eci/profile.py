@@ -46,6 +46,8 @@ POD_FIELDS = frozenset(
         "containers.readinessProbe",
         "containers.imagePullPolicy",
         "containers.lifecycle",
+        "containers.terminationMessagePath",
+        "containers.terminationMessagePolicy",
         "volumes",
         "restartPolicy",
         "hostname",
