@@ -30,7 +30,7 @@ from typing import Any, TypeAlias
 
 from vnode import errors, models
 from vnode.kube import objects
-from vnode.node import book, events, status
+from vnode.node import book, deadline, events, status
 
 __all__ = ["STAGES", "Action", "Answer", "Config", "Decision", "Facts", "Lifecycle", "Stage", "decide"]
 
@@ -279,6 +279,10 @@ def _unlisted(f: Facts, c: Config) -> bool:
     return _had_instance(f, c) and bool(created_at) and f.listed_at <= created_at
 
 
+def _deadline(f: Facts, c: Config) -> bool:
+    return deadline.exceeded(_pod(f), f.memory.written, f.now)
+
+
 def _always(f: Facts, c: Config) -> bool:
     return True
 
@@ -411,27 +415,6 @@ def _created(f: Facts, c: Config) -> Decision:
     return Decision(memory=memory, record=made, requeue=c.first_status_after, events=f.answer.notices)
 
 
-def _cloud_events(
-    pod: objects.Pod, memory: book.Memory, state: models.InstanceState, started_at: datetime.datetime
-) -> tuple[tuple[events.Event, ...], frozenset[tuple[str, str, str]]]:
-    """The instance's events not recorded yet, and the marks of every event seen after these."""
-    fresh: list[models.InstanceEvent] = []
-    added: set[tuple[str, str, str]] = set()
-    for event in state.events:
-        mark = (event.reason, event.container, status.rfc3339(event.timestamp) or event.message)
-        if mark not in memory.seen_events and mark not in added:
-            added.add(mark)
-            fresh.append(event)
-    if memory.written is None and pod.status.container_statuses:
-        # Adopted after a restart: what happened before this daemon started was recorded by
-        # the one before it (its status is on the pod); only newer events are ours to record.
-        fresh = [e for e in fresh if e.timestamp is None or e.timestamp >= started_at]
-    posts = tuple(
-        events.Event(e.reason, e.message, type=e.type.value, container=e.container, when=e.timestamp) for e in fresh
-    )
-    return posts, (memory.seen_events | added) if added else memory.seen_events
-
-
 def _follow(f: Facts, c: Config) -> Decision:
     """The pod's status follows its instance (listed, just made, or just looked up)."""
     state = _instance(f)
@@ -439,14 +422,27 @@ def _follow(f: Facts, c: Config) -> Decision:
     record = state if isinstance(f.answer, Created | LookedUp) else None
     created_at = f.answer.sent_at if isinstance(f.answer, Created) else f.memory.created_at
     pod = _pod(f)
-    posts, seen = _cloud_events(pod, f.memory, state, c.started_at)
+    posts, seen = events.from_instance(pod, f.memory, state, c.started_at)
     if isinstance(f.answer, Created):
         posts = (*f.answer.notices, *posts)
     memory = f.memory
     if (memory.instance_id, memory.created_at, memory.seen_events) != (state.id, created_at, seen):
         memory = dataclasses.replace(memory, instance_id=state.id, created_at=created_at, seen_events=seen)
     wanted = status.from_instance(pod, state, scheme=c.scheme, host_ip=c.node_ip, now=f.now)
-    return _with_status(f, memory, wanted, events=posts, record=record)
+    due = deadline.remaining(pod, wanted, f.now)  # look again when the deadline falls, if it has one
+    return _with_status(f, memory, wanted, events=posts, record=record, requeue=None if due is None else max(due, 0.0))
+
+
+def _deadline_exceeded(f: Facts, c: Config) -> Decision:
+    """The kubelet's way: Failed with a Warning first, then the instance deleted (the next look)."""
+    pod, state, mark = _pod(f), _instance(f), f"{deadline.REASON}:{deadline.MESSAGE}"
+    if state is not None and not f.memory.deleting and f.memory.warned == mark:
+        grace = float(pod.spec.termination_grace_period_seconds or 30)
+        return Decision(action=Action.DELETE, instances=(state.id,), grace=grace)
+    memory, warning = _warn_once(f.memory, deadline.REASON, deadline.MESSAGE)
+    wanted = status.failed(pod, reason=deadline.REASON, message=deadline.MESSAGE, host_ip=c.node_ip, now=f.now)
+    again = 0.0 if state is not None and not f.memory.deleting else None
+    return _with_status(f, memory, wanted, events=warning, requeue=again)
 
 
 def _wait_for_listing(f: Facts, c: Config) -> Decision:
@@ -484,6 +480,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("no-capacity", L.PENDING, _answered(NoCapacity), _no_capacity),
     Stage("created", L.CREATING, _created_starting, _created),
     Stage("instance-gone", L.FINISHED, _looked_up_nothing, _instance_gone),
+    # Active longer than its activeDeadlineSeconds: Failed, and its instance deleted.
+    Stage("deadline-exceeded", L.FINISHED, _deadline, _deadline_exceeded),
     # An instance exists: the pod's status follows it.
     Stage("running", L.RUNNING, _has_instance, _follow),
     Stage("finished", L.FINISHED, _finished, _nothing),  # finished (or failed fast); nothing runs for it
