@@ -156,6 +156,7 @@ CONTAINER: tuple[Field, ...] = (
     Field("containers.securityContext.runAsNonRoot", R, "the image's user is not checked before it runs"),
     Field("containers.securityContext.readOnlyRootFilesystem", R, "the root filesystem stays writable"),
     Field("containers.securityContext.allowPrivilegeEscalation", R, "no_new_privs is not set on the processes"),
+    Field("containers.securityContext.capabilities", R, "the rows of its subfields say"),
     Field("containers.securityContext.capabilities.add", R, "no capabilities are added"),
     Field("containers.securityContext.capabilities.drop", R, "the runtime's default capabilities are kept"),
     Field("containers.securityContext.procMount", R, "the cloud's sandbox mounts /proc its own way"),
