@@ -103,6 +103,7 @@ class Handler:
     http_port: int | None = None
     http_scheme: str = "HTTP"
     http_host: str = ""
+    http_headers: tuple[tuple[str, str], ...] = ()  # (name, value)
     tcp_port: int | None = None
     tcp_host: str = ""
 

@@ -144,6 +144,9 @@ def test_lifecycle_hooks_are_described_and_post_start_runs_at_start(sim: Sim, ec
         lifecycle_pre_stop_handler_http_get_path="/drain",
         lifecycle_pre_stop_handler_http_get_port=8080,
         lifecycle_pre_stop_handler_http_get_scheme="HTTP",
+        lifecycle_pre_stop_handler_http_get_http_header=[
+            m.CreateContainerGroupRequestContainerLifecyclePreStopHandlerHttpGetHttpHeader(name="X-Drain", value="1")
+        ],
     )
     group_id = eci.create_container_group(create_request(sim, "hooks", app)).body.container_group_id
     described = raw_container(sim, group_id)
@@ -153,6 +156,7 @@ def test_lifecycle_hooks_are_described_and_post_start_runs_at_start(sim: Sim, ec
         described["LifecyclePreStopHandlerHttpGetPort"],
         described["LifecyclePreStopHandlerHttpGetScheme"],
     ) == ("/drain", 8080, "HTTP")
+    assert described["LifecyclePreStopHandlerHttpGetHttpHeaders"] == [{"Name": "X-Drain", "Value": "1"}]
     sim.advance(10)
     group = describe(sim, eci, group_id)
     assert group.status == "Running"

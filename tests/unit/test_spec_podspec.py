@@ -100,7 +100,7 @@ def test_a_privileged_container_is_refused_naming_the_field() -> None:
 
 LIFECYCLE = {
     "postStart": {"exec": {"command": ["sh", "-c", "echo up"]}},
-    "preStop": {"httpGet": {"path": "/drain", "port": "http"}},
+    "preStop": {"httpGet": {"path": "/drain", "port": "http", "httpHeaders": [{"name": "X-Drain", "value": "1"}]}},
 }
 
 
@@ -108,7 +108,7 @@ def test_lifecycle_hooks_resolve_named_ports_and_reach_ecis_parameters() -> None
     container = {"ports": [{"name": "http", "containerPort": 8080}], "lifecycle": LIFECYCLE}
     (app,) = build(pod(container)).containers
     assert app.post_start == models.Handler(exec_command=("sh", "-c", "echo up"))
-    assert app.pre_stop == models.Handler(http_path="/drain", http_port=8080)
+    assert app.pre_stop == models.Handler(http_path="/drain", http_port=8080, http_headers=(("X-Drain", "1"),))
     params = mapping.create_params(
         build(pod(container)), region="r", vswitches=["vsw-1"], security_group="sg-1", strategy="VSwitchOrdered"
     )
@@ -118,6 +118,8 @@ def test_lifecycle_hooks_resolve_named_ports_and_reach_ecis_parameters() -> None
         params["Container.1.LifecyclePreStopHandlerHttpGetPort"],
         params["Container.1.LifecyclePreStopHandlerHttpGetScheme"],
     ) == ("/drain", "8080", "HTTP")
+    header = "Container.1.LifecyclePreStopHandlerHttpGetHttpHeader.1"
+    assert (params[f"{header}.Name"], params[f"{header}.Value"]) == ("X-Drain", "1")
 
 
 @pytest.mark.parametrize(

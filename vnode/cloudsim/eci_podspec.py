@@ -141,6 +141,10 @@ def hook(fields: dict[str, str], where: str, name: str) -> model.Hook | None:
         return None
     if len(kinds) > 1:
         raise errors.InvalidParameter(f"{where}.{name}", f"one handler only, not {' and '.join(kinds)}")
+    headers = _pairs(fields, f"{name}HttpGetHttpHeader")
+    for where_header, header in headers:
+        if not header.get("Name"):
+            raise errors.MissingParameter(f"{where}.{where_header}.Name")
     scheme = fields.get(f"{name}HttpGetScheme", "HTTP" if http_port else "").upper()
     if http_port and scheme not in ("HTTP", "HTTPS"):
         raise errors.InvalidParameter(f"{where}.{name}HttpGetScheme", "HTTP or HTTPS")
@@ -150,6 +154,7 @@ def hook(fields: dict[str, str], where: str, name: str) -> model.Hook | None:
         http_port=http_port,
         http_scheme=scheme,
         http_host=fields.get(f"{name}HttpGetHost", ""),
+        http_headers=tuple(model.NameValue(h.get("Name", ""), h.get("Value", "")) for _, h in headers),
         tcp_port=tcp_port,
         tcp_host=fields.get(f"{name}TcpSocketHost", ""),
     )

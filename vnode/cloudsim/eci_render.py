@@ -69,6 +69,7 @@ def _hook_json(name: str, hook: model.Hook | None) -> dict[str, Any]:
             f"{name}HttpGetPort": hook.http_port,
             f"{name}HttpGetScheme": hook.http_scheme,
             f"{name}HttpGetHost": hook.http_host,
+            f"{name}HttpGetHttpHeaders": [{"Name": h.name, "Value": h.value} for h in hook.http_headers],
         }
     return {f"{name}TcpSocketPort": hook.tcp_port, f"{name}TcpSocketHost": hook.tcp_host}
 

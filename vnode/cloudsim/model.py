@@ -96,6 +96,7 @@ class Hook(msgspec.Struct, frozen=True, omit_defaults=True):
     http_port: int | None = None
     http_scheme: str = ""
     http_host: str = ""
+    http_headers: tuple[NameValue, ...] = ()
     tcp_port: int | None = None
     tcp_host: str = ""
 

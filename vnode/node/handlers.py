@@ -60,7 +60,10 @@ def handler(spec: objects.LifecycleHandler | None, container: objects.Container,
     if spec.http_get:
         http = spec.http_get
         number = port(http.port, container, what)
-        return models.Handler(http_path=http.path, http_port=number, http_scheme=http.scheme, http_host=http.host)
+        headers = tuple((h.name, h.value) for h in http.http_headers)
+        return models.Handler(
+            http_path=http.path, http_port=number, http_scheme=http.scheme, http_host=http.host, http_headers=headers
+        )
     if spec.tcp_socket:
         tcp = spec.tcp_socket
         return models.Handler(tcp_port=port(tcp.port, container, what), tcp_host=tcp.host)

@@ -42,6 +42,9 @@ def _handler(params: dict[str, str], prefix: str, hook: models.Handler) -> None:
         params[f"{prefix}HttpGetScheme"] = hook.http_scheme
         if hook.http_host:
             params[f"{prefix}HttpGetHost"] = hook.http_host
+        for n, (name, value) in enumerate(hook.http_headers, 1):
+            params[f"{prefix}HttpGetHttpHeader.{n}.Name"] = name
+            params[f"{prefix}HttpGetHttpHeader.{n}.Value"] = value
     elif hook.tcp_port is not None:
         params[f"{prefix}TcpSocketPort"] = str(hook.tcp_port)
         if hook.tcp_host:
