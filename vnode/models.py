@@ -27,6 +27,7 @@ __all__ = [
     "DnsOption",
     "EnvVar",
     "EventType",
+    "Handler",
     "HostAlias",
     "InstanceEvent",
     "InstanceSpec",
@@ -91,6 +92,21 @@ class Probe:
     timeout_seconds: int = 1
     success_threshold: int = 1
     failure_threshold: int = 3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handler:
+    """A lifecycle hook (``postStart``/``preStop``): exactly one of exec/http/tcp is set; an empty
+    host means the instance's own address, as in the kubelet."""
+
+    exec_command: tuple[str, ...] = ()
+    http_path: str | None = None
+    http_port: int | None = None
+    http_scheme: str = "HTTP"
+    http_host: str = ""
+    http_headers: tuple[tuple[str, str], ...] = ()  # (name, value)
+    tcp_port: int | None = None
+    tcp_host: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -179,6 +195,12 @@ class ContainerSpec:
     capabilities_add: tuple[str, ...] = ()
     read_only_root_filesystem: bool = False
     gpus: int = 0  # nvidia.com/gpu: the instance's GPUs this container uses
+    post_start: Handler | None = None  # run right after the container starts
+    pre_stop: Handler | None = None  # run before it is stopped, within the grace period
+    # Where the container writes its termination message, and File or FallbackToLogsOnError
+    # (the tail of its log when it failed without writing one).
+    termination_message_path: str = "/dev/termination-log"
+    termination_message_policy: str = "File"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

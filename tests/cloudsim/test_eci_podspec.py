@@ -120,3 +120,108 @@ def test_a_private_image_needs_a_credential_for_its_registry(
     assert group.status == status
     if status == "Failed":
         assert group.containers[0].current_state.reason == "ErrImagePull"
+
+
+def raw_container(sim: Sim, group_id: str) -> dict[str, Any]:
+    """The container as DescribeContainerGroups sends it (the SDK's response model has no lifecycle fields)."""
+    status, body = sim.raw(
+        "DescribeContainerGroups", {"RegionId": sim.region, "ContainerGroupIds": json.dumps([group_id])}
+    )
+    assert status == 200, body
+    return dict(body["ContainerGroups"][0]["Containers"][0])
+
+
+def delete(sim: Sim, eci: Client, group_id: str) -> None:
+    eci.delete_container_group(m.DeleteContainerGroupRequest(region_id=sim.region, container_group_id=group_id))
+
+
+def test_lifecycle_hooks_are_described_and_post_start_runs_at_start(sim: Sim, eci: Client) -> None:
+    app = container(
+        "app",
+        "nginx",
+        port=[m.CreateContainerGroupRequestContainerPort(port=8080, protocol="TCP")],
+        lifecycle_post_start_handler_exec=["sh", "-c", "echo started"],
+        lifecycle_pre_stop_handler_http_get_path="/drain",
+        lifecycle_pre_stop_handler_http_get_port=8080,
+        lifecycle_pre_stop_handler_http_get_scheme="HTTP",
+        lifecycle_pre_stop_handler_http_get_http_header=[
+            m.CreateContainerGroupRequestContainerLifecyclePreStopHandlerHttpGetHttpHeader(name="X-Drain", value="1")
+        ],
+    )
+    group_id = eci.create_container_group(create_request(sim, "hooks", app)).body.container_group_id
+    described = raw_container(sim, group_id)
+    assert described["LifecyclePostStartHandlerExecs"] == ["sh", "-c", "echo started"]
+    assert (
+        described["LifecyclePreStopHandlerHttpGetPath"],
+        described["LifecyclePreStopHandlerHttpGetPort"],
+        described["LifecyclePreStopHandlerHttpGetScheme"],
+    ) == ("/drain", 8080, "HTTP")
+    assert described["LifecyclePreStopHandlerHttpGetHttpHeaders"] == [{"Name": "X-Drain", "Value": "1"}]
+    sim.advance(10)
+    group = describe(sim, eci, group_id)
+    assert group.status == "Running"
+    assert "PostStartHook" in [e.reason for e in group.events]
+
+
+@pytest.mark.parametrize(
+    ("hook_seconds", "grace", "held", "reason"), [(5, 30, 5, "PreStopHook"), (60, 4, 4, "FailedPreStopHook")]
+)
+def test_a_pre_stop_hook_holds_the_instance_terminating_at_most_the_grace_period(
+    sim: Sim, eci: Client, hook_seconds: int, grace: int, held: int, reason: str
+) -> None:
+    app = container("app", "nginx", lifecycle_pre_stop_handler_exec=["sh", "-c", f"sleep {hook_seconds}"])
+    request = create_request(sim, "drain", app, termination_grace_period_seconds=grace)
+    group_id = eci.create_container_group(request).body.container_group_id
+    sim.advance(10)
+    delete(sim, eci, group_id)
+    group = describe(sim, eci, group_id)
+    assert group.status == "Terminating"
+    assert reason in [e.reason for e in group.events]
+    sim.advance(held - 1)
+    assert describe(sim, eci, group_id).status == "Terminating"
+    sim.advance(2)
+    request_ids = m.DescribeContainerGroupsRequest(region_id=sim.region, container_group_ids=json.dumps([group_id]))
+    assert eci.describe_container_groups(request_ids).body.container_groups == []
+
+
+def test_a_hook_with_two_handlers_is_refused_naming_it(sim: Sim, eci: Client) -> None:
+    status, body = sim.raw(
+        "CreateContainerGroup",
+        {
+            "RegionId": sim.region,
+            "ContainerGroupName": "bad-hook",
+            "SecurityGroupId": sim.info["security_group_id"],
+            "VSwitchId": sim.vswitches[0]["id"],
+            "Container.1.Name": "app",
+            "Container.1.Image": "nginx",
+            "Container.1.LifecyclePreStopHandlerExec.1": "true",
+            "Container.1.LifecyclePreStopHandlerTcpSocketPort": "80",
+        },
+    )
+    assert status == 400, body
+    assert "Container.1.LifecyclePreStopHandler" in body["Message"]
+    assert sim.totals()["live"] == 0
+
+
+@pytest.mark.parametrize(("policy", "message"), [("FallbackToLogsOnError", "starting\nboom"), ("File", "")])
+def test_a_failed_containers_log_tail_is_its_termination_message_under_fallback_to_logs(
+    sim: Sim, eci: Client, policy: str, message: str
+) -> None:
+    app = container(
+        "job",
+        "busybox",
+        "sh",
+        "-c",
+        "echo starting; echo boom; exit 3",
+        termination_message_path="/tmp/why",
+        termination_message_policy=policy,
+    )
+    request = create_request(sim, "job", app, restart_policy="Never")
+    group_id = eci.create_container_group(request).body.container_group_id
+    described = raw_container(sim, group_id)
+    assert (described["TerminationMessagePath"], described["TerminationMessagePolicy"]) == ("/tmp/why", policy)
+    sim.advance(20)
+    group = describe(sim, eci, group_id)
+    assert group.status == "Failed"
+    state = group.containers[0].current_state
+    assert (state.exit_code, state.message) == (3, message)

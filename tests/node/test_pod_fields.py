@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from tests.cloudsim.conftest import Sim, running
 from tests.node.conftest import eci_daemon, pod_manifest
 from tests.waiting import until
 from vnode.kube import client
-from vnode.node import fields
+from vnode.node import deadline, fields
 
 pytestmark = pytest.mark.cluster
 
@@ -133,3 +134,101 @@ async def test_a_readiness_gate_holds_ready_until_its_condition_is_true(
     patch = {"status": {"conditions": [{"type": gate, "status": "True"}]}}
     await asyncio.to_thread(core.patch_namespaced_pod_status, "gated", namespace, patch)
     pod = await until(lambda: ready("True", None), within=30, what=lambda: f"Ready once the gate is True: {shown}")
+
+
+async def phase_of(core: k8s.CoreV1Api, namespace: str, name: str, wanted: str) -> Any:
+    pod = await asyncio.to_thread(core.read_namespaced_pod, name, namespace)
+    return pod if pod.status.phase == wanted else None
+
+
+async def pod_events(core: k8s.CoreV1Api, namespace: str, name: str, reason: str) -> list[Any]:
+    found = await asyncio.to_thread(core.list_namespaced_event, namespace, field_selector=f"involvedObject.name={name}")
+    return [e for e in found.items if e.reason == reason]
+
+
+HOOKS = {
+    "postStart": {"exec": {"command": ["sh", "-c", "echo up"]}},
+    "preStop": {"exec": {"command": ["sh", "-c", "sleep 2"]}},
+}
+
+
+async def test_lifecycle_hooks_reach_the_instance_and_pre_stop_runs_before_it_goes(
+    sim: Sim, eci_node: str, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    body = pod_manifest("hooked", eci_node, container={"lifecycle": HOOKS})
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+    pod = await until(lambda: phase_of(core, namespace, "hooked", "Running"), within=30, what="the hooked pod Running")
+    (group,) = groups(sim, pod.metadata.uid)
+    container = group["Containers"][0]
+    assert container["LifecyclePostStartHandlerExecs"] == ["sh", "-c", "echo up"]
+    assert container["LifecyclePreStopHandlerExecs"] == ["sh", "-c", "sleep 2"]
+    await until(lambda: pod_events(core, namespace, "hooked", "PostStartHook"), within=30, what="PostStartHook")
+    await asyncio.to_thread(core.delete_namespaced_pod, "hooked", namespace)
+
+    async def pre_stop_ran() -> Any:
+        shown = groups(sim, pod.metadata.uid)
+        ran = shown and any(e["Reason"] == "PreStopHook" for e in shown[0]["Events"])
+        return shown[0] if ran else None
+
+    terminating = await until(pre_stop_ran, within=30, what="the preStop hook run on the instance")
+    assert terminating["Status"] == "Terminating"
+    sim.advance(1)  # the simulated clock is paused: the 2 s hook still holds the instance
+    assert groups(sim, pod.metadata.uid)[0]["Status"] == "Terminating"
+    sim.advance(2)
+
+    async def gone() -> bool:
+        try:
+            await asyncio.to_thread(core.read_namespaced_pod, "hooked", namespace)
+        except k8s.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    await until(gone, within=30, what="the pod released once its instance is gone")
+
+
+async def test_a_failed_containers_log_tail_is_its_termination_message(
+    eci_node: str, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    container = {
+        "command": ["sh", "-c", "echo starting; echo boom; exit 3"],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    body = pod_manifest("says-why", eci_node, image="busybox", restartPolicy="Never", container=container)
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+    pod = await until(lambda: phase_of(core, namespace, "says-why", "Failed"), within=30, what="the pod Failed")
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert (terminated.exit_code, terminated.message) == (3, "starting\nboom")
+
+
+async def test_a_pod_active_past_its_deadline_fails_and_its_instance_is_deleted(
+    sim: Sim, eci_node: str, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    # The deadline runs on the node's wall clock from the instance's start: the simulated clock
+    # (paused for the other tests) is set to the wall clock and runs with it for this one.
+    status, clock = sim.admin("GET", "clock")
+    assert status == 200, clock
+    sim.admin("POST", "clock", {"advance": max(0.0, time.time() - clock["now"]), "scale": 1.0})
+    try:
+        await deadline_exceeded(sim, eci_node, core, namespace)
+    finally:
+        sim.admin("POST", "clock", {"scale": 0.0})
+
+
+async def deadline_exceeded(sim: Sim, eci_node: str, core: k8s.CoreV1Api, namespace: str) -> None:
+    body = pod_manifest("deadline", eci_node, activeDeadlineSeconds=4)
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+    pod = await until(lambda: phase_of(core, namespace, "deadline", "Running"), within=30, what="the pod Running")
+    assert groups(sim, pod.metadata.uid) != []
+    pod = await until(lambda: phase_of(core, namespace, "deadline", "Failed"), within=30, what="Failed by its deadline")
+    assert (pod.status.reason, pod.status.message) == (deadline.REASON, deadline.MESSAGE)
+    (warning,) = await until(
+        lambda: pod_events(core, namespace, "deadline", deadline.REASON), within=30, what="the DeadlineExceeded event"
+    )
+    assert (warning.type, warning.message) == ("Warning", deadline.MESSAGE)
+
+    async def deleted() -> bool:
+        return groups(sim, pod.metadata.uid) == []
+
+    await until(deleted, within=30, what="the pod's instance deleted")
+    shown = await asyncio.to_thread(core.read_namespaced_pod, "deadline", namespace)
+    assert (shown.status.phase, shown.status.reason) == ("Failed", deadline.REASON)

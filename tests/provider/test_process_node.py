@@ -19,6 +19,7 @@ from tests.waiting import wait_for
 from vnode import daemon, models, settings
 from vnode.cluster import launcher
 from vnode.kube import client, config
+from vnode.node import deadline
 from vnode.provider.process import provider as process
 
 pytestmark = pytest.mark.cluster
@@ -127,3 +128,20 @@ async def test_deleting_the_pod_stops_its_process(host: Host, core: k8s.CoreV1Ap
 
     await asyncio.to_thread(wait_for, gone, timeout=30, what="the pod to go")
     await asyncio.to_thread(wait_for, lambda: not host.provider.pids(), timeout=10, what="its processes to end")
+
+
+async def test_a_pod_past_its_active_deadline_fails_and_its_process_stops(
+    host: Host, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_pod(namespace, pod("bounded", host.node, ["sleep", "600"], activeDeadlineSeconds=3))
+
+    def phase(wanted: str) -> k8s.V1Pod | None:
+        got: k8s.V1Pod = core.read_namespaced_pod("bounded", namespace)
+        return got if got.status.phase == wanted else None
+
+    await asyncio.to_thread(wait_for, lambda: phase("Running"), timeout=60, what="the pod to run")
+    failed = await asyncio.to_thread(
+        wait_for, lambda: phase("Failed"), timeout=30, what="the pod Failed by its deadline"
+    )
+    assert (failed.status.reason, failed.status.message) == (deadline.REASON, deadline.MESSAGE)
+    await asyncio.to_thread(wait_for, lambda: not host.provider.pids(), timeout=30, what="its processes to end")

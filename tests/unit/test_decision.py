@@ -11,7 +11,7 @@ import pytest
 
 from vnode import errors, models
 from vnode.kube import objects
-from vnode.node import book, events, lifecycle, status
+from vnode.node import book, deadline, events, lifecycle, status
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 BEFORE = NOW - datetime.timedelta(minutes=5)  # earlier than this daemon's start
@@ -93,6 +93,17 @@ SHOWN = status.from_instance(pod(), state(), scheme="eci", host_ip="10.0.0.1", n
 KILLING = ["Killing", "Killing"]  # one per container
 GONE = lifecycle.LookedUp("eci-1", None)
 NOTICE = events.Event("OptionalConfigMapNotFound", 'configmap "c" not found', type="Warning")
+
+
+def deadlined(p: objects.Pod, seconds: int = 60) -> objects.Pod:
+    """``p`` with an activeDeadlineSeconds, started five minutes ago."""
+    p.spec.active_deadline_seconds = seconds
+    p.status.start_time = status.rfc3339(NOW - datetime.timedelta(minutes=5))
+    return p
+
+
+DEADLINE_MARK = f"{deadline.REASON}:{deadline.MESSAGE}"
+DEADLINE_SHOWN = status.failed(pod(), reason=deadline.REASON, message=deadline.MESSAGE, host_ip="10.0.0.1", now=NOW)
 
 TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     # --- pending: create, or say why not ---
@@ -341,6 +352,37 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     ),
     ("a gone pod without instance is forgotten", facts(None), CONFIG, expect("gone", forget=True)),
     ("a pod gone before vnode knew it", facts(None, uid=""), CONFIG, expect("unknown")),
+    # --- activeDeadlineSeconds: Failed, warned, then the instance deleted; a due-time before ---
+    (
+        "a pod active past its deadline fails with a warning and is looked at again at once",
+        facts(deadlined(pod(phase="Running")), state()),
+        CONFIG,
+        expect("deadline-exceeded", events=["DeadlineExceeded"], status=("Failed", "DeadlineExceeded"), requeue=0.0),
+    ),
+    (
+        "a pod failed by its deadline has its instance deleted",
+        facts(deadlined(pod(phase="Running")), state(), memory=book.Memory(warned=DEADLINE_MARK)),
+        CONFIG,
+        expect("deadline-exceeded", action=A.DELETE, instances=("eci-1",), grace=30.0),
+    ),
+    (
+        "a pod failed by its deadline whose instance is being deleted is left alone",
+        facts(deadlined(pod(shows=DEADLINE_SHOWN)), state(), memory=book.Memory(warned=DEADLINE_MARK, deleting=True)),
+        CONFIG,
+        expect("deadline-exceeded"),
+    ),
+    (
+        "a running pod is looked at again when its deadline falls",
+        facts(deadlined(pod(phase="Running"), seconds=600), state()),
+        CONFIG,
+        expect("running", status=("Running", ""), requeue=300.0),
+    ),
+    (
+        "a pod that succeeded before its deadline is left alone",
+        facts(deadlined(pod(phase="Succeeded"))),
+        CONFIG,
+        expect("finished"),
+    ),
 ]
 
 # --- the cloud takes the instance back (spot): see vnode/node/reclaim.py ---

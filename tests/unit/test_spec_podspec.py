@@ -11,6 +11,7 @@ import pytest
 from vnode import errors, models
 from vnode.kube import objects
 from vnode.node import spec
+from vnode.provider.eci import mapping
 from vnode.provider.eci import profile as eci_profile
 
 TARGET = spec.Target(cluster_id="c1", node_name="vn-0", profile=eci_profile.PROFILE, cluster_dns="10.96.0.10")
@@ -95,3 +96,49 @@ def test_the_container_security_context_overrides_the_pods() -> None:
 def test_a_privileged_container_is_refused_naming_the_field() -> None:
     with pytest.raises(errors.InvalidSpec, match=r"securityContext\.privileged"):
         build(pod({"securityContext": {"privileged": True}}))
+
+
+LIFECYCLE = {
+    "postStart": {"exec": {"command": ["sh", "-c", "echo up"]}},
+    "preStop": {"httpGet": {"path": "/drain", "port": "http", "httpHeaders": [{"name": "X-Drain", "value": "1"}]}},
+}
+
+
+def test_lifecycle_hooks_resolve_named_ports_and_reach_ecis_parameters() -> None:
+    container = {"ports": [{"name": "http", "containerPort": 8080}], "lifecycle": LIFECYCLE}
+    (app,) = build(pod(container)).containers
+    assert app.post_start == models.Handler(exec_command=("sh", "-c", "echo up"))
+    assert app.pre_stop == models.Handler(http_path="/drain", http_port=8080, http_headers=(("X-Drain", "1"),))
+    params = mapping.create_params(
+        build(pod(container)), region="r", vswitches=["vsw-1"], security_group="sg-1", strategy="VSwitchOrdered"
+    )
+    assert [params[f"Container.1.LifecyclePostStartHandlerExec.{n}"] for n in (1, 2, 3)] == ["sh", "-c", "echo up"]
+    assert (
+        params["Container.1.LifecyclePreStopHandlerHttpGetPath"],
+        params["Container.1.LifecyclePreStopHandlerHttpGetPort"],
+        params["Container.1.LifecyclePreStopHandlerHttpGetScheme"],
+    ) == ("/drain", "8080", "HTTP")
+    header = "Container.1.LifecyclePreStopHandlerHttpGetHttpHeader.1"
+    assert (params[f"{header}.Name"], params[f"{header}.Value"]) == ("X-Drain", "1")
+
+
+@pytest.mark.parametrize(
+    ("hook", "words"),
+    [({"sleep": {"seconds": 5}}, "lifecycle.preStop.sleep"), ({"tcpSocket": {"port": "nope"}}, "names no port")],
+)
+def test_a_hook_vnode_cannot_carry_is_refused(hook: dict[str, Any], words: str) -> None:
+    with pytest.raises(errors.InvalidSpec, match=words):
+        build(pod({"lifecycle": {"preStop": hook}}))
+
+
+def test_the_termination_message_fields_reach_ecis_parameters_when_not_the_defaults() -> None:
+    def params(container: dict[str, Any]) -> dict[str, str]:
+        built = build(pod(container))
+        return mapping.create_params(built, region="r", vswitches=["v"], security_group="sg", strategy="VSwitchOrdered")
+
+    custom = params({"terminationMessagePath": "/tmp/why", "terminationMessagePolicy": "FallbackToLogsOnError"})
+    assert (custom["Container.1.TerminationMessagePath"], custom["Container.1.TerminationMessagePolicy"]) == (
+        "/tmp/why",
+        "FallbackToLogsOnError",
+    )
+    assert not [key for key in params({}) if "TerminationMessage" in key]

@@ -186,6 +186,7 @@ class Eci:
             eip_bandwidth=p.integer("EipBandwidth", low=1) or 0,
             eip_instance_id=p.text("EipInstanceId"),
             **_spot(p),
+            termination_grace_seconds=p.integer("TerminationGracePeriodSeconds", default=30, low=0) or 0,
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")

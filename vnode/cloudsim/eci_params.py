@@ -217,7 +217,6 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
         policy = fields.get("ImagePullPolicy", "IfNotPresent")
         if policy not in ("Always", "IfNotPresent", "Never"):
             raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
-        user, capabilities, read_only = eci_podspec.container_security(fields, where)
         containers.append(
             model.ContainerSpec(
                 name=name,
@@ -230,9 +229,7 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                 memory=_float(f"{where}.Memory", fields.get("Memory"), 0.0),
                 working_dir=fields.get("WorkingDir", ""),
                 image_pull_policy=policy,
-                run_as_user=user,
-                capabilities=capabilities,
-                read_only_root_filesystem=read_only,
+                **eci_podspec.container_fields(fields, where),
                 gpu=Params([(f"{where}.Gpu", fields.get("Gpu", ""))]).integer(f"{where}.Gpu", default=0, low=0) or 0,
             )
         )

@@ -11,6 +11,8 @@ and ``NET_RAW``, sysctls outside its namespaced set (``kernel.shm*``, ``kernel.m
 
 from __future__ import annotations
 
+from typing import Any
+
 from vnode.cloudsim import errors, model
 
 __all__ = [
@@ -115,6 +117,70 @@ def container_security(fields: dict[str, str], where: str) -> tuple[int | None, 
         raise errors.InvalidParameter(f"{where}.SecurityContext.ReadOnlyRootFilesystem", "true or false")
     read_only = read_only_text == "true"
     return user, added, read_only
+
+
+def _port(fields: dict[str, str], where: str, name: str) -> int | None:
+    text = fields.get(name, "")
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise errors.InvalidParameter(f"{where}.{name}", f"{text!r} is not a port number")
+    return int(text)
+
+
+def hook(fields: dict[str, str], where: str, name: str) -> model.Hook | None:
+    """``<name>Exec.N``, ``<name>HttpGetPath/Port/Scheme/Host`` or ``<name>TcpSocketPort/Host``
+    (``name`` is ``LifecyclePostStartHandler`` or ``LifecyclePreStopHandler``): exactly one kind."""
+    command = _list(fields, f"{name}Exec")
+    http_port = _port(fields, where, f"{name}HttpGetPort")
+    tcp_port = _port(fields, where, f"{name}TcpSocketPort")
+    kinds = [kind for kind, given in (("Exec", command), ("HttpGet", http_port), ("TcpSocket", tcp_port)) if given]
+    if not kinds:
+        if any(key.startswith(name) for key in fields):
+            raise errors.InvalidParameter(f"{where}.{name}", "needs Exec, HttpGetPort or TcpSocketPort")
+        return None
+    if len(kinds) > 1:
+        raise errors.InvalidParameter(f"{where}.{name}", f"one handler only, not {' and '.join(kinds)}")
+    headers = _pairs(fields, f"{name}HttpGetHttpHeader")
+    for where_header, header in headers:
+        if not header.get("Name"):
+            raise errors.MissingParameter(f"{where}.{where_header}.Name")
+    scheme = fields.get(f"{name}HttpGetScheme", "HTTP" if http_port else "").upper()
+    if http_port and scheme not in ("HTTP", "HTTPS"):
+        raise errors.InvalidParameter(f"{where}.{name}HttpGetScheme", "HTTP or HTTPS")
+    return model.Hook(
+        exec=command,
+        http_path=fields.get(f"{name}HttpGetPath", "/") if http_port else "",
+        http_port=http_port,
+        http_scheme=scheme,
+        http_host=fields.get(f"{name}HttpGetHost", ""),
+        http_headers=tuple(model.NameValue(h.get("Name", ""), h.get("Value", "")) for _, h in headers),
+        tcp_port=tcp_port,
+        tcp_host=fields.get(f"{name}TcpSocketHost", ""),
+    )
+
+
+_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+
+
+def container_fields(fields: dict[str, str], where: str) -> dict[str, Any]:
+    """A container's security context, lifecycle hooks and termination message, as ContainerSpec's fields."""
+    user, capabilities, read_only = container_security(fields, where)
+    policy = fields.get("TerminationMessagePolicy", "")
+    if policy and policy not in _MESSAGE_POLICIES:
+        raise errors.InvalidParameter(f"{where}.TerminationMessagePolicy", " or ".join(_MESSAGE_POLICIES))
+    path = fields.get("TerminationMessagePath", "")
+    if path and not path.startswith("/"):
+        raise errors.InvalidParameter(f"{where}.TerminationMessagePath", f"{path!r} is not an absolute path")
+    return {
+        "run_as_user": user,
+        "capabilities": capabilities,
+        "read_only_root_filesystem": read_only,
+        "post_start": hook(fields, where, "LifecyclePostStartHandler"),
+        "pre_stop": hook(fields, where, "LifecyclePreStopHandler"),
+        "termination_message_path": path,
+        "termination_message_policy": policy,
+    }
 
 
 def registry_credentials(raw: dict[str, str]) -> tuple[model.RegistryCredential, ...]:

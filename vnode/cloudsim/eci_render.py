@@ -51,7 +51,28 @@ def _container(spec: model.ContainerSpec, state: model.ContainerState) -> dict[s
             "ReadOnlyRootFilesystem": spec.read_only_root_filesystem,
             "Capability": {"Adds": list(spec.capabilities)},
         },
+        **_hook_json("LifecyclePostStartHandler", spec.post_start),
+        **_hook_json("LifecyclePreStopHandler", spec.pre_stop),
+        "TerminationMessagePath": spec.termination_message_path or "/dev/termination-log",
+        "TerminationMessagePolicy": spec.termination_message_policy or "File",
     }
+
+
+def _hook_json(name: str, hook: model.Hook | None) -> dict[str, Any]:
+    """A lifecycle handler as DescribeContainerGroups' flat container fields (``LifecyclePreStopHandlerExecs``...)."""
+    if hook is None:
+        return {}
+    if hook.exec:
+        return {f"{name}Execs": list(hook.exec)}
+    if hook.http_port is not None:
+        return {
+            f"{name}HttpGetPath": hook.http_path,
+            f"{name}HttpGetPort": hook.http_port,
+            f"{name}HttpGetScheme": hook.http_scheme,
+            f"{name}HttpGetHost": hook.http_host,
+            f"{name}HttpGetHttpHeaders": [{"Name": h.name, "Value": h.value} for h in hook.http_headers],
+        }
+    return {f"{name}TcpSocketPort": hook.tcp_port, f"{name}TcpSocketHost": hook.tcp_host}
 
 
 def _event(inst: model.Instance, event: model.Event, n: int) -> dict[str, Any]:

@@ -32,14 +32,13 @@ from typing import Annotated, Literal
 import msgspec
 import pydantic
 
-from vnode.cloudsim import errors, model, spot, workloads
+from vnode.cloudsim import errors, hooks, model, spot, workloads
 
 TAG_DELAY = "cloudsim/delay"
 TAG_EXIT_CODE = "cloudsim/exit-code"
 TAG_RUN_SECONDS = "cloudsim/run-seconds"
 TAG_FAIL = "cloudsim/fail"
 OVERRIDE_TAGS = (TAG_DELAY, TAG_EXIT_CODE, TAG_RUN_SECONDS, TAG_FAIL)
-MAX_EVENTS = 50
 
 Rate = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
 _MASK64 = (1 << 64) - 1
@@ -221,7 +220,9 @@ class Lifecycle:
         return changed
 
     def delete(self, inst: model.Instance, now: float) -> None:
-        """Deletion asked: Terminating now (billing stops), gone after the terminate delay."""
+        """Deletion asked: Terminating now (billing stops), gone after the terminate delay or once
+        the preStop hooks ran (at most the grace period), whichever is later."""
+        hooks_seconds = hooks.pre_stop(inst, now)
         for container in inst.containers:
             if container.current.state == "Running":
                 _event(inst, now, "Normal", "Killing", f"Stopping container {container.name}")
@@ -229,7 +230,7 @@ class Lifecycle:
         _set_status(inst, model.TERMINATING, now)
         inst.changed_at = now
         inst.stage = "gone"
-        inst.next_at = now + self.delay(inst, "terminate", self.profile.terminate)
+        inst.next_at = now + max(hooks_seconds, self.delay(inst, "terminate", self.profile.terminate))
         inst.expire_at = None
 
     def restart(self, inst: model.Instance, now: float) -> None:
@@ -394,7 +395,8 @@ class Lifecycle:
         for index, container in enumerate(inst.containers):
             if container.ends_at is not None and container.ends_at <= t:
                 code = _exit_code(inst, index, over, self.chance(inst, f"exit-{index}", self.profile.fail_start_rate))
-                _finish_run(container, t, code, "Completed" if code == 0 else "Error")
+                said = hooks.message(inst, index, container.current, code, t, interval=self.profile.access_log_interval)
+                _finish_run(container, t, code, "Completed" if code == 0 else "Error", said)
                 container.ends_at = None
                 if policy == "Always" or (policy == "OnFailure" and code != 0):
                     backoff = min(self.profile.backoff_max, self.profile.backoff_base * 2**container.restart_count)
@@ -428,6 +430,7 @@ class Lifecycle:
         container.ready = True
         container.ends_at = t + run_seconds if run_seconds is not None else None
         _event(inst, t, "Normal", "Started", f"Started container {spec.name}")
+        hooks.post_start(inst, index, t)
 
     def _schedule_next(self, inst: model.Instance) -> None:
         times = [c.ends_at for c in inst.containers if c.ends_at is not None]
@@ -462,10 +465,15 @@ def _exit_code(inst: model.Instance, index: int, over: Overrides, unlucky: bool)
     return code
 
 
-def _finish_run(container: model.ContainerState, t: float, code: int, reason: str) -> None:
+def _finish_run(container: model.ContainerState, t: float, code: int, reason: str, message: str = "") -> None:
     run = container.current
     container.current = model.Run(
-        state="Terminated", reason=reason, started_at=run.started_at or t, finished_at=t, exit_code=code
+        state="Terminated",
+        reason=reason,
+        message=message,
+        started_at=run.started_at or t,
+        finished_at=t,
+        exit_code=code,
     )
     container.ready = False
 
@@ -483,16 +491,9 @@ def _set_status(inst: model.Instance, status: str, t: float) -> None:
 
 
 def _event(inst: model.Instance, t: float, kind: str, reason: str, message: str) -> None:
-    last = inst.events[-1] if inst.events else None
-    if last is not None and last.reason == reason and last.message == message:
-        last.count += 1
-        last.at = t
-        return
-    inst.events.append(model.Event(at=t, type=kind, reason=reason, message=message))
-    if len(inst.events) > MAX_EVENTS:
-        del inst.events[0]
+    inst.record(t, kind, reason, message)
 
 
 def event(inst: model.Instance, t: float, kind: str, reason: str, message: str) -> None:
     """Record an event on ``inst`` (the cloud uses it for NoStock warnings at placement)."""
-    _event(inst, t, kind, reason, message)
+    inst.record(t, kind, reason, message)

@@ -88,6 +88,19 @@ class DnsConfig(msgspec.Struct, frozen=True, omit_defaults=True):
     options: tuple[NameValue, ...] = ()
 
 
+class Hook(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A lifecycle handler (postStart/preStop): a command, an HTTP GET or a TCP connection."""
+
+    exec: tuple[str, ...] = ()
+    http_path: str = ""
+    http_port: int | None = None
+    http_scheme: str = ""
+    http_host: str = ""
+    http_headers: tuple[NameValue, ...] = ()
+    tcp_port: int | None = None
+    tcp_host: str = ""
+
+
 class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     image: str
@@ -103,6 +116,10 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     capabilities: tuple[str, ...] = ()  # SecurityContext.Capability.Add
     read_only_root_filesystem: bool = False
     gpu: int = 0  # Container.N.Gpu: GPUs of the instance's GPU type this container uses
+    post_start: Hook | None = None  # LifecyclePostStartHandler*
+    pre_stop: Hook | None = None  # LifecyclePreStopHandler*
+    termination_message_path: str = ""  # empty: the default, /dev/termination-log
+    termination_message_policy: str = ""  # File (the default) or FallbackToLogsOnError
 
 
 class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
@@ -153,6 +170,7 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     spot_strategy: str = ""  # NoSpot (or empty), SpotAsPriceGo, SpotWithPriceLimit
     spot_price_limit: float = 0.0  # USD per hour, with SpotWithPriceLimit
     spot_duration: int = 1  # protection hours (0: none)
+    termination_grace_seconds: float = 30.0  # TerminationGracePeriodSeconds: how long preStop hooks may run
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -175,6 +193,10 @@ class ContainerState(msgspec.Struct, omit_defaults=True):
     ends_at: float | None = None  # when the current run exits (None: runs until stopped)
     restart_at: float | None = None  # when a crashed container starts again
     done: bool = False  # terminated for good
+
+
+#: The events an instance keeps, newest last.
+MAX_EVENTS = 50
 
 
 class Event(msgspec.Struct, array_like=True):
@@ -219,6 +241,17 @@ class Instance(msgspec.Struct, omit_defaults=True):
     spot_hourly: float = 0.0  # the spot price it was bought at, USD per hour (0: pay-as-you-go)
     spot_check_at: float | None = None  # the next reclamation check of a spot instance
     noticed_at: float | None = None  # when its reclamation was announced (SpotToBeReleased)
+
+    def record(self, t: float, kind: str, reason: str, message: str) -> None:
+        """Record an event; the same reason and message as the last one counts up instead."""
+        last = self.events[-1] if self.events else None
+        if last is not None and last.reason == reason and last.message == message:
+            last.count += 1
+            last.at = t
+            return
+        self.events.append(Event(at=t, type=kind, reason=reason, message=message))
+        if len(self.events) > MAX_EVENTS:
+            del self.events[0]
 
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0

@@ -119,40 +119,15 @@ class Resources(_S):
     requests: dict[str, str] = {}
 
 
-class ExecAction(_S):
-    command: list[str] = []
-
-
-class HTTPGetAction(_S):
-    port: int | str
-    path: str = "/"
-    scheme: str = "HTTP"
-
-
-class TCPSocketAction(_S):
-    port: int | str
-
-
-class Probe(_S):
-    exec: ExecAction | None = None
-    http_get: HTTPGetAction | None = None
-    tcp_socket: TCPSocketAction | None = None
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-class LifecycleHandler(_S):
-    exec: ExecAction | None = None
-    http_get: HTTPGetAction | None = None
-    tcp_socket: TCPSocketAction | None = None
-
-
-class Lifecycle(_S):
-    post_start: LifecycleHandler | None = None
-    pre_stop: LifecycleHandler | None = None
+# Probes and lifecycle hooks are declared in podfields (to keep this module small).
+ExecAction = podfields.ExecAction
+HTTPHeader = podfields.HTTPHeader
+HTTPGetAction = podfields.HTTPGetAction
+TCPSocketAction = podfields.TCPSocketAction
+SleepAction = podfields.SleepAction
+Probe = podfields.Probe
+LifecycleHandler = podfields.LifecycleHandler
+Lifecycle = podfields.Lifecycle
 
 
 class VolumeMount(_S):

@@ -1,4 +1,4 @@
-"""The pod-spec fields of security and name resolution, as typed partial views (see objects.py).
+"""The pod-spec fields of security, name resolution, probes and lifecycle hooks, as typed partial views.
 
 Declared apart from ``objects`` only to keep each module small; ``objects.PodSpec`` and
 ``objects.Container`` use them.
@@ -12,12 +12,20 @@ import msgspec
 
 __all__ = [
     "Capabilities",
+    "ExecAction",
+    "HTTPGetAction",
+    "HTTPHeader",
     "HostAlias",
+    "Lifecycle",
+    "LifecycleHandler",
     "PodDNSConfig",
     "PodDNSConfigOption",
     "PodSecurityContext",
+    "Probe",
     "SecurityContext",
+    "SleepAction",
     "Sysctl",
+    "TCPSocketAction",
 ]
 
 
@@ -84,3 +92,52 @@ class PodDNSConfig(_S):
     nameservers: list[str] = []
     searches: list[str] = []
     options: list[PodDNSConfigOption] = []
+
+
+class ExecAction(_S):
+    command: list[str] = []
+
+
+class HTTPHeader(_S):
+    name: str = ""
+    value: str = ""
+
+
+class HTTPGetAction(_S):
+    port: int | str
+    path: str = "/"
+    scheme: str = "HTTP"
+    host: str = ""
+    http_headers: list[HTTPHeader] = []
+
+
+class TCPSocketAction(_S):
+    port: int | str
+    host: str = ""
+
+
+class SleepAction(_S):
+    seconds: int = 0
+
+
+class Probe(_S):
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    tcp_socket: TCPSocketAction | None = None
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+class LifecycleHandler(_S):
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    tcp_socket: TCPSocketAction | None = None
+    sleep: SleepAction | None = None
+
+
+class Lifecycle(_S):
+    post_start: LifecycleHandler | None = None
+    pre_stop: LifecycleHandler | None = None

@@ -25,7 +25,7 @@ from vnode import errors, models, tokenbucket
 from vnode.kube import api, client, objects
 from vnode.node import book, status
 
-__all__ = ["Event", "Pacer", "Recorder", "unrecorded"]
+__all__ = ["Event", "Pacer", "Recorder", "from_instance"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,25 @@ class Event:
     type: str = "Normal"
     container: str = ""
     when: datetime.datetime | None = None
+
+
+def from_instance(
+    pod: objects.Pod, memory: book.Memory, state: models.InstanceState, started_at: datetime.datetime
+) -> tuple[tuple[Event, ...], frozenset[tuple[str, str, str]]]:
+    """The instance's events not recorded yet, and the marks of every event seen after these."""
+    fresh: list[models.InstanceEvent] = []
+    added: set[tuple[str, str, str]] = set()
+    for event in state.events:
+        mark = (event.reason, event.container, status.rfc3339(event.timestamp) or event.message)
+        if mark not in memory.seen_events and mark not in added:
+            added.add(mark)
+            fresh.append(event)
+    if memory.written is None and pod.status.container_statuses:
+        # Adopted after a restart: what happened before this daemon started was recorded by
+        # the one before it (its status is on the pod); only newer events are ours to record.
+        fresh = [e for e in fresh if e.timestamp is None or e.timestamp >= started_at]
+    posts = tuple(Event(e.reason, e.message, type=e.type.value, container=e.container, when=e.timestamp) for e in fresh)
+    return posts, (memory.seen_events | added) if added else memory.seen_events
 
 
 class Pacer:
@@ -149,22 +168,3 @@ class Recorder:
         """Wait for the events already recorded to be posted."""
         while self._senders:
             await asyncio.gather(*list(self._senders), return_exceptions=True)
-
-
-def unrecorded(
-    pod: objects.Pod, memory: book.Memory, state: models.InstanceState, started_at: datetime.datetime
-) -> tuple[tuple[Event, ...], frozenset[tuple[str, str, str]]]:
-    """The instance's events not recorded yet, and the marks of every event seen after these."""
-    fresh: list[models.InstanceEvent] = []
-    added: set[tuple[str, str, str]] = set()
-    for event in state.events:
-        mark = (event.reason, event.container, status.rfc3339(event.timestamp) or event.message)
-        if mark not in memory.seen_events and mark not in added:
-            added.add(mark)
-            fresh.append(event)
-    if memory.written is None and pod.status.container_statuses:
-        # Adopted after a restart: what happened before this daemon started was recorded by
-        # the one before it (its status is on the pod); only newer events are ours to record.
-        fresh = [e for e in fresh if e.timestamp is None or e.timestamp >= started_at]
-    posts = tuple(Event(e.reason, e.message, type=e.type.value, container=e.container, when=e.timestamp) for e in fresh)
-    return posts, (memory.seen_events | added) if added else memory.seen_events

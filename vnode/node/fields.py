@@ -64,7 +64,8 @@ POD: tuple[Field, ...] = (
     Field("ephemeralContainers", R, "ephemeral containers (kubectl debug) cannot be added to a running cloud instance"),
     Field("restartPolicy", R, NOT_MAPPED, default="Always"),
     Field("terminationGracePeriodSeconds", R, "the instance is stopped without a grace period", default=30),
-    Field("activeDeadlineSeconds", R, "no deadline is enforced on the instance"),
+    Field("activeDeadlineSeconds", E, "once active that long the pod fails (DeadlineExceeded) and its instance is "
+          "deleted, as on a kubelet"),
     Field("dnsPolicy", R, "the instance uses the cloud's DNS", default="ClusterFirst"),
     Field("dnsConfig", R, "the rows of its subfields say"),
     Field("nodeSelector", IGN, SCHEDULER),

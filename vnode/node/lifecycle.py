@@ -30,9 +30,27 @@ from typing import Any, TypeAlias
 
 from vnode import errors, models
 from vnode.kube import objects
-from vnode.node import book, events, reclaim, status
+from vnode.node import book, deadline, events, reclaim, status
+from vnode.node.answers import Answer, Created, Deleted, Found, Invalid, LookedUp, Missing, NoCapacity
 
-__all__ = ["STAGES", "Action", "Answer", "Config", "Decision", "Facts", "Lifecycle", "Stage", "decide"]
+__all__ = [
+    "STAGES",
+    "Action",
+    "Answer",
+    "Config",
+    "Created",
+    "Decision",
+    "Deleted",
+    "Facts",
+    "Found",
+    "Invalid",
+    "Lifecycle",
+    "LookedUp",
+    "Missing",
+    "NoCapacity",
+    "Stage",
+    "decide",
+]
 
 MISSING_RETRY = 2.0  # seconds between looks for a missing ConfigMap/Secret
 DELETE_RELOOK = 1.0  # seconds between looks at an instance being deleted (the listing usually answers first)
@@ -62,53 +80,6 @@ class Action(enum.StrEnum):
 
 
 ASKS = frozenset({Action.CREATE, Action.LOOK_UP, Action.FIND, Action.DELETE})
-
-
-# --- the cloud's answers to asks ---
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Created:
-    state: models.InstanceState
-    sent_at: float  # monotonic time the create was sent
-    notices: tuple[events.Event, ...] = ()  # optional references skipped (virtual-kubelet's Optional*NotFound)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Missing:
-    message: str  # a ConfigMap, Secret, key or service account the pod refers to does not exist (yet)
-    reason: str = ""  # virtual-kubelet's event reason for it (MandatorySecretNotFound...), "" if none
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Invalid:
-    message: str  # the spec can never run here (too big, an unsupported volume, a refused field...)
-    reason: str = "ProviderInvalidSpec"  # the pod's status reason, and the Warning's unless the default
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NoCapacity:
-    error: errors.CapacityError
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LookedUp:
-    instance_id: str
-    state: models.InstanceState | None  # None: the cloud does not know the instance
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Found:
-    instance_ids: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Deleted:
-    instance_ids: tuple[str, ...]
-    at: float  # monotonic time the deletes were accepted
-
-
-Answer: TypeAlias = Created | Missing | Invalid | NoCapacity | LookedUp | Found | Deleted
 
 
 # --- what a decision takes and gives ---
@@ -281,6 +252,10 @@ def _unlisted(f: Facts, c: Config) -> bool:
     return _had_instance(f, c) and bool(created_at) and f.listed_at <= created_at
 
 
+def _deadline(f: Facts, c: Config) -> bool:
+    return deadline.exceeded(_pod(f), f.memory.written, f.now)
+
+
 def _always(f: Facts, c: Config) -> bool:
     return True
 
@@ -420,7 +395,7 @@ def _follow(f: Facts, c: Config) -> Decision:
     record = state if isinstance(f.answer, Created | LookedUp) else None
     created_at = f.answer.sent_at if isinstance(f.answer, Created) else f.memory.created_at
     pod = _pod(f)
-    posts, seen = events.unrecorded(pod, f.memory, state, c.started_at)
+    posts, seen = events.from_instance(pod, f.memory, state, c.started_at)
     if isinstance(f.answer, Created):
         posts = (*f.answer.notices, *posts)
     memory = f.memory
@@ -429,7 +404,9 @@ def _follow(f: Facts, c: Config) -> Decision:
     wanted = status.from_instance(pod, state, scheme=c.scheme, host_ip=c.node_ip, now=f.now)
     shown = pod.metadata.annotations
     lacking = {k: v for k, v in state.annotations.items() if shown.get(k) != v and (k, v) not in memory.annotated}
-    return _with_status(f, memory, wanted, events=posts, record=record, annotations=lacking or None)
+    due = deadline.remaining(pod, wanted, f.now)  # look again when the deadline falls, if it has one
+    again = None if due is None else max(due, 0.0)
+    return _with_status(f, memory, wanted, events=posts, record=record, annotations=lacking or None, requeue=again)
 
 
 def _reclaim(f: Facts, c: Config) -> Decision:
@@ -438,6 +415,18 @@ def _reclaim(f: Facts, c: Config) -> Decision:
     wanted, posts, evict = reclaim.plan(f, d.status, (d.memory or f.memory).written)
     action = Action.EVICT if evict else d.action
     return dataclasses.replace(d, action=action, status=wanted, events=(*d.events, *posts))
+
+
+def _deadline_exceeded(f: Facts, c: Config) -> Decision:
+    """The kubelet's way: Failed with a Warning first, then the instance deleted (the next look)."""
+    pod, state, mark = _pod(f), _instance(f), f"{deadline.REASON}:{deadline.MESSAGE}"
+    if state is not None and not f.memory.deleting and f.memory.warned == mark:
+        grace = float(pod.spec.termination_grace_period_seconds or 30)
+        return Decision(action=Action.DELETE, instances=(state.id,), grace=grace)
+    memory, warning = _warn_once(f.memory, deadline.REASON, deadline.MESSAGE)
+    wanted = status.failed(pod, reason=deadline.REASON, message=deadline.MESSAGE, host_ip=c.node_ip, now=f.now)
+    again = 0.0 if state is not None and not f.memory.deleting else None
+    return _with_status(f, memory, wanted, events=warning, requeue=again)
 
 
 def _wait_for_listing(f: Facts, c: Config) -> Decision:
@@ -475,6 +464,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("no-capacity", L.PENDING, _answered(NoCapacity), _no_capacity),
     Stage("created", L.CREATING, _created_starting, _created),
     Stage("instance-gone", L.FINISHED, _looked_up_nothing, _instance_gone),
+    # Active longer than its activeDeadlineSeconds: Failed, and its instance deleted.
+    Stage("deadline-exceeded", L.FINISHED, _deadline, _deadline_exceeded),
     # An instance exists: the pod's status follows it.
     # The cloud takes the instance back (spot): see reclaim.py.
     Stage("reclaim-notice", L.RUNNING, reclaim.noticed, _reclaim),

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from vnode import errors, models, settings
 from vnode.kube import objects
-from vnode.node import dns, registry, resources, security
+from vnode.node import dns, handlers, registry, resources, security
 from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
@@ -246,37 +246,6 @@ def _env(
     )
 
 
-def _probe(probe: objects.Probe | None, container: objects.Container) -> models.Probe | None:
-    if probe is None:
-        return None
-
-    def port(value: int | str) -> int:
-        if isinstance(value, int):
-            return value
-        if value.isdigit():
-            return int(value)
-        for p in container.ports:
-            if p.name == value:
-                return p.container_port
-        raise errors.InvalidSpec(f"container {container.name}: probe port {value!r} names no port")
-
-    timing = models.Probe(
-        initial_delay_seconds=probe.initial_delay_seconds,
-        period_seconds=probe.period_seconds,
-        timeout_seconds=probe.timeout_seconds,
-        success_threshold=probe.success_threshold,
-        failure_threshold=probe.failure_threshold,
-    )
-    if probe.exec:
-        return dataclasses.replace(timing, exec_command=tuple(probe.exec.command))
-    if probe.http_get:
-        http = probe.http_get
-        return dataclasses.replace(timing, http_path=http.path, http_port=port(http.port), http_scheme=http.scheme)
-    if probe.tcp_socket:
-        return dataclasses.replace(timing, tcp_port=port(probe.tcp_socket.port))
-    raise errors.InvalidSpec(f"container {container.name}: only exec, httpGet and tcpSocket probes are supported")
-
-
 def _container(
     pod: objects.Pod, c: objects.Container, sources: Sources, target: Target, size: resources.Size
 ) -> models.ContainerSpec:
@@ -298,15 +267,19 @@ def _container(
         cpu=own.cpu,
         memory_gib=own.memory_gib,
         image_pull_policy=c.image_pull_policy or "IfNotPresent",
-        liveness_probe=_probe(c.liveness_probe, c),
-        readiness_probe=_probe(c.readiness_probe, c),
-        startup_probe=_probe(c.startup_probe, c),
+        liveness_probe=handlers.probe(c.liveness_probe, c),
+        readiness_probe=handlers.probe(c.readiness_probe, c),
+        startup_probe=handlers.probe(c.startup_probe, c),
         stdin=c.stdin,
         tty=c.tty,
         run_as_user=context.run_as_user,
         capabilities_add=context.capabilities_add,
         read_only_root_filesystem=context.read_only_root_filesystem,
         gpus=resources.container_gpus(c),
+        post_start=handlers.handler(c.lifecycle.post_start if c.lifecycle else None, c, "postStart"),
+        pre_stop=handlers.handler(c.lifecycle.pre_stop if c.lifecycle else None, c, "preStop"),
+        termination_message_path=c.termination_message_path or "/dev/termination-log",
+        termination_message_policy=c.termination_message_policy or "File",
     )
 
 

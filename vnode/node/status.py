@@ -227,7 +227,11 @@ def failed(pod: objects.Pod, *, reason: str, message: str, host_ip: str, now: da
         terminated = shown.state.terminated
         if terminated is not None:
             previous[shown.name] = models.ContainerStatus(
-                shown.name, models.ContainerState.TERMINATED, exit_code=terminated.exit_code, reason=terminated.reason
+                shown.name,
+                models.ContainerState.TERMINATED,
+                exit_code=terminated.exit_code,
+                reason=terminated.reason,
+                message=terminated.message,
             )
     containers = []
     for c in pod.spec.containers:

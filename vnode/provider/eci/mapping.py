@@ -31,6 +31,26 @@ def _probe(params: dict[str, str], prefix: str, probe: models.Probe) -> None:
     params[f"{prefix}.FailureThreshold"] = str(probe.failure_threshold)
 
 
+def _handler(params: dict[str, str], prefix: str, hook: models.Handler) -> None:
+    """``<prefix>Exec.N``, ``<prefix>HttpGetPath/Port/Scheme/Host`` or ``<prefix>TcpSocketPort/Host``."""
+    if hook.exec_command:
+        for n, word in enumerate(hook.exec_command, 1):
+            params[f"{prefix}Exec.{n}"] = word
+    elif hook.http_port is not None:
+        params[f"{prefix}HttpGetPath"] = hook.http_path or "/"
+        params[f"{prefix}HttpGetPort"] = str(hook.http_port)
+        params[f"{prefix}HttpGetScheme"] = hook.http_scheme
+        if hook.http_host:
+            params[f"{prefix}HttpGetHost"] = hook.http_host
+        for n, (name, value) in enumerate(hook.http_headers, 1):
+            params[f"{prefix}HttpGetHttpHeader.{n}.Name"] = name
+            params[f"{prefix}HttpGetHttpHeader.{n}.Value"] = value
+    elif hook.tcp_port is not None:
+        params[f"{prefix}TcpSocketPort"] = str(hook.tcp_port)
+        if hook.tcp_host:
+            params[f"{prefix}TcpSocketHost"] = hook.tcp_host
+
+
 def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> None:
     params[f"{prefix}.Name"] = c.name
     params[f"{prefix}.Image"] = c.image
@@ -72,6 +92,14 @@ def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> 
         params[f"{prefix}.SecurityContext.ReadOnlyRootFilesystem"] = "true"
     for n, capability in enumerate(c.capabilities_add, 1):
         params[f"{prefix}.SecurityContext.Capability.Add.{n}"] = capability
+    if c.termination_message_path != "/dev/termination-log":
+        params[f"{prefix}.TerminationMessagePath"] = c.termination_message_path
+    if c.termination_message_policy != "File":
+        params[f"{prefix}.TerminationMessagePolicy"] = c.termination_message_policy
+    if c.post_start is not None:
+        _handler(params, f"{prefix}.LifecyclePostStartHandler", c.post_start)
+    if c.pre_stop is not None:
+        _handler(params, f"{prefix}.LifecyclePreStopHandler", c.pre_stop)
     # ECI has no startup probe; the node's readiness comes from the readiness probe alone.
     if c.liveness_probe is not None:
         _probe(params, f"{prefix}.LivenessProbe", c.liveness_probe)
