@@ -78,6 +78,7 @@ class Cloud:
         self.live: dict[str, model.Instance] = {}
         self.by_tag: dict[tuple[str, str], dict[str, None]] = {}
         self.tokens: dict[str, tuple[str, str]] = {}
+        self.disks: dict[str, dict[str, None]] = {}  # disk ID -> the live instances that mount it
         self.used_cpu = 0.0
         self._heap: list[tuple[float, int, str]] = []
         self.image_caches = imagecache.ImageCaches(store, profile, seed)
@@ -97,6 +98,8 @@ class Cloud:
         self.live[inst.id] = inst
         for tag in inst.spec.tags:
             self.by_tag.setdefault((tag.key, tag.value), {})[inst.id] = None
+        for disk in inst.disks():
+            self.disks.setdefault(disk.disk_id, {})[inst.id] = None
         if not address_taken:  # loading: the pool is rebuilt from the stored addresses
             self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
@@ -113,6 +116,11 @@ class Cloud:
                 ids.pop(inst.id, None)
                 if not ids:
                     del self.by_tag[(tag.key, tag.value)]
+        for disk in inst.disks():
+            holders = self.disks.get(disk.disk_id, {})
+            holders.pop(inst.id, None)
+            if not holders:
+                self.disks.pop(disk.disk_id, None)
         self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
         self.groups[inst.spec.security_group_id].members -= 1
         self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] -= 1
@@ -188,6 +196,7 @@ class Cloud:
                 if existing is not None:
                     return existing
         size = placement.size(spec)
+        self._disks_free(spec, "")
         group = self.groups[spec.security_group_id]
         if group.members >= group.cap:
             raise errors.SecurityGroupFull(
@@ -237,6 +246,19 @@ class Cloud:
             found = self.image_caches.match(tuple(c.image for c in (*spec.init_containers, *spec.containers)), now)
             return found.id if found is not None else ""
         return ""
+
+    def _disks_free(self, spec: model.InstanceSpec, instance_id: str) -> None:
+        """Refuse a disk attached to another instance that is not idle (a cloud disk is never shared)."""
+        for volume in spec.volumes:
+            if volume.type != "DiskVolume":
+                continue
+            for other in self.disks.get(volume.disk_id, {}):
+                holder = self.live[other]
+                if other != instance_id and holder.status not in model.IDLE:
+                    raise errors.DiskInUse(
+                        f"The disk {volume.disk_id} is attached to the container group {other} "
+                        f"({holder.status}); a disk is attached to one instance at a time."
+                    )
 
     def get(self, instance_id: str) -> model.Instance:
         inst = self.live.get(instance_id)
@@ -361,6 +383,7 @@ class Cloud:
             raise errors.QuotaExceeded(
                 f"The vCPU quota would be exceeded: {self.used_cpu:g} used of {self.world.max_cpu:g}."
             )
+        self._disks_free(inst.spec, inst.id)
         self.used_cpu += inst.cpu
         self.lifecycle.start(inst, self.now())
         self._schedule(inst)
@@ -402,7 +425,7 @@ class Cloud:
         return self._cost(inst, inst.deleted_at or self.now())
 
     def _cost(self, inst: model.Instance, now: float) -> float:
-        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now))
+        return catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now), inst.disk_gib())
 
     def instance_record(self, instance_id: str) -> model.Instance:
         """A live or deleted instance (admin and console)."""
@@ -473,6 +496,7 @@ class Cloud:
         for inst in list(self.live.values()):
             self._unindex(inst)
         self.by_tag.clear()
+        self.disks.clear()
         self.tokens.clear()
         self._heap.clear()
         self.used_cpu = 0.0

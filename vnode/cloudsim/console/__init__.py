@@ -131,7 +131,7 @@ def build_summary(cloud: cloudmod.Cloud) -> dict[str, Any]:
     live_cost = 0.0
     for inst in cloud.live.values():
         by_status[inst.status] += 1
-        live_cost += catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now))
+        live_cost += catalog.cost(catalog.Spec(inst.cpu, inst.memory), inst.billable_seconds(now), inst.disk_gib())
     groups = {name: sum(by_status[s] for s in statuses) for name, statuses in STATUS_GROUPS.items()}
     nodes: collections.Counter[str] = collections.Counter()
     for (key, value), ids in cloud.by_tag.items():
