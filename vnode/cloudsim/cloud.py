@@ -26,6 +26,7 @@ import msgspec
 
 from vnode.cloudsim import catalog, errors, faults, imagecache, lifecycle, model, network, placement, ratelimit, runs
 from vnode.cloudsim import clock as simclock
+from vnode.cloudsim import disks as simdisks
 from vnode.cloudsim import store as simstore
 from vnode.cloudsim import world as simworld
 
@@ -78,7 +79,7 @@ class Cloud:
         self.live: dict[str, model.Instance] = {}
         self.by_tag: dict[tuple[str, str], dict[str, None]] = {}
         self.tokens: dict[str, tuple[str, str]] = {}
-        self.disks: dict[str, dict[str, None]] = {}  # disk ID -> the live instances that mount it
+        self.disks = simdisks.Disks()
         self.used_cpu = 0.0
         self._heap: list[tuple[float, int, str]] = []
         self.image_caches = imagecache.ImageCaches(store, profile, seed)
@@ -98,8 +99,7 @@ class Cloud:
         self.live[inst.id] = inst
         for tag in inst.spec.tags:
             self.by_tag.setdefault((tag.key, tag.value), {})[inst.id] = None
-        for disk in inst.disks():
-            self.disks.setdefault(disk.disk_id, {})[inst.id] = None
+        self.disks.add(inst)
         if not address_taken:  # loading: the pool is rebuilt from the stored addresses
             self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
@@ -116,11 +116,7 @@ class Cloud:
                 ids.pop(inst.id, None)
                 if not ids:
                     del self.by_tag[(tag.key, tag.value)]
-        for disk in inst.disks():
-            holders = self.disks.get(disk.disk_id, {})
-            holders.pop(inst.id, None)
-            if not holders:
-                self.disks.pop(disk.disk_id, None)
+        self.disks.remove(inst)
         self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
         self.groups[inst.spec.security_group_id].members -= 1
         self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] -= 1
@@ -196,7 +192,7 @@ class Cloud:
                 if existing is not None:
                     return existing
         size = placement.size(spec)
-        self._disks_free(spec, "")
+        self.disks.check(spec, "", self.live)
         group = self.groups[spec.security_group_id]
         if group.members >= group.cap:
             raise errors.SecurityGroupFull(
@@ -246,19 +242,6 @@ class Cloud:
             found = self.image_caches.match(tuple(c.image for c in (*spec.init_containers, *spec.containers)), now)
             return found.id if found is not None else ""
         return ""
-
-    def _disks_free(self, spec: model.InstanceSpec, instance_id: str) -> None:
-        """Refuse a disk attached to another instance that is not idle (a cloud disk is never shared)."""
-        for volume in spec.volumes:
-            if volume.type != "DiskVolume":
-                continue
-            for other in self.disks.get(volume.disk_id, {}):
-                holder = self.live[other]
-                if other != instance_id and holder.status not in model.IDLE:
-                    raise errors.DiskInUse(
-                        f"The disk {volume.disk_id} is attached to the container group {other} "
-                        f"({holder.status}); a disk is attached to one instance at a time."
-                    )
 
     def get(self, instance_id: str) -> model.Instance:
         inst = self.live.get(instance_id)
@@ -383,7 +366,7 @@ class Cloud:
             raise errors.QuotaExceeded(
                 f"The vCPU quota would be exceeded: {self.used_cpu:g} used of {self.world.max_cpu:g}."
             )
-        self._disks_free(inst.spec, inst.id)
+        self.disks.check(inst.spec, inst.id, self.live)
         self.used_cpu += inst.cpu
         self.lifecycle.start(inst, self.now())
         self._schedule(inst)

@@ -278,16 +278,7 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
             if protocol not in ("TCP", "UDP", "SCTP"):
                 raise errors.InvalidParameter(f"{where}.Port.{n}.Protocol", "TCP, UDP or SCTP")
             ports.append(model.Port(number, protocol))
-        policy = fields.get("ImagePullPolicy", "IfNotPresent")
-        if policy not in ("Always", "IfNotPresent", "Never"):
-            raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
         user, capabilities, read_only = eci_podspec.container_security(fields, where)
-        mounts = []
-        for n, mount in _subgroups(fields, "VolumeMount", where).items():
-            if not mount.get("Name") or not mount.get("MountPath", "").startswith("/"):
-                raise errors.InvalidParameter(f"{where}.VolumeMount.{n}", "a Name and an absolute MountPath")
-            flag = _bool(mount, "ReadOnly", f"{where}.VolumeMount.{n}")
-            mounts.append(model.VolumeMount(mount["Name"], mount["MountPath"], flag, mount.get("SubPath", "")))
         containers.append(
             model.ContainerSpec(
                 name=name,
@@ -299,14 +290,31 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                 cpu=_float(f"{where}.Cpu", fields.get("Cpu"), 0.0),
                 memory=_float(f"{where}.Memory", fields.get("Memory"), 0.0),
                 working_dir=fields.get("WorkingDir", ""),
-                image_pull_policy=policy,
+                image_pull_policy=_pull_policy(fields, where),
                 run_as_user=user,
                 capabilities=capabilities,
                 read_only_root_filesystem=read_only,
-                volume_mounts=tuple(mounts),
+                volume_mounts=_mounts(fields, where),
             )
         )
     return tuple(containers)
+
+
+def _pull_policy(fields: dict[str, str], where: str) -> str:
+    policy = fields.get("ImagePullPolicy", "IfNotPresent")
+    if policy not in ("Always", "IfNotPresent", "Never"):
+        raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
+    return policy
+
+
+def _mounts(fields: dict[str, str], where: str) -> tuple[model.VolumeMount, ...]:
+    mounts = []
+    for n, mount in _subgroups(fields, "VolumeMount", where).items():
+        if not mount.get("Name") or not mount.get("MountPath", "").startswith("/"):
+            raise errors.InvalidParameter(f"{where}.VolumeMount.{n}", "a Name and an absolute MountPath")
+        flag = _bool(mount, "ReadOnly", f"{where}.VolumeMount.{n}")
+        mounts.append(model.VolumeMount(mount["Name"], mount["MountPath"], flag, mount.get("SubPath", "")))
+    return tuple(mounts)
 
 
 def rfc3339_param(p: Params, name: str) -> float | None:
