@@ -3,8 +3,9 @@ against the simulator). A claim bound statically to an NFS PersistentVolume runs
 SDK describes the instance's NFSVolume and its read-only mount; a claim whose volume does not exist
 yet keeps its pod Pending (ContainerCreating, a FailedMount Warning naming the claim) until the
 PersistentVolume (a disk of Alibaba's CSI driver) appears and the controller binds it, then it runs
-with the disk as ECI's DiskVolume; a claim bound to a hostPath PV is refused naming the claim and
-the kind."""
+with the disk as ECI's DiskVolume; a second pod of that disk waits while the first one's instance
+holds it, and runs once that pod is gone; a claim bound to a hostPath PV is refused naming the
+claim and the kind."""
 
 from __future__ import annotations
 
@@ -158,6 +159,20 @@ async def test_claims_mount_nfs_and_disks_and_an_unbound_claim_waits_for_its_vol
         group = described(sim, pod.metadata.uid)
         (disk,) = [v for v in group.volumes if v.name == "data"]
         assert (disk.type, disk.disk_volume_disk_id, disk.disk_volume_fs_type) == ("DiskVolume", "d-bp1claimed", "ext4")
+
+        # The disk is attached to db's instance: a second pod of the claim waits until db is gone.
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("db2", node_name, "data"))
+
+        async def in_use() -> Any:
+            statuses = (await pod_of("db2")).status.container_statuses or []
+            state = statuses[0].state.waiting if statuses else None
+            return state if state is not None and "d-bp1claimed" in (state.message or "") else None
+
+        state = await until(in_use, within=30, what="the second pod of the disk waiting")
+        assert state.reason == "ContainerCreating"
+        assert "IncorrectDiskStatus" in state.message
+        await asyncio.to_thread(core.delete_namespaced_pod, "db", namespace)
+        await until(lambda: running_pod("db2"), within=60, what="the second pod Running once the disk is free")
 
         # A PV no virtual node mounts: refused, naming the claim and its kind.
         host_pv = f"{namespace}-host"

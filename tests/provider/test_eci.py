@@ -561,3 +561,9 @@ async def test_stats_of_many_instances_take_one_metrics_call_per_twenty(sim: Sim
         before, after = first[instance_id]["app"], second[instance_id]["app"]
         grown = after["cpu_usage_core_nanoseconds"] - before["cpu_usage_core_nanoseconds"]
         assert grown == pytest.approx(before["cpu_nanocores"] * 10, rel=1e-3, abs=10)
+
+
+def test_a_disk_in_use_is_a_volume_in_use_the_pod_waits_for() -> None:
+    error = eci_client.error_of("CreateContainerGroup", 403, "IncorrectDiskStatus", "The disk d-1 is attached")
+    assert isinstance(error, errors.VolumeInUse)
+    assert error.code == "IncorrectDiskStatus"

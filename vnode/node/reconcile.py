@@ -177,6 +177,8 @@ class Reconciler:
             return lifecycle.Invalid(invalid.message)
         except errors.CapacityError as exc:
             return lifecycle.NoCapacity(exc)
+        except errors.VolumeInUse as exc:  # like the kubelet's Multi-Attach wait: it starts once the disk is free
+            return lifecycle.Missing(exc.message, mount=True)
         log.info("instance %s created", made.id, extra={"pod": pod.key, "instance": made.id})
         return lifecycle.Created(made, sent_at, absent.optional(pod, sources))
 
