@@ -1,6 +1,7 @@
 """PersistentVolumeClaims on an ECI virtual node (real control plane, the daemon with the ECI provider
 against the simulator). A claim bound statically to an NFS PersistentVolume runs, and the official
-SDK describes the instance's NFSVolume and its read-only mount; a claim whose volume does not exist
+SDK describes the instance's NFSVolume and its read-only mount (and an in-memory emptyDir with its
+size limit); a claim whose volume does not exist
 yet keeps its pod Pending (ContainerCreating, a FailedMount Warning naming the claim) until the
 PersistentVolume (a disk of Alibaba's CSI driver) appears and the controller binds it, then it runs
 with the disk as ECI's DiskVolume; a second pod of that disk waits while the first one's instance
@@ -113,9 +114,10 @@ async def test_claims_mount_nfs_and_disks_and_an_unbound_claim_waits_for_its_vol
         nfs_pv = f"{namespace}-nfs"
         await make_pv(nfs_pv, "shared", {"nfs": {"server": "nas.example.com", "path": "/exports/web"}})
         await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("shared", nfs_pv))
-        await asyncio.to_thread(
-            core.create_namespaced_pod, namespace, claim_pod("web", node_name, "shared", read_only=True)
-        )
+        web = claim_pod("web", node_name, "shared", read_only=True)
+        web["spec"]["volumes"].append({"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}})
+        web["spec"]["containers"][0]["volumeMounts"].append({"name": "cache", "mountPath": "/cache"})
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, web)
         pod = await until(lambda: running_pod("web"), within=60, what="the NFS pod Running")
         group = described(sim, pod.metadata.uid)
         (share,) = [v for v in group.volumes if v.name == "data"]
@@ -123,6 +125,12 @@ async def test_claims_mount_nfs_and_disks_and_an_unbound_claim_waits_for_its_vol
             "NFSVolume",
             "nas.example.com",
             "/exports/web",
+        )
+        (cache,) = [v for v in group.volumes if v.name == "cache"]
+        assert (cache.type, cache.empty_dir_volume_medium, cache.empty_dir_volume_size_limit) == (
+            "EmptyDirVolume",
+            "Memory",
+            "256Mi",
         )
         mounts = {v.name: v for v in group.containers[0].volume_mounts}
         assert (mounts["data"].mount_path, mounts["data"].read_only) == ("/data", True)
