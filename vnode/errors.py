@@ -15,8 +15,10 @@ status code, so the kinds below are the ones that change behaviour::
         └── Retryable          may succeed later; ``retry_after`` is the server's hint in seconds
             ├── Throttled      rate-limited (HTTP 429, ECI ``Throttling.User``)
             ├── Unavailable    unreachable, timed out, 5xx: the cloud or API server is unhealthy
-            └── CapacityError  stock-out or exhausted vSwitch in every candidate zone: retry later,
-                               a provider fails over between candidates before raising it
+            ├── CapacityError  stock-out or exhausted vSwitch in every candidate zone: retry later,
+            │                  a provider fails over between candidates before raising it
+            └── VolumeInUse    a volume (a cloud disk) is attached to another instance: the pod
+                               waits like the kubelet's (ContainerCreating, FailedMount)
 
 Every error carries ``code`` (the remote's own code, e.g. ``Throttling.User`` or ``NotFound``)
 for logs and metrics. Wrap lower-level exceptions with ``raise ... from exc``.
@@ -37,6 +39,7 @@ __all__ = [
     "Throttled",
     "Unavailable",
     "VnodeError",
+    "VolumeInUse",
 ]
 
 
@@ -95,3 +98,7 @@ class Unavailable(Retryable):
 
 class CapacityError(Retryable):
     """No stock or no free address in any candidate zone/vSwitch."""
+
+
+class VolumeInUse(Retryable):
+    """A volume the instance mounts (a cloud disk) is attached to another instance."""

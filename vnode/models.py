@@ -128,14 +128,22 @@ class KeyToPath:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VolumeSpec:
-    """A volume the cloud supports: ``empty_dir`` (optionally in memory) or ``files`` (configMap,
-    secret, projected service-account token, all delivered as file contents)."""
+    """A volume the cloud supports: ``emptyDir`` (optionally in memory), ``files`` (configMap,
+    secret, projected service-account token, all delivered as file contents), ``nfs`` (an NFS
+    share, from a PersistentVolume) or ``disk`` (a cloud disk, from a PersistentVolume of its CSI
+    driver). A provider declares the kinds it maps (``Profile.volume_kinds``)."""
 
     name: str
-    kind: str  # "emptyDir" | "files"
+    kind: str  # "emptyDir" | "files" | "nfs" | "disk"
     files: tuple[KeyToPath, ...] = ()
     medium: str = ""
     size_limit_gib: float | None = None
+    server: str = ""  # nfs: the server
+    path: str = ""  # nfs: the exported path
+    read_only: bool = False  # nfs, disk: mounted read-only
+    disk_id: str = ""  # disk: the cloud's disk ID (the CSI volumeHandle)
+    fs_type: str = ""  # disk: the file system ("" : the cloud's default)
+    size_gib: int = 0  # disk: its capacity in GiB (0: unknown)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -644,3 +644,9 @@ async def test_a_spot_pod_is_bought_spot_and_falls_back_to_pay_as_you_go_only_if
     sim.advance(5)
     assert not (await provider.get(fallen.id)).interruptible
     assert "spot_hourly" not in sim.admin("GET", f"instances/{fallen.id}")[1]  # pay-as-you-go
+
+
+def test_a_disk_in_use_is_a_volume_in_use_the_pod_waits_for() -> None:
+    error = eci_client.error_of("CreateContainerGroup", 403, "IncorrectDiskStatus", "The disk d-1 is attached")
+    assert isinstance(error, errors.VolumeInUse)
+    assert error.code == "IncorrectDiskStatus"

@@ -148,6 +148,35 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
         ),
     ),
     (
+        "a claim not bound yet waits like the kubelet: ContainerCreating, FailedMount, a look again",
+        facts(pod(), answer=lifecycle.Missing('persistentvolumeclaim "data" not bound', mount=True)),
+        CONFIG,
+        expect(
+            "missing-reference",
+            events=["FailedMount"],
+            status=("Pending", "ContainerCreating"),
+            count="UnboundClaim",
+            requeue=lifecycle.MISSING_RETRY,
+        ),
+    ),
+    (
+        "a claim not bound yet is warned about once",
+        facts(
+            pod(),
+            answer=lifecycle.Missing('persistentvolumeclaim "data" not bound', mount=True),
+            memory=book.Memory(
+                warned='FailedMount:Unable to attach or mount volumes: persistentvolumeclaim "data" not bound'
+            ),
+        ),
+        CONFIG,
+        expect(
+            "missing-reference",
+            status=("Pending", "ContainerCreating"),
+            count="UnboundClaim",
+            requeue=lifecycle.MISSING_RETRY,
+        ),
+    ),
+    (
         "a create that skipped an optional reference says so",
         facts(pod(), answer=lifecycle.Created(state(), 99.0, (NOTICE,))),
         CONFIG,

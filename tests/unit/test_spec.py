@@ -158,7 +158,7 @@ def test_volumes_become_files_and_empty_dirs() -> None:
     ("volume", "named"),
     [
         ({"name": "h", "hostPath": {"path": "/"}}, "hostPath"),
-        ({"name": "d", "persistentVolumeClaim": {"claimName": "x"}}, "persistentVolumeClaim"),
+        ({"name": "c", "csi": {"driver": "x"}}, "csi"),
     ],
 )
 def test_unsupported_volumes_fail_fast_naming_the_type(volume: dict[str, Any], named: str) -> None:

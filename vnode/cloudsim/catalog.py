@@ -12,6 +12,9 @@ import functools
 
 USD_PER_VCPU_SECOND = 0.0000077
 USD_PER_GIB_SECOND = 0.00000096
+# A cloud disk (ESSD PL1, pay-as-you-go), per GiB and second: about USD 0.14 a GiB-month. UNCONFIRMED:
+# the published price varies by region and category; this is the order of magnitude.
+USD_PER_DISK_GIB_SECOND = 0.000000054
 MAX_VCPU = 64.0
 DEFAULT_SPEC = (2.0, 4.0)
 
@@ -74,9 +77,9 @@ def spec_key(cpu: float, memory: float) -> str:
     return f"{_num(cpu)}-{_num(memory)}"
 
 
-def cost(spec: Spec, seconds: float) -> float:
-    """What ``seconds`` of running at ``spec`` costs, in USD."""
-    return spec.usd_per_second() * seconds
+def cost(spec: Spec, seconds: float, disk_gib: float = 0.0) -> float:
+    """What ``seconds`` of running at ``spec`` costs, in USD, with ``disk_gib`` of cloud disk attached."""
+    return (spec.usd_per_second() + disk_gib * USD_PER_DISK_GIB_SECOND) * seconds
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,6 +38,7 @@ from vnode.cloudsim import (
     spot,
 )
 from vnode.cloudsim import clock as simclock
+from vnode.cloudsim import disks as simdisks
 from vnode.cloudsim import store as simstore
 from vnode.cloudsim import totals as simtotals
 from vnode.cloudsim import world as simworld
@@ -93,6 +94,7 @@ class Cloud:
         self.by_tag: dict[tuple[str, str], dict[str, None]] = {}
         self.tokens: dict[str, tuple[str, str]] = {}
         self.eips: dict[str, str] = {}  # bound EIP ID -> instance ID
+        self.disks = simdisks.Disks()
         self.used_cpu = 0.0
         self._heap: list[tuple[float, int, str]] = []
         self.image_caches = imagecache.ImageCaches(store, profile, seed)
@@ -112,6 +114,7 @@ class Cloud:
         self.live[inst.id] = inst
         for tag in inst.spec.tags:
             self.by_tag.setdefault((tag.key, tag.value), {})[inst.id] = None
+        self.disks.add(inst)
         if not address_taken:  # loading: the pool is rebuilt from the stored addresses
             self.vswitches[inst.vswitch_id].pool.claim(inst.ip)
         self.groups[inst.spec.security_group_id].members += 1
@@ -130,6 +133,7 @@ class Cloud:
                 ids.pop(inst.id, None)
                 if not ids:
                     del self.by_tag[(tag.key, tag.value)]
+        self.disks.remove(inst)
         self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
         self.groups[inst.spec.security_group_id].members -= 1
         self.eips.pop(inst.eip_id, None)  # released with the instance (a named EIP is kept, unbound)
@@ -207,6 +211,7 @@ class Cloud:
                     return existing
         size = placement.size(spec)
         eip.check(spec, self.eips)
+        self.disks.check(spec, "", self.live)
         group = self.groups[spec.security_group_id]
         if group.members >= group.cap:
             raise errors.SecurityGroupFull(
@@ -372,6 +377,7 @@ class Cloud:
             raise errors.QuotaExceeded(
                 f"The vCPU quota would be exceeded: {self.used_cpu:g} used of {self.world.max_cpu:g}."
             )
+        self.disks.check(inst.spec, inst.id, self.live)
         self.used_cpu += inst.cpu
         self.lifecycle.start(inst, self.now())
         self._schedule(inst)
@@ -414,7 +420,8 @@ class Cloud:
 
     def cost_at(self, inst: model.Instance, now: float) -> float:
         seconds = inst.billable_seconds(now)
-        return spot.usd_per_second(inst) * seconds + eip.cost(inst, seconds)
+        disks = inst.disk_gib() * catalog.USD_PER_DISK_GIB_SECOND * seconds
+        return spot.usd_per_second(inst) * seconds + eip.cost(inst, seconds) + disks
 
     def _out_of_stock(self, inst: model.Instance) -> bool:
         return not self.stock[inst.zone].available(catalog.spec_key(inst.cpu, inst.memory), spot=True)
@@ -468,6 +475,7 @@ class Cloud:
         for inst in list(self.live.values()):
             self._unindex(inst)
         self.by_tag.clear()
+        self.disks.clear()
         self.tokens.clear()
         self._heap.clear()
         self.used_cpu = 0.0

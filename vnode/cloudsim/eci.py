@@ -58,6 +58,8 @@ ERROR_CODES: dict[type[errors.CloudError], tuple[str, int]] = {
     errors.ImageCacheNotFound: ("InvalidImageCacheId.NotFound", 404),
     errors.IdempotentMismatch: ("IdempotentParameterMismatch", 400),  # gateway common code
     errors.IncorrectStatus: ("IncorrectStatus", 400),  # DeleteContainerGroup's error table: 400 IncorrectStatus
+    # UNCONFIRMED for ECI: ECS's AttachDisk answers this code for a disk that is not Available (in use).
+    errors.DiskInUse: ("IncorrectDiskStatus", 403),
     errors.Throttled: ("Throttling.User", 400),  # gateway common code
     # Code confirmed for ECI creates (Alibaba's developer Q&A 274162); 403 as ECS answers the same code.
     errors.NoStock: ("OperationDenied.NoStock", 403),
@@ -190,6 +192,7 @@ class Eci:
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")
+        eci_params.check_mounts(spec)
         self._region(p)
         inst = self.cloud.create(spec)
         return {"ContainerGroupId": inst.id}

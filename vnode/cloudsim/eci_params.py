@@ -135,8 +135,13 @@ def _subgroups(fields: dict[str, str], name: str, where: str) -> dict[int, dict[
     return dict(sorted(groups.items()))
 
 
+#: ECI's limit of cloud disks per instance (see /work/shared/FACTS-cloud-features.md, volumes).
+MAX_DISK_VOLUMES = 6
+_FS_TYPES = ("ext3", "ext4", "xfs")
+
+
 def parse_volumes(params: Params) -> tuple[model.Volume, ...]:
-    """``Volume.N.*``: ConfigFileVolume (files, content in base64) and EmptyDirVolume."""
+    """``Volume.N.*``: ConfigFileVolume (files, content in base64), EmptyDirVolume, NFSVolume, DiskVolume."""
     volumes = []
     for n, fields in params.indexed("Volume").items():
         name = fields.get("Name", "")
@@ -153,7 +158,15 @@ def parse_volumes(params: Params) -> tuple[model.Volume, ...]:
                 )
                 if not files[-1].path:
                     raise errors.MissingParameter(f"Volume.{n}.ConfigFileVolume.ConfigFileToPath.{m}.Path")
-        elif kind != "EmptyDirVolume":
+        elif kind == "EmptyDirVolume":
+            _empty_dir(fields, f"Volume.{n}")
+        elif kind == "NFSVolume":
+            volumes.append(_nfs(name, fields, f"Volume.{n}"))
+            continue
+        elif kind == "DiskVolume":
+            volumes.append(_disk(name, fields, f"Volume.{n}"))
+            continue
+        else:
             raise errors.InvalidParameter(f"Volume.{n}.Type", f"the simulator does not support {kind!r}")
         volumes.append(
             model.Volume(
@@ -164,7 +177,64 @@ def parse_volumes(params: Params) -> tuple[model.Volume, ...]:
                 size_limit=fields.get("EmptyDirVolume.SizeLimit", ""),
             )
         )
+    disks = [v.disk_id for v in volumes if v.type == "DiskVolume"]
+    if len(disks) > MAX_DISK_VOLUMES:
+        raise errors.InvalidParameter("Volume.N.DiskVolume", f"at most {MAX_DISK_VOLUMES} disk volumes per instance")
+    if len(set(disks)) < len(disks):
+        raise errors.InvalidParameter("Volume.N.DiskVolume.DiskId", "a disk is mounted once per instance")
     return tuple(volumes)
+
+
+def check_mounts(spec: model.InstanceSpec) -> None:
+    """Every volume mount names a volume of the instance."""
+    names = {v.name for v in spec.volumes}
+    for prefix, containers in (("Container", spec.containers), ("InitContainer", spec.init_containers)):
+        for i, c in enumerate(containers, 1):
+            for n, mount in enumerate(c.volume_mounts, 1):
+                if mount.name not in names:
+                    raise errors.InvalidParameter(f"{prefix}.{i}.VolumeMount.{n}.Name", f"no volume {mount.name!r}")
+
+
+_SIZE_LIMIT = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)?").fullmatch
+
+
+def _empty_dir(fields: dict[str, str], where: str) -> None:
+    medium, limit = fields.get("EmptyDirVolume.Medium", ""), fields.get("EmptyDirVolume.SizeLimit", "")
+    if medium not in ("", "Memory"):
+        raise errors.InvalidParameter(f"{where}.EmptyDirVolume.Medium", f"{medium!r} is neither empty nor Memory")
+    if limit and not _SIZE_LIMIT(limit):
+        raise errors.InvalidParameter(f"{where}.EmptyDirVolume.SizeLimit", f"{limit!r} is not a size like 256Mi")
+
+
+def _bool(fields: dict[str, str], key: str, where: str) -> bool:
+    value = fields.get(key, "").lower()
+    if value not in ("", "true", "false"):
+        raise errors.InvalidParameter(f"{where}.{key}", f"{value!r} is not true or false")
+    return value == "true"
+
+
+def _nfs(name: str, fields: dict[str, str], where: str) -> model.Volume:
+    server, path = fields.get("NFSVolume.Server", ""), fields.get("NFSVolume.Path", "")
+    if not server:
+        raise errors.MissingParameter(f"{where}.NFSVolume.Server")
+    if not path.startswith("/"):
+        raise errors.InvalidParameter(f"{where}.NFSVolume.Path", f"{path!r} is not an absolute path")
+    read_only = _bool(fields, "NFSVolume.ReadOnly", where)
+    return model.Volume(name, "NFSVolume", server=server, path=path, read_only=read_only)
+
+
+def _disk(name: str, fields: dict[str, str], where: str) -> model.Volume:
+    disk_id = fields.get("DiskVolume.DiskId", "")
+    if not disk_id:
+        raise errors.MissingParameter(f"{where}.DiskVolume.DiskId")
+    if not disk_id.startswith("d-"):
+        raise errors.InvalidParameter(f"{where}.DiskVolume.DiskId", f"{disk_id!r} is not a disk ID (d-...)")
+    fs_type = fields.get("DiskVolume.FsType", "") or "ext4"
+    if fs_type not in _FS_TYPES:
+        raise errors.InvalidParameter(f"{where}.DiskVolume.FsType", f"{fs_type!r} is not one of {', '.join(_FS_TYPES)}")
+    size_param = f"{where}.DiskVolume.DiskSize"
+    size = Params([(size_param, fields.get("DiskVolume.DiskSize", ""))]).integer(size_param, low=1, high=65536) or 0
+    return model.Volume(name, "DiskVolume", disk_id=disk_id, fs_type=fs_type, disk_size=size)
 
 
 _CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?").fullmatch
@@ -214,9 +284,6 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                 )
             env.append(model.EnvVar(var["Key"], "", field_path))
         ports = _ports(fields, where)
-        policy = fields.get("ImagePullPolicy", "IfNotPresent")
-        if policy not in ("Always", "IfNotPresent", "Never"):
-            raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
         containers.append(
             model.ContainerSpec(
                 name=name,
@@ -228,12 +295,30 @@ def parse_containers(params: Params, prefix: str) -> tuple[model.ContainerSpec, 
                 cpu=_float(f"{where}.Cpu", fields.get("Cpu"), 0.0),
                 memory=_float(f"{where}.Memory", fields.get("Memory"), 0.0),
                 working_dir=fields.get("WorkingDir", ""),
-                image_pull_policy=policy,
+                image_pull_policy=_pull_policy(fields, where),
                 **eci_podspec.container_fields(fields, where),
                 gpu=Params([(f"{where}.Gpu", fields.get("Gpu", ""))]).integer(f"{where}.Gpu", default=0, low=0) or 0,
+                volume_mounts=_mounts(fields, where),
             )
         )
     return tuple(containers)
+
+
+def _pull_policy(fields: dict[str, str], where: str) -> str:
+    policy = fields.get("ImagePullPolicy", "IfNotPresent")
+    if policy not in ("Always", "IfNotPresent", "Never"):
+        raise errors.InvalidParameter(f"{where}.ImagePullPolicy", "Always, IfNotPresent or Never")
+    return policy
+
+
+def _mounts(fields: dict[str, str], where: str) -> tuple[model.VolumeMount, ...]:
+    mounts = []
+    for n, mount in _subgroups(fields, "VolumeMount", where).items():
+        if not mount.get("Name") or not mount.get("MountPath", "").startswith("/"):
+            raise errors.InvalidParameter(f"{where}.VolumeMount.{n}", "a Name and an absolute MountPath")
+        flag = _bool(mount, "ReadOnly", f"{where}.VolumeMount.{n}")
+        mounts.append(model.VolumeMount(mount["Name"], mount["MountPath"], flag, mount.get("SubPath", "")))
+    return tuple(mounts)
 
 
 def rfc3339_param(p: Params, name: str) -> float | None:

@@ -45,7 +45,10 @@ def _container(spec: model.ContainerSpec, state: model.ContainerState) -> dict[s
         "RestartCount": state.restart_count,
         "CurrentState": _state(state.current),
         "PreviousState": _state(state.previous) if state.previous else {},
-        "VolumeMounts": [],
+        "VolumeMounts": [
+            {"Name": v.name, "MountPath": v.mount_path, "ReadOnly": v.read_only, "SubPath": v.sub_path}
+            for v in spec.volume_mounts
+        ],
         "SecurityContext": {
             **({"RunAsUser": spec.run_as_user} if spec.run_as_user is not None else {}),
             "ReadOnlyRootFilesystem": spec.read_only_root_filesystem,
@@ -254,6 +257,10 @@ def _volume_json(volume: model.Volume) -> dict[str, Any]:
     out: dict[str, Any] = {"Name": volume.name, "Type": volume.type}
     if volume.type == "ConfigFileVolume":
         out["ConfigFileVolumeConfigFileToPaths"] = [{"Path": f.path, "Content": f.content} for f in volume.files]
+    elif volume.type == "NFSVolume":
+        out.update(NFSVolumeServer=volume.server, NFSVolumePath=volume.path, NFSVolumeReadOnly=volume.read_only)
+    elif volume.type == "DiskVolume":
+        out.update(DiskVolumeDiskId=volume.disk_id, DiskVolumeFsType=volume.fs_type)
     else:
         out["EmptyDirVolumeMedium"] = volume.medium
         out["EmptyDirVolumeSizeLimit"] = volume.size_limit

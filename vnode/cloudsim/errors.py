@@ -8,7 +8,8 @@ CloudError
 ├── NotFound              no such instance (or container, vSwitch, security group)
 ├── Conflict
 │   ├── IdempotentMismatch  a ClientToken reused with different parameters
-│   └── IncorrectStatus     the instance's status does not allow the operation
+│   ├── IncorrectStatus     the instance's status does not allow the operation
+│   └── DiskInUse           a cloud disk is attached to another instance already
 ├── Throttled             the action's token bucket is empty; retry after ``retry_after`` s
 ├── CapacityError         the world cannot hold the instance; nothing changed
 │   ├── NoStock           no zone among the candidates has stock for the spec
@@ -66,6 +67,10 @@ class IdempotentMismatch(Conflict):
 
 
 class IncorrectStatus(Conflict):
+    pass
+
+
+class DiskInUse(Conflict):
     pass
 
 

@@ -101,6 +101,15 @@ class Hook(msgspec.Struct, frozen=True, omit_defaults=True):
     tcp_host: str = ""
 
 
+class VolumeMount(msgspec.Struct, frozen=True, array_like=True):
+    """Where a container mounts one of its instance's volumes."""
+
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
 class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     image: str
@@ -120,6 +129,7 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     pre_stop: Hook | None = None  # LifecyclePreStopHandler*
     termination_message_path: str = ""  # empty: the default, /dev/termination-log
     termination_message_policy: str = ""  # File (the default) or FallbackToLogsOnError
+    volume_mounts: tuple[VolumeMount, ...] = ()
 
 
 class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
@@ -131,13 +141,24 @@ class ConfigFile(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Volume(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A volume of an instance: ``ConfigFileVolume`` (files) or ``EmptyDirVolume``."""
+    """A volume of an instance: ``ConfigFileVolume`` (files), ``EmptyDirVolume``, ``NFSVolume`` (a NAS
+    share: server and path) or ``DiskVolume`` (a cloud disk, attached to one instance at a time)."""
 
     name: str
     type: str
     files: tuple[ConfigFile, ...] = ()
     medium: str = ""
     size_limit: str = ""
+    server: str = ""  # NFSVolume.Server
+    path: str = ""  # NFSVolume.Path
+    read_only: bool = False  # NFSVolume.ReadOnly
+    disk_id: str = ""  # DiskVolume.DiskId
+    fs_type: str = ""  # DiskVolume.FsType
+    disk_size: int = 0  # DiskVolume.DiskSize, GiB (0: not given)
+
+
+#: The GiB a disk is billed at when the create did not say its size (ECS's smallest ESSD).
+DEFAULT_DISK_GIB = 20
 
 
 class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -256,6 +277,13 @@ class Instance(msgspec.Struct, omit_defaults=True):
     def billable_seconds(self, now: float) -> float:
         running = (now - self.bill_from) if self.bill_from is not None else 0.0
         return self.billed_seconds + max(0.0, running)
+
+    def disks(self) -> tuple[Volume, ...]:
+        return tuple(v for v in self.spec.volumes if v.type == "DiskVolume")
+
+    def disk_gib(self) -> float:
+        """The GiB of cloud disk attached to it (billed while it is)."""
+        return float(sum(v.disk_size or DEFAULT_DISK_GIB for v in self.disks()))
 
     def tag(self, key: str) -> str | None:
         for tag in self.spec.tags:

@@ -16,12 +16,13 @@ import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Generic, TypeVar
 
-from vnode.kube import client, objects
+from vnode.kube import client, objects, storage
 
 __all__ = [
     "CERTIFICATE_SIGNING_REQUESTS",
     "NAMESPACES",
     "NODES",
+    "PERSISTENT_VOLUMES",
     "PODS",
     "Resource",
     "apply_webhook_configuration",
@@ -39,6 +40,7 @@ __all__ = [
     "patch_node_status",
     "patch_pod",
     "patch_pod_status",
+    "persistent_volume_claims",
     "read",
     "request_token",
     "review_access",
@@ -82,6 +84,13 @@ def config_maps(namespace: str) -> Resource[objects.ConfigMap]:
 
 def secrets(namespace: str) -> Resource[objects.Secret]:
     return Resource(f"/api/v1/namespaces/{namespace}/secrets", objects.Secret)
+
+
+def persistent_volume_claims(namespace: str) -> Resource[storage.PersistentVolumeClaim]:
+    return Resource(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", storage.PersistentVolumeClaim)
+
+
+PERSISTENT_VOLUMES = Resource("/api/v1/persistentvolumes", storage.PersistentVolume)
 
 
 def services(namespace: str) -> Resource[objects.Service]:

@@ -221,6 +221,11 @@ class ProjectedVolume(_S):
     default_mode: int | None = None
 
 
+class PersistentVolumeClaimVolume(_S):
+    claim_name: str = ""
+    read_only: bool = False
+
+
 class Volume(_S):
     name: str
     empty_dir: EmptyDirVolume | None = None
@@ -228,9 +233,9 @@ class Volume(_S):
     secret: SecretVolume | None = None
     projected: ProjectedVolume | None = None
     downward_api: DownwardAPIVolume | None = msgspec.field(default=None, name="downwardAPI")
+    persistent_volume_claim: PersistentVolumeClaimVolume | None = None
     # Types no elastic-container cloud mounts; present only so the pod can fail fast naming them.
     host_path: dict[str, Any] | None = None
-    persistent_volume_claim: dict[str, Any] | None = None
     nfs: dict[str, Any] | None = None
     csi: dict[str, Any] | None = None
     ephemeral: dict[str, Any] | None = None

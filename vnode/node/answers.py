@@ -25,6 +25,7 @@ class Created:
 class Missing:
     message: str  # a ConfigMap, Secret, key or service account the pod refers to does not exist (yet)
     reason: str = ""  # virtual-kubelet's event reason for it (MandatorySecretNotFound...), "" if none
+    mount: bool = False  # a claim not bound (yet): the kubelet's ContainerCreating and FailedMount, not a config error
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

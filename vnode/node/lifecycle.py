@@ -346,13 +346,18 @@ def _refuse(f: Facts, c: Config) -> Decision:
 
 def _missing(f: Facts, c: Config) -> Decision:
     assert isinstance(f.answer, Missing)
-    message = f.answer.message
-    memory, warning = _warn_once(f.memory, "Failed", f"Error: {message}")
+    message, mount = f.answer.message, f.answer.mount
+    event, text = (
+        ("FailedMount", f"Unable to attach or mount volumes: {message}") if mount else ("Failed", f"Error: {message}")
+    )
+    memory, warning = _warn_once(f.memory, event, text)
     if warning and f.answer.reason:  # virtual-kubelet's event beside the kubelet's, as often
         warning = (events.Event(f.answer.reason, message, type="Warning"), *warning)
-    reason = "CreateContainerConfigError"
-    wanted = status.waiting(_pod(f), reason=reason, message=message, host_ip=c.node_ip, now=f.now)
-    return _with_status(f, memory, wanted, events=warning, count="MissingReference", requeue=MISSING_RETRY)
+    reason, count = (
+        ("ContainerCreating", "UnboundClaim") if mount else ("CreateContainerConfigError", "MissingReference")
+    )
+    wanted = status.waiting(_pod(f), reason=reason, message=text if mount else message, host_ip=c.node_ip, now=f.now)
+    return _with_status(f, memory, wanted, events=warning, count=count, requeue=MISSING_RETRY)
 
 
 def _failed(f: Facts, c: Config, reason: str, message: str, event: str) -> Decision:

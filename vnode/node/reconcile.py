@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, objects
-from vnode.node import absent, book, events, fields, lifecycle, references, registry, spec
+from vnode.node import absent, book, claims, events, fields, lifecycle, references, registry, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -80,6 +80,8 @@ class Reconciler:
             first_status_after=first_status_after,
         )
         self.references = references.Cache(self._read_ref, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
+        # PersistentVolumeClaims and their volumes: a get per claim per burst, never a list of the cluster.
+        self.claim_cache = references.Cache(self._read_claim, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
 
     # --- the entry point ---
 
@@ -167,6 +169,8 @@ class Reconciler:
             wanted = spec.build(pod, sources, self.target, self.profile())
         except spec.Missing as missing:
             return lifecycle.Missing(str(missing), absent.mandatory_reason(missing))
+        except claims.Unbound as unbound:
+            return lifecycle.Missing(str(unbound), mount=True)
         except errors.InvalidSpec as invalid:
             return lifecycle.Invalid(invalid.message)
         for name in registry.missing(pod, sources.secrets):  # the kubelet pulls without it, and says so
@@ -181,6 +185,8 @@ class Reconciler:
             return lifecycle.Invalid(invalid.message)
         except errors.CapacityError as exc:
             return lifecycle.NoCapacity(exc)
+        except errors.VolumeInUse as exc:  # like the kubelet's Multi-Attach wait: it starts once the disk is free
+            return lifecycle.Missing(exc.message, mount=True)
         log.info("instance %s created", made.id, extra={"pod": pod.key, "instance": made.id})
         return lifecycle.Created(made, sent_at, absent.optional(pod, sources))
 
@@ -259,13 +265,34 @@ class Reconciler:
         ns = pod.metadata.namespace
         names = [("configmaps", n) for n in refs.configmaps] + [("secrets", n) for n in refs.secrets]
         audiences = sorted(refs.tokens)
-        fetched, tokens = await asyncio.gather(
+        claim_names = sorted(refs.claims)
+        fetched, tokens, found = await asyncio.gather(
             asyncio.gather(*(self.references.get(ns, kind, name) for kind, name in names)),
             asyncio.gather(*(self._token(pod, audience, seconds) for audience, seconds in audiences)),
+            asyncio.gather(*(self.claim_cache.get(ns, "persistentvolumeclaims", name) for name in claim_names)),
         )
         cms = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "configmaps"}
         secs = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "secrets"}
-        return spec.Sources(configmaps=cms, secrets=secs, tokens=dict(zip(audiences, tokens, strict=True)))
+        return spec.Sources(
+            configmaps=cms,
+            secrets=secs,
+            tokens=dict(zip(audiences, tokens, strict=True)),
+            claims=dict(zip(claim_names, found, strict=True)),
+        )
+
+    async def _read_claim(self, namespace: str, kind: str, name: str) -> claims.Claim | None:
+        """The claim and, once it is bound, its PersistentVolume (one get each)."""
+        try:
+            claim = await api.read(self.kube, api.persistent_volume_claims(namespace), name)
+        except errors.NotFound:
+            return None
+        if claim.status.phase != "Bound" or not claim.spec.volume_name:
+            return claims.Claim(claim)
+        try:
+            volume = await api.read(self.kube, api.PERSISTENT_VOLUMES, claim.spec.volume_name)
+        except errors.NotFound:
+            return claims.Claim(claim)
+        return claims.Claim(claim, volume)
 
     async def _read_ref(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
         try:

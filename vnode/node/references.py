@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 __all__ = ["Cache", "Data", "Fetch"]
 
 Data = dict[str, bytes] | None  # None: the object does not exist
-Fetch = Callable[[str, str, str], Awaitable[Data]]  # (namespace, kind, name) -> data; raises on failure
+D = TypeVar("D")
+Fetch = Callable[[str, str, str], Awaitable[D]]  # (namespace, kind, name) -> data; raises on failure
 
 
-class Cache:
+class Cache(Generic[D]):
     """Reads through ``fetch``; concurrent readers of one object share one call. Failures are not cached.
 
     The shared read runs as its own task, so a caller that is cancelled (its pod deleted meanwhile)
@@ -33,17 +35,17 @@ class Cache:
     """
 
     def __init__(
-        self, fetch: Fetch, *, ttl: float = 2.0, monotonic: Callable[[], float] = time.monotonic, limit: int = 4096
+        self, fetch: Fetch[D], *, ttl: float = 2.0, monotonic: Callable[[], float] = time.monotonic, limit: int = 4096
     ) -> None:
         self._fetch = fetch
         self.ttl = ttl
         self._monotonic = monotonic
         self._limit = limit
-        self._entries: dict[tuple[str, str, str], tuple[float, Data]] = {}
-        self._inflight: dict[tuple[str, str, str], asyncio.Task[Data]] = {}
+        self._entries: dict[tuple[str, str, str], tuple[float, D]] = {}
+        self._inflight: dict[tuple[str, str, str], asyncio.Task[D]] = {}
         self.fetches = 0  # calls made to ``fetch``, for tests and metrics
 
-    async def get(self, namespace: str, kind: str, name: str) -> Data:
+    async def get(self, namespace: str, kind: str, name: str) -> D:
         key = (namespace, kind, name)
         entry = self._entries.get(key)
         if entry is not None and self._monotonic() - entry[0] < self.ttl:
@@ -53,7 +55,7 @@ class Cache:
             task = self._inflight[key] = asyncio.create_task(self._read(key))
         return await asyncio.shield(task)
 
-    async def _read(self, key: tuple[str, str, str]) -> Data:
+    async def _read(self, key: tuple[str, str, str]) -> D:
         began = self._monotonic()  # an entry is as old as the moment its read began
         try:
             self.fetches += 1

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from vnode import errors, models, settings
 from vnode.kube import objects
-from vnode.node import dns, handlers, registry, resources, security
+from vnode.node import claims, dns, handlers, registry, resources, security
 from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
@@ -52,6 +52,8 @@ class Sources:
     secrets: Mapping[str, Mapping[str, bytes] | None] = dataclasses.field(default_factory=dict)
     # (audience, expiration seconds) -> token, from the TokenRequest API
     tokens: Mapping[tuple[str, int], str] = dataclasses.field(default_factory=dict)
+    #: claim name -> the claim and its bound volume (None: no such claim)
+    claims: Mapping[str, claims.Claim | None] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Refs:
     configmaps: frozenset[str]
     secrets: frozenset[str]
     tokens: frozenset[tuple[str, int]]
+    claims: frozenset[str] = frozenset()
 
 
 def configmap_data(cm: objects.ConfigMap) -> dict[str, bytes]:
@@ -91,6 +94,7 @@ def references(pod: objects.Pod) -> Refs:
     cms: set[str] = set()
     secrets: set[str] = set()
     tokens: set[tuple[str, int]] = set()
+    claims = {v.persistent_volume_claim.claim_name for v in pod.spec.volumes if v.persistent_volume_claim}
     for c in [*pod.spec.init_containers, *pod.spec.containers]:
         for env in c.env:
             source = env.value_from
@@ -117,7 +121,7 @@ def references(pod: objects.Pod) -> Refs:
             if projection.service_account_token:
                 sat = projection.service_account_token
                 tokens.add((sat.audience, sat.expiration_seconds))
-    return Refs(frozenset(cms), frozenset(secrets), frozenset(tokens))
+    return Refs(frozenset(cms), frozenset(secrets), frozenset(tokens), frozenset(claims))
 
 
 def _lookup(
@@ -317,10 +321,12 @@ def _downward(pod: objects.Pod, volume: objects.DownwardAPIVolume, target: Targe
     return files
 
 
-_UNSUPPORTED = ("host_path", "persistent_volume_claim", "nfs", "csi", "ephemeral", "iscsi", "git_repo", "image")
+_UNSUPPORTED = ("host_path", "nfs", "csi", "ephemeral", "iscsi", "git_repo", "image")
 
 
 def _volume(pod: objects.Pod, volume: objects.Volume, sources: Sources, target: Target) -> models.VolumeSpec:
+    if volume.persistent_volume_claim is not None:
+        return claims.mount(volume, sources.claims, target.profile)
     if volume.empty_dir is not None:
         size = volume.empty_dir.size_limit
         limit = resources.memory_bytes(size) / resources.GIB if size else None
@@ -438,9 +444,10 @@ def build(
         size = target.profile.round(want) if not instance_type else want
     placement = _placement(target.placement, profile)
     meta = pod.metadata
+    volumes = tuple(_volume(pod, v, sources, target) for v in pod.spec.volumes)
+    claims.check_kinds(volumes, target.profile)
     containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers)
     init_containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.init_containers)
-    volumes = tuple(_volume(pod, v, sources, target) for v in pod.spec.volumes)
     resolv = dns.resolver(pod, target.cluster_dns)
     return models.InstanceSpec(
         name=instance_name(pod),

@@ -184,6 +184,9 @@ class Profile:
     live_configmap: str = "kube-system/vnode-profile"
     #: Kinds of ``models.VolumeSpec`` it maps (``emptyDir``, ``files``); the others it refuses.
     volume_kinds: frozenset[str] = frozenset({"emptyDir", "files"})
+    #: CSI drivers of PersistentVolumes it mounts -> the kind of ``models.VolumeSpec`` each becomes:
+    #: ``disk`` (the volumeHandle is the cloud's disk ID) or ``nfs`` (volumeAttributes server and path).
+    csi_drivers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: The pod-spec fields it maps onto its cloud (dotted paths under ``spec``).
     pod_fields: frozenset[str] = frozenset()
     #: Pod-spec fields it accepts without applying them -> why (docs/pod-spec.md shows it); the core

@@ -218,6 +218,8 @@ def error_of(action: str, status: int, code: str, message: str) -> errors.ApiErr
         return errors.Throttled(text, code=code or "Throttling", retry_after=1.0)
     if status >= 500 or code in ("ServiceUnavailable", "InternalError", "UnknownError", "SignatureNonceUsed"):
         return errors.Unavailable(text, code=code or str(status))
+    if code == "IncorrectDiskStatus":  # a disk attached to another instance (ECS's code for it)
+        return errors.VolumeInUse(text, code=code, retry_after=2.0)
     if _CAPACITY.search(code) or _QUOTA.search(code):
         return errors.CapacityError(text, code=code)
     if _AUTH.match(code) or status in (401, 403):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping, Sequence
 
 from vnode import errors, models
 
-__all__ = ["create_params", "eip_params", "image_cache_params", "volume_params"]
+__all__ = ["create_params", "eip_params", "image_cache_params", "size_limit", "volume_params"]
 
 
 def _num(value: float) -> str:
@@ -51,7 +52,7 @@ def _handler(params: dict[str, str], prefix: str, hook: models.Handler) -> None:
             params[f"{prefix}TcpSocketHost"] = hook.tcp_host
 
 
-def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> None:
+def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec, read_only: frozenset[str]) -> None:
     params[f"{prefix}.Name"] = c.name
     params[f"{prefix}.Image"] = c.image
     params[f"{prefix}.ImagePullPolicy"] = c.image_pull_policy
@@ -71,7 +72,8 @@ def _container(params: dict[str, str], prefix: str, c: models.ContainerSpec) -> 
     for n, mount in enumerate(c.volume_mounts, 1):
         params[f"{prefix}.VolumeMount.{n}.Name"] = mount.name
         params[f"{prefix}.VolumeMount.{n}.MountPath"] = mount.mount_path
-        params[f"{prefix}.VolumeMount.{n}.ReadOnly"] = "true" if mount.read_only else "false"
+        # a volume read-only as a whole (a claim's readOnly) is mounted read-only, as the kubelet does
+        params[f"{prefix}.VolumeMount.{n}.ReadOnly"] = "true" if mount.read_only or mount.name in read_only else "false"
         if mount.sub_path:
             params[f"{prefix}.VolumeMount.{n}.SubPath"] = mount.sub_path
     if c.working_dir:
@@ -132,10 +134,11 @@ def create_params(
     for n, (key, value) in enumerate(sorted(spec.tags.items()), 1):
         params[f"Tag.{n}.Key"] = key
         params[f"Tag.{n}.Value"] = value
+    read_only = frozenset(v.name for v in spec.volumes if v.read_only)
     for n, c in enumerate(spec.containers, 1):
-        _container(params, f"Container.{n}", c)
+        _container(params, f"Container.{n}", c, read_only)
     for n, c in enumerate(spec.init_containers, 1):
-        _container(params, f"InitContainer.{n}", c)
+        _container(params, f"InitContainer.{n}", c, read_only)
     volume_params(params, spec.volumes)
     params.update(eip_params(spec.annotations))
     return params
@@ -217,7 +220,7 @@ def volume_params(params: dict[str, str], volumes: Sequence[models.VolumeSpec]) 
             if volume.medium:
                 params[f"{prefix}.EmptyDirVolume.Medium"] = volume.medium
             if volume.size_limit_gib is not None:
-                params[f"{prefix}.EmptyDirVolume.SizeLimit"] = f"{_num(volume.size_limit_gib)}Gi"
+                params[f"{prefix}.EmptyDirVolume.SizeLimit"] = size_limit(volume.size_limit_gib)
         elif volume.kind == "files":
             params[f"{prefix}.Type"] = "ConfigFileVolume"
             for m, item in enumerate(volume.files, 1):
@@ -227,5 +230,24 @@ def volume_params(params: dict[str, str], volumes: Sequence[models.VolumeSpec]) 
                 ).decode()
                 if item.mode is not None:
                     params[f"{prefix}.ConfigFileVolume.ConfigFileToPath.{m}.Mode"] = str(item.mode)
+        elif volume.kind == "nfs":  # a NAS file system's mount target
+            params[f"{prefix}.Type"] = "NFSVolume"
+            params[f"{prefix}.NFSVolume.Server"] = volume.server
+            params[f"{prefix}.NFSVolume.Path"] = volume.path
+            params[f"{prefix}.NFSVolume.ReadOnly"] = "true" if volume.read_only else "false"
+        elif volume.kind == "disk":
+            params[f"{prefix}.Type"] = "DiskVolume"
+            params[f"{prefix}.DiskVolume.DiskId"] = volume.disk_id
+            if volume.fs_type:
+                params[f"{prefix}.DiskVolume.FsType"] = volume.fs_type
+            if volume.size_gib:
+                params[f"{prefix}.DiskVolume.DiskSize"] = str(volume.size_gib)
         else:
             raise errors.InvalidSpec(f"volume {volume.name}: ECI does not support volumes of kind {volume.kind!r}")
+
+
+def size_limit(gib: float) -> str:
+    """An emptyDir's SizeLimit as ECI takes it: whole ``Gi``, else whole ``Mi`` rounded up (0.25 -> 256Mi)."""
+    if float(gib).is_integer():
+        return f"{int(gib)}Gi"
+    return f"{math.ceil(gib * 1024 - 1e-9)}Mi"

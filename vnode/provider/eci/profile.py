@@ -102,7 +102,9 @@ PROFILE = profile.Profile(
     quota=config.quota,
     specs_annotation="k8s.aliyun.com/eci-use-specs",
     live_configmap="kube-system/eci-profile",
-    volume_kinds=frozenset({"emptyDir", "files"}),
+    volume_kinds=frozenset({"emptyDir", "files", "nfs", "disk"}),
+    # Alibaba Cloud's CSI plugins: a disk (the volumeHandle is its ID) and a NAS share (server, path).
+    csi_drivers={"diskplugin.csi.alibabacloud.com": "disk", "nasplugin.csi.alibabacloud.com": "nfs"},
     pod_fields=POD_FIELDS,
     labels=(("alibabacloud.com/eci", "true"),),
     operator="vnode.provider.eci.operator:run",

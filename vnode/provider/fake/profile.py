@@ -52,6 +52,7 @@ PROFILE = profile.Profile(
     specs_annotation=eci_profile.PROFILE.specs_annotation,
     live_configmap=eci_profile.PROFILE.live_configmap,
     volume_kinds=eci_profile.PROFILE.volume_kinds,
+    csi_drivers=eci_profile.PROFILE.csi_drivers,
     pod_fields=eci_profile.PROFILE.pod_fields,
     ignored_fields=eci_profile.PROFILE.ignored_fields,
 )
