@@ -179,7 +179,7 @@ async def test_a_pod_waiting_for_a_missing_secret_starts_when_it_appears(
     ready = next(c for c in (await read_pod(core, namespace, "patient")).status.conditions if c.type == "Ready")
     assert 'secret "later"' in ready.message
     # virtual-kubelet's reason beside the kubelet's Failed, as every virtual-kubelet-based provider records it
-    recorded = await until(lambda: _has(core, namespace, "patient", "MandatorySecretNotFound"), within=20,
+    recorded = await until(lambda: _recorded(core, namespace, "patient", "MandatorySecretNotFound"), within=20,
                            what="a MandatorySecretNotFound event")  # fmt: skip
     assert "Failed" in recorded
     await asyncio.to_thread(
@@ -193,7 +193,7 @@ async def test_a_pod_waiting_for_a_missing_secret_starts_when_it_appears(
     assert loop.time() - appeared < 6
 
 
-async def _has(core: k8s.CoreV1Api, namespace: str, name: str, reason: str) -> list[str] | None:
+async def _recorded(core: k8s.CoreV1Api, namespace: str, name: str, reason: str) -> list[str] | None:
     found = await reasons(core, namespace, name)
     return found if reason in found else None
 
@@ -208,7 +208,7 @@ async def test_optional_references_that_are_missing_are_skipped_with_an_event(
     ]
     await create_pod(core, namespace, pod_manifest("relaxed", harness.node_name, container={"env": env}))
     await until(lambda: phase_is(core, namespace, "relaxed", "Running"), within=20, what="pod Running")
-    found = await until(lambda: _has(core, namespace, "relaxed", "OptionalSecretNotFound"), within=20,
+    found = await until(lambda: _recorded(core, namespace, "relaxed", "OptionalSecretNotFound"), within=20,
                         what="an OptionalSecretNotFound event")  # fmt: skip
     assert "OptionalConfigMapNotFound" in found
 

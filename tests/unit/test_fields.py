@@ -95,7 +95,7 @@ TABLE = [
     ({"activeDeadlineSeconds": 60}, {}, "eci", []),
     ({"activeDeadlineSeconds": 60}, {}, "process", []),
     ({"terminationGracePeriodSeconds": 60}, {}, "eci", []),
-    ({"terminationGracePeriodSeconds": 60}, {}, "aci", ["spec.terminationGracePeriodSeconds"]),
+    ({"terminationGracePeriodSeconds": 60}, {}, "aci", []),  # accepted, not applied: docs/pod-spec.md says why
     ({"hostname": "web-0", "subdomain": "web"}, {}, "eci", []),
     ({"hostname": "web-0"}, {}, "aci", ["spec.hostname"]),
     ({"ephemeralContainers": [{"name": "debug", "image": "busybox"}]}, {}, "eci", ["spec.ephemeralContainers"]),

@@ -49,5 +49,11 @@ PROFILE = profile.Profile(
     live_configmap="kube-system/eci-profile",  # the name the chart creates, for every provider
     volume_kinds=frozenset({"emptyDir", "files"}),
     pod_fields=POD_FIELDS,
+    ignored_fields={
+        "terminationGracePeriodSeconds": (
+            "ACI's API takes no grace period: the container group is deleted at once and ACI stops its"
+            " containers its own way (the pod stays Terminating until the group is gone)"
+        ),
+    },
     labels=(),
 )
