@@ -123,10 +123,7 @@ def eci_target(
     with running(tmp_path_factory.mktemp("matrix-cloud"), profile="fast") as sim:
         status, body = sim.admin("POST", "clock", {"scale": 10})
         assert status == 200, body
-        # Every listing complete: an incremental one asks for SinceSecond in real seconds, which the
-        # simulator counts on its clock, ten times faster here; it would miss the new instance, whose
-        # state the next listing then takes from the view (the kubelet API: "no running instance yet").
-        env = {**sim.eci_env(), "ECI_FULL_LIST_INTERVAL": "0"}
+        env = sim.eci_env()
         with (
             vnode_run("eci", env, cluster, tmp_path_factory.mktemp("matrix-eci")) as node,
             _namespace(core, "kmx-eci") as namespace,

@@ -4,6 +4,10 @@ Simulated time is ``anchor_sim + (wall - anchor_wall) * scale``. Scale 0 pauses 
 move it with ``advance``); scale 60 makes a minute pass every second. Changing the scale
 re-anchors, so time never jumps backwards. The anchors are persisted by the store, so the
 clock continues across restarts.
+
+A client's durations are wall seconds (ECI's ``SinceSecond``: "changed in the last N seconds",
+measured on the caller's clock); :meth:`Clock.ago` turns them into the simulated time it was
+then, through the earlier anchors, so a scaled or advanced clock answers them truly.
 """
 
 from __future__ import annotations
@@ -13,12 +17,17 @@ import time
 from collections.abc import Callable
 
 
+KEPT_ANCHORS = 256  # earlier anchors :meth:`Clock.ago` can look back through
+
+
 @dataclasses.dataclass
 class Clock:
     scale: float = 1.0
     anchor_sim: float = dataclasses.field(default_factory=time.time)
     anchor_wall: float = dataclasses.field(default_factory=time.time)
     wall: Callable[[], float] = time.time
+    #: Earlier anchors (wall, sim, scale), oldest first: what the clock was before each change.
+    past: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
 
     def now(self) -> float:
         return self.anchor_sim + (self.wall() - self.anchor_wall) * self.scale
@@ -27,16 +36,27 @@ class Clock:
         """Jump forward by ``seconds`` of simulated time; returns the new time."""
         if seconds < 0:
             raise ValueError("the clock only moves forward")
-        self.anchor_sim = self.now() + seconds
-        self.anchor_wall = self.wall()
+        self._reanchor(self.now() + seconds, self.scale)
         return self.anchor_sim
 
     def set_scale(self, scale: float) -> None:
         if scale < 0:
             raise ValueError("scale must be >= 0")
-        self.anchor_sim = self.now()
-        self.anchor_wall = self.wall()
-        self.scale = scale
+        self._reanchor(self.now(), scale)
+
+    def _reanchor(self, sim: float, scale: float) -> None:
+        self.past = [*self.past[-(KEPT_ANCHORS - 1) :], (self.anchor_wall, self.anchor_sim, self.scale)]
+        self.anchor_sim, self.anchor_wall, self.scale = sim, self.wall(), scale
+
+    def ago(self, seconds: float) -> float:
+        """The simulated time it was ``seconds`` of wall time ago. Before the anchors kept, the
+        oldest one's start: an earlier answer, so "changed since" asks never miss a change."""
+        wall = self.wall() - seconds
+        for anchor_wall, anchor_sim, scale in reversed([*self.past, (self.anchor_wall, self.anchor_sim, self.scale)]):
+            if wall >= anchor_wall:
+                return anchor_sim + (wall - anchor_wall) * scale
+        anchor_wall, anchor_sim, scale = self.past[0] if self.past else (self.anchor_wall, self.anchor_sim, self.scale)
+        return anchor_sim + min(0.0, wall - anchor_wall) * max(scale, 1.0)
 
     def state(self) -> dict[str, float]:
         return {"scale": self.scale, "anchor_sim": self.anchor_sim, "anchor_wall": self.anchor_wall}

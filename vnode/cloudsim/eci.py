@@ -223,7 +223,7 @@ class Eci:
             tags=p.tags(),
             zone=p.text("ZoneId"),
             vswitch_id=p.text("VSwitchId"),
-            changed_since=self.cloud.now() - since if since is not None else None,
+            changed_since=self.cloud.clock.ago(since) if since is not None else None,
         )
         page = self.cloud.page(where, limit=limit, token=p.text("NextToken"))
         data = [self._status_json(inst) for inst in page.items]
@@ -258,7 +258,7 @@ class Eci:
             vswitch_id=p.text("VSwitchId"),
         )
         page = self.cloud.page(where, limit=limit, token=p.text("NextToken"))
-        cutoff = self.cloud.now() - since if since is not None else None
+        cutoff = self.cloud.clock.ago(since) if since is not None else None
         data = []
         for inst in page.items:
             events = [e for e in inst.events if cutoff is None or e.at >= cutoff]
