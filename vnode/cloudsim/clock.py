@@ -16,7 +16,6 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-
 KEPT_ANCHORS = 256  # earlier anchors :meth:`Clock.ago` can look back through
 
 
