@@ -91,7 +91,7 @@ TABLE = [
     ({"hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, {}, "eci", []),
     ({"hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, {}, "aci", ["spec.hostAliases"]),
     ({"imagePullSecrets": [{"name": "reg"}]}, {}, "eci", []),
-    ({"imagePullSecrets": [{"name": "reg"}]}, {}, "aci", ["spec.imagePullSecrets"]),
+    ({"imagePullSecrets": [{"name": "reg"}]}, {}, "aci", []),
     ({"activeDeadlineSeconds": 60}, {}, "eci", []),
     ({"activeDeadlineSeconds": 60}, {}, "process", []),
     ({"terminationGracePeriodSeconds": 60}, {}, "eci", []),

@@ -79,6 +79,10 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
             "state": state,
         },
     }
+    if inst.spec.registry_credentials:  # ACI never returns the passwords
+        props["imageRegistryCredentials"] = [
+            {"server": c.server, "username": c.user_name} for c in inst.spec.registry_credentials
+        ]
     if inst.spec.init_containers:
         props["initContainers"] = [
             {

@@ -81,6 +81,14 @@ class _SubnetId(msgspec.Struct):
     name: str | None = None
 
 
+class _RegistryCredential(msgspec.Struct):
+    server: str = ""
+    username: str | None = None
+    password: str | None = None
+    identity: str | None = None
+    identityUrl: str | None = None
+
+
 class _GroupProps(msgspec.Struct):
     containers: list[_Container]
     osType: str
@@ -90,6 +98,7 @@ class _GroupProps(msgspec.Struct):
     subnetIds: list[_SubnetId] = []
     sku: str = "Standard"
     priority: str | None = None
+    imageRegistryCredentials: list[_RegistryCredential] = []
 
 
 class _GroupBody(msgspec.Struct):
@@ -160,6 +169,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
         restart_policy=props.restartPolicy,
         zone=zone,
         tags=tuple(tags),
+        registry_credentials=_logins(props.imageRegistryCredentials),
     )
 
 
@@ -224,6 +234,31 @@ def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:
         cpu=req.cpu,
         memory=req.memoryInGB,
     )
+
+
+def _logins(given: list[_RegistryCredential]) -> tuple[model.RegistryCredential, ...]:
+    """``imageRegistryCredentials``: each names its server and a username with a password (or a
+    managed identity, which the simulator accepts without checking); one per server."""
+    seen: set[str] = set()
+    for n, login in enumerate(given):
+        if not login.server:
+            raise aci_arm.ArmError(
+                400, "InvalidImageRegistryCredential", f"The image registry credential {n} has no server."
+            )
+        if not login.identity and not login.username:
+            raise aci_arm.ArmError(
+                400,
+                "InvalidImageRegistryCredential",
+                f"The image registry credential of server '{login.server}' needs a username or an identity.",
+            )
+        if login.server.lower() in seen:
+            raise aci_arm.ArmError(
+                400,
+                "DuplicateImageRegistryCredential",
+                f"The image registry server '{login.server}' has more than one credential.",
+            )
+        seen.add(login.server.lower())
+    return tuple(model.RegistryCredential(c.server, c.username or "", c.password or "") for c in given)
 
 
 def _zone(cloud: cloudmod.Cloud, wanted: list[str]) -> str:

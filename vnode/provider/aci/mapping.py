@@ -169,6 +169,8 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
             raise errors.InvalidSpec(f"volume {volume.name}: ACI does not support volumes of kind {volume.kind!r}")
     if volumes:
         props["volumes"] = volumes
+    if spec.registry_credentials:
+        props["imageRegistryCredentials"] = [_login(c) for c in spec.registry_credentials]
     if subnet:
         props["subnetIds"] = [{"id": subnet}]
         ports = [{"port": p.container_port, "protocol": p.protocol} for c in spec.containers for p in c.ports]
@@ -180,6 +182,12 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
     tags = encode_tags(spec.tags)
     tags[TOKEN_TAG] = spec.client_token
     return {"location": location, "tags": tags, "properties": props}
+
+
+def _login(credential: models.RegistryCredential) -> dict[str, str]:
+    """An ``ImageRegistryCredential``; Docker Hub (``docker.io`` in the model) is ``index.docker.io`` in ACI's docs."""
+    server = "index.docker.io" if credential.server == "docker.io" else credential.server
+    return {"server": server, "username": credential.username, "password": credential.password}
 
 
 def _b64(data: bytes) -> str:

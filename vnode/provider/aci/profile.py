@@ -28,6 +28,7 @@ POD_FIELDS = frozenset(
         "containers.readinessProbe",
         "volumes",
         "restartPolicy",
+        "imagePullSecrets",
     }
 )
 

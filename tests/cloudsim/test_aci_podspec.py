@@ -1,0 +1,74 @@
+"""The pod-spec fields of a container group through the official ACI SDK: the simulator stores and
+returns them as ACI does, and refuses what ACI refuses."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.containerinstance import models as aci_models
+
+from tests.cloudsim.aci_fixtures import RESOURCE_GROUP, SimThread, group
+from tests.cloudsim.test_aci import aci_sim, tls_dir
+
+__all__ = ["aci_sim", "tls_dir"]  # the fixtures, imported to be used here
+
+PRIVATE = "registry.private.example/team/nginx:1"
+
+
+def _refused(sim: SimThread, name: str, body: aci_models.ContainerGroup) -> str:
+    with sim.client() as client, pytest.raises(HttpResponseError) as info:
+        client.container_groups.begin_create_or_update(RESOURCE_GROUP, name, body, polling=False)
+    assert info.value.status_code == 400
+    return str(info.value.error.code)
+
+
+def test_a_private_image_runs_with_a_credential_for_its_server_and_the_password_is_not_returned(
+    aci_sim: SimThread,
+) -> None:
+    body = group(PRIVATE)
+    body.image_registry_credentials = [
+        aci_models.ImageRegistryCredential(server="registry.private.example", username="robot", password="s3cret")
+    ]
+    with aci_sim.client() as client:
+        poller = client.container_groups.begin_create_or_update(RESOURCE_GROUP, "private", body)
+        aci_sim.call(lambda c: c.advance(10))
+        done = poller.result(timeout=30)
+        assert done.instance_view.state == "Running"
+        (login,) = client.container_groups.get(RESOURCE_GROUP, "private").image_registry_credentials
+    assert (login.server, login.username, login.password) == ("registry.private.example", "robot", None)
+
+
+def test_a_private_image_without_a_credential_for_its_server_fails_its_pull(aci_sim: SimThread) -> None:
+    body = group(PRIVATE)
+    body.image_registry_credentials = [
+        aci_models.ImageRegistryCredential(server="other.example", username="robot", password="s3cret")
+    ]
+    with aci_sim.client() as client:
+        poller = client.container_groups.begin_create_or_update(RESOURCE_GROUP, "nologin", body)
+        aci_sim.call(lambda c: c.advance(10))
+        with pytest.raises(HttpResponseError) as info:
+            poller.result(timeout=30)
+        assert info.value.error.code == "InaccessibleImage"
+        assert f'Failed to pull image "{PRIVATE}"' in info.value.error.message
+        failed = client.container_groups.get(RESOURCE_GROUP, "nologin")
+    assert (failed.provisioning_state, failed.instance_view.state) == ("Failed", "Failed")
+    (container,) = failed.containers
+    assert container.instance_view.current_state.detail_status == "ErrImagePull"
+    assert "Failed" in [e.name for e in container.instance_view.events]
+
+
+def test_a_credential_needs_a_server_and_a_username_once_per_server(aci_sim: SimThread) -> None:
+    login = aci_models.ImageRegistryCredential
+    for name, logins, code in [
+        ("noserver", [login(server="", username="u", password="p")], "InvalidImageRegistryCredential"),
+        ("nouser", [login(server="r.example", username="", password="p")], "InvalidImageRegistryCredential"),
+        (
+            "twice",
+            [login(server="r.example", username="u", password="p"), login(server="R.example", username="v")],
+            "DuplicateImageRegistryCredential",
+        ),
+    ]:
+        body = group()
+        body.image_registry_credentials = logins
+        assert _refused(aci_sim, name, body) == code
+    assert aci_sim.call(lambda c: len(c.live)) == 0
