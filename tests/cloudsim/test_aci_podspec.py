@@ -72,3 +72,27 @@ def test_a_credential_needs_a_server_and_a_username_once_per_server(aci_sim: Sim
         body.image_registry_credentials = logins
         assert _refused(aci_sim, name, body) == code
     assert aci_sim.call(lambda c: len(c.live)) == 0
+
+
+def test_dns_config_is_stored_and_returned_with_its_strings(aci_sim: SimThread) -> None:
+    body = group()
+    body.dns_config = aci_models.DnsConfiguration(
+        name_servers=["1.1.1.1"], search_domains="corp.example svc.cluster.local", options="ndots:2 edns0"
+    )
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RESOURCE_GROUP, "dns", body, polling=False)
+        got = client.container_groups.get(RESOURCE_GROUP, "dns").dns_config
+    assert (got.name_servers, got.search_domains, got.options) == (
+        ["1.1.1.1"],
+        "corp.example svc.cluster.local",
+        "ndots:2 edns0",
+    )
+    stored = aci_sim.call(lambda c: next(iter(c.live.values())).spec.dns_config)
+    assert stored.searches == ("corp.example", "svc.cluster.local")
+    assert [(o.name, o.value) for o in stored.options] == [("ndots", "2"), ("edns0", "")]
+
+
+def test_dns_config_without_a_name_server_is_refused(aci_sim: SimThread) -> None:
+    body = group()
+    body.dns_config = aci_models.DnsConfiguration(name_servers=[], search_domains="corp.example")
+    assert _refused(aci_sim, "nodns", body) == "InvalidDnsConfig"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from vnode import models
+import pytest
+
+from vnode import errors, models
 from vnode.provider.aci import mapping
 
 
@@ -37,3 +40,35 @@ def test_registry_credentials_are_image_registry_credentials() -> None:
 
 def test_without_credentials_the_body_has_none() -> None:
     assert "imageRegistryCredentials" not in _props(_spec())
+
+
+def test_the_resolver_is_dns_config_with_searches_and_options_as_one_string_each() -> None:
+    spec = _spec(
+        dns_nameservers=("10.96.0.10", "1.1.1.1"),
+        dns_searches=("ns.svc.cluster.local", "svc.cluster.local", "cluster.local"),
+        dns_options=(models.DnsOption("ndots", "5"), models.DnsOption("edns0")),
+    )
+    assert _props(spec)["dnsConfig"] == {
+        "nameServers": ["10.96.0.10", "1.1.1.1"],
+        "searchDomains": "ns.svc.cluster.local svc.cluster.local cluster.local",
+        "options": "ndots:5 edns0",
+    }
+    assert _props(_spec(dns_nameservers=("1.1.1.1",)))["dnsConfig"] == {"nameServers": ["1.1.1.1"]}
+
+
+def test_the_clouds_resolver_sends_no_dns_config() -> None:
+    assert "dnsConfig" not in _props(_spec())
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"dns_searches": ("corp.example",)}, "spec.dnsConfig.searches"),
+        ({"dns_options": (models.DnsOption("ndots", "2"),)}, "spec.dnsConfig.options"),
+    ],
+)
+def test_searches_or_options_without_a_name_server_are_refused_naming_the_field(
+    fields: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(errors.InvalidSpec, match=f"^{re.escape(named)}: ACI's dnsConfig needs a name server"):
+        mapping.group_body(_spec(**fields), location="westeurope")

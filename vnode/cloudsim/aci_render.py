@@ -83,6 +83,17 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
         props["imageRegistryCredentials"] = [
             {"server": c.server, "username": c.user_name} for c in inst.spec.registry_credentials
         ]
+    dns = inst.spec.dns_config
+    if dns is not None:
+        props["dnsConfig"] = {
+            "nameServers": list(dns.name_servers),
+            **({"searchDomains": " ".join(dns.searches)} if dns.searches else {}),
+            **(
+                {"options": " ".join(f"{o.name}:{o.value}" if o.value else o.name for o in dns.options)}
+                if dns.options
+                else {}
+            ),
+        }
     if inst.spec.init_containers:
         props["initContainers"] = [
             {

@@ -89,6 +89,12 @@ class _RegistryCredential(msgspec.Struct):
     identityUrl: str | None = None
 
 
+class _DnsConfig(msgspec.Struct):
+    nameServers: list[str] = []
+    searchDomains: str | None = None  # one string, the domains separated by spaces
+    options: str | None = None  # one string: "ndots:2 edns0"
+
+
 class _GroupProps(msgspec.Struct):
     containers: list[_Container]
     osType: str
@@ -99,6 +105,7 @@ class _GroupProps(msgspec.Struct):
     sku: str = "Standard"
     priority: str | None = None
     imageRegistryCredentials: list[_RegistryCredential] = []
+    dnsConfig: _DnsConfig | None = None
 
 
 class _GroupBody(msgspec.Struct):
@@ -170,6 +177,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
         zone=zone,
         tags=tuple(tags),
         registry_credentials=_logins(props.imageRegistryCredentials),
+        dns_config=_dns(props.dnsConfig),
     )
 
 
@@ -259,6 +267,18 @@ def _logins(given: list[_RegistryCredential]) -> tuple[model.RegistryCredential,
             )
         seen.add(login.server.lower())
     return tuple(model.RegistryCredential(c.server, c.username or "", c.password or "") for c in given)
+
+
+def _dns(given: _DnsConfig | None) -> model.DnsConfig | None:
+    """``dnsConfig``, which must name at least one server (search domains and options are optional)."""
+    if given is None:
+        return None
+    if not given.nameServers:
+        raise aci_arm.ArmError(
+            400, "InvalidDnsConfig", "The dnsConfig of the container group must have at least one name server."
+        )
+    options = (model.NameValue(*o.split(":", 1)) for o in (given.options or "").split())
+    return model.DnsConfig(tuple(given.nameServers), tuple((given.searchDomains or "").split()), tuple(options))
 
 
 def _zone(cloud: cloudmod.Cloud, wanted: list[str]) -> str:

@@ -177,11 +177,33 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
         props["ipAddress"] = {"type": "Private", "ports": ports}
     if prio:
         props["priority"] = prio
-    if spec.dns_nameservers:
-        props["dnsConfig"] = {"nameServers": list(spec.dns_nameservers)}
+    dns = _dns(spec)
+    if dns:
+        props["dnsConfig"] = dns
     tags = encode_tags(spec.tags)
     tags[TOKEN_TAG] = spec.client_token
     return {"location": location, "tags": tags, "properties": props}
+
+
+def _dns(spec: models.InstanceSpec) -> dict[str, Any]:
+    """``dnsConfig``: ACI's search domains and options are one space-separated string each, and
+    it refuses a ``dnsConfig`` without name servers, so a resolver with searches or options but
+    no server (``dnsPolicy: Default`` or no cluster DNS, plus a ``dnsConfig`` without
+    ``nameservers``) is refused naming the field rather than sent without them."""
+    if not spec.dns_nameservers:
+        given = [name for name, value in (("searches", spec.dns_searches), ("options", spec.dns_options)) if value]
+        if given:
+            raise errors.InvalidSpec(
+                f"spec.dnsConfig.{given[0]}: ACI's dnsConfig needs a name server and the pod's dnsPolicy "
+                "gives none (Default, or no cluster DNS known): add spec.dnsConfig.nameservers"
+            )
+        return {}
+    out: dict[str, Any] = {"nameServers": list(spec.dns_nameservers)}
+    if spec.dns_searches:
+        out["searchDomains"] = " ".join(spec.dns_searches)
+    if spec.dns_options:
+        out["options"] = " ".join(f"{o.name}:{o.value}" if o.value else o.name for o in spec.dns_options)
+    return out
 
 
 def _login(credential: models.RegistryCredential) -> dict[str, str]:

@@ -29,6 +29,10 @@ POD_FIELDS = frozenset(
         "volumes",
         "restartPolicy",
         "imagePullSecrets",
+        "dnsPolicy",
+        "dnsConfig.nameservers",
+        "dnsConfig.searches",
+        "dnsConfig.options",
     }
 )
 
