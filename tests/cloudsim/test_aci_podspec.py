@@ -96,3 +96,24 @@ def test_dns_config_without_a_name_server_is_refused(aci_sim: SimThread) -> None
     body = group()
     body.dns_config = aci_models.DnsConfiguration(name_servers=[], search_domains="corp.example")
     assert _refused(aci_sim, "nodns", body) == "InvalidDnsConfig"
+
+
+def test_run_as_user_and_added_capabilities_are_stored_and_returned(aci_sim: SimThread) -> None:
+    body = group()
+    body.containers[0].security_context = aci_models.SecurityContextDefinition(
+        run_as_user=1000, capabilities=aci_models.SecurityContextCapabilitiesDefinition(add=["NET_ADMIN"])
+    )
+    body.init_containers = [
+        aci_models.InitContainerDefinition(
+            name="init", image="busybox", security_context=aci_models.SecurityContextDefinition(run_as_user=0)
+        )
+    ]
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RESOURCE_GROUP, "secure", body, polling=False)
+        got = client.container_groups.get(RESOURCE_GROUP, "secure")
+    context = got.containers[0].security_context
+    assert (context.run_as_user, context.capabilities.add) == (1000, ["NET_ADMIN"])
+    assert got.init_containers[0].security_context.run_as_user == 0
+    negative = group()
+    negative.containers[0].security_context = aci_models.SecurityContextDefinition(run_as_user=-1)
+    assert _refused(aci_sim, "negative", negative) == "InvalidContainerSecurityContext"

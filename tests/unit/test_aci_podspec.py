@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -72,3 +73,14 @@ def test_searches_or_options_without_a_name_server_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(errors.InvalidSpec, match=f"^{re.escape(named)}: ACI's dnsConfig needs a name server"):
         mapping.group_body(_spec(**fields), location="westeurope")
+
+
+def test_run_as_user_and_added_capabilities_are_the_containers_security_context() -> None:
+    app = models.ContainerSpec(name="app", image="nginx", run_as_user=1000, capabilities_add=("NET_ADMIN",))
+    init = models.ContainerSpec(name="init", image="busybox", run_as_user=0)
+    plain = models.ContainerSpec(name="side", image="busybox", read_only_root_filesystem=True)
+    props = _props(dataclasses.replace(_spec(), containers=(app, plain), init_containers=(init,)))
+    first, second = props["containers"]
+    assert first["properties"]["securityContext"] == {"runAsUser": 1000, "capabilities": {"add": ["NET_ADMIN"]}}
+    assert "securityContext" not in second["properties"]  # readOnlyRootFilesystem is not mapped on ACI
+    assert props["initContainers"][0]["properties"]["securityContext"] == {"runAsUser": 0}

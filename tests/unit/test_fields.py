@@ -74,7 +74,11 @@ TABLE = [
     ({}, {"securityContext": {"capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}},
      "eci", ["spec.containers[0].securityContext.capabilities.drop",
              "spec.containers[0].securityContext.seccompProfile"]),
-    ({}, {"securityContext": {"runAsUser": 1000}}, "aci", ["spec.containers[0].securityContext.runAsUser"]),
+    ({}, {"securityContext": {"runAsUser": 1000, "capabilities": {"add": ["NET_ADMIN"]}}}, "aci", []),
+    ({"securityContext": {"runAsUser": 1000, "runAsGroup": 1000}}, {}, "aci", ["spec.securityContext.runAsGroup"]),
+    ({}, {"securityContext": {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}}, "aci",
+     ["spec.containers[0].securityContext.readOnlyRootFilesystem",
+      "spec.containers[0].securityContext.capabilities.drop"]),
     ({}, {"securityContext": {"privileged": True}}, "process", ["spec.containers[0].securityContext.privileged"]),
     ({}, {"securityContext": {"privileged": False}}, "process", []),
     # The chart's own containers, which the playground runs through the process provider.

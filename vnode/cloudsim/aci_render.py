@@ -102,6 +102,7 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
                     "image": c.image,
                     "command": [*c.command, *c.args],
                     "environmentVariables": [_env(e, meta) for e in c.env],
+                    **_security(c),
                 },
             }
             for c in inst.spec.init_containers
@@ -121,6 +122,7 @@ def _container(
             "ports": [{"protocol": p.protocol, "port": p.port} for p in spec.ports],
             "environmentVariables": [_env(e, meta) for e in spec.env],
             "resources": {"requests": {"cpu": spec.cpu, "memoryInGB": spec.memory}},
+            **_security(spec),
             "instanceView": {
                 "restartCount": cstate.restart_count,
                 "currentState": _run(cstate.current),
@@ -129,6 +131,15 @@ def _container(
             },
         },
     }
+
+
+def _security(spec: model.ContainerSpec) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    if spec.run_as_user is not None:
+        context["runAsUser"] = spec.run_as_user
+    if spec.capabilities:
+        context["capabilities"] = {"add": list(spec.capabilities)}
+    return {"securityContext": context} if context else {}
 
 
 def failure(inst: model.Instance) -> dict[str, str]:

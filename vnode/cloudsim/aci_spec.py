@@ -9,6 +9,7 @@ cloud does not model kept in the ``aci/meta`` tag.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 
@@ -46,12 +47,29 @@ class _Env(msgspec.Struct):
     secureValue: str | None = None
 
 
+class _Capabilities(msgspec.Struct):
+    add: list[str] = []
+    drop: list[str] = []
+
+
+class _SecurityContext(msgspec.Struct):
+    """SecurityContextDefinition; the simulator keeps ``runAsUser`` and ``capabilities.add``."""
+
+    privileged: bool | None = None
+    allowPrivilegeEscalation: bool | None = None
+    capabilities: _Capabilities | None = None
+    runAsGroup: int | None = None
+    runAsUser: int | None = None
+    seccompProfile: str | None = None
+
+
 class _ContainerProps(msgspec.Struct):
     image: str
     resources: _Resources
     command: list[str] = []
     ports: list[_Port] = []
     environmentVariables: list[_Env] = []
+    securityContext: _SecurityContext | None = None
 
 
 class _Container(msgspec.Struct):
@@ -63,6 +81,7 @@ class _InitProps(msgspec.Struct):
     image: str
     command: list[str] = []
     environmentVariables: list[_Env] = []
+    securityContext: _SecurityContext | None = None
 
 
 class _InitContainer(msgspec.Struct):
@@ -139,6 +158,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
             image=c.properties.image,
             command=tuple(c.properties.command),
             env=tuple(_env_tag(e, secure) for e in c.properties.environmentVariables),
+            **_security(c.name, c.properties.securityContext),
         )
         for c in props.initContainers
     )
@@ -241,6 +261,7 @@ def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:
         ports=tuple(model.Port(p.port, p.protocol) for p in c.properties.ports),
         cpu=req.cpu,
         memory=req.memoryInGB,
+        **_security(c.name, c.properties.securityContext),
     )
 
 
@@ -279,6 +300,18 @@ def _dns(given: _DnsConfig | None) -> model.DnsConfig | None:
         )
     options = (model.NameValue(*o.split(":", 1)) for o in (given.options or "").split())
     return model.DnsConfig(tuple(given.nameServers), tuple((given.searchDomains or "").split()), tuple(options))
+
+
+def _security(name: str, given: _SecurityContext | None) -> dict[str, Any]:
+    """The container spec's ``run_as_user`` and ``capabilities`` from its ``securityContext``."""
+    if given is None:
+        return {}
+    if given.runAsUser is not None and given.runAsUser < 0:
+        raise aci_arm.ArmError(
+            400, "InvalidContainerSecurityContext", f"The runAsUser of container '{name}' must not be negative."
+        )
+    added = tuple(given.capabilities.add) if given.capabilities else ()
+    return {"run_as_user": given.runAsUser, "capabilities": added}
 
 
 def _zone(cloud: cloudmod.Cloud, wanted: list[str]) -> str:

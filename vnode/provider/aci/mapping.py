@@ -108,11 +108,25 @@ def _container(c: models.ContainerSpec, cpu: float, memory: float) -> dict[str, 
         props["volumeMounts"] = [
             {"name": m.name, "mountPath": m.mount_path, "readOnly": m.read_only} for m in c.volume_mounts
         ]
+    context = _security(c)
+    if context:
+        props["securityContext"] = context
     if c.liveness_probe is not None:
         props["livenessProbe"] = _probe(c.liveness_probe)
     if c.readiness_probe is not None:
         props["readinessProbe"] = _probe(c.readiness_probe)
     return {"name": c.name, "properties": props}
+
+
+def _security(c: models.ContainerSpec) -> dict[str, Any]:
+    """The container's ``securityContext`` (SecurityContextDefinition): ``runAsUser`` (the container's
+    over the pod's) and ``capabilities.add``; nothing else of it is mapped (the profile says so)."""
+    out: dict[str, Any] = {}
+    if c.run_as_user is not None:
+        out["runAsUser"] = c.run_as_user
+    if c.capabilities_add:
+        out["capabilities"] = {"add": list(c.capabilities_add)}
+    return out
 
 
 def _shares(spec: models.InstanceSpec) -> list[tuple[float, float]]:
@@ -153,6 +167,7 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
                     "image": c.image,
                     "command": [*c.command, *c.args],
                     "environmentVariables": _env(c),
+                    **({"securityContext": _security(c)} if _security(c) else {}),
                 },
             }
             for c in spec.init_containers

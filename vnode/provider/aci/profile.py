@@ -33,6 +33,9 @@ POD_FIELDS = frozenset(
         "dnsConfig.nameservers",
         "dnsConfig.searches",
         "dnsConfig.options",
+        "securityContext.runAsUser",
+        "containers.securityContext.runAsUser",
+        "containers.securityContext.capabilities.add",
     }
 )
 
