@@ -1,0 +1,164 @@
+"""The pod-spec fields ACI maps, on an ACI virtual node (real control plane, the daemon with the ACI
+provider against the simulator): a private image with its imagePullSecret, dnsPolicy None with a
+dnsConfig, runAsUser and an added capability. It runs, and the official ACI SDK shows each field on
+the container group; the same image without the Secret fails its pull (the container waiting in
+ErrImagePull); a dnsConfig with searches
+but no name server is refused naming the field."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import pathlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+from azure.mgmt.containerinstance import models as aci_models
+from kubernetes import client as k8s
+
+from tests.cloudsim.aci_fixtures import StaticToken
+from tests.cloudsim.conftest import Sim, running
+from tests.node.conftest import Running, pod_manifest, wait_ready
+from tests.waiting import until
+from vnode import daemon, settings
+from vnode.kube import client
+from vnode.provider.aci import provider as aci
+
+pytestmark = pytest.mark.cluster
+
+PRIVATE = "registry.private.example/team/nginx:1"
+DNS = {"nameservers": ["1.1.1.1"], "searches": ["corp.example"], "options": [{"name": "ndots", "value": "2"}]}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    with running(pathlib.Path(tmp_path_factory.mktemp("podspec-aci")), profile="fast") as started:
+        yield started
+
+
+def aci_env(sim: Sim) -> dict[str, str]:
+    info = sim.info["aci"]
+    return {
+        "ACI_REGION": info["location"],
+        "ACI_ENDPOINT": info["endpoint"],
+        "ACI_CA_FILE": info["ca_file"],
+        "ACI_SUBSCRIPTION_ID": info["subscription_id"],
+        "ACI_RESOURCE_GROUP": info["resource_group"],
+        "ACI_TOKEN": info["token"],
+    }
+
+
+@contextlib.asynccontextmanager
+async def aci_daemon(sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[Running]:
+    """A Ready daemon with the ACI provider on ``sim``; afterwards its Node and Lease are removed."""
+    flags = {"node_name": node_name, "provider": "aci", "http_port": 0, "http_address": "127.0.0.1"}
+    config = settings.load(aci_env(sim), {**flags, "status_interval": 0.3, "cluster_id": "podspec-aci"})
+    provider = aci.create(config)
+    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
+    run = Running(d, asyncio.create_task(d.run()))
+    try:
+        await wait_ready(run)
+        yield run
+    finally:
+        await run.stop()
+        await provider.close()
+        with contextlib.suppress(k8s.ApiException):
+            await asyncio.to_thread(core.delete_node, node_name)
+        with contextlib.suppress(k8s.ApiException):
+            await asyncio.to_thread(
+                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
+            )
+
+
+def group_of(sim: Sim, uid: str) -> aci_models.ContainerGroup | None:
+    """The container group of the pod ``uid``, as the official SDK reads it (None: none yet)."""
+    info = sim.info["aci"]
+    with ContainerInstanceManagementClient(
+        StaticToken(info["token"]),
+        info["subscription_id"],
+        base_url=info["endpoint"],
+        connection_verify=info["ca_file"],
+    ) as sdk:
+        rg = info["resource_group"]
+        for listed in sdk.container_groups.list_by_resource_group(rg):
+            if (listed.tags or {}).get("vnode.io-pod-uid") == uid:
+                got: aci_models.ContainerGroup = sdk.container_groups.get(rg, listed.name)
+                return got
+    return None
+
+
+def docker_secret(name: str, server: str) -> dict[str, Any]:
+    auth = base64.b64encode(b"robot:s3cret").decode()
+    config = json.dumps({"auths": {server: {"auth": auth}}}).encode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(config).decode()},
+    }
+
+
+async def status_text(core: k8s.CoreV1Api, namespace: str, name: str) -> str:
+    got = await asyncio.to_thread(core.read_namespaced_pod, name, namespace)
+    return json.dumps(got.status.to_dict(), default=str)
+
+
+async def test_the_mapped_fields_reach_the_container_group_and_a_pull_without_the_secret_fails(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    await asyncio.to_thread(
+        core.create_namespaced_secret, namespace, docker_secret("regcred", "registry.private.example")
+    )
+    async with aci_daemon(sim, kube, core, node_name):
+        body = pod_manifest(
+            "web",
+            node_name,
+            image=PRIVATE,
+            container={"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+            securityContext={"runAsUser": 1000},
+            imagePullSecrets=[{"name": "regcred"}],
+            dnsPolicy="None",
+            dnsConfig=DNS,
+        )
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+
+        async def running_pod() -> Any:
+            pod = await asyncio.to_thread(core.read_namespaced_pod, "web", namespace)
+            return pod if pod.status.phase == "Running" else None
+
+        pod = await until(running_pod, within=60, what="the private-image pod Running")
+        group = await asyncio.to_thread(group_of, sim, pod.metadata.uid)
+        assert group is not None
+        assert [(c.server, c.username, c.password) for c in group.image_registry_credentials] == [
+            ("registry.private.example", "robot", None)
+        ]
+        dns = group.dns_config
+        assert (dns.name_servers, dns.search_domains, dns.options) == (["1.1.1.1"], "corp.example", "ndots:2")
+        context = group.containers[0].security_context
+        assert (context.run_as_user, context.capabilities.add) == (1000, ["NET_ADMIN"])
+
+        await asyncio.to_thread(
+            core.create_namespaced_pod, namespace, pod_manifest("nologin", node_name, image=PRIVATE)
+        )
+
+        async def pull_failed() -> str | None:
+            text = await status_text(core, namespace, "nologin")
+            return text if '"reason": "ErrImagePull"' in text else None
+
+        await until(pull_failed, within=60, what="the pod without its imagePullSecret failing its pull")
+
+        bad_dns = pod_manifest("baddns", node_name, dnsPolicy="Default", dnsConfig={"searches": ["corp.example"]})
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, bad_dns)
+
+        async def refused() -> str | None:
+            text = await status_text(core, namespace, "baddns")
+            return text if "spec.dnsConfig.searches" in text else None
+
+        await until(refused, within=30, what="the searches-only dnsConfig refused naming the field")
+        uid = (await asyncio.to_thread(core.read_namespaced_pod, "baddns", namespace)).metadata.uid
+        assert await asyncio.to_thread(group_of, sim, uid) is None
