@@ -3,13 +3,28 @@ kubeconfig from its service-account token so that in-cluster clients work on the
 
 from __future__ import annotations
 
+import functools
+import os
 import pathlib
+import shutil
+import subprocess
 from typing import Any
 
 from vnode import errors, models
 from vnode.provider.process import records
 
-__all__ = ["IP", "SERVICE_ACCOUNT_MOUNT", "check_commands", "kubeconfig", "lay_out", "server_of"]
+__all__ = [
+    "IP",
+    "SERVICE_ACCOUNT_MOUNT",
+    "binds_of",
+    "check_commands",
+    "check_mounts",
+    "in_mount_namespace",
+    "kubeconfig",
+    "lay_out",
+    "mount_namespace_available",
+    "server_of",
+]
 
 SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 IP = "127.0.0.1"
@@ -23,6 +38,76 @@ def check_commands(spec: models.InstanceSpec) -> None:
                 "(there is no image to take an entrypoint from)",
                 code="NoCommand",
             )
+
+
+# Run inside `unshare -m --propagation private`: bind each volume at its mount path, then exec the
+# command. The mounts live in the process's own mount namespace (what it starts inherits them);
+# the host sees none of them, only the empty mount points `mkdir -p` had to create.
+_BIND_SCRIPT = """set -e
+while [ "$1" != -- ]; do
+  src=$1 dst=$2 mode=$3; shift 3
+  if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "${dst%/*}"; [ -e "$dst" ] || : >"$dst"; fi
+  mount --bind "$src" "$dst"
+  if [ "$mode" = ro ]; then mount -o remount,bind,ro "$dst"; fi
+done
+shift
+exec "$@"
+"""
+
+
+@functools.cache
+def mount_namespace_available() -> str:
+    """Empty when this process may give a container its own mount namespace (root, ``unshare`` and
+    ``mount`` on PATH, and the kernel lets ``unshare -m`` work here); else why not."""
+    if os.geteuid() != 0:
+        return "the daemon does not run as root (bind mounts need it)"
+    if not shutil.which("unshare") or not shutil.which("mount"):
+        return "unshare(1) or mount(8) is not on PATH"
+    try:
+        probe = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare -m failed: {exc}"
+    if probe.returncode != 0:
+        return f"unshare -m failed: {probe.stderr.decode(errors='replace').strip()}"
+    return ""
+
+
+def check_mounts(spec: models.InstanceSpec) -> None:
+    """Refuse, naming the volume, a mount the provider cannot present at its path on this host. The
+    service account's is always fine: the ``KUBECONFIG`` built from it is what in-cluster clients read."""
+    why = mount_namespace_available()
+    if not why:
+        return
+    for c in (*spec.init_containers, *spec.containers):
+        for mount in c.volume_mounts:
+            if mount.mount_path.rstrip("/") != SERVICE_ACCOUNT_MOUNT:
+                raise errors.InvalidSpec(
+                    f"container {c.name}: volume {mount.name!r} cannot be presented at {mount.mount_path}: "
+                    f"the process provider bind-mounts volumes in a private mount namespace, and {why}",
+                    code="VolumeNotPresentable",
+                )
+
+
+def in_mount_namespace(argv: list[str], binds: list[tuple[pathlib.Path, str, bool]]) -> list[str]:
+    """``argv`` run in its own mount namespace with each ``(source, mount path, read-only)`` bound."""
+    if not binds or mount_namespace_available():
+        return argv
+    flat = [part for source, target, ro in binds for part in (str(source), target, "ro" if ro else "rw")]
+    unshare = shutil.which("unshare") or "unshare"
+    return [unshare, "-m", "--propagation", "private", "/bin/sh", "-c", _BIND_SCRIPT, "sh", *flat, "--", *argv]
+
+
+def binds_of(directory: pathlib.Path, container: models.ContainerSpec) -> list[tuple[pathlib.Path, str, bool]]:
+    """A container's mounts as ``(source under the instance's volumes/, mount path, read-only)``."""
+    found = []
+    for mount in container.volume_mounts:
+        source = directory / "volumes" / mount.name
+        if mount.sub_path:
+            source = source / mount.sub_path
+        found.append((source, "/" + mount.mount_path.strip("/"), mount.read_only))
+    return found
 
 
 def lay_out(directory: pathlib.Path, spec: models.InstanceSpec) -> tuple[pathlib.Path, pathlib.Path | None]:
