@@ -12,6 +12,9 @@ What a pod gets, in place of a container:
   env of the spec on top of a small host env (``PATH`` led by this Python's ``bin``),
   ``KUBECONFIG`` built from the pod's projected service-account token so in-cluster clients
   work, and ``VNODE_POD_ROOT``;
+* every volume at its ``mountPath``, bind-mounted in the container's own mount namespace
+  (``workspace.in_mount_namespace``: root and ``unshare -m``; else the pod is refused naming
+  the volume, never run without it);
 * a directory per instance under the state dir: ``root/`` is the pod's working directory
   (a container's ``workingDir`` is taken inside it) and each volume mount appears under it as
   a symlink (``root/etc/config`` for a mount at ``/etc/config``), ``logs/`` keeps each
@@ -27,9 +30,11 @@ writes ``status.json`` on every change; the provider only reads files and signal
 runner. Every process is recorded by pid *and* kernel start time (as ``vnode.cluster.procs``
 does), so a provider started later finds its runners and never signals a stranger.
 
-``PR_SET_PDEATHSIG`` would be wrong here: it would kill every pod whenever the daemon
-restarts. Tests instead give a *lifeline* (a pid, ``VNODE_PROCESS_LIFELINE``): a runner stops
-its containers and removes its instance as soon as that process is gone.
+``PR_SET_PDEATHSIG`` on the runner would be wrong here: it would kill every pod whenever the
+daemon restarts. Tests instead give a *lifeline* (a pid, ``VNODE_PROCESS_LIFELINE``): a runner
+stops its containers and removes its instance as soon as that process is gone. The containers,
+though, die with their runner (the runner sets it), and the reaper (``records.strays``) finds by
+``/proc`` whatever no record names, so that no process outlives its pod.
 """
 
 from __future__ import annotations
