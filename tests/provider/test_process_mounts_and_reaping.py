@@ -115,6 +115,27 @@ async def test_every_volume_is_at_its_mount_path(provider: process.ProcessProvid
         await asyncio.to_thread(shutil.rmtree, top, True)
 
 
+@needs_namespaces
+async def test_a_mount_over_an_ancestor_of_the_state_dir_hides_no_other_volume(
+    provider: process.ProcessProvider, state_dir: pathlib.Path
+) -> None:
+    """The chart's emptyDir at /tmp while the state dir is under /tmp (the test suite's playground)."""
+    top = "/" + state_dir.parts[1]  # /tmp under pytest
+    etc = f"/etc/vnode-mount-test-{uuid.uuid4().hex[:8]}"  # a path the host does not have
+    ca = models.VolumeSpec("aci-ca", "files", files=(models.KeyToPath("ca.pem", b"PEM\n"),))
+    scratch = models.VolumeSpec("tmp", "emptyDir")
+    container = dataclasses.replace(
+        sh("c", f"cat {etc}/aci-ca/ca.pem; ls -A {top} | wc -l"),
+        volume_mounts=(models.VolumeMount("tmp", top), models.VolumeMount("aci-ca", f"{etc}/aci-ca", read_only=True)),
+    )
+    try:
+        created = await provider.create(spec(container, volumes=(ca, scratch)))
+        await until(provider, created.id, lambda s: s.status in TERMINAL)
+        assert await read(provider.logs(created.id, "c", LogOptions())) == b"PEM\n0\n"
+    finally:
+        await asyncio.to_thread(shutil.rmtree, etc, True)
+
+
 async def test_a_mount_that_cannot_be_presented_is_refused_naming_the_volume(
     provider: process.ProcessProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:

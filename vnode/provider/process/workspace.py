@@ -8,6 +8,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 from typing import Any
 
 from vnode import errors, models
@@ -40,29 +41,50 @@ def check_commands(spec: models.InstanceSpec) -> None:
             )
 
 
-# Run inside `unshare -m --propagation private`: bind each volume at its mount path, then exec the
-# command. The mounts live in the process's own mount namespace (what it starts inherits them);
-# the host sees none of them, only the empty mount points `mkdir -p` had to create.
-_BIND_SCRIPT = """set -e
-while [ "$1" != -- ]; do
-  src=$1 dst=$2 mode=$3; shift 3
-  if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "${dst%/*}"; [ -e "$dst" ] || : >"$dst"; fi
-  mount --bind "$src" "$dst"
-  if [ "$mode" = ro ]; then mount -o remount,bind,ro "$dst"; fi
-done
-shift
-exec "$@"
+# Run inside `unshare -m --propagation private` (as `python -I -S -c`, stdlib only): bind each
+# volume at its mount path, then exec the command. Every source is opened (O_PATH) before the first
+# mount and bound from its descriptor, so a mount over one of its ancestors (an emptyDir at /tmp
+# while the state dir is under /tmp) cannot hide a source bound after it; a source that is missing
+# fails the container rather than leaving a stray mount point. Parents are bound before children.
+# The mounts live in the process's own mount namespace (what it starts inherits them); the host
+# sees none of them, only the empty mount points that had to be created.
+_BIND_PY = """
+import ctypes, os, stat, sys
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
+libc = ctypes.CDLL(None, use_errno=True)
+args = sys.argv[1:]
+end = args.index("--")
+binds = sorted((args[i:i + 3] for i in range(0, end, 3)), key=lambda b: b[1].rstrip("/").count("/"))
+def mount(source, target, flags):
+    if libc.mount(source, target.encode(), None, flags, None) != 0:
+        sys.exit(f"vnode: mount {target}: {os.strerror(ctypes.get_errno())}")
+try:
+    fds = [os.open(source, os.O_PATH | os.O_CLOEXEC) for source, _, _ in binds]
+    for fd, (source, target, mode) in zip(fds, binds):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.lexists(target):
+                open(target, "a").close()
+        mount(f"/proc/self/fd/{fd}".encode(), target, MS_BIND)
+        if mode == "ro":
+            mount(None, target, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        os.close(fd)
+    os.execvp(args[end + 1], args[end + 1:])
+except OSError as exc:
+    sys.exit(f"vnode: {exc}")
 """
 
 
 @functools.cache
 def mount_namespace_available() -> str:
-    """Empty when this process may give a container its own mount namespace (root, ``unshare`` and
-    ``mount`` on PATH, and the kernel lets ``unshare -m`` work here); else why not."""
+    """Empty when this process may give a container its own mount namespace (root, ``unshare`` on
+    PATH, and the kernel lets ``unshare -m`` work here); else why not."""
     if os.geteuid() != 0:
         return "the daemon does not run as root (bind mounts need it)"
-    if not shutil.which("unshare") or not shutil.which("mount"):
-        return "unshare(1) or mount(8) is not on PATH"
+    if not shutil.which("unshare"):
+        return "unshare(1) is not on PATH"
     try:
         probe = subprocess.run(
             ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, timeout=10, check=False
@@ -96,7 +118,8 @@ def in_mount_namespace(argv: list[str], binds: list[tuple[pathlib.Path, str, boo
         return argv
     flat = [part for source, target, ro in binds for part in (str(source), target, "ro" if ro else "rw")]
     unshare = shutil.which("unshare") or "unshare"
-    return [unshare, "-m", "--propagation", "private", "/bin/sh", "-c", _BIND_SCRIPT, "sh", *flat, "--", *argv]
+    python = [sys.executable, "-I", "-S", "-c", _BIND_PY]
+    return [unshare, "-m", "--propagation", "private", *python, *flat, "--", *argv]
 
 
 def binds_of(directory: pathlib.Path, container: models.ContainerSpec) -> list[tuple[pathlib.Path, str, bool]]:
