@@ -119,19 +119,22 @@ async def test_every_volume_is_at_its_mount_path(provider: process.ProcessProvid
 async def test_a_mount_over_an_ancestor_of_the_state_dir_hides_no_other_volume(
     provider: process.ProcessProvider, state_dir: pathlib.Path
 ) -> None:
-    """The chart's emptyDir at /tmp while the state dir is under /tmp (the test suite's playground)."""
+    """The chart's emptyDir at /tmp while the state dir is under /tmp (the test suite's playground):
+    the other volumes and the pod's own files stay where they are."""
     top = "/" + state_dir.parts[1]  # /tmp under pytest
     etc = f"/etc/vnode-mount-test-{uuid.uuid4().hex[:8]}"  # a path the host does not have
     ca = models.VolumeSpec("aci-ca", "files", files=(models.KeyToPath("ca.pem", b"PEM\n"),))
     scratch = models.VolumeSpec("tmp", "emptyDir")
     container = dataclasses.replace(
-        sh("c", f"cat {etc}/aci-ca/ca.pem; ls -A {top} | wc -l"),
+        sh("c", f'cat {etc}/aci-ca/ca.pem; ls -A {top}; test -d "$VNODE_POD_ROOT" && echo its root'),
         volume_mounts=(models.VolumeMount("tmp", top), models.VolumeMount("aci-ca", f"{etc}/aci-ca", read_only=True)),
     )
     try:
         created = await provider.create(spec(container, volumes=(ca, scratch)))
         await until(provider, created.id, lambda s: s.status in TERMINAL)
-        assert await read(provider.logs(created.id, "c", LogOptions())) == b"PEM\n0\n"
+        # /tmp is the emptyDir, where only the state dir is bound back (its kubeconfig, token, CA).
+        first = state_dir.relative_to(top).parts[0].encode()
+        assert await read(provider.logs(created.id, "c", LogOptions())) == b"PEM\n" + first + b"\nits root\n"
     finally:
         await asyncio.to_thread(shutil.rmtree, etc, True)
 

@@ -314,7 +314,8 @@ class ProcessProvider:
             cwd.mkdir(parents=True, exist_ok=True)
             # The instance's IP (status.podIP) is the loopback address every instance here has.
             env = {**base_env, **{e.name: IP if e.field_path == models.FIELD_POD_IP else e.value for e in c.env}}
-            argv = workspace.in_mount_namespace([*c.command, *c.args], workspace.binds_of(directory, c))
+            binds = workspace.binds_of(directory, c)
+            argv = workspace.in_mount_namespace([*c.command, *c.args], binds, self.state_dir)
             return {"name": c.name, "image": c.image, "argv": argv, "env": env, "cwd": str(cwd)}
 
         lifeline = None

@@ -43,18 +43,22 @@ def check_commands(spec: models.InstanceSpec) -> None:
 
 # Run inside `unshare -m --propagation private` (as `python -I -S -c`, stdlib only): bind each
 # volume at its mount path, then exec the command. Every source is opened (O_PATH) before the first
-# mount and bound from its descriptor, so a mount over one of its ancestors (an emptyDir at /tmp
-# while the state dir is under /tmp) cannot hide a source bound after it; a source that is missing
-# fails the container rather than leaving a stray mount point. Parents are bound before children.
-# The mounts live in the process's own mount namespace (what it starts inherits them); the host
-# sees none of them, only the empty mount points that had to be created.
+# mount and bound from its descriptor, so a mount over one of its ancestors (the chart's emptyDir at
+# /tmp while the state dir is under /tmp) cannot hide a source bound after it; a source that is
+# missing fails the container rather than leaving a stray mount point. Parents are bound before
+# children. When a mount covers the state dir (the first argument), the state dir is bound back at
+# its path inside that mount: the container's kubeconfig, token and CA live there. The mounts live
+# in the process's own mount namespace (what it starts inherits them); the host sees none of them,
+# only the empty mount points that had to be created.
 _BIND_PY = """
 import ctypes, os, stat, sys
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 libc = ctypes.CDLL(None, use_errno=True)
-args = sys.argv[1:]
+keep, args = sys.argv[1], sys.argv[2:]
 end = args.index("--")
 binds = sorted((args[i:i + 3] for i in range(0, end, 3)), key=lambda b: b[1].rstrip("/").count("/"))
+if any((keep + "/").startswith(target.rstrip("/") + "/") for _, target, _ in binds):
+    binds.append([keep, keep, "rw"])
 def mount(source, target, flags):
     if libc.mount(source, target.encode(), None, flags, None) != 0:
         sys.exit(f"vnode: mount {target}: {os.strerror(ctypes.get_errno())}")
@@ -112,13 +116,16 @@ def check_mounts(spec: models.InstanceSpec) -> None:
                 )
 
 
-def in_mount_namespace(argv: list[str], binds: list[tuple[pathlib.Path, str, bool]]) -> list[str]:
-    """``argv`` run in its own mount namespace with each ``(source, mount path, read-only)`` bound."""
+def in_mount_namespace(
+    argv: list[str], binds: list[tuple[pathlib.Path, str, bool]], state_dir: pathlib.Path
+) -> list[str]:
+    """``argv`` run in its own mount namespace with each ``(source, mount path, read-only)`` bound;
+    ``state_dir`` (absolute) stays where it is even under a mount that covers it."""
     if not binds or mount_namespace_available():
         return argv
     flat = [part for source, target, ro in binds for part in (str(source), target, "ro" if ro else "rw")]
     unshare = shutil.which("unshare") or "unshare"
-    python = [sys.executable, "-I", "-S", "-c", _BIND_PY]
+    python = [sys.executable, "-I", "-S", "-c", _BIND_PY, str(state_dir)]
     return [unshare, "-m", "--propagation", "private", *python, *flat, "--", *argv]
 
 
