@@ -24,14 +24,20 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, bin_dir: pathlib.Path) -> Iterator[playground.Context]:
+def pg(tmp_path_factory: pytest.TempPathFactory, bin_dir: pathlib.Path) -> Iterator[playground.Playground]:
+    """The one Playground object: its supervisors hold the children they reap, so every ``down`` is its."""
     state = tmp_path_factory.mktemp("playground")
     options = launcher.Options(state_dir=state, bin_dir=bin_dir, attach=True, node_monitor_grace_period=10)
-    pg = playground.Playground(state, options=options)
+    made = playground.Playground(state, options=options)
     try:
-        yield pg.up()
+        yield made
     finally:
-        pg.down()
+        made.down()
+
+
+@pytest.fixture(scope="module")
+def world(pg: playground.Playground) -> playground.Context:
+    return pg.up()
 
 
 def _json(ctx: playground.Context, *args: str) -> Any:
@@ -198,17 +204,15 @@ def test_an_aci_node_beside_the_eci_one_runs_a_pod_that_tolerates_azure(world: p
         world.cluster.kubectl("delete", "pod", "on-aci", "--wait=true", "--timeout=120s", check=False)
 
 
-def test_helm_uninstall_leaves_no_instance(world: playground.Context) -> None:
-    pg = playground.Playground(world.state_dir)
+def test_helm_uninstall_leaves_no_instance(pg: playground.Playground, world: playground.Context) -> None:
     result = pg._helm(world, "uninstall", playground.RELEASE, "--timeout=3m", "--wait")
     assert result.returncode == 0, result.stderr
 
     wait_for(lambda: _cloud(world, "totals")["live"] == 0, timeout=120, what="no live instance in the cloud")
 
 
-def test_down_leaves_no_process_behind(world: playground.Context, bin_dir: pathlib.Path) -> None:
-    options = launcher.Options(state_dir=world.state_dir, bin_dir=bin_dir, attach=True, node_monitor_grace_period=10)
-    playground.Playground(world.state_dir, options=options).down()
+def test_down_leaves_no_process_behind(pg: playground.Playground, world: playground.Context) -> None:
+    pg.down()
     mark = os.fsencode(str(world.state_dir))
 
     def left() -> list[str]:
