@@ -139,7 +139,7 @@ class ProcessProvider:
                 os.kill(int(runner["pid"]), signal.SIGTERM)  # type: ignore[index]
             return
         # The runner is gone (the instance had finished, or the runner was killed): clean up here.
-        _kill_containers(records.read_json(directory / "status.json"))
+        records.kill_containers(records.read_json(directory / "status.json"))
         records.kill_strays(directory)
         records.retire(directory)
 
@@ -218,7 +218,7 @@ class ProcessProvider:
         else would remove the instance."""
         if records.alive(state.get("runner")) or not records.read_json(directory / "stop.json").get("remove"):
             return False
-        _kill_containers(records.read_json(directory / "status.json"))
+        records.kill_containers(records.read_json(directory / "status.json"))
         records.kill_strays(directory)
         records.retire(directory)
         return True
@@ -311,7 +311,7 @@ class ProcessProvider:
             runner = records.read_json(directory / "state.json").get("runner")
             if records.alive(runner):
                 found.append(int(runner["pid"]))  # type: ignore[index]
-            for entry in _container_records(records.read_json(directory / "status.json")):
+            for entry in records.container_records(records.read_json(directory / "status.json")):
                 if records.alive(entry):
                     found.append(int(entry["pid"]))
         return found
@@ -366,7 +366,7 @@ class ProcessProvider:
         # `sh -c '... &'` forks it away from this process, so it is never our child (no zombie,
         # no Popen left running when the daemon stops) and it outlives a daemon restart.
         script = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $!'
-        env = {"PATH": self.path, "LOG": str(directory / "runner.log"), "PYTHONPATH": _pythonpath()}
+        env = {"PATH": self.path, "LOG": str(directory / "runner.log"), "PYTHONPATH": workspace.pythonpath()}
         proc = await asyncio.create_subprocess_exec(
             "/bin/sh",
             "-c",
@@ -451,24 +451,6 @@ def _container_status(entry: Mapping[str, Any]) -> models.ContainerStatus:
     )
 
 
-def _container_records(status: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
-    return [
-        e["process"] for e in (*status.get("init_containers", []), *status.get("containers", [])) if e.get("process")
-    ]
-
-
-def _kill_containers(status: Mapping[str, Any]) -> None:
-    for record in _container_records(status):
-        records.signal_group(record, signal.SIGKILL)
-
-
-def _pythonpath() -> str:
-    """Where this vnode is importable from, so the runner imports the same code."""
-    package_root = pathlib.Path(__file__).resolve().parents[3]
-    existing = os.environ.get("PYTHONPATH", "")
-    return os.pathsep.join(p for p in (str(package_root), existing) if p)
-
-
 def stop_all(state_dir: pathlib.Path, *, timeout: float = 10.0) -> builtins.list[int]:
     """Kill every runner and container recorded under ``state_dir`` (test teardown, operators' last resort).
 
@@ -478,7 +460,7 @@ def stop_all(state_dir: pathlib.Path, *, timeout: float = 10.0) -> builtins.list
     for directory in sorted(state_dir.glob("proc-*")):
         runner = records.read_json(directory / "state.json").get("runner")
         recorded = [runner] if runner else []
-        recorded += _container_records(records.read_json(directory / "status.json"))
+        recorded += records.container_records(records.read_json(directory / "status.json"))
         for record in recorded:
             if records.alive(record):
                 killed.append(int(record["pid"]))

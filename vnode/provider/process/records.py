@@ -19,6 +19,8 @@ from vnode import procinfo
 
 __all__ = [
     "alive",
+    "container_records",
+    "kill_containers",
     "kill_strays",
     "now",
     "parse_time",
@@ -131,3 +133,16 @@ def kill_strays(prefix: pathlib.Path, *, keep: Callable[[pathlib.Path], bool] = 
             os.kill(record["pid"], signal.SIGKILL)
             killed.append(record["pid"])
     return killed
+
+
+def container_records(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The process records of an instance's containers (init containers first) in its status.json."""
+    return [
+        e["process"] for e in (*status.get("init_containers", []), *status.get("containers", [])) if e.get("process")
+    ]
+
+
+def kill_containers(status: Mapping[str, Any]) -> None:
+    """SIGKILL every container process group an instance's status.json records."""
+    for record in container_records(status):
+        signal_group(record, signal.SIGKILL)

@@ -24,6 +24,7 @@ __all__ = [
     "kubeconfig",
     "lay_out",
     "mount_namespace_available",
+    "pythonpath",
     "server_of",
 ]
 
@@ -222,3 +223,10 @@ def server_of(kubeconfig: pathlib.Path, directory: pathlib.Path) -> tuple[str, s
     except OSError:
         return loaded.server, ""
     return loaded.server, str(target)
+
+
+def pythonpath() -> str:
+    """Where this vnode is importable from, so the runner imports the same code."""
+    package_root = pathlib.Path(__file__).resolve().parents[3]
+    existing = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join(p for p in (str(package_root), existing) if p)
