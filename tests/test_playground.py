@@ -17,21 +17,27 @@ from typing import Any
 import pytest
 
 from tests.waiting import wait_for
-from vnode import models, playground
+from vnode import models, playground, playground_aci
 from vnode.cluster import launcher
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, bin_dir: pathlib.Path) -> Iterator[playground.Context]:
+def pg(tmp_path_factory: pytest.TempPathFactory, bin_dir: pathlib.Path) -> Iterator[playground.Playground]:
+    """The one Playground object: its supervisors hold the children they reap, so every ``down`` is its."""
     state = tmp_path_factory.mktemp("playground")
     options = launcher.Options(state_dir=state, bin_dir=bin_dir, attach=True, node_monitor_grace_period=10)
-    pg = playground.Playground(state, options=options)
+    made = playground.Playground(state, options=options)
     try:
-        yield pg.up()
+        yield made
     finally:
-        pg.down()
+        made.down()
+
+
+@pytest.fixture(scope="module")
+def world(pg: playground.Playground) -> playground.Context:
+    return pg.up()
 
 
 def _json(ctx: playground.Context, *args: str) -> Any:
@@ -60,6 +66,7 @@ def _running_pods(ctx: playground.Context, namespace: str) -> list[dict[str, Any
 
 def test_make_up_gives_a_ready_virtual_node_on_the_chart(world: playground.Context) -> None:
     assert _virtual_nodes(world) == {"virtual-node-eci-0": True}
+    assert playground.Playground._node_ready(world, playground_aci.VIRTUAL_NODE)
 
     # The StatefulSet controller reports the ready replica a little after the node is Ready.
     def ready_statefulset() -> dict[str, Any] | None:
@@ -76,7 +83,12 @@ def test_scale_out_to_4_then_in_to_1_loses_nothing(world: playground.Context) ->
 
     world.cluster.kubectl("create", "namespace", "vk")
     world.cluster.kubectl("label", "namespace", "vk", "virtual-node-affinity-injection=enabled")
-    world.cluster.kubectl("-n", "vk", "create", "deployment", "web", "--image=nginx:alpine", "--replicas=40")
+    # Pinned to ECI's nodes: the webhook's force mode would spread it over the ACI node too.
+    deployment = _json(
+        world, "-n", "vk", "create", "deployment", "web", "--image=nginx:alpine", "--replicas=40", "--dry-run=client"
+    )
+    deployment["spec"]["template"]["spec"]["nodeSelector"] = {"vnode.io/provider": "eci"}
+    world.cluster.kubectl("apply", "-f", "-", input=json.dumps(deployment))
     wait_for(lambda: len(_running_pods(world, "vk")) == 40, timeout=180, what="40 pods Running")
     spread = {p["spec"]["nodeName"] for p in _running_pods(world, "vk")}
     assert spread == set(wanted), f"pods only on {sorted(spread)}"
@@ -164,9 +176,58 @@ def _kill_9_replica_2_and_see_its_pods_adopted(ctx: playground.Context) -> None:
     assert totals["live"] + totals["deleted"] == made, "an instance was created or deleted by the restart"
 
 
-def test_helm_uninstall_leaves_no_instance(world: playground.Context) -> None:
-    pg = playground.Playground(world.state_dir)
+def test_an_aci_node_beside_the_eci_one_runs_a_pod_that_tolerates_azure(world: playground.Context) -> None:
+    """Story 3's node: the chart's ACI StatefulSet on vnode-host reads its CA at /etc/vnode/aci-ca."""
+    node = _json(world, "get", "node", playground_aci.VIRTUAL_NODE)
+    assert {"key": "virtual-kubelet.io/provider", "value": "azure", "effect": "NoSchedule"} in node["spec"]["taints"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "on-aci", "namespace": "default"},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": playground_aci.VIRTUAL_NODE},
+            "tolerations": [{"key": "virtual-kubelet.io/provider", "value": "azure", "effect": "NoSchedule"}],
+            "containers": [{"name": "web", "image": "nginx:alpine"}],
+        },
+    }
+    world.cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    try:
+
+        def running() -> bool:
+            status = _json(world, "get", "pod", "on-aci")["status"]
+            return status.get("phase") == "Running"
+
+        wait_for(running, timeout=120, what="pod on-aci Running on virtual-node-aci-0")
+        container_id = _json(world, "get", "pod", "on-aci")["status"]["containerStatuses"][0]["containerID"]
+        assert container_id.startswith("aci://")
+    finally:
+        world.cluster.kubectl("delete", "pod", "on-aci", "--wait=true", "--timeout=120s", check=False)
+
+
+def test_helm_uninstall_leaves_no_instance(pg: playground.Playground, world: playground.Context) -> None:
     result = pg._helm(world, "uninstall", playground.RELEASE, "--timeout=3m", "--wait")
     assert result.returncode == 0, result.stderr
 
     wait_for(lambda: _cloud(world, "totals")["live"] == 0, timeout=120, what="no live instance in the cloud")
+
+
+def test_down_leaves_no_process_behind(pg: playground.Playground, world: playground.Context) -> None:
+    pg.down()
+    mark = os.fsencode(str(world.state_dir))
+
+    def left() -> list[str]:
+        found = []
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                parts = [(entry / "cmdline").read_bytes(), (entry / "environ").read_bytes()]
+                parts.append(os.fsencode(os.readlink(entry / "cwd")))
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and any(mark in part for part in parts):
+                found.append(parts[0].replace(b"\0", b" ").decode(errors="replace"))
+        return found
+
+    wait_for(lambda: not left(), timeout=30, what=lambda: f"no process of the playground left: {left()}")

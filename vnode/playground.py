@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from vnode import playground_aci
 from vnode.cluster import build, launcher, metrics_server, procs
 from vnode.provider.process import provider as process
 
@@ -277,13 +278,15 @@ class Playground:
         result = self._helm(ctx, *install, f"--set-json=eci.vSwitches={vswitches}")
         if result.returncode != 0:
             raise PlaygroundError(f"helm install failed: {result.stderr.strip().splitlines()[-1:]}")
+        failed = playground_aci.install(ctx.cluster.kubectl, lambda *a: self._helm(ctx, *a), CHART, values_file, cloud)
+        if failed:
+            raise PlaygroundError(failed)
         deadline = time.monotonic() + 120
-        while not self._node_ready(ctx, VIRTUAL_NODE):
-            if time.monotonic() > deadline:
-                raise PlaygroundError(
-                    f"{VIRTUAL_NODE} not Ready 120s after helm install; see {ctx.state_dir / 'process'}"
-                )
-            time.sleep(0.5)
+        for node in (VIRTUAL_NODE, playground_aci.VIRTUAL_NODE):
+            while not self._node_ready(ctx, node):
+                if time.monotonic() > deadline:
+                    raise PlaygroundError(f"{node} not Ready 120s after helm install; see {ctx.state_dir / 'process'}")
+                time.sleep(0.5)
 
     @staticmethod
     def _node_ready(ctx: Context, name: str) -> bool:
@@ -299,15 +302,17 @@ class Playground:
             # Uninstall while vnode-host and the cloud still run: the chart's hook drains the
             # virtual nodes and deletes their instances, so nothing is left in the cloud.
             ctx = Context(self.state_dir, self.cluster.info())
-            if self._helm(ctx, "uninstall", RELEASE, "--timeout=3m", "--wait").returncode == 0:
-                stopped.append(f"helm release {RELEASE}")
+            for release in (playground_aci.RELEASE, RELEASE):
+                if self._helm(ctx, "uninstall", release, "--timeout=3m", "--wait").returncode == 0:
+                    stopped.append(f"helm release {release}")
         record = self.procs.read()
         started = list(record.get("processes", {}))
         if "metrics-server" in started:
             ready = self.cluster.status()["ready"]
             metrics_server.remove(self.cluster.info() if ready else None, metrics_server.plan(self.state_dir))
         stopped += self.procs.stop(reversed(started))
-        # Process instances outlive vnode-host by design (a daemon restart must not kill pods).
+        # Process instances outlive vnode-host by design (a daemon restart must not kill pods):
+        # stop them, and whatever they started that names the state dir (process.stop_all's reaper).
         process.stop_all(self.state_dir / "process")
         return stopped + self.cluster.down()
 
@@ -318,12 +323,12 @@ class Playground:
 STORIES = """\
 Try next:
   export KUBECONFIG={kubeconfig} PATH=$PWD/.venv/bin:$PATH
-  kubectl get nodes -o wide                      # virtual-node-eci-0 (agent), vnode-host, two KWOK workers
-  kubectl -n kube-system get statefulset virtual-node-eci
+  kubectl get nodes -o wide   # virtual-node-eci-0, virtual-node-aci-0 (agents), vnode-host, two KWOK workers
+  kubectl -n kube-system get statefulset virtual-node-eci virtual-node-aci
   kubectl -n kube-system scale statefulset virtual-node-eci --replicas=3   # more virtual nodes
   kubectl create namespace vk && kubectl label namespace vk virtual-node-affinity-injection=enabled
   kubectl -n vk create deployment nginx --image nginx:alpine --replicas 3
-  kubectl -n vk get pods -o wide                 # Running on virtual-node-eci-0, IPs from the vSwitch
+  kubectl -n vk get pods -o wide                 # Running on the virtual nodes, ECI's and ACI's
   kubectl run pi --image perl --restart Never -l alibabacloud.com/eci=true \\
       --command -- perl -Mbignum=bpi -wle 'print bpi(2000)'
   kubectl -n vk top pods                         # usage from the cloud's metrics API (give it ~30 s)

@@ -23,6 +23,7 @@ AWAY = {
 FORCE_NS = {"virtual-node-affinity-injection": "enabled"}
 BURST_NS = {"virtual-node-affinity-injection": "burst"}
 ECI_NS = {"alibabacloud.com/eci": "true"}
+ON_ECI = {"type": "virtual-kubelet", "vnode.io/provider": "eci"}
 
 
 def pod(spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
@@ -47,13 +48,17 @@ def with_spec(original: dict[str, Any], **fields: Any) -> dict[str, Any]:
 FORCE_CASES = [
     pytest.param(pod(), FORCE_NS, {"tolerations": [TOLERATION], "nodeSelector": {"type": "virtual-kubelet"}},
                  id="namespace-enabled-bare-pod"),
-    pytest.param(pod(), ECI_NS, {"tolerations": [TOLERATION], "nodeSelector": {"type": "virtual-kubelet"}},
-                 id="namespace-eci"),
+    pytest.param(pod(), ECI_NS, {"tolerations": [TOLERATION], "nodeSelector": ON_ECI}, id="namespace-eci"),
     pytest.param(pod(labels={"alibabacloud.com/eci": "true"}), {},
-                 {"tolerations": [TOLERATION], "nodeSelector": {"type": "virtual-kubelet"}}, id="pod-eci-label"),
+                 {"tolerations": [TOLERATION], "nodeSelector": ON_ECI}, id="pod-eci-label"),
     pytest.param(pod(labels={"alibabacloud.com/eci": "true"}), BURST_NS,
-                 {"tolerations": [TOLERATION], "nodeSelector": {"type": "virtual-kubelet"}},
-                 id="pod-label-beats-burst-namespace"),
+                 {"tolerations": [TOLERATION], "nodeSelector": ON_ECI}, id="pod-label-beats-burst-namespace"),
+    # The provider's label pins the pod to that provider's virtual nodes, not an ACI node beside them.
+    pytest.param(pod({"nodeSelector": {"disk": "ssd"}}), ECI_NS,
+                 {"tolerations": [TOLERATION], "nodeSelector": {"disk": "ssd", **ON_ECI}}, id="eci-pin-appended"),
+    pytest.param(pod({"nodeSelector": {"vnode.io/provider": "aci"}}), ECI_NS,
+                 {"tolerations": [TOLERATION], "nodeSelector": {"vnode.io/provider": "aci", "type": "virtual-kubelet"}},
+                 id="a-provider-the-user-named-is-kept"),
     pytest.param(pod({"tolerations": [{"key": "gpu", "operator": "Exists"}], "nodeSelector": {"disk": "ssd"}}),
                  FORCE_NS,
                  {"tolerations": [{"key": "gpu", "operator": "Exists"}, TOLERATION],

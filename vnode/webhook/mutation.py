@@ -4,7 +4,9 @@ Pure functions over the pod's JSON, so that every rule is checked by table tests
 server. Two modes:
 
 * **force**: the pod must run on virtual nodes: it gets the toleration of the
-  ``virtual-kubelet.io/provider`` taint and the node selector ``type=virtual-kubelet``.
+  ``virtual-kubelet.io/provider`` taint and the node selector ``type=virtual-kubelet``; when a
+  provider's own label forced it (``alibabacloud.com/eci=true``), also ``vnode.io/provider=<name>``,
+  so that it lands on that provider's virtual nodes and not on another's beside them.
 * **burst** (AKS style): the pod may overflow to virtual nodes: it gets the toleration and a
   *preferred* node affinity away from them, so the scheduler fills regular nodes first. It is
   also labelled as a burst pod, so that the deletion-cost controller can find it once bound.
@@ -31,6 +33,7 @@ VIRTUAL_NODE_LABELS: Mapping[str, str] = {
     "kubernetes.io/role": "agent",
     "kubernetes.io/os": "linux",
 }
+PROVIDER_LABEL = "vnode.io/provider"  # on every virtual node: its provider's name
 TAINT_KEY = "virtual-kubelet.io/provider"
 TOLERATION: Mapping[str, str] = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 AWAY_FROM_VIRTUAL: Mapping[str, Any] = {
@@ -95,6 +98,7 @@ class Choice:
     mode: Mode
     skipped: bool
     reason: str
+    provider: str = ""  # the provider whose own label forced the pod, if one did
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,13 +127,13 @@ def choose(pod: Mapping[str, Any], namespace: str, namespace_labels: Mapping[str
         return Choice(Mode.NONE, True, "already bound to a node")
     forced = forced_by(labels)
     if forced is not None:
-        return Choice(Mode.FORCE, False, f"pod label {forced.key}={forced.value}")
+        return Choice(Mode.FORCE, False, f"pod label {forced.key}={forced.value}", forced.provider)
     injection = namespace_labels.get(INJECTION_LABEL)
     if injection == "enabled":
         return Choice(Mode.FORCE, False, f"namespace label {INJECTION_LABEL}=enabled")
     forced = forced_by(namespace_labels)
     if forced is not None:
-        return Choice(Mode.FORCE, False, f"namespace label {forced.key}={forced.value}")
+        return Choice(Mode.FORCE, False, f"namespace label {forced.key}={forced.value}", forced.provider)
     if injection == "burst":
         return Choice(Mode.BURST, False, f"namespace label {INJECTION_LABEL}=burst")
     return Choice(Mode.NONE, False, "no label asks for virtual nodes")
@@ -141,23 +145,24 @@ def mutate(pod: Mapping[str, Any], namespace: str, namespace_labels: Mapping[str
     if choice.skipped:
         return Outcome(choice.mode, Result.SKIPPED, choice.reason)
     if choice.mode is Mode.FORCE:
-        return _force(pod, choice.reason)
+        return _force(pod, choice.reason, choice.provider)
     if choice.mode is Mode.BURST:
         return _burst(pod, choice.reason)
     return Outcome(Mode.NONE, Result.NOT_SELECTED, choice.reason)
 
 
-def _force(pod: Mapping[str, Any], reason: str) -> Outcome:
+def _force(pod: Mapping[str, Any], reason: str, provider: str = "") -> Outcome:
     spec = _mapping(pod.get("spec"))
     if excluded := excludes_virtual_nodes(spec):
         warning = f"vnode: pod left unchanged, not sent to virtual nodes: {excluded}"
         return Outcome(Mode.FORCE, Result.CONFLICT, reason, warnings=(warning,))
     ops = [*_toleration_ops(spec)]
+    wanted = {"type": VIRTUAL_NODE_LABELS["type"], **({PROVIDER_LABEL: provider} if provider else {})}
     selector = spec.get("nodeSelector")
     if not isinstance(selector, Mapping):
-        ops.append(_add("/spec/nodeSelector", {"type": VIRTUAL_NODE_LABELS["type"]}))
-    elif selector.get("type") != VIRTUAL_NODE_LABELS["type"]:
-        ops.append(_add(_pointer("spec", "nodeSelector", "type"), VIRTUAL_NODE_LABELS["type"]))
+        ops.append(_add("/spec/nodeSelector", wanted))
+    else:  # what the user set is kept (a type other than virtual-kubelet was refused above)
+        ops += [_add(_pointer("spec", "nodeSelector", k), v) for k, v in wanted.items() if k not in selector]
     return _outcome(Mode.FORCE, reason, ops)
 
 

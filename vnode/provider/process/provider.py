@@ -12,6 +12,9 @@ What a pod gets, in place of a container:
   env of the spec on top of a small host env (``PATH`` led by this Python's ``bin``),
   ``KUBECONFIG`` built from the pod's projected service-account token so in-cluster clients
   work, and ``VNODE_POD_ROOT``;
+* every volume at its ``mountPath``, bind-mounted in the container's own mount namespace
+  (``workspace.in_mount_namespace``: root and ``unshare -m``; else the pod is refused naming
+  the volume, never run without it);
 * a directory per instance under the state dir: ``root/`` is the pod's working directory
   (a container's ``workingDir`` is taken inside it) and each volume mount appears under it as
   a symlink (``root/etc/config`` for a mount at ``/etc/config``), ``logs/`` keeps each
@@ -27,9 +30,11 @@ writes ``status.json`` on every change; the provider only reads files and signal
 runner. Every process is recorded by pid *and* kernel start time (as ``vnode.cluster.procs``
 does), so a provider started later finds its runners and never signals a stranger.
 
-``PR_SET_PDEATHSIG`` would be wrong here: it would kill every pod whenever the daemon
-restarts. Tests instead give a *lifeline* (a pid, ``VNODE_PROCESS_LIFELINE``): a runner stops
-its containers and removes its instance as soon as that process is gone.
+``PR_SET_PDEATHSIG`` on the runner would be wrong here: it would kill every pod whenever the
+daemon restarts. Tests instead give a *lifeline* (a pid, ``VNODE_PROCESS_LIFELINE``): a runner
+stops its containers and removes its instance as soon as that process is gone. The containers,
+though, die with their runner (the runner sets it), and the reaper (``records.strays``) finds by
+``/proc`` whatever no record names, so that no process outlives its pod.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ __all__ = ["ProcessProvider", "create", "stop_all"]
 SERVICE_ACCOUNT_MOUNT = workspace.SERVICE_ACCOUNT_MOUNT
 IP = workspace.IP
 _TERMINAL = ("Succeeded", "Failed")
+_SWEEP_INTERVAL = 5.0
 
 
 # --- the provider ---
@@ -80,7 +86,7 @@ class ProcessProvider:
         lifeline: int | None = None,
         poll_interval: float = 0.1,
     ) -> None:
-        self.state_dir = state_dir
+        self.state_dir = state_dir.resolve()  # the reaper matches paths byte for byte (records.strays)
         self.api_server = api_server.rstrip("/")
         self.ca_file = ca_file
         self.python = python
@@ -88,6 +94,7 @@ class ProcessProvider:
         self.path = os.pathsep.join([str(pathlib.Path(python).parent), host_path])
         self.lifeline = lifeline
         self.poll_interval = poll_interval
+        self._next_sweep = 0.0
 
     # --- the contract ---
 
@@ -97,7 +104,8 @@ class ProcessProvider:
         state = records.read_json(directory / "state.json")
         if state.get("runner"):
             return self._state(directory)
-        if directory.exists() and not state:  # a create that died half-way: start it over
+        if directory.exists():  # a create that died half-way: start it over, its stray processes killed
+            records.kill_strays(directory)
             shutil.rmtree(directory, ignore_errors=True)
         try:
             runner_spec = self._prepare(instance_id, directory, spec)
@@ -131,7 +139,8 @@ class ProcessProvider:
                 os.kill(int(runner["pid"]), signal.SIGTERM)  # type: ignore[index]
             return
         # The runner is gone (the instance had finished, or the runner was killed): clean up here.
-        _kill_containers(records.read_json(directory / "status.json"))
+        records.kill_containers(records.read_json(directory / "status.json"))
+        records.kill_strays(directory)
         records.retire(directory)
 
     async def update_volumes(
@@ -168,6 +177,7 @@ class ProcessProvider:
         return self._state(directory)
 
     async def list(self, tags: Mapping[str, str]) -> Sequence[models.InstanceState]:
+        self._sweep_orphans()
         found = []
         try:
             entries = sorted(self.state_dir.iterdir())
@@ -186,13 +196,30 @@ class ProcessProvider:
         """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
         return base.Changes.listing(await self.list(tags))
 
+    def _sweep_orphans(self) -> None:
+        """The reaper, at most every few seconds: kill every process that names an instance directory
+        under the state dir that no longer holds an instance (its ``state.json`` is written before any
+        process starts and removed only after they were stopped), so nothing outlives its pod."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_INTERVAL
+        state_dir = self.state_dir.resolve()
+
+        def has_instance(path: pathlib.Path) -> bool:
+            parts = path.relative_to(state_dir).parts
+            return bool(parts) and (state_dir / parts[0] / "state.json").exists()
+
+        records.kill_strays(state_dir, keep=has_instance)
+
     def _finish_delete(self, directory: pathlib.Path, state: Mapping[str, Any]) -> bool:
         """Whether ``directory`` was a deleted instance whose runner is gone, now removed here: a delete
         right after the create can SIGTERM the runner before it catches the signal, and then nobody
         else would remove the instance."""
         if records.alive(state.get("runner")) or not records.read_json(directory / "stop.json").get("remove"):
             return False
-        _kill_containers(records.read_json(directory / "status.json"))
+        records.kill_containers(records.read_json(directory / "status.json"))
+        records.kill_strays(directory)
         records.retire(directory)
         return True
 
@@ -284,7 +311,7 @@ class ProcessProvider:
             runner = records.read_json(directory / "state.json").get("runner")
             if records.alive(runner):
                 found.append(int(runner["pid"]))  # type: ignore[index]
-            for entry in _container_records(records.read_json(directory / "status.json")):
+            for entry in records.container_records(records.read_json(directory / "status.json")):
                 if records.alive(entry):
                     found.append(int(entry["pid"]))
         return found
@@ -299,6 +326,7 @@ class ProcessProvider:
     def _prepare(self, instance_id: str, directory: pathlib.Path, spec: models.InstanceSpec) -> dict[str, Any]:
         """Lay out the instance directory and return what the runner needs (all plain JSON)."""
         workspace.check_commands(spec)
+        workspace.check_mounts(spec)
         root, token_volume = workspace.lay_out(directory, spec)
         kubeconfig = workspace.kubeconfig(directory, token_volume, self.api_server, self.ca_file)
         base_env = {
@@ -316,7 +344,9 @@ class ProcessProvider:
             cwd.mkdir(parents=True, exist_ok=True)
             # The instance's IP (status.podIP) is the loopback address every instance here has.
             env = {**base_env, **{e.name: IP if e.field_path == models.FIELD_POD_IP else e.value for e in c.env}}
-            return {"name": c.name, "image": c.image, "argv": [*c.command, *c.args], "env": env, "cwd": str(cwd)}
+            binds = workspace.binds_of(directory, c)
+            argv = workspace.in_mount_namespace([*c.command, *c.args], binds, self.state_dir)
+            return {"name": c.name, "image": c.image, "argv": argv, "env": env, "cwd": str(cwd)}
 
         lifeline = None
         if self.lifeline is not None:
@@ -336,7 +366,7 @@ class ProcessProvider:
         # `sh -c '... &'` forks it away from this process, so it is never our child (no zombie,
         # no Popen left running when the daemon stops) and it outlives a daemon restart.
         script = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $!'
-        env = {"PATH": self.path, "LOG": str(directory / "runner.log"), "PYTHONPATH": _pythonpath()}
+        env = {"PATH": self.path, "LOG": str(directory / "runner.log"), "PYTHONPATH": workspace.pythonpath()}
         proc = await asyncio.create_subprocess_exec(
             "/bin/sh",
             "-c",
@@ -421,24 +451,6 @@ def _container_status(entry: Mapping[str, Any]) -> models.ContainerStatus:
     )
 
 
-def _container_records(status: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
-    return [
-        e["process"] for e in (*status.get("init_containers", []), *status.get("containers", [])) if e.get("process")
-    ]
-
-
-def _kill_containers(status: Mapping[str, Any]) -> None:
-    for record in _container_records(status):
-        records.signal_group(record, signal.SIGKILL)
-
-
-def _pythonpath() -> str:
-    """Where this vnode is importable from, so the runner imports the same code."""
-    package_root = pathlib.Path(__file__).resolve().parents[3]
-    existing = os.environ.get("PYTHONPATH", "")
-    return os.pathsep.join(p for p in (str(package_root), existing) if p)
-
-
 def stop_all(state_dir: pathlib.Path, *, timeout: float = 10.0) -> builtins.list[int]:
     """Kill every runner and container recorded under ``state_dir`` (test teardown, operators' last resort).
 
@@ -448,11 +460,12 @@ def stop_all(state_dir: pathlib.Path, *, timeout: float = 10.0) -> builtins.list
     for directory in sorted(state_dir.glob("proc-*")):
         runner = records.read_json(directory / "state.json").get("runner")
         recorded = [runner] if runner else []
-        recorded += _container_records(records.read_json(directory / "status.json"))
+        recorded += records.container_records(records.read_json(directory / "status.json"))
         for record in recorded:
             if records.alive(record):
                 killed.append(int(record["pid"]))
                 records.signal_group(record, signal.SIGKILL)
+    killed += records.kill_strays(state_dir.resolve())  # what no record names (see records.strays)
     deadline = time.monotonic() + timeout
     while any(records.start_time(pid) is not None for pid in killed) and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -11,12 +11,29 @@ import json
 import os
 import pathlib
 import shutil
-from collections.abc import Mapping
+import signal
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from vnode import procinfo
 
-__all__ = ["alive", "now", "parse_time", "read_json", "retire", "signal_group", "start_time", "write_json"]
+__all__ = [
+    "alive",
+    "container_records",
+    "kill_containers",
+    "kill_strays",
+    "now",
+    "parse_time",
+    "read_json",
+    "retire",
+    "signal_group",
+    "start_time",
+    "strays",
+    "write_json",
+]
+
+POD_ROOT_ENV = b"VNODE_POD_ROOT="  # every container process (and what it starts) carries it
+RUNNER_MODULE = b"vnode.provider.process"
 
 
 start_time = procinfo.start_time
@@ -66,3 +83,66 @@ def retire(directory: pathlib.Path) -> None:
             if (directory / name).exists():
                 shutil.move(str(directory / name), str(kept / name))
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def _belongs(pid: int, prefix: bytes) -> bytes | None:
+    """The path under ``prefix`` that ``pid`` belongs to, if any: a runner names its instance directory
+    in its command line, and a container (and what it starts) names its pod root in its environment.
+    The marks a process keeps even when no record of it survived."""
+    try:
+        argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if RUNNER_MODULE in argv:
+        for arg in argv:
+            if arg == prefix or arg.startswith(prefix + b"/"):
+                return arg
+    for variable in environ:
+        if variable == POD_ROOT_ENV + prefix or variable.startswith(POD_ROOT_ENV + prefix + b"/"):
+            return variable[len(POD_ROOT_ENV) :]
+    return None
+
+
+def strays(prefix: pathlib.Path) -> list[dict[str, Any]]:
+    """Every live process that belongs to an instance under ``prefix`` (a state dir or one instance's
+    directory), found by scanning ``/proc``: records with pid, start time and ``path`` (the instance
+    directory or pod root it names). The reaper's eyes: a container whose runner died before it, or
+    that its runner never got to record, is still found."""
+    own, prefix_bytes = os.getpid(), os.fsencode(str(prefix)).rstrip(b"/")
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        pid = int(entry.name)
+        path = _belongs(pid, prefix_bytes)
+        started = start_time(pid) if path is not None else None
+        if path is not None and started is not None:
+            found.append({"pid": pid, "start_time": started, "path": pathlib.Path(os.fsdecode(path))})
+    return found
+
+
+def kill_strays(prefix: pathlib.Path, *, keep: Callable[[pathlib.Path], bool] = lambda path: False) -> list[int]:
+    """SIGKILL every process :func:`strays` finds under ``prefix`` but those whose path ``keep`` accepts;
+    returns their pids."""
+    killed = []
+    for record in strays(prefix):
+        if keep(record["path"]) or not alive(record):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(record["pid"], signal.SIGKILL)
+            killed.append(record["pid"])
+    return killed
+
+
+def container_records(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The process records of an instance's containers (init containers first) in its status.json."""
+    return [
+        e["process"] for e in (*status.get("init_containers", []), *status.get("containers", [])) if e.get("process")
+    ]
+
+
+def kill_containers(status: Mapping[str, Any]) -> None:
+    """SIGKILL every container process group an instance's status.json records."""
+    for record in container_records(status):
+        signal_group(record, signal.SIGKILL)

@@ -12,6 +12,9 @@ containers and removes its instance as soon as that process is gone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import json
 import os
 import pathlib
@@ -28,6 +31,16 @@ from vnode.provider.process import records
 __all__ = ["main"]
 
 _BACKOFF_CAP = 30.0
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _die_with_runner(runner: int) -> None:
+    """In the container's process, before its command: SIGKILL it when the runner dies, however the
+    runner dies (``kill -9`` included), so a container never outlives the process that records it.
+    If the runner already died between the fork and here, the parent is no longer the runner: stop."""
+    if _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != runner:
+        os._exit(137)
 
 
 class _Container:
@@ -64,6 +77,7 @@ class _Container:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=functools.partial(_die_with_runner, os.getpid()),
             )
         except OSError as exc:  # no such command: a container that cannot start
             self.log.close()
@@ -201,9 +215,14 @@ class _Runner:
 
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
-        self.write()
-        while not self.step(time.monotonic()):
-            pass
+        try:
+            self.write()
+            while not self.step(time.monotonic()):
+                pass
+        finally:  # whatever happens here (its directory removed under it, a bug), no container outlives it
+            for c in self.containers:
+                c.signal(signal.SIGKILL)
+            records.kill_strays(self.directory)
         self.linger()
         return 0
 
@@ -347,6 +366,7 @@ class _Runner:
             if self.lifeline and not records.alive(self.lifeline):
                 self.stopping.update(at=time.monotonic(), remove=True)
             time.sleep(0.2)
+        records.kill_strays(self.directory)  # what the containers started and left behind
         if self.stopping.get("remove") or records.read_json(self.directory / "stop.json").get("remove"):
             records.retire(self.directory)
 

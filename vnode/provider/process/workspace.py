@@ -3,13 +3,30 @@ kubeconfig from its service-account token so that in-cluster clients work on the
 
 from __future__ import annotations
 
+import functools
+import os
 import pathlib
+import shutil
+import subprocess
+import sys
 from typing import Any
 
 from vnode import errors, models
 from vnode.provider.process import records
 
-__all__ = ["IP", "SERVICE_ACCOUNT_MOUNT", "check_commands", "kubeconfig", "lay_out", "server_of"]
+__all__ = [
+    "IP",
+    "SERVICE_ACCOUNT_MOUNT",
+    "binds_of",
+    "check_commands",
+    "check_mounts",
+    "in_mount_namespace",
+    "kubeconfig",
+    "lay_out",
+    "mount_namespace_available",
+    "pythonpath",
+    "server_of",
+]
 
 SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 IP = "127.0.0.1"
@@ -23,6 +40,105 @@ def check_commands(spec: models.InstanceSpec) -> None:
                 "(there is no image to take an entrypoint from)",
                 code="NoCommand",
             )
+
+
+# Run inside `unshare -m --propagation private` (as `python -I -S -c`, stdlib only): bind each
+# volume at its mount path, then exec the command. Every source is opened (O_PATH) before the first
+# mount and bound from its descriptor, so a mount over one of its ancestors (the chart's emptyDir at
+# /tmp while the state dir is under /tmp) cannot hide a source bound after it; a source that is
+# missing fails the container rather than leaving a stray mount point. Parents are bound before
+# children. When a mount covers the state dir (the first argument), the state dir is bound back at
+# its path inside that mount: the container's kubeconfig, token and CA live there. The mounts live
+# in the process's own mount namespace (what it starts inherits them); the host sees none of them,
+# only the empty mount points that had to be created.
+_BIND_PY = """
+import ctypes, os, stat, sys
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
+libc = ctypes.CDLL(None, use_errno=True)
+keep, args = sys.argv[1], sys.argv[2:]
+end = args.index("--")
+binds = sorted((args[i:i + 3] for i in range(0, end, 3)), key=lambda b: b[1].rstrip("/").count("/"))
+if any((keep + "/").startswith(target.rstrip("/") + "/") for _, target, _ in binds):
+    binds.append([keep, keep, "rw"])
+def mount(source, target, flags):
+    if libc.mount(source, target.encode(), None, flags, None) != 0:
+        sys.exit(f"vnode: mount {target}: {os.strerror(ctypes.get_errno())}")
+try:
+    fds = [os.open(source, os.O_PATH | os.O_CLOEXEC) for source, _, _ in binds]
+    for fd, (source, target, mode) in zip(fds, binds):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.lexists(target):
+                open(target, "a").close()
+        mount(f"/proc/self/fd/{fd}".encode(), target, MS_BIND)
+        if mode == "ro":
+            mount(None, target, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        os.close(fd)
+    os.execvp(args[end + 1], args[end + 1:])
+except OSError as exc:
+    sys.exit(f"vnode: {exc}")
+"""
+
+
+@functools.cache
+def mount_namespace_available() -> str:
+    """Empty when this process may give a container its own mount namespace (root, ``unshare`` on
+    PATH, and the kernel lets ``unshare -m`` work here); else why not."""
+    if os.geteuid() != 0:
+        return "the daemon does not run as root (bind mounts need it)"
+    if not shutil.which("unshare"):
+        return "unshare(1) is not on PATH"
+    try:
+        probe = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare -m failed: {exc}"
+    if probe.returncode != 0:
+        return f"unshare -m failed: {probe.stderr.decode(errors='replace').strip()}"
+    return ""
+
+
+def check_mounts(spec: models.InstanceSpec) -> None:
+    """Refuse, naming the volume, a mount the provider cannot present at its path on this host. The
+    service account's is always fine: the ``KUBECONFIG`` built from it is what in-cluster clients read."""
+    why = mount_namespace_available()
+    if not why:
+        return
+    for c in (*spec.init_containers, *spec.containers):
+        for mount in c.volume_mounts:
+            if mount.mount_path.rstrip("/") != SERVICE_ACCOUNT_MOUNT:
+                raise errors.InvalidSpec(
+                    f"container {c.name}: volume {mount.name!r} cannot be presented at {mount.mount_path}: "
+                    f"the process provider bind-mounts volumes in a private mount namespace, and {why}",
+                    code="VolumeNotPresentable",
+                )
+
+
+def in_mount_namespace(
+    argv: list[str], binds: list[tuple[pathlib.Path, str, bool]], state_dir: pathlib.Path
+) -> list[str]:
+    """``argv`` run in its own mount namespace with each ``(source, mount path, read-only)`` bound;
+    ``state_dir`` (absolute) stays where it is even under a mount that covers it."""
+    if not binds or mount_namespace_available():
+        return argv
+    flat = [part for source, target, ro in binds for part in (str(source), target, "ro" if ro else "rw")]
+    unshare = shutil.which("unshare") or "unshare"
+    python = [sys.executable, "-I", "-S", "-c", _BIND_PY, str(state_dir)]
+    return [unshare, "-m", "--propagation", "private", *python, *flat, "--", *argv]
+
+
+def binds_of(directory: pathlib.Path, container: models.ContainerSpec) -> list[tuple[pathlib.Path, str, bool]]:
+    """A container's mounts as ``(source under the instance's volumes/, mount path, read-only)``."""
+    found = []
+    for mount in container.volume_mounts:
+        source = directory / "volumes" / mount.name
+        if mount.sub_path:
+            source = source / mount.sub_path
+        found.append((source, "/" + mount.mount_path.strip("/"), mount.read_only))
+    return found
 
 
 def lay_out(directory: pathlib.Path, spec: models.InstanceSpec) -> tuple[pathlib.Path, pathlib.Path | None]:
@@ -107,3 +223,10 @@ def server_of(kubeconfig: pathlib.Path, directory: pathlib.Path) -> tuple[str, s
     except OSError:
         return loaded.server, ""
     return loaded.server, str(target)
+
+
+def pythonpath() -> str:
+    """Where this vnode is importable from, so the runner imports the same code."""
+    package_root = pathlib.Path(__file__).resolve().parents[3]
+    existing = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join(p for p in (str(package_root), existing) if p)
