@@ -10,6 +10,7 @@ from alibabacloud_eci20180808.client import Client
 from alibabacloud_tea_openapi import exceptions as tea_exceptions
 
 from tests.cloudsim.conftest import Sim, container, create_request, tags
+from tests.waiting import wait_for
 from vnode.cloudsim import catalog, workloads
 
 
@@ -120,17 +121,17 @@ def test_bulk_status_by_node_tag_pages_and_polls_changes(sim: Sim, eci: Client) 
     assert cs.state.running.started_atstarted_at
     assert {c.type: c.status for c in item.pod_status.conditions}["Ready"] == "True"
 
+    # SinceSecond counts the caller's (wall) seconds, whatever the simulated clock does meanwhile.
+    def changed_in_the_last_second() -> list[str]:
+        request = m.DescribeContainerGroupStatusRequest(region_id=sim.region, tag=node, since_second=1)
+        return [d.container_group_id for d in eci.describe_container_group_status(request).body.data]
+
     sim.advance(100)
-    changed = eci.describe_container_group_status(
-        m.DescribeContainerGroupStatusRequest(region_id=sim.region, tag=node, since_second=60)
-    ).body
-    assert changed.total_count == 0
+    assert len(changed_in_the_last_second()) == 7  # made a moment ago on the caller's clock
+    wait_for(lambda: changed_in_the_last_second() == [], timeout=10, what="a second without changes")
     victim = page.data[0].container_group_id
     eci.restart_container_group(m.RestartContainerGroupRequest(region_id=sim.region, container_group_id=victim))
-    changed = eci.describe_container_group_status(
-        m.DescribeContainerGroupStatusRequest(region_id=sim.region, tag=node, since_second=60)
-    ).body
-    assert [d.container_group_id for d in changed.data] == [victim]
+    assert changed_in_the_last_second() == [victim]
 
 
 def test_restart_policy_restarts_failures_and_counts_them(sim: Sim, eci: Client) -> None:

@@ -3,6 +3,7 @@ kubeconfig from its service-account token so that in-cluster clients work on the
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import pathlib
@@ -185,8 +186,8 @@ def kubeconfig(
     ca = ca_file or (str(token_volume / "ca.crt") if (token_volume / "ca.crt").exists() else "")
     namespace = (token_volume / "namespace").read_text().strip() if (token_volume / "namespace").exists() else ""
     cluster: dict[str, Any] = {"server": api_server}
-    if ca:
-        cluster["certificate-authority"] = ca
+    if ca:  # inline: a volume mounted over the CA file's directory (an emptyDir at /tmp) cannot hide it
+        cluster["certificate-authority-data"] = base64.b64encode(pathlib.Path(ca).read_bytes()).decode()
     context: dict[str, Any] = {"cluster": "in-cluster", "user": "service-account"}
     if namespace:
         context["namespace"] = namespace
