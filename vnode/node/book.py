@@ -72,7 +72,7 @@ class Memory:
 
     instance_id: str = ""
     created_at: float = 0.0  # monotonic time the create was sent
-    seen_events: frozenset[tuple[str, str, str]] = frozenset()  # (reason, container, time) recorded
+    seen_events: frozenset[tuple[str, str, int | str]] = frozenset()  # (reason, container, second) recorded
     written: Mapping[str, Any] | None = None  # the status last written (or found on the pod)
     warned: str = ""  # "reason:message" of the last warning event, to post each warning once
     delete_requested_at: float = 0.0  # monotonic time the instance's delete was accepted

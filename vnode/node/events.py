@@ -23,7 +23,7 @@ from typing import Any
 
 from vnode import errors, models, tokenbucket
 from vnode.kube import api, client, objects
-from vnode.node import book, status
+from vnode.node import book
 
 __all__ = ["Event", "Pacer", "Recorder", "from_instance"]
 
@@ -43,12 +43,12 @@ class Event:
 
 def from_instance(
     pod: objects.Pod, memory: book.Memory, state: models.InstanceState, started_at: datetime.datetime
-) -> tuple[tuple[Event, ...], frozenset[tuple[str, str, str]]]:
+) -> tuple[tuple[Event, ...], frozenset[tuple[str, str, int | str]]]:
     """The instance's events not recorded yet, and the marks of every event seen after these."""
     fresh: list[models.InstanceEvent] = []
-    added: set[tuple[str, str, str]] = set()
+    added: set[tuple[str, str, int | str]] = set()
     for event in state.events:
-        mark = (event.reason, event.container, status.rfc3339(event.timestamp) or event.message)
+        mark = (event.reason, event.container, int(event.timestamp.timestamp()) if event.timestamp else event.message)
         if mark not in memory.seen_events and mark not in added:
             added.add(mark)
             fresh.append(event)

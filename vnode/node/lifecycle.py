@@ -272,9 +272,11 @@ def _warn_once(memory: book.Memory, reason: str, message: str) -> tuple[book.Mem
 
 def _with_status(f: Facts, memory: book.Memory, wanted: Mapping[str, Any], **fields: Any) -> Decision:
     """Write ``wanted`` only if neither the pod nor vnode's last write shows it already."""
-    shown = status.typed(wanted)  # compared as the pod would show it
     written = memory.written
-    if status.same(_pod(f).status, shown) or (written is not None and status.same(written, shown)):
+    if written is not None and written == wanted:  # the last write itself: nothing to convert
+        return Decision(memory=memory, **fields)
+    shown = status.owned(status.typed(wanted))  # compared as the pod would show it
+    if status.owned(_pod(f).status) == shown or (written is not None and status.owned(status.typed(written)) == shown):
         if written is None:
             memory = dataclasses.replace(memory, written=wanted)
         return Decision(memory=memory, **fields)

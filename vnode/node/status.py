@@ -23,7 +23,7 @@ import msgspec
 from vnode import models
 from vnode.kube import objects
 
-__all__ = ["PHASES", "failed", "from_instance", "rfc3339", "same", "typed", "waiting"]
+__all__ = ["PHASES", "failed", "from_instance", "owned", "rfc3339", "same", "typed", "waiting"]
 
 S = models.InstanceStatus
 PHASES: Mapping[models.InstanceStatus, str] = {
@@ -44,7 +44,10 @@ OWNED_CONDITIONS = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
 def rfc3339(when: datetime.datetime | None) -> str | None:
     if when is None:
         return None
-    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if when.tzinfo is not datetime.UTC:
+        when = when.astimezone(datetime.UTC)
+    # Formatted by hand: a pod's status formats a dozen times per decision, strftime is 2x slower.
+    return f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}Z"
 
 
 def _conditions(
@@ -285,7 +288,8 @@ def _container(c: objects.ContainerStatus) -> tuple[Any, ...]:
     )
 
 
-def _owned(status: objects.PodStatus) -> tuple[Any, ...]:
+def owned(status: objects.PodStatus) -> tuple[Any, ...]:
+    """Every field of a pod's status vnode owns, condition times aside, as one comparable value."""
     return (
         status.phase,
         status.reason,
@@ -307,4 +311,4 @@ def same(current: objects.PodStatus | Mapping[str, Any], wanted: objects.PodStat
     """
     current = current if isinstance(current, objects.PodStatus) else typed(current)
     wanted = wanted if isinstance(wanted, objects.PodStatus) else typed(wanted)
-    return _owned(current) == _owned(wanted)
+    return owned(current) == owned(wanted)
