@@ -82,6 +82,18 @@ class Sim:
             "ECI_SECURITY_GROUP": info["security_group_id"],
         }
 
+    def aci_env(self) -> dict[str, str]:
+        """The ACI_* settings that point a daemon at this simulator's ACI dialect (with its bearer token)."""
+        info = self.info["aci"]
+        return {
+            "ACI_REGION": info["location"],
+            "ACI_ENDPOINT": info["endpoint"],
+            "ACI_CA_FILE": info["ca_file"],
+            "ACI_SUBSCRIPTION_ID": info["subscription_id"],
+            "ACI_RESOURCE_GROUP": info["resource_group"],
+            "ACI_TOKEN": info["token"],
+        }
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

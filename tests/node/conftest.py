@@ -21,7 +21,7 @@ from tests.cloudsim.conftest import Sim
 from vnode import daemon, settings
 from vnode.cluster import launcher
 from vnode.kube import client, config
-from vnode.provider.eci import provider as eci
+from vnode.provider import registry
 from vnode.provider.fake import provider as fake
 
 
@@ -88,28 +88,42 @@ async def wait_ready(run: Running, within: float = 20) -> None:
 
 
 @contextlib.asynccontextmanager
-async def eci_daemon(
-    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str, cluster_id: str, **flags: Any
+async def cloud_daemon(
+    sim: Sim,
+    kube: client.Client,
+    core: k8s.CoreV1Api,
+    node_name: str,
+    cluster_id: str,
+    provider: str = "eci",
+    **flags: Any,
 ) -> AsyncIterator[Running]:
-    """A Ready daemon with the ECI provider on the simulator ``sim`` for ``node_name``; afterwards it
-    is stopped and its Node and Lease are removed, also when the test fails."""
-    base = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(sim.eci_env(), {**base, "status_interval": 0.3, "cluster_id": cluster_id, **flags})
-    provider = eci.create(config)
-    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
+    """A Ready daemon with ``provider`` (eci or aci) on the simulator ``sim`` for ``node_name``;
+    afterwards it is stopped and its Node and Lease are removed, also when the test fails."""
+    base = {"node_name": node_name, "provider": provider, "http_port": 0, "http_address": "127.0.0.1"}
+    env = sim.eci_env() if provider == "eci" else sim.aci_env()
+    config = settings.load(env, {**base, "status_interval": 0.3, "cluster_id": cluster_id, **flags})
+    cloud = registry.load(provider)(config)
+    d = daemon.Daemon(config, kube, cloud, identity=f"{node_name}_pod")
     run = Running(d, asyncio.create_task(d.run()))
     try:
         await wait_ready(run)
         yield run
     finally:
         await run.stop()
-        await provider.close()
+        await cloud.close()
         with contextlib.suppress(k8s.ApiException):
             await asyncio.to_thread(core.delete_node, node_name)
         with contextlib.suppress(k8s.ApiException):
             await asyncio.to_thread(
                 k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
             )
+
+
+def eci_daemon(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str, cluster_id: str, **flags: Any
+) -> contextlib.AbstractAsyncContextManager[Running]:
+    """:func:`cloud_daemon` with the ECI provider."""
+    return cloud_daemon(sim, kube, core, node_name, cluster_id, "eci", **flags)
 
 
 @pytest.fixture

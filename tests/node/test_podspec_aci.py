@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import pathlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,11 +21,9 @@ from kubernetes import client as k8s
 
 from tests.cloudsim.aci_fixtures import StaticToken
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Running, pod_manifest, wait_ready
+from tests.node.conftest import cloud_daemon, pod_manifest
 from tests.waiting import until
-from vnode import daemon, settings
 from vnode.kube import client
-from vnode.provider.aci import provider as aci
 
 pytestmark = pytest.mark.cluster
 
@@ -38,40 +35,6 @@ DNS = {"nameservers": ["1.1.1.1"], "searches": ["corp.example"], "options": [{"n
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     with running(pathlib.Path(tmp_path_factory.mktemp("podspec-aci")), profile="fast") as started:
         yield started
-
-
-def aci_env(sim: Sim) -> dict[str, str]:
-    info = sim.info["aci"]
-    return {
-        "ACI_REGION": info["location"],
-        "ACI_ENDPOINT": info["endpoint"],
-        "ACI_CA_FILE": info["ca_file"],
-        "ACI_SUBSCRIPTION_ID": info["subscription_id"],
-        "ACI_RESOURCE_GROUP": info["resource_group"],
-        "ACI_TOKEN": info["token"],
-    }
-
-
-@contextlib.asynccontextmanager
-async def aci_daemon(sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[Running]:
-    """A Ready daemon with the ACI provider on ``sim``; afterwards its Node and Lease are removed."""
-    flags = {"node_name": node_name, "provider": "aci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(aci_env(sim), {**flags, "status_interval": 0.3, "cluster_id": "podspec-aci"})
-    provider = aci.create(config)
-    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
-    run = Running(d, asyncio.create_task(d.run()))
-    try:
-        await wait_ready(run)
-        yield run
-    finally:
-        await run.stop()
-        await provider.close()
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(core.delete_node, node_name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-            )
 
 
 def group_of(sim: Sim, uid: str) -> aci_models.ContainerGroup | None:
@@ -114,7 +77,7 @@ async def test_the_mapped_fields_reach_the_container_group_and_a_pull_without_th
     await asyncio.to_thread(
         core.create_namespaced_secret, namespace, docker_secret("regcred", "registry.private.example")
     )
-    async with aci_daemon(sim, kube, core, node_name):
+    async with cloud_daemon(sim, kube, core, node_name, "podspec-aci", "aci"):
         body = pod_manifest(
             "web",
             node_name,

@@ -48,16 +48,7 @@ def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture(scope="module")
 def aci_node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An ACI node with the simulator's bearer token in ACI_TOKEN."""
-    info = cloud.info["aci"]
-    env = {
-        "ACI_REGION": info["location"],
-        "ACI_ENDPOINT": info["endpoint"],
-        "ACI_CA_FILE": info["ca_file"],
-        "ACI_SUBSCRIPTION_ID": info["subscription_id"],
-        "ACI_RESOURCE_GROUP": info["resource_group"],
-        "ACI_TOKEN": info["token"],
-    }
-    with vnode_run("aci", env, cluster, tmp_path_factory.mktemp("e2e-aci")) as name:
+    with vnode_run("aci", cloud.aci_env(), cluster, tmp_path_factory.mktemp("e2e-aci")) as name:
         yield name
 
 
