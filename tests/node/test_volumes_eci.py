@@ -22,12 +22,9 @@ from alibabacloud_eci20180808 import models as m
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Running as RunningDaemon
-from tests.node.conftest import pod_manifest, wait_ready
+from tests.node.conftest import eci_daemon, pod_manifest
 from tests.waiting import until
-from vnode import daemon, settings
 from vnode.kube import client
-from vnode.provider.eci import provider as eci
 
 pytestmark = pytest.mark.cluster
 
@@ -90,11 +87,6 @@ def claim_pod(name: str, node: str, claim: str, *, read_only: bool = False) -> d
 async def test_claims_mount_nfs_and_disks_and_an_unbound_claim_waits_for_its_volume(
     sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
 ) -> None:
-    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(sim.eci_env(), {**flags, "status_interval": 0.3, "cluster_id": "volumes-eci"})
-    provider = eci.create(config)
-    d = daemon.Daemon(config, kube, provider, identity=f"{node_name}_pod")
-    run = RunningDaemon(d, asyncio.create_task(d.run()))
     made: list[str] = []
 
     async def make_pv(name: str, claim: str, source: dict[str, Any]) -> None:
@@ -109,102 +101,98 @@ async def test_claims_mount_nfs_and_disks_and_an_unbound_claim_waits_for_its_vol
         return pod if pod.status.phase == "Running" else None
 
     try:
-        await wait_ready(run)
-        # NFS, bound statically.
-        nfs_pv = f"{namespace}-nfs"
-        await make_pv(nfs_pv, "shared", {"nfs": {"server": "nas.example.com", "path": "/exports/web"}})
-        await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("shared", nfs_pv))
-        web = claim_pod("web", node_name, "shared", read_only=True)
-        web["spec"]["volumes"].append({"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}})
-        web["spec"]["containers"][0]["volumeMounts"].append({"name": "cache", "mountPath": "/cache"})
-        await asyncio.to_thread(core.create_namespaced_pod, namespace, web)
-        pod = await until(lambda: running_pod("web"), within=60, what="the NFS pod Running")
-        group = described(sim, pod.metadata.uid)
-        (share,) = [v for v in group.volumes if v.name == "data"]
-        assert (share.type, share.nfsvolume_server, share.nfsvolume_path) == (
-            "NFSVolume",
-            "nas.example.com",
-            "/exports/web",
-        )
-        (cache,) = [v for v in group.volumes if v.name == "cache"]
-        assert (cache.type, cache.empty_dir_volume_medium, cache.empty_dir_volume_size_limit) == (
-            "EmptyDirVolume",
-            "Memory",
-            "256Mi",
-        )
-        mounts = {v.name: v for v in group.containers[0].volume_mounts}
-        assert (mounts["data"].mount_path, mounts["data"].read_only) == ("/data", True)
-
-        # A claim whose volume does not exist yet: the pod waits, saying why.
-        disk_pv = f"{namespace}-disk"
-        await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("data", disk_pv))
-        await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("db", node_name, "data"))
-
-        async def waiting() -> Any:
-            pod = await pod_of("db")
-            statuses = pod.status.container_statuses or []
-            state = statuses[0].state.waiting if statuses else None
-            return state if state is not None and "not bound" in (state.message or "") else None
-
-        state = await until(waiting, within=30, what="the pod waiting for its claim")
-        assert state.reason == "ContainerCreating"
-        assert 'persistentvolumeclaim "data" not bound' in state.message
-
-        async def failed_mount() -> Any:
-            listed = await asyncio.to_thread(
-                core.list_namespaced_event, namespace, field_selector="involvedObject.name=db"
+        async with eci_daemon(sim, kube, core, node_name, "volumes-eci"):
+            # NFS, bound statically.
+            nfs_pv = f"{namespace}-nfs"
+            await make_pv(nfs_pv, "shared", {"nfs": {"server": "nas.example.com", "path": "/exports/web"}})
+            await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("shared", nfs_pv))
+            web = claim_pod("web", node_name, "shared", read_only=True)
+            web["spec"]["volumes"].append({"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}})
+            web["spec"]["containers"][0]["volumeMounts"].append({"name": "cache", "mountPath": "/cache"})
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, web)
+            pod = await until(lambda: running_pod("web"), within=60, what="the NFS pod Running")
+            group = described(sim, pod.metadata.uid)
+            (share,) = [v for v in group.volumes if v.name == "data"]
+            assert (share.type, share.nfsvolume_server, share.nfsvolume_path) == (
+                "NFSVolume",
+                "nas.example.com",
+                "/exports/web",
             )
-            return [e for e in listed.items if e.reason == "FailedMount"] or None
+            (cache,) = [v for v in group.volumes if v.name == "cache"]
+            assert (cache.type, cache.empty_dir_volume_medium, cache.empty_dir_volume_size_limit) == (
+                "EmptyDirVolume",
+                "Memory",
+                "256Mi",
+            )
+            mounts = {v.name: v for v in group.containers[0].volume_mounts}
+            assert (mounts["data"].mount_path, mounts["data"].read_only) == ("/data", True)
 
-        (event,) = await until(failed_mount, within=30, what="a FailedMount event")
-        assert event.type == "Warning"
-        assert (await pod_of("db")).status.phase == "Pending"
-        assert described(sim, (await pod_of("db")).metadata.uid) is None  # nothing was made
+            # A claim whose volume does not exist yet: the pod waits, saying why.
+            disk_pv = f"{namespace}-disk"
+            await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("data", disk_pv))
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("db", node_name, "data"))
 
-        csi = {"driver": "diskplugin.csi.alibabacloud.com", "volumeHandle": "d-bp1claimed", "fsType": "ext4"}
-        await make_pv(disk_pv, "data", {"csi": csi})
-        pod = await until(lambda: running_pod("db"), within=60, what="the disk pod Running once its claim binds")
-        group = described(sim, pod.metadata.uid)
-        (disk,) = [v for v in group.volumes if v.name == "data"]
-        assert (disk.type, disk.disk_volume_disk_id, disk.disk_volume_fs_type) == ("DiskVolume", "d-bp1claimed", "ext4")
+            async def waiting() -> Any:
+                pod = await pod_of("db")
+                statuses = pod.status.container_statuses or []
+                state = statuses[0].state.waiting if statuses else None
+                return state if state is not None and "not bound" in (state.message or "") else None
 
-        # The disk is attached to db's instance: a second pod of the claim waits until db is gone.
-        await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("db2", node_name, "data"))
+            state = await until(waiting, within=30, what="the pod waiting for its claim")
+            assert state.reason == "ContainerCreating"
+            assert 'persistentvolumeclaim "data" not bound' in state.message
 
-        async def in_use() -> Any:
-            statuses = (await pod_of("db2")).status.container_statuses or []
-            state = statuses[0].state.waiting if statuses else None
-            return state if state is not None and "d-bp1claimed" in (state.message or "") else None
+            async def failed_mount() -> Any:
+                listed = await asyncio.to_thread(
+                    core.list_namespaced_event, namespace, field_selector="involvedObject.name=db"
+                )
+                return [e for e in listed.items if e.reason == "FailedMount"] or None
 
-        state = await until(in_use, within=30, what="the second pod of the disk waiting")
-        assert state.reason == "ContainerCreating"
-        assert "IncorrectDiskStatus" in state.message
-        await asyncio.to_thread(core.delete_namespaced_pod, "db", namespace)
-        await until(lambda: running_pod("db2"), within=60, what="the second pod Running once the disk is free")
+            (event,) = await until(failed_mount, within=30, what="a FailedMount event")
+            assert event.type == "Warning"
+            assert (await pod_of("db")).status.phase == "Pending"
+            assert described(sim, (await pod_of("db")).metadata.uid) is None  # nothing was made
 
-        # A PV no virtual node mounts: refused, naming the claim and its kind.
-        host_pv = f"{namespace}-host"
-        await make_pv(host_pv, "local", {"hostPath": {"path": "/srv"}})
-        await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("local", host_pv))
-        await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("host", node_name, "local"))
+            csi = {"driver": "diskplugin.csi.alibabacloud.com", "volumeHandle": "d-bp1claimed", "fsType": "ext4"}
+            await make_pv(disk_pv, "data", {"csi": csi})
+            pod = await until(lambda: running_pod("db"), within=60, what="the disk pod Running once its claim binds")
+            group = described(sim, pod.metadata.uid)
+            (disk,) = [v for v in group.volumes if v.name == "data"]
+            assert (disk.type, disk.disk_volume_disk_id, disk.disk_volume_fs_type) == (
+                "DiskVolume",
+                "d-bp1claimed",
+                "ext4",
+            )
 
-        async def refused() -> str | None:
-            got = await pod_of("host")
-            text = json.dumps(got.status.to_dict(), default=str)
-            return text if got.status.phase == "Failed" else None
+            # The disk is attached to db's instance: a second pod of the claim waits until db is gone.
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("db2", node_name, "data"))
 
-        text = await until(refused, within=60, what="the hostPath claim's pod refused")
-        assert 'persistentvolumeclaim \\"local\\"' in text
-        assert "kind hostPath" in text
+            async def in_use() -> Any:
+                statuses = (await pod_of("db2")).status.container_statuses or []
+                state = statuses[0].state.waiting if statuses else None
+                return state if state is not None and "d-bp1claimed" in (state.message or "") else None
+
+            state = await until(in_use, within=30, what="the second pod of the disk waiting")
+            assert state.reason == "ContainerCreating"
+            assert "IncorrectDiskStatus" in state.message
+            await asyncio.to_thread(core.delete_namespaced_pod, "db", namespace)
+            await until(lambda: running_pod("db2"), within=60, what="the second pod Running once the disk is free")
+
+            # A PV no virtual node mounts: refused, naming the claim and its kind.
+            host_pv = f"{namespace}-host"
+            await make_pv(host_pv, "local", {"hostPath": {"path": "/srv"}})
+            await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("local", host_pv))
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("host", node_name, "local"))
+
+            async def refused() -> str | None:
+                got = await pod_of("host")
+                text = json.dumps(got.status.to_dict(), default=str)
+                return text if got.status.phase == "Failed" else None
+
+            text = await until(refused, within=60, what="the hostPath claim's pod refused")
+            assert 'persistentvolumeclaim \\"local\\"' in text
+            assert "kind hostPath" in text
     finally:
-        await run.stop()
-        await provider.close()
         for name in made:
             with contextlib.suppress(k8s.ApiException):
                 await asyncio.to_thread(core.delete_persistent_volume, name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(core.delete_node, node_name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-            )
