@@ -139,6 +139,28 @@ async def test_a_mount_over_an_ancestor_of_the_state_dir_hides_no_other_volume(
         await asyncio.to_thread(shutil.rmtree, etc, True)
 
 
+@needs_namespaces
+async def test_a_mount_over_the_pythons_prefix_leaves_its_commands_on_the_path(state_dir: pathlib.Path) -> None:
+    """A checkout under /tmp while the chart mounts an emptyDir at /tmp: its ``vnode run`` (a
+    console script of the venv that leads PATH) crash-looped with ENOENT in a fresh clone there."""
+    prefix = state_dir.parent / "venv"
+    (prefix / "bin").mkdir(parents=True)
+    for name, body in (("python", f'exec {sys.executable} "$@"'), ("greet", "echo hello from the venv")):
+        (prefix / "bin" / name).write_text(f"#!/bin/sh\n{body}\n")
+        (prefix / "bin" / name).chmod(0o755)
+    provider = process.ProcessProvider(
+        state_dir, python=str(prefix / "bin" / "python"), lifeline=os.getpid(), poll_interval=0.05
+    )
+    top = "/" + state_dir.parts[1]  # /tmp under pytest: it covers the venv and the state dir
+    container = dataclasses.replace(
+        models.ContainerSpec("c", "vnode:dev", command=("greet",)),
+        volume_mounts=(models.VolumeMount("tmp", top),),
+    )
+    created = await provider.create(spec(container, volumes=(models.VolumeSpec("tmp", "emptyDir"),)))
+    await until(provider, created.id, lambda s: s.status in TERMINAL)
+    assert await read(provider.logs(created.id, "c", LogOptions())) == b"hello from the venv\n"
+
+
 async def test_a_mount_that_cannot_be_presented_is_refused_naming_the_volume(
     provider: process.ProcessProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:

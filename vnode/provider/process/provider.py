@@ -339,13 +339,15 @@ class ProcessProvider:
         if kubeconfig is not None:
             base_env["KUBECONFIG"] = str(kubeconfig)
 
+        keep = workspace.host_paths_to_keep(self.state_dir, self.python)
+
         def container(c: models.ContainerSpec) -> dict[str, Any]:
             cwd = root / c.working_dir.lstrip("/") if c.working_dir else root
             cwd.mkdir(parents=True, exist_ok=True)
             # The instance's IP (status.podIP) is the loopback address every instance here has.
             env = {**base_env, **{e.name: IP if e.field_path == models.FIELD_POD_IP else e.value for e in c.env}}
             binds = workspace.binds_of(directory, c)
-            argv = workspace.in_mount_namespace([*c.command, *c.args], binds, self.state_dir)
+            argv = workspace.in_mount_namespace([*c.command, *c.args], binds, keep)
             return {"name": c.name, "image": c.image, "argv": argv, "env": env, "cwd": str(cwd)}
 
         lifeline = None

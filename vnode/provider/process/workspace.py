@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from vnode import errors, models
@@ -21,6 +22,7 @@ __all__ = [
     "binds_of",
     "check_commands",
     "check_mounts",
+    "host_paths_to_keep",
     "in_mount_namespace",
     "kubeconfig",
     "lay_out",
@@ -48,19 +50,22 @@ def check_commands(spec: models.InstanceSpec) -> None:
 # mount and bound from its descriptor, so a mount over one of its ancestors (the chart's emptyDir at
 # /tmp while the state dir is under /tmp) cannot hide a source bound after it; a source that is
 # missing fails the container rather than leaving a stray mount point. Parents are bound before
-# children. When a mount covers the state dir (the first argument), the state dir is bound back at
-# its path inside that mount: the container's kubeconfig, token and CA live there. The mounts live
+# children. Each host path to keep (the first argument, joined by os.pathsep) that a mount covers is
+# bound back at its own path inside that mount: the state dir (the container's kubeconfig, token and
+# CA), the Python whose bin leads PATH and the code it runs (a checkout under /tmp while the chart
+# mounts an emptyDir at /tmp: `vnode run` must still be found). The mounts live
 # in the process's own mount namespace (what it starts inherits them); the host sees none of them,
 # only the empty mount points that had to be created.
 _BIND_PY = """
 import ctypes, os, stat, sys
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 libc = ctypes.CDLL(None, use_errno=True)
-keep, args = sys.argv[1], sys.argv[2:]
+keeps, args = sys.argv[1].split(os.pathsep), sys.argv[2:]
 end = args.index("--")
 binds = sorted((args[i:i + 3] for i in range(0, end, 3)), key=lambda b: b[1].rstrip("/").count("/"))
-if any((keep + "/").startswith(target.rstrip("/") + "/") for _, target, _ in binds):
-    binds.append([keep, keep, "rw"])
+for keep in keeps:
+    if any((keep + "/").startswith(target.rstrip("/") + "/") for _, target, _ in binds):
+        binds.append([keep, keep, "rw"])
 def mount(source, target, flags):
     if libc.mount(source, target.encode(), None, flags, None) != 0:
         sys.exit(f"vnode: mount {target}: {os.strerror(ctypes.get_errno())}")
@@ -119,16 +124,33 @@ def check_mounts(spec: models.InstanceSpec) -> None:
 
 
 def in_mount_namespace(
-    argv: list[str], binds: list[tuple[pathlib.Path, str, bool]], state_dir: pathlib.Path
+    argv: list[str], binds: list[tuple[pathlib.Path, str, bool]], keep: Sequence[pathlib.Path]
 ) -> list[str]:
     """``argv`` run in its own mount namespace with each ``(source, mount path, read-only)`` bound;
-    ``state_dir`` (absolute) stays where it is even under a mount that covers it."""
+    each existing path of ``keep`` (absolute) stays where it is even under a mount that covers it."""
     if not binds or mount_namespace_available():
         return argv
     flat = [part for source, target, ro in binds for part in (str(source), target, "ro" if ro else "rw")]
     unshare = shutil.which("unshare") or "unshare"
-    python = [sys.executable, "-I", "-S", "-c", _BIND_PY, str(state_dir)]
+    python = [sys.executable, "-I", "-S", "-c", _BIND_PY, os.pathsep.join(_outermost(keep))]
     return [unshare, "-m", "--propagation", "private", *python, *flat, "--", *argv]
+
+
+def _outermost(paths: Sequence[pathlib.Path]) -> list[str]:
+    """The existing paths, resolved, without those inside another (binding that one keeps them)."""
+    found: list[pathlib.Path] = []
+    for path in sorted({pathlib.Path(os.path.abspath(p)) for p in paths if p.exists()}, key=lambda p: len(p.parts)):
+        if not any(path.is_relative_to(outer) for outer in found):
+            found.append(path)
+    return [str(p) for p in found]
+
+
+def host_paths_to_keep(state_dir: pathlib.Path, python: str) -> list[pathlib.Path]:
+    """What a container's commands need from the host whatever it mounts: the state dir, the
+    prefix of the Python whose ``bin`` leads its PATH (its console scripts, their interpreter and
+    site-packages) and the code root that PYTHONPATH names."""
+    prefix = pathlib.Path(python).absolute().parent.parent
+    return [state_dir, prefix, *(pathlib.Path(p) for p in pythonpath().split(os.pathsep) if p)]
 
 
 def binds_of(directory: pathlib.Path, container: models.ContainerSpec) -> list[tuple[pathlib.Path, str, bool]]:
