@@ -132,9 +132,12 @@ async def test_a_mount_over_an_ancestor_of_the_state_dir_hides_no_other_volume(
     try:
         created = await provider.create(spec(container, volumes=(ca, scratch)))
         await until(provider, created.id, lambda s: s.status in TERMINAL)
-        # /tmp is the emptyDir, where only the state dir is bound back (its kubeconfig, token, CA).
-        first = state_dir.relative_to(top).parts[0].encode()
-        assert await read(provider.logs(created.id, "c", LogOptions())) == b"PEM\n" + first + b"\nits root\n"
+        # /tmp is the emptyDir, where only the host paths kept are bound back: the state dir (its
+        # kubeconfig, token, CA), and this checkout and its venv when they are under /tmp too.
+        kept = workspace.host_paths_to_keep(state_dir, provider.python)
+        shown = sorted({p.relative_to(top).parts[0] for p in kept if p.exists() and p.is_relative_to(top)})
+        listing = "".join(f"{name}\n" for name in shown).encode()
+        assert await read(provider.logs(created.id, "c", LogOptions())) == b"PEM\n" + listing + b"its root\n"
     finally:
         await asyncio.to_thread(shutil.rmtree, etc, True)
 
