@@ -46,8 +46,8 @@ def test_any_image_runs_images_outside_the_catalog(any_image_sim: Sim) -> None:
 
 def test_by_default_those_images_fail_to_pull(sim: Sim, eci: Client) -> None:
     group = describe_one(eci, sim, _run(sim, eci, "strict"))
-    assert group.status == "Failed"
-    assert group.containers[0].current_state.reason == "ErrImagePull"
+    assert group.status == "Pending"  # ECI pulls again until its maximum pending time
+    assert group.containers[0].current_state.reason in ("ErrImagePull", "ImagePullBackOff")
 
 
 def test_the_profile_setting_is_off_unless_asked(tmp_path: pathlib.Path) -> None:

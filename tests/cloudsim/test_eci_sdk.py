@@ -159,16 +159,35 @@ def test_restart_policy_restarts_failures_and_counts_them(sim: Sim, eci: Client)
     assert log.body.content == "try\n"
 
 
-def test_unknown_image_fails_to_pull(sim: Sim, eci: Client) -> None:
+def test_a_failing_pull_keeps_the_instance_pending_and_pulls_again_until_its_maximum_pending_time(
+    sim: Sim, eci: Client
+) -> None:
+    """ECI: an image that fails to pull leaves the instance Pending (billed) while the cloud pulls
+    again with back-off, the container waiting in ErrImagePull, then ImagePullBackOff; after 4 hours
+    Pending the cloud stops it."""
     request = create_request(
         sim, "nope", container("c", "registry.example.com/team/does-not-exist:1"), restart_policy="Never"
     )
     group_id = eci.create_container_group(request).body.container_group_id
-    sim.advance(1)
+    sim.advance(0.5)  # the first pull failed; the next is 1 s after it on this profile
+    group = describe_one(eci, sim, group_id)
+    assert group.status == "Pending"
+    assert [e.reason for e in group.events if e.type == "Warning"] == ["Failed", "BackOff"]
+    assert (group.containers[0].current_state.state, group.containers[0].current_state.reason) == (
+        "Waiting",
+        "ErrImagePull",
+    )
+    sim.advance(60)
+    group = describe_one(eci, sim, group_id)
+    assert group.status == "Pending"
+    assert group.containers[0].current_state.reason == "ImagePullBackOff"
+    failed = next(e for e in group.events if e.reason == "Failed")
+    assert failed.count > 2, "each try is counted on the one event, as the kubelet's are"
+    sim.advance(4 * 3600)
     group = describe_one(eci, sim, group_id)
     assert group.status == "Failed"
-    assert [e.reason for e in group.events if e.type == "Warning"] == ["Failed", "BackOff"]
-    assert group.containers[0].current_state.reason == "ErrImagePull"
+    assert group.events[-1].reason == "PendingTimeout"
+    assert "240 minutes" in group.events[-1].message
 
 
 def test_pi_logs_and_exec(sim: Sim, eci: Client) -> None:

@@ -121,3 +121,45 @@ async def test_cluster_first_gets_the_kube_dns_service_and_the_search_path(
             search = [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"]
             assert group.dns_config.searches == search
             assert [(o.name, o.value) for o in group.dns_config.options] == [("ndots", "5")]
+
+
+async def test_an_image_that_fails_to_pull_keeps_the_pod_pending_in_image_pull_back_off(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    """As a kubelet keeps such a pod: Pending, its container waiting in ErrImagePull then
+    ImagePullBackOff, the cloud's Failed and BackOff events on the pod; never Failed by the pull."""
+    image = "registry.example.com/team/does-not-exist:1"
+    async with eci_daemon(sim, kube, core, node_name, "podspec-pull"):
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, pod_manifest("nopull", node_name, image=image))
+
+        seen: list[Any] = [None]
+
+        def waiting_in(reason: str) -> Any:
+            async def check() -> Any:
+                pod = seen[0] = await asyncio.to_thread(core.read_namespaced_pod, "nopull", namespace)
+                statuses = pod.status.container_statuses or []
+                waiting = statuses[0].state.waiting if statuses else None
+                return pod if waiting is not None and waiting.reason == reason else None
+
+            return check
+
+        def last_seen() -> str:
+            return f"last status: {seen[0] and seen[0].status}"
+
+        await until(waiting_in("ErrImagePull"), within=30, what=lambda: f"the container in ErrImagePull; {last_seen()}")
+        await asyncio.to_thread(sim.advance, 2)  # the cloud's next pull (the fast profile's back-off: 1 s)
+        pod = await until(
+            waiting_in("ImagePullBackOff"), within=30, what=lambda: f"the container in ImagePullBackOff; {last_seen()}"
+        )
+        assert pod.status.phase == "Pending"
+        assert image in pod.status.container_statuses[0].state.waiting.message
+
+        async def warned() -> set[str] | None:
+            listed = await asyncio.to_thread(
+                core.list_namespaced_event, namespace, field_selector="involvedObject.name=nopull"
+            )
+            reasons = {e.reason for e in listed.items if e.type == "Warning" and image in (e.message or "")}
+            return reasons if {"Failed", "BackOff"} <= reasons else None
+
+        await until(warned, within=30, what="the Failed and BackOff events of the pull on the pod")
+        assert described(sim, pod.metadata.uid).status == "Pending", "the cloud pulls again"

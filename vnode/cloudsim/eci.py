@@ -36,6 +36,7 @@ from vnode.cloudsim import (
     eci_render,
     errors,
     model,
+    pulls,
     runs,
     spot,
 )
@@ -189,6 +190,7 @@ class Eci:
             eip_instance_id=p.text("EipInstanceId"),
             **_spot(p),
             termination_grace_seconds=p.integer("TerminationGracePeriodSeconds", default=30, low=0) or 0,
+            max_pending_seconds=pulls.ECI_MAX_PENDING_SECONDS,
         )
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")

@@ -6,7 +6,8 @@ An instance is a small state machine whose next step is due at ``next_at`` (simu
     schedule ─► pulled ─► create ─► start ─► running ─► done
        │           │                            │ ▲ (restart policy: run again after back-off)
        ▼           ▼                            └─┘
-    ScheduleFailed Failed (image pull)        Succeeded | Failed | Expired
+    ScheduleFailed Failed (image pull: ACI;   Succeeded | Failed | Expired
+                   ECI pulls again, pulls.py)
     delete at any point: Terminating ─► gone
 
 Nothing waits or sleeps: the cloud keeps a heap of ``next_at`` and calls ``run_due`` for the
@@ -32,7 +33,7 @@ from typing import Annotated, Literal
 import msgspec
 import pydantic
 
-from vnode.cloudsim import errors, hooks, model, spot, workloads
+from vnode.cloudsim import errors, hooks, model, pulls, spot, workloads
 
 TAG_DELAY = "cloudsim/delay"
 TAG_EXIT_CODE = "cloudsim/exit-code"
@@ -334,18 +335,8 @@ class Lifecycle:
             pull = over.delay if over.delay is not None else self.pull_seconds(inst, t)
             inst.stage, inst.next_at = "pulled", t + pull
         elif stage == "pulled":
-            forced = over.fail == "pull" or self.chance(inst, "pull-fail", self.profile.fail_pull_rate)
-            for spec, container in zip(inst.spec.containers, inst.containers, strict=True):
-                servers = (login.server for login in inst.spec.registry_credentials)
-                if forced or not workloads.pullable(spec.image, servers, any_image=self.profile.any_image):
-                    detail = (
-                        f'Failed to pull image "{spec.image}": repository does not exist or may require authorization'
-                    )
-                    _event(inst, t, "Warning", "Failed", detail)
-                    _event(inst, t, "Warning", "BackOff", f'Back-off pulling image "{spec.image}"')
-                    container.current = model.Run(reason="ErrImagePull", message=detail)
-                    self._end(inst, t, model.FAILED)
-                    return
+            if self._pull_failed(inst, t, over):
+                return
             for spec in inst.spec.containers:
                 took = t - (inst.bill_from or t)
                 _event(inst, t, "Normal", "Pulled", f'Successfully pulled image "{spec.image}" in {took:.3f}s')
@@ -379,6 +370,16 @@ class Lifecycle:
             inst.next_at = None  # the cloud removes it
         else:
             inst.next_at = None
+
+    def _pull_failed(self, inst: model.Instance, t: float, over: Overrides) -> bool:
+        """Whether the pull failed (see pulls.py). The profile's fault rate fails a first pull only."""
+        unlucky = not inst.pull_failures and self.chance(inst, "pull-fail", self.profile.fail_pull_rate)
+        p = self.profile
+        outcome = pulls.attempt(inst, t, forced=over.fail == "pull" or unlucky, any_image=p.any_image,
+                                backoff=(p.backoff_base, p.backoff_max))  # fmt: skip
+        if outcome == "failed":
+            self._end(inst, t, model.FAILED)
+        return outcome != "pulled"
 
     def _running(self, inst: model.Instance, t: float, over: Overrides) -> None:
         if inst.spot_check_at is not None and inst.spot_check_at <= t:

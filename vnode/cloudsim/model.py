@@ -192,6 +192,7 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     spot_price_limit: float = 0.0  # USD per hour, with SpotWithPriceLimit
     spot_duration: int = 1  # protection hours (0: none)
     termination_grace_seconds: float = 30.0  # TerminationGracePeriodSeconds: how long preStop hooks may run
+    max_pending_seconds: float = 0.0  # a failed pull: ECI pulls again until Pending this long; 0: fails at once (ACI)
 
 
 class Run(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -262,6 +263,7 @@ class Instance(msgspec.Struct, omit_defaults=True):
     spot_hourly: float = 0.0  # the spot price it was bought at, USD per hour (0: pay-as-you-go)
     spot_check_at: float | None = None  # the next reclamation check of a spot instance
     noticed_at: float | None = None  # when its reclamation was announced (SpotToBeReleased)
+    pull_failures: int = 0  # failed pulls so far (ECI pulls again with back-off: pulls.py)
 
     def record(self, t: float, kind: str, reason: str, message: str) -> None:
         """Record an event; the same reason and message as the last one counts up instead."""
