@@ -404,13 +404,13 @@ class Lifecycle:
                     if code != 0:
                         _event(inst, t, "Warning", "BackOff", f"Back-off restarting failed container {container.name}")
                     container.previous = container.current
-                    container.current = model.Run(reason="CrashLoopBackOff" if code else "Completed")
+                    said = f"back-off {backoff:g}s restarting failed container={container.name}" if code else ""
+                    container.current = model.Run(reason="CrashLoopBackOff" if code else "Completed", message=said)
                     container.restart_at = t + backoff
                 else:
                     container.done = True
             elif container.restart_at is not None and container.restart_at <= t:
-                container.restart_at = None
-                container.restart_count += 1
+                container.restart_at, container.restart_count = None, container.restart_count + 1
                 _event(inst, t, "Normal", "Created", f"Created container {container.name}")
                 self._start_run(inst, index, t, over)
         if all(c.done for c in inst.containers):

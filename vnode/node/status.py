@@ -120,7 +120,7 @@ def _container_statuses(
         }
         if known:
             entry["containerID"] = container_id
-        if cs.restart_count and cs.last_finished_at is not None:
+        if cs.last_finished_at is not None:  # also before the first restart, in its back-off
             entry["lastState"] = {
                 "terminated": {
                     "exitCode": cs.last_exit_code or 0,
