@@ -167,6 +167,30 @@ def test_lifecycle_hooks_are_described_and_post_start_runs_at_start(sim: Sim, ec
     assert "PostStartHook" in [e.reason for e in group.events]
 
 
+@pytest.mark.parametrize(("policy", "status"), [("Always", "Running"), ("Never", "Failed")])
+def test_a_failed_post_start_hook_kills_the_container_which_restarts_per_its_policy(
+    sim: Sim, eci: Client, policy: str, status: str
+) -> None:
+    """The kubelet's way: FailedPostStartHook, the container killed (137), then restarted with the
+    crash-loop back-off, or, under Never, the instance Failed."""
+    app = container("app", "nginx", lifecycle_post_start_handler_exec=["sh", "-c", "exit 1"])
+    request = create_request(sim, "bad-hook", app, restart_policy=policy)
+    group_id = eci.create_container_group(request).body.container_group_id
+    sim.advance(0.5)
+    group = describe(sim, eci, group_id)
+    assert group.status == status
+    reasons = [e.reason for e in group.events]
+    assert reasons.index("FailedPostStartHook") < reasons.index("Killing")
+    (app_status,) = group.containers
+    if policy == "Never":
+        assert app_status.current_state.exit_code == 137
+        return
+    assert app_status.current_state.reason == "CrashLoopBackOff"
+    assert app_status.previous_state.exit_code == 137
+    sim.advance(1)
+    assert describe(sim, eci, group_id).containers[0].restart_count == 1
+
+
 @pytest.mark.parametrize(
     ("hook_seconds", "grace", "held", "reason"), [(5, 30, 5, "PreStopHook"), (60, 4, 4, "FailedPreStopHook")]
 )

@@ -77,17 +77,20 @@ def pre_stop(inst: model.Instance, t: float) -> float:
     return longest
 
 
-def post_start(inst: model.Instance, index: int, t: float) -> None:
-    """Run the postStart hook of container ``index`` as it starts (if it has one), recording an event."""
+def post_start(inst: model.Instance, index: int, t: float) -> bool:
+    """Run the postStart hook of container ``index`` as it starts (if it has one), recording an
+    event; False if it failed: the kubelet then kills the container (restarted per its policy)."""
     spec = inst.spec.containers[index]
     if spec.post_start is None:
-        return
+        return True
     outcome = run(inst, spec, spec.post_start)
     what = f"{_describe(spec.post_start)} for container {spec.name}"
     if not outcome.ok:
         inst.record(t, "Warning", "FailedPostStartHook", f"{what} failed - error: {outcome.detail}")
-    else:
-        inst.record(t, "Normal", "PostStartHook", f"{what} ran in {outcome.seconds:g}s")
+        inst.record(t, "Normal", "Killing", f"FailedPostStartHook: stopping container {spec.name}")
+        return False
+    inst.record(t, "Normal", "PostStartHook", f"{what} ran in {outcome.seconds:g}s")
+    return True
 
 
 def message(inst: model.Instance, index: int, run: model.Run, code: int, t: float, *, interval: float) -> str:

@@ -14,10 +14,8 @@ Nothing waits or sleeps: the cloud keeps a heap of ``next_at`` and calls ``run_d
 instances whose time has come. Each step draws its randomness from a generator keyed by the
 cloud seed, the instance's sequence number and the step, so a trace depends only on the seed,
 the profile and the clock, never on how calls interleave. That is what the golden tests check.
-The generator (``Draws``) is a hash of that key and splitmix64, not ``random.Random``: seeding
-a Mersenne Twister costs ~12 µs, and a create used to seed about ten of them. A step whose
-rate or jitter is zero draws nothing at all (the ``fast`` profile draws nothing).
-
+The generator (``Draws``) is a hash of that key and splitmix64, not ``random.Random`` (~12 µs
+to seed, about ten seeds a create). A step whose rate or jitter is zero draws nothing at all.
 Tags override the profile for one instance (``OVERRIDE_TAGS``): a fixed start delay, an exit
 code, a run time, or a forced failure at a given stage.
 """
@@ -395,10 +393,11 @@ class Lifecycle:
         policy = inst.spec.restart_policy
         for index, container in enumerate(inst.containers):
             if container.ends_at is not None and container.ends_at <= t:
-                code = _exit_code(inst, index, over, self.chance(inst, f"exit-{index}", self.profile.fail_start_rate))
+                unlucky = self.chance(inst, f"exit-{index}", self.profile.fail_start_rate)
+                code = 137 if container.killed else _exit_code(inst, index, over, unlucky)
                 said = hooks.message(inst, index, container.current, code, t, interval=self.profile.access_log_interval)
                 _finish_run(container, t, code, "Completed" if code == 0 else "Error", said)
-                container.ends_at = None
+                container.ends_at, container.killed = None, False
                 if policy == "Always" or (policy == "OnFailure" and code != 0):
                     backoff = min(self.profile.backoff_max, self.profile.backoff_base * 2**container.restart_count)
                     if code != 0:
@@ -431,7 +430,8 @@ class Lifecycle:
         container.ready = True
         container.ends_at = t + run_seconds if run_seconds is not None else None
         _event(inst, t, "Normal", "Started", f"Started container {spec.name}")
-        hooks.post_start(inst, index, t)
+        if not hooks.post_start(inst, index, t):
+            container.ends_at, container.killed, container.ready = t, True, False
 
     def _schedule_next(self, inst: model.Instance) -> None:
         times = [c.ends_at for c in inst.containers if c.ends_at is not None]

@@ -215,6 +215,7 @@ class ContainerState(msgspec.Struct, omit_defaults=True):
     ends_at: float | None = None  # when the current run exits (None: runs until stopped)
     restart_at: float | None = None  # when a crashed container starts again
     done: bool = False  # terminated for good
+    killed: bool = False  # the current run is being killed: its postStart hook failed (exit 137)
 
 
 #: The events an instance keeps, newest last.
