@@ -619,3 +619,14 @@ def test_a_marked_pod_fails_without_a_second_mark() -> None:
     d = lifecycle.decide(facts(pod(phase="Running"), RECLAIMED, memory=memory), CONFIG)
     assert d.stage == "reclaimed"
     assert _targets(d) == []  # the condition vnode wrote stays on the pod (merged by type); none added
+
+
+def test_naming_a_decision_keeps_every_field() -> None:
+    """``Decision.named`` copies the fields positionally (for speed): a field added to Decision
+    and not to it fails here."""
+    values: dict[str, Any] = {}
+    for i, f in enumerate(dataclasses.fields(lifecycle.Decision)):
+        values[f.name] = object() if f.name != "action" else A.DELETE
+        values[f.name] = values[f.name] if f.name != "stage" else f"stage-{i}"
+    full = lifecycle.Decision(**values)
+    assert full.named("other") == dataclasses.replace(full, stage="other")
