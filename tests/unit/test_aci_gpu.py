@@ -14,7 +14,7 @@ import pytest
 from vnode import errors, models, settings
 from vnode.kube import objects
 from vnode.node import registration, spec
-from vnode.provider.aci import mapping
+from vnode.provider.aci import mapping, states
 from vnode.provider.aci import profile as aci_profile
 
 SUBNET = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnode/subnets/sn-1"
@@ -127,3 +127,29 @@ def test_the_node_advertises_gpus_only_with_aci_quota_gpu() -> None:
         config = settings.load({**base, **env})
         status = registration.node_status(config, models.Quota(), registration.CloudHealth(), NOW)
         assert status["capacity"].get("nvidia.com/gpu") == gpus
+
+
+def test_a_groups_gpus_are_read_back_and_their_estimated_price_counted() -> None:
+    def container(name: str, gpu: dict[str, Any] | None) -> dict[str, Any]:
+        requests = {"cpu": 1.0, "memoryInGB": 2.0, **({"gpu": gpu} if gpu else {})}
+        running = {"state": "Running", "startTime": "2026-01-01T00:00:00Z"}
+        return {
+            "name": name,
+            "properties": {"resources": {"requests": requests}, "instanceView": {"currentState": running}},
+        }
+
+    group = {
+        "name": "train",
+        "properties": {
+            "provisioningState": "Succeeded",
+            "containers": [container("a", {"count": 2, "sku": "V100"}), container("b", None)],
+            "instanceView": {"state": "Running"},
+        },
+    }
+    state = states.state_of(group)
+    assert (state.instance_type, state.gpus, state.cpu, state.memory_gib) == ("V100", 2, 2.0, 4.0)
+    hour = NOW.timestamp() + 3600
+    cpu_only = aci_profile.PROFILE.price(2.0, 4.0) * 3600
+    v100 = next(s for s in aci_profile.GPU_SKUS if s.name == "V100")
+    assert aci_profile.PROFILE.spent(state, hour) == pytest.approx(cpu_only + 2 * v100.per_gpu_second * 3600)
+    assert states.state_of({"name": "plain", "properties": {"containers": [container("a", None)]}}).gpus == 0

@@ -274,6 +274,9 @@ class Profile:
         gpu = next((g for g in self.gpu_sizes if g.instance_type == state.instance_type), None)
         if gpu is not None:
             rate += gpu.gpus * gpu.per_gpu_second
+        sku = next((g for g in self.gpu_skus if g.name == state.instance_type), None)
+        if sku is not None:
+            rate += state.gpus * sku.per_gpu_second
         return max(0.0, end - state.started_at.timestamp()) * rate
 
 
