@@ -342,6 +342,9 @@ class InstanceState:
     cpu: float = 0.0
     memory_gib: float = 0.0
     instance_type: str = ""  # the type the cloud runs it on, when it names one (a GPU type, say)
+    # GPUs the cloud attached to its containers, all together, when it attaches them per container
+    # (its GPU model is then ``instance_type``, one of the profile's ``gpu_skus``).
+    gpus: int = 0
     # Annotations the cloud puts on the pod (a public address it allocated, say); written once.
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     interruptible: bool = False  # the cloud may take it back (spot; ECI gives a notice): watch its events

@@ -36,6 +36,7 @@ def test_a_gpu_type_runs_at_its_size_and_is_billed_with_its_gpus(sim: Sim) -> No
         ([container(gpu=1)], {}, "Container.1.Gpu"),  # GPUs without a GPU type
         ([container()], {"instance_type": T4}, "Container.N.Gpu"),  # a GPU type no container uses
         ([container(gpu=1)], {"instance_type": "ecs.gn99-nope"}, "InstanceType"),
+        ([container(gpu=1)], {"instance_type": catalog.aci_gpu_type("V100")}, "InstanceType"),  # ACI's record
     ],
 )
 def test_a_gpu_request_no_type_can_serve_is_refused_naming_the_parameter(

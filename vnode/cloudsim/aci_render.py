@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vnode.cloudsim import aci_arm, model
+from vnode.cloudsim import aci_arm, aci_gpu, model
 
 
 def states(inst: model.Instance) -> tuple[str, str]:
@@ -121,7 +121,7 @@ def _container(
             "command": [*spec.command, *spec.args],
             "ports": [{"protocol": p.protocol, "port": p.port} for p in spec.ports],
             "environmentVariables": [_env(e, meta) for e in spec.env],
-            "resources": {"requests": {"cpu": spec.cpu, "memoryInGB": spec.memory}},
+            "resources": {"requests": _requests(inst, spec)},
             **_security(spec),
             "instanceView": {
                 "restartCount": cstate.restart_count,
@@ -131,6 +131,11 @@ def _container(
             },
         },
     }
+
+
+def _requests(inst: model.Instance, spec: model.ContainerSpec) -> dict[str, Any]:
+    gpu = aci_gpu.resource(inst.spec.instance_type, spec.gpu)
+    return {"cpu": spec.cpu, "memoryInGB": spec.memory, **({"gpu": gpu} if gpu else {})}
 
 
 def _security(spec: model.ContainerSpec) -> dict[str, Any]:

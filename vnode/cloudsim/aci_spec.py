@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from vnode.cloudsim import aci_arm, model
+from vnode.cloudsim import aci_arm, aci_gpu, model
 from vnode.cloudsim import cloud as cloudmod
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
@@ -24,11 +24,13 @@ _RESERVED_TAG_CHARS = re.compile(r"[<>%&\\?/\x00-\x1f\x7f]")
 class _Requests(msgspec.Struct):
     cpu: float
     memoryInGB: float
+    gpu: aci_gpu.Gpu | None = None
 
 
 class _Limits(msgspec.Struct):
     cpu: float | None = None
     memoryInGB: float | None = None
+    gpu: aci_gpu.Gpu | None = None
 
 
 class _Resources(msgspec.Struct):
@@ -198,7 +200,18 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
         tags=tuple(tags),
         registry_credentials=_logins(props.imageRegistryCredentials),
         dns_config=_dns(props.dnsConfig),
+        instance_type=_gpu_type(props),
     )
+
+
+def _gpu_type(props: _GroupProps) -> str:
+    """The group's GPU type from its containers' ``resources.*.gpu`` (see ``aci_gpu``)."""
+    asked = []
+    for c in props.containers:
+        res = c.properties.resources
+        limit = res.limits.gpu if res.limits else None
+        asked.append((c.name, res.requests.gpu, limit, res.requests.cpu, res.requests.memoryInGB))
+    return aci_gpu.check(asked, os_type=props.osType, priority=props.priority, subnets=bool(props.subnetIds))
 
 
 def _check_group(body: _GroupBody) -> None:
@@ -261,6 +274,7 @@ def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:
         ports=tuple(model.Port(p.port, p.protocol) for p in c.properties.ports),
         cpu=req.cpu,
         memory=req.memoryInGB,
+        gpu=req.gpu.count if req.gpu else 0,
         **_security(c.name, c.properties.securityContext),
     )
 

@@ -116,10 +116,41 @@ GPU_TYPES: dict[str, GpuType] = {
 GPU_FAMILIES = ("ecs.gn", "ecs.vgn", "ecs.sgn")
 
 
-def usd_per_second(cpu: float, memory: float, instance_type: str = "") -> float:
-    """What a second of an instance costs: its GPU type's price, else its size's."""
+#: ACI's GPU SKUs: per GPU count, the most vCPU and GB a container group with that many may ask
+#: (ACI's published maxima).
+ACI_GPU_SKUS: dict[str, dict[int, tuple[float, float]]] = {
+    "K80": {1: (6, 56), 2: (12, 112), 4: (24, 224)},
+    "P100": {1: (6, 112), 2: (12, 224), 4: (24, 448)},
+    "V100": {1: (6, 112), 2: (12, 224), 4: (24, 448)},
+}
+
+#: Per ACI GPU, on top of the vCPU/GiB price: estimates of the order of Azure's NC-series list
+#: prices (about 0.9, 2.1 and 3.1 USD an hour), not published ACI figures.
+ACI_USD_PER_GPU_SECOND = {"K80": 0.00025, "P100": 0.00058, "V100": 0.00085}
+
+_ACI_GPU_PREFIX = "aci-gpu-"  # the simulator's own instance type of an ACI group with GPUs
+
+
+def aci_gpu_type(sku: str) -> str:
+    """The instance type an ACI container group with GPUs of ``sku`` is recorded with."""
+    return _ACI_GPU_PREFIX + sku
+
+
+def aci_gpu_sku(instance_type: str) -> str:
+    """The SKU of an ACI GPU group's instance type ("" for any other type)."""
+    sku = instance_type.removeprefix(_ACI_GPU_PREFIX)
+    return sku if instance_type.startswith(_ACI_GPU_PREFIX) and sku in ACI_GPU_SKUS else ""
+
+
+def usd_per_second(cpu: float, memory: float, instance_type: str = "", gpus: int = 0) -> float:
+    """What a second of an instance costs: its GPU type's price, else its size's (plus, for an ACI
+    group with ``gpus``, their estimated price)."""
     gpu = GPU_TYPES.get(instance_type)
-    return gpu.usd_per_second() if gpu else Spec(cpu, memory).usd_per_second()
+    if gpu:
+        return gpu.usd_per_second()
+    sku = aci_gpu_sku(instance_type)
+    extra = gpus * ACI_USD_PER_GPU_SECOND[sku] if sku else 0.0
+    return Spec(cpu, memory).usd_per_second() + extra
 
 
 def _num(value: float) -> str:

@@ -195,6 +195,8 @@ class Eci:
         if not spec.containers:
             raise errors.MissingParameter("Container.1.Name")
         eci_params.check_mounts(spec)
+        if catalog.aci_gpu_sku(spec.instance_type):  # the ACI dialect's record of a GPU group, not an ECI type
+            raise errors.InvalidParameter("InstanceType", f"{spec.instance_type} is not an instance type of ECI")
         self._region(p)
         inst = self.cloud.create(spec)
         return {"ContainerGroupId": inst.id}

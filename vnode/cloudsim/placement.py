@@ -60,7 +60,10 @@ def validate(
 
 
 def _gpu_size(spec: model.InstanceSpec) -> catalog.Spec | None:
-    """A GPU type's size, its containers' GPUs checked; None for a spec without GPUs."""
+    """A GPU type's size, its containers' GPUs checked; None for a spec without GPUs, or for an ACI
+    group's (its GPUs are per container, checked by the ACI dialect, and its size its containers')."""
+    if catalog.aci_gpu_sku(spec.instance_type):
+        return None
     gpu = catalog.GPU_TYPES.get(spec.instance_type)
     if gpu is None and spec.instance_type.startswith(catalog.GPU_FAMILIES):
         raise errors.InvalidParameter("InstanceType", f"{spec.instance_type} is not a GPU type sold in this region")

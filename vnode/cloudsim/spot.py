@@ -59,7 +59,8 @@ def usd_per_second(inst: model.Instance) -> float:
     """What a second of ``inst`` costs: its spot price if bought as spot, else pay-as-you-go."""
     if inst.spot_hourly:
         return inst.spot_hourly / 3600
-    return catalog.usd_per_second(inst.cpu, inst.memory, inst.spec.instance_type)
+    gpus = sum(c.gpu for c in inst.spec.containers)
+    return catalog.usd_per_second(inst.cpu, inst.memory, inst.spec.instance_type, gpus)
 
 
 def _market(inst: model.Instance, t: float) -> float:

@@ -29,6 +29,7 @@ __all__ = [
     "Credentials",
     "Flag",
     "GpuSize",
+    "GpuSku",
     "Limits",
     "NoSettings",
     "Prices",
@@ -95,6 +96,20 @@ class GpuSize:
     memory_gib: float
     gpus: int
     per_gpu_second: float = 0.0  # dollars per GPU per second, on top of the vCPU/GiB price
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuSku:
+    """A GPU model its cloud attaches to containers with no instance type to pick: its name, the
+    GPU counts an instance may have with the most vCPU/GiB it may then ask (``count -> Size``), and
+    the price of one GPU. The provider's mapping chooses the model and checks a pod against it."""
+
+    name: str
+    maxima: Mapping[int, Size]
+    per_gpu_second: float = 0.0  # dollars per GPU per second, on top of the vCPU/GiB price
+
+    def counts(self) -> tuple[int, ...]:
+        return tuple(sorted(self.maxima))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +218,9 @@ class Profile:
     #: The ``nvidia.com/gpu`` its virtual node advertises unless its quota says (0: none; the scheduler
     #: then keeps GPU pods away).
     gpu_capacity: int = 0
+    #: The GPU models its cloud attaches per container (the first is the default); empty: none. With
+    #: them the core sends ``nvidia.com/gpu`` counts as they are and the provider's mapping checks them.
+    gpu_skus: tuple[GpuSku, ...] = ()
 
     def read_annotations(self, annotations: Mapping[str, str]) -> dict[str, str]:
         """The pod's annotations its provider reads: those under ``annotation_prefixes``."""
@@ -227,7 +245,7 @@ class Profile:
             if chosen is not None and not gpus:
                 raise errors.InvalidSpec(f"{named} is a GPU type: a container must ask for nvidia.com/gpu")
             return chosen  # an instance type not in the table: the cloud decides
-        if not gpus:
+        if not gpus or self.gpu_skus:  # GPUs per container: no instance type, the mapping checks them
             return None
         fits = [
             g
@@ -256,6 +274,9 @@ class Profile:
         gpu = next((g for g in self.gpu_sizes if g.instance_type == state.instance_type), None)
         if gpu is not None:
             rate += gpu.gpus * gpu.per_gpu_second
+        sku = next((g for g in self.gpu_skus if g.name == state.instance_type), None)
+        if sku is not None:
+            rate += state.gpus * sku.per_gpu_second
         return max(0.0, end - state.started_at.timestamp()) * rate
 
 

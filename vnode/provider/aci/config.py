@@ -32,6 +32,8 @@ class AciSettings(pydantic.BaseModel):
     quota_cpu: float | None = pydantic.Field(default=None, gt=0)
     quota_memory_gib: float | None = pydantic.Field(default=None, gt=0)
     quota_pods: int | None = pydantic.Field(default=None, gt=0)
+    # nvidia.com/gpu the node advertises (None or 0: none), as azure-aci's ACI_QUOTA_GPU
+    quota_gpus: int | None = pydantic.Field(default=None, ge=0)
 
     @pydantic.model_validator(mode="after")
     def _one_kind_of_credentials(self) -> AciSettings:
@@ -71,6 +73,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "quota_cpu": ("ACI_QUOTA_CPU",),
     "quota_memory_gib": ("ACI_QUOTA_MEMORY",),
     "quota_pods": ("ACI_QUOTA_POD",),
+    "quota_gpus": ("ACI_QUOTA_GPU",),
 }
 
 FLAGS = {
@@ -86,7 +89,9 @@ def placement(cloud: AciSettings) -> models.Placement:
 
 
 def quota(cloud: AciSettings) -> models.Quota:
-    return models.Quota(cpu=cloud.quota_cpu, memory_gib=cloud.quota_memory_gib, pods=cloud.quota_pods)
+    return models.Quota(
+        cpu=cloud.quota_cpu, memory_gib=cloud.quota_memory_gib, pods=cloud.quota_pods, gpus=cloud.quota_gpus
+    )
 
 
 def region(cloud: AciSettings) -> str:

@@ -6,6 +6,13 @@ A pod's annotation ``vnode.io/aci-priority`` (``Regular`` or ``Spot``) becomes t
 azure-aci nor AKS virtual nodes v2 has an annotation for it, so the name is vnode's own. ACI
 runs a Spot group only outside a virtual network, so a Spot pod on a node that places its groups
 in a subnet is refused with the reason (rather than moved out of the node's network).
+
+A container's ``nvidia.com/gpu`` (limit, else request) becomes its ``resources.requests.gpu``
+``{count, sku}``, as virtual-kubelet's azure-aci maps it: the SKU is the pod's annotation
+``virtual-kubelet.io/gpu-type`` (K80, P100 or V100, any case), else the first of the profile's
+``GPU_SKUS`` (K80). ACI gives a container 1, 2 or 4 GPUs, a group at most the vCPU/GB its SKU
+allows for its GPUs, and GPUs only outside a virtual network: anything else is refused naming
+the field or annotation, before any container group is made.
 """
 
 from __future__ import annotations
@@ -17,13 +24,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from vnode import errors, models
+from vnode.provider import profile
+from vnode.provider.aci import profile as aci_profile
 
-__all__ = ["PRIORITIES", "PRIORITY", "TOKEN_TAG", "arm_name", "decode_tags", "encode_tags", "group_body", "priority"]
+__all__ = [
+    "GPU",
+    "GPU_TYPE",
+    "PRIORITIES",
+    "PRIORITY",
+    "TOKEN_TAG",
+    "arm_name",
+    "decode_tags",
+    "encode_tags",
+    "gpu_sku",
+    "group_body",
+    "priority",
+]
 
 TOKEN_TAG = "vnode.io-client-token"
 PRIORITY = "vnode.io/aci-priority"  # a pod's annotation: the group's properties.priority
 PRIORITIES = ("Regular", "Spot")  # ACI's ContainerGroupPriority
 _VNODE_PREFIX = "vnode.io/"
+GPU_TYPE = "virtual-kubelet.io/gpu-type"  # a pod's annotation: its GPUs' SKU (azure-aci's name)
+GPU = "nvidia.com/gpu"
 
 
 def arm_name(name: str) -> str:
@@ -66,6 +89,55 @@ def priority(annotations: Mapping[str, str]) -> str:
     return chosen
 
 
+def gpu_sku(annotations: Mapping[str, str]) -> profile.GpuSku:
+    """The GPU SKU the pod's annotation names (any case), else the default (the table's first)."""
+    value = annotations.get(GPU_TYPE, "").strip()
+    if not value:
+        return aci_profile.GPU_SKUS[0]
+    chosen = next((s for s in aci_profile.GPU_SKUS if s.name.lower() == value.lower()), None)
+    if chosen is None:
+        names = ", ".join(s.name for s in aci_profile.GPU_SKUS)
+        raise errors.InvalidSpec(f"annotation {GPU_TYPE}: {value!r} is not an ACI GPU SKU ({names})")
+    return chosen
+
+
+def _gpus(spec: models.InstanceSpec, shares: list[tuple[float, float]], subnet: str) -> dict[str, dict[str, Any]]:
+    """Container name -> its ``resources.requests.gpu``; ``InvalidSpec`` for what ACI cannot run."""
+    asked = [c for c in spec.containers if c.gpus]
+    if not asked:
+        return {}
+    sku = gpu_sku(spec.annotations)
+    counts = sku.counts()
+    for c in asked:
+        if c.gpus not in counts:
+            raise errors.InvalidSpec(
+                f"container {c.name}: {GPU} {c.gpus}: ACI gives a container {_either(counts)} GPUs, not {c.gpus}"
+            )
+    if subnet:
+        raise errors.InvalidSpec(
+            f"{GPU}: ACI runs GPU container groups only outside a virtual network, and this node puts its "
+            f"groups in subnet {subnet.rsplit('/', 1)[-1]} (ACI_SUBNET): run the pod on a node without a subnet"
+        )
+    total = sum(c.gpus for c in asked)
+    # ACI's maxima are per GPU count of the group's host: vnode holds the group's total to the
+    # smallest count covering it (its reading of the published table).
+    count = next((n for n in counts if n >= total), None)
+    if count is None:
+        raise errors.InvalidSpec(f"{GPU}: the containers ask for {total} GPUs together, more than ACI's {counts[-1]}")
+    cpu, memory = sum(s[0] for s in shares), sum(s[1] for s in shares)
+    most = sku.maxima[count]
+    if cpu > most.cpu + 1e-9 or memory > most.memory_gib + 1e-9:
+        raise errors.InvalidSpec(
+            f"{GPU}: the pod asks for {cpu:g} vCPU / {memory:g} GB with {total} {sku.name} GPUs; "
+            f"ACI allows at most {most.cpu:g} vCPU / {most.memory_gib:g} GB with {count}"
+        )
+    return {c.name: {"count": c.gpus, "sku": sku.name} for c in asked}
+
+
+def _either(counts: tuple[int, ...]) -> str:
+    return ", ".join(map(str, counts[:-1])) + f" or {counts[-1]}" if len(counts) > 1 else str(counts[0])
+
+
 def _probe(probe: models.Probe) -> dict[str, Any]:
     out: dict[str, Any] = {
         "initialDelaySeconds": probe.initial_delay_seconds,
@@ -95,14 +167,14 @@ def _env(c: models.ContainerSpec) -> list[dict[str, str]]:
     return [{"name": e.name, "value": e.value} for e in c.env]
 
 
-def _container(c: models.ContainerSpec, cpu: float, memory: float) -> dict[str, Any]:
+def _container(c: models.ContainerSpec, cpu: float, memory: float, gpu: dict[str, Any] | None = None) -> dict[str, Any]:
     props: dict[str, Any] = {
         "image": c.image,
         # ACI has one command list and no working directory: args follow the command.
         "command": [*c.command, *c.args],
         "environmentVariables": _env(c),
         "ports": [{"port": p.container_port, "protocol": p.protocol} for p in c.ports],
-        "resources": {"requests": {"cpu": cpu, "memoryInGB": memory}},
+        "resources": {"requests": {"cpu": cpu, "memoryInGB": memory, **({"gpu": gpu} if gpu else {})}},
     }
     if c.volume_mounts:
         props["volumeMounts"] = [
@@ -153,11 +225,14 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
             "run the pod on a node without a subnet, or drop the annotation"
         )
     shares = _shares(spec)
+    gpus = _gpus(spec, shares, subnet)
     props: dict[str, Any] = {
         "osType": "Linux",
         "sku": "Standard",
         "restartPolicy": spec.restart_policy,
-        "containers": [_container(c, cpu, mem) for c, (cpu, mem) in zip(spec.containers, shares, strict=True)],
+        "containers": [
+            _container(c, cpu, mem, gpus.get(c.name)) for c, (cpu, mem) in zip(spec.containers, shares, strict=True)
+        ],
     }
     if spec.init_containers:
         props["initContainers"] = [

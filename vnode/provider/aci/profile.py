@@ -9,7 +9,18 @@ from __future__ import annotations
 from vnode.provider import profile
 from vnode.provider.aci import config
 
-__all__ = ["PROFILE"]
+__all__ = ["GPU_SKUS", "PROFILE"]
+
+#: ACI's GPU SKUs (Linux only, no virtual network), the default first: per GPU count (1, 2, 4), the
+#: most vCPU and GB a container group with that many may ask (ACI's published maxima). The first is
+#: the default of a pod that names none: vnode's choice (azure-aci takes the region's first SKU). The
+#: per-GPU prices are estimates of the order of Azure's NC-series list prices (about 0.9, 2.1 and 3.1
+#: USD an hour for one K80, P100, V100), not published ACI figures.
+GPU_SKUS = (
+    profile.GpuSku("K80", {1: profile.Size(6, 56), 2: profile.Size(12, 112), 4: profile.Size(24, 224)}, 0.00025),
+    profile.GpuSku("P100", {1: profile.Size(6, 112), 2: profile.Size(12, 224), 4: profile.Size(24, 448)}, 0.00058),
+    profile.GpuSku("V100", {1: profile.Size(6, 112), 2: profile.Size(12, 224), 4: profile.Size(24, 448)}, 0.00085),
+)
 
 #: The pod-spec fields a container group carries (``spec.`` omitted); the others are not mapped.
 POD_FIELDS = frozenset(
@@ -64,4 +75,7 @@ PROFILE = profile.Profile(
         ),
     },
     labels=(),
+    # virtual-kubelet.io/gpu-type (azure-aci's GPU SKU) and vnode's own vnode.io/aci-* (priority).
+    annotation_prefixes=("virtual-kubelet.io/", "vnode.io/aci-"),
+    gpu_skus=GPU_SKUS,
 )

@@ -80,6 +80,16 @@ def _event(raw: Mapping[str, Any], container: str = "") -> models.InstanceEvent:
     )
 
 
+def _gpus(props: Mapping[str, Any]) -> tuple[str, int]:
+    """The GPU SKU of a group's containers and their GPUs together (("", 0): none)."""
+    asked = [
+        ((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("gpu") or {}
+        for c in props.get("containers") or ()
+    ]
+    asked = [g for g in asked if g.get("count")]
+    return (str(asked[0].get("sku") or ""), sum(int(g["count"]) for g in asked)) if asked else ("", 0)
+
+
 def state_of(group: Mapping[str, Any]) -> models.InstanceState:
     """One ARM container group as an ``InstanceState``; its id is the group's name."""
     props = group.get("properties") or {}
@@ -104,6 +114,7 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("memoryInGB") or 0)
         for c in props.get("containers") or ()
     )
+    sku, gpus = _gpus(props)
     return models.InstanceState(
         id=str(group.get("name", "")),
         status=status,
@@ -119,5 +130,7 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=tuple(events),
         cpu=cpu,
         memory_gib=memory,
+        instance_type=sku,
+        gpus=gpus,
         interruptible=props.get("priority") == "Spot",
     )
