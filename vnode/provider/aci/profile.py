@@ -64,4 +64,6 @@ PROFILE = profile.Profile(
         ),
     },
     labels=(),
+    # vnode.io/aci-priority and azure-aci's virtualkubelet.io/dnsnamelabel (mapping.py).
+    annotation_prefixes=("vnode.io/aci-", "virtualkubelet.io/"),
 )
