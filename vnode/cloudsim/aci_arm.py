@@ -24,7 +24,8 @@ TAG_ID = "aci/id"
 TAG_GROUP = "aci/group"
 TAG_SUBSCRIPTION = "aci/subscription"
 TAG_META = "aci/meta"
-INTERNAL_TAGS = (TAG_ID, TAG_GROUP, TAG_SUBSCRIPTION, TAG_META)
+TAG_DNS = "aci/dns"  # "<location>/<dnsNameLabel>" of a group with a label: unique among live groups
+INTERNAL_TAGS = (TAG_ID, TAG_GROUP, TAG_SUBSCRIPTION, TAG_META, TAG_DNS)
 MAX_USER_TAGS = placement.MAX_TAGS - len(INTERNAL_TAGS)
 
 
@@ -118,6 +119,12 @@ def group_key(sub: str, rg: str) -> str:
 
 def arm_id(sub: str, rg: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{RESOURCE_TYPE}/{name}"
+
+
+def dns_key(location: str, label: str) -> str:
+    """The ``aci/dns`` tag of a label in a location: a label is unique per region, whatever the case
+    or spacing the location is written in ("West Europe" is "westeurope")."""
+    return f"{location.replace(' ', '').lower()}/{label.lower()}"
 
 
 def path(request: web.Request) -> tuple[str, str, str]:

@@ -126,6 +126,7 @@ class Dialect:
                 await self.changed()
                 return aci_arm.json_response(self.render(existing), 200)
         await self.admit("create")
+        self._check_label(spec, sub, rg, name)  # after the last await: no other PUT can take it in between
         if existing is not None and existing.status != model.TERMINATING:
             self.cloud.admit("delete")
             self.cloud.delete(existing.id)
@@ -134,6 +135,23 @@ class Dialect:
         op = self._operation_url(request, sub, inst, "create")
         headers = {"Azure-AsyncOperation": op, "Retry-After": self.retry_after()}
         return aci_arm.json_response(self.render(inst), 201, headers)
+
+    def _check_label(self, spec: model.InstanceSpec, sub: str, rg: str, name: str) -> None:
+        """A DNS name label is unique in its region: refused while another live group has it (a group
+        being deleted has released it). ACI's code and message; the status, 409, is the simulator's."""
+        key = next((t.value for t in spec.tags if t.key == aci_arm.TAG_DNS), "")
+        if not key:
+            return
+        own = aci_arm.arm_id(sub, rg, name).lower()
+        for inst in self.cloud.find(cloudmod.ListFilter(tags=(model.Tag(aci_arm.TAG_DNS, key),))):
+            if inst.status != model.TERMINATING and inst.tag(aci_arm.TAG_ID) != own:
+                label = key.split("/", 1)[1]
+                raise aci_arm.ArmError(
+                    409,
+                    "DnsNameLabelAlreadyTaken",
+                    f"The DNS name label '{label}' in container group '{name}' is not available. "
+                    "Try using a different label.",
+                )
 
     async def get_group(self, request: web.Request) -> web.Response:
         sub, rg, name = aci_arm.path(request)

@@ -68,12 +68,7 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
         "containers": [_container(inst, spec, cstate, meta) for spec, cstate in pairs],
         "restartPolicy": inst.spec.restart_policy,
         "osType": meta.os,
-        "ipAddress": {
-            "ports": [{"protocol": proto, "port": port} for port, proto in meta.ports],
-            "type": meta.ip or "Private",
-            "ip": inst.ip,
-            **({"dnsNameLabel": meta.dns, "fqdn": f"{meta.dns}.{meta.loc}.azurecontainer.io"} if meta.dns else {}),
-        },
+        "ipAddress": _ip_address(inst, meta),
         "instanceView": {
             "events": [_event(e) for e in inst.events if not single and _group_event(e, inst)],
             "state": state,
@@ -108,6 +103,28 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
             for c in inst.spec.init_containers
         ]
     return props
+
+
+def public_address(inst: model.Instance) -> str:
+    """The public IP of a group with ``ipAddress.type`` ``Public``: from the simulator's own range
+    20.64.0.0/10 (distinct from its vSwitches and from ECI's EIPs), one per instance (by its
+    sequence number, so a restart shows the same), never a .0 or .255."""
+    rest, host = divmod((inst.seq - 1) % (64 * 256 * 254), 254)
+    return f"20.{64 + rest // 256}.{rest % 256}.{host + 1}"
+
+
+def _ip_address(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
+    """``ipAddress``: a public group shows its public address (and, with a label, the name ACI
+    serves it under); any other its address on the vSwitch it landed on."""
+    out: dict[str, Any] = {
+        "ports": [{"protocol": proto, "port": port} for port, proto in meta.ports],
+        "type": meta.ip or "Private",
+        "ip": public_address(inst) if meta.ip == "Public" else inst.ip,
+    }
+    if meta.dns:
+        region = meta.loc.replace(" ", "").lower()
+        out |= {"dnsNameLabel": meta.dns, "fqdn": f"{meta.dns}.{region}.azurecontainer.io"}
+    return out
 
 
 def _container(

@@ -18,6 +18,8 @@ from vnode.cloudsim import cloud as cloudmod
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
 _RESERVED_TAG_CHARS = re.compile(r"[<>%&\\?/\x00-\x1f\x7f]")
+# ACI's rule for a DNS name label, as its refusal words it (quoted below).
+_DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
 
 
 # Field names are ARM's camelCase spelling: msgspec decodes by attribute name.
@@ -152,6 +154,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
     body = aci_arm.decode_body(decode_group, raw)
     props = body.properties
     _check_group(body)
+    _check_ip_address(props, name)
     secure: list[str] = []  # names of secure environment variables, filled by _env_tag
     containers = tuple(_container(c, secure) for c in props.containers)
     inits = tuple(
@@ -187,6 +190,8 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
         model.Tag(aci_arm.TAG_SUBSCRIPTION, sub.lower()),
         model.Tag(aci_arm.TAG_META, aci_arm.encode(meta).decode()),
     ]
+    if meta.dns:
+        tags.append(model.Tag(aci_arm.TAG_DNS, aci_arm.dns_key(meta.loc, meta.dns)))
     groups = cloud.groups.values()
     group = next((g for g in groups if g.kind == "enterprise"), next(iter(groups)))
     return model.InstanceSpec(
@@ -254,6 +259,44 @@ def _check_priority(props: _GroupProps) -> None:
             400,
             "SpotPriorityContainerGroupNotSupportedForInboundConnectivity",
             "Spot priority container groups cannot have a public IP address.",
+        )
+
+
+def _check_ip_address(props: _GroupProps, name: str) -> None:
+    """``ipAddress``: its type, its ports (those of the containers; a public IP needs one) and its
+    DNS name label. ``MissingIpAddressPorts`` and the label's message are ACI's; the codes
+    ``InvalidIpAddressType``, ``InvalidIpAddressPorts`` and ``InvalidDnsNameLabel`` are the
+    simulator's (ACI's are not published)."""
+    ip = props.ipAddress
+    if ip is None:
+        return
+    if ip.type not in ("Public", "Private"):
+        raise aci_arm.ArmError(
+            400,
+            "InvalidIpAddressType",
+            f"The IP address type '{ip.type}' of container group '{name}' is invalid: 'Public' or 'Private'.",
+        )
+    if ip.type == "Public" and not ip.ports:
+        raise aci_arm.ArmError(
+            400, "MissingIpAddressPorts", f"The ports in the 'ipAddress' of container group '{name}' cannot be empty."
+        )
+    exposed = {(p.port, p.protocol.upper()) for c in props.containers for p in c.properties.ports}
+    for port in ip.ports:
+        if (port.port, port.protocol.upper()) not in exposed:
+            raise aci_arm.ArmError(
+                400,
+                "InvalidIpAddressPorts",
+                f"The port '{port.port}/{port.protocol}' in the 'ipAddress' of container group '{name}' is not "
+                "a port of any of its containers.",
+            )
+    label = ip.dnsNameLabel
+    if label and not _DNS_LABEL.match(label):
+        raise aci_arm.ArmError(
+            400,
+            "InvalidDnsNameLabel",
+            f"The DNS name label '{label}' in container group '{name}' is invalid. It can contain only lowercase "
+            "letters, numbers and hyphens. The first character must be a letter. The last character must be a "
+            "letter or number. The value must be between 5 and 63 characters long.",
         )
 
 

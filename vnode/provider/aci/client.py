@@ -15,6 +15,9 @@ __all__ = ["ARM", "LOGIN", "Token", "error_of"]
 ARM = "https://management.azure.com"
 LOGIN = "https://login.microsoftonline.com"
 _CAPACITY_CODES = {"ServiceUnavailable", "InsufficientSubnetSize", "ContainerGroupQuotaReached", "InsufficientCapacity"}
+# Refusals of the pod's own ask, whatever their status: the pod fails with ACI's reason rather than
+# waiting, unexplained, for another group (perhaps another tenant's) to give up its DNS name label.
+_REFUSAL_CODES = {"DnsNameLabelAlreadyTaken"}
 
 
 def error_of(what: str, status: int, code: str, message: str, retry_after: str | None) -> errors.ApiError:
@@ -33,6 +36,8 @@ def error_of(what: str, status: int, code: str, message: str, retry_after: str |
         return errors.NotFound(text, code=code or "ResourceNotFound")
     if code in _CAPACITY_CODES:
         return errors.CapacityError(text, code=code)
+    if code in _REFUSAL_CODES:
+        return errors.InvalidSpec(text, code=code)
     if status == 409:
         return errors.Conflict(text, code=code or "Conflict")
     if status == 400:

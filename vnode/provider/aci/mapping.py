@@ -13,6 +13,14 @@ A container's ``nvidia.com/gpu`` (limit, else request) becomes its ``resources.r
 ``GPU_SKUS`` (K80). ACI gives a container 1, 2 or 4 GPUs, a group at most the vCPU/GB its SKU
 allows for its GPUs, and GPUs only outside a virtual network: anything else is refused naming
 the field or annotation, before any container group is made.
+
+A pod's annotation ``virtualkubelet.io/dnsnamelabel`` (virtual-kubelet's azure-aci spelling) gives
+the group a public IP with that DNS name label: ``properties.ipAddress`` ``{type: Public,
+dnsNameLabel, ports}``, the ports being the containers' ``containerPort`` values. ACI then serves the
+group at ``<label>.<location>.azurecontainer.io``; ``states`` writes the address and that name back
+to the pod once, as ``vnode.io/aci-public-ip`` and ``vnode.io/aci-fqdn`` (vnode's own names:
+azure-aci documents none). A label ACI would refuse, a pod without a port, a pod in a subnet or a
+Spot pod is refused naming the annotation.
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ from vnode.provider import profile
 from vnode.provider.aci import profile as aci_profile
 
 __all__ = [
+    "DNS_NAME_LABEL",
+    "FQDN",
     "GPU",
     "GPU_TYPE",
     "PRIORITIES",
     "PRIORITY",
+    "PUBLIC_IP",
     "TOKEN_TAG",
     "arm_name",
     "decode_tags",
@@ -47,6 +58,14 @@ PRIORITIES = ("Regular", "Spot")  # ACI's ContainerGroupPriority
 _VNODE_PREFIX = "vnode.io/"
 GPU_TYPE = "virtual-kubelet.io/gpu-type"  # a pod's annotation: its GPUs' SKU (azure-aci's name)
 GPU = "nvidia.com/gpu"
+DNS_NAME_LABEL = "virtualkubelet.io/dnsnamelabel"  # azure-aci's annotation: a public IP with this label
+# What is written back to the pod once the group has its public IP: vnode's names (azure-aci has none).
+PUBLIC_IP = "vnode.io/aci-public-ip"
+FQDN = "vnode.io/aci-fqdn"
+# ACI's rule, as its refusal words it ("only lowercase letters, numbers and hyphens. The first
+# character must be a letter. The last character must be a letter or number. The value must be
+# between 5 and 63 characters long.", quoted in github.com/derekbekoe/vscode-spot/issues/38).
+_DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
 
 
 def arm_name(name: str) -> str:
@@ -261,6 +280,9 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
         props["volumes"] = volumes
     if spec.registry_credentials:
         props["imageRegistryCredentials"] = [_login(c) for c in spec.registry_credentials]
+    public = _public_ip(spec, subnet=subnet, prio=prio)
+    if public:
+        props["ipAddress"] = public
     if subnet:
         props["subnetIds"] = [{"id": subnet}]
         ports = [{"port": p.container_port, "protocol": p.protocol} for c in spec.containers for p in c.ports]
@@ -273,6 +295,48 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
     tags = encode_tags(spec.tags)
     tags[TOKEN_TAG] = spec.client_token
     return {"location": location, "tags": tags, "properties": props}
+
+
+def _public_ip(spec: models.InstanceSpec, *, subnet: str, prio: str) -> dict[str, Any]:
+    """``ipAddress`` ``{type: Public, dnsNameLabel, ports}`` for a pod with the DNS name label
+    annotation ({} without it); ``InvalidSpec`` naming the annotation when ACI could not give it."""
+    label = spec.annotations.get(DNS_NAME_LABEL, "").strip()
+    if not label:  # azure-aci also takes an empty value as no label
+        return {}
+    where = f"annotation {DNS_NAME_LABEL}={label!r}"
+    if not _DNS_LABEL.match(label):
+        raise errors.InvalidSpec(
+            f"{where}: not a DNS name label ACI accepts (5 to 63 lowercase letters, digits and hyphens, "
+            "starting with a letter and ending with a letter or digit)"
+        )
+    ports: list[dict[str, Any]] = []
+    for c in spec.containers:
+        for p in c.ports:
+            if p.protocol not in ("TCP", "UDP"):
+                raise errors.InvalidSpec(
+                    f"{where}: container {c.name} port {p.container_port}/{p.protocol}: "
+                    "ACI opens only TCP and UDP ports on a public IP"
+                )
+            port = {"port": p.container_port, "protocol": p.protocol}
+            if port not in ports:
+                ports.append(port)
+    if not ports:
+        raise errors.InvalidSpec(
+            f"{where}: ACI gives a container group a public IP only with ports to open, and no container "
+            "of the pod declares a containerPort: add one (ports[].containerPort)"
+        )
+    if subnet:
+        raise errors.InvalidSpec(
+            f"{where}: ACI gives a public IP only to container groups outside a virtual network, and this "
+            f"node puts its groups in subnet {subnet.rsplit('/', 1)[-1]} (ACI_SUBNET): run the pod on a node "
+            "without a subnet, or drop the annotation"
+        )
+    if prio == "Spot":
+        raise errors.InvalidSpec(
+            f"{where} with {PRIORITY}=Spot: ACI's Spot container groups cannot have a public IP "
+            "(SpotPriorityContainerGroupNotSupportedForInboundConnectivity): drop one of the two"
+        )
+    return {"type": "Public", "dnsNameLabel": label, "ports": ports}
 
 
 def _dns(spec: models.InstanceSpec) -> dict[str, Any]:

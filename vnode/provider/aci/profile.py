@@ -75,7 +75,8 @@ PROFILE = profile.Profile(
         ),
     },
     labels=(),
-    # virtual-kubelet.io/gpu-type (azure-aci's GPU SKU) and vnode's own vnode.io/aci-* (priority).
-    annotation_prefixes=("virtual-kubelet.io/", "vnode.io/aci-"),
+    # azure-aci's virtual-kubelet.io/gpu-type (GPU SKU) and virtualkubelet.io/dnsnamelabel (both
+    # spellings are azure-aci's), and vnode's own vnode.io/aci-* (priority): mapping.py.
+    annotation_prefixes=("virtual-kubelet.io/", "virtualkubelet.io/", "vnode.io/aci-"),
     gpu_skus=GPU_SKUS,
 )

@@ -133,4 +133,16 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         instance_type=sku,
         gpus=gpus,
         interruptible=props.get("priority") == "Spot",
+        annotations=_annotations(props.get("ipAddress") or {}),
     )
+
+
+def _annotations(address: Mapping[str, Any]) -> dict[str, str]:
+    """What the pod is given once its group has a public IP: the address and, with a DNS name
+    label, its name (both at once, so the pod is annotated in one write)."""
+    if address.get("type") != "Public" or not address.get("ip"):
+        return {}
+    if address.get("dnsNameLabel") and not address.get("fqdn"):
+        return {}
+    written = {mapping.PUBLIC_IP: address.get("ip"), mapping.FQDN: address.get("fqdn")}
+    return {key: str(value) for key, value in written.items() if value}
