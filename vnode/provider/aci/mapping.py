@@ -234,6 +234,20 @@ def _shares(spec: models.InstanceSpec) -> list[tuple[float, float]]:
     ]
 
 
+def _volumes(spec: models.InstanceSpec) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = []
+    for volume in spec.volumes:
+        if volume.kind == "emptyDir":
+            volumes.append({"name": volume.name, "emptyDir": {}})
+        elif volume.kind == "files":
+            # ACI's secret volume: file name -> base64 content, mounted read-only.
+            files = {item.path: _b64(item.content) for item in volume.files}
+            volumes.append({"name": volume.name, "secret": files})
+        else:
+            raise errors.InvalidSpec(f"volume {volume.name}: ACI does not support volumes of kind {volume.kind!r}")
+    return volumes
+
+
 def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") -> dict[str, Any]:
     """The PUT body of a container group for ``spec`` (in ``subnet``, if given)."""
     prio = priority(spec.annotations)
@@ -266,16 +280,7 @@ def group_body(spec: models.InstanceSpec, *, location: str, subnet: str = "") ->
             }
             for c in spec.init_containers
         ]
-    volumes = []
-    for volume in spec.volumes:
-        if volume.kind == "emptyDir":
-            volumes.append({"name": volume.name, "emptyDir": {}})
-        elif volume.kind == "files":
-            # ACI's secret volume: file name -> base64 content, mounted read-only.
-            files = {item.path: _b64(item.content) for item in volume.files}
-            volumes.append({"name": volume.name, "secret": files})
-        else:
-            raise errors.InvalidSpec(f"volume {volume.name}: ACI does not support volumes of kind {volume.kind!r}")
+    volumes = _volumes(spec)
     if volumes:
         props["volumes"] = volumes
     if spec.registry_credentials:
