@@ -116,6 +116,10 @@ async def test_one_status_write_per_transition_and_metrics(
     )
     assert sample("vnode_cloud_calls_total", {"node": node, "action": "create", "result": "ok"}) == len(names)
     await until(lambda: (sample("vnode_cost_dollars", {"node": node}) or 0) > 0, within=10, what="a cost")
+    by_owner = {"node": node, "namespace": namespace, "owner": "(none)"}  # bare pods
+    await until(
+        lambda: (sample("vnode_workload_cost_dollars_total", by_owner) or 0) > 0, within=10, what="a namespace's cost"
+    )
 
 
 async def test_a_pod_that_starts_before_the_next_listing_gets_one_status_write(

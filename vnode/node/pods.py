@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, informer, objects
-from vnode.node import book, instances, orphans, queue, reconcile, registration
+from vnode.node import book, instances, orphans, queue, reconcile, registration, spending
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -72,7 +72,7 @@ class PodController:
         self.ready = asyncio.Event()  # the cache is synced and the cloud listed: workers are running
         self._keys: dict[str, str] = {}  # pod UID -> key
         self._uids: dict[str, str] = {}  # key -> pod UID
-        self._billed: dict[str, float] = {}  # instance id -> dollars so far
+        self.spending = spending.Spending(config.profile)  # the node's cost, by namespace and owner
         self._accounted_at = float("-inf")  # when the listing last updated the pod and cost gauges
         #: The node's instance states from the provider's change feed (``view.states`` is their copy).
         self.instances = instances.Instances(config.cluster_id, config.node_name)
@@ -214,10 +214,14 @@ class PodController:
             phases[pod.phase] = phases.get(pod.phase, 0) + 1
         for phase, count in phases.items():
             self.metrics.pods.labels(self.config.node_name, phase).set(count)
-        for state in states:
-            if state.started_at is not None:
-                self._billed[state.id] = self.config.profile.spent(state, now)
-        self.metrics.cost.labels(self.config.node_name).set(sum(self._billed.values()))
+        node = self.config.node_name
+        for (namespace, owner), dollars in self.spending.account(states, self._pod_of, now).items():
+            self.metrics.cost_total.labels(node, namespace, owner).inc(dollars)
+        self.metrics.cost.labels(node).set(self.spending.total)
+
+    def _pod_of(self, uid: str) -> objects.Pod | None:
+        key = self._keys.get(uid)
+        return self.view.pods.get(key) if key is not None else None
 
     # --- orphans ---
 

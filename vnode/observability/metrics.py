@@ -52,12 +52,7 @@ class Metrics:
         self.status_writes = prom.Counter(
             "vnode_pod_status_writes_total", "Pod status patches sent to the API server.", ["node"], registry=registry
         )
-        self.cost = prom.Gauge(
-            "vnode_cost_dollars",
-            "Estimated cost so far of this node's instances (rounded size, per second).",
-            ["node"],
-            registry=registry,
-        )
+        self.cost, self.cost_total = _cost(registry)
         self.cloud_up = prom.Gauge(
             "vnode_cloud_up", "1 while the last listing of the cloud succeeded.", ["node"], registry=registry
         )
@@ -84,3 +79,21 @@ class Metrics:
         self.cloud_calls.labels(self.node, action, result).inc()
         if result.startswith("Throttl"):
             self.throttles.labels(self.node, action).inc()
+
+
+def _cost(registry: prom.CollectorRegistry) -> tuple[prom.Gauge, prom.Counter]:
+    """The node's estimated cost: a gauge of it all, and a counter by namespace and owner."""
+    node_total = prom.Gauge(
+        "vnode_cost_dollars",
+        "Estimated cost so far of this node's instances (rounded size, per second).",
+        ["node"],
+        registry=registry,
+    )
+    by_owner = prom.Counter(
+        "vnode_workload_cost_dollars",  # exposed as vnode_workload_cost_dollars_total
+        "Estimated cost of this node's instances, by their pods' namespace and owning workload "
+        "(Kind/name; (none) for a bare pod, (other) past the bound on label pairs).",
+        ["node", "namespace", "owner"],
+        registry=registry,
+    )
+    return node_total, by_owner

@@ -1,0 +1,102 @@
+"""What a node's instances have cost, counted per namespace and owning workload.
+
+Each accounting pass prices every listed instance so far (the profile's ``spent``: billed size times
+run time) and hands back what it cost since the pass before, under its pod's namespace and
+owner, for a Prometheus counter (``vnode_workload_cost_dollars_total``). An instance is remembered only
+while it is listed: one the cloud no longer lists had its last increment counted already, so the
+memory is the node's live instances, not every instance it ever ran. What it cost between the
+last pass and its end (at most one accounting interval) is not counted. After a restart the
+counter starts again (a reset, as Prometheus expects of counters) from what the instances it
+adopts have cost so far.
+
+The owner is the workload a person names (a Deployment rather than its ReplicaSet, a CronJob
+rather than its Job), as ``Kind/name``, or ``(none)`` for a bare pod. Labels are bounded: past
+``MAX_SERIES`` (namespace, owner) pairs, a new owner is counted as ``(other)`` in its namespace,
+and past ``MAX_SERIES`` such namespaces, as ``(other)`` in ``(other)``: a cluster that churns
+names cannot grow the daemon's metrics without bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable
+
+from vnode import models
+from vnode.kube import objects
+from vnode.provider import profile
+
+__all__ = ["MAX_SERIES", "NONE", "OTHER", "Spending", "owner_of"]
+
+MAX_SERIES = 500  # (namespace, owner) label pairs one node may make
+NONE = "(none)"  # a bare pod, or an instance whose pod the node never saw
+OTHER = "(other)"  # an owner past the bound
+_CRONJOB_JOB = re.compile(r"^(?P<base>.+)-\d{8,}$")  # a CronJob names its Jobs <cronjob>-<scheduled minute>
+
+
+def owner_of(pod: objects.Pod) -> str:
+    """The workload that owns ``pod``, as ``Kind/name`` (``(none)`` for a bare pod)."""
+    ref = next((r for r in pod.metadata.owner_references if r.controller), None)
+    if ref is None:
+        ref = next(iter(pod.metadata.owner_references), None)
+    if ref is None or not ref.kind:
+        return NONE
+    hash_ = pod.metadata.labels.get("pod-template-hash", "")
+    if ref.kind == "ReplicaSet" and hash_ and ref.name.endswith(f"-{hash_}"):
+        return f"Deployment/{ref.name[: -len(hash_) - 1]}"
+    cron = _CRONJOB_JOB.match(ref.name) if ref.kind == "Job" else None
+    if cron is not None:
+        return f"CronJob/{cron['base']}"
+    return f"{ref.kind}/{ref.name}"
+
+
+@dataclasses.dataclass
+class _Counted:
+    namespace: str
+    owner: str
+    dollars: float  # counted so far
+
+
+class Spending:
+    """The node's cost so far, and each live instance's share of it counted (see the module)."""
+
+    def __init__(self, rules: profile.Profile, *, max_series: int = MAX_SERIES) -> None:
+        self.rules = rules
+        self.max_series = max_series
+        self.total = 0.0  # every increment ever handed out: the node's cost so far
+        self._counted: dict[str, _Counted] = {}  # instance id -> what was counted of it
+        self._series: set[tuple[str, str]] = set()  # (namespace, owner) pairs counted under their names
+        self._others: set[tuple[str, str]] = set()  # (namespace, "(other)") pairs, past that bound
+
+    def account(
+        self, states: Iterable[models.InstanceState], pod_of: Callable[[str], objects.Pod | None], now: float
+    ) -> dict[tuple[str, str], float]:
+        """What the listed ``states`` cost since the last pass, by (namespace, owner); ``pod_of`` (a
+        pod UID) names an instance's owner the first time it is priced. Instances not listed are forgotten."""
+        increments: dict[tuple[str, str], float] = {}
+        listed: dict[str, _Counted] = {}
+        for state in states:
+            if state.started_at is None:
+                continue
+            counted = self._counted.get(state.id) or self._first(state, pod_of(state.pod_uid))
+            spent = self.rules.spent(state, now)
+            if spent > counted.dollars:
+                key = (counted.namespace, counted.owner)
+                increments[key] = increments.get(key, 0.0) + spent - counted.dollars
+                self.total += spent - counted.dollars
+                counted.dollars = spent
+            listed[state.id] = counted
+        self._counted = listed
+        return increments
+
+    def _first(self, state: models.InstanceState, pod: objects.Pod | None) -> _Counted:
+        namespace = state.tags.get(models.TAG_NAMESPACE) or NONE
+        pair = (namespace, owner_of(pod) if pod is not None else NONE)
+        if pair not in self._series and len(self._series) >= self.max_series:
+            pair = (namespace, OTHER)  # past the bound of owners: the namespace's (other)
+            if pair not in self._others and len(self._others) >= self.max_series:
+                pair = (OTHER, OTHER)  # and past the bound of namespaces too
+            self._others.add(pair)
+        else:
+            self._series.add(pair)
+        return _Counted(*pair, dollars=0.0)
