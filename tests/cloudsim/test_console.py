@@ -104,6 +104,8 @@ async def test_the_console_follows_an_instance_from_creation_to_running_and_show
     await expect(page.locator("#t-cost")).to_have_attribute("data-usd", str(cost), timeout=10_000)
     await expect(page.locator("#t-cost")).to_have_text(f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}")
     await expect(page.locator("#nodes")).to_contain_text("virtual-node-aci-0")
+    vk = page.locator("#namespaces tr", has_text="vk")
+    await expect(vk.locator("td").nth(2)).to_have_attribute("data-usd", str(cost), timeout=10_000)
     await expect(page.locator("#link")).to_have_text("live")
 
     shot = tmp_path / "console.png"

@@ -6,14 +6,13 @@ and changes the in-memory state and marks what changed for the store. Time comes
 clock passed in, randomness from the seed, and lifecycle progress from ``tick`` (called by the
 server every few hundred milliseconds and before every call), so a test can drive it all.
 
-Public surface for dialects and the console: ``Cloud`` and its methods, ``Page`` and
-``ListFilter``; logs and exec (``LogQuery``) from ``runs``; the topology from ``world``; the rules
-of a create from ``placement``; errors from ``errors``; records from ``model``; times written by
-``timefmt``.
+Public surface for dialects and the console: ``Cloud`` and its methods, ``Page``, ``ListFilter``;
+``runs`` (logs, exec), ``world``, ``placement``, ``errors``, ``model`` (records) and ``timefmt``.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import heapq
@@ -108,7 +107,15 @@ class Cloud:
         for token, instance_id, fingerprint in self.store.tokens():
             self.tokens[token] = (instance_id, fingerprint)
         self.deleted_count, self.last_seq = self.store.deleted_totals()
-        self.deleted_cost = sum(self.cost_at(i, i.deleted_at or 0.0) for i in self.store.instances(deleted=True))
+        self.deleted_cost, self.deleted_costs = 0.0, collections.defaultdict[str, float](float)
+        for gone in self.store.instances(deleted=True):
+            self._count_deleted(gone, gone.deleted_at or 0.0)
+
+    def _count_deleted(self, inst: model.Instance, at: float) -> None:
+        """What a deleted instance cost, in the total and under its namespace (the console's cost page)."""
+        cost = self.cost_at(inst, at)
+        self.deleted_cost += cost
+        self.deleted_costs[model.namespace_of(inst)] += cost
 
     def _index(self, inst: model.Instance, *, address_taken: bool = False) -> None:
         self.live[inst.id] = inst
@@ -335,7 +342,7 @@ class Cloud:
         self._unindex(inst)
         inst.deleted_at = now
         self.deleted_count += 1
-        self.deleted_cost += self.cost_at(inst, now)
+        self._count_deleted(inst, now)
         self.store.mark(inst)
 
     def restart(self, instance_id: str) -> None:
@@ -479,7 +486,7 @@ class Cloud:
         self.tokens.clear()
         self._heap.clear()
         self.used_cpu = 0.0
-        self.deleted_cost = 0.0
+        self.deleted_cost, self.deleted_costs = 0.0, collections.defaultdict[str, float](float)
         self.deleted_count = 0
         for stock in self.stock.values():
             stock.limits.clear()

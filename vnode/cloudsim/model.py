@@ -6,6 +6,8 @@ msgspec Structs: they encode to the store in microseconds and weigh little, whic
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 # Instance (container group) statuses, as ECI names them.
@@ -301,3 +303,30 @@ class Instance(msgspec.Struct, omit_defaults=True):
         for var in spec.env:
             env[var.key] = self.ip if var.field_path == "status.podIP" else var.value
         return env
+
+
+def tag_role(key: str) -> str:
+    """What a tag names, from the last word of its key: ``node``, ``namespace``, ``name``, ``pod`` or "".
+
+    ``vnode.io/node`` (ECI), ``NodeName`` or ``vnode-node`` (ARM forbids ``/`` in tag names) all say node.
+    The simulator knows nothing of vnode: the console and the cost by namespace read tags this way.
+    """
+    word = _WORD.split(key.lower())[-1]
+    return _ROLES.get(word, "")
+
+
+_WORD = re.compile(r"[/.:_\-]")
+_ROLES = {
+    "node": "node",
+    "nodename": "node",
+    "namespace": "namespace",
+    "podnamespace": "namespace",
+    "name": "name",
+    "podname": "name",
+    "pod": "pod",
+}
+
+
+def namespace_of(inst: Instance) -> str:
+    """The namespace an instance's tags name ("" if none)."""
+    return next((tag.value for tag in inst.spec.tags if tag_role(tag.key) == "namespace"), "")

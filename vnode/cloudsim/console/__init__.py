@@ -3,7 +3,7 @@
 Plain HTML, CSS and JavaScript served from this package (no build step, nothing fetched from
 the internet). The page polls two small JSON endpoints rather than receiving every instance:
 
-- ``GET /console/api/summary``: totals by status, cost so far, vCPU quota, zones' stock,
+- ``GET /console/api/summary``: totals by status, cost so far (also by namespace), vCPU quota, zones' stock,
   vSwitch address use, security groups, rate-limit buckets, injected faults and instances per
   node. It walks every live instance once, so it is cached for ``SUMMARY_TTL`` seconds: any
   number of open tabs cost one walk a second, even at 30,000 instances.
@@ -21,7 +21,6 @@ import collections
 import dataclasses
 import importlib.resources
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,7 @@ from vnode.cloudsim import world as simworld
 SUMMARY_TTL = 1.0
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+MAX_NAMESPACES = 12  # rows of the cost by namespace; the rest in one
 STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 
 # The console groups the cloud's statuses the way a person reads them.
@@ -129,9 +129,13 @@ def build_summary(cloud: cloudmod.Cloud) -> dict[str, Any]:
     now = cloud.now()
     by_status: collections.Counter[str] = collections.Counter()
     live_cost = 0.0
+    namespaces: dict[str, list[float]] = {ns: [0, cost] for ns, cost in cloud.deleted_costs.items()}  # live, $
     for inst in cloud.live.values():
         by_status[inst.status] += 1
-        live_cost += cloud.cost(inst)  # a spot instance at the price it was bought at
+        cost = cloud.cost(inst)  # a spot instance at the price it was bought at
+        live_cost += cost
+        line = namespaces.setdefault(model.namespace_of(inst), [0, 0.0])
+        line[0], line[1] = line[0] + 1, line[1] + cost
     groups = {name: sum(by_status[s] for s in statuses) for name, statuses in STATUS_GROUPS.items()}
     nodes: collections.Counter[str] = collections.Counter()
     for (key, value), ids in cloud.by_tag.items():
@@ -175,7 +179,20 @@ def build_summary(cloud: cloudmod.Cloud) -> dict[str, Any]:
         "rate_limits": _rate_limits(cloud, now),
         "faults": {op: fault.model_dump() for op, fault in cloud.faults.by_operation.items()},
         "nodes": dict(sorted(nodes.items())),
+        "namespaces": _by_namespace(namespaces),
     }
+
+
+def _by_namespace(namespaces: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Cost so far by the instances' namespace (deleted ones too), the most expensive first; past
+    ``MAX_NAMESPACES`` rows, the rest summed as ``(N others)``."""
+    rows = [(ns or "(none)", int(live), cost) for ns, (live, cost) in namespaces.items()]
+    rows.sort(key=lambda row: (-row[2], row[0]))
+    if len(rows) > MAX_NAMESPACES:
+        rest = rows[MAX_NAMESPACES - 1 :]
+        others = (f"({len(rest)} others)", sum(r[1] for r in rest), sum(r[2] for r in rest))
+        rows = [*rows[: MAX_NAMESPACES - 1], others]
+    return [{"namespace": ns, "live": live, "cost_usd": cost} for ns, live, cost in rows]
 
 
 def _used(stock: simworld.ZoneStock, key: str) -> int:
@@ -220,25 +237,7 @@ def _matches(inst: model.Instance, needle: str) -> bool:
     return any(needle in tag.value.lower() for tag in inst.spec.tags)
 
 
-def role(key: str) -> str:
-    """What a tag names, from the last word of its key: ``node``, ``namespace``, ``name``, ``pod`` or "".
-
-    ``vnode.io/node`` (ECI), ``NodeName`` or ``vnode-node`` (ARM forbids ``/`` in tag names) all say node.
-    """
-    word = _WORD.split(key.lower())[-1]
-    return _ROLES.get(word, "")
-
-
-_WORD = re.compile(r"[/.:_\-]")
-_ROLES = {
-    "node": "node",
-    "nodename": "node",
-    "namespace": "namespace",
-    "podnamespace": "namespace",
-    "name": "name",
-    "podname": "name",
-    "pod": "pod",
-}
+role = model.tag_role  # what a tag names (node, namespace, name, pod)
 
 
 def _row(inst: model.Instance, now: float, cloud: cloudmod.Cloud) -> dict[str, Any]:

@@ -123,6 +123,11 @@
     fill($("nodes"), nodes.length === 0
       ? [el("tr", {}, el("td", { class: "small", colspan: "2" }, "no instance is tagged with a node"))]
       : nodes.map(([node, count]) => el("tr", {}, el("td", {}, node), el("td", { class: "num" }, int(count)))));
+    fill($("namespaces"), s.namespaces.length === 0
+      ? [el("tr", {}, el("td", { class: "small", colspan: "3" }, "no instance is tagged with a namespace yet"))]
+      : s.namespaces.map((n) => el("tr", {},
+          el("td", {}, n.namespace), el("td", { class: "num" }, int(n.live)),
+          el("td", { class: "num", "data-usd": String(n.cost_usd) }, usd(n.cost_usd)))));
     fill($("groups"), s.security_groups.map((g) => el("tr", {},
       el("td", {}, el("div", { class: "mono trunc", title: g.id }, g.id), el("div", { class: "small" }, g.kind)),
       el("td", {}, el("div", { class: "small" }, `${int(g.members)} / ${int(g.cap)}`), meter(g.members, g.cap)))));
