@@ -197,11 +197,15 @@ class ContainerSpec:
     startup_probe: Probe | None = None
     stdin: bool = False
     tty: bool = False
-    # The effective security context (the container's own over the pod's): the uid the processes
-    # run as (None: the image's), capabilities added, a read-only root filesystem.
+    # The effective security context (the container's own over the pod's): the uid and gid the
+    # processes run as (None: the image's), capabilities added and dropped, a read-only root
+    # filesystem, and whether a process may gain privileges (None: the runtime's default).
     run_as_user: int | None = None
+    run_as_group: int | None = None
     capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
     read_only_root_filesystem: bool = False
+    allow_privilege_escalation: bool | None = None
     gpus: int = 0  # nvidia.com/gpu: the instance's GPUs this container uses
     post_start: Handler | None = None  # run right after the container starts
     pre_stop: Handler | None = None  # run before it is stopped, within the grace period

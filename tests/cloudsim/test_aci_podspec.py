@@ -117,3 +117,21 @@ def test_run_as_user_and_added_capabilities_are_stored_and_returned(aci_sim: Sim
     negative = group()
     negative.containers[0].security_context = aci_models.SecurityContextDefinition(run_as_user=-1)
     assert _refused(aci_sim, "negative", negative) == "InvalidContainerSecurityContext"
+
+
+def test_the_group_dropped_capabilities_and_privilege_escalation_are_stored_and_returned(aci_sim: SimThread) -> None:
+    body = group()
+    body.containers[0].security_context = aci_models.SecurityContextDefinition(
+        run_as_user=1000,
+        run_as_group=3000,
+        allow_privilege_escalation=False,
+        capabilities=aci_models.SecurityContextCapabilitiesDefinition(add=["NET_BIND_SERVICE"], drop=["ALL"]),
+    )
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RESOURCE_GROUP, "restricted", body, polling=False)
+        context = client.container_groups.get(RESOURCE_GROUP, "restricted").containers[0].security_context
+    assert (context.run_as_group, context.allow_privilege_escalation) == (3000, False)
+    assert (context.capabilities.add, context.capabilities.drop) == (["NET_BIND_SERVICE"], ["ALL"])
+    negative = group()
+    negative.containers[0].security_context = aci_models.SecurityContextDefinition(run_as_group=-1)
+    assert _refused(aci_sim, "negative-group", negative) == "InvalidContainerSecurityContext"

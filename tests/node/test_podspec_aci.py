@@ -82,7 +82,13 @@ async def test_the_mapped_fields_reach_the_container_group_and_a_pull_without_th
             "web",
             node_name,
             image=PRIVATE,
-            container={"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+            container={
+                "securityContext": {
+                    "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+                    "allowPrivilegeEscalation": False,
+                    "runAsGroup": 3000,
+                }
+            },
             securityContext={"runAsUser": 1000},
             imagePullSecrets=[{"name": "regcred"}],
             dnsPolicy="None",
@@ -104,6 +110,11 @@ async def test_the_mapped_fields_reach_the_container_group_and_a_pull_without_th
         assert (dns.name_servers, dns.search_domains, dns.options) == (["1.1.1.1"], "corp.example", "ndots:2")
         context = group.containers[0].security_context
         assert (context.run_as_user, context.capabilities.add) == (1000, ["NET_ADMIN"])
+        assert (context.run_as_group, context.capabilities.drop, context.allow_privilege_escalation) == (
+            3000,
+            ["ALL"],
+            False,
+        )
 
         await asyncio.to_thread(
             core.create_namespaced_pod, namespace, pod_manifest("nologin", node_name, image=PRIVATE)

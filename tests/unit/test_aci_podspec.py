@@ -84,3 +84,22 @@ def test_run_as_user_and_added_capabilities_are_the_containers_security_context(
     assert first["properties"]["securityContext"] == {"runAsUser": 1000, "capabilities": {"add": ["NET_ADMIN"]}}
     assert "securityContext" not in second["properties"]  # readOnlyRootFilesystem is not mapped on ACI
     assert props["initContainers"][0]["properties"]["securityContext"] == {"runAsUser": 0}
+
+
+def test_group_dropped_capabilities_and_privilege_escalation_are_mapped_too() -> None:
+    app = models.ContainerSpec(
+        name="app",
+        image="nginx",
+        run_as_user=1000,
+        run_as_group=3000,
+        capabilities_add=("NET_BIND_SERVICE",),
+        capabilities_drop=("ALL",),
+        allow_privilege_escalation=False,
+    )
+    (container,) = _props(dataclasses.replace(_spec(), containers=(app,)))["containers"]
+    assert container["properties"]["securityContext"] == {
+        "runAsUser": 1000,
+        "runAsGroup": 3000,
+        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+        "allowPrivilegeEscalation": False,
+    }

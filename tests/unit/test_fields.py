@@ -75,10 +75,15 @@ TABLE = [
      "eci", ["spec.containers[0].securityContext.capabilities.drop",
              "spec.containers[0].securityContext.seccompProfile"]),
     ({}, {"securityContext": {"runAsUser": 1000, "capabilities": {"add": ["NET_ADMIN"]}}}, "aci", []),
-    ({"securityContext": {"runAsUser": 1000, "runAsGroup": 1000}}, {}, "aci", ["spec.securityContext.runAsGroup"]),
+    ({"securityContext": {"runAsUser": 1000, "runAsGroup": 1000}}, {}, "aci", []),
     ({}, {"securityContext": {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}}, "aci",
-     ["spec.containers[0].securityContext.readOnlyRootFilesystem",
-      "spec.containers[0].securityContext.capabilities.drop"]),
+     ["spec.containers[0].securityContext.readOnlyRootFilesystem"]),
+    # The restricted Pod Security Standard's container shape, with its user named: it runs on ACI.
+    ({}, {"securityContext": {"allowPrivilegeEscalation": False, "runAsUser": 1000, "runAsGroup": 1000,
+                              "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}, "aci", []),
+    ({}, {"securityContext": {"allowPrivilegeEscalation": False, "runAsGroup": 1000}}, "eci",
+     ["spec.containers[0].securityContext.runAsGroup",
+      "spec.containers[0].securityContext.allowPrivilegeEscalation"]),
     ({}, {"securityContext": {"privileged": True}}, "process", ["spec.containers[0].securityContext.privileged"]),
     ({}, {"securityContext": {"privileged": False}}, "process", []),
     # The chart's own containers, which the playground runs through the process provider.

@@ -93,6 +93,18 @@ def test_the_container_security_context_overrides_the_pods() -> None:
     assert build(pod()).containers[0].run_as_user is None
 
 
+def test_the_group_dropped_capabilities_and_privilege_escalation_follow_the_same_rules() -> None:
+    own = {"securityContext": {"runAsGroup": 4000, "capabilities": {"drop": ["all", "ALL"]}}}
+    (app,) = build(pod(own, securityContext={"runAsGroup": 3000})).containers
+    assert (app.run_as_group, app.capabilities_drop, app.allow_privilege_escalation) == (4000, ("ALL",), None)
+    (shared,) = build(
+        pod({"securityContext": {"allowPrivilegeEscalation": False}}, securityContext={"runAsGroup": 3000})
+    ).containers
+    assert (shared.run_as_group, shared.allow_privilege_escalation) == (3000, False)
+    with pytest.raises(errors.InvalidSpec, match=r"securityContext\.runAsGroup -1 is negative"):
+        build(pod({"securityContext": {"runAsGroup": -1}}))
+
+
 def test_a_privileged_container_is_refused_naming_the_field() -> None:
     with pytest.raises(errors.InvalidSpec, match=r"securityContext\.privileged"):
         build(pod({"securityContext": {"privileged": True}}))

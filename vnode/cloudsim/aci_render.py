@@ -159,8 +159,13 @@ def _security(spec: model.ContainerSpec) -> dict[str, Any]:
     context: dict[str, Any] = {}
     if spec.run_as_user is not None:
         context["runAsUser"] = spec.run_as_user
-    if spec.capabilities:
-        context["capabilities"] = {"add": list(spec.capabilities)}
+    if spec.run_as_group is not None:
+        context["runAsGroup"] = spec.run_as_group
+    capabilities = {k: list(v) for k, v in (("add", spec.capabilities), ("drop", spec.capabilities_drop)) if v}
+    if capabilities:
+        context["capabilities"] = capabilities
+    if spec.allow_privilege_escalation is not None:
+        context["allowPrivilegeEscalation"] = spec.allow_privilege_escalation
     return {"securityContext": context} if context else {}
 
 

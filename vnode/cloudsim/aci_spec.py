@@ -57,7 +57,7 @@ class _Capabilities(msgspec.Struct):
 
 
 class _SecurityContext(msgspec.Struct):
-    """SecurityContextDefinition; the simulator keeps ``runAsUser`` and ``capabilities.add``."""
+    """SecurityContextDefinition; the simulator keeps all but ``privileged`` and ``seccompProfile``."""
 
     privileged: bool | None = None
     allowPrivilegeEscalation: bool | None = None
@@ -360,15 +360,22 @@ def _dns(given: _DnsConfig | None) -> model.DnsConfig | None:
 
 
 def _security(name: str, given: _SecurityContext | None) -> dict[str, Any]:
-    """The container spec's ``run_as_user`` and ``capabilities`` from its ``securityContext``."""
+    """The container spec's user, group, capabilities and privilege escalation from its ``securityContext``."""
     if given is None:
         return {}
-    if given.runAsUser is not None and given.runAsUser < 0:
-        raise aci_arm.ArmError(
-            400, "InvalidContainerSecurityContext", f"The runAsUser of container '{name}' must not be negative."
-        )
-    added = tuple(given.capabilities.add) if given.capabilities else ()
-    return {"run_as_user": given.runAsUser, "capabilities": added}
+    for field, value in (("runAsUser", given.runAsUser), ("runAsGroup", given.runAsGroup)):
+        if value is not None and value < 0:
+            raise aci_arm.ArmError(
+                400, "InvalidContainerSecurityContext", f"The {field} of container '{name}' must not be negative."
+            )
+    caps = given.capabilities or _Capabilities()
+    return {
+        "run_as_user": given.runAsUser,
+        "run_as_group": given.runAsGroup,
+        "capabilities": tuple(caps.add),
+        "capabilities_drop": tuple(caps.drop),
+        "allow_privilege_escalation": given.allowPrivilegeEscalation,
+    }
 
 
 def _zone(cloud: cloudmod.Cloud, wanted: list[str]) -> str:

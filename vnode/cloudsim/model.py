@@ -125,6 +125,10 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     image_pull_policy: str = "IfNotPresent"
     run_as_user: int | None = None  # SecurityContext.RunAsUser
     capabilities: tuple[str, ...] = ()  # SecurityContext.Capability.Add
+    # ACI's securityContext only: runAsGroup, capabilities.drop, allowPrivilegeEscalation.
+    run_as_group: int | None = None
+    capabilities_drop: tuple[str, ...] = ()
+    allow_privilege_escalation: bool | None = None
     read_only_root_filesystem: bool = False
     gpu: int = 0  # Container.N.Gpu: GPUs of the instance's GPU type this container uses
     post_start: Hook | None = None  # LifecyclePostStartHandler*

@@ -1,6 +1,6 @@
 """A container's effective security context: the pod's ``securityContext`` under the container's.
 
-The container's own ``runAsUser`` wins over the pod's, as in the kubelet. A privileged container
+The container's own ``runAsUser`` and ``runAsGroup`` win over the pod's, as in the kubelet. A privileged container
 is refused: a virtual node runs on a cloud's sandbox, which grants no host privileges. What the
 cloud allows (which capabilities, which sysctls) is the cloud's to refuse, with its own error.
 """
@@ -17,11 +17,15 @@ __all__ = ["Effective", "effective", "sysctls"]
 
 @dataclasses.dataclass(frozen=True)
 class Effective:
-    """What a container runs with: its uid (None: the image's), capabilities added, read-only root."""
+    """What a container runs with: its uid and gid (None: the image's), capabilities added and
+    dropped, read-only root, and whether its processes may gain privileges (None: the default)."""
 
     run_as_user: int | None = None
     capabilities_add: tuple[str, ...] = ()
     read_only_root_filesystem: bool = False
+    run_as_group: int | None = None
+    capabilities_drop: tuple[str, ...] = ()
+    allow_privilege_escalation: bool | None = None
 
 
 def effective(pod: objects.Pod, container: objects.Container) -> Effective:
@@ -33,10 +37,13 @@ def effective(pod: objects.Pod, container: objects.Container) -> Effective:
             f"container {container.name}: securityContext.privileged is not allowed on a virtual node"
         )
     user = own.run_as_user if own.run_as_user is not None else shared.run_as_user
-    if user is not None and user < 0:
-        raise errors.InvalidSpec(f"container {container.name}: securityContext.runAsUser {user} is negative")
+    group = own.run_as_group if own.run_as_group is not None else shared.run_as_group
+    for name, value in (("runAsUser", user), ("runAsGroup", group)):
+        if value is not None and value < 0:
+            raise errors.InvalidSpec(f"container {container.name}: securityContext.{name} {value} is negative")
     added = tuple(dict.fromkeys(c.upper() for c in (own.capabilities.add if own.capabilities else [])))
-    return Effective(user, added, bool(own.read_only_root_filesystem))
+    dropped = tuple(dict.fromkeys(c.upper() for c in (own.capabilities.drop if own.capabilities else [])))
+    return Effective(user, added, bool(own.read_only_root_filesystem), group, dropped, own.allow_privilege_escalation)
 
 
 def sysctls(pod: objects.Pod) -> tuple[models.Sysctl, ...]:

@@ -210,13 +210,19 @@ def _container(c: models.ContainerSpec, cpu: float, memory: float, gpu: dict[str
 
 
 def _security(c: models.ContainerSpec) -> dict[str, Any]:
-    """The container's ``securityContext`` (SecurityContextDefinition): ``runAsUser`` (the container's
-    over the pod's) and ``capabilities.add``; nothing else of it is mapped (the profile says so)."""
+    """The container's ``securityContext`` (SecurityContextDefinition): ``runAsUser`` and
+    ``runAsGroup`` (the container's over the pod's), ``capabilities`` ``add`` and ``drop``, and
+    ``allowPrivilegeEscalation``; nothing else of it is mapped (the profile says so)."""
     out: dict[str, Any] = {}
     if c.run_as_user is not None:
         out["runAsUser"] = c.run_as_user
-    if c.capabilities_add:
-        out["capabilities"] = {"add": list(c.capabilities_add)}
+    if c.run_as_group is not None:
+        out["runAsGroup"] = c.run_as_group
+    capabilities = {k: list(v) for k, v in (("add", c.capabilities_add), ("drop", c.capabilities_drop)) if v}
+    if capabilities:
+        out["capabilities"] = capabilities
+    if c.allow_privilege_escalation is not None:
+        out["allowPrivilegeEscalation"] = c.allow_privilege_escalation
     return out
 
 

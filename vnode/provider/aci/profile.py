@@ -45,8 +45,12 @@ POD_FIELDS = frozenset(
         "dnsConfig.searches",
         "dnsConfig.options",
         "securityContext.runAsUser",
+        "securityContext.runAsGroup",
         "containers.securityContext.runAsUser",
+        "containers.securityContext.runAsGroup",
         "containers.securityContext.capabilities.add",
+        "containers.securityContext.capabilities.drop",
+        "containers.securityContext.allowPrivilegeEscalation",
     }
 )
 
