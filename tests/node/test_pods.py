@@ -88,7 +88,11 @@ async def test_deleting_a_pod_removes_the_instance_then_the_pod(
 
     await until(pod_gone, within=20, what="the pod removed")
     assert instances_of(harness, uid) == []
-    assert "Killing" in await reasons(core, namespace, "gone")
+
+    async def killing() -> bool:  # events are posted in the background: it may come after the pod went
+        return "Killing" in await reasons(core, namespace, "gone")
+
+    await until(killing, within=10, what="the Killing event")
 
 
 async def test_a_deleted_pod_stays_until_its_instance_has_stopped(
