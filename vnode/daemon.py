@@ -374,13 +374,14 @@ class Daemon:
             self._enter(Phase.STANDING_BY)
         await self.ownership.held.wait()
         self._enter(Phase.ADOPTING)
-        # Holding the Lease, write the status at once: `ready` must not precede a Ready node.
+        # Holding the Lease, write the status at once (not Ready until the cloud has answered).
         await self.node.write_status(force=True)
         await self._find_cluster_dns()
         self._spawn(group, self.pods.run())
         if self.refresher is not None:
             self._spawn(group, self.refresher.run())
         await self.pods.ready.wait()
+        await self.node.write_status(force=True)  # Ready now that the cloud answered: before `ready`
         self._enter(Phase.SERVING if self.ownership.holds() else Phase.STANDING_BY)
         self.ready.set()
         collector = self._collector()

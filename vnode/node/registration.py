@@ -25,21 +25,24 @@ from vnode.kube import api, client
 from vnode.node import resources
 from vnode.provider import base
 
-__all__ = ["KUBE_VERSION", "TAINT_KEY", "CloudHealth", "NodeController", "labels", "node_status"]
+__all__ = ["KUBE_VERSION", "NOT_REACHED", "TAINT_KEY", "CloudHealth", "NodeController", "labels", "node_status"]
 
 log = logging.getLogger(__name__)
 
 TAINT_KEY = "virtual-kubelet.io/provider"
+NOT_REACHED = "ProviderNotReached"  # Ready's reason until the first listing of the cloud succeeded
 KUBE_VERSION = "v1.37.2"  # the API level vnode speaks; nodeInfo reports it with vnode's own version
 
 
 @dataclasses.dataclass
 class CloudHealth:
-    """Whether the cloud answered lately; written by the pod controller's listing, read here."""
+    """Whether the cloud answered lately; written by the pod controller's listing, read here. Not
+    until one authenticated call has succeeded: a daemon with a wrong key, or one that restarts,
+    never says Ready on the strength of having started."""
 
-    ok: bool = True
-    reason: str = ""
-    message: str = ""
+    ok: bool = False
+    reason: str = NOT_REACHED
+    message: str = "no call to the cloud has succeeded yet"
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     def set(self, ok: bool, reason: str = "", message: str = "") -> None:
@@ -240,9 +243,10 @@ class NodeController:
         quota_due = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            self.health.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.health.changed.wait(), timeout=min(period, 10.0))
+            # Cleared on waking, not before waiting: a change during the write below wakes the next wait.
+            self.health.changed.clear()
             if not self.may_write():
                 self._written = None  # write in full as soon as we may
                 continue
