@@ -145,7 +145,23 @@ def run(args: argparse.Namespace) -> int:
     _tune_gc()
     try:
         asyncio.run(_main(loaded))
-    except errors.ConfigError as exc:
-        print(f"vnode run: {exc}", file=sys.stderr)
-        return 2
+    except (errors.ConfigError, errors.ApiError, ExceptionGroup) as exc:
+        cause = _named_failure(exc)
+        if cause is None:
+            raise  # a bug: its traceback is what helps
+        print(f"vnode run: {cause}", file=sys.stderr)
+        return 2 if isinstance(cause, errors.ConfigError) else 1
     return 0
+
+
+def _named_failure(exc: BaseException) -> errors.ConfigError | errors.ApiError | None:
+    """The error that stopped the daemon, when it names what is wrong (a setting, or a call the API
+    server or the cloud refused: unreachable, forbidden...): one line, not a traceback. Its first
+    such cause inside a task group's; None if any cause is something else (a bug)."""
+    if isinstance(exc, errors.ConfigError | errors.ApiError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        causes = [_named_failure(inner) for inner in exc.exceptions]
+        if causes and all(cause is not None for cause in causes):
+            return causes[0]
+    return None

@@ -45,6 +45,37 @@ def test_invalid_settings_refuse_to_start_with_one_line_naming_the_setting(
         assert name in done.stderr
 
 
+def test_an_unreadable_aci_ca_file_and_an_unreachable_api_server_each_end_the_start_in_one_line(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Each used to end in a traceback (a bare FileNotFoundError from the first TLS call; the task
+    group's ExceptionGroup around the API server's connection error)."""
+    closed = _free_port()  # nothing listens there
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{closed}', insecure-skip-tls-verify: true}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    cases = [
+        ({"VNODE_PROVIDER": "aci", "ACI_TOKEN": "t", "ACI_CA_FILE": str(tmp_path / "missing.pem")}, 2, "ACI_CA_FILE"),
+        ({"VNODE_PROVIDER": "fake", "VNODE_HTTP_PORT": "0", "VNODE_KUBELET_PORT": "0"}, 1, f"127.0.0.1:{closed}"),
+    ]
+    for env, code, named in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "vnode", "run"],
+            env={**os.environ, "POD_NAME": "vn-x", "KUBECONFIG": str(kubeconfig), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        assert (done.returncode, "Traceback" in done.stderr) == (code, False), done.stderr[-2000:]
+        assert last.startswith("vnode run: "), last
+        assert named in last, last
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

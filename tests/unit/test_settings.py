@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from vnode import errors, settings
@@ -87,6 +89,20 @@ def test_ambiguous_aci_credentials_are_refused_in_one_line_naming_them(
         assert name not in message
     assert "tok-1" not in message, "the line must not echo a secret"
     assert "sec-1" not in message, "the line must not echo a secret"
+
+
+@pytest.mark.parametrize(("content", "said"), [(None, "cannot be read"), ("not a certificate\n", "holds no PEM")])
+def test_an_aci_ca_file_that_is_missing_or_not_pem_is_one_line_at_start(
+    tmp_path: pathlib.Path, content: str | None, said: str
+) -> None:
+    """It used to pass here and crash the daemon's first TLS call with a bare FileNotFoundError traceback."""
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(errors.ConfigError) as caught:
+        settings.load({"POD_NAME": "n", "VNODE_PROVIDER": "aci", "ACI_TOKEN": "t", "ACI_CA_FILE": str(path)})
+    message = str(caught.value)
+    assert ("ACI_CA_FILE" in message, said in message, "\n" in message) == (True, True, False)
 
 
 def test_profile_from_configmap() -> None:

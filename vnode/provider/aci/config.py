@@ -6,6 +6,8 @@ Credentials are Azure AD's client-credentials flow (``ACI_TENANT_ID``, ``ACI_CLI
 
 from __future__ import annotations
 
+import pathlib
+
 import pydantic
 
 from vnode import errors, models
@@ -34,6 +36,19 @@ class AciSettings(pydantic.BaseModel):
     quota_pods: int | None = pydantic.Field(default=None, gt=0)
     # nvidia.com/gpu the node advertises (None or 0: none), as azure-aci's ACI_QUOTA_GPU
     quota_gpus: int | None = pydantic.Field(default=None, ge=0)
+
+    @pydantic.field_validator("ca_file")
+    @classmethod
+    def _a_readable_pem_file(cls, path: str) -> str:
+        """Checked at start: a CA the daemon cannot read made it crash later, in its first TLS call."""
+        if path:
+            try:
+                text = pathlib.Path(path).read_text(errors="replace")
+            except OSError as exc:
+                raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
+            if "-----BEGIN CERTIFICATE-----" not in text:
+                raise ValueError("holds no PEM certificate")
+        return path
 
     @pydantic.model_validator(mode="after")
     def _one_kind_of_credentials(self) -> AciSettings:
