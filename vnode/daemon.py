@@ -190,6 +190,7 @@ class Daemon:
             metrics=self.metrics,
             work=queue.WorkQueue(queue.Backoff(rng=self.rng)),
             monotonic=self.monotonic,
+            warn=lambda pod, reason, message: self.recorder.pod(pod, reason, message, type="Warning"),
         )
         # ConfigMap/Secret updates reach running pods' volumes, if the provider can update them.
         self.refresher = refresh.attach(self.pods, self.recorder, self.rng)

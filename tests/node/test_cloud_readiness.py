@@ -1,7 +1,8 @@
 """A node says Ready only once an authenticated call to its cloud has succeeded (issue #15's
 "honest readiness"): a daemon with a wrong key registers its node NotReady, with the cloud's
-refusal as the reason, and never Ready; one whose cloud does not answer yet is NotReady
-(ProviderNotReached) until it does. Real control plane; the ECI simulator, then the fake cloud."""
+refusal as the reason, and never Ready, and a pod bound to it is told why it waits; one whose
+cloud does not answer yet is NotReady (ProviderNotReached) until it does. Real control plane;
+the ECI simulator, then the fake cloud."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Harness, Running
+from tests.node.conftest import Harness, Running, pod_manifest
 from tests.waiting import until
 from vnode import daemon, settings
 from vnode.kube import client
@@ -42,7 +43,7 @@ async def _ready(core: k8s.CoreV1Api, name: str) -> Any:
 
 
 async def test_a_wrong_cloud_key_registers_a_node_that_is_never_ready_and_says_why(
-    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str, namespace: str
 ) -> None:
     env = {**sim.eci_env(), "ECI_SECRET_KEY": "not-the-secret"}
     flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
@@ -66,6 +67,21 @@ async def test_a_wrong_cloud_key_registers_a_node_that_is_never_ready_and_says_w
         assert "Signature" in condition.message, condition.message  # ECI's SignatureDoesNotMatch, named
         assert not [s for s in seen if s.startswith("True")], "the node was never Ready"
         assert not d.ready.is_set()
+
+        # A pod bound to the node anyway (nodeName set: no scheduler) is told why it waits.
+        bound = pod_manifest("waits", node_name, nodeName=node_name)
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, bound)
+
+        async def warned() -> Any:
+            listed = await asyncio.to_thread(
+                core.list_namespaced_event, namespace, field_selector="involvedObject.name=waits"
+            )
+            return next((e for e in listed.items if e.reason == "ProviderUnreachable"), None)
+
+        event = await until(warned, within=30, what="a Warning on the waiting pod")
+        assert event.type == "Warning"
+        assert "cannot start pods" in event.message
+        assert "SignatureDoesNotMatch" in event.message
     finally:
         await run.stop()
         await cloud.close()

@@ -50,8 +50,12 @@ class PodController:
         work: queue.WorkQueue,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        warn: Callable[[objects.Pod, str, str], None] | None = None,
     ) -> None:
         self.kube = kube
+        #: Posts a Warning event about a pod (reason, message): pods left waiting while the cloud is out.
+        self.warn = warn
+        self._warned: set[str] = set()  # UIDs of waiting pods told, this outage
         self.provider = provider
         self.config = config
         self.health = health
@@ -136,6 +140,7 @@ class PodController:
                 self.metrics.cloud_up.labels(self.config.node_name).set(0)
                 if failures >= UNHEALTHY_AFTER or isinstance(exc, errors.Forbidden):
                     self.health.set(False, "ProviderUnreachable", f"the cloud does not answer: {exc.message}")
+                    self._warn_waiting()
                 log.warning("cloud listing failed (%d in a row): %s", failures, exc)
                 delay = self.config.status_interval
                 if isinstance(exc, errors.Retryable) and exc.retry_after:
@@ -143,12 +148,26 @@ class PodController:
                 await self._pause(delay)
                 continue
             failures = 0
+            self._warned.clear()
             self.metrics.cloud_call("list", "ok")
             self.metrics.cloud_up.labels(self.config.node_name).set(1)
             self.health.set(True)
             self._apply(changes, began)
             took = self.monotonic() - began
             await self._pause(max(0.0, self.config.status_interval - took), soon=began + BUSY * took)
+
+    def _warn_waiting(self) -> None:
+        """Tell each pod waiting for its instance why it waits, once an outage: a node that cannot
+        reach its cloud starts nothing, and a silent Pending looks like a stuck scheduler."""
+        if self.warn is None:
+            return
+        message = f"the virtual node cannot start pods now: {self.health.message}"
+        for pod in list(self.view.pods.values()):
+            uid = pod.metadata.uid
+            if uid in self._warned or pod.status.phase not in ("", "Pending") or uid in self.instances.by_uid:
+                continue
+            self._warned.add(uid)
+            self.warn(pod, self.health.reason, message)
 
     async def _pause(self, seconds: float, soon: float | None = None) -> None:
         """Wait ``seconds``, or less when asked to list now, or (given ``soon``, the earliest moment for
