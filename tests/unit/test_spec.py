@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -242,3 +243,29 @@ def test_a_named_gpu_type_is_kept_and_checked_against_the_gpus_asked() -> None:
 def test_gpus_no_type_offers_fail_naming_the_count(gpus: str, target: spec.Target, named: str) -> None:
     with pytest.raises(errors.InvalidSpec, match=named):
         spec.build(_gpu_pod(gpus), SOURCES, target)
+
+
+def test_a_downward_api_volume_carries_resource_fields_as_files() -> None:
+    """As the kubelet writes them: the limit (or the request, or the instance's size) over the divisor."""
+    items = [
+        {"path": "cpu_limit", "resourceFieldRef": {"containerName": "app", "resource": "limits.cpu", "divisor": "1m"}},
+        {"path": "mem_request", "resourceFieldRef": {"containerName": "app", "resource": "requests.memory",
+                                                     "divisor": "1Mi"}},
+        {"path": "side_cpu", "resourceFieldRef": {"containerName": "side", "resource": "limits.cpu"}},
+    ]  # fmt: skip
+    p = pod(
+        [
+            {"name": "app", "image": "i", "resources": {"limits": {"cpu": "500m"}, "requests": {"memory": "256Mi"}}},
+            {"name": "side", "image": "i"},
+        ],
+        [
+            {"name": "res", "downwardAPI": {"items": items}},
+            {"name": "proj", "projected": {"sources": [{"downwardAPI": {"items": items[:1]}}]}},
+        ],
+    )
+    built = spec.build(p, SOURCES, TARGET)
+    volumes = {v.name: {f.path: f.content for f in v.files} for v in built.volumes}
+    assert volumes["res"]["cpu_limit"] == b"500"
+    assert volumes["res"]["mem_request"] == b"256"
+    assert volumes["res"]["side_cpu"] == str(math.ceil(built.cpu)).encode(), "no limit: the instance's vCPU, rounded up"
+    assert volumes["proj"] == {"cpu_limit": b"500"}

@@ -314,25 +314,42 @@ def _items(
     return files
 
 
-def _downward(pod: objects.Pod, volume: objects.DownwardAPIVolume, target: Target) -> list[models.KeyToPath]:
+def _downward(
+    pod: objects.Pod, volume: objects.DownwardAPIVolume, target: Target, size: resources.Size | None
+) -> list[models.KeyToPath]:
     files = []
     for item in volume.items:
-        if item.field_ref is None:
-            raise errors.InvalidSpec("downwardAPI volume: only fieldRef items are supported")
-        value = _field(pod, item.field_ref.field_path, target)
+        if item.resource_field_ref is not None:  # a container's limit or request, as in env
+            value = _resource_field(pod, item.resource_field_ref, "", size or _pod_size(pod, target))
+        elif item.field_ref is not None:
+            value = _field(pod, item.field_ref.field_path, target)
+        else:
+            raise errors.InvalidSpec(
+                f"downwardAPI volume: item {item.path!r} has neither fieldRef nor resourceFieldRef"
+            )
         files.append(models.KeyToPath(item.path, value.encode(), item.mode or volume.default_mode))
     return files
+
+
+def _pod_size(pod: objects.Pod, target: Target) -> resources.Size:
+    """The instance size ``build`` gives ``pod`` (what a container without a limit has)."""
+    want, instance_type = resources.pod_request(
+        pod.spec, pod.metadata.annotations, target.default_size, target.profile.specs_annotation
+    )
+    return target.profile.round(want) if not instance_type else want
 
 
 _UNSUPPORTED = ("host_path", "nfs", "csi", "ephemeral", "iscsi", "git_repo", "image")
 
 
-def _volume(pod: objects.Pod, volume: objects.Volume, sources: Sources, target: Target) -> models.VolumeSpec:
+def _volume(
+    pod: objects.Pod, volume: objects.Volume, sources: Sources, target: Target, size: resources.Size | None = None
+) -> models.VolumeSpec:
     if volume.persistent_volume_claim is not None:
         return claims.mount(volume, sources.claims, target.profile)
     if volume.empty_dir is not None:
-        size = volume.empty_dir.size_limit
-        limit = resources.memory_bytes(size) / resources.GIB if size else None
+        given = volume.empty_dir.size_limit
+        limit = resources.memory_bytes(given) / resources.GIB if given else None
         return models.VolumeSpec(volume.name, "emptyDir", medium=volume.empty_dir.medium, size_limit_gib=limit)
     files: list[models.KeyToPath] = []
     if volume.config_map is not None:
@@ -344,7 +361,7 @@ def _volume(pod: objects.Pod, volume: objects.Volume, sources: Sources, target: 
         data = sources.secrets.get(sec.secret_name)
         files = _items(data, sec.items, "secret", sec.secret_name, bool(sec.optional), sec.default_mode)
     elif volume.downward_api is not None:
-        files = _downward(pod, volume.downward_api, target)
+        files = _downward(pod, volume.downward_api, target, size)
     elif volume.projected is not None:
         mode = volume.projected.default_mode
         for projection in volume.projected.sources:
@@ -363,7 +380,7 @@ def _volume(pod: objects.Pod, volume: objects.Volume, sources: Sources, target: 
                     raise Missing("serviceaccount token", pod.spec.service_account_name or "default")
                 files.append(models.KeyToPath(sat.path, token.encode(), mode))
             elif projection.downward_api:
-                files += _downward(pod, projection.downward_api, target)
+                files += _downward(pod, projection.downward_api, target, size)
             else:
                 raise errors.InvalidSpec(f"volume {volume.name}: this projected source is not supported")
     else:
@@ -447,7 +464,7 @@ def build(
         size = target.profile.round(want) if not instance_type else want
     placement = _placement(target.placement, profile)
     meta = pod.metadata
-    volumes = tuple(_volume(pod, v, sources, target) for v in pod.spec.volumes)
+    volumes = tuple(_volume(pod, v, sources, target, size) for v in pod.spec.volumes)
     claims.check_kinds(volumes, target.profile)
     containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.containers)
     init_containers = tuple(_container(pod, c, sources, target, size) for c in pod.spec.init_containers)
