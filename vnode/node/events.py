@@ -7,6 +7,15 @@ recorder paces its posts with a token bucket: in a burst of thousands of pods, t
 server's time goes to pod status first, and the events follow at a steady rate. Beyond
 ``backlog`` waiting events, new ones are dropped (counted in ``dropped``), as the kubelet's
 broadcaster drops them when its queue is full.
+
+Like client-go's event correlator (``NewEventCorrelator``, the kubelet's), a repeat of an event
+(same pod, type, reason, message and container) is not a new Event: the first one's ``count``
+and ``lastTimestamp`` are patched (and while the first is still waiting to be posted, it simply
+carries the count), remembered in an LRU of ``MAX_EVENTS`` keys; and a spam filter allows each
+pod a burst of ``SPAM_BURST`` events, then one per ``SPAM_PERIOD`` seconds, dropping the rest
+(counted in ``spam_dropped``). A cloud that retries a pull every few minutes for hours thus
+leaves one Event with a count, as a kubelet's ImagePullBackOff does. Not done: client-go's
+merging of ten similar messages into "(combined from similar events)".
 """
 
 from __future__ import annotations
@@ -25,7 +34,11 @@ from vnode import errors, models, tokenbucket
 from vnode.kube import api, client, objects
 from vnode.node import book
 
-__all__ = ["Event", "Pacer", "Recorder", "from_instance"]
+__all__ = ["MAX_EVENTS", "SPAM_BURST", "SPAM_PERIOD", "Event", "Pacer", "Recorder", "from_instance"]
+
+MAX_EVENTS = 4096  # client-go's LRU of event keys
+SPAM_BURST = 25  # client-go's spam filter: events per object at once...
+SPAM_PERIOD = 300.0  # ...then one per this many seconds
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +108,14 @@ class Recorder:
         self._concurrency = concurrency
         self._pacer = Pacer(qps, burst)
         self._backlog = backlog
-        # Waiting events are kept as their bodies (about 1 KB each), not as a task each.
-        self._waiting: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        # Waiting posts are kept as their events (about 1 KB each), not as a task each.
+        self._waiting: collections.deque[tuple[_Posted, bool]] = collections.deque()  # (event, patch?)
         self._senders: set[asyncio.Task[None]] = set()
         self.dropped = 0
+        self.spam_dropped = 0
+        self._known: collections.OrderedDict[tuple[str, ...], _Posted] = collections.OrderedDict()
+        self._spam: collections.OrderedDict[tuple[str, str], tokenbucket.TokenBucket] = collections.OrderedDict()
+        self.monotonic = time.monotonic
 
     def pod(
         self,
@@ -118,6 +135,18 @@ class Recorder:
             return
         meta = pod.metadata
         stamp = (when or self.clock()).astimezone(datetime.UTC)
+        if not self._allowed(meta.namespace, meta.uid):
+            return
+        key = (meta.namespace, meta.uid, type, reason, message, container)
+        known = self._known.get(key)
+        if known is not None:  # a repeat: the same Event, counted
+            self._known.move_to_end(key)
+            known.body["count"] += 1
+            known.body["lastTimestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+            if known.sending and not known.patch_waiting:  # else the waiting create or patch carries it
+                known.patch_waiting = True
+                self._enqueue(known, patch=True)
+            return
         involved: dict[str, Any] = {
             "kind": "Pod",
             "apiVersion": "v1",
@@ -142,7 +171,28 @@ class Recorder:
             "lastTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "count": 1,
         }
-        self._waiting.append((meta.namespace, body))
+        posted = _Posted(meta.namespace, body)
+        self._known[key] = posted
+        if len(self._known) > MAX_EVENTS:
+            self._known.popitem(last=False)
+        self._enqueue(posted)
+
+    def _allowed(self, namespace: str, uid: str) -> bool:
+        """client-go's spam filter: a burst per pod, then one event per ``SPAM_PERIOD``."""
+        bucket = self._spam.get((namespace, uid))
+        if bucket is None:
+            bucket = self._spam[(namespace, uid)] = tokenbucket.TokenBucket(SPAM_BURST, 1 / SPAM_PERIOD)
+            if len(self._spam) > MAX_EVENTS:
+                self._spam.popitem(last=False)
+        else:
+            self._spam.move_to_end((namespace, uid))
+        if bucket.take(self.monotonic()):
+            return True
+        self.spam_dropped += 1
+        return False
+
+    def _enqueue(self, posted: _Posted, *, patch: bool = False) -> None:
+        self._waiting.append((posted, patch))
         if len(self._senders) < min(self._concurrency, len(self._waiting)):
             task = asyncio.create_task(self._send())
             self._senders.add(task)
@@ -158,13 +208,35 @@ class Recorder:
             await self._pacer.wait()
             if not self._waiting:
                 return
-            namespace, body = self._waiting.popleft()
+            posted, patch = self._waiting.popleft()
+            body = posted.body
             try:
-                await api.create_event(self.kube, namespace, body)
+                if patch:
+                    await posted.first.wait()  # its create, by another sender, comes first
+                    posted.patch_waiting = False  # a repeat from now on needs a patch of its own
+                    name = body["metadata"]["name"]
+                    change = {"count": body["count"], "lastTimestamp": body["lastTimestamp"]}
+                    await self.kube.patch(f"/api/v1/namespaces/{posted.namespace}/events/{name}", change)
+                else:
+                    posted.sending = True
+                    await api.create_event(self.kube, posted.namespace, dict(body))
             except errors.ApiError as exc:
                 log.debug("event %s not recorded: %s", body["reason"], exc)
+            finally:
+                posted.first.set()
 
     async def drain(self) -> None:
         """Wait for the events already recorded to be posted."""
         while self._senders:
             await asyncio.gather(*list(self._senders), return_exceptions=True)
+
+
+@dataclasses.dataclass
+class _Posted:
+    """One Event, as first posted, with its repeats counted in ``body``."""
+
+    namespace: str
+    body: dict[str, Any]
+    first: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # its create is done
+    sending: bool = False  # its create has left: a repeat now needs a patch
+    patch_waiting: bool = False  # a patch is queued: later repeats ride on it
