@@ -95,18 +95,23 @@ async def cloud_daemon(
     node_name: str,
     cluster_id: str,
     provider: str = "eci",
+    *,
+    wait: bool = True,
+    env: dict[str, str] | None = None,
     **flags: Any,
 ) -> AsyncIterator[Running]:
-    """A Ready daemon with ``provider`` (eci or aci) on the simulator ``sim`` for ``node_name``;
-    afterwards it is stopped and its Node and Lease are removed, also when the test fails."""
+    """A Ready daemon (``wait=False``: one just started) with ``provider`` (eci or aci) on the
+    simulator ``sim`` for ``node_name``, its settings ``env`` over the simulator's; afterwards it
+    is stopped and its Node and Lease are removed, also when the test fails."""
     base = {"node_name": node_name, "provider": provider, "http_port": 0, "http_address": "127.0.0.1"}
-    env = sim.eci_env() if provider == "eci" else sim.aci_env()
-    config = settings.load(env, {**base, "status_interval": 0.3, "cluster_id": cluster_id, **flags})
+    environ = {**(sim.eci_env() if provider == "eci" else sim.aci_env()), **(env or {})}
+    config = settings.load(environ, {**base, "status_interval": 0.3, "cluster_id": cluster_id, **flags})
     cloud = registry.load(provider)(config)
     d = daemon.Daemon(config, kube, cloud, identity=f"{node_name}_pod")
     run = Running(d, asyncio.create_task(d.run()))
     try:
-        await wait_ready(run)
+        if wait:
+            await wait_ready(run)
         yield run
     finally:
         await run.stop()

@@ -7,7 +7,6 @@ the ECI simulator, then the fake cloud."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -16,12 +15,10 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
-from tests.node.conftest import Harness, Running, pod_manifest
+from tests.node.conftest import Harness, cloud_daemon, pod_manifest
 from tests.waiting import until
-from vnode import daemon, settings
 from vnode.kube import client
 from vnode.node import registration
-from vnode.provider import registry
 
 pytestmark = pytest.mark.cluster
 
@@ -45,14 +42,10 @@ async def _ready(core: k8s.CoreV1Api, name: str) -> Any:
 async def test_a_wrong_cloud_key_registers_a_node_that_is_never_ready_and_says_why(
     sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str, namespace: str
 ) -> None:
-    env = {**sim.eci_env(), "ECI_SECRET_KEY": "not-the-secret"}
-    flags = {"node_name": node_name, "provider": "eci", "http_port": 0, "http_address": "127.0.0.1"}
-    config = settings.load(env, {**flags, "status_interval": 0.3, "cluster_id": "readiness"})
-    cloud = registry.load("eci")(config)
-    d = daemon.Daemon(config, kube, cloud, identity=f"{node_name}_pod")
-    run = Running(d, asyncio.create_task(d.run()))
     seen: list[str] = []
-    try:
+    async with cloud_daemon(
+        sim, kube, core, node_name, "readiness", wait=False, env={"ECI_SECRET_KEY": "not-the-secret"}
+    ) as run:
 
         async def refused() -> Any:
             condition = await _ready(core, node_name)
@@ -61,12 +54,12 @@ async def test_a_wrong_cloud_key_registers_a_node_that_is_never_ready_and_says_w
             return condition if condition is not None and condition.reason == "ProviderUnreachable" else None
 
         condition = await until(
-            refused, within=30, what=lambda: f"the node NotReady with the cloud's refusal; saw {seen}"
+            refused, within=60, what=lambda: f"the node NotReady with the cloud's refusal; saw {seen}"
         )
         assert condition.status == "False"
         assert "Signature" in condition.message, condition.message  # ECI's SignatureDoesNotMatch, named
         assert not [s for s in seen if s.startswith("True")], "the node was never Ready"
-        assert not d.ready.is_set()
+        assert not run.daemon.ready.is_set()
 
         # A pod bound to the node anyway (nodeName set: no scheduler) is told why it waits.
         bound = pod_manifest("waits", node_name, nodeName=node_name)
@@ -82,15 +75,6 @@ async def test_a_wrong_cloud_key_registers_a_node_that_is_never_ready_and_says_w
         assert event.type == "Warning"
         assert "cannot start pods" in event.message
         assert "SignatureDoesNotMatch" in event.message
-    finally:
-        await run.stop()
-        await cloud.close()
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(core.delete_node, node_name)
-        with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(
-                k8s.CoordinationV1Api(core.api_client).delete_namespaced_lease, node_name, "kube-node-lease"
-            )
 
 
 async def test_until_the_cloud_answers_once_the_node_is_not_ready(harness: Harness, core: k8s.CoreV1Api) -> None:
