@@ -67,7 +67,7 @@ OPERATOR_CLUSTER = grants(
     "eci.alibabacloud.com/imagecaches/status get", "eci.alibabacloud.com/imagecaches/status patch",
     "apiextensions.k8s.io/customresourcedefinitions get", "apiextensions.k8s.io/customresourcedefinitions list",
     "apiextensions.k8s.io/customresourcedefinitions watch",
-    "/events create", "events.k8s.io/events create", "/namespaces list", "/namespaces watch",
+    "/events create", "/namespaces list", "/namespaces watch",
 )  # fmt: skip
 UNINSTALL_CLUSTER = grants("/pods list", "/nodes list", "/nodes delete")
 UNINSTALL_WEBHOOK = grants("admissionregistration.k8s.io/mutatingwebhookconfigurations delete vnode-webhook")
