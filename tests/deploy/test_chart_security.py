@@ -62,12 +62,10 @@ WEBHOOK_CLUSTER = grants(
 )  # fmt: skip
 WEBHOOK_CA = grants("/secrets create", f"/secrets get {WEBHOOK}-ca")
 OPERATOR_CLUSTER = grants(
-    "eci.alibabacloud.com/imagecaches get", "eci.alibabacloud.com/imagecaches list",
-    "eci.alibabacloud.com/imagecaches watch", "eci.alibabacloud.com/imagecaches patch",
-    "eci.alibabacloud.com/imagecaches/status get", "eci.alibabacloud.com/imagecaches/status patch",
-    "apiextensions.k8s.io/customresourcedefinitions get", "apiextensions.k8s.io/customresourcedefinitions list",
-    "apiextensions.k8s.io/customresourcedefinitions watch",
-    "/events create", "/namespaces list", "/namespaces watch",
+    "eci.alibabacloud.com/imagecaches list", "eci.alibabacloud.com/imagecaches watch",
+    "eci.alibabacloud.com/imagecaches patch", "eci.alibabacloud.com/imagecaches/status patch",
+    "apiextensions.k8s.io/customresourcedefinitions list", "apiextensions.k8s.io/customresourcedefinitions watch",
+    "/events create",
 )  # fmt: skip
 UNINSTALL_CLUSTER = grants("/pods list", "/nodes list", "/nodes delete")
 UNINSTALL_WEBHOOK = grants("admissionregistration.k8s.io/mutatingwebhookconfigurations delete vnode-webhook")
