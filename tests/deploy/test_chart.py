@@ -151,7 +151,7 @@ def test_rbac_has_no_wildcard_and_no_cluster_admin(helm: pathlib.Path) -> None:
     def granted(role: str, resource: str, verb: str) -> bool:
         return any(n == role and resource in r["resources"] and verb in r["verbs"] for n, r in rules)
 
-    for resource, verb in [("nodes", "create"), ("nodes/status", "patch"), ("leases", "update"), ("pods", "watch"),
+    for resource, verb in [("nodes", "create"), ("nodes/status", "patch"), ("leases", "patch"), ("pods", "watch"),
                            ("pods", "patch"), ("pods/status", "patch"), ("pods/eviction", "create"),
                            ("events", "create"),
                            ("configmaps", "get"), ("secrets", "get"), ("certificatesigningrequests", "create"),
@@ -199,9 +199,9 @@ def test_helm_install_on_the_local_control_plane(
 
     assert can("create", "pods", "--subresource=eviction", "-n", "default")
     assert can("patch", "nodes", "--subresource=status")
-    assert can("update", "leases", "-n", "kube-node-lease")
+    assert can("patch", "leases", "-n", "kube-node-lease")
     assert can("get", f"statefulsets/{name}", "-n", namespace)
     assert not can("get", "statefulsets/other", "-n", namespace)
-    assert not can("update", "leases", "-n", "default")
+    assert not can("patch", "leases", "-n", "default")
     assert not can("create", "pods", "-n", "default")
     assert not can("delete", "secrets", "-n", namespace)

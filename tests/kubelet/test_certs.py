@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime
+import json
+import secrets
 import socket
 import ssl
 
@@ -10,6 +14,9 @@ import pytest
 from cryptography import x509
 
 from tests.kubelet.conftest import Kubelet
+from vnode import certificates as vnode_certificates
+from vnode.cluster import launcher
+from vnode.kube import api
 from vnode.kube import client as kube_client
 from vnode.kube import config as kube_config
 from vnode.kubelet import certs, clock
@@ -62,3 +69,64 @@ def test_a_certificate_near_its_end_is_renewed_in_the_live_server(kubelet: Kubel
     after = _served(kubelet)
     assert after.serial_number != before.serial_number
     assert after.subject == before.subject
+
+
+def _foreign_csr(name: str, node: str, addresses: list[str]) -> str:
+    """A kubelet-serving CSR for ``node`` naming ``addresses``, made as the daemon makes its own."""
+    key = vnode_certificates.new_key()
+    pem = certs._csr(key, node, addresses)
+    body = {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {"request": base64.b64encode(pem).decode(), "signerName": certs.SIGNER, "usages": list(certs.USAGES)},
+    }
+    return json.dumps(body)
+
+
+OWN = "vk-own-node"
+# (who asks, the node the CSR names, the addresses it names): none of these is the daemon's own.
+FOREIGN = {
+    "another requester": ("vnode-test-intruder", OWN, ["127.0.0.1"]),
+    "another node's name": (None, "vk-other-node", ["127.0.0.1"]),
+    "another node's DNS name too": (None, OWN, ["127.0.0.1", "vk-other-node.example"]),
+    "another node's IP too": (None, OWN, ["127.0.0.1", "10.9.8.7"]),
+    "another node's IP instead": (None, OWN, ["10.9.8.7"]),
+}
+
+
+def test_the_daemon_approves_only_its_own_nodes_csr(cluster: launcher.Info) -> None:
+    """RBAC lets the daemon approve every kubelet-serving CSR; its code approves only its own node's."""
+    made: list[str] = []
+
+    def create(case: str, requester: str | None, node: str, addresses: list[str]) -> str:
+        name = f"vnode-test-{secrets.token_hex(4)}"
+        as_user = ["--as", requester, "--as-group", "system:masters"] if requester else []
+        cluster.kubectl("create", "-f", "-", *as_user, input=_foreign_csr(name, node, addresses))
+        made.append(name)
+        return name
+
+    def conditions(name: str) -> str:
+        return cluster.kubectl("get", "csr", name, "-o", "jsonpath={.status.conditions[*].type}").stdout
+
+    async def approve_each(names: dict[str, str], own: str) -> dict[str, bool]:
+        async with kube_client.Client(kube_config.load_kubeconfig(cluster.kubeconfig)) as kube:
+            # The daemon's identity, as the API server records it for what the daemon creates.
+            requester = (await api.read_certificate_signing_request(kube, own))["spec"]["username"]
+            approved = {}
+            for case, name in [*names.items(), ("own", own)]:
+                approved[case] = await certs.approve_own(
+                    kube, name, requester=requester, node_name=OWN, addresses=["127.0.0.1"]
+                )
+            return approved
+
+    try:
+        foreign = {case: create(case, *args) for case, args in FOREIGN.items()}
+        own = create("own", None, OWN, ["127.0.0.1"])
+        approved = asyncio.run(approve_each(foreign, own))
+        assert approved == {**dict.fromkeys(FOREIGN, False), "own": True}
+        assert {case: conditions(name) for case, name in foreign.items()} == dict.fromkeys(FOREIGN, "")
+        assert conditions(own) == "Approved"
+    finally:
+        if made:
+            cluster.kubectl("delete", "csr", *made, "--ignore-not-found")

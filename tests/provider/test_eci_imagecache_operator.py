@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import os
 import pathlib
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from tests.cloudsim.conftest import Sim, running
 from tests.daemons import vnode_run
 from tests.provider.test_e2e_daemon import live_instance_ids, virtual_pod_spec
 from tests.waiting import wait_for
-from vnode.cluster import launcher, procs
+from vnode.cluster import build, launcher, procs
 from vnode.provider.eci import operator
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -69,12 +70,51 @@ def crd(api: k8s.ApiClient) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
+def chart_account(cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """A kubeconfig of the chart's own operator ServiceAccount, bound to the chart's ClusterRole.
+
+    The operator runs with exactly the rights the chart gives it: a grant the chart lacks fails
+    these tests, and the operator's log must show no Forbidden answer.
+    """
+    helm = build.ensure_go_tool("helm", "helm.sh/helm/v3/cmd/helm", build.HELM_VERSION)
+    release = f"imc-{secrets.token_hex(3)}"
+    rendered = subprocess.run(
+        [str(helm), "template", release, str(ROOT / "deploy/helm/vnode"), "--namespace", "default",
+         "--show-only", "templates/operator.yaml"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] != "Deployment"]
+    assert {d["kind"] for d in rbac} == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+    manifest = yaml.safe_dump_all(rbac)
+    cluster.kubectl("apply", "-f", "-", input=manifest)
+    try:
+        account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
+        token = cluster.kubectl("-n", "default", "create", "token", account, "--duration=2h").stdout.strip()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "c", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_file)}}
+            ],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
+            "current-context": "c",
+        }
+        path = tmp_path_factory.mktemp("imc-account") / "kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        yield path
+    finally:
+        cluster.kubectl("delete", "--ignore-not-found", "-f", "-", input=manifest, check=False)
+
+
+@pytest.fixture(scope="module")
 def running_operator(
-    cloud: Sim, cluster: launcher.Info, crd: None, tmp_path_factory: pytest.TempPathFactory
+    cloud: Sim, cluster: launcher.Info, crd: None, chart_account: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[subprocess.Popen[bytes]]:
     log_path = tmp_path_factory.mktemp("imc-operator") / "operator.log"
     env = {**os.environ, **cloud.eci_env()}
-    command = [sys.executable, "-m", "vnode", "operator", "--kubeconfig", str(cluster.kubeconfig)]
+    command = [sys.executable, "-m", "vnode", "operator", "--kubeconfig", str(chart_account)]
     command += ["--refresh-interval", "0.5"]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, preexec_fn=procs.die_with_parent)
@@ -82,6 +122,8 @@ def running_operator(
         yield proc
     finally:
         daemons.stop(proc)
+    forbidden = [line[:300] for line in log_path.read_text().splitlines() if "Forbidden" in line or " 403" in line]
+    assert not forbidden, f"the chart's operator role lacks a grant: {forbidden[0] if forbidden else ''}"
 
 
 @pytest.fixture

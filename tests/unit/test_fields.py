@@ -88,7 +88,9 @@ TABLE = [
     ({}, {"securityContext": {"privileged": False}}, "process", []),
     # The chart's own containers, which the playground runs through the process provider.
     ({}, {"securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                              "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}}, "process", []),
+                              "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                              "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}},
+     "process", []),
     ({"securityContext": {"runAsUser": 1000, "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}}, {},
      "eci", []),
     ({"securityContext": {"fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}}}, {}, "eci",

@@ -42,6 +42,7 @@ __all__ = [
     "patch_pod_status",
     "persistent_volume_claims",
     "read",
+    "read_certificate_signing_request",
     "request_token",
     "review_access",
     "review_token",
@@ -212,22 +213,26 @@ async def review_access(kube: client.Client, spec: Mapping[str, Any]) -> objects
     return client.decode(raw, objects.SubjectAccessReview)
 
 
-async def create_certificate_signing_request(
-    kube: client.Client, body: Mapping[str, Any]
-) -> objects.CertificateSigningRequest:
-    raw = await kube.create(CERTIFICATE_SIGNING_REQUESTS.path, body)
-    return client.decode(raw, objects.CertificateSigningRequest)
+async def create_certificate_signing_request(kube: client.Client, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Create the CSR; the object as stored, with ``spec.username``: who the API server says asked."""
+    created: dict[str, Any] = json.loads(await kube.create(CERTIFICATE_SIGNING_REQUESTS.path, body))
+    return created
 
 
-async def approve_certificate_signing_request(kube: client.Client, name: str, condition: Mapping[str, Any]) -> None:
-    """Set the request's approval ``condition`` (``Forbidden`` without ``approve`` on its signer).
+async def read_certificate_signing_request(kube: client.Client, name: str) -> dict[str, Any]:
+    """The whole CSR as JSON: its spec (the request, its requester) and what ``approval`` takes back."""
+    current: dict[str, Any] = json.loads(await kube.request("GET", CERTIFICATE_SIGNING_REQUESTS.item(name)))
+    return current
 
-    The ``approval`` subresource takes the whole object back, so it is read whole first.
+
+async def approve_certificate_signing_request(
+    kube: client.Client, current: Mapping[str, Any], condition: Mapping[str, Any]
+) -> None:
+    """Set the approval ``condition`` on the CSR ``current``, as read (``Forbidden`` without ``approve``
+    on its signer; ``Conflict`` if it changed since it was read: its resourceVersion is sent back).
     """
-    path = CERTIFICATE_SIGNING_REQUESTS.item(name)
-    current = json.loads(await kube.request("GET", path))
-    current.setdefault("status", {})["conditions"] = [dict(condition)]
-    await kube.update(f"{path}/approval", current)
+    body = {**current, "status": {**current.get("status", {}), "conditions": [dict(condition)]}}
+    await kube.update(f"{CERTIFICATE_SIGNING_REQUESTS.item(current['metadata']['name'])}/approval", body)
 
 
 # --- admission webhooks ---

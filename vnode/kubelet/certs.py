@@ -10,6 +10,8 @@ digital signature and server auth (exactly what the signer accepts). The daemon 
 own request when RBAC lets it (``approve`` on ``signers`` named ``kubernetes.io/kubelet-serving``,
 ``update`` on ``certificatesigningrequests/approval``), else it waits for an administrator or
 an approver (``kubectl certificate approve``); the controller-manager signs it with the cluster CA.
+RBAC cannot narrow that grant to one node, so :func:`approve_own` approves only a CSR whose
+requester, subject and names are exactly this daemon's and its node's.
 
 The fallback is a certificate and key given by path (``ServingFiles``), e.g. issued by
 cert-manager from the cluster CA.
@@ -25,7 +27,8 @@ import logging
 import pathlib
 import secrets
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,8 +41,10 @@ from vnode.kubelet import clock as clock_mod
 
 __all__ = [
     "SIGNER",
+    "USAGES",
     "Rotator",
     "ServingFiles",
+    "approve_own",
     "client_ca_from_cluster",
     "request_serving_certificate",
     "server_ssl_context",
@@ -48,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIGNER = "kubernetes.io/kubelet-serving"
+USAGES = ("digital signature", "server auth")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,21 +139,13 @@ async def request_serving_certificate(
         "spec": {
             "request": base64.b64encode(pem).decode(),
             "signerName": SIGNER,
-            "usages": ["digital signature", "server auth"],
+            "usages": list(USAGES),
         },
     }
-    await api.create_certificate_signing_request(kube, body)
+    created = await api.create_certificate_signing_request(kube, body)
     if approve:
-        approved = {
-            "type": "Approved",
-            "status": "True",
-            "reason": "VnodeSelfApproved",
-            "message": f"vnode approved the serving certificate of its virtual node {node_name}",
-        }
-        try:
-            await api.approve_certificate_signing_request(kube, name, approved)
-        except errors.Forbidden as exc:
-            log.warning("cannot approve own CSR %s (%s); waiting for an approver", name, exc, extra={"node": node_name})
+        requester = str(created.get("spec", {}).get("username", ""))
+        await approve_own(kube, name, requester=requester, node_name=node_name, addresses=addresses)
     deadline = clock.monotonic() + wait_seconds
     while True:
         status = (await api.read(kube, api.CERTIFICATE_SIGNING_REQUESTS, name)).status
@@ -163,17 +161,75 @@ async def request_serving_certificate(
     return files
 
 
-def _csr(key: ec.EllipticCurvePrivateKey, node_name: str, addresses: Sequence[str]) -> bytes:
-    """A PEM CSR as the kubelet-serving signer wants it: the node's name, its addresses as SANs."""
-    subject = x509.Name(
+async def approve_own(
+    kube: client.Client, name: str, *, requester: str, node_name: str, addresses: Sequence[str]
+) -> bool:
+    """Approve the CSR ``name`` if, and only if, it is this node's own request; True if approved.
+
+    RBAC lets whoever may approve ``kubelet-serving`` CSRs approve any of them, whoever asked
+    and whatever node they name; so the CSR, as read, must be asked by ``requester`` (the
+    daemon's own identity, as the API server recorded it), for the signer and usages the
+    daemon asks, with the subject of ``node_name`` and exactly ``addresses`` as its names. The
+    approval sends back the resourceVersion read: a CSR changed since is a Conflict, never
+    approved. Anything else is left, with a warning, to the cluster's approvers.
+    """
+    current = await api.read_certificate_signing_request(kube, name)
+    why = _not_own(current, requester, node_name, addresses)
+    if why:
+        log.warning("not approving CSR %s: %s", name, why, extra={"node": node_name})
+        return False
+    approved = {
+        "type": "Approved",
+        "status": "True",
+        "reason": "VnodeSelfApproved",
+        "message": f"vnode approved the serving certificate of its virtual node {node_name}",
+    }
+    try:
+        await api.approve_certificate_signing_request(kube, current, approved)
+    except (errors.Forbidden, errors.Conflict) as exc:
+        log.warning("cannot approve own CSR %s (%s); waiting for an approver", name, exc, extra={"node": node_name})
+        return False
+    return True
+
+
+def _not_own(csr: Mapping[str, Any], requester: str, node_name: str, addresses: Sequence[str]) -> str:
+    """Why ``csr`` is not ``node_name``'s own serving request by ``requester`` ('' if it is)."""
+    spec = csr.get("spec", {})
+    if not requester or spec.get("username") != requester:
+        return f"requested by {spec.get('username')!r}, not by this daemon ({requester!r})"
+    if spec.get("signerName") != SIGNER or sorted(spec.get("usages", [])) != sorted(USAGES):
+        return f"signer {spec.get('signerName')!r} and usages {spec.get('usages')} are not the ones asked"
+    if csr.get("status", {}).get("conditions"):
+        return "it is already approved or denied"
+    try:
+        request = x509.load_pem_x509_csr(base64.b64decode(spec.get("request", ""), validate=True))
+    except ValueError:
+        return "its request is not a PEM certificate request"
+    if request.subject != _subject(node_name):
+        return f"its subject {request.subject.rfc4514_string()!r} is not node {node_name}'s"
+    try:
+        names = list(request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        names = []
+    if sorted(map(str, names)) != sorted(map(str, certificates.sans(addresses))):
+        return f"its names {[str(n.value) for n in names]} are not exactly the node's addresses {list(addresses)}"
+    return ""
+
+
+def _subject(node_name: str) -> x509.Name:
+    return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
             x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
         ]
     )
+
+
+def _csr(key: ec.EllipticCurvePrivateKey, node_name: str, addresses: Sequence[str]) -> bytes:
+    """A PEM CSR as the kubelet-serving signer wants it: the node's name, its addresses as SANs."""
     request = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(subject)
+        .subject_name(_subject(node_name))
         .add_extension(x509.SubjectAlternativeName(certificates.sans(addresses)), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -11,6 +11,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end -}}
 
+{{/* Every container's securityContext: the image's unprivileged user, nothing more than it needs.
+Container-level, so the playground's process provider (which runs processes as its own user)
+ignores it as a whole. */}}
+{{- define "vnode.securityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities: {drop: [ALL]}
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
 {{- define "vnode.credentialsSecret" -}}
 {{ default (printf "%s-credentials" .Values.name) .Values.credentials.existingSecret }}
 {{- end -}}
