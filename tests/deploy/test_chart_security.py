@@ -44,7 +44,7 @@ DAEMON = grants(
     "/configmaps get", "/configmaps list", "/configmaps watch",
     "/secrets get", "/secrets list", "/secrets watch",
     "/persistentvolumeclaims get", "/persistentvolumes get", "/services get",
-    "/serviceaccounts/token create", "/events create",
+    "/serviceaccounts/token create", "/events create", "/events patch",
     "authentication.k8s.io/tokenreviews create", "authorization.k8s.io/subjectaccessreviews create",
     "certificates.k8s.io/certificatesigningrequests create", "certificates.k8s.io/certificatesigningrequests get",
 )  # fmt: skip
