@@ -41,6 +41,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, bin_dir: pathlib.Path) -> 
         bin_dir=bin_dir,
         node_monitor_grace_period=10,
         attach=True,
+        # A fresh control plane has no old lease to wait out, so a long one costs nothing; the
+        # default 6 s (a renewal deadline of 4 s) let one stall of a shared machine end the
+        # controller-manager and the scheduler for the rest of the session.
+        leader_lease_seconds=30,
     )
     control_plane = launcher.Cluster(options)
     try:
