@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -196,6 +197,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 def check_answer(status: int, body: dict[str, Any]) -> None:
     """A success, or a client error in ECI's shape: never a server error."""
     assert status < 500, body
+    hypothesis.event(f"{status} {body.get('Code', '')}")
     if status >= 400:
         assert set(body) >= {"RequestId", "Code", "Message"}, body
         for field in ("RequestId", "Code", "Message"):
