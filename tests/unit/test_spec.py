@@ -242,3 +242,12 @@ def test_a_named_gpu_type_is_kept_and_checked_against_the_gpus_asked() -> None:
 def test_gpus_no_type_offers_fail_naming_the_count(gpus: str, target: spec.Target, named: str) -> None:
     with pytest.raises(errors.InvalidSpec, match=named):
         spec.build(_gpu_pod(gpus), SOURCES, target)
+
+
+def test_a_volume_of_a_type_vnode_does_not_know_is_refused_saying_so() -> None:
+    """Found by tests/fuzz/test_pod_translation.py: the refusal read "this volumes are not supported"."""
+    p = pod([{"name": "app", "image": "nginx"}], volumes=[{"name": "ebs", "awsElasticBlockStore": {"volumeID": "v"}}])
+    with pytest.raises(errors.InvalidSpec) as caught:
+        spec.build(p, SOURCES, TARGET)
+    assert caught.value.message.startswith("volume ebs: its type is not supported on virtual nodes (those mounted are ")
+    assert "persistentVolumeClaim" in caught.value.message

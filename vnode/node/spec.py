@@ -324,6 +324,7 @@ def _downward(pod: objects.Pod, volume: objects.DownwardAPIVolume, target: Targe
     return files
 
 
+_MOUNTED = "those mounted are emptyDir, configMap, secret, projected, downwardAPI and persistentVolumeClaim"
 _UNSUPPORTED = ("host_path", "nfs", "csi", "ephemeral", "iscsi", "git_repo", "image")
 
 
@@ -368,7 +369,9 @@ def _volume(pod: objects.Pod, volume: objects.Volume, sources: Sources, target: 
                 raise errors.InvalidSpec(f"volume {volume.name}: this projected source is not supported")
     else:
         kind = next((k for k in _UNSUPPORTED if getattr(volume, k) is not None), "")
-        camel = re.sub(r"_(.)", lambda m: m.group(1).upper(), kind) if kind else "this"
+        if not kind:  # a type the decoder does not know (awsElasticBlockStore...): its name is not kept
+            raise errors.InvalidSpec(f"volume {volume.name}: its type is not supported on virtual nodes ({_MOUNTED})")
+        camel = re.sub(r"_(.)", lambda m: m.group(1).upper(), kind)
         raise errors.InvalidSpec(f"volume {volume.name}: {camel} volumes are not supported on virtual nodes")
     return models.VolumeSpec(volume.name, "files", files=tuple(files))
 
