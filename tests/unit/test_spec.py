@@ -251,3 +251,10 @@ def test_a_volume_of_a_type_vnode_does_not_know_is_refused_saying_so() -> None:
         spec.build(p, SOURCES, TARGET)
     assert caught.value.message.startswith("volume ebs: its type is not supported on virtual nodes (those mounted are ")
     assert "persistentVolumeClaim" in caught.value.message
+
+
+def test_an_absurd_gpu_count_is_refused_not_a_crash() -> None:
+    """Found by tests/fuzz/test_pod_translation.py: formatting the refusal of a 5000-digit count raised ValueError."""
+    p = pod([{"name": "app", "image": "nginx", "resources": {"limits": {"nvidia.com/gpu": "9" * 5000}}}])
+    with pytest.raises(errors.InvalidSpec, match="larger than Kubernetes allows"):
+        spec.build(p, SOURCES, TARGET)
