@@ -99,7 +99,7 @@ class _PodShape(msgspec.Struct):
     spec: _Spec | None = None
 
 
-def _check_pod(obj: Mapping[str, Any]) -> None:
+def _check_pod(obj: Any) -> None:
     try:
         msgspec.convert(obj, _PodShape)
     except msgspec.ValidationError as exc:  # "Expected `object`, got `bool` - at `$.metadata`"
