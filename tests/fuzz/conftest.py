@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 
 settings.register_profile(
-    "ci", derandomize=True, max_examples=60, deadline=None, database=None, suppress_health_check=_SLOW_OK
+    "ci", derandomize=True, max_examples=100, deadline=None, database=None, suppress_health_check=_SLOW_OK
 )
 settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=_SLOW_OK)
 settings.load_profile(os.environ.get("VNODE_FUZZ_PROFILE", "ci"))

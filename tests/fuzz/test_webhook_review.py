@@ -118,10 +118,14 @@ def envelope(obj: Any, namespace: Any = "force", **request: Any) -> bytes:
 def answer(body: bytes) -> dict[str, Any] | None:
     """The handler's answer, or None for a malformed review; any other exception fails the test."""
     handler = admission.Handler(namespaces.StaticNamespaces(NAMESPACES), metrics=metrics.Metrics())
+    refusal = ""
     try:
         got = asyncio.run(asyncio.wait_for(handler.answer(body), timeout=10))
     except review.MalformedReview as exc:
-        event("malformed" if str(exc) else "malformed without a message")
+        refusal = str(exc) or "(no reason)"
+    if refusal:
+        assert refusal != "(no reason)"
+        event("malformed")
         return None
     assert got["response"]["allowed"] is True
     event("patched" if "patch" in got["response"] else "unchanged")
