@@ -73,8 +73,19 @@ class Harness:
             params.update({"ImageCacheName": "c", "Image.1": "nginx"})
         return params
 
-    def call(self, action: str, params: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
+    def call(
+        self,
+        action: str,
+        params: list[tuple[str, str]],
+        *,
+        raw_query: str | None = None,
+        tamper: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """One signed call; ``raw_query`` is sent as it is (signed as the server parses it), and
+        ``tamper`` replaces headers after signing (a forged or broken signature, date, nonce...)."""
         query = "&".join(f"{urllib.parse.quote(k, safe='')}={urllib.parse.quote(v, safe='')}" for k, v in params)
+        if raw_query is not None:
+            query = raw_query
         pairs = acs3.parse_query(query)  # what the server will parse: the signature covers that
         headers = {
             "host": "127.0.0.1",
@@ -90,6 +101,7 @@ class Harness:
         headers["Authorization"] = (
             f"{acs3.ALGORITHM} Credential={self.key_id},SignedHeaders={';'.join(signed)},Signature={signature}"
         )
+        headers.update(tamper or {})
         request = make_mocked_request("POST", f"/?{query}", headers=headers, payload=streams.EMPTY_PAYLOAD)
         response = self.loop.run_until_complete(asyncio.wait_for(self.eci.handle(request), timeout=20))
         assert response.body is not None

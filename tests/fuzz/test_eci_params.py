@@ -247,3 +247,30 @@ def test_create_with_hostile_containers_and_volumes_answers_in_the_clouds_error_
     params += [(f"{prefix}.{index}.{field.format(j=j)}", value) for field, j, value in fields]
     params += [(f"Volume.1.{field.format(j=j)}", value) for field, j, value in volume_fields]
     check_answer(*harness.call("CreateContainerGroup", params))
+
+
+HEADERS = (
+    "Authorization",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+    "x-acs-action",
+    "x-acs-version",
+)
+
+
+@given(
+    tamper=st.dictionaries(
+        st.sampled_from(HEADERS), st.one_of(hs.tricky, hs.any_text, st.just("2026-13-45T25:61:61Z"))
+    ),
+    raw_query=st.one_of(
+        st.none(), st.text(max_size=80), st.sampled_from(("%", "%zz", "%ff%fe", "a=%00", "&&=&", "=x"))
+    ),
+    action=ACTIONS,
+)
+def test_hostile_headers_and_raw_queries_are_refused_in_the_clouds_shape(
+    harness: Harness, tamper: dict[str, str], raw_query: str | None, action: str
+) -> None:
+    instance = harness.fresh()
+    params = list(harness.base(action, instance.id).items())
+    check_answer(*harness.call(action, params, raw_query=raw_query, tamper=tamper))
