@@ -145,3 +145,37 @@ def _quote(name: str) -> str:
     import urllib.parse
 
     return urllib.parse.quote(name, safe="")
+
+
+QUERY_KEYS = ("timespan", "interval", "metricnames", "aggregation", "$filter", "tail", "timestamps", "$skipToken")
+query_values = st.one_of(
+    hs.tricky,
+    hs.any_text,
+    st.sampled_from(
+        (
+            "0001-01-01T00:00:00Z/2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00Z/9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00+00:00/9999-12-31T00:00:00+00:00",
+            "PT1M",
+            "PT0M",
+            "P1000Y",
+            "CpuUsage,MemoryUsage",
+            "containerName eq '*'",
+            "containerName eq 'app'",
+        )
+    ),
+)
+
+
+@given(
+    query=st.dictionaries(st.sampled_from(QUERY_KEYS), query_values, max_size=4),
+    suffix=st.sampled_from(("/providers/microsoft.insights/metrics", "/containers/app/logs", "", "/containers/x/logs")),
+)
+def test_group_reads_with_hostile_queries_answer_in_arms_shape(
+    harness: Harness, query: dict[str, str], suffix: str
+) -> None:
+    harness.fresh()
+    status, created = harness.put("reader", json.dumps(valid_body()).encode())
+    assert status == 201, created
+    encoded = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in query.items())
+    check_answer(*harness.request("GET", f"{GROUPS}/reader{suffix}?api-version=2023-05-01&{encoded}"))
