@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tests.fuzz import strategies as hs
@@ -178,4 +178,12 @@ def test_group_reads_with_hostile_queries_answer_in_arms_shape(
     status, created = harness.put("reader", json.dumps(valid_body()).encode())
     assert status == 201, created
     encoded = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in query.items())
-    check_answer(*harness.request("GET", f"{GROUPS}/reader{suffix}?api-version=2023-05-01&{encoded}"))
+    path = f"{GROUPS}/reader{suffix}?api-version=2023-05-01&{encoded}"
+    status, answer = harness.request("GET", path)
+    if (
+        len(path) > 8190
+    ):  # aiohttp's HTTP parser refuses the request line before the app sees it (as a front door would)
+        assert status == 400, answer
+        event("request line over the parser's limit")
+        return
+    check_answer(status, answer)
