@@ -7,12 +7,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv binaries kubectl-matrix browser up down status lint format test bench golden-update docs clean
+.PHONY: help venv binaries kubectl-matrix browser up down status lint format test fuzz bench golden-update docs clean
 
 help:
 	@echo "make up      start the local playground (state in .vnode/, kubeconfig .vnode/kubeconfig)"
 	@echo "make down    stop it"
 	@echo "make test    lint and run the whole suite against a real control plane"
+	@echo "make fuzz    the fuzz tests (tests/fuzz/) with many more random examples than make test's fixed seed"
 	@echo "make bench   run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make lint    ruff format check, ruff lint, mypy strict"
 	@echo "make golden-update   rewrite the simulated cloud's golden lifecycle traces"
@@ -63,6 +64,11 @@ lint: venv
 test: lint binaries kubectl-matrix browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The fuzz tests of tests/fuzz/ (hypothesis), long and with a random seed; `make test` runs them short and
+# with a fixed seed (the "ci" profile of tests/fuzz/conftest.py). A failure is kept in .hypothesis/ and replayed first.
+fuzz: venv
+	VNODE_FUZZ_PROFILE=long $(BIN)/pytest -q tests/fuzz $(PYTEST_ARGS)
+
 bench: binaries
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
@@ -75,7 +81,7 @@ golden-update: venv
 	VNODE_GOLDEN_UPDATE=1 $(BIN)/pytest -q tests/cloudsim/test_golden.py
 
 clean: down
-	rm -rf .vnode .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .vnode .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 # virtual-kubelet's importable e2e suite (Go module tests/vke2e, built once and cached by version)
 # against `vnode run --provider eci` on the simulator; also part of `make test` (docs/kubelet-api.md).

@@ -48,6 +48,13 @@ def test_log_query_is_parsed_like_the_api_server_sends_it() -> None:
     assert since == datetime.datetime(2026, 11, 28, 11, 0, tzinfo=datetime.UTC)
 
 
+@pytest.mark.parametrize("seconds", ["64000000000", str(2**62)])
+def test_a_since_longer_ago_than_the_epoch_is_the_whole_log(seconds: str) -> None:
+    """Found by tests/fuzz/test_kubelet_api.py: the subtraction raised OverflowError, a 500."""
+    since = server.parse_log_query(MultiDict(sinceSeconds=seconds), NOW).since
+    assert since == datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -66,3 +66,16 @@ def test_pod_size_defaults_and_annotation() -> None:
         resources.Size(0, 0),
         "ecs.c5.large",
     )
+
+
+@pytest.mark.parametrize("text", ["1.2.3", ".", "1..5Gi", "9" * 5000, "1e30", "-1e30", "99999999999Ei"])
+def test_a_quantity_no_api_server_would_keep_is_invalid_spec(text: str) -> None:
+    """Found by tests/fuzz/test_pod_translation.py: "1.2.3" raised decimal.InvalidOperation, and a
+    5000-digit GPU count a ValueError when its refusal was formatted (int's 4300-digit limit)."""
+    with pytest.raises(errors.InvalidSpec, match="quantity"):
+        resources.quantity(text)
+
+
+def test_the_largest_quantity_kubernetes_keeps_is_a_quantity() -> None:
+    assert resources.quantity(str(2**63 - 1)) == 2**63 - 1
+    assert resources.quantity("7Ei") == 7 * 2**60

@@ -269,3 +269,19 @@ def test_a_downward_api_volume_carries_resource_fields_as_files() -> None:
     assert volumes["res"]["mem_request"] == b"256"
     assert volumes["res"]["side_cpu"] == str(math.ceil(built.cpu)).encode(), "no limit: the instance's vCPU, rounded up"
     assert volumes["proj"] == {"cpu_limit": b"500"}
+
+
+def test_a_volume_of_a_type_vnode_does_not_know_is_refused_saying_so() -> None:
+    """Found by tests/fuzz/test_pod_translation.py: the refusal read "this volumes are not supported"."""
+    p = pod([{"name": "app", "image": "nginx"}], volumes=[{"name": "ebs", "awsElasticBlockStore": {"volumeID": "v"}}])
+    with pytest.raises(errors.InvalidSpec) as caught:
+        spec.build(p, SOURCES, TARGET)
+    assert caught.value.message.startswith("volume ebs: its type is not supported on virtual nodes (those mounted are ")
+    assert "persistentVolumeClaim" in caught.value.message
+
+
+def test_an_absurd_gpu_count_is_refused_not_a_crash() -> None:
+    """Found by tests/fuzz/test_pod_translation.py: formatting the refusal of a 5000-digit count raised ValueError."""
+    p = pod([{"name": "app", "image": "nginx", "resources": {"limits": {"nvidia.com/gpu": "9" * 5000}}}])
+    with pytest.raises(errors.InvalidSpec, match="larger than Kubernetes allows"):
+        spec.build(p, SOURCES, TARGET)

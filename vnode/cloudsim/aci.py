@@ -138,6 +138,10 @@ async def _arm_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 405, "MethodNotAllowed", f"The method {request.method} is not supported for {request.path}."
             )
         )
+    except web.HTTPClientError as exc:  # aiohttp's own refusals (a body over the size limit: 413), in ARM's shape
+        response = aci_arm.error_response(
+            aci_arm.ArmError(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+        )
     if response.status == 429:
         dialect.throttled += 1
     if not response.prepared:

@@ -20,6 +20,8 @@ _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
 _RESERVED_TAG_CHARS = re.compile(r"[<>%&\\?/\x00-\x1f\x7f]")
 # ACI's rule for a DNS name label, as its refusal words it (quoted below).
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+# An Azure region, by name or display name ("westeurope", "West Europe"); the simulator takes any such.
+_LOCATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ]{0,63}$")
 
 
 # Field names are ARM's camelCase spelling: msgspec decodes by attribute name.
@@ -223,6 +225,13 @@ def _check_group(body: _GroupBody) -> None:
     props = body.properties
     if not body.location:
         raise aci_arm.ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    if not _LOCATION.match(body.location):  # it goes into the operation URLs: a huge one broke the answer's headers
+        raise aci_arm.ArmError(
+            400,
+            "LocationNotAvailableForResourceType",
+            f"The provided location '{body.location[:64]}' is not available for resource type "
+            f"'{aci_arm.RESOURCE_TYPE}'.",
+        )
     if not props.containers:
         raise aci_arm.ArmError(
             400, "ContainerGroupContainersRequired", "The container group must have at least one container."
@@ -383,13 +392,15 @@ def _zone(cloud: cloudmod.Cloud, wanted: list[str]) -> str:
     if not wanted:
         return ""
     zones = cloud.world.zones
-    if len(wanted) != 1 or not wanted[0].isdigit() or not 1 <= int(wanted[0]) <= len(zones):
+    # ASCII digits, at most 2 of them: str.isdigit() says yes to "²", which int() refuses (a 500 once).
+    number = wanted[0] if len(wanted) == 1 and wanted[0].isascii() and wanted[0].isdigit() else ""
+    if not number or len(number) > 2 or not 1 <= int(number) <= len(zones):
         raise aci_arm.ArmError(
             400,
             "InvalidAvailabilityZones",
-            f"Exactly one zone of 1..{len(zones)} may be given, not {wanted}.",
+            f"Exactly one zone of 1..{len(zones)} may be given, not {[w[:20] for w in wanted[:3]]}.",
         )
-    return zones[int(wanted[0]) - 1]
+    return zones[int(number) - 1]
 
 
 def _vswitches(cloud: cloudmod.Cloud, subnets: list[_SubnetId]) -> tuple[str, ...]:

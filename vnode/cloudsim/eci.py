@@ -156,6 +156,8 @@ class Eci:
         except errors.CloudError as exc:
             code, status = _code(exc)
             return _error(request_id, code, status, exc.message)
+        except web.HTTPClientError as exc:  # aiohttp's own refusals (a body over the size limit: 413), in ECI's shape
+            return _error(request_id, exc.reason.replace(" ", ""), exc.status, exc.text or exc.reason)
         result["RequestId"] = request_id
         return web.Response(body=msgspec.json.encode(result), content_type="application/json")
 

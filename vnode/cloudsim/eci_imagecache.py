@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from vnode.cloudsim import cloud as cloudmod
-from vnode.cloudsim import eci_params, errors, imagecache, timefmt
+from vnode.cloudsim import eci_numbers, eci_params, errors, imagecache, timefmt
 
 MAX_IMAGES = 20  # ROS's limit for Image.N
 
@@ -45,8 +45,9 @@ def describe(cloud: cloudmod.Cloud, p: eci_params.Params) -> dict[str, Any]:
     if wanted:
         found = [c for c in found if wanted <= set(c.images)]
     limit = p.integer("Limit", default=len(found) or 1, low=1) or 1
-    start = int(p.text("NextToken") or 0) if p.text("NextToken").isdigit() or not p.text("NextToken") else -1
-    if start < 0:
+    token = p.text("NextToken")
+    start = eci_numbers.digits(token, high=10**9) if token else 0
+    if start is None:
         raise errors.InvalidParameter("NextToken", "not a token this API returned")
     page = found[start : start + limit]
     more = start + limit < len(found)
@@ -105,7 +106,8 @@ def _numbered(p: eci_params.Params, prefix: str) -> dict[int, str]:
     """``Image.1=a&Image.2=b`` -> {1: "a", 2: "b"}."""
     found: dict[int, str] = {}
     for key, value in p.raw.items():
-        head, _, index = key.rpartition(".")
-        if head == prefix and index.isdigit() and value:
-            found[int(index)] = value
+        head, _, text = key.rpartition(".")
+        n = eci_numbers.index(text)
+        if head == prefix and n is not None and value:
+            found[n] = value
     return found

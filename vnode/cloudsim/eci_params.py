@@ -13,7 +13,8 @@ import datetime
 import json
 import re
 
-from vnode.cloudsim import eci_podspec, errors, model
+from vnode.cloudsim import eci_numbers, eci_podspec, errors, model
+from vnode.cloudsim.eci_numbers import MAX_INDEX
 
 
 class Params:
@@ -81,10 +82,11 @@ class Params:
                 if dot:
                     self._by_head.setdefault(head, []).append((key, value))
         for key, value in self._by_head.get(prefix, ()):
-            index, _, rest = key[len(lead) :].partition(".")
-            if not index.isdigit() or int(index) < 1 or (not rest and prefix not in _SCALAR_LISTS):
-                raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N >= 1")
-            groups.setdefault(int(index), {})[rest] = value
+            text, _, rest = key[len(lead) :].partition(".")
+            n = eci_numbers.index(text)
+            if n is None or (not rest and prefix not in _SCALAR_LISTS):
+                raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N in 1..{MAX_INDEX}")
+            groups.setdefault(n, {})[rest] = value
         return dict(sorted(groups.items()))
 
     def tags(self) -> tuple[model.Tag, ...]:
@@ -115,11 +117,12 @@ def _sublist(fields: dict[str, str], name: str) -> tuple[str, ...]:
     """``Command.1``, ``Command.2``.. -> values in index order."""
     items: dict[int, str] = {}
     for key, value in fields.items():
-        head, _, index = key.partition(".")
+        head, _, text = key.partition(".")
         if head == name:
-            if not index.isdigit():
-                raise errors.InvalidParameter(f"{name}.{index}", "expected a positive index")
-            items[int(index)] = value
+            n = eci_numbers.index(text)
+            if n is None:
+                raise errors.InvalidParameter(f"{name}.{text}", f"expected an index in 1..{MAX_INDEX}")
+            items[n] = value
     return tuple(items[i] for i in sorted(items))
 
 
@@ -128,10 +131,11 @@ def _subgroups(fields: dict[str, str], name: str, where: str) -> dict[int, dict[
     for key, value in fields.items():
         head, _, rest = key.partition(".")
         if head == name:
-            index, _, field = rest.partition(".")
-            if not index.isdigit() or not field:
-                raise errors.InvalidParameter(f"{where}.{key}", f"expected {name}.N.<Field>")
-            groups.setdefault(int(index), {})[field] = value
+            text, _, field = rest.partition(".")
+            n = eci_numbers.index(text)
+            if n is None or not field:
+                raise errors.InvalidParameter(f"{where}.{key}", f"expected {name}.N.<Field> with N in 1..{MAX_INDEX}")
+            groups.setdefault(n, {})[field] = value
     return dict(sorted(groups.items()))
 
 
@@ -152,10 +156,7 @@ def parse_volumes(params: Params) -> tuple[model.Volume, ...]:
         if kind == "ConfigFileVolume":
             inner = {k.removeprefix("ConfigFileVolume."): v for k, v in fields.items()}
             for m, item in _subgroups(inner, "ConfigFileToPath", f"Volume.{n}.ConfigFileVolume").items():
-                mode = item.get("Mode")
-                files.append(
-                    model.ConfigFile(item.get("Path", ""), item.get("Content", ""), int(mode) if mode else None)
-                )
+                files.append(model.ConfigFile(item.get("Path", ""), item.get("Content", ""), _mode(item, n, m)))
                 if not files[-1].path:
                     raise errors.MissingParameter(f"Volume.{n}.ConfigFileVolume.ConfigFileToPath.{m}.Path")
         elif kind == "EmptyDirVolume":
@@ -193,6 +194,19 @@ def check_mounts(spec: model.InstanceSpec) -> None:
             for n, mount in enumerate(c.volume_mounts, 1):
                 if mount.name not in names:
                     raise errors.InvalidParameter(f"{prefix}.{i}.VolumeMount.{n}.Name", f"no volume {mount.name!r}")
+
+
+def _mode(item: dict[str, str], n: int, m: int) -> int | None:
+    """A config file's ``Mode``: a file mode in decimal, as the SDK sends Kubernetes' defaultMode (0..0o777)."""
+    text = item.get("Mode")
+    if not text:
+        return None
+    mode = eci_numbers.digits(text, high=0o777)
+    if mode is None:
+        raise errors.InvalidParameter(
+            f"Volume.{n}.ConfigFileVolume.ConfigFileToPath.{m}.Mode", f"{text!r} is not a mode"
+        )
+    return mode
 
 
 _SIZE_LIMIT = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)?").fullmatch

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vnode.cloudsim import errors, model
+from vnode.cloudsim import eci_numbers, errors, model
+from vnode.cloudsim.eci_numbers import MAX_INDEX
 
 __all__ = [
     "CAPABILITIES",
@@ -30,6 +31,7 @@ CAPABILITIES = frozenset({"NET_ADMIN", "NET_RAW"})
 _SYSCTL_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.", "net.")
 _SYSCTL_NAMES = frozenset({"kernel.sem", "vm.min_free_kbytes"})
 _MAX_NAME_SERVERS = 3
+MAX_UID = 2**31 - 1  # Kubernetes' runAsUser is an int64, Linux's uid a 32-bit value; ECI's bound is not published
 
 
 def _list(raw: dict[str, str], prefix: str) -> tuple[str, ...]:
@@ -37,10 +39,10 @@ def _list(raw: dict[str, str], prefix: str) -> tuple[str, ...]:
     items: dict[int, str] = {}
     for key, value in raw.items():
         if key.startswith(prefix + "."):
-            index = key[len(prefix) + 1 :]
-            if not index.isdigit() or int(index) < 1:
-                raise errors.InvalidParameter(key, f"expected {prefix}.N with N >= 1")
-            items[int(index)] = value
+            n = eci_numbers.index(key[len(prefix) + 1 :])
+            if n is None:
+                raise errors.InvalidParameter(key, f"expected {prefix}.N with N in 1..{MAX_INDEX}")
+            items[n] = value
     return tuple(items[i] for i in sorted(items))
 
 
@@ -49,10 +51,11 @@ def _pairs(raw: dict[str, str], prefix: str) -> list[tuple[str, dict[str, str]]]
     groups: dict[int, dict[str, str]] = {}
     for key, value in raw.items():
         if key.startswith(prefix + "."):
-            index, _, field = key[len(prefix) + 1 :].partition(".")
-            if not index.isdigit() or int(index) < 1 or not field:
-                raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N >= 1")
-            groups.setdefault(int(index), {})[field] = value
+            text, _, field = key[len(prefix) + 1 :].partition(".")
+            n = eci_numbers.index(text)
+            if n is None or not field:
+                raise errors.InvalidParameter(key, f"expected {prefix}.N.<Field> with N in 1..{MAX_INDEX}")
+            groups.setdefault(n, {})[field] = value
     return [(f"{prefix}.{n}", groups[n]) for n in sorted(groups)]
 
 
@@ -102,9 +105,9 @@ def sysctls(raw: dict[str, str]) -> tuple[model.NameValue, ...]:
 def container_security(fields: dict[str, str], where: str) -> tuple[int | None, tuple[str, ...], bool]:
     """A container's (RunAsUser, Capability.Add, ReadOnlyRootFilesystem) from its fields."""
     user_text = fields.get("SecurityContext.RunAsUser", "")
-    if user_text and (not user_text.isdigit()):
+    user = eci_numbers.digits(user_text, high=MAX_UID) if user_text else None
+    if user_text and user is None:
         raise errors.InvalidParameter(f"{where}.SecurityContext.RunAsUser", f"{user_text!r} is not a uid")
-    user = int(user_text) if user_text else None
     added = _list(fields, "SecurityContext.Capability.Add")
     for n, capability in enumerate(added, 1):
         if capability.upper() not in CAPABILITIES:
@@ -123,9 +126,10 @@ def _port(fields: dict[str, str], where: str, name: str) -> int | None:
     text = fields.get(name, "")
     if not text:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    port = eci_numbers.digits(text, high=65535)
+    if not port:
         raise errors.InvalidParameter(f"{where}.{name}", f"{text!r} is not a port number")
-    return int(text)
+    return port
 
 
 def hook(fields: dict[str, str], where: str, name: str) -> model.Hook | None:

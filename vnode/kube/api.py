@@ -36,6 +36,7 @@ __all__ = [
     "delete_webhook_configuration",
     "lease_path",
     "list_all",
+    "patch_event",
     "patch_node",
     "patch_node_status",
     "patch_pod",
@@ -189,6 +190,11 @@ def lease_path(namespace: str, name: str) -> str:
 
 async def create_event(kube: client.Client, namespace: str, body: Mapping[str, Any]) -> None:
     await kube.create(f"/api/v1/namespaces/{namespace}/events", body)
+
+
+async def patch_event(kube: client.Client, namespace: str, name: str, change: Mapping[str, Any]) -> None:
+    """Merge-patch an Event (a repeat's count and lastTimestamp)."""
+    await kube.patch(f"/api/v1/namespaces/{namespace}/events/{name}", change)
 
 
 async def create_secret(kube: client.Client, namespace: str, body: Mapping[str, Any]) -> None:

@@ -89,8 +89,8 @@ def parse_log_query(query: Any, now: datetime.datetime) -> LogQuery:
     if since_seconds is not None and since_time:
         raise web.HTTPBadRequest(text="at most one of sinceTime or sinceSeconds may be given\n")
     since = None
-    if since_seconds is not None:
-        since = now - datetime.timedelta(seconds=since_seconds)
+    if since_seconds is not None:  # longer ago than the epoch is all of the log (and no OverflowError: a 500)
+        since = now - datetime.timedelta(seconds=min(since_seconds, int(now.timestamp())))
     elif since_time:
         try:
             since = datetime.datetime.fromisoformat(since_time.replace("Z", "+00:00"))

@@ -216,7 +216,7 @@ class Recorder:
                     posted.patch_waiting = False  # a repeat from now on needs a patch of its own
                     name = body["metadata"]["name"]
                     change = {"count": body["count"], "lastTimestamp": body["lastTimestamp"]}
-                    await self.kube.patch(f"/api/v1/namespaces/{posted.namespace}/events/{name}", change)
+                    await api.patch_event(self.kube, posted.namespace, name, change)
                 else:
                     posted.sending = True
                     await api.create_event(self.kube, posted.namespace, dict(body))

@@ -43,6 +43,7 @@ _SUFFIX: dict[str, decimal.Decimal | int] = {
     "P": 10**15,
     "E": 10**18,
 }
+_MAX_QUANTITY = 2**63 - 1  # what the API server caps a quantity at
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 
 
@@ -51,8 +52,15 @@ def quantity(text: str) -> decimal.Decimal:
     match = _QUANTITY.match(text.strip())
     if not match or match.group(2) not in ("", *_SUFFIX):
         raise errors.InvalidSpec(f"invalid quantity {text!r}")
-    number = decimal.Decimal(match.group(1))
-    return number * decimal.Decimal(_SUFFIX[match.group(2)]) if match.group(2) else number
+    try:
+        number = decimal.Decimal(match.group(1))
+        if match.group(2):
+            number *= decimal.Decimal(_SUFFIX[match.group(2)])
+    except decimal.DecimalException:  # "1.2.3" or "." pass the pattern; Decimal refuses them
+        raise errors.InvalidSpec(f"invalid quantity {text!r}") from None
+    if abs(number) > _MAX_QUANTITY:  # or the error naming it cannot even print it (over 4300 digits)
+        raise errors.InvalidSpec(f"quantity {text[:40]!r} is larger than Kubernetes allows (2^63-1)")
+    return number
 
 
 def cpu(text: str) -> float:

@@ -339,6 +339,7 @@ def _pod_size(pod: objects.Pod, target: Target) -> resources.Size:
     return target.profile.round(want) if not instance_type else want
 
 
+_MOUNTED = "those mounted are emptyDir, configMap, secret, projected, downwardAPI and persistentVolumeClaim"
 _UNSUPPORTED = ("host_path", "nfs", "csi", "ephemeral", "iscsi", "git_repo", "image")
 
 
@@ -385,7 +386,9 @@ def _volume(
                 raise errors.InvalidSpec(f"volume {volume.name}: this projected source is not supported")
     else:
         kind = next((k for k in _UNSUPPORTED if getattr(volume, k) is not None), "")
-        camel = re.sub(r"_(.)", lambda m: m.group(1).upper(), kind) if kind else "this"
+        if not kind:  # a type the decoder does not know (awsElasticBlockStore...): its name is not kept
+            raise errors.InvalidSpec(f"volume {volume.name}: its type is not supported on virtual nodes ({_MOUNTED})")
+        camel = re.sub(r"_(.)", lambda m: m.group(1).upper(), kind)
         raise errors.InvalidSpec(f"volume {volume.name}: {camel} volumes are not supported on virtual nodes")
     return models.VolumeSpec(volume.name, "files", files=tuple(files))
 

@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from vnode.webhook import mutation
 
 API_VERSION = "admission.k8s.io/v1"
@@ -39,6 +41,69 @@ class Request:
     @property
     def is_pod_create(self) -> bool:
         return self.operation == "CREATE" and self.group == "" and self.kind == "Pod"
+
+
+# The parts of a pod the mutation reads, with the API server's types: a pod that has them otherwise
+# is malformed (the API server never sends one; anyone else reaching the port may). Other fields
+# are not looked at. Fuzzing found that ``"metadata": true`` was an AttributeError and a 500.
+class _Expression(msgspec.Struct):
+    key: str = ""
+    operator: str = ""
+    values: list[str] = []
+
+
+class _Term(msgspec.Struct, rename="camel"):
+    match_expressions: list[_Expression] = []
+    match_fields: list[_Expression] = []
+
+
+class _Required(msgspec.Struct, rename="camel"):
+    node_selector_terms: list[_Term] = []
+
+
+class _NodeAffinity(msgspec.Struct):
+    requiredDuringSchedulingIgnoredDuringExecution: _Required | None = None
+    preferredDuringSchedulingIgnoredDuringExecution: list[dict[str, Any]] = []
+
+
+class _Affinity(msgspec.Struct, rename="camel"):
+    node_affinity: _NodeAffinity | None = None
+
+
+class _Toleration(msgspec.Struct):
+    key: str = ""
+    operator: str = ""
+    effect: str = ""
+
+
+class _Owner(msgspec.Struct):
+    kind: str = ""
+    controller: bool | None = None
+
+
+class _Spec(msgspec.Struct, rename="camel"):
+    node_name: str = ""
+    tolerations: list[_Toleration] | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: _Affinity | None = None
+
+
+class _Meta(msgspec.Struct, rename="camel"):
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    owner_references: list[_Owner] = []
+
+
+class _PodShape(msgspec.Struct):
+    metadata: _Meta | None = None
+    spec: _Spec | None = None
+
+
+def _check_pod(obj: Any) -> None:
+    try:
+        msgspec.convert(obj, _PodShape)
+    except msgspec.ValidationError as exc:  # "Expected `object`, got `bool` - at `$.metadata`"
+        raise MalformedReview(f"request.object is not a Pod: {exc}") from None
 
 
 def parse(body: bytes) -> Request:
@@ -70,10 +135,13 @@ def parse(body: bytes) -> Request:
     namespace = request.get("namespace") or ""
     if not isinstance(namespace, str):
         raise MalformedReview("request.namespace is not a string")
+    group = kind.get("group") or ""
+    if operation == "CREATE" and group == "" and kind["kind"] == "Pod":  # what the mutation reads
+        _check_pod(obj)
     return Request(
         uid=uid,
         operation=operation,
-        group=str(kind.get("group") or ""),
+        group=str(group),
         version=str(kind.get("version") or ""),
         kind=kind["kind"],
         namespace=namespace,
