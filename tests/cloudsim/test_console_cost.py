@@ -8,14 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from vnode.cloudsim import clock, cloud, console, lifecycle, model, store
+from tests.cloudsim import inproc
+from vnode.cloudsim import cloud, console, model
 
 
 @pytest.fixture
 def sim(tmp_path: pathlib.Path) -> Iterator[cloud.Cloud]:
-    made = cloud.Cloud(
-        store=store.Store(tmp_path / "c.db"), clock=clock.Clock.manual(), profile=lifecycle.PROFILES["fast"], seed=1
-    )
+    made = inproc.in_process(tmp_path / "c.db", seed=1)
     yield made
     made.store.close()
 

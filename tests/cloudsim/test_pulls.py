@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from vnode.cloudsim import clock, cloud, lifecycle, model, pulls, store
+from tests.cloudsim import inproc
+from vnode.cloudsim import cloud, lifecycle, model, pulls
 
 ECI = pulls.ECI_MAX_PENDING_SECONDS
 Make = Callable[[lifecycle.Profile], cloud.Cloud]
@@ -20,9 +21,7 @@ def make(tmp_path: pathlib.Path) -> Iterator[Make]:
     made: list[cloud.Cloud] = []
 
     def build(profile: lifecycle.Profile) -> cloud.Cloud:
-        sim = cloud.Cloud(
-            store=store.Store(tmp_path / f"{len(made)}.db"), clock=clock.Clock.manual(), profile=profile, seed=7
-        )
+        sim = inproc.in_process(tmp_path / f"{len(made)}.db", profile=profile)
         made.append(sim)
         return sim
 

@@ -17,7 +17,8 @@ from typing import Any
 import hypothesis
 from aiohttp.test_utils import TestClient, TestServer
 
-from vnode.cloudsim import aci, clock, cloud, lifecycle, store
+from tests.cloudsim import inproc
+from vnode.cloudsim import aci
 
 TOKEN = "fuzz-token"
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000f022"
@@ -57,12 +58,7 @@ def valid_body() -> dict[str, Any]:
 class Harness:
     def __init__(self, state_dir: pathlib.Path) -> None:
         self.loop = asyncio.new_event_loop()
-        self.cloud = cloud.Cloud(
-            store=store.Store(state_dir / "c.db"),
-            clock=clock.Clock.manual(),
-            profile=lifecycle.PROFILES["fast"],
-            seed=5,
-        )
+        self.cloud = inproc.in_process(state_dir / "c.db", seed=5)
         self.client = self.loop.run_until_complete(self._start())
 
     async def _start(self) -> TestClient[Any, Any]:

@@ -18,7 +18,8 @@ from typing import Any
 from aiohttp import streams
 from aiohttp.test_utils import make_mocked_request
 
-from vnode.cloudsim import acs3, clock, cloud, eci, lifecycle, model, store
+from tests.cloudsim import inproc
+from vnode.cloudsim import acs3, eci, model
 
 
 class Harness:
@@ -26,12 +27,7 @@ class Harness:
 
     def __init__(self, state_dir: pathlib.Path) -> None:
         self.loop = asyncio.new_event_loop()
-        self.cloud = cloud.Cloud(
-            store=store.Store(state_dir / "c.db"),
-            clock=clock.Clock.manual(),
-            profile=lifecycle.PROFILES["fast"],
-            seed=5,
-        )
+        self.cloud = inproc.in_process(state_dir / "c.db", seed=5)
         self.eci = eci.Eci(self.cloud, commit=self._commit)
         self.key_id, self.secret = self.cloud.world.access_keys[0]
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from vnode import errors, models, settings
 from vnode.kube import objects
-from vnode.node import claims, dns, handlers, registry, resources, security
+from vnode.node import claims, dns, downward, handlers, registry, resources, security
 from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
@@ -32,7 +32,6 @@ _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 # Fields only the cloud knows, once it has allocated the instance: left for it to fill in.
 # An instance is single-stack, so status.podIPs (the IPs comma-joined) is its one IP.
-_CLOUD_FIELDS = {"status.podIP": models.FIELD_POD_IP, "status.podIPs": models.FIELD_POD_IP}
 
 
 class Missing(Exception):
@@ -141,55 +140,6 @@ def _lookup(
     return data[key]
 
 
-def _field(pod: objects.Pod, path: str, target: Target) -> str:
-    meta = pod.metadata
-    simple = {
-        "metadata.name": meta.name,
-        "metadata.namespace": meta.namespace,
-        "metadata.uid": meta.uid,
-        "spec.nodeName": pod.spec.node_name or target.node_name,
-        "spec.serviceAccountName": pod.spec.service_account_name,
-        "status.hostIP": target.node_ip,
-        "status.hostIPs": target.node_ip,
-    }
-    if path in simple:
-        return simple[path]
-    match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
-    if match:
-        source = meta.labels if match.group(1) == "labels" else meta.annotations
-        return source.get(match.group(2), "")
-    if path in ("metadata.labels", "metadata.annotations"):
-        source = meta.labels if path == "metadata.labels" else meta.annotations
-        return "\n".join(f'{k}="{v}"' for k, v in sorted(source.items()))
-    if path in _CLOUD_FIELDS:  # the API server allows these in env only, never in downwardAPI volumes
-        raise errors.InvalidSpec(f"fieldRef {path!r} is supported in env only")
-    raise errors.InvalidSpec(f"fieldRef {path!r} is not supported")
-
-
-def _resource_field(
-    pod: objects.Pod, ref: objects.ResourceFieldSelector, default_container: str, size: resources.Size
-) -> str:
-    name = ref.container_name or default_container
-    container = next((c for c in [*pod.spec.containers, *pod.spec.init_containers] if c.name == name), None)
-    if container is None:
-        raise errors.InvalidSpec(f"resourceFieldRef names unknown container {name!r}")
-    kind, _, resource = ref.resource.partition(".")
-    table = container.resources.limits if kind == "limits" else container.resources.requests
-    text = table.get(resource) or (container.resources.limits.get(resource) if kind == "requests" else None)
-    if resource == "cpu":
-        value = resources.cpu(text) if text else size.cpu
-        divisor = resources.cpu(ref.divisor) if ref.divisor else 1.0
-    elif resource == "memory":
-        value = resources.memory_bytes(text) if text else size.memory_gib * resources.GIB
-        divisor = resources.memory_bytes(ref.divisor) if ref.divisor else 1.0
-    elif resource == "ephemeral-storage":
-        value = resources.memory_bytes(text) if text else 0.0
-        divisor = resources.memory_bytes(ref.divisor) if ref.divisor else 1.0
-    else:
-        raise errors.InvalidSpec(f"resourceFieldRef {ref.resource!r} is not supported")
-    return str(resources.ceil_div(value, divisor))
-
-
 def expand(text: str, env: Mapping[str, str]) -> str:
     """Kubernetes' ``$(VAR)`` expansion: defined names are replaced, ``$$`` escapes, others stay."""
 
@@ -227,9 +177,9 @@ def _env(
         cloud.pop(env.name, None)
         if source is None:
             resolved[env.name] = expand(env.value or "", resolved)
-        elif source.field_ref and source.field_ref.field_path in _CLOUD_FIELDS:
+        elif source.field_ref and source.field_ref.field_path in downward.CLOUD_FIELDS:
             resolved.pop(env.name, None)
-            cloud[env.name] = _CLOUD_FIELDS[source.field_ref.field_path]
+            cloud[env.name] = downward.CLOUD_FIELDS[source.field_ref.field_path]
         elif source.config_map_key_ref:
             ref = source.config_map_key_ref
             raw = _lookup(sources.configmaps, "configmap", ref.name, ref.key, bool(ref.optional))
@@ -241,9 +191,9 @@ def _env(
             if raw is not None:
                 resolved[env.name] = raw.decode(errors="replace")
         elif source.field_ref:
-            resolved[env.name] = _field(pod, source.field_ref.field_path, target)
+            resolved[env.name] = downward.field(pod, source.field_ref.field_path, target)
         elif source.resource_field_ref:
-            resolved[env.name] = _resource_field(pod, source.resource_field_ref, container.name, size)
+            resolved[env.name] = downward.resource_field(pod, source.resource_field_ref, container.name, size)
     return (
         *(models.EnvVar(k, v) for k, v in resolved.items()),
         *(models.EnvVar(k, field_path=path) for k, path in cloud.items()),
@@ -314,37 +264,12 @@ def _items(
     return files
 
 
-def _downward(
-    pod: objects.Pod, volume: objects.DownwardAPIVolume, target: Target, size: resources.Size | None
-) -> list[models.KeyToPath]:
-    files = []
-    for item in volume.items:
-        if item.resource_field_ref is not None:  # a container's limit or request, as in env
-            value = _resource_field(pod, item.resource_field_ref, "", size or _pod_size(pod, target))
-        elif item.field_ref is not None:
-            value = _field(pod, item.field_ref.field_path, target)
-        else:
-            raise errors.InvalidSpec(
-                f"downwardAPI volume: item {item.path!r} has neither fieldRef nor resourceFieldRef"
-            )
-        files.append(models.KeyToPath(item.path, value.encode(), item.mode or volume.default_mode))
-    return files
-
-
-def _pod_size(pod: objects.Pod, target: Target) -> resources.Size:
-    """The instance size ``build`` gives ``pod`` (what a container without a limit has)."""
-    want, instance_type = resources.pod_request(
-        pod.spec, pod.metadata.annotations, target.default_size, target.profile.specs_annotation
-    )
-    return target.profile.round(want) if not instance_type else want
-
-
 _MOUNTED = "those mounted are emptyDir, configMap, secret, projected, downwardAPI and persistentVolumeClaim"
 _UNSUPPORTED = ("host_path", "nfs", "csi", "ephemeral", "iscsi", "git_repo", "image")
 
 
 def _volume(
-    pod: objects.Pod, volume: objects.Volume, sources: Sources, target: Target, size: resources.Size | None = None
+    pod: objects.Pod, volume: objects.Volume, sources: Sources, target: Target, size: resources.Size
 ) -> models.VolumeSpec:
     if volume.persistent_volume_claim is not None:
         return claims.mount(volume, sources.claims, target.profile)
@@ -362,7 +287,7 @@ def _volume(
         data = sources.secrets.get(sec.secret_name)
         files = _items(data, sec.items, "secret", sec.secret_name, bool(sec.optional), sec.default_mode)
     elif volume.downward_api is not None:
-        files = _downward(pod, volume.downward_api, target, size)
+        files = downward.files(pod, volume.downward_api, target, size)
     elif volume.projected is not None:
         mode = volume.projected.default_mode
         for projection in volume.projected.sources:
@@ -381,7 +306,7 @@ def _volume(
                     raise Missing("serviceaccount token", pod.spec.service_account_name or "default")
                 files.append(models.KeyToPath(sat.path, token.encode(), mode))
             elif projection.downward_api:
-                files += _downward(pod, projection.downward_api, target, size)
+                files += downward.files(pod, projection.downward_api, target, size)
             else:
                 raise errors.InvalidSpec(f"volume {volume.name}: this projected source is not supported")
     else:
@@ -421,7 +346,7 @@ def _volumes_tag(pod: objects.Pod, volumes: Sequence[models.VolumeSpec]) -> dict
 
 def volume(pod: objects.Pod, vol: objects.Volume, sources: Sources, target: Target) -> models.VolumeSpec:
     """One volume of ``pod`` as the instance gets it (``refresh`` rebuilds configMap/secret volumes with it)."""
-    return _volume(pod, vol, sources, target)
+    return _volume(pod, vol, sources, target, instance_size(pod, target)[0])
 
 
 def instance_name(pod: objects.Pod) -> str:
@@ -441,6 +366,25 @@ def _placement(placement: models.Placement, profile: settings.Profile) -> models
     )
 
 
+def instance_size(
+    pod: objects.Pod, target: Target, profile: settings.Profile | None = None
+) -> tuple[resources.Size, str]:
+    """The size ``pod``'s instance is made at, and its instance type ("" for none)."""
+    profile = profile or settings.Profile()
+    default = target.default_size
+    if profile.default_cpu or profile.default_memory_gib:
+        default = resources.Size(profile.default_cpu or default.cpu, profile.default_memory_gib or default.memory_gib)
+    want, instance_type = resources.pod_request(
+        pod.spec, pod.metadata.annotations, default, target.profile.specs_annotation
+    )
+    gpus = max((resources.container_gpus(c) for c in pod.spec.containers), default=0)  # ECI: containers share them
+    gpu = target.profile.gpu_size(gpus, want, instance_type)
+    if gpu is not None:
+        return resources.Size(gpu.cpu, gpu.memory_gib), gpu.instance_type
+    # A named type the profile does not list is the cloud's to check (its GPUs too).
+    return (target.profile.round(want) if not instance_type else want), instance_type
+
+
 def build(
     pod: objects.Pod, sources: Sources, target: Target, profile: settings.Profile | None = None
 ) -> models.InstanceSpec:
@@ -453,18 +397,7 @@ def build(
         raise errors.InvalidSpec(f"more than {limits.max_containers} containers")
     if len(pod.spec.volumes) > limits.max_volumes:
         raise errors.InvalidSpec(f"more than {limits.max_volumes} volumes")
-    default = target.default_size
-    if profile.default_cpu or profile.default_memory_gib:
-        default = resources.Size(profile.default_cpu or default.cpu, profile.default_memory_gib or default.memory_gib)
-    want, instance_type = resources.pod_request(
-        pod.spec, pod.metadata.annotations, default, target.profile.specs_annotation
-    )
-    gpus = max((resources.container_gpus(c) for c in pod.spec.containers), default=0)  # ECI: containers share them
-    gpu = target.profile.gpu_size(gpus, want, instance_type)
-    if gpu is not None:
-        instance_type, size = gpu.instance_type, resources.Size(gpu.cpu, gpu.memory_gib)
-    else:  # a named type the profile does not list is the cloud's to check (its GPUs too)
-        size = target.profile.round(want) if not instance_type else want
+    size, instance_type = instance_size(pod, target, profile)
     placement = _placement(target.placement, profile)
     meta = pod.metadata
     volumes = tuple(_volume(pod, v, sources, target, size) for v in pod.spec.volumes)
