@@ -6,88 +6,29 @@ import dataclasses
 import datetime
 from typing import Any
 
-import msgspec
 import pytest
 
-from vnode import errors, models
+from tests.unit.decisions import (
+    CAPACITY,
+    CONFIG,
+    NOW,
+    OLD,
+    PULLED,
+    STARTED,
+    STARTING,
+    A,
+    S,
+    asked,
+    expect,
+    facts,
+    pod,
+    state,
+    summary,
+    written,
+)
+from vnode import models
 from vnode.kube import objects
 from vnode.node import book, deadline, events, lifecycle, status
-
-NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
-BEFORE = NOW - datetime.timedelta(minutes=5)  # earlier than this daemon's start
-CONFIG = lifecycle.Config(node_ip="10.0.0.1", scheme="eci", started_at=NOW - datetime.timedelta(minutes=1))
-STARTING = dataclasses.replace(CONFIG, first_status_after=2.0)
-A, S, C = lifecycle.Action, models.InstanceStatus, models.ContainerState
-UID = "uid-1"
-CAPACITY = errors.CapacityError("no stock of ecs.c6 in any zone", code="NoStock")
-PULLED = models.InstanceEvent("Pulled", "pulled nginx", timestamp=NOW, container="app")
-STARTED = models.InstanceEvent("Started", "started app", timestamp=NOW, container="app")
-OLD = models.InstanceEvent("Pulling", "pulling nginx", timestamp=BEFORE, container="app")
-
-
-def pod(
-    *, deleting: bool = False, phase: str = "Pending", daemonset: bool = False, instance: str = "", shows: Any = None
-) -> objects.Pod:
-    """A pod of two containers; ``shows``: the status it shows (else just ``phase``, and ``instance``'s ID)."""
-    meta = objects.ObjectMeta(name="web", namespace="ns", uid=UID)
-    if deleting:
-        meta.deletion_timestamp, meta.deletion_grace_period_seconds = "2026-01-02T03:04:00Z", 30
-    if daemonset:
-        meta.owner_references = [objects.OwnerReference(kind="DaemonSet", name="agent")]
-    st: dict[str, Any] = shows or {"phase": phase}
-    if instance:
-        st["containerStatuses"] = [{"name": "app", "containerID": f"eci://{instance}"}]
-    containers = [objects.Container(name="app", image="nginx"), objects.Container(name="side", image="envoy")]
-    return objects.Pod(
-        metadata=meta, spec=objects.PodSpec(containers=containers), status=msgspec.convert(st, objects.PodStatus)
-    )
-
-
-def state(st: models.InstanceStatus = S.RUNNING, *evs: models.InstanceEvent) -> models.InstanceState:
-    running = tuple(models.ContainerStatus(name, C.RUNNING, started_at=NOW, ready=True) for name in ("app", "side"))
-    return models.InstanceState(id="eci-1", status=st, containers=running, ip="192.168.0.9", events=evs)
-
-
-def facts(p: objects.Pod | None = None, s: models.InstanceState | None = None, **kw: Any) -> lifecycle.Facts:
-    fields: dict[str, Any] = {"uid": UID, "memory": book.Memory(), "now": NOW, "moment": 100.0, "listed_at": 50.0}
-    return lifecycle.Facts(pod=p, state=s, **{**fields, **kw})
-
-
-def asked(at: float, *, deleting: bool = True) -> book.Memory:
-    return book.Memory(instance_id="eci-1", delete_requested_at=at, deleting=deleting)
-
-
-def written(p: objects.Pod, s: models.InstanceState) -> book.Memory:
-    return book.Memory(instance_id=s.id, written=status.from_instance(p, s, scheme="eci", host_ip="10.0.0.1", now=NOW))
-
-
-def _why(st: Any) -> str:
-    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
-    return str(st.get("reason") or ready.get("reason") or "")
-
-
-def summary(d: lifecycle.Decision) -> dict[str, Any]:
-    return {
-        "stage": d.stage,
-        "action": d.action,
-        "instances": d.instances,
-        "grace": d.grace,
-        "events": [e.reason for e in d.events],
-        "status": None if d.status is None else (d.status["phase"], _why(d.status)),
-        "record": d.record.id if d.record else None,
-        "forget": d.forget,
-        "requeue": d.requeue,
-        "count": d.count,
-        "error": d.error,
-        "note": bool(d.note),
-    }
-
-
-def expect(stage: str, **fields: Any) -> dict[str, Any]:
-    base = {"action": A.NOTHING, "instances": (), "grace": 0.0, "events": [], "status": None, "record": None}
-    base |= {"forget": False, "requeue": None, "count": "", "error": None, "note": False}
-    return {"stage": stage, **base, **fields}
-
 
 SHOWN = status.from_instance(pod(), state(), scheme="eci", host_ip="10.0.0.1", now=NOW)  # as after a restart
 KILLING = ["Killing", "Killing"]  # one per container
@@ -536,97 +477,3 @@ def test_every_stage_is_reached_by_the_table() -> None:
     reached = {lifecycle.decide(f, c).stage for _, f, c, _ in TABLE}
     assert reached == {stage.name for stage in lifecycle.STAGES}
     assert {stage.lifecycle for stage in lifecycle.STAGES} == set(lifecycle.Lifecycle)
-
-
-def test_memory_after_a_create_names_the_instance_and_when_it_was_sent() -> None:
-    d = lifecycle.decide(facts(pod(), answer=lifecycle.Created(state(S.PENDING), 99.0)), STARTING)
-    assert d.memory is not None
-    assert (d.memory.instance_id, d.memory.created_at) == ("eci-1", 99.0)
-
-
-def test_memory_after_a_delete_is_the_moment_it_was_accepted() -> None:
-    d = lifecycle.decide(facts(pod(deleting=True), state(), answer=lifecycle.Deleted(("eci-1",), 100.5)), CONFIG)
-    assert d.memory == book.Memory(delete_requested_at=100.5, deleting=True)
-
-
-def test_events_are_recorded_once() -> None:
-    first = lifecycle.decide(facts(pod(), state(S.RUNNING, PULLED, STARTED)), CONFIG)
-    assert first.memory is not None
-    again = lifecycle.decide(facts(pod(), state(S.RUNNING, PULLED, STARTED), memory=first.memory), CONFIG)
-    assert [e.reason for e in first.events] == ["Pulled", "Started"]
-    assert again.events == ()
-
-
-def test_a_status_the_pod_shows_already_is_remembered_not_written() -> None:
-    d = lifecycle.decide(facts(pod(shows=SHOWN), state()), CONFIG)
-    assert d.status is None
-    assert d.memory is not None
-    assert d.memory.written is not None
-    assert status.same(d.memory.written, SHOWN)
-
-
-def test_the_clouds_annotations_are_patched_once_and_not_while_the_pod_shows_them() -> None:
-    public = {"k8s.aliyun.com/allocated-eipAddress": "47.98.1.2"}
-    with_eip = dataclasses.replace(state(), annotations=public)
-    first = lifecycle.decide(facts(pod(), with_eip), CONFIG)
-    assert first.annotations == public
-    patched = book.Memory(instance_id="eci-1", annotated=frozenset(public.items()))
-    assert lifecycle.decide(facts(pod(), with_eip, memory=patched), CONFIG).annotations is None
-    shown = pod()
-    shown.metadata.annotations = dict(public)
-    assert lifecycle.decide(facts(shown, with_eip), CONFIG).annotations is None
-    assert lifecycle.decide(facts(pod(), state()), CONFIG).annotations is None
-
-
-def test_a_reclaim_notice_writes_the_disruption_target_condition() -> None:
-    d = lifecycle.decide(facts(owned(pod(phase="Running")), state(S.RUNNING, NOTICE)), CONFIG)
-    assert d.status is not None
-    target = [c for c in d.status["conditions"] if c["type"] == "DisruptionTarget"]
-    assert len(target) == 1
-    assert (target[0]["status"], target[0]["reason"]) == ("True", "TerminationByKubelet")
-    assert "replacement" in target[0]["message"]
-    warning = d.events[-1]
-    assert (warning.type, warning.reason) == ("Warning", "Reclaiming")
-
-
-def test_a_notice_seen_once_marks_the_pod_once() -> None:
-    first = lifecycle.decide(facts(pod(phase="Running"), state(S.RUNNING, NOTICE)), CONFIG)
-    assert first.memory is not None
-    assert first.status is not None
-    again = facts(
-        pod(phase="Running"), state(S.RUNNING, NOTICE), memory=dataclasses.replace(first.memory, written=first.status)
-    )
-    assert lifecycle.decide(again, CONFIG).stage == "running"
-
-
-def _targets(d: lifecycle.Decision) -> list[dict[str, Any]]:
-    assert d.status is not None
-    return [c for c in d.status["conditions"] if c["type"] == "DisruptionTarget"]
-
-
-def test_a_pod_failed_by_a_missed_notice_is_marked_as_it_fails() -> None:
-    d = lifecycle.decide(facts(pod(phase="Running", instance="eci-1"), RECLAIMED, memory=ON_ECI_1), CONFIG)
-    assert (d.stage, d.status and d.status["phase"]) == ("reclaimed", "Failed")
-    [target] = _targets(d)
-    assert (target["status"], target["reason"]) == ("True", "TerminationByKubelet")
-    assert target["message"].startswith("the cloud reclaimed instance eci-1")
-
-
-def test_a_marked_pod_fails_without_a_second_mark() -> None:
-    noticed = lifecycle.decide(facts(pod(phase="Running"), state(S.RUNNING, NOTICE)), CONFIG)
-    assert noticed.memory is not None
-    memory = dataclasses.replace(noticed.memory, written=noticed.status)
-    d = lifecycle.decide(facts(pod(phase="Running"), RECLAIMED, memory=memory), CONFIG)
-    assert d.stage == "reclaimed"
-    assert _targets(d) == []  # the condition vnode wrote stays on the pod (merged by type); none added
-
-
-def test_naming_a_decision_keeps_every_field() -> None:
-    """``Decision.named`` copies the fields positionally (for speed): a field added to Decision
-    and not to it fails here."""
-    values: dict[str, Any] = {}
-    for i, f in enumerate(dataclasses.fields(lifecycle.Decision)):
-        values[f.name] = object() if f.name != "action" else A.DELETE
-        values[f.name] = values[f.name] if f.name != "stage" else f"stage-{i}"
-    full = lifecycle.Decision(**values)
-    assert full.named("other") == dataclasses.replace(full, stage="other")
