@@ -7,6 +7,8 @@ the ECI simulator, then the fake cloud."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +19,10 @@ from kubernetes import client as k8s
 from tests.cloudsim.conftest import Sim, running
 from tests.node.conftest import Harness, cloud_daemon, pod_manifest
 from tests.waiting import until
-from vnode.kube import client
+from vnode import settings
+from vnode.kube import api, client
 from vnode.node import registration
+from vnode.provider.fake import provider as fake
 
 pytestmark = pytest.mark.cluster
 
@@ -97,3 +101,33 @@ async def test_until_the_cloud_answers_once_the_node_is_not_ready(harness: Harne
     after = await _ready(core, harness.node_name)
     assert (after.status, after.reason) == ("True", "KubeletReady"), "Ready is written before the daemon is ready"
     assert ("True", "KubeletReady") not in seen[: seen.index(("False", registration.NOT_REACHED)) + 1]
+
+
+async def test_a_health_change_during_a_status_write_is_written_by_the_next(
+    kube: client.Client, core: k8s.CoreV1Api, node_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controller remembered the health *after* its patch as written: a change while the patch
+    was in flight then passed for written, and the node showed the old reason for a minute (the
+    wrong-key test above failed that way in a full run)."""
+    health = registration.CloudHealth()
+    config = settings.load({}, {"node_name": node_name, "provider": "fake", "cluster_id": "readiness"})
+    controller = registration.NodeController(
+        kube, fake.FakeProvider(), config, health=health, clock=lambda: datetime.datetime.now(datetime.UTC)
+    )
+    real = api.patch_node_status
+
+    async def patch_then_change(*args: Any, **kwargs: Any) -> None:
+        await real(*args, **kwargs)
+        health.set(False, "ProviderUnreachable", "the cloud does not answer: refused")
+
+    try:
+        await controller.register()  # writes ProviderNotReached
+        monkeypatch.setattr(api, "patch_node_status", patch_then_change)
+        await controller.write_status(force=True)  # the health changes while this write is in flight
+        monkeypatch.setattr(api, "patch_node_status", real)
+        await controller.write_status()
+        condition = await _ready(core, node_name)
+        assert (condition.status, condition.reason) == ("False", "ProviderUnreachable")
+    finally:
+        with contextlib.suppress(k8s.ApiException):
+            await asyncio.to_thread(core.delete_node, node_name)

@@ -219,11 +219,12 @@ class NodeController:
     async def write_status(self, *, force: bool = False) -> None:
         now = self.clock()
         wanted = node_status(self.config, self.quota, self.health, now)
+        sent = _without_times(wanted)
         loop = asyncio.get_running_loop()
         due = loop.time() - self._written_at >= self.config.node_status_period
-        if not force and not due and self._written is not None and _without_times(wanted) == self._written:
+        if not force and not due and self._written is not None and sent == self._written:
             return
-        if self._written is not None and _without_times(wanted)["conditions"] == self._written["conditions"]:
+        if self._written is not None and sent["conditions"] == self._written["conditions"]:
             # Unchanged conditions keep their transition time (the API server merges by type).
             for c in wanted["conditions"]:
                 c.pop("lastTransitionTime")
@@ -233,10 +234,8 @@ class NodeController:
             log.warning("node was deleted; registering it again")
             await self.register()
             return
-        self._written, self._written_at = (
-            _without_times(node_status(self.config, self.quota, self.health, now)),
-            loop.time(),
-        )
+        # What was sent, not the health now: a change during the patch must not pass for written.
+        self._written, self._written_at = sent, loop.time()
 
     async def _status_loop(self) -> None:
         period = self.config.node_status_period
