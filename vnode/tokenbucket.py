@@ -14,6 +14,10 @@ Three ways to take a token, one per kind of caller:
 * ``reserve(now) -> float``: take one on credit and say how long to wait for it (a pacer
   that sends everything, spaced out); ``rate <= 0`` means unpaced there.
 
+A client-side bucket can be adaptive (``ceiling``): additive increase on each call the server
+accepts, multiplicative decrease (``slow_down``) on each it throttles, as TCP and the adaptive
+retry mode of cloud SDKs do, so that the replicas sharing one account converge on their share.
+
 A leaf module: it imports nothing of vnode but ``vnode/errors.py``.
 """
 
@@ -33,6 +37,9 @@ class TokenBucket:
     rate: float
     tokens: float = -1.0
     updated: float | None = None  # when the tokens were last counted; None: not yet
+    # Adaptive (AIMD) when > 0: the rate a client-side bucket climbs back to after the server refused
+    # calls it let through (several clients share one account's limit; none knows the others' rate).
+    ceiling: float = 0.0
 
     def __post_init__(self) -> None:
         if self.tokens < 0:
@@ -65,6 +72,21 @@ class TokenBucket:
         if not self.take(now):
             wait = self.wait_time()
             raise errors.Throttled(f"{action}: client-side rate limit", code="Throttling.Client", retry_after=wait)
+
+    def slow_down(self, now: float | None = None) -> None:
+        """The server throttled a call this bucket let through: halve the rate (down to a twentieth of
+        ``ceiling``) and empty the bucket, so the clients sharing the limit back off together instead
+        of retrying in step. Nothing for a bucket that is not adaptive."""
+        if not self.ceiling:
+            return
+        self.refill(now)
+        self.tokens = min(self.tokens, 0.0)
+        self.rate = max(self.ceiling / 20, self.rate / 2)
+
+    def speed_up(self) -> None:
+        """A call went through: climb back towards ``ceiling`` by a hundredth of it per call."""
+        if self.ceiling and self.rate < self.ceiling:
+            self.rate = min(self.ceiling, self.rate + self.ceiling / 100)
 
     def reserve(self, now: float | None = None) -> float:
         """Take a token, on credit if need be: 0 if one was there, else how long to wait for it."""

@@ -211,6 +211,30 @@ async def test_the_client_side_bucket_throttles_before_spending_a_call(sim: Sim)
         await provider.close()
 
 
+async def test_replicas_sharing_the_account_slow_down_when_the_cloud_throttles_them(sim: Sim) -> None:
+    """Each replica's bucket allows the account's whole rate; the cloud's Throttling answers halve it
+    (found by the soak: three replicas' deletes at 3x the account's rate, 41 % refused)."""
+    provider = eci.EciProvider(eci_settings(sim), create_limit=(100, 20.0))
+    try:
+        status, body = sim.admin("PUT", "rate-limits/create", {"burst": 2, "rate": 0})
+        assert status == 200, body
+        bucket = provider._buckets["create"]
+        refused = sim.totals()["refused_by_limits"].get("create", 0)
+        await provider.create(spec("a"))
+        await provider.create(spec("b"))
+        assert bucket.rate == 20.0
+        with pytest.raises(errors.Throttled) as caught:
+            await provider.create(spec("c"))
+        assert caught.value.code == "Throttling.User"
+        assert bucket.rate == 10.0
+        with pytest.raises(errors.Throttled) as caught:
+            await provider.create(spec("d"))
+        assert caught.value.code == "Throttling.Client", "the bucket was emptied: no call spent"
+        assert sim.totals()["refused_by_limits"]["create"] == refused + 1
+    finally:
+        await provider.close()
+
+
 async def test_a_5xx_storm_is_unavailable_and_the_retry_makes_no_duplicate(sim: Sim, provider: eci.EciProvider) -> None:
     status, body = sim.admin("PUT", "faults/create", {"error_rate": 1.0, "error_status": 503})
     assert status == 200, body

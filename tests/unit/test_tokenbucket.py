@@ -41,3 +41,24 @@ def test_reserve_takes_on_credit_and_says_how_long_to_wait() -> None:
     assert bucket.reserve(0.0) == pytest.approx(0.1)
     assert bucket.reserve(0.0) == pytest.approx(0.2)  # the one before it is reserved
     assert tokenbucket.TokenBucket(burst=1, rate=0.0).reserve(0.0) == 0.0  # rate 0: unpaced
+
+
+def test_an_adaptive_bucket_halves_its_rate_when_the_server_throttles_and_climbs_back_on_success() -> None:
+    bucket = tokenbucket.TokenBucket(burst=100, rate=20.0, ceiling=20.0)
+    assert sum(bucket.take(0.0) for _ in range(10)) == 10
+    bucket.slow_down(0.0)
+    assert bucket.rate == 10.0
+    assert not bucket.take(0.0), "emptied: the replicas sharing the account pause together"
+    for _ in range(10):
+        bucket.slow_down(0.0)
+    assert bucket.rate == 1.0, "never below a twentieth of the ceiling"
+    for _ in range(500):
+        bucket.speed_up()
+    assert bucket.rate == 20.0, "never above the ceiling"
+
+
+def test_a_plain_bucket_ignores_slow_down() -> None:
+    bucket = tokenbucket.TokenBucket(burst=2, rate=4.0)
+    bucket.slow_down(0.0)
+    bucket.speed_up()
+    assert (bucket.rate, bucket.tokens) == (4.0, 2.0)

@@ -26,7 +26,10 @@ class Backoff:
     def delay(self, failures: int, hint: float | None = None) -> float:
         ceiling = min(self.cap, self.base * 2.0 ** max(0, failures - 1))
         jittered = ceiling / 2 + self._rng.random() * ceiling / 2
-        return float(max(jittered, hint or 0.0))
+        # A server's retry hint is when the *first* retry may come; jittered over half of it again, so
+        # that the keys (and the replicas) it answered at once do not all retry in the same instant.
+        hinted = (hint or 0.0) * (1.0 + self._rng.random() / 2)
+        return float(max(jittered, hinted))
 
 
 class WorkQueue:

@@ -77,7 +77,7 @@ class EciProvider:
         endpoint = config.endpoint or f"eci.{config.region}.aliyuncs.com"
         self.client = client or eci_client.EciClient(endpoint, config.access_key, config.secret_key)
         self._buckets = (
-            {action: tokenbucket.TokenBucket(*create_limit) for action in ("create", "delete")}
+            {action: tokenbucket.TokenBucket(*create_limit, ceiling=create_limit[1]) for action in ("create", "delete")}
             if create_limit is not None
             else {}
         )
@@ -98,6 +98,28 @@ class EciProvider:
     async def _call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
         params.setdefault("RegionId", self.config.region)
         return await self.client.call(action, params)
+
+    def _take(self, operation: str, action: str) -> tokenbucket.TokenBucket | None:
+        """A token of the client-side bucket of ``operation`` (create, delete), or ``Throttled``."""
+        bucket = self._buckets.get(operation)
+        if bucket is not None:
+            bucket.take_or_throttle(f"ECI {action}")
+        return bucket
+
+    async def _paced(
+        self, bucket: tokenbucket.TokenBucket | None, action: str, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """A create or delete within the account's limit, its token taken: a Throttling answer from the
+        cloud (other replicas share the account) slows the bucket down, a success speeds it up again."""
+        if bucket is None:
+            return await self._call(action, params)
+        try:
+            body = await self._call(action, params)
+        except errors.Throttled:
+            bucket.slow_down()
+            raise
+        bucket.speed_up()
+        return body
 
     # --- Provider ---
 
@@ -129,10 +151,8 @@ class EciProvider:
                 spec, region=self.config.region, vswitches=batch, security_group=security_group, strategy=strategy
             )
             params.update(bid)
-            if "create" in self._buckets:
-                self._buckets["create"].take_or_throttle("ECI CreateContainerGroup")
             try:
-                body = await self._call("CreateContainerGroup", params)
+                body = await self._paced(self._take("create", "CreateContainerGroup"), "CreateContainerGroup", params)
             except errors.NotFound as exc:  # an unknown vSwitch or security group: a setting is wrong
                 raise errors.InvalidSpec(exc.message, code=exc.code) from exc
             except errors.CapacityError as exc:
@@ -167,11 +187,10 @@ class EciProvider:
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
         # ECI's DeleteContainerGroup stops with the grace period given at create
         # (TerminationGracePeriodSeconds); the call itself takes none.
-        if "delete" in self._buckets:
-            self._buckets["delete"].take_or_throttle("ECI DeleteContainerGroup")
+        bucket = self._take("delete", "DeleteContainerGroup")
         self._deleted.add(instance_id)  # the incremental feed asks for it by id until it is gone
         try:
-            await self._call("DeleteContainerGroup", {"ContainerGroupId": instance_id})
+            await self._paced(bucket, "DeleteContainerGroup", {"ContainerGroupId": instance_id})
         except errors.NotFound:
             return
         except errors.Conflict as exc:
