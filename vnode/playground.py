@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import socket
 import ssl
 import subprocess
 import sys
@@ -74,9 +73,8 @@ def http_ok(url: str, *, cafile: pathlib.Path | None = None, timeout: float = 1.
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a server that may restart on it (the simulated cloud, the webhook): below the ephemeral range."""
+    return launcher.free_port()
 
 
 def cloud_info(state_dir: pathlib.Path) -> dict[str, Any]:

@@ -259,3 +259,16 @@ def test_up_refuses_when_a_binary_is_missing(tmp_path: pathlib.Path, bin_dir: pa
     assert result.stderr.strip().count("\n") == 0
     assert "kube-scheduler not found" in result.stderr
     assert _nothing_running_from(tmp_path / "state")
+
+
+def test_ports_are_chosen_below_the_ephemeral_range() -> None:
+    """A restarted API server must find its port free: below the range the kernel gives outgoing
+    connections, no client can hold it as its local port (the soak's restart failed so)."""
+    low = launcher._ephemeral_low()
+    ports = {launcher.free_port() for _ in range(20)}
+    assert all(20000 <= p < low for p in ports), ports
+    taken = launcher.free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", taken))
+        sock.listen()
+        assert all(launcher.free_port({taken}) != taken for _ in range(20))

@@ -23,6 +23,8 @@ import datetime
 import json
 import os
 import pathlib
+import random
+import signal
 import socket
 import ssl
 import subprocess
@@ -93,8 +95,30 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port(avoid: set[int]) -> int:
-    while True:
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux's default range: 32768-60999)."""
+    try:
+        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(avoid: set[int] | None = None) -> int:
+    """A free port on 127.0.0.1 below the kernel's ephemeral range, as 6443 and 2379 are.
+
+    A server that restarts on a port of that range can find it taken by an outgoing connection
+    that got it as its local port while the server was down (with many clients reconnecting to
+    it on loopback, soon): the soak's restarted kube-apiserver failed with "address already in
+    use" that way. Below the range, only listeners take ports.
+    """
+    avoid = avoid or set()
+    low, high = 20000, _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200) if high - low > 100 else ():
+        port = rng.randrange(low, high)
+        if port not in avoid and _port_free(port):
+            return port
+    while True:  # an unusual range: whatever the kernel gives
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
@@ -188,6 +212,53 @@ class Cluster:
         # Reverse start order: clients of the API server first, etcd last.
         return sorted(self.procs.stop(reversed(COMPONENTS)))
 
+    def restart(self, name: str, *, kill: bool = True) -> None:
+        """Stop one running component (``kill``: SIGKILL, as a crash would) and start it again with the
+        same command, ports and state; waits for the API server's ``/readyz`` when that is the one.
+        The soak's faults (``soak/faults.py``) use it; the other components carry on."""
+        if name not in COMPONENTS:
+            raise ClusterError(f"no component named {name!r}: one of {', '.join(COMPONENTS)}")
+        record = self.procs.read()
+        pid = self.procs.live(record).get(name)
+        if pid is not None:
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.procs.stop([name])
+        command = components.commands(self._plan(record["ports"], self._prepare_pki()))[name]
+        for attempt in range(3):
+            child = self.procs.spawn(name, command)
+            if name != "kube-apiserver":
+                return
+            deadline = time.monotonic() + self.options.ready_timeout
+            while self._get("/readyz", record) is None and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if child.poll() is None and self._get("/readyz", record) is not None:
+                return
+            self.procs.stop([name])
+            time.sleep(1.0 + attempt)
+        raise ClusterError(f"kube-apiserver did not come back; see {self._tail(name)}")
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision (what etcd does on its own every few minutes
+        in a real cluster): a watch resumed from before it then gets 410 Gone. Returns the revision."""
+        port = self.procs.read()["ports"]["etcd"]
+        ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+        ctx.load_cert_chain(
+            str(self.pki_dir / "apiserver-etcd-client.crt"), str(self.pki_dir / "apiserver-etcd-client.key")
+        )
+
+        def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            request = urllib.request.Request(
+                f"https://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(request, context=ctx, timeout=30) as resp:
+                return dict(json.loads(resp.read()))
+
+        revision = int(post("/v3/kv/range", {"key": "AA=="})["header"]["revision"])
+        post("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
     # -- up, step by step --------------------------------------------------------------------
 
     def _check_binaries(self) -> None:
@@ -208,7 +279,7 @@ class Cluster:
             elif name in old and old[name] not in ports.values() and _port_free(old[name]):
                 ports[name] = old[name]  # keep the address clients already have in their kubeconfig
             else:
-                ports[name] = _free_port(set(ports.values()))
+                ports[name] = free_port(set(ports.values()))
         return ports
 
     def _prepare_pki(self) -> dict[str, pathlib.Path]:
