@@ -58,6 +58,7 @@ class Admin:
         return [
             web.get("/admin/health", self.health),
             web.get("/admin/totals", self.totals),
+            web.get("/admin/instances", self.instances),
             web.get("/admin/instances/{id}", self.instance),
             web.post("/admin/instances/{id}/reclaim", self.reclaim),
             web.get("/admin/clock", self.get_clock),
@@ -79,7 +80,23 @@ class Admin:
 
     async def totals(self, request: web.Request) -> web.Response:
         self.cloud.tick()
-        return _json({**self.cloud.totals(), "spot": spot.summary(self.cloud.live.values(), self.cloud.now())})
+        limiter = self.cloud.limiter
+        calls = {"calls": dict(limiter.calls), "refused_by_limits": dict(limiter.refused)}
+        return _json({**self.cloud.totals(), "spot": spot.summary(self.cloud.live.values(), self.cloud.now()), **calls})
+
+    async def instances(self, request: web.Request) -> web.Response:
+        """Every live instance (``?tag=key=value`` narrows): the cloud's own record, as a checker reads it
+        (id, status, tags, cost so far), without a client's paging or rate limits."""
+        self.cloud.tick()
+        key, _, value = request.query.get("tag", "").partition("=")
+        now = self.cloud.now()
+        rows = [
+            {"id": inst.id, "status": inst.status, "tags": {t.key: t.value for t in inst.spec.tags},
+             "created_at": inst.created_at, "cost_usd": self.cloud.cost_at(inst, now)}
+            for inst in self.cloud.live.values()
+            if not key or any(t.key == key and t.value == value for t in inst.spec.tags)
+        ]  # fmt: skip
+        return _json({"now": now, "instances": rows})
 
     async def instance(self, request: web.Request) -> web.Response:
         self.cloud.tick()

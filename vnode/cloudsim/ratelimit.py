@@ -6,6 +6,7 @@ clock never refills and tests are exact.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 from vnode import tokenbucket
@@ -33,15 +34,23 @@ class Limiter:
     def __init__(self, limits: dict[str, Limit] | None = None) -> None:
         self.limits: dict[str, Limit] = dict(DEFAULT_LIMITS if limits is None else limits)
         self._buckets: dict[str, tokenbucket.TokenBucket] = {}
+        # Calls that reached the limiter, and those it refused, by action, since the start (a checker
+        # reads them from /admin/totals: how close clients keep to the limits, storms included).
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.refused: collections.Counter[str] = collections.Counter()
 
     def allow(self, action: str, now: float) -> bool:
+        self.calls[action] += 1
         limit = self.limits.get(action)
         if limit is None:
             return True
         bucket = self._buckets.get(action)
         if bucket is None:
             bucket = self._buckets[action] = tokenbucket.TokenBucket(limit.burst, limit.rate)
-        return bucket.take(now)
+        if bucket.take(now):
+            return True
+        self.refused[action] += 1
+        return False
 
     def set(self, action: str, limit: Limit | None) -> None:
         """Change one action's limit (None: unlimited); its bucket starts full."""
