@@ -87,3 +87,22 @@ def _all(sim: Sim) -> list[m.DescribeContainerGroupsResponseBodyContainerGroups]
         token = body.next_token
         if not token:
             return groups
+
+
+def test_the_admin_listing_shows_live_instances_by_tag_and_totals_count_calls(sim: Sim) -> None:
+    """What the soak reads: the cloud's own record of its live instances, and its calls by operation."""
+    eci = sim.client()
+    before = sim.totals()
+    marked = create_request(sim, "listed", tag=[m.CreateContainerGroupRequestTag(key="team", value="soak")])
+    kept = eci.create_container_group(marked).body.container_group_id
+    gone = eci.create_container_group(create_request(sim, "unlisted")).body.container_group_id
+    eci.delete_container_group(m.DeleteContainerGroupRequest(region_id=sim.region, container_group_id=gone))
+    status, body = sim.admin("GET", "instances?tag=team=soak")
+    assert status == 200, body
+    assert [(i["id"], i["tags"]) for i in body["instances"]] == [(kept, {"team": "soak"})]
+    assert body["instances"][0]["cost_usd"] >= 0
+    ids = {i["id"] for i in sim.admin("GET", "instances")[1]["instances"]}
+    assert kept in ids and gone not in ids
+    after = sim.totals()
+    assert after["calls"]["create"] - before["calls"].get("create", 0) == 2
+    assert after["calls"]["delete"] - before["calls"].get("delete", 0) == 1
