@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help venv binaries kubectl-matrix browser up down status lint format test fuzz bench golden-update docs clean
+.PHONY: help venv binaries kubectl-matrix browser up down status lint format test fuzz bench soak golden-update docs clean
 
 help:
 	@echo "make up      start the local playground (state in .vnode/, kubeconfig .vnode/kubeconfig)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test    lint and run the whole suite against a real control plane"
 	@echo "make fuzz    the fuzz tests (tests/fuzz/) with many more random examples than make test's fixed seed"
 	@echo "make bench   run the benchmarks and rewrite docs/benchmarks.md"
+	@echo "make soak    the chaos soak (5,000 pods, 3 nodes, 30 min, every fault; SOAK_ARGS='--pods N --nodes N --minutes M --seed S') and rewrite docs/reliability.md"
 	@echo "make lint    ruff format check, ruff lint, mypy strict"
 	@echo "make golden-update   rewrite the simulated cloud's golden lifecycle traces"
 	@echo "make docs    regenerate docs/configuration.md"
@@ -53,12 +54,12 @@ status: venv
 	$(BIN)/vnode playground status
 
 format: venv
-	$(BIN)/ruff format vnode tests bench
-	$(BIN)/ruff check --fix vnode tests bench
+	$(BIN)/ruff format vnode tests bench soak
+	$(BIN)/ruff check --fix vnode tests bench soak
 
 lint: venv
-	$(BIN)/ruff format --check vnode tests bench
-	$(BIN)/ruff check vnode tests bench
+	$(BIN)/ruff format --check vnode tests bench soak
+	$(BIN)/ruff check vnode tests bench soak
 	$(BIN)/mypy
 
 test: lint binaries kubectl-matrix browser
@@ -71,6 +72,10 @@ fuzz: venv
 
 bench: binaries
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The chaos soak (soak/): exits non-zero naming every violated invariant; `make test` runs a short one.
+soak: binaries
+	$(BIN)/python -m soak $(SOAK_ARGS)
 
 # Regenerate docs/configuration.md from the parsers and settings (a test fails while it is stale).
 docs: venv

@@ -1,0 +1,175 @@
+"""The soak's invariants, read from the API server (a pod watch) and from the cloud's own record.
+
+Each check runs every few seconds. A condition that is normal for a moment (an instance whose
+pod was just deleted, a pod whose status write is on its way) becomes a *violation* only when it
+lasts longer than its grace, and each violation names the pods and instances involved:
+
+- **duplicated**: a pod with two live instances, at any moment (no grace: never acceptable);
+- **leaked**: an instance whose pod is gone, for longer than ``LEAK_GRACE`` (its cost from then on
+  is the leaked cost); at the end, after the settle time, any instance without a live pod;
+- **lost**: a pod Running without an instance; a pod Pending while its instance runs; a finished pod
+  whose instance runs, or a Running pod whose instance finished: each for longer than ``STATUS_GRACE``;
+- **stuck Terminating**: a pod deleted longer ago than its grace period plus ``TERMINATING_GRACE``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from vnode import models
+from vnode.kube import objects
+
+LEAK_GRACE = 180.0  # a delete retried through a minute of 5xx and backoff, or a takeover, fits in it
+STATUS_GRACE = 60.0  # the daemon lists the cloud every 2 s; a minute covers a restart or a storm
+TERMINATING_GRACE = 180.0  # beyond the pod's own grace period: a dead replica's takeover fits in it
+SETTLE_AGE = 20.0  # "settled": no candidate older than this
+
+
+@dataclasses.dataclass
+class PodSeen:
+    uid: str
+    key: str
+    node: str
+    phase: str
+    grace: float
+    first_seen: float
+    deleting_since: float | None = None
+    gone_at: float | None = None
+
+
+@dataclasses.dataclass
+class Violation:
+    kind: str
+    subject: str  # namespace/name of the pod, or the instance id
+    detail: str
+    at: float
+
+
+@dataclasses.dataclass
+class Checker:
+    """Fed by the pod watch (:meth:`on_pod`) and the cloud listings (:meth:`check`)."""
+
+    node_prefix: str
+    clock: Any = time.monotonic
+    pods: dict[str, PodSeen] = dataclasses.field(default_factory=dict)  # by uid
+    uid_of: dict[str, str] = dataclasses.field(default_factory=dict)  # namespace/name -> uid
+    violations: dict[tuple[str, str], Violation] = dataclasses.field(default_factory=dict)
+    since: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)  # candidate -> first seen
+    leak_cost_from: dict[str, float] = dataclasses.field(default_factory=dict)  # instance -> cost at grace end
+    leak_cost: dict[str, float] = dataclasses.field(default_factory=dict)
+    cycles: int = 0  # pods bound to a soak node that were created and are gone again
+    created: int = 0
+    samples: list[tuple[float, int, int]] = dataclasses.field(default_factory=list)  # (t, live pods, instances)
+
+    # -- the pod watch -----------------------------------------------------------------------
+
+    def on_pod(self, key: str, pod: objects.Pod | None) -> None:
+        now = self.clock()
+        if pod is None:
+            uid = self.uid_of.pop(key, "")
+            seen = self.pods.get(uid)
+            if seen is not None and seen.gone_at is None:
+                seen.gone_at = now
+                self.cycles += 1
+            return
+        node = pod.spec.node_name
+        if not node.startswith(self.node_prefix) or pod.metadata.namespace == "soak-system":
+            return
+        uid = pod.metadata.uid
+        old = self.uid_of.get(key)
+        if old and old != uid and (gone := self.pods.get(old)) is not None and gone.gone_at is None:
+            gone.gone_at = now
+            self.cycles += 1
+        self.uid_of[key] = uid
+        seen = self.pods.get(uid)
+        if seen is None:
+            grace = pod.spec.termination_grace_period_seconds
+            seen = PodSeen(uid, key, node, pod.status.phase, float(30 if grace is None else grace), now)
+            self.pods[uid] = seen
+            self.created += 1
+        seen.phase = pod.status.phase
+        seen.node = node
+        if pod.metadata.deletion_timestamp and seen.deleting_since is None:
+            seen.deleting_since = now
+
+    def forget_old(self, older_than: float = 900.0) -> None:
+        """Drop pods gone for long (their instances were checked meanwhile): memory stays flat."""
+        now = self.clock()
+        for uid in [u for u, p in self.pods.items() if p.gone_at is not None and now - p.gone_at > older_than]:
+            del self.pods[uid]
+
+    # -- the checks --------------------------------------------------------------------------
+
+    def check(self, instances: Iterable[dict[str, Any]]) -> dict[str, int]:
+        """One round over a cloud listing; returns the candidates now, by kind (for "settled")."""
+        now = self.clock()
+        by_pod: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for inst in instances:
+            by_pod[inst["tags"].get(models.TAG_POD_UID, "")].append(inst)
+        live_pods = [p for p in self.pods.values() if p.gone_at is None]
+        self.samples.append((now, len(live_pods), sum(len(v) for v in by_pod.values())))
+        candidates: set[tuple[str, str]] = set()
+
+        def hold(kind: str, subject: str, grace: float, detail: str) -> None:
+            key = (kind, subject)
+            candidates.add(key)
+            first = self.since.setdefault(key, now)
+            if now - first >= grace and key not in self.violations:
+                self.violations[key] = Violation(kind, subject, detail, now)
+
+        for uid, found in by_pod.items():
+            pod = self.pods.get(uid)
+            if len(found) > 1:
+                hold("duplicated", pod.key if pod else uid, 0.0, ", ".join(i["id"] for i in found))
+            for inst in found:
+                if pod is None or pod.gone_at is not None:
+                    who = pod.key if pod else f"pod uid {uid or '(none)'}"
+                    hold("leaked", inst["id"], LEAK_GRACE, f"{inst['status']}, its pod {who} is gone")
+                    self._leak_cost(inst, now)
+        for pod in live_pods:
+            self._check_pod(pod, by_pod.get(pod.uid, []), now, hold)
+        for key in [k for k in self.since if k not in candidates]:
+            del self.since[key]
+        old = collections.Counter(k[0] for k, first in self.since.items() if now - first > SETTLE_AGE)
+        return dict(old)
+
+    def pending(self) -> dict[str, int]:
+        """Every candidate of the last round, whatever its age, by kind."""
+        return dict(collections.Counter(kind for kind, _ in self.since))
+
+    def _check_pod(self, pod: PodSeen, found: list[dict[str, Any]], now: float, hold: Any) -> None:
+        if pod.deleting_since is not None:
+            hold("stuck Terminating", pod.key, pod.grace + TERMINATING_GRACE, f"deleted, still on {pod.node}")
+            return
+        status = found[0]["status"] if found else ""
+        where = f"instance {found[0]['id']} is {status}" if found else "no instance"
+        if pod.phase == "Running" and not found:
+            hold("lost", pod.key, STATUS_GRACE, "Running without an instance")
+        elif pod.phase == "Pending" and status == "Running":
+            hold("lost", pod.key, STATUS_GRACE, f"Pending while its {where}")
+        elif pod.phase in ("Succeeded", "Failed") and status == "Running":
+            hold("lost", pod.key, STATUS_GRACE, f"{pod.phase} while its {where}")
+        elif pod.phase == "Running" and status in ("Succeeded", "Failed", "Expired"):
+            hold("lost", pod.key, STATUS_GRACE, f"Running while its {where}")
+
+    def _leak_cost(self, inst: dict[str, Any], now: float) -> None:
+        key = ("leaked", inst["id"])
+        first = self.since.get(key, now)
+        if now - first <= LEAK_GRACE:
+            return
+        start = self.leak_cost_from.setdefault(inst["id"], float(inst["cost_usd"]))
+        self.leak_cost[inst["id"]] = float(inst["cost_usd"]) - start
+
+    def final(self, instances: Iterable[dict[str, Any]]) -> None:
+        """After the settle time: every instance must belong to a live pod, and agree with it."""
+        now = self.clock()
+        live = {p.uid: p for p in self.pods.values() if p.gone_at is None}
+        for inst in instances:
+            pod = live.get(inst["tags"].get(models.TAG_POD_UID, ""))
+            if pod is None:
+                key = ("leaked at the end", inst["id"])
+                self.violations[key] = Violation(key[0], inst["id"], f"{inst['status']}, no live pod", now)
