@@ -102,7 +102,8 @@ def test_the_admin_listing_shows_live_instances_by_tag_and_totals_count_calls(si
     assert [(i["id"], i["tags"]) for i in body["instances"]] == [(kept, {"team": "soak"})]
     assert body["instances"][0]["cost_usd"] >= 0
     ids = {i["id"] for i in sim.admin("GET", "instances")[1]["instances"]}
-    assert kept in ids and gone not in ids
+    assert kept in ids
+    assert gone not in ids
     after = sim.totals()
     assert after["calls"]["create"] - before["calls"].get("create", 0) == 2
     assert after["calls"]["delete"] - before["calls"].get("delete", 0) == 1
