@@ -49,6 +49,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+ABANDONED_EVERY = 10.0  # seconds between looks for the nodes of dead scaled-away replicas
+
 
 class _Meta(msgspec.Struct, rename="camel", kw_only=True):
     name: str = ""
@@ -136,12 +138,16 @@ async def collect_periodically(
 
     For the daemon of one replica (ordinal 0, say, while it holds its node's Lease:
     ``should_run``), so that the instances of a replica that died and never came back do not
-    wait for an operator's ``vnode gc``. With ``abandoned``, it first drains the nodes of
-    scaled-away replicas that died before draining. Runs until cancelled; errors are logged
-    and retried.
+    wait for an operator's ``vnode gc``. With ``abandoned``, it also drains the nodes of
+    scaled-away replicas that died before draining, looking every ``ABANDONED_EVERY`` seconds at
+    most (a few reads: the StatefulSet, its replicas' Nodes and Leases), so that a scale-in does
+    not wait for the collection's interval. Runs until cancelled; errors are logged and retried.
     """
+    step = min(interval, ABANDONED_EVERY) if abandoned is not None else interval
+    waited = 0.0
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(step)
+        waited += step
         if not should_run():
             continue
         if abandoned is not None:
@@ -149,6 +155,9 @@ async def collect_periodically(
                 await drain_abandoned(kube, provider, cluster_id, abandoned)
             except errors.ApiError as exc:
                 log.warning("draining abandoned nodes failed: %s", exc)
+        if waited < interval:
+            continue
+        waited = 0.0
         try:
             orphans, failed = await collect(kube, provider, cluster_id, pods=False)
         except errors.ApiError as exc:
@@ -186,33 +195,38 @@ class Abandoned:
         except errors.NotFound:
             return []  # uninstall: its pre-delete hook and `vnode gc` handle the nodes
         found = []
-        candidates = set()
+        watched = set()
         for node in await _replica_nodes(self.kube, self.statefulset):
             parsed = drain.ordinal_of(node)
-            if parsed is None or not drain.removed_by_scale_in(replicas, parsed[1]):
+            if parsed is None:
+                continue
+            # Every replica's Lease is read, the wanted ones too: a replica that died before the
+            # scale-in is then known stale at the first look after it, not a lease duration later.
+            watched.add(node)
+            stale = await self._stale(node)
+            if not stale or not drain.removed_by_scale_in(replicas, parsed[1]):
                 continue
             try:
                 await extra.get_pod(self.kube, self.namespace, node)
                 continue  # its replica still exists: it drains the node itself
             except errors.NotFound:
-                pass
-            try:
-                lease = await extra.get_lease(self.kube, node)
-                renewed, duration = lease.spec.renew_time or "", float(lease.spec.lease_duration_seconds or 40)
-            except errors.NotFound:
-                renewed, duration = "", 0.0
-            candidates.add(node)
-            now = self.monotonic()
-            seen = self._seen.get(node)
-            if seen is None or seen[0] != renewed:
-                self._seen[node] = (renewed, now)
-                if duration > 0:
-                    continue
-            elif now - seen[1] < duration:
-                continue
-            found.append(node)
-        self._seen = {n: v for n, v in self._seen.items() if n in candidates}
+                found.append(node)
+        self._seen = {n: v for n, v in self._seen.items() if n in watched}
         return found
+
+    async def _stale(self, node: str) -> bool:
+        """Whether ``node``'s Lease has shown the same renew time here for a whole lease duration (or is gone)."""
+        try:
+            lease = await extra.get_lease(self.kube, node)
+            renewed, duration = lease.spec.renew_time or "", float(lease.spec.lease_duration_seconds or 40)
+        except errors.NotFound:
+            return True
+        now = self.monotonic()
+        seen = self._seen.get(node)
+        if seen is None or seen[0] != renewed:
+            self._seen[node] = (renewed, now)
+            return False
+        return now - seen[1] >= duration
 
 
 async def drain_abandoned(
@@ -237,7 +251,7 @@ async def drain_abandoned(
 
 async def _replica_nodes(kube: client.Client, name: str) -> list[str]:
     """The Nodes that replicas of StatefulSet ``name`` registered (``<name>-<ordinal>``)."""
-    nodes = await api.list_all(kube, api.NODES)
+    nodes = await api.list_all(kube, api.NODES, params={"labelSelector": "type=virtual-kubelet"})
     pattern = re.compile(rf"^{re.escape(name)}-\d+$")
     return [n.metadata.name for n in nodes.items if pattern.match(n.metadata.name)]
 

@@ -101,3 +101,55 @@ async def test_a_node_whose_replica_still_exists_or_is_wanted_is_not_abandoned(
     await abandoned.find()
     clock[0] += 100
     assert await abandoned.find() == [], "its replica's pod still exists: it drains its own node"
+
+
+async def test_a_replica_that_died_before_the_scale_in_is_taken_over_at_the_first_look_after_it(
+    kube: client.Client, kube_api: k8s.ApiClient, namespace: str, statefulset: str
+) -> None:
+    """Its Lease was watched while it was still wanted: stale already when the scale-in comes (the soak
+    measured 50 s from the scale-in to the takeover when only removed replicas' Leases were read)."""
+    node = f"{statefulset}-2"
+    clock = [0.0]
+    abandoned = gc.Abandoned(kube, namespace, statefulset, monotonic=lambda: clock[0])
+    apps = k8s.AppsV1Api(kube_api)
+    apps.patch_namespaced_stateful_set_scale(statefulset, namespace, {"spec": {"replicas": 3}})
+    assert await abandoned.find() == []
+    clock[0] += 41
+    assert await abandoned.find() == [], "stale, but its ordinal is still wanted"
+    apps.patch_namespaced_stateful_set_scale(statefulset, namespace, {"spec": {"replicas": 1}})
+    assert await abandoned.find() == [node]
+
+
+async def test_abandoned_nodes_are_looked_for_more_often_than_the_collection_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scale-in need not wait for the collection's interval (60 s by default) to be taken over."""
+    import asyncio
+
+    enough = asyncio.Event()
+
+    class Counting:
+        looks = 0
+
+        async def find(self) -> list[str]:
+            Counting.looks += 1
+            if Counting.looks >= 5:
+                enough.set()
+            return []
+
+    monkeypatch.setattr(gc, "ABANDONED_EVERY", 0.01)
+    collected: list[bool] = []
+
+    async def collect(*args: object, **kwargs: object) -> tuple[list[object], set[str]]:
+        collected.append(True)
+        return [], set()
+
+    monkeypatch.setattr(gc, "collect", collect)
+    task = asyncio.create_task(
+        gc.collect_periodically(None, None, "c", interval=3600, should_run=lambda: True, abandoned=Counting())  # type: ignore[arg-type]
+    )
+    try:
+        await asyncio.wait_for(enough.wait(), 10)
+    finally:
+        task.cancel()
+    assert collected == [], "the collection itself keeps its interval"
