@@ -165,11 +165,11 @@ class Checker:
         self.leak_cost[inst["id"]] = float(inst["cost_usd"]) - start
 
     def final(self, instances: Iterable[dict[str, Any]]) -> None:
-        """After the settle time: every instance must belong to a live pod, and agree with it."""
+        """After the settle time: every instance must belong to a live pod, or to one gone only moments
+        ago (the Jobs started before the workload stopped still finish, and their pods go)."""
         now = self.clock()
-        live = {p.uid: p for p in self.pods.values() if p.gone_at is None}
         for inst in instances:
-            pod = live.get(inst["tags"].get(models.TAG_POD_UID, ""))
-            if pod is None:
+            pod = self.pods.get(inst["tags"].get(models.TAG_POD_UID, ""))
+            if pod is None or (pod.gone_at is not None and now - pod.gone_at > SETTLE_AGE):
                 key = ("leaked at the end", inst["id"])
                 self.violations[key] = Violation(key[0], inst["id"], f"{inst['status']}, no live pod", now)

@@ -95,11 +95,16 @@ def test_a_pod_terminating_past_its_grace_is_stuck() -> None:
     assert kinds(c) == [("stuck Terminating", "ns/a")]
 
 
-def test_the_final_check_wants_every_instance_to_belong_to_a_live_pod() -> None:
-    c, _ = checker()
+def test_the_final_check_wants_every_instance_to_belong_to_a_live_pod_or_one_just_gone() -> None:
+    c, clock = checker()
     c.on_pod("ns/a", pod("a", "u1"))
-    c.final([instance("i-1", "u1"), instance("i-9", "gone")])
-    assert kinds(c) == [("leaked at the end", "i-9")]
+    c.on_pod("ns/b", pod("b", "u2"))
+    c.on_pod("ns/c", pod("c", "u3"))
+    c.on_pod("ns/b", None)
+    clock.now = invariants.SETTLE_AGE + 1
+    c.on_pod("ns/c", None)
+    c.final([instance("i-1", "u1"), instance("i-2", "u2"), instance("i-3", "u3"), instance("i-9", "unknown")])
+    assert kinds(c) == [("leaked at the end", "i-2"), ("leaked at the end", "i-9")]
 
 
 def test_pods_of_other_nodes_and_of_the_controllers_namespace_are_not_watched() -> None:
