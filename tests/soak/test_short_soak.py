@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
-import pytest
-
 from soak import faults, report, run, world
-
 
 
 def test_a_short_soak_keeps_every_invariant(tmp_path: pathlib.Path) -> None:
