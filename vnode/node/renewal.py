@@ -174,6 +174,12 @@ class Renewer:
         self._pending.pop(key, None)
         self._failures.pop(key, None)
 
+    @property
+    def footprint(self) -> int:
+        """Entries kept for pods, all maps and the heap together (tests check that deleted pods leave none)."""
+        maps = (self._uids, self._known, self._idle, self._pending, self._failures)
+        return sum(len(m) for m in maps) + self.schedule.size
+
     def wake(self) -> None:
         """Look at the schedule again now (the clock moved, in tests)."""
         self._wake.set()
