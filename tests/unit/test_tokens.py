@@ -310,3 +310,23 @@ def test_a_new_pod_of_the_same_name_starts_afresh() -> None:
     r.on_pod(second.key, second)
     assert len(r.schedule) == 1  # the first pod's entry is gone
     assert r.schedule.due(second.key) == clock.now  # looked at now: its instance tells what to do
+
+
+async def test_the_events_of_a_new_pod_do_not_bring_its_renewal_forward() -> None:
+    clock, cloud = Clock(), Cloud()
+    kube = Kube(clock, life=600)
+    web = pod()
+    view = book.View(pods={"ns/web": web}, states={})
+    r = renewer(clock, kube, cloud, view)
+    task = asyncio.create_task(r.run())
+    try:
+        r.on_pod("ns/web", web)  # before its create: looked at, then left until its next event
+        await until(lambda: "ns/web" not in r.schedule, within=5, what="the first look")
+        first = await tokens.request(kube, web, "", 600)  # type: ignore[arg-type]
+        r.issued(web, first)  # the reconciler's create
+        view.states["uid-1"] = running("uid-1", created_at=clock.now)
+        r.on_pod("ns/web", web)  # its status event
+        assert r.schedule.due("ns/web") == pytest.approx(clock.now + 480, abs=1)
+        assert cloud.updates == []
+    finally:
+        task.cancel()

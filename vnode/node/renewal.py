@@ -17,6 +17,9 @@ The cost, as small as the job allows:
   token it requests for a create (``Reconciler.on_token``), and a renewal schedules the next
   from its own answer. All of a pod's tokens are renewed together, when the first is due, and
   their volumes (the whole projected volume: token, ``ca.crt``, namespace) sent in one update;
+* a pod whose instance is not there yet (its create under way, or refused) waits off the heap for
+  its next event; the worker starts once the cloud has been listed, so that after a restart a pod
+  without an instance state really has none;
 * a deleted pod leaves the heap and every map here at once.
 
 A restarted daemon did not see its pods' tokens issued. It derives a safe bound from what it can
@@ -78,6 +81,7 @@ def attach(
         controller.view,
         target=reconciler.target,
         references=reconciler.references,
+        listed=controller.ready,
         may_act=reconciler.may_act,
         rng=rng,
         clock=clock,
@@ -115,6 +119,7 @@ class Renewer:
         metrics: metrics_mod.Metrics | None = None,
         max_backoff: float = 60.0,
         recheck: float = 5.0,
+        listed: asyncio.Event | None = None,
     ) -> None:
         self.kube = kube
         self.provider = provider
@@ -126,7 +131,12 @@ class Renewer:
         self.metrics = metrics
         self._rng = rng or random.Random()
         self._max_backoff = max_backoff
-        self.recheck = recheck  # seconds between looks at a pod whose instance is not listed yet
+        self.recheck = recheck  # seconds between looks at an instance not up yet, or while standing by
+        #: Set once the cloud has been listed after the pod cache synced (``PodController.ready``): only then
+        #: does a pod without an instance state really have none (a restart adopts the others).
+        self.listed = listed or asyncio.Event()
+        if listed is None:
+            self.listed.set()
         self.schedule = tokens.Schedule()  # pod key -> when to look at it next
         self._uids: dict[str, str] = {}  # pod key -> UID, of the pods with token volumes
         self._known: set[str] = set()  # keys whose due time comes from a token seen issued (else: derive it)
@@ -145,7 +155,6 @@ class Renewer:
         uid = pod.metadata.uid
         if self._uids.get(key) == uid:
             if key in self._idle:  # its status changed: its instance may be there now
-                self._idle.discard(key)
                 self._at(key, self.clock())
             return
         self.forget(key)  # a new pod of the same name, if any
@@ -185,12 +194,14 @@ class Renewer:
         self._wake.set()
 
     def _at(self, key: str, due: float) -> None:
+        self._idle.discard(key)
         if self.schedule.set(key, due):
             self._wake.set()
 
     # --- the worker ---
 
     async def run(self) -> None:
+        await self.listed.wait()
         while True:
             first = self.schedule.next()
             wait = None if first is None else first - self.clock()
@@ -211,19 +222,16 @@ class Renewer:
             self._known.add(key)  # its containers will not run again: nothing to renew, no more looks
             return
         now = self.clock()
-        if key not in self._known:
-            if state is None:  # not listed yet (a restart adopts it once the cloud is listed): look again soon
-                self._at(key, now + self.recheck)
-                return
+        if state is None:  # its create is under way, retried or refused: the pod's next event brings it back
+            self._idle.add(key)
+            return
+        if key not in self._known:  # an instance this daemon did not create (it restarted): derive the due time
             self._known.add(key)
             created = state.created_at.timestamp() if state.created_at is not None else None
             due = tokens.derived_due(created, (seconds for _, seconds in tokens.needs(pod).tokens), now)
             if due > now:
                 self._at(key, due)
                 return
-        if state is None:  # its create is under way (or retried): the pod's next status event brings it back
-            self._idle.add(key)
-            return
         if not self.may_act() or state.status not in _UPDATABLE:
             self._at(key, now + self.recheck)  # another controller holds the node, or the instance is not up yet
             return
