@@ -330,3 +330,48 @@ async def test_the_events_of_a_new_pod_do_not_bring_its_renewal_forward() -> Non
         assert cloud.updates == []
     finally:
         task.cancel()
+
+
+class SlowCloud(Cloud):
+    """Answers an update only once ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+        self.answered = False
+
+    async def update_volumes(
+        self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str
+    ) -> None:
+        self.entered.set()
+        await self.go.wait()
+        try:
+            await super().update_volumes(instance_id, volumes, client_token=client_token)
+        finally:
+            self.answered = True
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_pod_deleted_during_its_renewal_leaves_nothing_behind(fails: bool) -> None:
+    clock, cloud = Clock(), SlowCloud()
+    web = pod()
+    view = book.View(pods={"ns/web": web}, states={"uid-1": running("uid-1")})  # no creation time: renewed now
+    r = renewer(clock, Kube(clock, life=600), cloud, view)
+    if fails:
+        cloud.fail = [errors.Unavailable("503", code="ServiceUnavailable")]
+    r.on_pod("ns/web", web)
+    task = asyncio.create_task(r.run())
+    try:
+        await asyncio.wait_for(cloud.entered.wait(), timeout=5)
+        del view.pods["ns/web"]
+        r.on_pod("ns/web", None)
+        cloud.go.set()
+        await until(lambda: cloud.answered, within=5, what="the update answered")
+        # (the worker handled the answer in the step that set it: no await between the two)
+        assert r.renewals == (0 if fails else 1)
+        assert not task.done()  # the worker lives on
+        assert len(r.schedule) == 0
+        assert r.footprint <= 16
+    finally:
+        task.cancel()

@@ -238,33 +238,41 @@ class Renewer:
         await self._renew(key, pod, state)
 
     async def _renew(self, key: str, pod: objects.Pod, state: models.InstanceState) -> None:
+        uid = pod.metadata.uid
         update = self._pending.get(key)
         if update is None or update.next_due <= self.clock():  # nothing built, or its tokens are old already
             try:
-                update = self._pending[key] = await self._build(pod)
-            except (errors.ApiError, spec.Missing) as exc:
-                self._retry(key, exc)
+                update = await self._build(pod)
+            except (errors.ApiError, spec.Missing) as exc:  # kube-root-ca.crt or the account missing, say
+                if self._tracks(key, uid):
+                    self._retry(key, exc)
                 return
-            except errors.InvalidSpec as exc:  # cannot be: the instance was made from the same volumes
-                log.warning("tokens not renewed: %s", exc, extra={"pod": key})
-                return
+            if not self._tracks(key, uid):
+                return  # deleted meanwhile: nothing is kept for it
+            self._pending[key] = update
         try:
             await self.provider.update_volumes(state.id, update.volumes, client_token=update.client_token)
-        except errors.NotFound:
-            self._count("NotFound")
-            self._pending.pop(key, None)
-            self._at(key, self.clock() + self.recheck)  # the instance is gone: if the pod gets another, renew that
-            return
         except errors.ApiError as exc:
             self._count(exc.code)
-            self._retry(key, exc)
+            if not self._tracks(key, uid):
+                return
+            if isinstance(exc, errors.NotFound):  # the instance is gone: if the pod gets another, renew that
+                self._pending.pop(key, None)
+                self._at(key, self.clock() + self.recheck)
+            else:
+                self._retry(key, exc)
             return
         self._count("ok")
-        del self._pending[key]
-        self._failures.pop(key, None)
-        self._at(key, update.next_due)
         self.renewals += 1
         log.info("service-account tokens renewed on instance %s", state.id, extra={"pod": key})
+        if self._tracks(key, uid):
+            self._pending.pop(key, None)
+            self._failures.pop(key, None)
+            self._at(key, update.next_due)
+
+    def _tracks(self, key: str, uid: str) -> bool:
+        """Whether ``key`` is still this pod (after an await: it may have been deleted, and forgotten, meanwhile)."""
+        return self._uids.get(key) == uid
 
     async def _build(self, pod: objects.Pod) -> _Update:
         """New tokens and the token volumes rebuilt around them (the ConfigMaps and Secrets they project too)."""
