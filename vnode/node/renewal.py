@@ -210,7 +210,12 @@ class Renewer:
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 self._wake.clear()
             for key in self.schedule.pop(self.clock()):
-                await self._look(key)
+                try:
+                    await self._look(key)
+                except Exception as exc:  # a bug about one pod must not end the node's renewals (nor the node)
+                    log.exception("token renewal failed unexpectedly", extra={"pod": key})
+                    if key in self._uids:
+                        self._retry(key, exc)
 
     async def _look(self, key: str) -> None:
         pod = self.view.pods.get(key)
