@@ -59,7 +59,7 @@ from vnode.kube import api, client, informer, objects
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
-from vnode.node import book, drain, events, ownership, pods, queue, reconcile, refresh, registration, spec
+from vnode.node import book, drain, events, ownership, pods, queue, reconcile, refresh, registration, renewal, spec
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -194,6 +194,8 @@ class Daemon:
         )
         # ConfigMap/Secret updates reach running pods' volumes, if the provider can update them.
         self.refresher = refresh.attach(self.pods, self.recorder, self.rng)
+        # Projected service-account tokens renewed at 80 % of their life, by the same ability.
+        self.tokens = renewal.attach(self.pods, self.rng, clock=lambda: self.clock().timestamp())
 
     def _reconciler(self, book: book.Book) -> reconcile.Reconciler:
         target = spec.Target(
@@ -381,6 +383,8 @@ class Daemon:
         self._spawn(group, self.pods.run())
         if self.refresher is not None:
             self._spawn(group, self.refresher.run())
+        if self.tokens is not None:
+            self._spawn(group, self.tokens.run())
         await self.pods.ready.wait()
         await self.node.write_status(force=True)  # Ready now that the cloud answered: before `ready`
         self._enter(Phase.SERVING if self.ownership.holds() else Phase.STANDING_BY)

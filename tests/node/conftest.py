@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,20 @@ async def kube(cluster: launcher.Info) -> AsyncIterator[client.Client]:
     """vnode's lean async client, as the daemon uses it (one per test: it belongs to the test's loop)."""
     async with client.Client(config.load_kubeconfig(cluster.kubeconfig)) as api:
         yield api
+
+
+class AheadClock:
+    """Wall-clock seconds that a test moves forward (``advance``), for the daemon's token renewal: an
+    hour of a token's life passes at once, while the rest of the daemon keeps the real time."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+    def advance(self, seconds: float) -> None:
+        self.ahead += seconds
 
 
 @dataclasses.dataclass

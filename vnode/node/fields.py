@@ -69,7 +69,8 @@ POD: tuple[Field, ...] = (
     Field("dnsPolicy", R, "the instance uses the cloud's DNS", default="ClusterFirst"),
     Field("dnsConfig", R, "the rows of its subfields say"),
     Field("nodeSelector", IGN, SCHEDULER),
-    Field("serviceAccountName", E, "its token is requested for the pod and mounted as the kubelet does"),
+    Field("serviceAccountName", E, "its token is requested for the pod and mounted as the kubelet does, and "
+          "renewed at 80 % of its life where the provider can update volumes"),
     Field("serviceAccount", E, "the deprecated alias of serviceAccountName"),
     Field("automountServiceAccountToken", IGN, "admission adds (or not) the token volume vnode mounts"),
     Field("nodeName", E, "the node runs the pods bound to it, like a kubelet"),

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, objects
-from vnode.node import absent, book, claims, events, fields, lifecycle, references, registry, spec
+from vnode.node import absent, book, claims, events, fields, lifecycle, references, registry, spec, tokens
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -82,6 +82,8 @@ class Reconciler:
         self.references = references.Cache(self._read_ref, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
         # PersistentVolumeClaims and their volumes: a get per claim per burst, never a list of the cluster.
         self.claim_cache = references.Cache(self._read_claim, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
+        #: Told of every service-account token requested for a create (``renewal`` sets it).
+        self.on_token: Callable[[objects.Pod, tokens.Issued], None] | None = None
 
     # --- the entry point ---
 
@@ -303,24 +305,7 @@ class Reconciler:
             return None
 
     async def _token(self, pod: objects.Pod, audience: str, seconds: int) -> str:
-        account = pod.spec.service_account_name or "default"
-        body: dict[str, Any] = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "expirationSeconds": seconds,
-                "boundObjectRef": {
-                    "kind": "Pod",
-                    "apiVersion": "v1",
-                    "name": pod.metadata.name,
-                    "uid": pod.metadata.uid,
-                },
-            },
-        }
-        if audience:
-            body["spec"]["audiences"] = [audience]
-        try:
-            answer = await api.request_token(self.kube, pod.metadata.namespace, account, body)
-        except errors.NotFound as exc:
-            raise spec.Missing("serviceaccount", account) from exc
-        return answer.status.token
+        issued = await tokens.request(self.kube, pod, audience, seconds, monotonic=self.monotonic)
+        if self.on_token is not None:
+            self.on_token(pod, issued)  # ``renewal`` schedules the token's renewal from its issue
+        return issued.token

@@ -22,7 +22,9 @@ last update sent. A different digest sends one update with the client token
 ``<pod uid>-<digest>``, so a retry after an ambiguous failure, or after a restart, never
 applies twice; an unchanged one sends nothing. Failures are
 retried with exponential backoff; a success posts a Normal ``VolumesUpdated`` event on the pod.
-Projected volumes (the service-account token and ``kube-root-ca.crt``) are not refreshed.
+Projected volumes are not refreshed here: those holding a service-account token are rebuilt, whole,
+when ``renewal`` renews the token (at 80 % of its life), so a ``kube-root-ca.crt`` change reaches them
+then; other projected volumes keep the content they were created with.
 """
 
 from __future__ import annotations

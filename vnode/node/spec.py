@@ -2,7 +2,9 @@
 
 The cloud runs no kubelet, so everything a kubelet would resolve on the node is resolved here,
 once, at creation: env values from ConfigMaps, Secrets, the downward API and the container's
-resources; ``$(VAR)`` references; configMap/secret/projected volumes as file contents. The
+resources; ``$(VAR)`` references; configMap/secret/projected volumes as file contents (which
+``refresh`` and ``renewal`` rebuild with :func:`volume` when their objects change or their
+service-account token is renewed). The
 one exception is ``status.podIP``: the cloud allocates the IP when it creates the instance,
 so that env var goes out as a field reference (``models.EnvVar.field_path``) that the cloud
 or the provider fills in. This module does no I/O: :func:`references` says which ConfigMaps,
@@ -345,7 +347,8 @@ def _volumes_tag(pod: objects.Pod, volumes: Sequence[models.VolumeSpec]) -> dict
 
 
 def volume(pod: objects.Pod, vol: objects.Volume, sources: Sources, target: Target) -> models.VolumeSpec:
-    """One volume of ``pod`` as the instance gets it (``refresh`` rebuilds configMap/secret volumes with it)."""
+    """One volume of ``pod`` as the instance gets it (``refresh`` rebuilds configMap/secret volumes with it,
+    ``renewal`` the projected volumes of a renewed token)."""
     return _volume(pod, vol, sources, target, instance_size(pod, target)[0])
 
 

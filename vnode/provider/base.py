@@ -222,8 +222,10 @@ class SupportsStats(Protocol):
 
 @runtime_checkable
 class SupportsVolumeUpdate(Protocol):
-    """A provider that can replace the files of a running instance's configMap/secret volumes in
-    place, as a kubelet refreshes them (env is never touched: it stays as the container started)."""
+    """A provider that can replace the files of a running instance's configMap/secret volumes, and of the
+    projected volumes holding a service-account token, in place, as a kubelet refreshes them and rotates
+    the tokens (env is never touched: it stays as the container started). Without it, running pods keep
+    the files and the token they were created with."""
 
     async def update_volumes(
         self, instance_id: str, volumes: Sequence[models.VolumeSpec], *, client_token: str
