@@ -22,6 +22,18 @@ def test_memory_after_a_delete_is_the_moment_it_was_accepted() -> None:
     assert d.memory == book.Memory(delete_requested_at=100.5, deleting=True)
 
 
+def test_a_missing_reference_is_looked_for_again_sooner_then_later() -> None:
+    """2, 4, 8, then every 10 s: a pod waiting long for its Secret or claim costs little, one whose
+    Secret is only a moment late starts within seconds (it was every 2 s, whatever the wait)."""
+    memory, waits = book.Memory(), []
+    for _ in range(6):
+        d = lifecycle.decide(facts(pod(), answer=lifecycle.Missing('secret "s" not found'), memory=memory), CONFIG)
+        assert d.memory is not None
+        memory = d.memory
+        waits.append(d.requeue)
+    assert waits == [2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+
+
 def test_events_are_recorded_once() -> None:
     first = lifecycle.decide(facts(pod(), state(S.RUNNING, PULLED, STARTED)), CONFIG)
     assert first.memory is not None

@@ -78,6 +78,7 @@ class Memory:
     delete_requested_at: float = 0.0  # monotonic time the instance's delete was accepted
     deleting: bool = False  # an instance existed when the delete was sent
     annotated: frozenset[tuple[str, str]] = frozenset()  # cloud annotations written to the pod
+    misses: int = 0  # looks in a row that found a ConfigMap, Secret or claim missing (the back-off)
 
 
 FRESH = Memory()

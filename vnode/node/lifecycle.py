@@ -52,7 +52,8 @@ __all__ = [
     "decide",
 ]
 
-MISSING_RETRY = 2.0  # seconds between looks for a missing ConfigMap/Secret
+MISSING_RETRY = 2.0  # seconds to the next look for a missing ConfigMap/Secret/claim, doubling each miss
+MISSING_RETRY_MAX = 10.0  # up to this: a long wait costs a look per 10 s, a Secret made late starts soon
 DELETE_RELOOK = 1.0  # seconds between looks at an instance being deleted (the listing usually answers first)
 RELEASE_AFTER = 60.0  # seconds past the grace period after which a pod is released though its instance is listed
 UNLISTED_RELOOK = 1.0  # seconds until a look at a pod whose instance was made after the last listing began
@@ -361,13 +362,18 @@ def _missing(f: Facts, c: Config) -> Decision:
         ("FailedMount", f"Unable to attach or mount volumes: {message}") if mount else ("Failed", f"Error: {message}")
     )
     memory, warning = _warn_once(f.memory, event, text)
+    memory = dataclasses.replace(memory, misses=memory.misses + 1)
     if warning and f.answer.reason:  # virtual-kubelet's event beside the kubelet's, as often
         warning = (events.Event(f.answer.reason, message, type="Warning"), *warning)
     reason, count = (
         ("ContainerCreating", "UnboundClaim") if mount else ("CreateContainerConfigError", "MissingReference")
     )
     wanted = status.waiting(_pod(f), reason=reason, message=text if mount else message, host_ip=c.node_ip, now=f.now)
-    return _with_status(f, memory, wanted, events=warning, count=count, requeue=MISSING_RETRY)
+    return _with_status(f, memory, wanted, events=warning, count=count, requeue=_after(memory.misses))
+
+
+def _after(misses: int) -> float:
+    return min(MISSING_RETRY_MAX, MISSING_RETRY * 2.0 ** (misses - 1))
 
 
 def _failed(f: Facts, c: Config, reason: str, message: str, event: str) -> Decision:
