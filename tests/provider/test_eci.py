@@ -9,26 +9,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import json
 import pathlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from tests.cloudsim.conftest import Sim, running
-from tests.waiting import wait_for
+from tests.cloudsim.conftest import Sim
+from tests.provider.eci_fixtures import NODE_TAGS, eci_settings, spec
 from vnode import errors, models, settings
 from vnode.cloudsim import catalog
-from vnode.node import instances
 from vnode.provider import base, registry
 from vnode.provider.eci import client as eci_client
-from vnode.provider.eci import config as eci_config
 from vnode.provider.eci import mapping
 from vnode.provider.eci import provider as eci
 from vnode.provider.eci import spot as eci_spot
-
-NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-0"}
 
 
 @dataclasses.dataclass
@@ -39,64 +34,6 @@ class LogOptions:
     limit_bytes: int | None = None
     previous: bool = False
     follow: bool = False
-
-
-@pytest.fixture(scope="module")
-def eci_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with running(tmp_path_factory.mktemp("eci-provider-sim"), profile="fast") as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(eci_sim: Sim) -> Sim:
-    status, body = eci_sim.admin("POST", "reset", {})
-    assert status == 200, body
-    return eci_sim
-
-
-def eci_settings(sim: Sim, **overrides: object) -> eci_config.EciSettings:
-    fields: dict[str, object] = {
-        "region": sim.region,
-        "endpoint": sim.info["eci"]["endpoint"],
-        "access_key": sim.info["eci"]["access_key_id"],
-        "secret_key": sim.info["eci"]["access_key_secret"],
-        "vswitches": tuple(v["id"] for v in sim.vswitches),
-        "security_group": sim.info["security_group_id"],
-    }
-    fields.update(overrides)
-    return eci_config.EciSettings.model_validate(fields)
-
-
-@pytest.fixture
-async def provider(sim: Sim) -> AsyncIterator[eci.EciProvider]:
-    provider = eci.EciProvider(eci_settings(sim))
-    try:
-        yield provider
-    finally:
-        await provider.close()
-
-
-def spec(
-    name: str = "web",
-    *command: str,
-    token: str = "",
-    image: str = "nginx",
-    cpu: float = 2,
-    memory: float = 4,
-    restart: str = "Always",
-    tags: dict[str, str] | None = None,
-    annotations: dict[str, str] | None = None,
-) -> models.InstanceSpec:
-    return models.InstanceSpec(
-        name=name,
-        client_token=token or f"uid-{name}",
-        containers=(models.ContainerSpec(name="app", image=image, command=command),),
-        cpu=cpu,
-        memory_gib=memory,
-        restart_policy=restart,
-        tags={**NODE_TAGS, models.TAG_POD_UID: f"uid-{name}", **(tags or {})},
-        annotations=annotations or {},
-    )
 
 
 def test_the_registry_names_the_eci_provider_and_it_meets_the_protocols(sim: Sim) -> None:
@@ -180,89 +117,6 @@ async def test_exhausted_vswitches_fail_over_then_raise_capacity_error(sim: Sim)
         assert status == 200, body
         with pytest.raises(errors.CapacityError):
             await provider.create(spec("two"))
-    finally:
-        await provider.close()
-
-
-async def test_cloud_throttling_is_throttled_with_a_retry_hint(sim: Sim) -> None:
-    provider = eci.EciProvider(eci_settings(sim), create_limit=None)
-    try:
-        status, body = sim.admin("PUT", "rate-limits/create", {"burst": 1, "rate": 0})
-        assert status == 200, body
-        await provider.create(spec("a"))
-        with pytest.raises(errors.Throttled) as caught:
-            await provider.create(spec("b"))
-        assert caught.value.code == "Throttling.User"
-        assert caught.value.retry_after
-    finally:
-        await provider.close()
-
-
-async def test_the_client_side_bucket_throttles_before_spending_a_call(sim: Sim) -> None:
-    provider = eci.EciProvider(eci_settings(sim), create_limit=(1, 0.5))
-    try:
-        await provider.create(spec("a"))
-        with pytest.raises(errors.Throttled) as caught:
-            await provider.create(spec("b"))
-        assert caught.value.retry_after is not None
-        assert 0 < caught.value.retry_after <= 2.0
-        assert sim.totals()["live"] == 1
-    finally:
-        await provider.close()
-
-
-async def test_replicas_sharing_the_account_slow_down_when_the_cloud_throttles_them(sim: Sim) -> None:
-    """Each replica's bucket allows the account's whole rate; the cloud's Throttling answers halve it
-    (found by the soak: three replicas' deletes at 3x the account's rate, 41 % refused)."""
-    provider = eci.EciProvider(eci_settings(sim), create_limit=(100, 20.0))
-    try:
-        status, body = sim.admin("PUT", "rate-limits/create", {"burst": 2, "rate": 0})
-        assert status == 200, body
-        bucket = provider._buckets["create"]
-        refused = sim.totals()["refused_by_limits"].get("create", 0)
-        await provider.create(spec("a"))
-        await provider.create(spec("b"))
-        assert bucket.rate == 20.0
-        with pytest.raises(errors.Throttled) as caught:
-            await provider.create(spec("c"))
-        assert caught.value.code == "Throttling.User"
-        assert bucket.rate == 10.0
-        with pytest.raises(errors.Throttled) as caught:
-            await provider.create(spec("d"))
-        assert caught.value.code == "Throttling.Client", "the bucket was emptied: no call spent"
-        assert sim.totals()["refused_by_limits"]["create"] == refused + 1
-    finally:
-        await provider.close()
-
-
-async def test_a_5xx_storm_is_unavailable_and_the_retry_makes_no_duplicate(sim: Sim, provider: eci.EciProvider) -> None:
-    status, body = sim.admin("PUT", "faults/create", {"error_rate": 1.0, "error_status": 503})
-    assert status == 200, body
-    for _ in range(3):
-        with pytest.raises(errors.Unavailable):
-            await provider.create(spec("storm"))
-    for operation in ("status", "describe"):
-        status, body = sim.admin("PUT", f"faults/{operation}", {"error_rate": 1.0, "error_status": 500})
-        assert status == 200, body
-        with pytest.raises(errors.Unavailable):
-            await provider.list(NODE_TAGS)
-        if operation == "status":  # the status feed answers again; describing the new instance fails
-            sim.admin("DELETE", "faults/status")
-            sim.admin("DELETE", "faults/create")
-            await provider.create(spec("early", token="uid-early"))
-    sim.admin("DELETE", "faults")
-    first = await provider.create(spec("storm"))
-    second = await provider.create(spec("storm"))
-    assert first.id == second.id
-    assert len(await provider.list(NODE_TAGS)) == 2  # storm and early, once each
-    assert sim.totals()["live"] == 2
-
-
-async def test_an_unreachable_cloud_is_unavailable(sim: Sim) -> None:
-    provider = eci.EciProvider(eci_settings(sim, endpoint="127.0.0.1:9"))
-    try:
-        with pytest.raises(errors.Unavailable):
-            await provider.list(NODE_TAGS)
     finally:
         await provider.close()
 
@@ -475,130 +329,6 @@ def test_the_signature_is_the_one_the_simulator_checks(tmp_path: pathlib.Path) -
     )
     assert acs3.verify("secret", auth, canonical)
     assert url.startswith("http://127.0.0.1:1/?")
-
-
-class Node:
-    """The node's side of the change feed: its cache of states (``vnode.node.instances``) and cursor."""
-
-    def __init__(self, provider: eci.EciProvider) -> None:
-        self.provider = provider
-        self.instances = instances.Instances(NODE_TAGS[models.TAG_CLUSTER], NODE_TAGS[models.TAG_NODE])
-        self.last = base.Changes(changed=[])
-
-    async def step(self) -> dict[str, models.InstanceState]:
-        """One step of the feed; the node's instances by id after it."""
-        self.last = await self.provider.changes(NODE_TAGS, self.instances.cursor)
-        self.instances.apply(self.last)
-        return {state.id: state for state in self.instances.states()}
-
-
-async def test_a_steady_listing_describes_only_what_changed(sim: Sim) -> None:
-    calls: list[str] = []
-
-    class Counting(eci_client.EciClient):
-        async def call_raw(self, action: str, params: Mapping[str, str]) -> bytes:
-            calls.append(action)
-            return await super().call_raw(action, params)
-
-    config = eci_settings(sim)
-    client = Counting(config.endpoint, config.access_key, config.secret_key)
-    provider = eci.EciProvider(config, client=client)
-    node = Node(provider)
-    try:
-        for n in range(25):
-            await provider.create(spec(f"s-{n}", tags={"cloudsim/delay": "10"} if n == 0 else None))
-        sim.advance(1)
-        calls.clear()
-        assert len(await node.step()) == 25
-        assert node.last.complete
-        assert calls.count("DescribeContainerGroups") == 2  # 25 new instances, 20 per call
-        calls.clear()
-        assert len(await node.step()) == 25
-        assert calls == ["DescribeContainerGroupStatus"]
-        assert (node.last.changed, node.last.gone, node.last.complete) == ([], [], False)
-        sim.advance(10)  # s-0 finishes pulling and starts
-        calls.clear()
-        states = await node.step()
-        assert calls == ["DescribeContainerGroupStatus", "DescribeContainerGroups"]
-        assert len(node.last.changed) == 1
-        assert all(s.status is models.InstanceStatus.RUNNING for s in states.values())
-    finally:
-        await provider.close()
-
-
-async def test_between_full_listings_a_node_asks_only_for_changes_and_for_instances_being_deleted(sim: Sim) -> None:
-    calls: list[tuple[str, dict[str, str]]] = []
-
-    class Recording(eci_client.EciClient):
-        async def call_raw(self, action: str, params: Mapping[str, str]) -> bytes:
-            calls.append((action, dict(params)))
-            return await super().call_raw(action, params)
-
-    config = eci_settings(sim)
-    client = Recording(config.endpoint, config.access_key, config.secret_key)
-    provider = eci.EciProvider(config, client=client, full_list_interval=3600)
-    node = Node(provider)
-
-    def status_calls() -> list[dict[str, str]]:
-        return [params for action, params in calls if action == "DescribeContainerGroupStatus"]
-
-    try:
-        steady = await provider.create(spec("steady"))
-        sim.advance(1)
-        (first,) = (await node.step()).values()  # the first listing is a full one
-        assert (first.id, first.status) == (steady.id, models.InstanceStatus.RUNNING)
-        assert all("SinceSecond" not in params for params in status_calls())
-
-        calls.clear()
-        new = await provider.create(spec("new"))
-        states = {i: s.status for i, s in (await node.step()).items()}
-        assert states == {steady.id: models.InstanceStatus.RUNNING, new.id: models.InstanceStatus.RUNNING}
-        (changes,) = status_calls()
-        assert "SinceSecond" in changes
-        assert "ContainerGroupIds" not in changes
-        described = [
-            json.loads(params["ContainerGroupIds"]) for action, params in calls if action == "DescribeContainerGroups"
-        ]
-        assert described == [[new.id]]  # the steady instance is neither listed nor described again
-
-        calls.clear()
-        await provider.delete(new.id, grace_seconds=0)
-        sim.advance(60)
-        assert list(await node.step()) == [steady.id]  # seen gone by asking for it
-        assert node.last.gone == [new.id]
-        assert any(json.loads(params.get("ContainerGroupIds", "[]")) == [new.id] for params in status_calls())
-
-        # A change the cloud stamps further back than SinceSecond reaches (here the simulated clock
-        # jumps) waits for the next full listing.
-        late = await provider.create(spec("late", tags={"cloudsim/delay": "20"}))
-        assert (await node.step())[late.id].status is not models.InstanceStatus.RUNNING
-        sim.advance(100)
-        provider.full_list_interval = 0.0
-        assert (await node.step())[late.id].status is models.InstanceStatus.RUNNING
-    finally:
-        await provider.close()
-
-
-async def test_a_create_whose_answer_is_lost_is_unavailable_and_its_retry_finds_the_instance(sim: Sim) -> None:
-    # The cloud acts after the client gave up (the ambiguous failure): the retry with the same
-    # token must return that instance, not make a second one.
-    config = eci_settings(sim)
-    impatient = eci.EciProvider(
-        config, client=eci_client.EciClient(config.endpoint, config.access_key, config.secret_key, timeout=0.3)
-    )
-    try:
-        status, body = sim.admin("PUT", "faults/create", {"latency_ms": 1500})
-        assert status == 200, body
-        with pytest.raises(errors.Unavailable):
-            await impatient.create(spec("lost"))
-        await asyncio.to_thread(wait_for, lambda: sim.totals()["live"] == 1, timeout=10, what="the cloud to act")
-        sim.admin("DELETE", "faults")
-        again = await impatient.create(spec("lost"))
-        (listed,) = await impatient.list(NODE_TAGS)
-        assert listed.id == again.id
-        assert sim.totals()["live"] == 1
-    finally:
-        await impatient.close()
 
 
 async def test_follow_yields_what_the_log_gains(sim: Sim) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
-from tests.provider.test_eci import eci_settings, spec
+from tests.provider.eci_fixtures import eci_settings, spec
 from vnode import cli, cost, models
 from vnode.cloudsim import catalog
 from vnode.provider.eci import profile as eci_profile

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
-from tests.provider.test_eci import eci_settings, spec
+from tests.provider.eci_fixtures import eci_settings, spec
 from vnode import errors
 from vnode.provider import streams
 from vnode.provider.eci import provider as eci
