@@ -40,12 +40,13 @@ from vnode.node import events, pods, reconcile, spec
 from vnode.observability import metrics as metrics_mod
 from vnode.provider import base
 
-__all__ = ["Refresher"]
+__all__ = ["FINAL", "UPDATABLE", "Refresher"]
 
 log = logging.getLogger(__name__)
 
-_UPDATABLE = (models.InstanceStatus.PENDING, models.InstanceStatus.RUNNING)
-_FINAL = (
+# The instances a volume update may go to, and those past any update (shared with ``renewal``).
+UPDATABLE = (models.InstanceStatus.PENDING, models.InstanceStatus.RUNNING)
+FINAL = (
     models.InstanceStatus.SUCCEEDED,
     models.InstanceStatus.FAILED,
     models.InstanceStatus.EXPIRED,
@@ -237,10 +238,10 @@ class Refresher:
             return
         ns = self._namespaces.get(pod.metadata.namespace)
         state = self.view.states.get(pod.metadata.uid)
-        if state is not None and state.status in _FINAL:
+        if state is not None and state.status in FINAL:
             self._waiting.discard(key)  # its containers will not run again: nothing to update
             return
-        if not self.may_act() or ns is None or not ns.ready() or state is None or state.status not in _UPDATABLE:
+        if not self.may_act() or ns is None or not ns.ready() or state is None or state.status not in UPDATABLE:
             self._waiting.add(key)  # looked at again on the pod's next change (its status follows the instance)
             return
         self._waiting.discard(key)

@@ -46,22 +46,13 @@ from collections.abc import Callable
 
 from vnode import errors, models
 from vnode.kube import client, objects
-from vnode.node import pods, reconcile, references, spec, tokens
+from vnode.node import pods, reconcile, references, refresh, spec, tokens
 from vnode.observability import metrics as metrics_mod
 from vnode.provider import base
 
 __all__ = ["Renewer", "attach"]
 
 log = logging.getLogger(__name__)
-
-_UPDATABLE = (models.InstanceStatus.PENDING, models.InstanceStatus.RUNNING)
-_FINAL = (
-    models.InstanceStatus.SUCCEEDED,
-    models.InstanceStatus.FAILED,
-    models.InstanceStatus.EXPIRED,
-    models.InstanceStatus.SCHEDULE_FAILED,
-    models.InstanceStatus.TERMINATING,
-)
 
 
 def attach(
@@ -223,7 +214,7 @@ class Renewer:
         if pod is None or uid is None or pod.metadata.uid != uid:
             return  # gone: ``on_pod`` forgets it
         state = self.view.states.get(uid)
-        if state is not None and state.status in _FINAL:
+        if state is not None and state.status in refresh.FINAL:
             self._known.add(key)  # its containers will not run again: nothing to renew, no more looks
             return
         now = self.clock()
@@ -237,7 +228,7 @@ class Renewer:
             if due > now:
                 self._at(key, due)
                 return
-        if not self.may_act() or state.status not in _UPDATABLE:
+        if not self.may_act() or state.status not in refresh.UPDATABLE:
             self._at(key, now + self.recheck)  # another controller holds the node, or the instance is not up yet
             return
         await self._renew(key, pod, state)
