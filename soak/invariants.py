@@ -8,7 +8,11 @@ lasts longer than its grace, and each violation names the pods and instances inv
 - **leaked**: an instance whose pod is gone, for longer than ``LEAK_GRACE`` (its cost from then on
   is the leaked cost); at the end, after the settle time, any instance without a live pod;
 - **lost**: a pod Running without an instance; a pod Pending while its instance runs; a finished pod
-  whose instance runs, or a Running pod whose instance finished: each for longer than ``STATUS_GRACE``;
+  whose instance runs, or a Running pod whose instance finished: each for longer than ``STATUS_GRACE``
+  on a Ready node. A node that is not Ready (its daemon dead, or the cloud unreachable) says that
+  its pods' statuses are unknown, as Kubernetes says it of a dead kubelet's (the node controller
+  marks them not Ready): the grace starts again when the node is Ready. ``unknown_seconds`` counts
+  the pod-seconds spent so, reported beside the violations;
 - **stuck Terminating**: a pod deleted longer ago than its grace period plus ``TERMINATING_GRACE``.
 """
 
@@ -64,6 +68,14 @@ class Checker:
     cycles: int = 0  # pods bound to a soak node that were created and are gone again
     created: int = 0
     samples: list[tuple[float, int, int]] = dataclasses.field(default_factory=list)  # (t, live pods, instances)
+    ready: dict[str, bool] = dataclasses.field(default_factory=dict)  # node name -> Ready (unknown: Ready)
+    unknown_seconds: float = 0.0  # pod-seconds of status disagreements on nodes that were not Ready
+    last_check: float | None = None
+
+    def on_node(self, name: str, node: objects.Node | None) -> None:
+        """The Node watch: a node gone or not Ready has pods whose status nobody can know."""
+        conditions = (node.status.get("conditions") or []) if node is not None else []
+        self.ready[name] = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
     # -- the pod watch -----------------------------------------------------------------------
 
@@ -95,6 +107,10 @@ class Checker:
         seen.node = node
         if pod.metadata.deletion_timestamp and seen.deleting_since is None:
             seen.deleting_since = now
+
+    def carried(self) -> dict[str, int]:
+        """Live pods per node, now."""
+        return dict(collections.Counter(p.node for p in self.pods.values() if p.gone_at is None))
 
     def forget_old(self, older_than: float = 900.0) -> None:
         """Drop pods gone for long (their instances were checked meanwhile): memory stays flat."""
@@ -130,8 +146,9 @@ class Checker:
                     who = pod.key if pod else f"pod uid {uid or '(none)'}"
                     hold("leaked", inst["id"], LEAK_GRACE, f"{inst['status']}, its pod {who} is gone")
                     self._leak_cost(inst, now)
+        elapsed, self.last_check = now - (self.last_check if self.last_check is not None else now), now
         for pod in live_pods:
-            self._check_pod(pod, by_pod.get(pod.uid, []), now, hold)
+            self._check_pod(pod, by_pod.get(pod.uid, []), now, hold, elapsed)
         for key in [k for k in self.since if k not in candidates]:
             del self.since[key]
         old = collections.Counter(k[0] for k, first in self.since.items() if now - first > SETTLE_AGE)
@@ -141,20 +158,27 @@ class Checker:
         """Every candidate of the last round, whatever its age, by kind."""
         return dict(collections.Counter(kind for kind, _ in self.since))
 
-    def _check_pod(self, pod: PodSeen, found: list[dict[str, Any]], now: float, hold: Any) -> None:
+    def _check_pod(self, pod: PodSeen, found: list[dict[str, Any]], now: float, hold: Any, elapsed: float) -> None:
         if pod.deleting_since is not None:
             hold("stuck Terminating", pod.key, pod.grace + TERMINATING_GRACE, f"deleted, still on {pod.node}")
             return
         status = found[0]["status"] if found else ""
         where = f"instance {found[0]['id']} is {status}" if found else "no instance"
+        wrong = ""
         if pod.phase == "Running" and not found:
-            hold("lost", pod.key, STATUS_GRACE, "Running without an instance")
+            wrong = "Running without an instance"
         elif pod.phase == "Pending" and status == "Running":
-            hold("lost", pod.key, STATUS_GRACE, f"Pending while its {where}")
+            wrong = f"Pending while its {where}"
         elif pod.phase in ("Succeeded", "Failed") and status == "Running":
-            hold("lost", pod.key, STATUS_GRACE, f"{pod.phase} while its {where}")
+            wrong = f"{pod.phase} while its {where}"
         elif pod.phase == "Running" and status in ("Succeeded", "Failed", "Expired"):
-            hold("lost", pod.key, STATUS_GRACE, f"Running while its {where}")
+            wrong = f"Running while its {where}"
+        if not wrong:
+            return
+        if not self.ready.get(pod.node, True):
+            self.unknown_seconds += elapsed
+            return
+        hold("lost", pod.key, STATUS_GRACE, wrong)
 
     def _leak_cost(self, inst: dict[str, Any], now: float) -> None:
         key = ("leaked", inst["id"])

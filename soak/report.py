@@ -28,15 +28,21 @@ def by_kind(result: Result) -> dict[str, list[invariants.Violation]]:
 
 
 def memory_rows(result: Result) -> list[str]:
+    """Per daemon process: its RSS after 1,000 cycles, and at the last moment it carried as many pods
+    (within 10 %): memory follows the pods a daemon carries, so only equal loads compare."""
     rows = []
     for daemon, samples in sorted(result.rss.items()):
-        early = next((mb for cycles, mb in samples if cycles >= 1000), None)
-        late = samples[-1] if samples else None
-        if early is None or late is None or late[0] < 2000:
+        early = next((s for s in samples if s[0] >= 1000 and s[1] > 0), None)
+        if early is None:
             continue
-        growth = (late[1] - early) / early * 100 if early else 0.0
-        rows.append(f"| {daemon} | {early:.0f} MB | {late[0]:,} | {late[1]:.0f} MB | {growth:+.1f} % |")
-    return rows
+        alike = [s for s in samples if s[0] >= early[0] + 1000 and abs(s[1] - early[1]) <= early[1] / 10]
+        if not alike:
+            continue
+        late = alike[-1]
+        growth = (late[2] - early[2]) / early[2] * 100
+        rows.append(f"| {daemon} | {early[0]:,} | {early[1]:,} | {early[2]:.0f} MB | {late[0]:,} | {late[1]:,} | "
+                    f"{late[2]:.0f} MB | {growth:+.1f} % |")  # fmt: skip
+    return rows or ["| (no daemon carried an equal load 1,000 cycles apart) | | | | | | | |"]
 
 
 def verdict(result: Result) -> list[str]:
@@ -73,6 +79,9 @@ def render(result: Result, plot_name: str, command: str) -> str:
         *(f"| {kind} | {len(found.get(kind, []))} |" for kind in INVARIANTS),
         f"| leaked cost (USD) | {sum(result.checker.leak_cost.values()):.4f} |",
         "",
+        f"Statuses unknown on nodes that were not Ready (a dead daemon, an unreachable cloud), not counted as lost: "
+        f"{result.checker.unknown_seconds / 60:.1f} pod-minutes.",
+        "",
         "| Fault | Start (s) | Took (s) | Settled after (s) | What happened |",
         "|---|---|---|---|---|",
         *(
@@ -96,8 +105,11 @@ def render(result: Result, plot_name: str, command: str) -> str:
         + ", ".join(f"{op} {n:,} ({refused.get(op, 0):,} refused)" for op, n in sorted(calls.items()))
         + ".",
         "",
-        "| Daemon | RSS after 1,000 cycles | Cycles at the end | RSS at the end | Growth |",
-        "|---|---|---|---|---|",
+        "Memory, per daemon process, compared at equal load (the pods on its node within 10 %), at least 1,000 "
+        "create/delete cycles apart:",
+        "",
+        "| Daemon | Cycles | Pods | RSS | Cycles later | Pods | RSS | Growth |",
+        "|---|---|---|---|---|---|---|---|",
         *memory_rows(result),
         "",
         f"![live pods and instances over time, the faults marked]({plot_name})",

@@ -41,7 +41,7 @@ class Result:
     records: list[faults.Record]
     checker: invariants.Checker
     counts: dict[str, int]
-    rss: dict[str, list[tuple[int, float]]]  # daemon (name/pid) -> (cycles, MB)
+    rss: dict[str, list[tuple[int, int, float]]]  # daemon (name/pid) -> (cycles, pods on its node, MB)
     requests: audit.Findings
     calm_pods: int
     cloud_calls: dict[str, Any]
@@ -72,7 +72,7 @@ class Soak:
         self.started = time.monotonic()
         self.checker = invariants.Checker(f"{world_mod.STATEFULSET}-", clock=self.now)
         self.candidates: dict[str, int] = {}
-        self.rss: dict[str, list[tuple[int, float]]] = {}
+        self.rss: dict[str, list[tuple[int, int, float]]] = {}
         self.instances: list[dict[str, Any]] = []
         self.cloud_calls: dict[str, Any] = {}
         self._calls_base: dict[str, dict[str, int]] = {}
@@ -102,10 +102,13 @@ class Soak:
                 continue
             self.candidates = self.checker.check(self.instances)
             self.checker.forget_old()
+            carried = self.checker.carried()
             for ordinal, daemon in list(self.world.daemons.items()):
-                key = f"{self.world.node(ordinal)} pid {daemon.proc.pid}"
+                node = self.world.node(ordinal)
+                key = f"{node} pid {daemon.proc.pid}"
                 if daemon.proc.poll() is None:
-                    self.rss.setdefault(key, []).append((self.checker.cycles, rss_mb(daemon.proc.pid)))
+                    sample = (self.checker.cycles, carried.get(node, 0), rss_mb(daemon.proc.pid))
+                    self.rss.setdefault(key, []).append(sample)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 5)
 
@@ -140,10 +143,12 @@ async def run(args: Args, the_world: world_mod.World) -> Result:
     soak = Soak(args, the_world)
     kube = client.Client(config.load_kubeconfig(the_world.info.kubeconfig if the_world.info else ""))
     pods = informer.Informer(kube, api.PODS, on_change=soak.checker.on_pod)
+    nodes = informer.Informer(kube, api.NODES, on_change=soak.checker.on_node)
     stop = asyncio.Event()
     work = workload.Workload(the_world.api, workload.Size(args.pods), random.Random(args.seed + 1), soak.live_keys)
     ctx = faults.Context(the_world, work, random.Random(args.seed + 2), 0.25 if args.short else 1.0, soak.fresh)
-    background = [asyncio.create_task(pods.run()), asyncio.create_task(soak.checks(stop))]
+    background = [asyncio.create_task(pods.run()), asyncio.create_task(nodes.run()),
+                  asyncio.create_task(soak.checks(stop))]  # fmt: skip
     records: list[faults.Record] = []
     try:
         await work.setup()

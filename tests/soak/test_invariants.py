@@ -86,6 +86,33 @@ def test_lost_pods_and_disagreeing_phases_are_violations_after_the_status_grace(
     assert kinds(c) == [("lost", "ns/done"), ("lost", "ns/pend"), ("lost", "ns/run"), ("lost", "ns/stale")]
 
 
+def node(ready: bool) -> objects.Node:
+    return objects.Node(status={"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]})
+
+
+def test_statuses_on_a_node_that_is_not_ready_are_unknown_and_the_grace_restarts_when_it_is() -> None:
+    """A dead daemon's node goes NotReady and its pods' statuses are unknown, as Kubernetes says of a
+    dead kubelet's; the replacement must set them right within the grace once the node is Ready."""
+    c, clock = checker()
+    c.on_pod("ns/pend", pod("pend", "u1", "Pending"))
+    listing = [instance("i-1", "u1")]
+    c.on_node("vnode-soak-0", node(False))
+    c.check(listing)
+    clock.now = invariants.STATUS_GRACE + 1
+    assert c.check(listing) == {}
+    assert c.unknown_seconds == invariants.STATUS_GRACE + 1
+    c.on_node("vnode-soak-0", node(True))
+    c.check(listing)
+    clock.now += invariants.STATUS_GRACE - 1
+    c.check(listing)
+    assert kinds(c) == [], "the grace counts from the node's return"
+    clock.now += 2
+    c.check(listing)
+    assert kinds(c) == [("lost", "ns/pend")]
+    c.on_node("vnode-soak-0", None)
+    assert not c.ready["vnode-soak-0"], "a node deleted (scaled away) is not Ready"
+
+
 def test_a_pod_terminating_past_its_grace_is_stuck() -> None:
     c, clock = checker()
     c.on_pod("ns/a", pod("a", "u1", deleting=True))
