@@ -385,7 +385,7 @@ class Daemon:
             self._spawn(group, self.refresher.run())
         if self.tokens is not None:
             self._spawn(group, self.tokens.run())
-        await self.pods.ready.wait()
+        await self._pods_ready_or_refused()
         await self.node.write_status(force=True)  # Ready now that the cloud answered: before `ready`
         self._enter(Phase.SERVING if self.ownership.holds() else Phase.STANDING_BY)
         self.ready.set()
@@ -393,6 +393,22 @@ class Daemon:
         if collector is not None:
             self._spawn(group, collector)
         log.info("daemon ready")
+
+    async def _pods_ready_or_refused(self) -> None:
+        """Wait for the pod controller; if the cloud refused the credentials instead (never accepted),
+        write the node's NotReady reason and end the daemon with one line naming the setting."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.pods.ready, self.pods.gave_up)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        refused = self.pods.refused
+        if refused is None or self.pods.ready.is_set():
+            return
+        await self.node.write_status(force=True)
+        named = self.config.profile.credentials_named(self.config.cloud)
+        raise errors.ConfigError(f"{named}: the {self.config.provider} cloud refuses them: {refused.message}")
 
     async def _find_cluster_dns(self) -> None:
         """Without a configured cluster DNS IP, kube-system's kube-dns Service's (CoreDNS keeps that

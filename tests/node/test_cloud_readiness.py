@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from tests.cloudsim.conftest import Sim, running
 from tests.node.conftest import Harness, cloud_daemon, pod_manifest
 from tests.waiting import until
-from vnode import settings
+from vnode import errors, settings
 from vnode.kube import api, client
 from vnode.node import registration
 from vnode.provider.fake import provider as fake
@@ -43,42 +43,50 @@ async def _ready(core: k8s.CoreV1Api, name: str) -> Any:
     return next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
 
 
-async def test_a_wrong_cloud_key_registers_a_node_that_is_never_ready_and_says_why(
+async def test_a_wrong_cloud_key_ends_the_daemon_after_saying_why_on_the_node_and_the_waiting_pods(
     sim: Sim, kube: client.Client, core: k8s.CoreV1Api, node_name: str, namespace: str
 ) -> None:
+    """Issue #15's rules: never Ready on a refused key; the Node's NotReady reason and a Warning on each
+    pod bound to it say why; then the daemon ends with one error naming the settings (no retry would
+    help), and its restarts (a crash loop) never make the node Ready."""
+    bound = pod_manifest("waits", node_name, nodeName=node_name)  # bound anyway: nodeName set, no scheduler
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, bound)
     seen: list[str] = []
-    async with cloud_daemon(
-        sim, kube, core, node_name, "readiness", wait=False, env={"ECI_SECRET_KEY": "not-the-secret"}
-    ) as run:
 
-        async def refused() -> Any:
-            condition = await _ready(core, node_name)
-            if condition is not None:
-                seen.append(f"{condition.status}:{condition.reason}")
-            return condition if condition is not None and condition.reason == "ProviderUnreachable" else None
+    async def refused() -> Any:
+        condition = await _ready(core, node_name)
+        if condition is not None:
+            seen.append(f"{condition.status}:{condition.reason}")
+        return condition if condition is not None and condition.reason == "ProviderUnreachable" else None
 
-        condition = await until(
-            refused, within=60, what=lambda: f"the node NotReady with the cloud's refusal; saw {seen}"
+    for attempt in range(2):  # the first start, and a restart of the crash loop
+        async with cloud_daemon(
+            sim, kube, core, node_name, "readiness", wait=False, env={"ECI_SECRET_KEY": "not-the-secret"}
+        ) as run:
+            with pytest.raises(ExceptionGroup) as ended:
+                await asyncio.wait_for(asyncio.shield(run.task), timeout=60)
+            run.ended = True
+            stopped = ended.value.subgroup(errors.ConfigError)
+            assert stopped is not None, ended.value
+            message = str(stopped.exceptions[0])
+            assert message.startswith("ECI_ACCESS_KEY/ECI_SECRET_KEY: the eci cloud refuses them: "), message
+            assert "SignatureDoesNotMatch" in message, message
+            condition = await until(refused, within=30, what=lambda: f"the node NotReady with the refusal; saw {seen}")
+            assert condition.status == "False"
+            assert "Signature" in condition.message, condition.message
+            assert not run.daemon.ready.is_set()
+        assert not [s for s in seen if s.startswith("True")], f"the node was never Ready (start {attempt + 1})"
+
+    async def warned() -> Any:
+        listed = await asyncio.to_thread(
+            core.list_namespaced_event, namespace, field_selector="involvedObject.name=waits"
         )
-        assert condition.status == "False"
-        assert "Signature" in condition.message, condition.message  # ECI's SignatureDoesNotMatch, named
-        assert not [s for s in seen if s.startswith("True")], "the node was never Ready"
-        assert not run.daemon.ready.is_set()
+        return next((e for e in listed.items if e.reason == "ProviderUnreachable"), None)
 
-        # A pod bound to the node anyway (nodeName set: no scheduler) is told why it waits.
-        bound = pod_manifest("waits", node_name, nodeName=node_name)
-        await asyncio.to_thread(core.create_namespaced_pod, namespace, bound)
-
-        async def warned() -> Any:
-            listed = await asyncio.to_thread(
-                core.list_namespaced_event, namespace, field_selector="involvedObject.name=waits"
-            )
-            return next((e for e in listed.items if e.reason == "ProviderUnreachable"), None)
-
-        event = await until(warned, within=30, what="a Warning on the waiting pod")
-        assert event.type == "Warning"
-        assert "cannot start pods" in event.message
-        assert "SignatureDoesNotMatch" in event.message
+    event = await until(warned, within=30, what="a Warning on the waiting pod")
+    assert event.type == "Warning"
+    assert "cannot start pods" in event.message
+    assert "SignatureDoesNotMatch" in event.message
 
 
 async def test_until_the_cloud_answers_once_the_node_is_not_ready(harness: Harness, core: k8s.CoreV1Api) -> None:

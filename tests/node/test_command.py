@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
+from tests.cloudsim.conftest import running
 from tests.node.conftest import pod_manifest
 from tests.waiting import wait_for
 from vnode.cluster import launcher, procs
@@ -225,3 +226,25 @@ def test_kill_9_while_creating_50_pods_then_restart_gives_exactly_50_instances_a
                 process.stderr.close()
         with contextlib.suppress(k8s.ApiException):
             core.delete_node(name)
+
+
+@pytest.mark.cluster
+def test_a_cloud_refusing_the_key_ends_the_start_in_one_line_naming_the_setting(
+    cluster: launcher.Info, core: k8s.CoreV1Api, tmp_path: pathlib.Path
+) -> None:
+    """Issue #15: wrong credentials end start-up with one line naming the setting, never a traceback
+    (after the Node says NotReady with the cloud's refusal: tests/node/test_cloud_readiness.py)."""
+    name = f"vn-key-{os.getpid()}"
+    with running(tmp_path / "sim", profile="fast") as sim:
+        env = {**os.environ, **sim.eci_env(), "ECI_SECRET_KEY": "not-the-secret", "VNODE_NODE_NAME": name,
+               "KUBECONFIG": str(cluster.kubeconfig), "VNODE_HTTP_PORT": "0", "KUBELET_PORT": "0"}  # fmt: skip
+        try:
+            done = subprocess.run([sys.executable, "-m", "vnode", "run", "--provider", "eci"], env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        finally:
+            with contextlib.suppress(k8s.ApiException):
+                core.delete_node(name)
+    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    assert (done.returncode, "Traceback" in done.stderr) == (2, False), done.stderr[-2000:]
+    assert last.startswith("vnode run: ECI_ACCESS_KEY/ECI_SECRET_KEY: the eci cloud refuses them: "), last
+    assert "SignatureDoesNotMatch" in last, last

@@ -7,6 +7,8 @@ import pathlib
 import pytest
 
 from vnode import errors, settings
+from vnode.provider.aci import config as aci_config
+from vnode.provider.eci import config as eci_config
 
 
 def test_env_names_of_the_field() -> None:
@@ -126,3 +128,11 @@ def test_the_daemons_own_pod_comes_from_the_downward_api_names() -> None:
     assert settings.load({"VNODE_NODE_NAME": "n"}).termination_grace_seconds == 30
     with pytest.raises(errors.ConfigError, match="VNODE_TERMINATION_GRACE_SECONDS"):
         settings.load({"POD_NAME": "n", "VNODE_TERMINATION_GRACE_SECONDS": "soon"})
+
+
+def test_the_settings_a_refused_key_came_from_are_named_per_provider() -> None:
+    assert eci_config.credentials_named(eci_config.EciSettings()) == "ECI_ACCESS_KEY/ECI_SECRET_KEY"
+    from_secret = eci_config.EciSettings(credentials_secret="kube-system/keys")
+    assert "Secret kube-system/keys (ECI_CREDENTIALS_SECRET)" in eci_config.credentials_named(from_secret)
+    assert aci_config.credentials_named(aci_config.AciSettings(token="t")).startswith("ACI_TOKEN ")
+    assert aci_config.credentials_named(aci_config.AciSettings()).startswith("ACI_TENANT_ID/ACI_CLIENT_ID/")

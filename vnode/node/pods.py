@@ -9,6 +9,8 @@
   next listing comes sooner (a new instance's status is what a user waits for), but never so
   soon that listing would take more than an eighth of the time.
 * Workers take keys, one task per key at a time, and reconcile (``reconcile.Reconciler``).
+* Credentials that the cloud refuses before it ever accepted them end the daemon (``gave_up``),
+  after the pods bound here are told why they wait: no retry would help.
 * Orphan collection deletes instances tagged with this cluster and node whose pod no longer
   exists, and only once the watch cache has synced and a listing started after that has
   completed: a cold cache must never delete a healthy instance.
@@ -33,6 +35,7 @@ __all__ = ["PodController"]
 log = logging.getLogger(__name__)
 
 UNHEALTHY_AFTER = 3  # failed listings in a row before the node turns NotReady
+GIVE_UP_WAIT = 10.0  # seconds a daemon whose credentials are refused waits for its pod cache, to warn the pods
 SOON = 0.25  # seconds after a create that the next listing comes at the soonest (the instance moves on meanwhile)
 BUSY = 8  # ... but no sooner after the last listing began than this many times the time it took
 
@@ -81,6 +84,11 @@ class PodController:
         #: The node's instance states from the provider's change feed (``view.states`` is their copy).
         self.instances = instances.Instances(config.cluster_id, config.node_name)
         self._listed_once = asyncio.Event()
+        #: Set when the cloud refused the credentials before any call of theirs succeeded: a
+        #: configuration the daemon cannot work with (``refused`` says how); the feed has stopped.
+        self.gave_up = asyncio.Event()
+        self.refused: errors.Forbidden | None = None
+        self._answered = False
         self._list_now = asyncio.Event()  # cuts the wait between listings short
         #: Called with every change the pod watch reports (``refresh`` keeps its index with it).
         self.listeners: list[Callable[[str, objects.Pod | None], None]] = []
@@ -142,12 +150,16 @@ class PodController:
                     self.health.set(False, "ProviderUnreachable", f"the cloud does not answer: {exc.message}")
                     self._warn_waiting()
                 log.warning("cloud listing failed (%d in a row): %s", failures, exc)
+                if isinstance(exc, errors.Forbidden) and not self._answered:
+                    await self._give_up(exc)
+                    return
                 delay = self.config.status_interval
                 if isinstance(exc, errors.Retryable) and exc.retry_after:
                     delay = max(delay, exc.retry_after)
                 await self._pause(delay)
                 continue
             failures = 0
+            self._answered = True
             self._warned.clear()
             self.metrics.cloud_call("list", "ok")
             self.metrics.cloud_up.labels(self.config.node_name).set(1)
@@ -155,6 +167,15 @@ class PodController:
             self._apply(changes, began)
             took = self.monotonic() - began
             await self._pause(max(0.0, self.config.status_interval - took), soon=began + BUSY * took)
+
+    async def _give_up(self, exc: errors.Forbidden) -> None:
+        """The cloud refused these credentials and never accepted them: no retry will help. The pods
+        bound here are told why they wait (once the pod cache is in), then the daemon stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.informer.ready.wait(), GIVE_UP_WAIT)
+        self._warn_waiting()
+        self.refused = exc
+        self.gave_up.set()
 
     def _warn_waiting(self) -> None:
         """Tell each pod waiting for its instance why it waits, once an outage: a node that cannot

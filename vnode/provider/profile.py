@@ -149,6 +149,10 @@ async def _no_credentials(cloud: Any, read_secret: ReadSecret) -> Any:
     return cloud
 
 
+def _credentials_named(cloud: Any) -> str:
+    return "the provider's credentials"
+
+
 def _no_region(cloud: Any) -> str:
     return ""
 
@@ -183,6 +187,9 @@ class Profile:
     limits: Limits = Limits()
     prices: Prices = Prices()
     credentials: Credentials = _no_credentials
+    #: Its settings -> the settings its credentials came from, in words (``ECI_ACCESS_KEY/ECI_SECRET_KEY``),
+    #: for the one line that ends a daemon whose credentials the cloud refuses.
+    credentials_named: Callable[[Any], str] = _credentials_named
     #: The value of the node's ``virtual-kubelet.io/provider`` taint.
     taint: str = ""
     #: Container IDs in pod status read ``<scheme>://<instance id>``.

@@ -13,7 +13,7 @@ import pydantic
 from vnode import errors, models
 from vnode.provider import profile
 
-__all__ = ["ENV", "FLAGS", "AciSettings"]
+__all__ = ["ENV", "FLAGS", "AciSettings", "credentials_named"]
 
 
 class AciSettings(pydantic.BaseModel):
@@ -111,3 +111,9 @@ def quota(cloud: AciSettings) -> models.Quota:
 
 def region(cloud: AciSettings) -> str:
     return cloud.region
+
+
+def credentials_named(cloud: AciSettings) -> str:
+    """The settings the credentials came from: a bearer token, or the client-credentials flow."""
+    which = "ACI_TOKEN" if cloud.token else "ACI_TENANT_ID/ACI_CLIENT_ID/ACI_CLIENT_SECRET"
+    return f"{which} (for subscription ACI_SUBSCRIPTION_ID={cloud.subscription_id!r})"

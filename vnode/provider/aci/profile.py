@@ -58,6 +58,7 @@ PROFILE = profile.Profile(
     name="aci",
     factory="vnode.provider.aci.provider:create",
     settings=config.AciSettings,
+    credentials_named=config.credentials_named,
     env=config.ENV,
     flags=config.FLAGS,
     default_size=profile.Size(2, 4),

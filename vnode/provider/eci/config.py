@@ -14,7 +14,7 @@ import pydantic
 from vnode import errors, models
 from vnode.provider import profile
 
-__all__ = ["ADDON_SECRET", "ENV", "EciSettings", "load_credentials"]
+__all__ = ["ADDON_SECRET", "ENV", "EciSettings", "credentials_named", "load_credentials"]
 
 #: The Secret ack-virtual-node reads by itself; used when no other credentials are given.
 ADDON_SECRET = "kube-system/alibaba-addon-secret"
@@ -106,6 +106,13 @@ async def load_credentials(cloud: EciSettings, read_secret: profile.ReadSecret) 
     except KeyError as exc:
         raise errors.ConfigError(f"{setting} {ref!r}: no key {exc.args[0]}") from exc
     return cloud.model_copy(update={"access_key": key_id, "secret_key": key_secret, "credentials_secret": ref})
+
+
+def credentials_named(cloud: EciSettings) -> str:
+    """Where the AccessKey pair came from: the Secret it was read from, or the two variables."""
+    if cloud.credentials_secret:
+        return f"the AccessKey pair in Secret {cloud.credentials_secret} (ECI_CREDENTIALS_SECRET)"
+    return "ECI_ACCESS_KEY/ECI_SECRET_KEY"
 
 
 def placement(cloud: EciSettings) -> models.Placement:

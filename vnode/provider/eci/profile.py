@@ -95,6 +95,7 @@ PROFILE = profile.Profile(
     # ECI's published pay-as-you-go price, per second of the rounded size (see docs/daemon.md).
     prices=profile.Prices(per_vcpu_second=0.0000077, per_gib_second=0.00000096),
     credentials=config.load_credentials,
+    credentials_named=config.credentials_named,
     taint="alibabacloud",
     container_id_scheme="eci",
     region=config.region,
