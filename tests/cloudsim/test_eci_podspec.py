@@ -253,3 +253,46 @@ def test_a_failed_containers_log_tail_is_its_termination_message_under_fallback_
     assert group.status == "Failed"
     state = group.containers[0].current_state
     assert (state.exit_code, state.message) == (3, message)
+
+
+def test_probes_are_described_as_given(sim: Sim, eci: Client) -> None:
+    liveness = m.CreateContainerGroupRequestContainerLivenessProbe(
+        exec=m.CreateContainerGroupRequestContainerLivenessProbeExec(command=["cat", "/alive"]),
+        initial_delay_seconds=60, period_seconds=5, failure_threshold=12,
+    )  # fmt: skip
+    readiness = m.CreateContainerGroupRequestContainerReadinessProbe(
+        http_get=m.CreateContainerGroupRequestContainerReadinessProbeHttpGet(path="/ready", port=8080, scheme="HTTP"),
+        success_threshold=2,
+    )
+    request = create_request(sim, "probed", container("app", liveness_probe=liveness, readiness_probe=readiness))
+    group = describe(sim, eci, eci.create_container_group(request).body.container_group_id)
+    alive, ready = group.containers[0].liveness_probe, group.containers[0].readiness_probe
+    assert (alive.execs, alive.initial_delay_seconds, alive.period_seconds, alive.failure_threshold) == (
+        ["cat", "/alive"], 60, 5, 12)  # fmt: skip
+    assert (ready.http_get.path, ready.http_get.port, ready.success_threshold, ready.timeout_seconds) == (
+        "/ready", 8080, 2, 1)  # fmt: skip
+    assert describe(sim, eci, eci.create_container_group(create_request(sim, "plain")).body.container_group_id
+                    ).containers[0].liveness_probe is None  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "parameter"),
+    [
+        (
+            {"LivenessProbe.Exec.Command.1": "true", "LivenessProbe.SuccessThreshold": "2"},
+            "LivenessProbe.SuccessThreshold",
+        ),
+        ({"ReadinessProbe.Exec.Command.1": "true", "ReadinessProbe.TcpSocket.Port": "80"}, "ReadinessProbe"),
+        ({"ReadinessProbe.PeriodSeconds": "5"}, "ReadinessProbe"),
+        ({"LivenessProbe.TcpSocket.Port": "80", "LivenessProbe.PeriodSeconds": "0"}, "LivenessProbe.PeriodSeconds"),
+    ],
+)
+def test_a_probe_eci_would_refuse_is_refused_naming_it(sim: Sim, fields: dict[str, str], parameter: str) -> None:
+    status, body = sim.raw("CreateContainerGroup", {
+        "RegionId": sim.region, "ContainerGroupName": "bad-probe", "SecurityGroupId": sim.info["security_group_id"],
+        "VSwitchId": sim.vswitches[0]["id"], "Container.1.Name": "app", "Container.1.Image": "nginx",
+        **{f"Container.1.{k}": v for k, v in fields.items()},
+    })  # fmt: skip
+    assert status == 400, body
+    assert f"Container.1.{parameter}" in body["Message"]
+    assert sim.totals()["live"] == 0

@@ -1,7 +1,8 @@
 """The issue's pod on an ECI virtual node (real control plane, the daemon with the ECI provider against
 the simulator): runAsUser 1000 from the pod, NET_ADMIN added to the container, hostAliases, dnsPolicy
 None with a dnsConfig. It runs, and the official SDK's DescribeContainerGroups shows each field; a
-privileged container is refused with the field named in the pod's status."""
+privileged container is refused with the field named in the pod's status. Its startup probe, which
+ECI lacks, is folded into the liveness and readiness probes."""
 
 from __future__ import annotations
 
@@ -47,7 +48,11 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
         body = pod_manifest(
             "web",
             node_name,
-            container={"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+            container={
+                "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
+                "startupProbe": {"exec": {"command": ["cat", "/started"]}, "periodSeconds": 5, "failureThreshold": 12},
+                "livenessProbe": {"exec": {"command": ["true"]}},
+            },
             securityContext={"runAsUser": 1000},
             hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db", "db.local"]}],
             dnsPolicy="None",
@@ -66,6 +71,10 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
         assert [(o.name, o.value) for o in group.dns_config.options] == [("ndots", "2")]
         context = group.containers[0].security_context
         assert (context.run_as_user, context.capability.adds) == (1000, ["NET_ADMIN"])
+        # ECI has no startup probe: liveness waits out its window (5 s x 12), and it gates readiness.
+        probes = group.containers[0]
+        assert (probes.liveness_probe.execs, probes.liveness_probe.initial_delay_seconds) == (["true"], 60)
+        assert (probes.readiness_probe.execs, probes.readiness_probe.failure_threshold) == (["cat", "/started"], 12)
 
         privileged = pod_manifest("priv", node_name, container={"securityContext": {"privileged": True}})
         await asyncio.to_thread(core.create_namespaced_pod, namespace, privileged)

@@ -113,10 +113,11 @@ TABLE = [
     ({"readinessGates": [{"conditionType": "x"}], "nodeSelector": {"a": "b"}}, {}, "eci", []),
     ({}, {"lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}, "eci", []),
     ({}, {"lifecycle": {"postStart": {"exec": {"command": ["true"]}}}}, "aci", ["spec.containers[0].lifecycle"]),
-    ({}, {"startupProbe": {"exec": {"command": ["true"]}}}, "eci", ["spec.containers[0].startupProbe"]),
+    ({}, {"startupProbe": {"exec": {"command": ["true"]}}}, "eci", []),  # folded into liveness and readiness
+    ({}, {"startupProbe": {"exec": {"command": ["true"]}}}, "aci", []),
     ({}, {"livenessProbe": {"exec": {"command": ["true"]}}}, "eci", []),
     ({}, {"livenessProbe": {"exec": {"command": ["true"]}}}, "process", []),
-    ({}, {"startupProbe": {"exec": {"command": ["true"]}}}, "process", ["spec.containers[0].startupProbe"]),
+    ({}, {"startupProbe": {"exec": {"command": ["true"]}}}, "process", []),
     ({}, {"terminationMessagePolicy": "FallbackToLogsOnError"}, "eci", []),
     ({}, {"terminationMessagePolicy": "FallbackToLogsOnError"}, "aci",
      ["spec.containers[0].terminationMessagePolicy"]),

@@ -154,3 +154,46 @@ def test_the_termination_message_fields_reach_ecis_parameters_when_not_the_defau
         "FallbackToLogsOnError",
     )
     assert not [key for key in params({}) if "TerminationMessage" in key]
+
+
+STARTUP = {"httpGet": {"path": "/started", "port": 8080}, "periodSeconds": 10, "failureThreshold": 30}
+
+
+def test_a_startup_probe_delays_liveness_by_its_window_and_gates_readiness_on_eci() -> None:
+    """ECI has no startup probe: folded, a slow starter gets the kubelet's 5 minutes before liveness may
+    kill it, and is not Ready before /started answers (it used to be refused as unsupported)."""
+    liveness = {"httpGet": {"path": "/alive", "port": 8080}, "initialDelaySeconds": 5}
+    (app,) = build(pod({"startupProbe": STARTUP, "livenessProbe": liveness})).containers
+    assert app.startup_probe is None
+    assert app.liveness_probe is not None
+    assert app.liveness_probe.http_path == "/alive"
+    assert app.liveness_probe.initial_delay_seconds == 300, "0 + 10 s x 30 failures"
+    assert app.readiness_probe is not None
+    assert app.readiness_probe.http_path == "/started"
+    params = mapping.create_params(
+        build(pod({"startupProbe": STARTUP, "livenessProbe": liveness})), region="r", vswitches=["vsw-1"],
+        security_group="sg-1", strategy="VSwitchOrdered",
+    )  # fmt: skip
+    assert params["Container.1.LivenessProbe.InitialDelaySeconds"] == "300"
+    assert params["Container.1.ReadinessProbe.HttpGet.Path"] == "/started"
+
+
+def test_a_startup_probe_alone_is_the_liveness_and_the_readiness_probe() -> None:
+    (app,) = build(pod({"startupProbe": STARTUP})).containers
+    assert app.liveness_probe == app.readiness_probe
+    assert app.liveness_probe is not None
+    assert (app.liveness_probe.http_path, app.liveness_probe.failure_threshold) == (
+        "/started", 30)  # fmt: skip
+
+
+def test_a_readiness_probe_of_its_own_starts_no_sooner_than_the_startup_probe() -> None:
+    readiness = {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 1}
+    (app,) = build(
+        pod({"startupProbe": {**STARTUP, "initialDelaySeconds": 20}, "readinessProbe": readiness})
+    ).containers
+    assert app.readiness_probe is not None
+    assert app.readiness_probe.tcp_port == 8080
+    assert app.readiness_probe.initial_delay_seconds == 20
+    assert app.liveness_probe is not None
+    assert app.liveness_probe.http_path == "/started", "no liveness: startup's"
+    assert app.liveness_probe.initial_delay_seconds == 20

@@ -3,8 +3,9 @@
 ``DnsConfig.NameServer.N``, ``DnsConfig.Search.N``, ``DnsConfig.Option.N.Name/Value``,
 ``HostAliase.N.Ip`` with ``HostAliase.N.Hostname.M``, ``SecurityContext.Sysctl.N.Name/Value``
 and a container's ``SecurityContext.RunAsUser``, ``.ReadOnlyRootFilesystem`` and
-``.Capability.Add.N``. ECI refuses what it does not allow: capabilities other than ``NET_ADMIN``
-and ``NET_RAW``, sysctls outside its namespaced set (``kernel.shm*``, ``kernel.msg*``,
+``.Capability.Add.N``, its ``LivenessProbe.*`` and ``ReadinessProbe.*``. ECI refuses what it does
+not allow: capabilities other than ``NET_ADMIN`` and ``NET_RAW``, a probe with two checks or a
+liveness SuccessThreshold other than 1, sysctls outside its namespaced set (``kernel.shm*``, ``kernel.msg*``,
 ``kernel.sem``, ``fs.mqueue.*``, ``net.*`` but ``net.ipv4.tcp_syncookies``,
 ``vm.min_free_kbytes``), more than 3 name servers.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "container_security",
     "dns_config",
     "host_aliases",
+    "probe",
     "registry_credentials",
     "sysctl_allowed",
     "sysctls",
@@ -164,6 +166,50 @@ def hook(fields: dict[str, str], where: str, name: str) -> model.Hook | None:
     )
 
 
+_PROBE_TIMING = (("InitialDelaySeconds", 0, 0), ("PeriodSeconds", 10, 1), ("TimeoutSeconds", 1, 1),
+                 ("SuccessThreshold", 1, 1), ("FailureThreshold", 3, 1))  # (field, default, least)  # fmt: skip
+
+
+def probe(fields: dict[str, str], where: str, name: str) -> model.Probe | None:
+    """``<name>.Exec.Command.N``, ``<name>.HttpGet.Path/Port/Scheme`` or ``<name>.TcpSocket.Port``, and its
+    timing (``name`` is ``LivenessProbe`` or ``ReadinessProbe``): exactly one kind. A liveness probe's
+    SuccessThreshold must be 1, as ECI (and Kubernetes) say."""
+    command = _list(fields, f"{name}.Exec.Command")
+    http_port = _port(fields, where, f"{name}.HttpGet.Port")
+    tcp_port = _port(fields, where, f"{name}.TcpSocket.Port")
+    kinds = [kind for kind, given in (("Exec", command), ("HttpGet", http_port), ("TcpSocket", tcp_port)) if given]
+    if not kinds:
+        if any(key.startswith(f"{name}.") for key in fields):
+            raise errors.InvalidParameter(f"{where}.{name}", "needs Exec.Command, HttpGet.Port or TcpSocket.Port")
+        return None
+    if len(kinds) > 1:
+        raise errors.InvalidParameter(f"{where}.{name}", f"one check only, not {' and '.join(kinds)}")
+    timing: dict[str, int] = {}
+    for field, default, least in _PROBE_TIMING:
+        text = fields.get(f"{name}.{field}", "")
+        value = eci_numbers.digits(text, high=MAX_UID) if text else default
+        if value is None or value < least:
+            raise errors.InvalidParameter(f"{where}.{name}.{field}", f"{text!r}: a whole number, at least {least}")
+        timing[field] = value
+    if name == "LivenessProbe" and timing["SuccessThreshold"] != 1:
+        raise errors.InvalidParameter(f"{where}.{name}.SuccessThreshold", "must be 1 for a liveness probe")
+    scheme = fields.get(f"{name}.HttpGet.Scheme", "HTTP" if http_port else "").upper()
+    if http_port and scheme not in ("HTTP", "HTTPS"):
+        raise errors.InvalidParameter(f"{where}.{name}.HttpGet.Scheme", "HTTP or HTTPS")
+    return model.Probe(
+        exec=command,
+        http_path=fields.get(f"{name}.HttpGet.Path", "/") if http_port else "",
+        http_port=http_port,
+        http_scheme=scheme,
+        tcp_port=tcp_port,
+        initial_delay_seconds=timing["InitialDelaySeconds"],
+        period_seconds=timing["PeriodSeconds"],
+        timeout_seconds=timing["TimeoutSeconds"],
+        success_threshold=timing["SuccessThreshold"],
+        failure_threshold=timing["FailureThreshold"],
+    )
+
+
 _MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
 
 
@@ -182,6 +228,8 @@ def container_fields(fields: dict[str, str], where: str) -> dict[str, Any]:
         "read_only_root_filesystem": read_only,
         "post_start": hook(fields, where, "LifecyclePostStartHandler"),
         "pre_stop": hook(fields, where, "LifecyclePreStopHandler"),
+        "liveness_probe": probe(fields, where, "LivenessProbe"),
+        "readiness_probe": probe(fields, where, "ReadinessProbe"),
         "termination_message_path": path,
         "termination_message_policy": policy,
     }

@@ -56,9 +56,25 @@ def _container(spec: model.ContainerSpec, state: model.ContainerState) -> dict[s
         },
         **_hook_json("LifecyclePostStartHandler", spec.post_start),
         **_hook_json("LifecyclePreStopHandler", spec.pre_stop),
+        **_probe_json("LivenessProbe", spec.liveness_probe),
+        **_probe_json("ReadinessProbe", spec.readiness_probe),
         "TerminationMessagePath": spec.termination_message_path or "/dev/termination-log",
         "TerminationMessagePolicy": spec.termination_message_policy or "File",
     }
+
+
+def _probe_json(name: str, probe: model.Probe | None) -> dict[str, Any]:
+    """A probe as DescribeContainerGroups returns it (``LivenessProbe: {Execs, HttpGet, TcpSocket, ...}``)."""
+    if probe is None:
+        return {}
+    check: dict[str, Any] = {"Execs": list(probe.exec)} if probe.exec else {}
+    if probe.http_port is not None:
+        check = {"HttpGet": {"Path": probe.http_path, "Port": probe.http_port, "Scheme": probe.http_scheme}}
+    elif probe.tcp_port is not None:
+        check = {"TcpSocket": {"Port": probe.tcp_port}}
+    return {name: {**check, "InitialDelaySeconds": probe.initial_delay_seconds, "PeriodSeconds": probe.period_seconds,
+                   "TimeoutSeconds": probe.timeout_seconds, "SuccessThreshold": probe.success_threshold,
+                   "FailureThreshold": probe.failure_threshold}}  # fmt: skip
 
 
 def _hook_json(name: str, hook: model.Hook | None) -> dict[str, Any]:

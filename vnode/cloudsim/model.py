@@ -103,6 +103,21 @@ class Hook(msgspec.Struct, frozen=True, omit_defaults=True):
     tcp_host: str = ""
 
 
+class Probe(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A liveness or readiness probe: a command, an HTTP GET or a TCP connection, and its timing."""
+
+    exec: tuple[str, ...] = ()
+    http_path: str = ""
+    http_port: int | None = None
+    http_scheme: str = ""
+    tcp_port: int | None = None
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
 class VolumeMount(msgspec.Struct, frozen=True, array_like=True):
     """Where a container mounts one of its instance's volumes."""
 
@@ -133,6 +148,8 @@ class ContainerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     gpu: int = 0  # Container.N.Gpu: GPUs of the instance's GPU type this container uses
     post_start: Hook | None = None  # LifecyclePostStartHandler*
     pre_stop: Hook | None = None  # LifecyclePreStopHandler*
+    liveness_probe: Probe | None = None  # LivenessProbe.*
+    readiness_probe: Probe | None = None  # ReadinessProbe.*
     termination_message_path: str = ""  # empty: the default, /dev/termination-log
     termination_message_policy: str = ""  # File (the default) or FallbackToLogsOnError
     volume_mounts: tuple[VolumeMount, ...] = ()

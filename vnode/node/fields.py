@@ -144,7 +144,9 @@ CONTAINER: tuple[Field, ...] = (
     Field("containers.volumeDevices", R, "block devices cannot be attached to a cloud instance"),
     Field("containers.livenessProbe", R, "the probe is not run"),
     Field("containers.readinessProbe", R, "the probe is not run"),
-    Field("containers.startupProbe", R, "the probe is not run"),
+    Field("containers.startupProbe", E, "folded into the probes the cloud runs: liveness waits out its window "
+          "(initialDelaySeconds + periodSeconds x failureThreshold), or it is the liveness probe; without a "
+          "readiness probe it is that too, so the pod is Ready only once it answers"),
     Field("containers.lifecycle", R, "the hooks are not run"),
     Field("containers.terminationMessagePath", R, "the termination message is not read",
           default="/dev/termination-log"),

@@ -3,6 +3,9 @@
 A named port (``port: http``) is resolved against the container's ports here, once, so that a
 provider sends numbers. A hook's ``sleep`` action (Kubernetes 1.29+) is refused: no cloud API
 vnode speaks has it, and an ``exec`` of ``sleep`` would depend on the image having the binary.
+
+A ``startupProbe`` on a cloud that has none (ECI's and ACI's APIs do not) is folded into the
+probes it has, so that it does what the kubelet's does (:func:`fold_startup`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import dataclasses
 from vnode import errors, models
 from vnode.kube import objects
 
-__all__ = ["handler", "port", "probe"]
+__all__ = ["fold_startup", "handler", "port", "probe"]
 
 
 def port(value: int | str, container: objects.Container, what: str) -> int:
@@ -70,3 +73,34 @@ def handler(spec: objects.LifecycleHandler | None, container: objects.Container,
     if spec.sleep:
         raise errors.InvalidSpec(f"container {container.name}: {what}.sleep is not supported on a virtual node")
     raise errors.InvalidSpec(f"container {container.name}: {what} needs exec, httpGet or tcpSocket")
+
+
+def fold_startup(
+    liveness: models.Probe | None, readiness: models.Probe | None, startup: models.Probe | None
+) -> tuple[models.Probe | None, models.Probe | None]:
+    """The liveness and readiness probes that give a cloud without startup probes the kubelet's effect.
+
+    The kubelet runs no liveness or readiness probe until the startup probe succeeds, and restarts
+    the container if it fails ``failureThreshold`` times in a row; so a slow starter has a window of
+    ``initialDelaySeconds + periodSeconds * failureThreshold`` before anything may kill it, and is
+    not Ready before it answers. Folded:
+
+    * a liveness probe starts once that window has passed (its own initial delay, if longer);
+      without one, the startup probe itself becomes the liveness probe: a container that never
+      answers is restarted when the kubelet would (unlike the kubelet, it keeps probing afterwards);
+    * without a readiness probe, the startup probe is the readiness probe, so the pod is not Ready
+      before it answers; a readiness probe of its own starts no sooner than the startup probe.
+    """
+    if startup is None:
+        return liveness, readiness
+    window = startup.initial_delay_seconds + startup.period_seconds * startup.failure_threshold
+    if liveness is None:
+        liveness = dataclasses.replace(startup, success_threshold=1)
+    else:
+        liveness = dataclasses.replace(liveness, initial_delay_seconds=max(liveness.initial_delay_seconds, window))
+    if readiness is None:
+        readiness = startup
+    else:
+        delay = max(readiness.initial_delay_seconds, startup.initial_delay_seconds)
+        readiness = dataclasses.replace(readiness, initial_delay_seconds=delay)
+    return liveness, readiness

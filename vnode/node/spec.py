@@ -30,6 +30,7 @@ from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
 
+STARTUP_PROBE = "containers.startupProbe"  # its row in vnode/node/fields.py
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 # Fields only the cloud knows, once it has allocated the instance: left for it to fill in.
@@ -211,6 +212,10 @@ def _container(
     env_map = {e.name: e.value for e in env if not e.field_path}
     own = resources.container_size(c)
     context = security.effective(pod, c)
+    liveness, readiness = handlers.probe(c.liveness_probe, c), handlers.probe(c.readiness_probe, c)
+    startup = handlers.probe(c.startup_probe, c)
+    if STARTUP_PROBE not in target.profile.pod_fields:  # no cloud API has one: folded, with the kubelet's effect
+        (liveness, readiness), startup = handlers.fold_startup(liveness, readiness, startup), None
     return models.ContainerSpec(
         name=c.name,
         image=c.image,
@@ -223,9 +228,9 @@ def _container(
         cpu=own.cpu,
         memory_gib=own.memory_gib,
         image_pull_policy=c.image_pull_policy or "IfNotPresent",
-        liveness_probe=handlers.probe(c.liveness_probe, c),
-        readiness_probe=handlers.probe(c.readiness_probe, c),
-        startup_probe=handlers.probe(c.startup_probe, c),
+        liveness_probe=liveness,
+        readiness_probe=readiness,
+        startup_probe=startup,
         stdin=c.stdin,
         tty=c.tty,
         run_as_user=context.run_as_user,

@@ -59,6 +59,7 @@ PROFILE = profile.Profile(
     ignored_fields={
         "containers.livenessProbe": "the process provider runs no probes",
         "containers.readinessProbe": "the process provider runs no probes: a running process is ready",
+        "containers.startupProbe": "the process provider runs no probes: a running process has started",
         "containers.securityContext": "processes run as the daemon's user",
     },
 )
