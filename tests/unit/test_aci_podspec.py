@@ -103,3 +103,19 @@ def test_group_dropped_capabilities_and_privilege_escalation_are_mapped_too() ->
         "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
         "allowPrivilegeEscalation": False,
     }
+
+
+def _probed(**probes: models.Probe) -> models.InstanceSpec:
+    app = models.ContainerSpec(name="app", image="nginx", **probes)
+    return models.InstanceSpec(name="web", client_token="uid-web", containers=(app,), cpu=1, memory_gib=2)
+
+
+def test_a_tcp_probe_is_refused_not_dropped() -> None:
+    """ACI has exec and httpGet probes only; a tcpSocket probe used to be left out silently, so the
+    container ran unchecked."""
+    with pytest.raises(errors.InvalidSpec, match=r"container app: readinessProbe.tcpSocket: ACI has no TCP probe"):
+        mapping.group_body(_probed(readiness_probe=models.Probe(tcp_port=5432)), location="westeurope")
+    http = models.Probe(http_path="/healthz", http_port=8080, initial_delay_seconds=300)
+    (container,) = _props(_probed(liveness_probe=http))["containers"]
+    assert container["properties"]["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080, "scheme": "http"}
+    assert container["properties"]["livenessProbe"]["initialDelaySeconds"] == 300

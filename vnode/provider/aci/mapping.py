@@ -157,7 +157,14 @@ def _either(counts: tuple[int, ...]) -> str:
     return ", ".join(map(str, counts[:-1])) + f" or {counts[-1]}" if len(counts) > 1 else str(counts[0])
 
 
-def _probe(probe: models.Probe) -> dict[str, Any]:
+def _probe(probe: models.Probe, container: str, kind: str) -> dict[str, Any]:
+    """A probe as ACI's ``ContainerProbe``; ACI has exec and httpGet only, so a TCP probe is refused (never
+    dropped: a container would run unchecked, or be Ready before it listens)."""
+    if probe.tcp_port is not None:
+        raise errors.InvalidSpec(
+            f"container {container}: {kind}.tcpSocket: ACI has no TCP probe (only exec and httpGet); "
+            "use an httpGet or exec probe on this node"
+        )
     out: dict[str, Any] = {
         "initialDelaySeconds": probe.initial_delay_seconds,
         "periodSeconds": probe.period_seconds,
@@ -169,7 +176,6 @@ def _probe(probe: models.Probe) -> dict[str, Any]:
         out["exec"] = {"command": list(probe.exec_command)}
     elif probe.http_port is not None:
         out["httpGet"] = {"path": probe.http_path or "/", "port": probe.http_port, "scheme": probe.http_scheme.lower()}
-    # ACI has no TCP probe; such a probe is left out (the container still runs).
     return out
 
 
@@ -203,9 +209,9 @@ def _container(c: models.ContainerSpec, cpu: float, memory: float, gpu: dict[str
     if context:
         props["securityContext"] = context
     if c.liveness_probe is not None:
-        props["livenessProbe"] = _probe(c.liveness_probe)
+        props["livenessProbe"] = _probe(c.liveness_probe, c.name, "livenessProbe")
     if c.readiness_probe is not None:
-        props["readinessProbe"] = _probe(c.readiness_probe)
+        props["readinessProbe"] = _probe(c.readiness_probe, c.name, "readinessProbe")
     return {"name": c.name, "properties": props}
 
 
