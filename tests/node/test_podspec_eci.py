@@ -53,7 +53,7 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
                 "startupProbe": {"exec": {"command": ["cat", "/started"]}, "periodSeconds": 5, "failureThreshold": 12},
                 "livenessProbe": {"exec": {"command": ["true"]}},
             },
-            securityContext={"runAsUser": 1000},
+            securityContext={"runAsUser": 1000, "runAsNonRoot": True},
             hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db", "db.local"]}],
             dnsPolicy="None",
             dnsConfig=DNS,
@@ -85,6 +85,18 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
             return text if "securityContext.privileged" in text else None
 
         await until(refused, within=30, what="the privileged pod refused naming the field")
+
+        # runAsNonRoot without a runAsUser: the kubelet would read the image's user; the cloud does not
+        # tell it, so the pod is refused saying how to make it run (with a uid it runs: the first pod).
+        unchecked = pod_manifest("nonroot", node_name, container={"securityContext": {"runAsNonRoot": True}})
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, unchecked)
+
+        async def told() -> str | None:
+            got = await asyncio.to_thread(core.read_namespaced_pod, "nonroot", namespace)
+            text = json.dumps(got.status.to_dict(), default=str)
+            return text if "set runAsUser" in text else None
+
+        await until(told, within=30, what="the runAsNonRoot pod refused, saying to set runAsUser")
         assert (
             described(sim, (await asyncio.to_thread(core.read_namespaced_pod, "priv", namespace)).metadata.uid) is None
         )

@@ -93,6 +93,8 @@ TABLE = [
      "process", []),
     ({"securityContext": {"runAsUser": 1000, "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}}, {},
      "eci", []),
+    ({"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}}, {}, "eci", []),  # checked, not refused
+    ({}, {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}}, "aci", []),
     ({"securityContext": {"fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}}}, {}, "eci",
      ["spec.securityContext.fsGroup", "spec.securityContext.seccompProfile"]),
     ({"securityContext": {}}, {}, "aci", []),

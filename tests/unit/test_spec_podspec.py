@@ -105,6 +105,20 @@ def test_the_group_dropped_capabilities_and_privilege_escalation_follow_the_same
         build(pod({"securityContext": {"runAsGroup": -1}}))
 
 
+def test_run_as_non_root_is_checked_against_the_uid_like_the_kubelet() -> None:
+    """It used to be refused outright, which refused every hardened chart that sets both fields."""
+    (app,) = build(pod({"securityContext": {"runAsNonRoot": True}}, securityContext={"runAsUser": 1000})).containers
+    assert app.run_as_user == 1000
+    (own,) = build(pod({"securityContext": {"runAsNonRoot": True, "runAsUser": 65532}})).containers
+    assert own.run_as_user == 65532
+    with pytest.raises(errors.InvalidSpec, match=r"container app: .*runAsNonRoot is true and runAsUser is 0"):
+        build(pod({"securityContext": {"runAsUser": 0}}, securityContext={"runAsNonRoot": True}))
+    with pytest.raises(errors.InvalidSpec, match=r"runAsNonRoot is true without a runAsUser: .* set runAsUser"):
+        build(pod(securityContext={"runAsNonRoot": True}))
+    (root,) = build(pod({"securityContext": {"runAsNonRoot": False, "runAsUser": 0}})).containers
+    assert root.run_as_user == 0, "runAsNonRoot false is no check"
+
+
 def test_a_privileged_container_is_refused_naming_the_field() -> None:
     with pytest.raises(errors.InvalidSpec, match=r"securityContext\.privileged"):
         build(pod({"securityContext": {"privileged": True}}))

@@ -55,6 +55,10 @@ class Field:
 E, IGN, R = Treatment.EMULATED, Treatment.IGNORED, Treatment.REFUSED
 SCHEDULER = "the scheduler's: it placed the pod on the virtual node, the node has nothing to do"
 NOT_MAPPED = "not mapped by this provider"
+NON_ROOT = (
+    "checked against runAsUser before the instance is made, as the kubelet checks it; without a runAsUser "
+    "(the cloud does not tell the image's user) the pod is refused, saying so"
+)
 
 # fmt: off
 POD: tuple[Field, ...] = (
@@ -111,7 +115,7 @@ POD: tuple[Field, ...] = (
 POD_SUB: tuple[Field, ...] = (
     Field("securityContext.runAsUser", R, "the instance runs as its image says"),
     Field("securityContext.runAsGroup", R, "the instance's group is its image's"),
-    Field("securityContext.runAsNonRoot", R, "the image's user is not checked before it runs"),
+    Field("securityContext.runAsNonRoot", E, NON_ROOT),
     Field("securityContext.supplementalGroups", R, "no supplementary groups are given to the processes"),
     Field("securityContext.supplementalGroupsPolicy", R, "no supplementary groups are given to the processes"),
     Field("securityContext.fsGroup", R, "volumes are not chowned to a group"),
@@ -156,7 +160,7 @@ CONTAINER: tuple[Field, ...] = (
     Field("containers.securityContext.privileged", R, "virtual nodes run no privileged containers", default=False),
     Field("containers.securityContext.runAsUser", R, "the container runs as its image says"),
     Field("containers.securityContext.runAsGroup", R, "the container's group is its image's"),
-    Field("containers.securityContext.runAsNonRoot", R, "the image's user is not checked before it runs"),
+    Field("containers.securityContext.runAsNonRoot", E, NON_ROOT),
     Field("containers.securityContext.readOnlyRootFilesystem", R, "the root filesystem stays writable"),
     Field("containers.securityContext.allowPrivilegeEscalation", R, "no_new_privs is not set on the processes"),
     Field("containers.securityContext.capabilities", R, "the rows of its subfields say"),

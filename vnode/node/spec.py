@@ -211,7 +211,9 @@ def _container(
     env = _env(pod, c, sources, target, size)
     env_map = {e.name: e.value for e in env if not e.field_path}
     own = resources.container_size(c)
-    context = security.effective(pod, c)
+    context = security.effective(
+        pod, c, check_non_root="containers.securityContext" not in target.profile.ignored_fields
+    )
     liveness, readiness = handlers.probe(c.liveness_probe, c), handlers.probe(c.readiness_probe, c)
     startup = handlers.probe(c.startup_probe, c)
     if STARTUP_PROBE not in target.profile.pod_fields:  # no cloud API has one: folded, with the kubelet's effect

@@ -61,5 +61,6 @@ PROFILE = profile.Profile(
         "containers.readinessProbe": "the process provider runs no probes: a running process is ready",
         "containers.startupProbe": "the process provider runs no probes: a running process has started",
         "containers.securityContext": "processes run as the daemon's user",
+        "securityContext.runAsNonRoot": "processes run as the daemon's user",
     },
 )
