@@ -1,8 +1,9 @@
 """A container's effective security context: the pod's ``securityContext`` under the container's.
 
 The container's own ``runAsUser`` and ``runAsGroup`` win over the pod's, as in the kubelet, and
-``runAsNonRoot`` is checked against them before anything runs. A privileged container is refused: a virtual node runs on a cloud's sandbox, which grants no host privileges. What the
-cloud allows (which capabilities, which sysctls) is the cloud's to refuse, with its own error.
+``runAsNonRoot`` is checked against them before anything runs. A privileged container is refused:
+a virtual node runs on a cloud's sandbox, which grants no host privileges. What the cloud allows
+(which capabilities, which sysctls) is the cloud's to refuse, with its own error.
 """
 
 from __future__ import annotations
