@@ -12,8 +12,8 @@ Three ways to take a token, one per kind of caller:
 * ``reserve(now) -> float``: take one on credit and say how long to wait for it (a pacer
   that sends everything, spaced out); ``rate <= 0`` means unpaced there;
 * ``Turns.take(key, action)``: a client that must not exceed the server's limit and cannot
-  wait in place (a work queue's keys): go ahead, or ``errors.ClientThrottled`` with a ticket
-  kept for ``key``; turns come first come first served, at the bucket's rate.
+  wait in place (a work queue's keys): go ahead, or ``errors.ClientThrottled`` with a turn
+  kept for ``key``, handed out first come first served.
 
 A client-side bucket can be adaptive (``ceiling``): additive increase on each call the server
 accepts, multiplicative decrease (``slow_down``) on each it throttles, as TCP and the adaptive
@@ -94,68 +94,42 @@ class TokenBucket:
 
 @dataclasses.dataclass
 class Turns:
-    """First come, first served on a bucket's rate, for callers that cannot wait in place (a work
-    queue's keys: a worker must not sleep on a token while other pods wait for it).
+    """First come, first served on a bucket, for callers that cannot wait in place (a work queue's
+    keys: a worker must not sleep on a token while other pods wait for it).
 
-    Each caller held back is given a *ticket*, numbered in order, and an ``errors.ClientThrottled``
-    saying when its turn should come; a ticket's turn has come once the bucket has made that many
-    tokens. The count of tokens made follows the bucket's rate *now*, so when an adaptive bucket
-    climbs back after a slow-down, every waiting turn comes sooner (a time fixed at the slow rate
-    would not). So a burst of 5,000 deletes is served in the order it came, each caller throttled
-    about once, instead of each retrying at random into an empty bucket with a backoff growing with
-    its bad luck. When nobody waits, at most ``burst`` tokens are in hand.
+    A caller whose token is not there within ``patience`` is given a *turn*: a token taken on credit
+    and kept for its key, and an ``errors.ClientThrottled`` saying when the turn comes. When it comes
+    back then, it goes ahead without taking another. So a burst of 5,000 deletes is served in the
+    order it came, each caller throttled once, instead of each retrying at random into an empty
+    bucket with a backoff that grows with its bad luck. A turn nobody comes for within ``hold``
+    seconds of its time (the pod was deleted meanwhile) is given back to the bucket.
     """
 
-    bucket: TokenBucket  # its burst and its rate (adaptive with a ceiling); its own tokens are not used
-    forget_after: float = 600.0  # a ticket nobody came back for (its pod is gone) is dropped this late
-    made: float = -1.0  # tokens made since the start (< 0: not started; it starts with ``burst``)
-    issued: int = 0  # tickets handed out, numbered from 1
-    updated: float | None = None
-    waiting: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)  # key -> (ticket, issued at)
+    bucket: TokenBucket
+    hold: float = 30.0
+    due: dict[str, float] = dataclasses.field(default_factory=dict)  # key -> when its turn comes
 
-    def __post_init__(self) -> None:
-        if self.made < 0:
-            self.made = self.bucket.burst
+    def take(self, key: str, action: str, *, patience: float = 0.0, now: float | None = None) -> float:
+        """Seconds to wait (at most ``patience``) before the call; or ``ClientThrottled`` with its turn."""
+        now = self.bucket.refill(now)
+        self._give_back(now)
+        due = self.due.get(key)
+        if due is None:
+            wait = self.bucket.reserve(now)
+            if wait <= patience:
+                return wait
+            self.due[key] = due = now + wait
+        elif due - now <= patience:
+            del self.due[key]
+            return max(0.0, due - now)
+        raise errors.ClientThrottled(f"{action}: client-side rate limit, turn in {due - now:.2f}s",
+                                     code="Throttling.Client", retry_after=due - now)  # fmt: skip
 
-    def take(self, key: str, action: str, *, now: float | None = None) -> None:
-        """Go ahead (a token is taken for ``key``), or ``ClientThrottled`` with the wait for its turn."""
-        now = self._advance(now)
-        if self.bucket.rate <= 0:
-            return  # unpaced
-        held = self.waiting.get(key)
-        if held is None:
-            self.issued += 1
-            ticket = self.issued
-            if ticket <= self.made:
+    def _give_back(self, now: float) -> None:
+        # Turns are handed out in time order, so the expired ones are at the front.
+        while self.due:
+            key, due = next(iter(self.due.items()))
+            if now - due <= self.hold:
                 return
-            self.waiting[key] = (ticket, now)
-        else:
-            ticket = held[0]
-            if ticket <= self.made:
-                del self.waiting[key]
-                return
-        wait = (ticket - self.made) / self.bucket.rate
-        raise errors.ClientThrottled(f"{action}: client-side rate limit, turn in {wait:.2f}s",
-                                     code="Throttling.Client", retry_after=wait)  # fmt: skip
-
-    def slow_down(self, now: float | None = None) -> None:
-        """The server throttled a call let through: the bucket's rate halves, and no token is left in hand."""
-        now = self._advance(now)
-        self.bucket.slow_down(now)
-        self.made = min(self.made, float(self.issued))
-
-    def speed_up(self) -> None:
-        self.bucket.speed_up()
-
-    def _advance(self, now: float | None) -> float:
-        now = time.monotonic() if now is None else now
-        if self.updated is not None and now > self.updated:
-            self.made = min(self.made + (now - self.updated) * self.bucket.rate, self.issued + self.bucket.burst)
-        self.updated = now if self.updated is None else max(now, self.updated)
-        # Tickets are issued in time order: the forgotten ones are at the front.
-        while self.waiting:
-            key, (_, since) = next(iter(self.waiting.items()))
-            if now - since <= self.forget_after:
-                break
-            del self.waiting[key]
-        return now
+            del self.due[key]
+            self.bucket.tokens = min(self.bucket.burst, self.bucket.tokens + 1.0)

@@ -25,8 +25,8 @@ def test_a_clock_going_back_neither_refills_nor_moves_the_count_back() -> None:
 
 def test_turns_go_ahead_while_there_are_tokens_then_hand_out_turns_in_order() -> None:
     turns = tokenbucket.Turns(tokenbucket.TokenBucket(2, 4.0))
-    turns.take("a", "ECI CreateContainerGroup", now=0.0)
-    turns.take("b", "ECI CreateContainerGroup", now=0.0)
+    assert turns.take("a", "ECI CreateContainerGroup", now=0.0) == 0.0
+    assert turns.take("b", "ECI CreateContainerGroup", now=0.0) == 0.0
     waits = []
     for key in "cdef":
         with pytest.raises(errors.ClientThrottled) as caught:
@@ -41,56 +41,32 @@ def test_a_caller_back_at_its_turn_goes_ahead_without_another_token() -> None:
     """Found by the soak: 5,000 deletes at once, each retried into an empty bucket with a backoff growing
     with its bad luck; a pod deleted first waited 3.5 minutes behind pods deleted after it."""
     turns = tokenbucket.Turns(tokenbucket.TokenBucket(1, 10.0))
-    turns.take("first", "delete", now=0.0)
+    assert turns.take("first", "delete", now=0.0) == 0.0
     for key in ("a", "b", "c"):
         with pytest.raises(errors.ClientThrottled):
             turns.take(key, "delete", now=0.0)
     with pytest.raises(errors.ClientThrottled) as early:
         turns.take("b", "delete", now=0.1)
     assert early.value.retry_after == pytest.approx(0.1), "too early: still its own turn, not a new one"
-    turns.take("b", "delete", now=0.2)
-    turns.take("a", "delete", now=0.2)  # late: its turn waited for it
-    turns.take("c", "delete", now=0.3)
-    assert not turns.waiting
+    assert turns.take("b", "delete", now=0.2) == 0.0
+    assert turns.take("a", "delete", now=0.2) == 0.0, "late: its turn waited for it"
+    assert turns.take("c", "delete", patience=0.1, now=0.25) == pytest.approx(0.05)
+    assert not turns.due
     with pytest.raises(errors.ClientThrottled) as newcomer:
         turns.take("d", "delete", now=0.3)
     assert newcomer.value.retry_after == pytest.approx(0.1), "behind the turns handed out before"
 
 
-def test_waiting_turns_come_sooner_when_an_adaptive_bucket_climbs_back() -> None:
-    """Found by the soak's second run: turns fixed at the rate of a slow-down (1/s) kept a dead replica's
-    1,800 pods waiting for minutes after the rate was back at 20/s."""
-    turns = tokenbucket.Turns(tokenbucket.TokenBucket(1, 20.0, ceiling=20.0))
-    turns.take("a", "delete", now=0.0)
-    for _ in range(5):
-        turns.slow_down(now=0.0)
-    assert turns.bucket.rate == 1.0
-    waits = []
-    for n in range(40):
-        with pytest.raises(errors.ClientThrottled) as slow:
-            turns.take(f"k{n}", "delete", now=0.0)
-        waits.append(slow.value.retry_after)
-    assert waits[-1] == pytest.approx(40.0), "40 tickets at 1/s"
-    for _ in range(500):
-        turns.speed_up()
-    assert turns.bucket.rate == 20.0
-    with pytest.raises(errors.ClientThrottled) as fast:
-        turns.take("k39", "delete", now=0.5)
-    assert fast.value.retry_after == pytest.approx((40 - 0.5 * 20) / 20), "its turn, at the rate now"
-    turns.take("k39", "delete", now=2.0)
-
-
-def test_no_more_than_the_burst_is_in_hand_and_forgotten_tickets_are_dropped() -> None:
-    turns = tokenbucket.Turns(tokenbucket.TokenBucket(2, 1.0), forget_after=60.0)
-    turns.take("a", "delete", now=0.0)
-    turns.take("b", "delete", now=0.0)
-    turns.take("c", "delete", now=1000.0)
-    turns.take("d", "delete", now=1000.0)
-    with pytest.raises(errors.ClientThrottled):
-        turns.take("e", "delete", now=1000.0)  # two tokens in hand after a long calm, not a thousand
-    assert "e" in turns.waiting
-    turns.take("f", "delete", now=1100.0)
-    assert "e" not in turns.waiting, "nobody came back for it in 60 s"
+def test_a_turn_nobody_comes_for_is_given_back() -> None:
+    turns = tokenbucket.Turns(tokenbucket.TokenBucket(1, 1.0), hold=1.0)
+    assert turns.take("a", "delete", now=0.0) == 0.0
+    for key in ("gone", "x", "y"):  # turns at 1, 2 and 3; the pod of "gone" is deleted and never comes back
+        with pytest.raises(errors.ClientThrottled):
+            turns.take(key, "delete", now=0.0)
+    with pytest.raises(errors.ClientThrottled) as caught:
+        turns.take("z", "delete", now=2.5)
+    assert "gone" not in turns.due
+    assert caught.value.retry_after == pytest.approx(0.5), "the unused turn's token went to the next newcomer"
 
 
 def test_reserve_takes_on_credit_and_says_how_long_to_wait() -> None:

@@ -100,25 +100,27 @@ class EciProvider:
         params.setdefault("RegionId", self.config.region)
         return await self.client.call(action, params)
 
-    def _take(self, operation: str, action: str, key: str) -> tokenbucket.Turns | None:
-        """A token of the client-side limit of ``operation`` (create, delete) for the call about ``key``,
-        or ``ClientThrottled`` with a turn kept for ``key`` (``tokenbucket.Turns``)."""
+    def _take(self, operation: str, action: str, key: str) -> tokenbucket.TokenBucket | None:
+        """A token of the client-side bucket of ``operation`` (create, delete) for the call about ``key``,
+        or ``ClientThrottled`` with the turn kept for ``key`` (``tokenbucket.Turns``)."""
         turns = self._turns.get(operation)
         if turns is not None:
             turns.take(key, f"ECI {action}")
-        return turns
+        return turns.bucket if turns is not None else None
 
-    async def _paced(self, turns: tokenbucket.Turns | None, action: str, params: dict[str, str]) -> dict[str, Any]:
+    async def _paced(
+        self, bucket: tokenbucket.TokenBucket | None, action: str, params: dict[str, str]
+    ) -> dict[str, Any]:
         """A create or delete within the account's limit, its token taken: a Throttling answer from the
-        cloud (other replicas share the account) slows the limit down, a success speeds it up again."""
-        if turns is None:
+        cloud (other replicas share the account) slows the bucket down, a success speeds it up again."""
+        if bucket is None:
             return await self._call(action, params)
         try:
             body = await self._call(action, params)
         except errors.Throttled:
-            turns.slow_down()
+            bucket.slow_down()
             raise
-        turns.speed_up()
+        bucket.speed_up()
         return body
 
     # --- Provider ---
@@ -152,8 +154,8 @@ class EciProvider:
             )
             params.update(bid)
             try:
-                turns = self._take("create", "CreateContainerGroup", f"{spec.name}#{number}")
-                body = await self._paced(turns, "CreateContainerGroup", params)
+                bucket = self._take("create", "CreateContainerGroup", f"{spec.name}#{number}")
+                body = await self._paced(bucket, "CreateContainerGroup", params)
             except errors.NotFound as exc:  # an unknown vSwitch or security group: a setting is wrong
                 raise errors.InvalidSpec(exc.message, code=exc.code) from exc
             except errors.CapacityError as exc:
@@ -188,10 +190,10 @@ class EciProvider:
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
         # ECI's DeleteContainerGroup stops with the grace period given at create
         # (TerminationGracePeriodSeconds); the call itself takes none.
-        turns = self._take("delete", "DeleteContainerGroup", instance_id)
+        bucket = self._take("delete", "DeleteContainerGroup", instance_id)
         self._deleted.add(instance_id)  # the incremental feed asks for it by id until it is gone
         try:
-            await self._paced(turns, "DeleteContainerGroup", {"ContainerGroupId": instance_id})
+            await self._paced(bucket, "DeleteContainerGroup", {"ContainerGroupId": instance_id})
         except errors.NotFound:
             return
         except errors.Conflict as exc:
