@@ -92,11 +92,6 @@ class Throttled(Retryable):
     """Rate-limited by the remote."""
 
 
-class ClientThrottled(Throttled):
-    """Held back by vnode's own client-side limit: ``retry_after`` is when this caller's turn comes
-    (reserved for it), so the retry comes exactly then, not after a growing backoff."""
-
-
 class Unavailable(Retryable):
     """The remote is unreachable, timed out, or answered with a server error."""
 

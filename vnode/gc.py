@@ -118,21 +118,11 @@ async def collect(
         return orphans, failed
     for orphan in orphans:
         try:
-            await _delete(provider, orphan.instance.id, grace_seconds)
+            await provider.delete(orphan.instance.id, grace_seconds=grace_seconds)
         except errors.ApiError as exc:
             log.warning("could not delete instance %s: %s", orphan.instance.id, exc)
             failed.append(orphan.instance.id)
     return orphans, failed
-
-
-async def _delete(provider: base.Provider, instance_id: str, grace_seconds: float) -> None:
-    """Delete one instance, waiting for its turn when the provider's client-side limit holds it back."""
-    while True:
-        try:
-            await provider.delete(instance_id, grace_seconds=grace_seconds)
-            return
-        except errors.ClientThrottled as exc:
-            await asyncio.sleep(exc.retry_after or 0.05)
 
 
 async def collect_periodically(

@@ -9,11 +9,10 @@ are exact; ``now=None`` reads ``time.monotonic``.
 Three ways to take a token, one per kind of caller:
 
 * ``take(now) -> bool``: take one if there is one (a server deciding to throttle);
+* ``take_or_throttle(action)``: the same, or raise ``errors.Throttled`` with the time until
+  the next token (a client that must not exceed the server's limit);
 * ``reserve(now) -> float``: take one on credit and say how long to wait for it (a pacer
-  that sends everything, spaced out); ``rate <= 0`` means unpaced there;
-* ``Turns.take(key, action)``: a client that must not exceed the server's limit and cannot
-  wait in place (a work queue's keys): go ahead, or ``errors.ClientThrottled`` with a turn
-  kept for ``key``, handed out first come first served.
+  that sends everything, spaced out); ``rate <= 0`` means unpaced there.
 
 A client-side bucket can be adaptive (``ceiling``): additive increase on each call the server
 accepts, multiplicative decrease (``slow_down``) on each it throttles, as TCP and the adaptive
@@ -68,6 +67,12 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate if self.rate else 1.0
 
+    def take_or_throttle(self, action: str, now: float | None = None) -> None:
+        """Take a token, or raise ``errors.Throttled`` (code ``Throttling.Client``) saying when to retry."""
+        if not self.take(now):
+            wait = self.wait_time()
+            raise errors.Throttled(f"{action}: client-side rate limit", code="Throttling.Client", retry_after=wait)
+
     def slow_down(self, now: float | None = None) -> None:
         """The server throttled a call this bucket let through: halve the rate (down to a twentieth of
         ``ceiling``) and empty the bucket, so the clients sharing the limit back off together instead
@@ -90,46 +95,3 @@ class TokenBucket:
         self.refill(now)
         self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-
-@dataclasses.dataclass
-class Turns:
-    """First come, first served on a bucket, for callers that cannot wait in place (a work queue's
-    keys: a worker must not sleep on a token while other pods wait for it).
-
-    A caller whose token is not there within ``patience`` is given a *turn*: a token taken on credit
-    and kept for its key, and an ``errors.ClientThrottled`` saying when the turn comes. When it comes
-    back then, it goes ahead without taking another. So a burst of 5,000 deletes is served in the
-    order it came, each caller throttled once, instead of each retrying at random into an empty
-    bucket with a backoff that grows with its bad luck. A turn nobody comes for within ``hold``
-    seconds of its time (the pod was deleted meanwhile) is given back to the bucket.
-    """
-
-    bucket: TokenBucket
-    hold: float = 30.0
-    due: dict[str, float] = dataclasses.field(default_factory=dict)  # key -> when its turn comes
-
-    def take(self, key: str, action: str, *, patience: float = 0.0, now: float | None = None) -> float:
-        """Seconds to wait (at most ``patience``) before the call; or ``ClientThrottled`` with its turn."""
-        now = self.bucket.refill(now)
-        self._give_back(now)
-        due = self.due.get(key)
-        if due is None:
-            wait = self.bucket.reserve(now)
-            if wait <= patience:
-                return wait
-            self.due[key] = due = now + wait
-        elif due - now <= patience:
-            del self.due[key]
-            return max(0.0, due - now)
-        raise errors.ClientThrottled(f"{action}: client-side rate limit, turn in {due - now:.2f}s",
-                                     code="Throttling.Client", retry_after=due - now)  # fmt: skip
-
-    def _give_back(self, now: float) -> None:
-        # Turns are handed out in time order, so the expired ones are at the front.
-        while self.due:
-            key, due = next(iter(self.due.items()))
-            if now - due <= self.hold:
-                return
-            del self.due[key]
-            self.bucket.tokens = min(self.bucket.burst, self.bucket.tokens + 1.0)

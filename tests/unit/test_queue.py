@@ -64,16 +64,3 @@ async def test_retry_counts_failures_and_forget_resets_them() -> None:
     assert q.failures("a") == 0
     q.done("a")
     q.close()
-
-
-async def test_a_turn_is_kept_exactly_and_is_no_failure() -> None:
-    """A client-side turn (``tokenbucket.Turns``) says when the call may go: the key comes back then,
-    and its backoff does not grow, however many turns it waited for."""
-    q = queue.WorkQueue(queue.Backoff(rng=random.Random(1)))
-    assert q.turn("ns/a", 0.05) == 0.05
-    assert q.failures("ns/a") == 0
-    assert await asyncio.wait_for(q.get(), timeout=5) == "ns/a"
-    q.done("ns/a")
-    q.retry("ns/a")
-    q.turn("ns/a", 0.01)
-    assert q.failures("ns/a") == 1

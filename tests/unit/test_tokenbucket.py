@@ -23,50 +23,16 @@ def test_a_clock_going_back_neither_refills_nor_moves_the_count_back() -> None:
     assert bucket.take(11.0)
 
 
-def test_turns_go_ahead_while_there_are_tokens_then_hand_out_turns_in_order() -> None:
-    turns = tokenbucket.Turns(tokenbucket.TokenBucket(2, 4.0))
-    assert turns.take("a", "ECI CreateContainerGroup", now=0.0) == 0.0
-    assert turns.take("b", "ECI CreateContainerGroup", now=0.0) == 0.0
-    waits = []
-    for key in "cdef":
-        with pytest.raises(errors.ClientThrottled) as caught:
-            turns.take(key, "ECI CreateContainerGroup", now=0.0)
-        assert caught.value.code == "Throttling.Client"
-        assert str(caught.value).startswith("ECI CreateContainerGroup: client-side rate limit")
-        waits.append(caught.value.retry_after)
-    assert waits == pytest.approx([0.25, 0.5, 0.75, 1.0]), "first come, first served, one token apart"
-
-
-def test_a_caller_back_at_its_turn_goes_ahead_without_another_token() -> None:
-    """Found by the soak: 5,000 deletes at once, each retried into an empty bucket with a backoff growing
-    with its bad luck; a pod deleted first waited 3.5 minutes behind pods deleted after it."""
-    turns = tokenbucket.Turns(tokenbucket.TokenBucket(1, 10.0))
-    assert turns.take("first", "delete", now=0.0) == 0.0
-    for key in ("a", "b", "c"):
-        with pytest.raises(errors.ClientThrottled):
-            turns.take(key, "delete", now=0.0)
-    with pytest.raises(errors.ClientThrottled) as early:
-        turns.take("b", "delete", now=0.1)
-    assert early.value.retry_after == pytest.approx(0.1), "too early: still its own turn, not a new one"
-    assert turns.take("b", "delete", now=0.2) == 0.0
-    assert turns.take("a", "delete", now=0.2) == 0.0, "late: its turn waited for it"
-    assert turns.take("c", "delete", patience=0.1, now=0.25) == pytest.approx(0.05)
-    assert not turns.due
-    with pytest.raises(errors.ClientThrottled) as newcomer:
-        turns.take("d", "delete", now=0.3)
-    assert newcomer.value.retry_after == pytest.approx(0.1), "behind the turns handed out before"
-
-
-def test_a_turn_nobody_comes_for_is_given_back() -> None:
-    turns = tokenbucket.Turns(tokenbucket.TokenBucket(1, 1.0), hold=1.0)
-    assert turns.take("a", "delete", now=0.0) == 0.0
-    for key in ("gone", "x", "y"):  # turns at 1, 2 and 3; the pod of "gone" is deleted and never comes back
-        with pytest.raises(errors.ClientThrottled):
-            turns.take(key, "delete", now=0.0)
-    with pytest.raises(errors.ClientThrottled) as caught:
-        turns.take("z", "delete", now=2.5)
-    assert "gone" not in turns.due
-    assert caught.value.retry_after == pytest.approx(0.5), "the unused turn's token went to the next newcomer"
+def test_take_or_throttle_raises_throttled_with_the_time_to_the_next_token() -> None:
+    bucket = tokenbucket.TokenBucket(2, 4.0)
+    bucket.take_or_throttle("ECI CreateContainerGroup", now=0.0)
+    bucket.take_or_throttle("ECI CreateContainerGroup", now=0.0)
+    with pytest.raises(errors.Throttled) as caught:
+        bucket.take_or_throttle("ECI CreateContainerGroup", now=0.0)
+    assert caught.value.code == "Throttling.Client"
+    assert caught.value.retry_after == pytest.approx(0.25)
+    assert str(caught.value) == "ECI CreateContainerGroup: client-side rate limit"
+    bucket.take_or_throttle("ECI CreateContainerGroup", now=0.25)
 
 
 def test_reserve_takes_on_credit_and_says_how_long_to_wait() -> None:

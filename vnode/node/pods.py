@@ -283,8 +283,6 @@ class PodController:
                 continue
             try:
                 await self.provider.delete(state.id, grace_seconds=0)
-            except errors.ClientThrottled:
-                continue  # its turn is kept: the next collection deletes it
             except errors.ApiError as exc:
                 log.warning("orphan %s not deleted yet: %s", state.id, exc, extra={"instance": state.id})
                 continue
@@ -311,9 +309,6 @@ class PodController:
             started = self.monotonic()
             try:
                 again = await self.reconciler.sync(key)
-            except errors.ClientThrottled as exc:
-                delay = self.queue.turn(key, exc.retry_after or 0.0)
-                log.debug("waiting %.2fs for its turn: %s", delay, exc, extra={"pod": key})
             except errors.Retryable as exc:
                 delay = self.queue.retry(key, exc.retry_after)
                 self.metrics.retries.labels(self.config.node_name, exc.code).inc()

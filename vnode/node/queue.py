@@ -81,12 +81,6 @@ class WorkQueue:
         self.add_after(key, delay)
         return delay
 
-    def turn(self, key: str, delay: float) -> float:
-        """``key`` was given a turn ``delay`` seconds from now (``tokenbucket.Turns``): come back exactly
-        then. Not a failure: the backoff does not grow, and no jitter (turns are already spread)."""
-        self.add_after(key, delay)
-        return delay
-
     def forget(self, key: str) -> None:
         """``key`` succeeded: its next failure starts the backoff from the beginning."""
         self._failures.pop(key, None)

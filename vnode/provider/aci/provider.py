@@ -104,8 +104,6 @@ class AciProvider:
         self._buckets = (
             {action: tokenbucket.TokenBucket(*create_limit) for action in ("create", "delete")} if create_limit else {}
         )
-        # First come, first served (``tokenbucket.Turns``): a caller held back is told when its turn comes.
-        self._turns = {operation: tokenbucket.Turns(bucket) for operation, bucket in self._buckets.items()}
         self._log_poll_interval = log_poll_interval
         # (group, container) -> (monotonic time of the last read, cumulative core-nanoseconds)
         self._cpu_totals: dict[tuple[str, str], tuple[float, float]] = {}
@@ -188,8 +186,8 @@ class AciProvider:
             body = mapping.group_body(
                 spec, location=self.location, subnet=self._subnet_id(subnet.strip()) if subnet else ""
             )
-            if "create" in self._turns:
-                self._turns["create"].take(f"{name}@{subnet}", "ACI PUT containerGroups")
+            if "create" in self._buckets:
+                self._buckets["create"].take_or_throttle("ACI PUT containerGroups")
             try:
                 _, group = await self._request("PUT", f"{self.groups_url}/{name}", "create", body)
             except errors.CapacityError as exc:
@@ -204,8 +202,8 @@ class AciProvider:
         raise errors.CapacityError(f"ACI: no candidate subnet could take it ({'; '.join(refused)})", code=code)
 
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
-        if "delete" in self._turns:
-            self._turns["delete"].take(instance_id, "ACI DELETE containerGroups")
+        if "delete" in self._buckets:
+            self._buckets["delete"].take_or_throttle("ACI DELETE containerGroups")
         try:
             await self._request("DELETE", f"{self.groups_url}/{instance_id}", "delete")
         except errors.NotFound:

@@ -81,7 +81,6 @@ class EciProvider:
             if create_limit is not None
             else {}
         )
-        self._turns = {operation: tokenbucket.Turns(bucket) for operation, bucket in self._buckets.items()}
         self._log_poll_interval = log_poll_interval
         self.feed = listing.Feed(self.client, config.region, full_list_interval=full_list_interval)
         # Ids deleted here and not yet seen gone: the feed's incremental steps ask for them by id.
@@ -100,13 +99,12 @@ class EciProvider:
         params.setdefault("RegionId", self.config.region)
         return await self.client.call(action, params)
 
-    def _take(self, operation: str, action: str, key: str) -> tokenbucket.TokenBucket | None:
-        """A token of the client-side bucket of ``operation`` (create, delete) for the call about ``key``,
-        or ``ClientThrottled`` with the turn kept for ``key`` (``tokenbucket.Turns``)."""
-        turns = self._turns.get(operation)
-        if turns is not None:
-            turns.take(key, f"ECI {action}")
-        return turns.bucket if turns is not None else None
+    def _take(self, operation: str, action: str) -> tokenbucket.TokenBucket | None:
+        """A token of the client-side bucket of ``operation`` (create, delete), or ``Throttled``."""
+        bucket = self._buckets.get(operation)
+        if bucket is not None:
+            bucket.take_or_throttle(f"ECI {action}")
+        return bucket
 
     async def _paced(
         self, bucket: tokenbucket.TokenBucket | None, action: str, params: dict[str, str]
@@ -148,14 +146,13 @@ class EciProvider:
         batches = [vswitches[i : i + MAX_VSWITCHES_PER_CALL] for i in range(0, len(vswitches), MAX_VSWITCHES_PER_CALL)]
         refused: list[str] = []
         code = "NoStock"
-        for number, batch in enumerate(batches):
+        for batch in batches:
             params = mapping.create_params(
                 spec, region=self.config.region, vswitches=batch, security_group=security_group, strategy=strategy
             )
             params.update(bid)
             try:
-                bucket = self._take("create", "CreateContainerGroup", f"{spec.name}#{number}")
-                body = await self._paced(bucket, "CreateContainerGroup", params)
+                body = await self._paced(self._take("create", "CreateContainerGroup"), "CreateContainerGroup", params)
             except errors.NotFound as exc:  # an unknown vSwitch or security group: a setting is wrong
                 raise errors.InvalidSpec(exc.message, code=exc.code) from exc
             except errors.CapacityError as exc:
@@ -190,7 +187,7 @@ class EciProvider:
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
         # ECI's DeleteContainerGroup stops with the grace period given at create
         # (TerminationGracePeriodSeconds); the call itself takes none.
-        bucket = self._take("delete", "DeleteContainerGroup", instance_id)
+        bucket = self._take("delete", "DeleteContainerGroup")
         self._deleted.add(instance_id)  # the incremental feed asks for it by id until it is gone
         try:
             await self._paced(bucket, "DeleteContainerGroup", {"ContainerGroupId": instance_id})
