@@ -13,7 +13,7 @@ from kubernetes import client as k8s
 
 from tests.waiting import wait_for
 from vnode import errors, models
-from vnode.kube import client, extra
+from vnode.kube import client, extra, objects
 from vnode.node import drain
 from vnode.provider.fake import provider as fake
 
@@ -252,3 +252,24 @@ async def test_the_daemons_pod_loop_deletes_the_instances_of_evicted_pods(
     assert cloud.instances() == []
     assert sorted(cloud.deleted) == sorted(cloud.created)
     assert core.list_namespaced_pod(namespace).items == []
+
+
+async def test_a_dead_replicas_pods_are_finished_in_the_order_they_were_deleted() -> None:
+    """Found by the soak: at a 3 -> 1 scale-in the takeover's instance deletes went out in listing order,
+    so Job pods deleted before the drain began waited behind 1,800 evicted ones (211 s Terminating)."""
+    cloud = fake.FakeProvider(fake.Behaviour(), container_id_scheme="eci")
+    node = "vnode-gone-2"
+    deleted_at = {"late": "2026-12-05T17:28:59Z", "first": "2026-12-05T17:28:02Z", "middle": "2026-12-05T17:28:30Z"}
+    pods, instances = [], []
+    for name, when in deleted_at.items():
+        meta = objects.ObjectMeta(name=name, namespace="ns", uid=f"uid-{name}", deletion_timestamp=when)
+        pods.append(objects.Pod(metadata=meta, spec=objects.PodSpec(node_name=node)))
+        tags = {models.TAG_CLUSTER: CLUSTER_ID, models.TAG_NODE: node, models.TAG_POD_UID: f"uid-{name}"}
+        instances.append(await cloud.create(models.InstanceSpec(
+            name=name, client_token=f"uid-{name}", cpu=1, memory_gib=2,
+            containers=(models.ContainerSpec("c", "nginx:alpine"),), tags=tags)))  # fmt: skip
+    run = drain._Drain(client.Client.__new__(client.Client), cloud, node=node, cluster_id=CLUSTER_ID, on_blocked=None,
+                       concurrency=1, kubelet_gone=True)  # fmt: skip
+    await asyncio.gather(*run._finishing(pods, instances))
+    by_id = {i.id: i.tags[models.TAG_POD_UID] for i in instances}
+    assert [by_id[i] for i in cloud.deleted] == ["uid-first", "uid-middle", "uid-late"]
