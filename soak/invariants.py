@@ -146,7 +146,8 @@ class Checker:
                     who = pod.key if pod else f"pod uid {uid or '(none)'}"
                     hold("leaked", inst["id"], LEAK_GRACE, f"{inst['status']}, its pod {who} is gone")
                     self._leak_cost(inst, now)
-        elapsed, self.last_check = now - (self.last_check if self.last_check is not None else now), now
+        elapsed = now - self.last_check if self.last_check is not None else 0.0
+        self.last_check = now
         for pod in live_pods:
             self._check_pod(pod, by_pod.get(pod.uid, []), now, hold, elapsed)
         for key in [k for k in self.since if k not in candidates]:

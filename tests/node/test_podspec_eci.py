@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -39,6 +39,17 @@ def described(sim: Sim, uid: str) -> Any:
     )
     groups = sim.client().describe_container_groups(request).body.container_groups
     return groups[0] if len(groups) == 1 else None
+
+
+def says(core: k8s.CoreV1Api, namespace: str, name: str, words: str) -> Callable[[], Awaitable[str | None]]:
+    """A condition for ``until``: the pod's status, as text, once it contains ``words``."""
+
+    async def check() -> str | None:
+        got = await asyncio.to_thread(core.read_namespaced_pod, name, namespace)
+        text = json.dumps(got.status.to_dict(), default=str)
+        return text if words in text else None
+
+    return check
 
 
 async def test_the_issues_pod_runs_with_every_field_on_the_instance(
@@ -79,24 +90,16 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
         privileged = pod_manifest("priv", node_name, container={"securityContext": {"privileged": True}})
         await asyncio.to_thread(core.create_namespaced_pod, namespace, privileged)
 
-        async def refused() -> str | None:
-            got = await asyncio.to_thread(core.read_namespaced_pod, "priv", namespace)
-            text = json.dumps(got.status.to_dict(), default=str)
-            return text if "securityContext.privileged" in text else None
-
-        await until(refused, within=30, what="the privileged pod refused naming the field")
+        await until(says(core, namespace, "priv", "securityContext.privileged"), within=30,
+                    what="the privileged pod refused naming the field")  # fmt: skip
 
         # runAsNonRoot without a runAsUser: the kubelet would read the image's user; the cloud does not
         # tell it, so the pod is refused saying how to make it run (with a uid it runs: the first pod).
         unchecked = pod_manifest("nonroot", node_name, container={"securityContext": {"runAsNonRoot": True}})
         await asyncio.to_thread(core.create_namespaced_pod, namespace, unchecked)
 
-        async def told() -> str | None:
-            got = await asyncio.to_thread(core.read_namespaced_pod, "nonroot", namespace)
-            text = json.dumps(got.status.to_dict(), default=str)
-            return text if "set runAsUser" in text else None
-
-        await until(told, within=30, what="the runAsNonRoot pod refused, saying to set runAsUser")
+        await until(says(core, namespace, "nonroot", "set runAsUser"), within=30,
+                    what="the runAsNonRoot pod refused, saying to set runAsUser")  # fmt: skip
         assert (
             described(sim, (await asyncio.to_thread(core.read_namespaced_pod, "priv", namespace)).metadata.uid) is None
         )

@@ -134,26 +134,41 @@ def _port(fields: dict[str, str], where: str, name: str) -> int | None:
     return port
 
 
+def _one_check(
+    fields: dict[str, str], where: str, name: str, prefix: str, given: tuple[Any, ...], what: str, needs: str
+) -> bool:
+    """Whether exactly one of (exec, HTTP GET, TCP) is ``given``; False if none is and nothing else of
+    ``name`` is either; ``InvalidParameter`` for two, or for fields of ``name`` without a check."""
+    kinds = [kind for kind, value in zip(("Exec", "HttpGet", "TcpSocket"), given, strict=True) if value]
+    if len(kinds) > 1:
+        raise errors.InvalidParameter(f"{where}.{name}", f"one {what} only, not {' and '.join(kinds)}")
+    if not kinds and any(key.startswith(prefix) for key in fields):
+        raise errors.InvalidParameter(f"{where}.{name}", f"needs {needs}")
+    return bool(kinds)
+
+
+def _scheme(fields: dict[str, str], where: str, key: str, http_port: int | None) -> str:
+    """An HTTP check's scheme, HTTP or HTTPS (HTTP if not given); empty without an HTTP check."""
+    scheme = fields.get(key, "HTTP" if http_port else "").upper()
+    if http_port and scheme not in ("HTTP", "HTTPS"):
+        raise errors.InvalidParameter(f"{where}.{key}", "HTTP or HTTPS")
+    return scheme
+
+
 def hook(fields: dict[str, str], where: str, name: str) -> model.Hook | None:
     """``<name>Exec.N``, ``<name>HttpGetPath/Port/Scheme/Host`` or ``<name>TcpSocketPort/Host``
     (``name`` is ``LifecyclePostStartHandler`` or ``LifecyclePreStopHandler``): exactly one kind."""
     command = _list(fields, f"{name}Exec")
     http_port = _port(fields, where, f"{name}HttpGetPort")
     tcp_port = _port(fields, where, f"{name}TcpSocketPort")
-    kinds = [kind for kind, given in (("Exec", command), ("HttpGet", http_port), ("TcpSocket", tcp_port)) if given]
-    if not kinds:
-        if any(key.startswith(name) for key in fields):
-            raise errors.InvalidParameter(f"{where}.{name}", "needs Exec, HttpGetPort or TcpSocketPort")
+    given = (command, http_port, tcp_port)
+    if not _one_check(fields, where, name, name, given, "handler", "Exec, HttpGetPort or TcpSocketPort"):
         return None
-    if len(kinds) > 1:
-        raise errors.InvalidParameter(f"{where}.{name}", f"one handler only, not {' and '.join(kinds)}")
     headers = _pairs(fields, f"{name}HttpGetHttpHeader")
     for where_header, header in headers:
         if not header.get("Name"):
             raise errors.MissingParameter(f"{where}.{where_header}.Name")
-    scheme = fields.get(f"{name}HttpGetScheme", "HTTP" if http_port else "").upper()
-    if http_port and scheme not in ("HTTP", "HTTPS"):
-        raise errors.InvalidParameter(f"{where}.{name}HttpGetScheme", "HTTP or HTTPS")
+    scheme = _scheme(fields, where, f"{name}HttpGetScheme", http_port)
     return model.Hook(
         exec=command,
         http_path=fields.get(f"{name}HttpGetPath", "/") if http_port else "",
@@ -177,13 +192,9 @@ def probe(fields: dict[str, str], where: str, name: str) -> model.Probe | None:
     command = _list(fields, f"{name}.Exec.Command")
     http_port = _port(fields, where, f"{name}.HttpGet.Port")
     tcp_port = _port(fields, where, f"{name}.TcpSocket.Port")
-    kinds = [kind for kind, given in (("Exec", command), ("HttpGet", http_port), ("TcpSocket", tcp_port)) if given]
-    if not kinds:
-        if any(key.startswith(f"{name}.") for key in fields):
-            raise errors.InvalidParameter(f"{where}.{name}", "needs Exec.Command, HttpGet.Port or TcpSocket.Port")
+    given = (command, http_port, tcp_port)
+    if not _one_check(fields, where, name, f"{name}.", given, "check", "Exec.Command, HttpGet.Port or TcpSocket.Port"):
         return None
-    if len(kinds) > 1:
-        raise errors.InvalidParameter(f"{where}.{name}", f"one check only, not {' and '.join(kinds)}")
     timing: dict[str, int] = {}
     for field, default, least in _PROBE_TIMING:
         text = fields.get(f"{name}.{field}", "")
@@ -193,9 +204,7 @@ def probe(fields: dict[str, str], where: str, name: str) -> model.Probe | None:
         timing[field] = value
     if name == "LivenessProbe" and timing["SuccessThreshold"] != 1:
         raise errors.InvalidParameter(f"{where}.{name}.SuccessThreshold", "must be 1 for a liveness probe")
-    scheme = fields.get(f"{name}.HttpGet.Scheme", "HTTP" if http_port else "").upper()
-    if http_port and scheme not in ("HTTP", "HTTPS"):
-        raise errors.InvalidParameter(f"{where}.{name}.HttpGet.Scheme", "HTTP or HTTPS")
+    scheme = _scheme(fields, where, f"{name}.HttpGet.Scheme", http_port)
     return model.Probe(
         exec=command,
         http_path=fields.get(f"{name}.HttpGet.Path", "/") if http_port else "",
