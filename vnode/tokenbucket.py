@@ -9,10 +9,13 @@ are exact; ``now=None`` reads ``time.monotonic``.
 Three ways to take a token, one per kind of caller:
 
 * ``take(now) -> bool``: take one if there is one (a server deciding to throttle);
-* ``take_or_throttle(action)``: the same, or raise ``errors.Throttled`` with the time until
-  the next token (a client that must not exceed the server's limit);
+* ``await acquire(action)``: wait for one, in the order asked (a client that must not exceed
+  the server's limit). Waiting, not failing, is the point: a client bucket that answered
+  "throttled, the next token is in 50 ms" to each of 1,800 callers at once sent every one of
+  them into its own exponential backoff, and the unlucky waited minutes (the soak: creates 4
+  minutes at the ramp, deletes 3.5 minutes at the teardown) while tokens went unused;
 * ``reserve(now) -> float``: take one on credit and say how long to wait for it (a pacer
-  that sends everything, spaced out); ``rate <= 0`` means unpaced there.
+  that sends everything, spaced out; ``acquire`` is built on it); ``rate <= 0`` means unpaced.
 
 A client-side bucket can be adaptive (``ceiling``): additive increase on each call the server
 accepts, multiplicative decrease (``slow_down``) on each it throttles, as TCP and the adaptive
@@ -23,6 +26,7 @@ A leaf module: it imports nothing of vnode but ``vnode/errors.py``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 
@@ -67,11 +71,26 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate if self.rate else 1.0
 
-    def take_or_throttle(self, action: str, now: float | None = None) -> None:
-        """Take a token, or raise ``errors.Throttled`` (code ``Throttling.Client``) saying when to retry."""
-        if not self.take(now):
-            wait = self.wait_time()
+    async def acquire(self, action: str, *, max_wait: float = 60.0) -> float:
+        """Wait for a token, in the order asked (each caller reserves the next one on credit); returns the
+        seconds waited. A wait beyond ``max_wait`` (a bucket the server slowed to a crawl, a rate of 0)
+        takes nothing and raises ``errors.Throttled`` (``Throttling.Client``) with the wait as its hint;
+        a caller cancelled while waiting hands its token back."""
+        if self.rate <= 0:  # never refills: what the burst holds, then nothing
+            if self.take():
+                return 0.0
+            raise errors.Throttled(f"{action}: client-side rate limit", code="Throttling.Client", retry_after=max_wait)
+        wait = self.reserve()
+        if wait > max_wait:
+            self.tokens += 1.0
             raise errors.Throttled(f"{action}: client-side rate limit", code="Throttling.Client", retry_after=wait)
+        if wait:
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                self.tokens += 1.0
+                raise
+        return wait
 
     def slow_down(self, now: float | None = None) -> None:
         """The server throttled a call this bucket let through: halve the rate (down to a twentieth of

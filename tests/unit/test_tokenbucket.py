@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from vnode import errors, tokenbucket
@@ -23,16 +26,52 @@ def test_a_clock_going_back_neither_refills_nor_moves_the_count_back() -> None:
     assert bucket.take(11.0)
 
 
-def test_take_or_throttle_raises_throttled_with_the_time_to_the_next_token() -> None:
-    bucket = tokenbucket.TokenBucket(2, 4.0)
-    bucket.take_or_throttle("ECI CreateContainerGroup", now=0.0)
-    bucket.take_or_throttle("ECI CreateContainerGroup", now=0.0)
+async def test_acquire_waits_its_turn_first_come_first_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1,000 callers at once against a bucket of 100 and 20/s: none is refused, each waits for the token
+    reserved for it, so the last waits (1,000 - 100) / 20 s. The bucket used to answer "throttled, next
+    token in 50 ms" to every one of them, and each pod's key backed off alone, up to 60 s (the soak's
+    ramp: a create waited 4 minutes while tokens went unused). In the daemon at most its workers wait."""
+    bucket = tokenbucket.TokenBucket(burst=100, rate=20.0)
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(tokenbucket.asyncio, "sleep", record)
+    results = await asyncio.gather(*(bucket.acquire("ECI CreateContainerGroup") for _ in range(1000)))
+    assert results[:100] == [0.0] * 100
+    assert waits == sorted(waits), "first come, first served"
+    assert waits[-1] == pytest.approx((1000 - 100) / 20, abs=1.0)
+
+
+async def test_acquire_refuses_a_turn_beyond_max_wait_and_takes_nothing() -> None:
+    bucket = tokenbucket.TokenBucket(burst=1, rate=0.5, updated=time.monotonic())
+    assert await bucket.acquire("ECI CreateContainerGroup") == 0.0
     with pytest.raises(errors.Throttled) as caught:
-        bucket.take_or_throttle("ECI CreateContainerGroup", now=0.0)
+        await bucket.acquire("ECI CreateContainerGroup", max_wait=1.0)
     assert caught.value.code == "Throttling.Client"
-    assert caught.value.retry_after == pytest.approx(0.25)
+    assert caught.value.retry_after == pytest.approx(2.0, abs=0.1)
     assert str(caught.value) == "ECI CreateContainerGroup: client-side rate limit"
-    bucket.take_or_throttle("ECI CreateContainerGroup", now=0.25)
+    assert bucket.tokens == pytest.approx(0.0, abs=0.1), "the refused turn took no token"
+    never = tokenbucket.TokenBucket(burst=1, rate=0.0)
+    assert await never.acquire("ACI PUT containerGroups") == 0.0
+    with pytest.raises(errors.Throttled):
+        await never.acquire("ACI PUT containerGroups", max_wait=5.0)
+    assert never.tokens == 0.0
+
+
+async def test_a_caller_cancelled_while_waiting_hands_its_token_back() -> None:
+    bucket = tokenbucket.TokenBucket(burst=1, rate=0.05, updated=time.monotonic())
+    await bucket.acquire("ECI DeleteContainerGroup")
+    waiting = asyncio.ensure_future(bucket.acquire("ECI DeleteContainerGroup"))
+    await asyncio.sleep(0)
+    assert bucket.tokens < -0.9
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert bucket.tokens == pytest.approx(0.0, abs=0.01)
 
 
 def test_reserve_takes_on_credit_and_says_how_long_to_wait() -> None:

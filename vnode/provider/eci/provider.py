@@ -19,8 +19,8 @@ What the provider does beyond translating calls:
   Only when every batch is refused does ``create`` raise ``CapacityError``.
 * **Idempotency** is the cloud's: every create carries ``ClientToken`` = ``spec.client_token``.
 * **No retries**; a client-side token bucket with the cloud's create/delete limits (burst 100,
-  20/s) answers ``Throttled`` with the time to the next token instead of spending a call that
-  the cloud would refuse.
+  20/s) makes each create and delete wait its turn for a token instead of spending a call that
+  the cloud would refuse (``Throttled`` only if the turn is over a minute away).
 * **The change feed** (``listing``) pages ECI's bulk ``DescribeContainerGroupStatus`` by the
   node's tags (200 per page) as the change detector; it carries no tags, zone or events, so an
   instance is described in full (``DescribeContainerGroups`` by id, 20 per call) only when it is
@@ -99,20 +99,14 @@ class EciProvider:
         params.setdefault("RegionId", self.config.region)
         return await self.client.call(action, params)
 
-    def _take(self, operation: str, action: str) -> tokenbucket.TokenBucket | None:
-        """A token of the client-side bucket of ``operation`` (create, delete), or ``Throttled``."""
+    async def _paced(self, operation: str, action: str, params: dict[str, str]) -> dict[str, Any]:
+        """A create or delete within the account's limit: it waits its turn for a token of the client-side
+        bucket of ``operation``; a Throttling answer from the cloud (other replicas share the account)
+        slows the bucket down, a success speeds it up again."""
         bucket = self._buckets.get(operation)
-        if bucket is not None:
-            bucket.take_or_throttle(f"ECI {action}")
-        return bucket
-
-    async def _paced(
-        self, bucket: tokenbucket.TokenBucket | None, action: str, params: dict[str, str]
-    ) -> dict[str, Any]:
-        """A create or delete within the account's limit, its token taken: a Throttling answer from the
-        cloud (other replicas share the account) slows the bucket down, a success speeds it up again."""
         if bucket is None:
             return await self._call(action, params)
+        await bucket.acquire(f"ECI {action}")
         try:
             body = await self._call(action, params)
         except errors.Throttled:
@@ -152,7 +146,7 @@ class EciProvider:
             )
             params.update(bid)
             try:
-                body = await self._paced(self._take("create", "CreateContainerGroup"), "CreateContainerGroup", params)
+                body = await self._paced("create", "CreateContainerGroup", params)
             except errors.NotFound as exc:  # an unknown vSwitch or security group: a setting is wrong
                 raise errors.InvalidSpec(exc.message, code=exc.code) from exc
             except errors.CapacityError as exc:
@@ -187,10 +181,9 @@ class EciProvider:
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
         # ECI's DeleteContainerGroup stops with the grace period given at create
         # (TerminationGracePeriodSeconds); the call itself takes none.
-        bucket = self._take("delete", "DeleteContainerGroup")
         self._deleted.add(instance_id)  # the incremental feed asks for it by id until it is gone
         try:
-            await self._paced(bucket, "DeleteContainerGroup", {"ContainerGroupId": instance_id})
+            await self._paced("delete", "DeleteContainerGroup", {"ContainerGroupId": instance_id})
         except errors.NotFound:
             return
         except errors.Conflict as exc:
