@@ -28,7 +28,9 @@ def test_a_spot_group_is_accepted_and_shows_its_priority(aci_sim: SimThread) -> 
     assert got.priority == "Spot"
 
 
-def test_a_spot_group_may_have_no_public_ip_and_only_the_standard_sku(aci_sim: SimThread) -> None:
+def test_a_spot_group_may_have_no_public_ip_no_virtual_network_no_zone_and_only_the_standard_sku(
+    aci_sim: SimThread,
+) -> None:
     public = group()
     public.priority = "Spot"
     public.ip_address = aci_models.IpAddress(type="Public", ports=[aci_models.Port(port=80)])
@@ -36,6 +38,14 @@ def test_a_spot_group_may_have_no_public_ip_and_only_the_standard_sku(aci_sim: S
     confidential = group()
     confidential.priority, confidential.sku = "Spot", "Confidential"
     assert _refused(aci_sim, "confidential", confidential) == "SpotPriorityContainerGroupNotSupportedInSku"
+    vnet = group()
+    vnet.priority = "Spot"
+    vsw = aci_sim.call(lambda c: next(iter(c.vswitches)))
+    vnet.subnet_ids = [aci_models.ContainerGroupSubnetId(id=f"/subscriptions/s/x/subnets/{vsw}")]
+    assert _refused(aci_sim, "vnet", vnet) == "SpotPriorityContainerGroupNotSupportedWithVirtualNetwork"
+    zoned = group()
+    zoned.priority, zoned.zones = "Spot", ["1"]
+    assert _refused(aci_sim, "zoned", zoned) == "SpotPriorityContainerGroupNotSupportedWithZones"
     odd = group()
     odd.priority = "Cheap"
     assert _refused(aci_sim, "odd", odd) == "PriorityNotSpecified"

@@ -246,13 +246,17 @@ def _check_group(body: _GroupBody) -> None:
             "InvalidRestartPolicy",
             f"The restart policy '{props.restartPolicy}' is not valid: one of {', '.join(model.RESTART_POLICIES)}.",
         )
-    _check_priority(props)
+    _check_priority(body)
     check_tag_count(body.tags)
     check_tags(body.tags)
 
 
-def _check_priority(props: _GroupProps) -> None:
-    """ContainerGroupPriority (Regular, Spot) and what a Spot group may not have, with ACI's error codes."""
+def _check_priority(body: _GroupBody) -> None:
+    """ContainerGroupPriority (Regular, Spot) and what a Spot group may not have: ACI's error codes for a
+    SKU other than Standard and a public IP; for a virtual network and zones, which ACI's Spot overview
+    also rules out without publishing a code, the simulator's own (``SpotPriorityContainerGroupNotSupported
+    WithVirtualNetwork``, ``...WithZones``)."""
+    props = body.properties
     if props.priority is not None and props.priority not in ("Regular", "Spot"):
         raise aci_arm.ArmError(
             400, "PriorityNotSpecified", f"The priority '{props.priority}' is not valid: must be one of 'Regular,Spot'."
@@ -268,6 +272,18 @@ def _check_priority(props: _GroupProps) -> None:
             400,
             "SpotPriorityContainerGroupNotSupportedForInboundConnectivity",
             "Spot priority container groups cannot have a public IP address.",
+        )
+    if props.subnetIds:
+        raise aci_arm.ArmError(
+            400,
+            "SpotPriorityContainerGroupNotSupportedWithVirtualNetwork",
+            "Spot priority container groups cannot be deployed into a virtual network (subnetIds).",
+        )
+    if body.zones:
+        raise aci_arm.ArmError(
+            400,
+            "SpotPriorityContainerGroupNotSupportedWithZones",
+            "Spot priority container groups cannot be pinned to a zone.",
         )
 
 
