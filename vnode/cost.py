@@ -3,7 +3,8 @@
 An estimate, counted as the daemon's ``vnode_cost_dollars`` gauge counts it: every instance the
 provider lists under this cluster's id (the ``vnode.io/cluster`` tag) is priced at its billed
 size by the provider profile's prices, per second from its start to its end (or to now while it
-runs), and summed under its pod's namespace (the ``vnode.io/namespace`` tag). What the cloud no
+runs), and summed under its pod's namespace (the ``vnode.io/namespace`` tag); a spot instance at the
+market price its provider tells (``InstanceState.hourly_price``), with what that saved beside it. What the cloud no
 longer lists (deleted instances) is not counted, nor the time before a container started (image
 pulls), nor public addresses: the cloud's own bill has those. A GPU type adds its GPUs' price.
 """
@@ -37,6 +38,7 @@ class Line:
     cpu: float = 0.0  # vCPU of the running instances
     memory_gib: float = 0.0
     dollars: float = 0.0
+    saved: float = 0.0  # below the list price (spot)
 
 
 def per_namespace(states: Iterable[models.InstanceState], rules: profile.Profile, now: float) -> list[Line]:
@@ -51,6 +53,7 @@ def per_namespace(states: Iterable[models.InstanceState], rules: profile.Profile
             line.cpu += state.cpu
             line.memory_gib += state.memory_gib
         line.dollars += rules.spent(state, now)
+        line.saved += rules.saved(state, now)
     return sorted(lines.values(), key=lambda line: (-line.dollars, line.namespace))
 
 
@@ -96,12 +99,12 @@ def _table(lines: Sequence[Line], cluster_id: str) -> None:
         cpu=sum(x.cpu for x in lines),
         memory_gib=sum(x.memory_gib for x in lines),
         dollars=sum(x.dollars for x in lines),
+        saved=sum(x.saved for x in lines),
     )
-    rows = [["NAMESPACE", "INSTANCES", "RUNNING", "VCPU", "GIB", "USD"]]
+    rows = [["NAMESPACE", "INSTANCES", "RUNNING", "VCPU", "GIB", "USD", "SAVED"]]
     for x in (*lines, total):
-        rows.append(
-            [x.namespace, str(x.instances), str(x.running), f"{x.cpu:g}", f"{x.memory_gib:g}", f"{x.dollars:.4f}"]
-        )
+        rows.append([x.namespace, str(x.instances), str(x.running), f"{x.cpu:g}", f"{x.memory_gib:g}",
+                     f"{x.dollars:.4f}", f"{x.saved:.4f}"])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [

@@ -352,6 +352,9 @@ class InstanceState:
     # Annotations the cloud puts on the pod (a public address it allocated, say); written once.
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     interruptible: bool = False  # the cloud may take it back (spot; ECI gives a notice): watch its events
+    # What the cloud bills it per hour when that is not the profile's list price (a spot instance: the
+    # market price it was bought at, as near as the provider can tell); 0: the list price.
+    hourly_price: float = 0.0
 
     @property
     def pod_uid(self) -> str:

@@ -16,6 +16,7 @@ from vnode import cli, cost, models
 from vnode.cloudsim import catalog
 from vnode.provider.eci import profile as eci_profile
 from vnode.provider.eci import provider as eci
+from vnode.provider.eci import spot
 
 RUN = 100.0  # seconds each job's container runs
 
@@ -72,8 +73,30 @@ def test_cost_sums_each_namespaces_instances_at_their_size_for_their_run(
 
     assert cli.main(["cost", "--provider", "eci", "--cluster-id", "c1", "--namespace", "team-a"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["NAMESPACE", "INSTANCES", "RUNNING", "VCPU", "GIB", "USD"]
+    assert table[0].split() == ["NAMESPACE", "INSTANCES", "RUNNING", "VCPU", "GIB", "USD", "SAVED"]
     assert [row.split()[0] for row in table[1:-1]] == ["team-a", "TOTAL"]
+
+
+def test_a_spot_instance_costs_the_market_price_it_was_bought_at_and_says_what_it_saved(
+    sim: Sim, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ECI bills a spot instance at the market price of its purchase, which its description does not
+    carry: the provider asks the price API, and the cost is the bill's, not pay-as-you-go's."""
+    bid = {spot.STRATEGY: "SpotAsPriceGo", spot.DURATION: "0"}
+    jobs = [dataclasses.replace(_job(f"s{i}", "team-spot", 2, 4, cluster="c-spot"), annotations=bid) for i in range(2)]
+    ids = asyncio.run(_make(sim, [*jobs, _job("d1", "team-dear", 2, 4, cluster="c-spot")]))
+    sim.advance(300)
+    for key, value in sim.eci_env().items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["cost", "--provider", "eci", "--cluster-id", "c-spot", "--output", "json"]) == 0
+    lines = {line["namespace"]: line for line in json.loads(capsys.readouterr().out)["namespaces"]}
+    hourly = [sim.admin("GET", f"instances/{i}")[1]["spot_hourly"] for i in ids[:2]]
+    assert all(0 < h < 3600 * catalog.Spec(2, 4).usd_per_second() for h in hourly), hourly
+    assert lines["team-spot"]["dollars"] == pytest.approx(sum(RUN * h / 3600 for h in hourly), rel=0.05)
+    listed = 2 * RUN * catalog.Spec(2, 4).usd_per_second()
+    assert lines["team-spot"]["saved"] == pytest.approx(listed - lines["team-spot"]["dollars"])
+    assert lines["team-dear"]["dollars"] == pytest.approx(RUN * catalog.Spec(2, 4).usd_per_second())
+    assert lines["team-dear"]["saved"] == 0.0
 
 
 def test_a_running_instance_costs_up_to_now_and_one_not_started_nothing() -> None:

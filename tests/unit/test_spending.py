@@ -69,6 +69,20 @@ def test_each_pass_counts_what_was_spent_since_the_last_and_forgets_instances_no
     assert list(s._counted) == ["i2"], "only live instances are remembered"
 
 
+def test_a_spot_instance_is_counted_at_its_own_price_and_what_it_saved_is_summed() -> None:
+    """1 vCPU at 0.01/s lists at 36 USD an hour; bought at 9 an hour, it saved three quarters."""
+    s = spending.Spending(RULES)
+    bought = dataclasses.replace(instance("i1", "u1"), interruptible=True, hourly_price=9.0)
+    ended = dataclasses.replace(instance("i3", "u3"), interruptible=True, status=models.InstanceStatus.EXPIRED)
+    first = s.account([bought, instance("i2", "u2"), ended], {}.get, START + 100)
+    assert first == {("team-a", "(none)"): pytest.approx(100 * 9 / 3600 + 2 * 100 * 0.01)}
+    assert s.saved == pytest.approx(100 * (0.01 - 9 / 3600))
+    assert s.interruptible == 1, "the live spot instances only"
+    s.account([bought], {}.get, START + 200)
+    assert s.saved == pytest.approx(200 * (0.01 - 9 / 3600)), "counted once per second, whatever the passes"
+    assert s.interruptible == 1
+
+
 def test_past_the_bound_new_owners_are_other_in_their_namespace_then_other_everywhere() -> None:
     pods = {f"u{i}": pod(ref("StatefulSet", f"db-{i}")) for i in range(8)}
     s = spending.Spending(RULES, max_series=2)

@@ -258,6 +258,8 @@ class PodController:
         for (namespace, owner), dollars in self.spending.account(states, self._pod_of, now).items():
             self.metrics.cost_total.labels(node, namespace, owner).inc(dollars)
         self.metrics.cost.labels(node).set(self.spending.total)
+        self.metrics.spot_saved.labels(node).set(self.spending.saved)
+        self.metrics.spot_instances.labels(node).set(self.spending.interruptible)
 
     def _pod_of(self, uid: str) -> objects.Pod | None:
         key = self._keys.get(uid)

@@ -2,7 +2,9 @@
 
 Each accounting pass prices every listed instance so far (the profile's ``spent``: billed size times
 run time) and hands back what it cost since the pass before, under its pod's namespace and
-owner, for a Prometheus counter (``vnode_workload_cost_dollars_total``). An instance is remembered only
+owner, for a Prometheus counter (``vnode_workload_cost_dollars_total``). An instance billed below its
+list price (spot: ``InstanceState.hourly_price``) is counted at its own price, and what that saved
+against the list price is summed too (``vnode_spot_saved_dollars``). An instance is remembered only
 while it is listed: one the cloud no longer lists had its last increment counted already, so the
 memory is the node's live instances, not every instance it ever ran. What it cost between the
 last pass and its end (at most one accounting interval) is not counted. After a restart the
@@ -31,6 +33,10 @@ __all__ = ["MAX_SERIES", "NONE", "OTHER", "Spending", "owner_of"]
 MAX_SERIES = 500  # (namespace, owner) label pairs one node may make
 NONE = "(none)"  # a bare pod, or an instance whose pod the node never saw
 OTHER = "(other)"  # an owner past the bound
+_LIVE = frozenset(models.InstanceStatus) - {
+    models.InstanceStatus.SUCCEEDED, models.InstanceStatus.FAILED, models.InstanceStatus.EXPIRED,
+    models.InstanceStatus.SCHEDULE_FAILED, models.InstanceStatus.TERMINATING,
+}  # fmt: skip
 _CRONJOB_JOB = re.compile(r"^(?P<base>.+)-\d{8,}$")  # a CronJob names its Jobs <cronjob>-<scheduled minute>
 
 
@@ -55,6 +61,7 @@ class _Counted:
     namespace: str
     owner: str
     dollars: float  # counted so far
+    saved: float = 0.0  # below the list price (spot), counted so far
 
 
 class Spending:
@@ -64,6 +71,8 @@ class Spending:
         self.rules = rules
         self.max_series = max_series
         self.total = 0.0  # every increment ever handed out: the node's cost so far
+        self.saved = 0.0  # what its instances billed below the list price (spot) saved so far
+        self.interruptible = 0  # live instances the cloud may take back (spot), at the last pass
         self._counted: dict[str, _Counted] = {}  # instance id -> what was counted of it
         self._series: set[tuple[str, str]] = set()  # (namespace, owner) pairs counted under their names
         self._others: set[tuple[str, str]] = set()  # (namespace, "(other)") pairs, past that bound
@@ -75,7 +84,9 @@ class Spending:
         pod UID) names an instance's owner the first time it is priced. Instances not listed are forgotten."""
         increments: dict[tuple[str, str], float] = {}
         listed: dict[str, _Counted] = {}
+        self.interruptible = 0
         for state in states:
+            self.interruptible += state.interruptible and state.status in _LIVE
             if state.started_at is None:
                 continue
             counted = self._counted.get(state.id) or self._first(state, pod_of(state.pod_uid))
@@ -85,6 +96,10 @@ class Spending:
                 increments[key] = increments.get(key, 0.0) + spent - counted.dollars
                 self.total += spent - counted.dollars
                 counted.dollars = spent
+            saved = self.rules.saved(state, now)
+            if saved > counted.saved:
+                self.saved += saved - counted.saved
+                counted.saved = saved
             listed[state.id] = counted
         self._counted = listed
         return increments

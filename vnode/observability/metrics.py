@@ -53,6 +53,7 @@ class Metrics:
             "vnode_pod_status_writes_total", "Pod status patches sent to the API server.", ["node"], registry=registry
         )
         self.cost, self.cost_total = _cost(registry)
+        self.spot_saved, self.spot_instances = _spot(registry)
         self.cloud_up = prom.Gauge(
             "vnode_cloud_up", "1 while the last listing of the cloud succeeded.", ["node"], registry=registry
         )
@@ -97,3 +98,21 @@ def _cost(registry: prom.CollectorRegistry) -> tuple[prom.Gauge, prom.Counter]:
         registry=registry,
     )
     return node_total, by_owner
+
+
+def _spot(registry: prom.CollectorRegistry) -> tuple[prom.Gauge, prom.Gauge]:
+    """What the node's spot instances saved against the list price, and how many are live."""
+    saved = prom.Gauge(
+        "vnode_spot_saved_dollars",
+        "Estimated saving so far of this node's spot instances: their list price less the market price "
+        "they were bought at, over the same seconds.",
+        ["node"],
+        registry=registry,
+    )
+    live = prom.Gauge(
+        "vnode_spot_instances",
+        "Live instances of this node the cloud may take back (spot).",
+        ["node"],
+        registry=registry,
+    )
+    return saved, live

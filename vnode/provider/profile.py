@@ -271,12 +271,17 @@ class Profile:
         """Dollars per second of an instance of this size."""
         return cpu * self.prices.per_vcpu_second + memory_gib * self.prices.per_gib_second
 
-    def spent(self, state: models.InstanceState, now: float) -> float:
-        """Dollars an instance has cost by ``now`` (epoch seconds): its size's price from its start to
-        its end, or to ``now`` while it runs; nothing before it started."""
+    def spent(self, state: models.InstanceState, now: float, *, listed: bool = False) -> float:
+        """Dollars an instance has cost by ``now`` (epoch seconds), from its start to its end, or to ``now``
+        while it runs, nothing before it started: at the hourly price the cloud bills it, when the
+        provider knows one (``state.hourly_price``: spot), else (or with ``listed``) at the list price
+        of its size and GPUs."""
         if state.started_at is None:
             return 0.0
         end = state.finished_at.timestamp() if state.finished_at else now
+        seconds = max(0.0, end - state.started_at.timestamp())
+        if state.hourly_price and not listed:
+            return seconds * state.hourly_price / 3600
         rate = self.price(state.cpu, state.memory_gib)
         gpu = next((g for g in self.gpu_sizes if g.instance_type == state.instance_type), None)
         if gpu is not None:
@@ -284,7 +289,13 @@ class Profile:
         sku = next((g for g in self.gpu_skus if g.name == state.instance_type), None)
         if sku is not None:
             rate += state.gpus * sku.per_gpu_second
-        return max(0.0, end - state.started_at.timestamp()) * rate
+        return seconds * rate
+
+    def saved(self, state: models.InstanceState, now: float) -> float:
+        """What an instance billed below its list price (spot) has saved by ``now``; 0 for the others."""
+        if not state.hourly_price:
+            return 0.0
+        return max(0.0, self.spent(state, now, listed=True) - self.spent(state, now))
 
 
 #: The rules of no cloud in particular: no rounding, no prices, the default limits.

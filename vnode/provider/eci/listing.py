@@ -29,7 +29,7 @@ import msgspec
 from vnode import errors, models
 from vnode.provider import base
 from vnode.provider.eci import client as eci_client
-from vnode.provider.eci import states
+from vnode.provider.eci import spot, states
 
 __all__ = ["Cursor", "Feed"]
 
@@ -74,6 +74,7 @@ class Feed:
         self.client = client
         self.region = region
         self.full_list_interval = full_list_interval  # 0: every step is a full listing
+        self.prices = spot.Prices(self._call)  # what each spot instance is billed per hour
 
     async def changes(self, tags: Mapping[str, str], cursor: Cursor | None, deleted: set[str]) -> base.Changes:
         """One step of the feed. ``deleted``: ids deleted through the provider and not yet seen gone
@@ -95,7 +96,9 @@ class Feed:
         known = cursor.fingerprints if cursor is not None else {}
         stale = {i: fingerprint for i, fingerprint in listed.items() if known.get(i) != fingerprint}
         described = await self.describe(stale)
+        await self.prices.fill(described)
         gone = [i for i in (checked if checked is not None else known) if i not in listed]
+        self.prices.forget(gone)
         next_cursor = self._next(cursor, checked, listed, stale, described, gone, deleted, began)
         wanted = tags.items()
         changed = [state for state in described.values() if state.tags.items() >= wanted]
@@ -172,6 +175,10 @@ class Feed:
             token = body.next_token or ""
             if not token:
                 return
+
+    async def _call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
+        params.setdefault("RegionId", self.region)
+        return await self.client.call(action, params)
 
     async def describe(self, ids: Sequence[str] | Mapping[str, Any]) -> dict[str, models.InstanceState]:
         """The full states of ``ids`` (20 per DescribeContainerGroups call); unknown ones are left out."""

@@ -5,16 +5,24 @@
 ``k8s.aliyun.com/eci-spot-duration`` (the protection period in hours: 1 by default, 0 for none)
 and ``k8s.aliyun.com/eci-spot-fallback`` (pay-as-you-go when spot stock is out). Bad values are
 refused with ``InvalidSpec`` naming the annotation, so the pod fails fast with the reason.
+
+:class:`Prices` tells what a spot instance is billed, for the node's cost and what spot saved.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
-from vnode import errors
+from vnode import errors, models
 
-__all__ = ["DURATION", "FALLBACK", "PRICE_LIMIT", "STRATEGIES", "STRATEGY", "params", "wants_fallback"]
+__all__ = ["DURATION", "FALLBACK", "PRICE_LIMIT", "STRATEGIES", "STRATEGY", "Prices", "params", "wants_fallback"]
+
+log = logging.getLogger(__name__)
 
 STRATEGY = "k8s.aliyun.com/eci-spot-strategy"
 PRICE_LIMIT = "k8s.aliyun.com/eci-spot-price-limit"
@@ -62,3 +70,59 @@ def wants_fallback(annotations: Mapping[str, str]) -> bool:
     if value not in ("true", "false"):
         raise errors.InvalidSpec(f"annotation {FALLBACK}: {value!r} is not true or false")
     return value == "true"
+
+
+class Prices:
+    """What each spot instance is billed per hour, as near as ECI's price API tells.
+
+    ECI bills a spot instance at the market price of its size in its zone when it was bought, and
+    says so nowhere in its description. So the first time an instance is seen, the market price of
+    its size and zone is asked (DescribeContainerGroupPrice with ``SpotAsPriceGo``; one call per size
+    and zone every ``ttl`` seconds, whatever the number of instances) and kept for the instance's
+    life. An instance first seen long after it was bought gets the price of that moment: an estimate.
+    If the price API fails, the instance is priced at the list price until a later step asks again.
+    """
+
+    def __init__(self, call: Callable[[str, dict[str, str]], Awaitable[dict[str, Any]]], *, ttl: float = 600.0):
+        self._call = call
+        self._ttl = ttl
+        self._market: dict[tuple[float, float, str], tuple[float, float]] = {}  # (cpu, GiB, zone) -> (USD/h, at)
+        self._bought: dict[str, float] = {}  # instance id -> USD per hour
+
+    async def fill(self, described: dict[str, models.InstanceState]) -> None:
+        """Give each spot instance of ``described`` its hourly price (in place)."""
+        for instance_id, state in described.items():
+            if not state.interruptible or not state.zone or not state.cpu:
+                continue
+            price = self._bought.get(instance_id)
+            if price is None:
+                price = await self._market_price(state)
+                if price is None:
+                    continue
+                self._bought[instance_id] = price
+            described[instance_id] = dataclasses.replace(state, hourly_price=price)
+
+    def forget(self, gone: Iterable[str]) -> None:
+        for instance_id in gone:
+            self._bought.pop(instance_id, None)
+
+    async def _market_price(self, state: models.InstanceState) -> float | None:
+        key = (state.cpu, state.memory_gib, state.zone)
+        now = time.monotonic()
+        known = self._market.get(key)
+        if known is not None and now - known[1] < self._ttl:
+            return known[0]
+        params = {"Cpu": f"{state.cpu:g}", "Memory": f"{state.memory_gib:g}", "ZoneId": state.zone,
+                  "SpotStrategy": "SpotAsPriceGo"}  # fmt: skip
+        try:
+            body = await self._call("DescribeContainerGroupPrice", params)
+        except errors.ApiError as exc:
+            log.info("spot price of %g vCPU / %g GiB in %s not known yet: %s", *key, exc)
+            return None
+        market = ((body.get("PriceInfo") or {}).get("SpotPrices") or {}).get("SpotPrice") or ()
+        price = next(
+            (float(p["SpotPrice"]) for p in market if p.get("ZoneId") == state.zone and p.get("SpotPrice")), None
+        )
+        if price is not None:
+            self._market[key] = (price, now)
+        return price
