@@ -28,7 +28,7 @@ from tests.unit.decisions import (
 )
 from vnode import models
 from vnode.kube import objects
-from vnode.node import book, deadline, events, lifecycle, status
+from vnode.node import book, deadline, events, lifecycle, pending, status
 
 SHOWN = status.from_instance(pod(), state(), scheme="eci", host_ip="10.0.0.1", now=NOW)  # as after a restart
 KILLING = ["Killing", "Killing"]  # one per container
@@ -45,6 +45,30 @@ def deadlined(p: objects.Pod, seconds: int = 60) -> objects.Pod:
 
 DEADLINE_MARK = f"{deadline.REASON}:{deadline.MESSAGE}"
 DEADLINE_SHOWN = status.failed(pod(), reason=deadline.REASON, message=deadline.MESSAGE, host_ip="10.0.0.1", now=NOW)
+
+MAX_PENDING = "k8s.aliyun.com/eci-max-pending-minute"
+HELD = dataclasses.replace(CONFIG, max_pending=pending.Rule(MAX_PENDING))  # ECI's rule
+
+
+def waiting(minutes: int = 10, restart: str = "Always", shows: Any = None) -> objects.Pod:
+    """A pending pod held to ``minutes`` of Pending time."""
+    p = pod(shows=shows)
+    p.metadata.annotations = {MAX_PENDING: str(minutes)}
+    p.spec.restart_policy = restart
+    return p
+
+
+def pulling(minutes_ago: float, *, init_running: bool = False) -> models.InstanceState:
+    """An instance Pending since ``minutes_ago`` (its image will not pull)."""
+    init = (models.ContainerStatus("init", models.ContainerState.RUNNING, started_at=NOW),) if init_running else ()
+    created = NOW - datetime.timedelta(minutes=minutes_ago)
+    return models.InstanceState(id="eci-1", status=S.PENDING, created_at=created, init_containers=init)
+
+
+ON_ECI_1 = book.Memory(instance_id="eci-1")
+STOPPED_WHY = pending.message(waiting(), HELD.max_pending)
+STOPPED_PENDING = status.waiting(pod(), reason=pending.REASON, message=STOPPED_WHY, host_ip="10.0.0.1", now=NOW)
+STOPPED_MARK = f"{pending.REASON}:{STOPPED_WHY}"
 
 TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     # --- pending: create, or say why not ---
@@ -355,6 +379,52 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     ),
 ]
 
+# --- the provider's maximum Pending time (ECI's eci-max-pending-minute): see vnode/node/pending.py ---
+TABLE += [
+    (
+        "an instance Pending past the pod's limit: the pod (restartPolicy Never) fails with a warning",
+        facts(waiting(10, "Never"), pulling(11), memory=ON_ECI_1),
+        HELD,
+        expect("pending-too-long", events=["PendingTimeout"], status=("Failed", "PendingTimeout"), requeue=0.0),
+    ),
+    (
+        "... a pod that restarts stays Pending, as ECI's does, with the reason",
+        facts(waiting(10, "Always"), pulling(11), memory=ON_ECI_1),
+        HELD,
+        expect("pending-too-long", events=["PendingTimeout"], status=("Pending", "PendingTimeout"), requeue=0.0),
+    ),
+    (
+        "... then its instance is deleted: it costs nothing more",
+        facts(waiting(10), pulling(11), memory=dataclasses.replace(ON_ECI_1, warned=STOPPED_MARK)),
+        HELD,
+        expect("pending-too-long", action=A.DELETE, instances=("eci-1",), grace=30.0),
+    ),
+    (
+        "... and with its instance gone, no new one is made and nothing is written",
+        facts(waiting(10, shows=STOPPED_PENDING), None, memory=dataclasses.replace(ON_ECI_1, warned=STOPPED_MARK)),
+        HELD,
+        expect("pending-too-long"),
+    ),
+    (
+        "an instance Pending within the limit is looked at again when the limit falls",
+        facts(waiting(10), pulling(4), memory=ON_ECI_1),
+        HELD,
+        expect("running", status=("Pending", "ContainersNotReady"), requeue=pytest.approx(360.0)),
+    ),
+    (
+        "an instance whose init container runs is not held to it",
+        facts(waiting(10), pulling(30, init_running=True), memory=ON_ECI_1),
+        HELD,
+        expect("running", status=("Pending", "ContainersNotReady")),
+    ),
+    (
+        "a provider without the rule ignores the annotation",
+        facts(waiting(10), pulling(30), memory=ON_ECI_1),
+        CONFIG,
+        expect("running", status=("Pending", "ContainersNotReady")),
+    ),
+]
+
 # --- the cloud takes the instance back (spot): see vnode/node/reclaim.py ---
 NOTICE = models.InstanceEvent(
     "SpotToBeReleased",
@@ -375,9 +445,6 @@ def uncontrolled() -> objects.Pod:
     p = owned(pod(phase="Running"))
     p.metadata.owner_references[0].controller = False
     return p
-
-
-ON_ECI_1 = book.Memory(instance_id="eci-1")
 
 
 def marked() -> objects.Pod:

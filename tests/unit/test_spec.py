@@ -285,3 +285,12 @@ def test_an_absurd_gpu_count_is_refused_not_a_crash() -> None:
     p = pod([{"name": "app", "image": "nginx", "resources": {"limits": {"nvidia.com/gpu": "9" * 5000}}}])
     with pytest.raises(errors.InvalidSpec, match="larger than Kubernetes allows"):
         spec.build(p, SOURCES, TARGET)
+
+
+@pytest.mark.parametrize("value", ["5", "1441", "ten", "12.5", ""])
+def test_a_max_pending_time_out_of_eci_range_refuses_the_pod_naming_the_annotation(value: str) -> None:
+    annotations = {"k8s.aliyun.com/eci-max-pending-minute": value}
+    with pytest.raises(errors.InvalidSpec, match=r"eci-max-pending-minute: .* minutes from 10 to 1440"):
+        spec.build(pod([{"name": "app", "image": "i"}], annotations=annotations), SOURCES, TARGET)
+    annotations["k8s.aliyun.com/eci-max-pending-minute"] = "30"
+    assert spec.build(pod([{"name": "app", "image": "i"}], annotations=annotations), SOURCES, TARGET)

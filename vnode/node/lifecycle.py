@@ -23,20 +23,21 @@ so a deleted pod never leaves a billed instance behind, even one whose create wa
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import enum
-from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Mapping
+from typing import Any
 
-from vnode import errors, models
+from vnode import models
 from vnode.kube import objects
-from vnode.node import book, deadline, events, reclaim, status
+from vnode.node import book, deadline, events, pending, reclaim, status
 from vnode.node.answers import Answer, Created, Deleted, Found, Invalid, LookedUp, Missing, NoCapacity
+from vnode.node.decision import ASKS, Action, Condition, Config, Decision, Facts, Lifecycle, Plan, Stage
 
 __all__ = [
+    "ASKS",
     "STAGES",
     "Action",
     "Answer",
+    "Condition",
     "Config",
     "Created",
     "Decision",
@@ -48,6 +49,7 @@ __all__ = [
     "LookedUp",
     "Missing",
     "NoCapacity",
+    "Plan",
     "Stage",
     "decide",
 ]
@@ -59,96 +61,6 @@ RELEASE_AFTER = 60.0  # seconds past the grace period after which a pod is relea
 UNLISTED_RELOOK = 1.0  # seconds until a look at a pod whose instance was made after the last listing began
 FINAL_PHASES = ("Succeeded", "Failed")
 DAEMONSET_MESSAGE = "DaemonSet pods are not run on virtual nodes: there is no host to run a per-node agent on"
-
-
-class Lifecycle(enum.StrEnum):
-    PENDING = "pending"  # no instance yet, or none can be made yet
-    CREATING = "creating"  # an instance was just made; no listing shows it yet
-    RUNNING = "running"  # an instance exists: the pod's status follows it
-    FINISHED = "finished"  # Succeeded or Failed: nothing runs for it any more
-    TERMINATING = "terminating"  # the pod is being deleted: stop the instance, then release the pod
-    GONE = "gone"  # the pod left the API: its instance must go too
-
-
-class Action(enum.StrEnum):
-    NOTHING = "nothing"  # final: just the decision's status, events and memory
-    RELEASE = "release"  # final: remove the pod object (grace 0, UID precondition) and forget it
-    CREATE = "create"  # ask: build the instance spec, create it (answer: Created, Missing, Invalid, NoCapacity)
-    LOOK_UP = "look-up"  # ask: describe ``instances[0]`` (answer: LookedUp)
-    FIND = "find"  # ask: list the instances tagged with the pod's UID (answer: Found)
-    DELETE = "delete"  # ask: delete ``instances`` with ``grace`` seconds (answer: Deleted)
-    EVICT = "evict"  # final: delete the pod object with its grace period (its controller replaces it)
-
-
-ASKS = frozenset({Action.CREATE, Action.LOOK_UP, Action.FIND, Action.DELETE})
-
-
-# --- what a decision takes and gives ---
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Facts:
-    """Everything known about one pod at one moment."""
-
-    pod: objects.Pod | None  # None: gone from the API (the watch said so)
-    uid: str  # the pod's UID; for a gone pod, the one the watch last saw ("" if none)
-    state: models.InstanceState | None  # its instance as last listed, pushed or recorded
-    memory: book.Memory
-    now: datetime.datetime  # wall clock, for the times in a status
-    moment: float  # monotonic clock
-    listed_at: float  # monotonic time the last complete cloud listing began
-    answer: Answer | None = None  # the cloud's answer to this reconcile's last ask
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Config:
-    """The node's fixed facts a decision needs."""
-
-    node_ip: str
-    scheme: str  # the provider's containerID scheme: "eci" makes eci://<instance id>
-    started_at: datetime.datetime  # when this daemon started: older cloud events were recorded before it
-    # A just-created instance is almost always still starting, and the next listing usually shows
-    # it further along: its first status waits for that (or this long), so that a pod that starts
-    # within one listing gets one status write, not Pending then Running. 0: write at once.
-    first_status_after: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Decision:
-    stage: str = ""  # the stage that decided (set by :func:`decide`)
-    action: Action = Action.NOTHING
-    instances: tuple[str, ...] = ()  # DELETE: the instances; LOOK_UP: the one to describe
-    grace: float = 0.0  # DELETE: the grace period, seconds
-    events: tuple[events.Event, ...] = ()  # to post first, whatever the action
-    status: Mapping[str, Any] | None = None  # to write: it differs from what the pod shows
-    memory: book.Memory | None = None  # the pod's memory after (None: unchanged)
-    record: models.InstanceState | None = None  # an instance this reconcile made or found: into the view
-    forget: bool = False  # drop the pod's memory and instance from the book
-    requeue: float | None = None  # seconds until another look, if one is due
-    count: str = ""  # a cause to count in vnode_retries_total
-    note: str = ""  # a warning to log
-    error: errors.ApiError | None = None  # to raise once carried out: retry with backoff
-    annotations: Mapping[str, str] | None = None  # the cloud's annotations the pod lacks: to patch
-
-    def named(self, stage: str) -> Decision:
-        """This decision as ``stage``'s. Positional, every field: ``dataclasses.replace`` cost a
-        tenth of a steady pod's decision (tests/unit/test_decision.py checks no field is missed)."""
-        return Decision(
-            stage, self.action, self.instances, self.grace, self.events, self.status, self.memory,
-            self.record, self.forget, self.requeue, self.count, self.note, self.error, self.annotations,
-        )  # fmt: skip
-
-
-Condition: TypeAlias = Callable[[Facts, Config], bool]
-Plan: TypeAlias = Callable[[Facts, Config], Decision]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Stage:
-    name: str
-    lifecycle: Lifecycle
-    when: Condition
-    plan: Plan
 
 
 def decide(facts: Facts, config: Config) -> Decision:
@@ -263,6 +175,10 @@ def _unlisted(f: Facts, c: Config) -> bool:
 
 def _deadline(f: Facts, c: Config) -> bool:
     return deadline.exceeded(_pod(f), f.memory.written, f.now)
+
+
+def _pending_too_long(f: Facts, c: Config) -> bool:
+    return pending.over(_pod(f), _instance(f), f.memory.written, f.now, c.max_pending)
 
 
 def _always(f: Facts, c: Config) -> bool:
@@ -425,8 +341,9 @@ def _follow(f: Facts, c: Config) -> Decision:
     wanted = status.from_instance(pod, state, scheme=c.scheme, host_ip=c.node_ip, now=f.now)
     shown = pod.metadata.annotations
     lacking = {k: v for k, v in state.annotations.items() if shown.get(k) != v and (k, v) not in memory.annotated}
-    due = deadline.remaining(pod, wanted, f.now)  # look again when the deadline falls, if it has one
-    again = None if due is None else max(due, 0.0)
+    limits = (deadline.remaining(pod, wanted, f.now), pending.remaining(pod, state, f.now, c.max_pending))
+    due = [t for t in limits if t is not None]
+    again = max(min(due), 0.0) if due else None  # look again when a time limit falls, if one is set
     return _with_status(f, memory, wanted, events=posts, record=record, annotations=lacking or None, requeue=again)
 
 
@@ -439,13 +356,25 @@ def _reclaim(f: Facts, c: Config) -> Decision:
 
 
 def _deadline_exceeded(f: Facts, c: Config) -> Decision:
-    """The kubelet's way: Failed with a Warning first, then the instance deleted (the next look)."""
-    pod, state, mark = _pod(f), _instance(f), f"{deadline.REASON}:{deadline.MESSAGE}"
-    if state is not None and not f.memory.deleting and f.memory.warned == mark:
+    return _stop_for(f, c, deadline.REASON, deadline.MESSAGE, fail=True)
+
+
+def _stopped_pending(f: Facts, c: Config) -> Decision:
+    pod = _pod(f)
+    never = pod.spec.restart_policy == "Never"  # ECI's way: Never fails; Always and OnFailure stay Pending
+    return _stop_for(f, c, pending.REASON, pending.message(pod, c.max_pending), fail=never)
+
+
+def _stop_for(f: Facts, c: Config, reason: str, message: str, *, fail: bool) -> Decision:
+    """The kubelet's way: the status (Failed, or Pending if ``fail`` is false) with a Warning first, then
+    the instance deleted (the next look)."""
+    pod, state = _pod(f), _instance(f)
+    if state is not None and not f.memory.deleting and f.memory.warned == f"{reason}:{message}":
         grace = float(pod.spec.termination_grace_period_seconds or 30)
         return Decision(action=Action.DELETE, instances=(state.id,), grace=grace)
-    memory, warning = _warn_once(f.memory, deadline.REASON, deadline.MESSAGE)
-    wanted = status.failed(pod, reason=deadline.REASON, message=deadline.MESSAGE, host_ip=c.node_ip, now=f.now)
+    memory, warning = _warn_once(f.memory, reason, message)
+    make = status.failed if fail else status.waiting
+    wanted = make(pod, reason=reason, message=message, host_ip=c.node_ip, now=f.now)
     again = 0.0 if state is not None and not f.memory.deleting else None
     return _with_status(f, memory, wanted, events=warning, requeue=again)
 
@@ -487,6 +416,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("instance-gone", L.FINISHED, _looked_up_nothing, _instance_gone),
     # Active longer than its activeDeadlineSeconds: Failed, and its instance deleted.
     Stage("deadline-exceeded", L.FINISHED, _deadline, _deadline_exceeded),
+    # Pending longer than its provider's maximum Pending time: stopped (pending.py).
+    Stage("pending-too-long", L.FINISHED, _pending_too_long, _stopped_pending),
     # An instance exists: the pod's status follows it.
     # The cloud takes the instance back (spot): see reclaim.py.
     Stage("reclaim-notice", L.RUNNING, reclaim.noticed, _reclaim),

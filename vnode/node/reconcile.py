@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, objects
-from vnode.node import absent, book, claims, events, fields, lifecycle, references, registry, spec, tokens
+from vnode.node import absent, book, claims, events, fields, lifecycle, pending, references, registry, spec, tokens
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -78,6 +78,7 @@ class Reconciler:
             scheme=provider.container_id_scheme,
             started_at=clock(),
             first_status_after=first_status_after,
+            max_pending=pending.rule(target.profile),
         )
         self.references = references.Cache(self._read_ref, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
         # PersistentVolumeClaims and their volumes: a get per claim per burst, never a list of the cluster.

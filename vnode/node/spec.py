@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from vnode import errors, models, settings
 from vnode.kube import objects
-from vnode.node import claims, dns, downward, handlers, registry, resources, security
+from vnode.node import claims, dns, downward, handlers, pending, registry, resources, security
 from vnode.provider import profile as provider_profile
 
 __all__ = ["Missing", "Sources", "Target", "build", "references"]
@@ -407,6 +407,7 @@ def build(
         raise errors.InvalidSpec(f"more than {limits.max_containers} containers")
     if len(pod.spec.volumes) > limits.max_volumes:
         raise errors.InvalidSpec(f"more than {limits.max_volumes} volumes")
+    pending.limit(pod.metadata.annotations, pending.rule(target.profile))  # a bad value: refused now
     size, instance_type = instance_size(pod, target, profile)
     placement = _placement(target.placement, profile)
     meta = pod.metadata

@@ -202,6 +202,10 @@ class Profile:
     quota: Callable[[Any], models.Quota] = _no_quota
     #: A pod annotation naming explicit specs (``4-8Gi`` or instance types); empty: none.
     specs_annotation: str = ""
+    #: A pod annotation setting the minutes its instance may stay Pending before vnode stops it, and the
+    #: minutes it may say (vnode/node/pending.py); empty: none.
+    max_pending_annotation: str = ""
+    max_pending_minutes: tuple[int, int] = (10, 1440)
     #: The ConfigMap (``namespace/name``) holding the live profile; the ``--profile-configmap`` default.
     live_configmap: str = "kube-system/vnode-profile"
     #: Kinds of ``models.VolumeSpec`` it maps (``emptyDir``, ``files``); the others it refuses.

@@ -102,6 +102,7 @@ PROFILE = profile.Profile(
     placement=config.placement,
     quota=config.quota,
     specs_annotation="k8s.aliyun.com/eci-use-specs",
+    max_pending_annotation="k8s.aliyun.com/eci-max-pending-minute",  # ack-virtual-node's; 10 to 1440
     live_configmap="kube-system/eci-profile",
     volume_kinds=frozenset({"emptyDir", "files", "nfs", "disk"}),
     # Alibaba Cloud's CSI plugins: a disk (the volumeHandle is its ID) and a NAS share (server, path).

@@ -50,6 +50,7 @@ PROFILE = profile.Profile(
     container_id_scheme="fake",
     placement=_placement,
     specs_annotation=eci_profile.PROFILE.specs_annotation,
+    max_pending_annotation=eci_profile.PROFILE.max_pending_annotation,
     live_configmap=eci_profile.PROFILE.live_configmap,
     volume_kinds=eci_profile.PROFILE.volume_kinds,
     csi_drivers=eci_profile.PROFILE.csi_drivers,
