@@ -135,3 +135,35 @@ def test_the_group_dropped_capabilities_and_privilege_escalation_are_stored_and_
     negative = group()
     negative.containers[0].security_context = aci_models.SecurityContextDefinition(run_as_group=-1)
     assert _refused(aci_sim, "negative-group", negative) == "InvalidContainerSecurityContext"
+
+
+def test_probes_are_stored_and_returned_and_a_probe_without_one_check_is_refused(aci_sim: SimThread) -> None:
+    body = group()
+    body.containers[0].liveness_probe = aci_models.ContainerProbe(
+        exec_property=aci_models.ContainerExec(command=["cat", "/tmp/healthy"]), period_seconds=5, failure_threshold=2
+    )
+    body.containers[0].readiness_probe = aci_models.ContainerProbe(
+        http_get=aci_models.ContainerHttpGet(port=8080, path="/ready", scheme="https"), initial_delay_seconds=3
+    )
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RESOURCE_GROUP, "probed", body, polling=False)
+        got = client.container_groups.get(RESOURCE_GROUP, "probed").containers[0]
+    live, ready = got.liveness_probe, got.readiness_probe
+    assert (live.exec_property.command, live.period_seconds, live.failure_threshold) == (["cat", "/tmp/healthy"], 5, 2)
+    assert (ready.http_get.port, ready.http_get.path, ready.http_get.scheme) == (8080, "/ready", "https")
+    assert (ready.initial_delay_seconds, ready.period_seconds, ready.timeout_seconds) == (3, 10, 1)
+    bad = {
+        "none": aci_models.ContainerProbe(period_seconds=5),  # a tcpSocket probe would arrive like this
+        "both": aci_models.ContainerProbe(
+            exec_property=aci_models.ContainerExec(command=["true"]), http_get=aci_models.ContainerHttpGet(port=80)
+        ),
+        "port": aci_models.ContainerProbe(http_get=aci_models.ContainerHttpGet(port=70000)),
+        "period": aci_models.ContainerProbe(exec_property=aci_models.ContainerExec(command=["true"]), period_seconds=0),
+        "success": aci_models.ContainerProbe(
+            exec_property=aci_models.ContainerExec(command=["true"]), success_threshold=2
+        ),
+    }
+    for name, probe in bad.items():
+        refused = group()
+        refused.containers[0].liveness_probe = probe
+        assert _refused(aci_sim, f"bad-{name}", refused) == "InvalidContainerProbe", name

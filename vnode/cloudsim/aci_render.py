@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vnode.cloudsim import aci_arm, aci_gpu, model
+from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, model
 
 
 def states(inst: model.Instance) -> tuple[str, str]:
@@ -140,6 +140,7 @@ def _container(
             "environmentVariables": [_env(e, meta) for e in spec.env],
             "resources": {"requests": _requests(inst, spec)},
             **_security(spec),
+            **_probes(spec),
             "instanceView": {
                 "restartCount": cstate.restart_count,
                 "currentState": _run(cstate.current),
@@ -148,6 +149,11 @@ def _container(
             },
         },
     }
+
+
+def _probes(spec: model.ContainerSpec) -> dict[str, Any]:
+    kept = (("livenessProbe", spec.liveness_probe), ("readinessProbe", spec.readiness_probe))
+    return {kind: aci_probes.render(probe) for kind, probe in kept if probe is not None}
 
 
 def _requests(inst: model.Instance, spec: model.ContainerSpec) -> dict[str, Any]:

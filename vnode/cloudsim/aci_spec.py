@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from vnode.cloudsim import aci_arm, aci_gpu, model
+from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, model
 from vnode.cloudsim import cloud as cloudmod
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
@@ -76,6 +76,8 @@ class _ContainerProps(msgspec.Struct):
     ports: list[_Port] = []
     environmentVariables: list[_Env] = []
     securityContext: _SecurityContext | None = None
+    livenessProbe: aci_probes.ContainerProbe | None = None
+    readinessProbe: aci_probes.ContainerProbe | None = None
 
 
 class _Container(msgspec.Struct):
@@ -343,6 +345,8 @@ def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:
         cpu=req.cpu,
         memory=req.memoryInGB,
         gpu=req.gpu.count if req.gpu else 0,
+        liveness_probe=aci_probes.probe(c.properties.livenessProbe, c.name, "livenessProbe"),
+        readiness_probe=aci_probes.probe(c.properties.readinessProbe, c.name, "readinessProbe"),
         **_security(c.name, c.properties.securityContext),
     )
 
