@@ -130,11 +130,14 @@ class KeyToPath:
 class VolumeSpec:
     """A volume the cloud supports: ``emptyDir`` (optionally in memory), ``files`` (configMap,
     secret, projected service-account token, all delivered as file contents), ``nfs`` (an NFS
-    share, from a PersistentVolume) or ``disk`` (a cloud disk, from a PersistentVolume of its CSI
-    driver). A provider declares the kinds it maps (``Profile.volume_kinds``)."""
+    share, from a PersistentVolume), ``disk`` (a cloud disk, from a PersistentVolume of its CSI
+    driver) or ``share`` (a pod's inline CSI volume of a driver the provider maps: its
+    ``attributes`` as the pod gives them, and in ``files`` the content of the Secret it names,
+    which the provider reads its credentials from). A provider declares the kinds it maps
+    (``Profile.volume_kinds``)."""
 
     name: str
-    kind: str  # "emptyDir" | "files" | "nfs" | "disk"
+    kind: str  # "emptyDir" | "files" | "nfs" | "disk" | "share"
     files: tuple[KeyToPath, ...] = ()
     medium: str = ""
     size_limit_gib: float | None = None
@@ -144,6 +147,7 @@ class VolumeSpec:
     disk_id: str = ""  # disk: the cloud's disk ID (the CSI volumeHandle)
     fs_type: str = ""  # disk: the file system ("" : the cloud's default)
     size_gib: int = 0  # disk: its capacity in GiB (0: unknown)
+    attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)  # share: the CSI volumeAttributes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -167,3 +167,27 @@ def test_probes_are_stored_and_returned_and_a_probe_without_one_check_is_refused
         refused = group()
         refused.containers[0].liveness_probe = probe
         assert _refused(aci_sim, f"bad-{name}", refused) == "InvalidContainerProbe", name
+
+
+def test_an_azure_files_volume_is_kept_and_returned_without_its_key(aci_sim: SimThread) -> None:
+    body = group()
+    share = aci_models.AzureFileVolume(share_name="data", storage_account_name="acct", storage_account_key="k3y")
+    body.volumes = [aci_models.Volume(name="files", azure_file=share), aci_models.Volume(name="scratch", empty_dir={})]
+    body.containers[0].volume_mounts = [aci_models.VolumeMount(name="files", mount_path="/data", read_only=True)]
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RESOURCE_GROUP, "shared", body, polling=False)
+        got = client.container_groups.get(RESOURCE_GROUP, "shared")
+    files, scratch = got.volumes
+    assert (files.azure_file.share_name, files.azure_file.storage_account_name) == ("data", "acct")
+    assert files.azure_file.storage_account_key is None, "ARM returns no secret"
+    assert scratch.empty_dir is not None
+    (mount,) = got.containers[0].volume_mounts
+    assert (mount.name, mount.mount_path, mount.read_only) == ("files", "/data", True)
+    unknown = group()
+    unknown.containers[0].volume_mounts = [aci_models.VolumeMount(name="nowhere", mount_path="/x")]
+    assert _refused(aci_sim, "unmounted", unknown) == "InvalidVolumeMount"
+    no_share = group()
+    no_share.volumes = [
+        aci_models.Volume(name="v", azure_file=aci_models.AzureFileVolume(share_name="", storage_account_name="a"))
+    ]
+    assert _refused(aci_sim, "no-share", no_share) == "InvalidVolume"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, model
+from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, aci_volumes, model
 
 
 def states(inst: model.Instance) -> tuple[str, str]:
@@ -74,6 +74,8 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
             "state": state,
         },
     }
+    if inst.spec.volumes:
+        props["volumes"] = [aci_volumes.render(v) for v in inst.spec.volumes]
     if inst.spec.registry_credentials:  # ACI never returns the passwords
         props["imageRegistryCredentials"] = [
             {"server": c.server, "username": c.user_name} for c in inst.spec.registry_credentials
@@ -141,6 +143,7 @@ def _container(
             "resources": {"requests": _requests(inst, spec)},
             **_security(spec),
             **_probes(spec),
+            **_mounts(spec),
             "instanceView": {
                 "restartCount": cstate.restart_count,
                 "currentState": _run(cstate.current),
@@ -149,6 +152,11 @@ def _container(
             },
         },
     }
+
+
+def _mounts(spec: model.ContainerSpec) -> dict[str, Any]:
+    kept = [{"name": m.name, "mountPath": m.mount_path, "readOnly": m.read_only} for m in spec.volume_mounts]
+    return {"volumeMounts": kept} if kept else {}
 
 
 def _probes(spec: model.ContainerSpec) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, model
+from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, aci_volumes, model
 from vnode.cloudsim import cloud as cloudmod
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]$|^[a-z0-9]$")
@@ -78,6 +78,7 @@ class _ContainerProps(msgspec.Struct):
     securityContext: _SecurityContext | None = None
     livenessProbe: aci_probes.ContainerProbe | None = None
     readinessProbe: aci_probes.ContainerProbe | None = None
+    volumeMounts: list[aci_volumes.Mount] = []
 
 
 class _Container(msgspec.Struct):
@@ -133,6 +134,7 @@ class _GroupProps(msgspec.Struct):
     priority: str | None = None
     imageRegistryCredentials: list[_RegistryCredential] = []
     dnsConfig: _DnsConfig | None = None
+    volumes: list[aci_volumes.Volume] = []
 
 
 class _GroupBody(msgspec.Struct):
@@ -160,7 +162,8 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
     _check_group(body)
     _check_ip_address(props, name)
     secure: list[str] = []  # names of secure environment variables, filled by _env_tag
-    containers = tuple(_container(c, secure) for c in props.containers)
+    declared = aci_volumes.volumes(props.volumes)
+    containers = tuple(_container(c, secure, declared) for c in props.containers)
     inits = tuple(
         model.ContainerSpec(
             name=c.name,
@@ -210,6 +213,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
         registry_credentials=_logins(props.imageRegistryCredentials),
         dns_config=_dns(props.dnsConfig),
         instance_type=_gpu_type(props),
+        volumes=declared,
     )
 
 
@@ -327,7 +331,7 @@ def _check_ip_address(props: _GroupProps, name: str) -> None:
         )
 
 
-def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:
+def _container(c: _Container, secure: list[str], declared: tuple[model.Volume, ...]) -> model.ContainerSpec:
     check_name(c.name, "container")
     req = c.properties.resources.requests
     if req.cpu <= 0 or req.memoryInGB <= 0:
@@ -347,6 +351,7 @@ def _container(c: _Container, secure: list[str]) -> model.ContainerSpec:
         gpu=req.gpu.count if req.gpu else 0,
         liveness_probe=aci_probes.probe(c.properties.livenessProbe, c.name, "livenessProbe"),
         readiness_probe=aci_probes.probe(c.properties.readinessProbe, c.name, "readinessProbe"),
+        volume_mounts=aci_volumes.mounts(c.properties.volumeMounts, c.name, declared),
         **_security(c.name, c.properties.securityContext),
     )
 

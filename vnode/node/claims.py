@@ -41,7 +41,7 @@ class Claim:
 
 
 #: What the message of a refused volume kind calls it.
-_KIND_NAMES = {"nfs": "NFS", "disk": "cloud disk", "emptyDir": "emptyDir", "files": "file"}
+_KIND_NAMES = {"nfs": "NFS", "disk": "cloud disk", "emptyDir": "emptyDir", "files": "file", "share": "file share"}
 
 
 def _gib(quantity: str | None) -> int:
@@ -94,18 +94,46 @@ def mount(
             path=attributes.get("path") or "/",
             read_only=read_only or spec.csi.read_only,
         )
-    what = f"csi driver {driver}" if driver else f"kind {pv.kind() or 'unknown'}"
-    where = f'volume {volume.name}: persistentvolumeclaim "{name}" is bound to persistentvolume "{pv.metadata.name}"'
     if mounted is None or mounted.kind not in profile.volume_kinds:
-        kinds = profile.volume_kinds
-        known = [
-            *(["nfs"] if "nfs" in kinds else []),
-            *(f"csi {d}" for d, k in sorted(csi_kinds.items()) if k in kinds),
-        ]
-        mounts = f"it mounts {', '.join(known)}" if known else "it mounts no PersistentVolume"
-        provider = f"the {profile.name} provider" if profile.name else "this virtual node"
-        raise errors.InvalidSpec(f"{where} of {what}, which {provider} cannot mount ({mounts})")
+        where = (
+            f'volume {volume.name}: persistentvolumeclaim "{name}" is bound to persistentvolume "{pv.metadata.name}"'
+        )
+        raise errors.InvalidSpec(_cannot(where, driver or "", pv.kind(), profile))
     return mounted
+
+
+def _cannot(where: str, driver: str, pv_kind: str, profile: provider_profile.Profile) -> str:
+    """Why the provider cannot mount a PersistentVolume, and what it mounts."""
+    csi_kinds, kinds = profile.csi_drivers, profile.volume_kinds
+    if driver and csi_kinds.get(driver) == "share":
+        return (f"{where} of csi driver {driver}: the {profile.name} provider mounts that driver's volumes inline "
+                "(a csi volume in the pod naming its share and Secret), not from a PersistentVolume")  # fmt: skip
+    what = f"csi driver {driver}" if driver else f"kind {pv_kind or 'unknown'}"
+    known = [
+        *(["nfs"] if "nfs" in kinds else []),
+        *(f"csi {d}" for d, k in sorted(csi_kinds.items()) if k in kinds and k != "share"),
+    ]
+    mounts = f"it mounts {', '.join(known)}" if known else "it mounts no PersistentVolume"
+    provider = f"the {profile.name} provider" if profile.name else "this virtual node"
+    return f"{where} of {what}, which {provider} cannot mount ({mounts})"
+
+
+def inline_secret(volume: objects.Volume) -> str:
+    """The Secret an inline CSI volume names for its driver (``nodePublishSecretRef``, else the
+    ``secretName`` attribute several drivers read); "" for none."""
+    csi = volume.csi or {}
+    ref = csi.get("nodePublishSecretRef") or {}
+    return str(ref.get("name") or (csi.get("volumeAttributes") or {}).get("secretName") or "")
+
+
+def inline(volume: objects.Volume, profile: provider_profile.Profile) -> models.VolumeSpec | None:
+    """A pod's inline CSI volume of a driver the provider maps as a ``share`` (None: not one), with its
+    attributes; the caller adds the content of the Secret it names (:func:`inline_secret`)."""
+    csi = volume.csi or {}
+    if profile.csi_drivers.get(str(csi.get("driver", ""))) != "share":
+        return None
+    attributes = {str(k): str(v) for k, v in (csi.get("volumeAttributes") or {}).items()}
+    return models.VolumeSpec(volume.name, "share", attributes=attributes, read_only=bool(csi.get("readOnly")))
 
 
 def check_kinds(volumes: Iterable[models.VolumeSpec], profile: provider_profile.Profile) -> None:

@@ -96,7 +96,7 @@ def references(pod: objects.Pod) -> Refs:
     cms: set[str] = set()
     secrets: set[str] = set()
     tokens: set[tuple[str, int]] = set()
-    claims = {v.persistent_volume_claim.claim_name for v in pod.spec.volumes if v.persistent_volume_claim}
+    claimed = {v.persistent_volume_claim.claim_name for v in pod.spec.volumes if v.persistent_volume_claim}
     for c in [*pod.spec.init_containers, *pod.spec.containers]:
         for env in c.env:
             source = env.value_from
@@ -115,6 +115,8 @@ def references(pod: objects.Pod) -> Refs:
             cms.add(volume.config_map.name)
         if volume.secret:
             secrets.add(volume.secret.secret_name)
+        if volume.csi and claims.inline_secret(volume):
+            secrets.add(claims.inline_secret(volume))
         for projection in volume.projected.sources if volume.projected else []:
             if projection.config_map:
                 cms.add(projection.config_map.name)
@@ -123,7 +125,7 @@ def references(pod: objects.Pod) -> Refs:
             if projection.service_account_token:
                 sat = projection.service_account_token
                 tokens.add((sat.audience, sat.expiration_seconds))
-    return Refs(frozenset(cms), frozenset(secrets), frozenset(tokens), frozenset(claims))
+    return Refs(frozenset(cms), frozenset(secrets), frozenset(tokens), frozenset(claimed))
 
 
 def _lookup(
@@ -282,6 +284,11 @@ def _volume(
 ) -> models.VolumeSpec:
     if volume.persistent_volume_claim is not None:
         return claims.mount(volume, sources.claims, target.profile)
+    share = claims.inline(volume, target.profile) if volume.csi is not None else None
+    if share is not None:
+        secret = claims.inline_secret(volume)
+        content = _items(sources.secrets.get(secret), [], "secret", secret, False, None) if secret else []
+        return dataclasses.replace(share, files=tuple(content))
     if volume.empty_dir is not None:
         given = volume.empty_dir.size_limit
         limit = resources.memory_bytes(given) / resources.GIB if given else None

@@ -246,6 +246,23 @@ def _shares(spec: models.InstanceSpec) -> list[tuple[float, float]]:
     ]
 
 
+ACCOUNT_NAME, ACCOUNT_KEY = "azurestorageaccountname", "azurestorageaccountkey"  # the Secret's keys (the CSI driver's)
+
+
+def azure_file(volume: models.VolumeSpec) -> dict[str, Any]:
+    """An inline ``file.csi.azure.com`` volume as ACI's ``azureFile``: the share its ``shareName``
+    attribute names, the storage account and key from the Secret its ``secretName`` names."""
+    secret = {item.path: item.content.decode(errors="replace").strip() for item in volume.files}
+    share = volume.attributes.get("shareName", "").strip()
+    lacking = [what for what, value in (("volumeAttributes.shareName", share),
+               (f"a Secret (secretName) with {ACCOUNT_NAME}", secret.get(ACCOUNT_NAME)),
+               (f"a Secret (secretName) with {ACCOUNT_KEY}", secret.get(ACCOUNT_KEY))) if not value]  # fmt: skip
+    if lacking:
+        raise errors.InvalidSpec(f"volume {volume.name}: an Azure Files volume needs {' and '.join(lacking)}")
+    return {"shareName": share, "storageAccountName": secret[ACCOUNT_NAME], "storageAccountKey": secret[ACCOUNT_KEY],
+            "readOnly": volume.read_only}  # fmt: skip
+
+
 def _volumes(spec: models.InstanceSpec) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = []
     for volume in spec.volumes:
@@ -255,6 +272,8 @@ def _volumes(spec: models.InstanceSpec) -> list[dict[str, Any]]:
             # ACI's secret volume: file name -> base64 content, mounted read-only.
             files = {item.path: _b64(item.content) for item in volume.files}
             volumes.append({"name": volume.name, "secret": files})
+        elif volume.kind == "share":
+            volumes.append({"name": volume.name, "azureFile": azure_file(volume)})
         else:
             raise errors.InvalidSpec(f"volume {volume.name}: ACI does not support volumes of kind {volume.kind!r}")
     return volumes

@@ -71,7 +71,10 @@ PROFILE = profile.Profile(
     placement=config.placement,
     quota=config.quota,
     live_configmap="kube-system/eci-profile",  # the name the chart creates, for every provider
-    volume_kinds=frozenset({"emptyDir", "files"}),
+    volume_kinds=frozenset({"emptyDir", "files", "share"}),
+    # Azure Files, as a pod's inline csi volume (azure-aci's way): its shareName, and the Secret of its
+    # storage account (azurestorageaccountname, azurestorageaccountkey): vnode/provider/aci/mapping.py.
+    csi_drivers={"file.csi.azure.com": "share"},
     pod_fields=POD_FIELDS,
     ignored_fields={
         "terminationGracePeriodSeconds": (
