@@ -136,3 +136,51 @@ async def test_the_mapped_fields_reach_the_container_group_and_a_pull_without_th
         await until(refused, within=30, what="the searches-only dnsConfig refused naming the field")
         uid = (await asyncio.to_thread(core.read_namespaced_pod, "baddns", namespace)).metadata.uid
         assert await asyncio.to_thread(group_of, sim, uid) is None
+
+
+async def test_an_azure_files_share_and_the_probes_reach_the_container_group(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    """AKS's way to mount Azure Files on a virtual node: an inline csi volume naming the share and a
+    Secret with the storage account; the pod waits for the Secret, then the group mounts the share."""
+    account = {"azurestorageaccountname": b"myaccount", "azurestorageaccountkey": b"k3y"}
+    share = {
+        "driver": "file.csi.azure.com",
+        "volumeAttributes": {"shareName": "team-data", "secretName": "azure-secret"},
+    }
+    probe = {"httpGet": {"path": "/ready", "port": 80}, "periodSeconds": 5}
+    async with cloud_daemon(sim, kube, core, node_name, "podspec-aci-files", "aci"):
+        body = pod_manifest(
+            "files",
+            node_name,
+            container={"volumeMounts": [{"name": "data", "mountPath": "/data"}], "readinessProbe": probe},
+            volumes=[{"name": "data", "csi": share}],
+        )
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+
+        async def waiting_for_secret() -> str | None:
+            text = await status_text(core, namespace, "files")
+            return text if "azure-secret" in text else None
+
+        await until(waiting_for_secret, within=30, what="the pod waiting for its storage account's Secret")
+        secret = {
+            "metadata": {"name": "azure-secret"},
+            "data": {k: base64.b64encode(v).decode() for k, v in account.items()},
+        }
+        await asyncio.to_thread(core.create_namespaced_secret, namespace, secret)
+
+        async def running_pod() -> Any:
+            pod = await asyncio.to_thread(core.read_namespaced_pod, "files", namespace)
+            return pod if pod.status.phase == "Running" else None
+
+        pod = await until(running_pod, within=60, what="the Azure Files pod Running")
+        group = await asyncio.to_thread(group_of, sim, pod.metadata.uid)
+        assert group is not None
+        (volume,) = group.volumes
+        assert (volume.name, volume.azure_file.share_name, volume.azure_file.storage_account_name) == (
+            "data", "team-data", "myaccount"
+        )  # fmt: skip
+        container = group.containers[0]
+        assert [(m.name, m.mount_path) for m in container.volume_mounts] == [("data", "/data")]
+        ready = container.readiness_probe
+        assert (ready.http_get.path, ready.http_get.port, ready.period_seconds) == ("/ready", 80, 5)
