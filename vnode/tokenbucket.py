@@ -32,6 +32,8 @@ import time
 
 from vnode import errors
 
+SLOW_DOWN_EVERY = 1.0  # seconds: an adaptive bucket halves its rate at most this often
+
 
 @dataclasses.dataclass
 class TokenBucket:
@@ -44,6 +46,8 @@ class TokenBucket:
     # Adaptive (AIMD) when > 0: the rate a client-side bucket climbs back to after the server refused
     # calls it let through (several clients share one account's limit; none knows the others' rate).
     ceiling: float = 0.0
+    # When ``slow_down`` last halved the rate: it halves at most once per ``SLOW_DOWN_EVERY`` seconds.
+    slowed_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.tokens < 0:
@@ -95,10 +99,17 @@ class TokenBucket:
     def slow_down(self, now: float | None = None) -> None:
         """The server throttled a call this bucket let through: halve the rate (down to a twentieth of
         ``ceiling``) and empty the bucket, so the clients sharing the limit back off together instead
-        of retrying in step. Nothing for a bucket that is not adaptive."""
+        of retrying in step; at most once per ``SLOW_DOWN_EVERY`` seconds, as TCP halves its window
+        once per round trip, not once per lost packet: the calls in flight when the server began to
+        refuse are refused together, and halving for each sent the rate to its floor at once (the
+        soak: a replica's deletes at 1/s, their turns minutes away). Nothing for a bucket that is
+        not adaptive."""
         if not self.ceiling:
             return
-        self.refill(now)
+        now = self.refill(now)
+        if self.slowed_at is not None and now - self.slowed_at < SLOW_DOWN_EVERY:
+            return
+        self.slowed_at = now
         self.tokens = min(self.tokens, 0.0)
         self.rate = max(self.ceiling / 20, self.rate / 2)
 

@@ -61,7 +61,7 @@ async def test_replicas_sharing_the_account_slow_down_when_the_cloud_throttles_t
         with pytest.raises(errors.Throttled) as caught:
             await provider.create(spec("d"))  # its turn comes a tenth of a second later
         assert caught.value.code == "Throttling.User"
-        assert bucket.rate == 5.0
+        assert bucket.rate == 10.0, "refused within the second: the rate halves once a second at most"
         assert sim.totals()["refused_by_limits"]["create"] == refused + 2
     finally:
         await provider.close()

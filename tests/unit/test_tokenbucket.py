@@ -88,12 +88,23 @@ def test_an_adaptive_bucket_halves_its_rate_when_the_server_throttles_and_climbs
     bucket.slow_down(0.0)
     assert bucket.rate == 10.0
     assert not bucket.take(0.0), "emptied: the replicas sharing the account pause together"
-    for _ in range(10):
-        bucket.slow_down(0.0)
+    for n in range(10):
+        bucket.slow_down(1.0 + n)
     assert bucket.rate == 1.0, "never below a twentieth of the ceiling"
     for _ in range(500):
         bucket.speed_up()
     assert bucket.rate == 20.0, "never above the ceiling"
+
+
+def test_the_calls_refused_together_halve_the_rate_once() -> None:
+    """32 calls in flight, all refused when the server begins to throttle: one halving, not 32 (the soak:
+    the rate fell to its floor at once, and the drain's deletes were told their turn was minutes away)."""
+    bucket = tokenbucket.TokenBucket(burst=100, rate=20.0, ceiling=20.0)
+    for n in range(32):
+        bucket.slow_down(5.0 + n / 100)
+    assert bucket.rate == 10.0
+    bucket.slow_down(6.0)
+    assert bucket.rate == 5.0, "a second later, the server still refusing: halved again"
 
 
 def test_a_plain_bucket_ignores_slow_down() -> None:
