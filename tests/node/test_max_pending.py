@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from tests.node.conftest import Harness, pod_manifest
 from tests.waiting import until
 from vnode import models
-from vnode.provider import fake
+from vnode.provider.fake import provider as fake
 
 pytestmark = pytest.mark.cluster
 
