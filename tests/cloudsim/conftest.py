@@ -144,16 +144,24 @@ class Sim:
         return dict(body)
 
     def raw(
-        self, action: str, params: dict[str, str], *, nonce: str | None = None, secret: str | None = None
+        self,
+        action: str,
+        params: dict[str, str],
+        *,
+        nonce: str | None = None,
+        secret: str | None = None,
+        sent_at: float | None = None,
+        altered: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """A signed RPC call built by hand (for replays and parameters the SDK's types would refuse)."""
+        """A signed RPC call built by hand (for replays and parameters the SDK's types would refuse);
+        ``sent_at`` dates it, ``altered`` changes parameters after it was signed (a tampered request)."""
         eci = self.info["eci"]
-        query = urllib.parse.urlencode(params)
+        query = urllib.parse.urlencode({**params, **(altered or {})})
         headers = {
             "host": eci["endpoint"],
             "x-acs-action": action,
             "x-acs-version": "2018-08-08",
-            "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at)),
             "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
             "x-acs-content-sha256": hashlib.sha256(b"").hexdigest(),
         }

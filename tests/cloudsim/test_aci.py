@@ -14,6 +14,7 @@ import pathlib
 import ssl
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import aiohttp
@@ -29,7 +30,7 @@ from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient a
 from tests.cloudsim.aci_fixtures import RESOURCE_GROUP, STEPPED, SUBSCRIPTION, TOKEN, SimThread, StaticToken, group
 from tests.cloudsim.conftest import Sim
 from tests.waiting import wait_for
-from vnode.cloudsim import aci, cloud, console, lifecycle, model, ratelimit, server
+from vnode.cloudsim import aci, aci_tokens, cloud, console, lifecycle, model, ratelimit, server
 from vnode.cloudsim.clock import Clock
 from vnode.cloudsim.store import Store
 
@@ -235,6 +236,24 @@ def test_a_bad_token_is_refused_with_arm_401(aci_sim: SimThread) -> None:
     answer = requests.get(_url(aci_sim, "web-1"), verify=str(aci_sim.tls_dir / "aci-ca.pem"), timeout=10)
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "AuthenticationFailed"
+
+
+def test_azure_ad_tokens_are_checked_as_arm_checks_them(aci_sim: SimThread) -> None:
+    """A JWT the simulator minted works; expired, for another resource or from another directory, or
+    with a forged signature, it is refused with ARM's own code."""
+    seed = aci_sim.call(lambda c: c.seed)
+    with aci_sim.client(token=aci_tokens.mint(seed)) as client:
+        list(client.container_groups.list_by_resource_group(RG))  # accepted: no ClientAuthenticationError
+    refused = {
+        "ExpiredAuthenticationToken": aci_tokens.mint(seed, now=time.time() - 7200),
+        "InvalidAuthenticationTokenAudience": aci_tokens.mint(seed, audience="https://vault.azure.net"),
+        "InvalidAuthenticationTokenTenant": aci_tokens.mint(seed, tenant_id=str(uuid.uuid4())),
+        "InvalidAuthenticationToken": aci_tokens.mint(seed + 1),  # signed by another simulator's key
+    }
+    for code, token in refused.items():
+        with aci_sim.client(token=token) as client, pytest.raises(ClientAuthenticationError) as info:
+            client.container_groups.get(RG, "web-1")
+        assert (info.value.status_code, info.value.error.code) == (401, code)
 
 
 def test_throttling_answers_429_with_retry_after_which_the_sdk_honours(

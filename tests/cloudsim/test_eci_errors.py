@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -97,6 +98,23 @@ def test_replayed_nonce_is_refused(sim: Sim) -> None:
     status, body = sim.raw("CreateContainerGroup", good_params(sim), nonce=nonce)
     assert (status, body["Code"]) == (400, "SignatureNonceUsed")
     assert sim.totals()["live"] == 1
+
+
+def test_a_request_altered_after_signing_is_refused(sim: Sim) -> None:
+    """Someone between the daemon and the cloud doubles the size of a signed create: refused."""
+    live = sim.totals()["live"]
+    status, body = sim.raw("CreateContainerGroup", good_params(sim), altered={"Cpu": "64", "Memory": "128"})
+    assert (status, body["Code"]) == (400, "SignatureDoesNotMatch")
+    assert sim.totals()["live"] == live
+
+
+@pytest.mark.parametrize("minutes", [16, -16])
+def test_a_request_dated_16_minutes_off_is_refused(sim: Sim, minutes: int) -> None:
+    """ECI takes a request within 15 minutes of its clock: a captured one cannot be sent later."""
+    live = sim.totals()["live"]
+    status, body = sim.raw("CreateContainerGroup", good_params(sim), sent_at=time.time() + minutes * 60)
+    assert (status, body["Code"]) == (400, "InvalidTimeStamp.Expired")
+    assert sim.totals()["live"] == live
 
 
 def test_same_client_token_twice_gives_one_instance(sim: Sim) -> None:

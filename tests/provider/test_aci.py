@@ -9,14 +9,16 @@ import asyncio
 import dataclasses
 import datetime
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
 from tests.waiting import wait_for
 from vnode import errors, models, settings
-from vnode.cloudsim import catalog
+from vnode.cloudsim import aci_tokens, catalog
 from vnode.provider import base, registry
 from vnode.provider.aci import config as aci_config
 from vnode.provider.aci import mapping as aci_mapping
@@ -206,6 +208,33 @@ async def test_a_wrong_token_is_forbidden(sim: Sim) -> None:
             await provider.list(NODE_TAGS)
     finally:
         await provider.close()
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"now": time.time() - 7200}, "ExpiredAuthenticationToken"),
+        ({"audience": "https://graph.microsoft.com"}, "InvalidAuthenticationTokenAudience"),
+        ({"tenant_id": "00000000-0000-0000-0000-000000000001"}, "InvalidAuthenticationTokenTenant"),
+    ],
+)
+async def test_an_azure_ad_token_arm_refuses_is_forbidden_with_arms_code(
+    sim: Sim, claims: dict[str, Any], code: str
+) -> None:
+    """The daemon reads Forbidden as a configuration error (the node NotReady, saying why); the code
+    tells the operator which: an expired token, one for another resource, one from another tenant."""
+    provider = aci.AciProvider(aci_settings(sim, token=aci_tokens.mint(sim.seed, **claims)))
+    try:
+        with pytest.raises(errors.Forbidden) as caught:
+            await provider.list(NODE_TAGS)
+        assert caught.value.code == code
+    finally:
+        await provider.close()
+    good = aci.AciProvider(aci_settings(sim, token=aci_tokens.mint(sim.seed)))
+    try:
+        await good.list(NODE_TAGS)  # accepted: no Forbidden
+    finally:
+        await good.close()
 
 
 async def test_logs_and_exec_keep_arguments(sim: Sim, provider: aci.AciProvider) -> None:

@@ -29,7 +29,7 @@ from typing import Protocol
 from aiohttp import web
 
 from vnode import certificates
-from vnode.cloudsim import aci_arm, aci_dialect, aci_exec, aci_metrics, errors
+from vnode.cloudsim import aci_arm, aci_dialect, aci_exec, aci_metrics, aci_tokens, errors
 from vnode.cloudsim import cloud as cloudmod
 
 __all__ = [
@@ -201,6 +201,7 @@ def connection_info(endpoint: str, tls: TlsFiles, *, seed: int, resource_group: 
         "ca_file": str(tls.ca),
         "token": default_token(seed),
         "subscription_id": default_subscription(seed),
+        "tenant_id": aci_tokens.tenant(seed),
         "resource_group": resource_group,
         "location": "westeurope",
         "api_version": "2023-05-01",

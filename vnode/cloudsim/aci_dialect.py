@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from vnode.cloudsim import aci_arm, aci_render, aci_spec, errors, model, runs
+from vnode.cloudsim import aci_arm, aci_render, aci_spec, aci_tokens, errors, model, runs
 from vnode.cloudsim import cloud as cloudmod
 
 DEFAULT_PAGE_SIZE = 100
@@ -70,12 +70,7 @@ class Dialect:
                 "Authentication failed. The 'Authorization' header is invalid.",
             )
         if token.strip() not in self.tokens:
-            raise aci_arm.ArmError(
-                401,
-                "InvalidAuthenticationToken",
-                "The access token is invalid.",
-                {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="The access token is invalid."'},
-            )
+            aci_tokens.check(token.strip(), self.cloud.seed)  # a JWT minted for this simulator, else 401
 
     async def admit(self, operation: str) -> None:
         latency = self.cloud.faults.latency(operation)
