@@ -22,6 +22,7 @@ from kubernetes import client as k8s
 from tests.cloudsim.aci_fixtures import StaticToken
 from tests.cloudsim.conftest import Sim, running
 from tests.node.conftest import cloud_daemon, pod_manifest
+from tests.node.test_volumes_eci import claim_pod, pv, pvc
 from tests.waiting import until
 from vnode.kube import client
 
@@ -184,3 +185,43 @@ async def test_an_azure_files_share_and_the_probes_reach_the_container_group(
         assert ("data", "/data") in [(m.name, m.mount_path) for m in container.volume_mounts]
         ready = container.readiness_probe
         assert (ready.http_get.path, ready.http_get.port, ready.period_seconds) == ("/ready", 80, 5)
+
+
+async def test_a_claim_of_an_azure_files_volume_mounts_its_share_once_its_secret_exists(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    """A PersistentVolume of file.csi.azure.com as dynamic provisioning leaves it (the share named only in
+    its volumeHandle, the account's Secret in nodeStageSecretRef): the pod waits for the Secret, then the
+    container group mounts the share."""
+    name = f"{namespace}-files"
+    source = {"csi": {"driver": "file.csi.azure.com", "volumeHandle": "mc_rg#myaccount#pvc-share-1###default",
+                      "nodeStageSecretRef": {"name": "azure-account", "namespace": namespace}}}  # fmt: skip
+    await asyncio.to_thread(core.create_persistent_volume, pv(name, namespace, "files", source))
+    try:
+        await asyncio.to_thread(core.create_namespaced_persistent_volume_claim, namespace, pvc("files", name))
+        async with cloud_daemon(sim, kube, core, node_name, "podspec-aci-pvc", "aci"):
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, claim_pod("shared", node_name, "files"))
+
+            async def waiting() -> str | None:
+                text = await status_text(core, namespace, "shared")
+                return text if f"{namespace}/azure-account" in text else None
+
+            await until(waiting, within=30, what="the pod waiting for its volume's Secret")
+            data = {"azurestorageaccountkey": base64.b64encode(b"k3y").decode()}
+            secret = {"metadata": {"name": "azure-account"}, "data": data}
+            await asyncio.to_thread(core.create_namespaced_secret, namespace, secret)
+
+            async def running_pod() -> Any:
+                pod = await asyncio.to_thread(core.read_namespaced_pod, "shared", namespace)
+                return pod if pod.status.phase == "Running" else None
+
+            pod = await until(running_pod, within=60, what="the pod of the Azure Files claim Running")
+            group = await asyncio.to_thread(group_of, sim, pod.metadata.uid)
+            assert group is not None
+            volume = next(v for v in group.volumes if v.name == "data")
+            assert (volume.azure_file.share_name, volume.azure_file.storage_account_name) == (
+                "pvc-share-1",
+                "myaccount",
+            )
+    finally:
+        await asyncio.to_thread(core.delete_persistent_volume, name)

@@ -57,22 +57,40 @@ def test_the_secret_missing_waits_and_a_share_or_key_missing_is_refused_naming_i
     with pytest.raises(errors.InvalidSpec, match=r"volumeAttributes\.shareName"):
         mapping.group_body(_built(_pod({})), location="westeurope")
     keyless = {"azure-secret": {"azurestorageaccountname": b"acct"}}
-    with pytest.raises(errors.InvalidSpec, match="azurestorageaccountkey"):
+    with pytest.raises(errors.InvalidSpec, match="a Secret with azurestorageaccountkey"):
         mapping.group_body(_built(_pod({"shareName": "d"}), secrets=keyless), location="westeurope")
 
 
-def test_other_providers_refuse_it_and_a_persistent_volume_of_the_driver_is_refused_with_the_way() -> None:
+def test_other_providers_refuse_the_inline_volume() -> None:
     eci = spec.Target(cluster_id="c1", node_name="vn", node_ip="10.0.0.9", placement=models.Placement(),
                       profile=eci_profile.PROFILE)  # fmt: skip
     with pytest.raises(errors.InvalidSpec, match="csi volumes are not supported"):
         _built(_pod({"shareName": "d"}), target=eci)
-    pv = {"metadata": {"name": "pv-1"}, "spec": {"csi": {"driver": "file.csi.azure.com", "volumeHandle": "rg#acct#d"}}}
+
+
+def _claimed(csi: dict[str, Any], secret: dict[str, bytes] | None) -> models.VolumeSpec:
+    pv = {"metadata": {"name": "pv-1"}, "spec": {"csi": {"driver": "file.csi.azure.com", **csi}}}
     claim = {"metadata": {"name": "files"}, "spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}
     found = claims.Claim(
-        msgspec.convert(claim, storage.PersistentVolumeClaim), msgspec.convert(pv, storage.PersistentVolume)
+        msgspec.convert(claim, storage.PersistentVolumeClaim), msgspec.convert(pv, storage.PersistentVolume), secret
     )
     volume = objects.Volume(
         name="data", persistent_volume_claim=objects.PersistentVolumeClaimVolume(claim_name="files")
     )
-    with pytest.raises(errors.InvalidSpec, match="mounts that driver's volumes inline"):
-        claims.mount(volume, {"files": found}, aci_profile.PROFILE)
+    return claims.mount(volume, {"files": found}, aci_profile.PROFILE)
+
+
+def test_a_claim_of_an_azure_files_volume_mounts_its_share_with_the_secret_its_volume_names() -> None:
+    ref = {"nodeStageSecretRef": {"name": "azure-secret", "namespace": "default"}}
+    static = _claimed({"volumeHandle": "any-id", "volumeAttributes": {"shareName": "team-data"}, **ref}, SECRET)
+    assert mapping.azure_file(static) == {
+        "shareName": "team-data", "storageAccountName": "acct", "storageAccountKey": "k3y", "readOnly": False
+    }  # fmt: skip
+    # Dynamic provisioning names the share only in the handle: <resource group>#<account>#<share>#...
+    made = _claimed({"volumeHandle": "mc_rg#acct2#pvc-123###default", **ref}, {"azurestorageaccountkey": b"k"})
+    assert (mapping.azure_file(made)["shareName"], mapping.azure_file(made)["storageAccountName"]) == (
+        "pvc-123",
+        "acct2",
+    )
+    with pytest.raises(claims.Unbound, match='secret "default/azure-secret"'):
+        _claimed({"volumeHandle": "any-id", **ref}, None)

@@ -126,7 +126,7 @@ def test_a_claim_not_ready_keeps_the_pod_waiting(claim: claims.Claim | None, mes
 def test_a_provider_without_the_kind_refuses_it() -> None:
     aci = dataclasses.replace(TARGET, profile=aci_profile.PROFILE)
     with pytest.raises(
-        errors.InvalidSpec, match="which the aci provider cannot mount \\(it mounts no PersistentVolume\\)"
+        errors.InvalidSpec, match=r"which the aci provider cannot mount \(it mounts csi file\.csi\.azure\.com\)"
     ):
         build(pod(claim_volume()), bound(DISK_PV), aci)
     with pytest.raises(errors.InvalidSpec, match="of kind nfs, which the aci provider cannot mount"):

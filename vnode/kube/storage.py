@@ -37,12 +37,23 @@ class PersistentVolumeClaim(_S):
     status: PersistentVolumeClaimStatus = msgspec.field(default_factory=PersistentVolumeClaimStatus)
 
 
+class SecretReference(_S):
+    name: str = ""
+    namespace: str = ""
+
+
 class CSIPersistentVolume(_S):
     driver: str = ""
     volume_handle: str = ""
     fs_type: str = ""
     read_only: bool = False
     volume_attributes: dict[str, str] = {}
+    node_stage_secret_ref: SecretReference | None = None
+    node_publish_secret_ref: SecretReference | None = None
+
+    def secret_ref(self) -> SecretReference | None:
+        """The Secret the driver reads its credentials from (to stage, else to publish), if any."""
+        return self.node_stage_secret_ref or self.node_publish_secret_ref
 
 
 #: The fields of a PersistentVolume's spec that are not its source (nfs, csi, hostPath...).

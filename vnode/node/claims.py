@@ -1,11 +1,15 @@
-"""PersistentVolumeClaims as the volumes a cloud mounts: the claim's PersistentVolume, NFS or a CSI disk.
+"""PersistentVolumeClaims as the volumes a cloud mounts: the claim's PersistentVolume, NFS, a CSI disk or share.
 
 Pure, like :mod:`spec` (which calls it): the caller read each claim the pod mounts and, once it
 is bound, its PersistentVolume (one get each, see ``reconcile``). A claim that is missing, not
 bound yet or being deleted raises :class:`Unbound`: the pod stays ContainerCreating with the
 kubelet's ``FailedMount`` Warning and starts once the claim binds. A PersistentVolume the
 provider cannot mount raises ``errors.InvalidSpec`` naming the claim, the volume and its kind.
-Which CSI drivers become which kind of volume is the provider's (``Profile.csi_drivers``).
+Which CSI drivers become which kind of volume is the provider's (``Profile.csi_drivers``). A
+``share`` (a network file share whose driver reads an account's credentials from a Secret, as
+Azure Files' does) carries the PersistentVolume's attributes, its ``volumeHandle``, and the content
+of the Secret its ``nodeStageSecretRef`` names, which the caller read with the claim; the pod waits
+(``Unbound``) while that Secret is missing.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class Claim:
 
     claim: storage.PersistentVolumeClaim
     volume: storage.PersistentVolume | None = None
+    #: A share's credentials: the Secret its CSI driver reads (None: it names none, or it is missing).
+    secret: Mapping[str, bytes] | None = None
 
 
 #: What the message of a refused volume kind calls it.
@@ -94,6 +100,8 @@ def mount(
             path=attributes.get("path") or "/",
             read_only=read_only or spec.csi.read_only,
         )
+    elif spec.csi is not None and csi_kinds.get(driver) == "share":
+        mounted = _share(volume.name, name, spec.csi, found.secret, read_only)
     if mounted is None or mounted.kind not in profile.volume_kinds:
         where = (
             f'volume {volume.name}: persistentvolumeclaim "{name}" is bound to persistentvolume "{pv.metadata.name}"'
@@ -102,16 +110,25 @@ def mount(
     return mounted
 
 
+def _share(name: str, claim: str, csi: storage.CSIPersistentVolume, secret: Mapping[str, bytes] | None,
+           read_only: bool) -> models.VolumeSpec:  # fmt: skip
+    ref = csi.secret_ref()
+    if ref is not None and secret is None:
+        raise Unbound(
+            claim, f'secret "{ref.namespace}/{ref.name}" of the persistentvolume of claim "{claim}" not found'
+        )
+    files = tuple(models.KeyToPath(key, value) for key, value in sorted((secret or {}).items()))
+    attributes = {**csi.volume_attributes, "volumeHandle": csi.volume_handle}
+    return models.VolumeSpec(name, "share", files=files, attributes=attributes, read_only=read_only or csi.read_only)
+
+
 def _cannot(where: str, driver: str, pv_kind: str, profile: provider_profile.Profile) -> str:
     """Why the provider cannot mount a PersistentVolume, and what it mounts."""
     csi_kinds, kinds = profile.csi_drivers, profile.volume_kinds
-    if driver and csi_kinds.get(driver) == "share":
-        return (f"{where} of csi driver {driver}: the {profile.name} provider mounts that driver's volumes inline "
-                "(a csi volume in the pod naming its share and Secret), not from a PersistentVolume")  # fmt: skip
     what = f"csi driver {driver}" if driver else f"kind {pv_kind or 'unknown'}"
     known = [
         *(["nfs"] if "nfs" in kinds else []),
-        *(f"csi {d}" for d, k in sorted(csi_kinds.items()) if k in kinds and k != "share"),
+        *(f"csi {d}" for d, k in sorted(csi_kinds.items()) if k in kinds),
     ]
     mounts = f"it mounts {', '.join(known)}" if known else "it mounts no PersistentVolume"
     provider = f"the {profile.name} provider" if profile.name else "this virtual node"

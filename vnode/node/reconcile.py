@@ -295,7 +295,14 @@ class Reconciler:
             volume = await api.read(self.kube, api.PERSISTENT_VOLUMES, claim.spec.volume_name)
         except errors.NotFound:
             return claims.Claim(claim)
-        return claims.Claim(claim, volume)
+        csi = volume.source().csi
+        ref = (
+            csi.secret_ref() if csi is not None and self.target.profile.csi_drivers.get(csi.driver) == "share" else None
+        )
+        if ref is None:
+            return claims.Claim(claim, volume)
+        # A share's credentials, in the Secret its PersistentVolume names (the driver's way, any namespace).
+        return claims.Claim(claim, volume, await self._read_ref(ref.namespace or namespace, "secrets", ref.name))
 
     async def _read_ref(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
         try:

@@ -250,16 +250,20 @@ ACCOUNT_NAME, ACCOUNT_KEY = "azurestorageaccountname", "azurestorageaccountkey" 
 
 
 def azure_file(volume: models.VolumeSpec) -> dict[str, Any]:
-    """An inline ``file.csi.azure.com`` volume as ACI's ``azureFile``: the share its ``shareName``
-    attribute names, the storage account and key from the Secret its ``secretName`` names."""
+    """A ``file.csi.azure.com`` volume (a pod's inline one, or a claim's PersistentVolume) as ACI's
+    ``azureFile``: the share its ``shareName`` attribute names (else the third field of the CSI
+    driver's ``volumeHandle``, ``<resource group>#<account>#<share>...``, as dynamic provisioning
+    leaves it), the storage account and key from the Secret it names."""
     secret = {item.path: item.content.decode(errors="replace").strip() for item in volume.files}
-    share = volume.attributes.get("shareName", "").strip()
+    handle = volume.attributes.get("volumeHandle", "").split("#")
+    share = volume.attributes.get("shareName", "").strip() or (handle[2] if len(handle) > 2 else "")
+    account = secret.get(ACCOUNT_NAME) or (handle[1] if len(handle) > 2 else "")
     lacking = [what for what, value in (("volumeAttributes.shareName", share),
-               (f"a Secret (secretName) with {ACCOUNT_NAME}", secret.get(ACCOUNT_NAME)),
-               (f"a Secret (secretName) with {ACCOUNT_KEY}", secret.get(ACCOUNT_KEY))) if not value]  # fmt: skip
+               (f"a Secret with {ACCOUNT_NAME}", account), (f"a Secret with {ACCOUNT_KEY}", secret.get(ACCOUNT_KEY)))
+               if not value]  # fmt: skip
     if lacking:
         raise errors.InvalidSpec(f"volume {volume.name}: an Azure Files volume needs {' and '.join(lacking)}")
-    return {"shareName": share, "storageAccountName": secret[ACCOUNT_NAME], "storageAccountKey": secret[ACCOUNT_KEY],
+    return {"shareName": share, "storageAccountName": account, "storageAccountKey": secret[ACCOUNT_KEY],
             "readOnly": volume.read_only}  # fmt: skip
 
 
