@@ -94,3 +94,17 @@ def test_a_claim_of_an_azure_files_volume_mounts_its_share_with_the_secret_its_v
     )
     with pytest.raises(claims.Unbound, match='secret "default/azure-secret"'):
         _claimed({"volumeHandle": "any-id", **ref}, None)
+
+
+@pytest.mark.parametrize(
+    ("empty_dir", "named"), [({"medium": "Memory"}, "medium"), ({"sizeLimit": "1Gi"}, "sizeLimit")]
+)
+def test_an_empty_dir_in_memory_or_with_a_size_limit_is_refused_on_aci_never_dropped(
+    empty_dir: dict[str, str], named: str
+) -> None:
+    body = {"metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}],
+                     "volumes": [{"name": "cache", "emptyDir": empty_dir}]}}  # fmt: skip
+    built = _built(msgspec.json.decode(msgspec.json.encode(body), type=objects.Pod))
+    with pytest.raises(errors.InvalidSpec, match=f"volume cache: emptyDir.{named}: ACI's emptyDir has neither"):
+        mapping.group_body(built, location="westeurope")

@@ -271,6 +271,12 @@ def _volumes(spec: models.InstanceSpec) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = []
     for volume in spec.volumes:
         if volume.kind == "emptyDir":
+            if volume.medium or volume.size_limit_gib is not None:
+                asked = ", ".join(f for f, v in (("medium", volume.medium), ("sizeLimit", volume.size_limit_gib)) if v)
+                raise errors.InvalidSpec(
+                    f"volume {volume.name}: emptyDir.{asked}: ACI's emptyDir has neither a medium (no memory-backed "
+                    "volume) nor a size limit; drop it to run on this node"
+                )
             volumes.append({"name": volume.name, "emptyDir": {}})
         elif volume.kind == "files":
             # ACI's secret volume: file name -> base64 content, mounted read-only.
