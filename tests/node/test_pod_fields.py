@@ -232,3 +232,38 @@ async def deadline_exceeded(sim: Sim, eci_node: str, core: k8s.CoreV1Api, namesp
     await until(deleted, within=30, what="the pod's instance deleted")
     shown = await asyncio.to_thread(core.read_namespaced_pod, "deadline", namespace)
     assert (shown.status.phase, shown.status.reason) == ("Failed", deadline.REASON)
+
+
+async def test_kubectl_debug_ends_at_once_saying_why_instead_of_waiting(
+    eci_node: str, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    """``kubectl debug`` adds an ephemeral container to a running pod (the ephemeralcontainers
+    subresource), which no cloud can add to a running instance: its status says it ended, why, and a
+    Warning says so, so kubectl stops waiting."""
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, pod_manifest("web", eci_node))
+
+    async def running() -> Any:
+        pod = await asyncio.to_thread(core.read_namespaced_pod, "web", namespace)
+        return pod if pod.status.phase == "Running" else None
+
+    await until(running, within=60, what="the pod Running")
+    debugger = {"name": "debugger-1", "image": "busybox", "stdin": True, "tty": True, "targetContainerName": "main"}
+    await asyncio.to_thread(
+        core.patch_namespaced_pod_ephemeralcontainers,
+        "web",
+        namespace,
+        {"spec": {"ephemeralContainers": [debugger]}},
+    )
+
+    async def ended() -> Any:
+        pod = await asyncio.to_thread(core.read_namespaced_pod, "web", namespace)
+        statuses = pod.status.ephemeral_container_statuses or []
+        return statuses[0] if statuses and statuses[0].state.terminated else None
+
+    status = await until(ended, within=30, what="the ephemeral container's status")
+    assert (status.name, status.state.terminated.reason) == ("debugger-1", "Unsupported")
+    assert "kubectl debug" in status.state.terminated.message
+    found = await asyncio.to_thread(core.list_namespaced_event, namespace, field_selector="involvedObject.name=web")
+    assert any(e.type == "Warning" and "kubectl debug" in e.message for e in found.items)
+    pod = await asyncio.to_thread(core.read_namespaced_pod, "web", namespace)
+    assert pod.status.phase == "Running", "the pod itself runs on"

@@ -379,6 +379,23 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     ),
 ]
 
+
+def debugged() -> objects.Pod:
+    """A running pod to which ``kubectl debug`` added an ephemeral container."""
+    p = pod(phase="Running", instance="eci-1")
+    p.spec.ephemeral_containers = [{"name": "debugger", "image": "busybox"}]
+    return p
+
+
+TABLE += [
+    (
+        "an ephemeral container (kubectl debug) is said to end at once, with a warning",
+        facts(debugged(), state(), memory=book.Memory(instance_id="eci-1")),
+        CONFIG,
+        expect("running", events=["Failed"], status=("Running", "")),
+    ),
+]
+
 # --- the provider's maximum Pending time (ECI's eci-max-pending-minute): see vnode/node/pending.py ---
 TABLE += [
     (

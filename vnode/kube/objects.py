@@ -345,6 +345,7 @@ class PodStatus(_S):
     start_time: str | None = None
     container_statuses: list[ContainerStatus] = []
     init_container_statuses: list[ContainerStatus] = []
+    ephemeral_container_statuses: list[ContainerStatus] = []
 
 
 class Pod(_S):

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from vnode.kube import objects
+from vnode.node import status
 
 __all__ = ["CONTAINER", "POD", "POD_SUB", "REASON", "Field", "Treatment", "message", "refusals", "treatment"]
 
@@ -65,7 +66,7 @@ POD: tuple[Field, ...] = (
     Field("volumes", R, NOT_MAPPED),
     Field("initContainers", R, NOT_MAPPED),
     Field("containers", R, NOT_MAPPED),
-    Field("ephemeralContainers", R, "ephemeral containers (kubectl debug) cannot be added to a running cloud instance"),
+    Field("ephemeralContainers", R, status.EPHEMERAL),
     Field("restartPolicy", R, NOT_MAPPED, default="Always"),
     Field("terminationGracePeriodSeconds", R, "the instance is stopped without a grace period", default=30),
     Field("activeDeadlineSeconds", E, "once active that long the pod fails (DeadlineExceeded) and its instance is "

@@ -338,6 +338,9 @@ def _follow(f: Facts, c: Config) -> Decision:
     memory = f.memory
     if (memory.instance_id, memory.created_at, memory.seen_events) != (state.id, created_at, seen):
         memory = dataclasses.replace(memory, instance_id=state.id, created_at=created_at, seen_events=seen)
+    if pod.spec.ephemeral_containers:  # kubectl debug: said once, and each such container ends at once
+        memory, refused = _warn_once(memory, "Failed", f"Error: {status.EPHEMERAL}")
+        posts = (*posts, *refused)
     wanted = status.from_instance(pod, state, scheme=c.scheme, host_ip=c.node_ip, now=f.now)
     shown = pod.metadata.annotations
     lacking = {k: v for k, v in state.annotations.items() if shown.get(k) != v and (k, v) not in memory.annotated}

@@ -147,6 +147,27 @@ def _gates_unready(pod: objects.Pod) -> str:
     return ", ".join(messages)
 
 
+#: Why an ephemeral container (``kubectl debug``) never starts on a virtual node: its status and Warning say so.
+EPHEMERAL = "ephemeral containers (kubectl debug) cannot be added to a running cloud instance"
+
+
+def ephemeral(pod: objects.Pod) -> list[dict[str, Any]]:
+    """Each ephemeral container of ``pod`` terminated at once, saying why, so that ``kubectl debug`` ends
+    with the reason instead of waiting for a container that will never run."""
+    return [
+        {
+            "name": str(c.get("name", "")),
+            "image": str(c.get("image", "")),
+            "imageID": "",
+            "state": {"terminated": {"exitCode": 128, "reason": "Unsupported", "message": EPHEMERAL}},
+            "lastState": {},
+            "ready": False,
+            "restartCount": 0,
+        }
+        for c in pod.spec.ephemeral_containers
+    ]
+
+
 def from_instance(
     pod: objects.Pod, state: models.InstanceState, *, scheme: str, host_ip: str, now: datetime.datetime
 ) -> dict[str, Any]:
@@ -188,6 +209,8 @@ def from_instance(
     }
     if init:
         result["initContainerStatuses"] = init
+    if pod.spec.ephemeral_containers:
+        result["ephemeralContainerStatuses"] = ephemeral(pod)
     if state.ip:
         result["podIP"] = state.ip
         result["podIPs"] = [{"ip": state.ip}]
@@ -300,6 +323,7 @@ def owned(status: objects.PodStatus) -> tuple[Any, ...]:
         sorted((c.type, c.status, c.reason, c.message) for c in status.conditions if c.type in OWNED_CONDITIONS),
         [_container(c) for c in status.container_statuses],
         [_container(c) for c in status.init_container_statuses],
+        [_container(c) for c in status.ephemeral_container_statuses],
     )
 
 
