@@ -225,3 +225,48 @@ async def test_a_claim_of_an_azure_files_volume_mounts_its_share_once_its_secret
             )
     finally:
         await asyncio.to_thread(core.delete_persistent_volume, name)
+
+
+async def test_what_aci_cannot_do_is_refused_aloud_and_a_startup_probe_is_folded(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    """ACI's API has no lifecycle hooks, termination message path, host aliases or hostname: a pod with
+    them fails at once naming each, with no container group made. A startup probe, which no cloud has,
+    becomes the readiness probe ACI runs."""
+    async with cloud_daemon(sim, kube, core, node_name, "podspec-aci-refused", "aci"):
+        refused = pod_manifest(
+            "refused",
+            node_name,
+            hostname="custom",
+            hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db.internal"]}],
+            container={
+                "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "sleep 5"]}}},
+                "terminationMessagePath": "/tmp/why",
+            },
+        )
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, refused)
+        startup = {"httpGet": {"path": "/started", "port": 80}, "periodSeconds": 2, "failureThreshold": 30}
+        probed = pod_manifest("probed", node_name, container={"startupProbe": startup})
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, probed)
+
+        async def failed() -> Any:
+            pod = await asyncio.to_thread(core.read_namespaced_pod, "refused", namespace)
+            return pod if pod.status.phase == "Failed" else None
+
+        pod = await until(failed, within=30, what="the pod of fields ACI lacks Failed")
+        ready = next(c for c in pod.status.conditions if c.type == "Ready")
+        assert pod.status.reason == ready.reason == "UnsupportedField"
+        for field in ("spec.hostname", "spec.hostAliases", "lifecycle", "terminationMessagePath"):
+            assert field in ready.message, field
+        assert ready.message.endswith("(provider aci)")
+        assert await asyncio.to_thread(group_of, sim, pod.metadata.uid) is None
+
+        async def running() -> Any:
+            got = await asyncio.to_thread(core.read_namespaced_pod, "probed", namespace)
+            return got if got.status.phase == "Running" else None
+
+        got = await until(running, within=60, what="the pod with a startup probe Running")
+        group = await asyncio.to_thread(group_of, sim, got.metadata.uid)
+        assert group is not None
+        ready_probe = group.containers[0].readiness_probe
+        assert (ready_probe.http_get.path, ready_probe.period_seconds) == ("/started", 2)

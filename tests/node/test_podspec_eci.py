@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 
 from tests.cloudsim.conftest import Sim, running
 from tests.node.conftest import eci_daemon, pod_manifest
+from tests.node.test_podspec_aci import docker_secret
 from tests.waiting import until
 from vnode.kube import client
 
@@ -187,3 +188,26 @@ async def test_an_image_that_fails_to_pull_keeps_the_pod_pending_in_image_pull_b
 
         await until(warned, within=30, what="the Failed and BackOff events of the pull on the pod")
         assert described(sim, pod.metadata.uid).status == "Pending", "the cloud pulls again"
+
+
+async def test_a_private_image_pulls_with_its_secret_and_without_it_waits_in_err_image_pull(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    """imagePullSecrets become ECI's ImageRegistryCredential (the simulator pulls from its private
+    registry only with one); the same image without the Secret fails its pull as the kubelet's would."""
+    private = "registry.private.example/team/nginx:1"
+    secret = docker_secret("regcred", "registry.private.example")
+    await asyncio.to_thread(core.create_namespaced_secret, namespace, secret)
+    async with eci_daemon(sim, kube, core, node_name, "podspec-eci-private"):
+        body = pod_manifest("private", node_name, image=private, imagePullSecrets=[{"name": "regcred"}])
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, body)
+        await asyncio.to_thread(
+            core.create_namespaced_pod, namespace, pod_manifest("nologin", node_name, image=private)
+        )
+
+        async def running() -> Any:
+            pod = await asyncio.to_thread(core.read_namespaced_pod, "private", namespace)
+            return pod if pod.status.phase == "Running" else None
+
+        await until(running, within=60, what="the private-image pod Running (the cloud pulled with the credential)")
+        await until(says(core, namespace, "nologin", "ErrImagePull"), within=60, what="the pod without its Secret")
