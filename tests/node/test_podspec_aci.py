@@ -67,6 +67,19 @@ def docker_secret(name: str, server: str) -> dict[str, Any]:
     }
 
 
+async def group_when_running(sim: Sim, core: k8s.CoreV1Api, namespace: str, name: str) -> aci_models.ContainerGroup:
+    """Wait for the pod ``name`` to run; its container group, as the official SDK reads it."""
+
+    async def running() -> Any:
+        pod = await asyncio.to_thread(core.read_namespaced_pod, name, namespace)
+        return pod if pod.status.phase == "Running" else None
+
+    pod = await until(running, within=60, what=f"pod {name} Running")
+    group = await asyncio.to_thread(group_of, sim, pod.metadata.uid)
+    assert group is not None
+    return group
+
+
 async def status_text(core: k8s.CoreV1Api, namespace: str, name: str) -> str:
     got = await asyncio.to_thread(core.read_namespaced_pod, name, namespace)
     return json.dumps(got.status.to_dict(), default=str)
@@ -170,13 +183,7 @@ async def test_an_azure_files_share_and_the_probes_reach_the_container_group(
         }
         await asyncio.to_thread(core.create_namespaced_secret, namespace, secret)
 
-        async def running_pod() -> Any:
-            pod = await asyncio.to_thread(core.read_namespaced_pod, "files", namespace)
-            return pod if pod.status.phase == "Running" else None
-
-        pod = await until(running_pod, within=60, what="the Azure Files pod Running")
-        group = await asyncio.to_thread(group_of, sim, pod.metadata.uid)
-        assert group is not None
+        group = await group_when_running(sim, core, namespace, "files")
         volume = next(v for v in group.volumes if v.name == "data")
         assert (volume.name, volume.azure_file.share_name, volume.azure_file.storage_account_name) == (
             "data", "team-data", "myaccount"
@@ -211,13 +218,7 @@ async def test_a_claim_of_an_azure_files_volume_mounts_its_share_once_its_secret
             secret = {"metadata": {"name": "azure-account"}, "data": data}
             await asyncio.to_thread(core.create_namespaced_secret, namespace, secret)
 
-            async def running_pod() -> Any:
-                pod = await asyncio.to_thread(core.read_namespaced_pod, "shared", namespace)
-                return pod if pod.status.phase == "Running" else None
-
-            pod = await until(running_pod, within=60, what="the pod of the Azure Files claim Running")
-            group = await asyncio.to_thread(group_of, sim, pod.metadata.uid)
-            assert group is not None
+            group = await group_when_running(sim, core, namespace, "shared")
             volume = next(v for v in group.volumes if v.name == "data")
             assert (volume.azure_file.share_name, volume.azure_file.storage_account_name) == (
                 "pvc-share-1",
@@ -261,12 +262,6 @@ async def test_what_aci_cannot_do_is_refused_aloud_and_a_startup_probe_is_folded
         assert ready.message.endswith("(provider aci)")
         assert await asyncio.to_thread(group_of, sim, pod.metadata.uid) is None
 
-        async def running() -> Any:
-            got = await asyncio.to_thread(core.read_namespaced_pod, "probed", namespace)
-            return got if got.status.phase == "Running" else None
-
-        got = await until(running, within=60, what="the pod with a startup probe Running")
-        group = await asyncio.to_thread(group_of, sim, got.metadata.uid)
-        assert group is not None
+        group = await group_when_running(sim, core, namespace, "probed")
         ready_probe = group.containers[0].readiness_probe
         assert (ready_probe.http_get.path, ready_probe.period_seconds) == ("/started", 2)
