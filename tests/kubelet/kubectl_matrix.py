@@ -73,7 +73,6 @@ class Op:
         return reasons.get(provider, "")
 
 
-NO_TAR = "the ECI simulator runs no image: no `tar` (exit 127)"
 OPS = (
     Op("logs", "`kubectl logs`", False),
     Op("logs --tail", "`--tail=1`", False),
@@ -87,8 +86,8 @@ OPS = (
     Op("exec -it", "a TTY (pty) and a resize (`stty size`)", True),
     Op("attach", "`kubectl attach` shows the container's new output", True, (("eci", "NO_ATTACH"),)),
     Op("port-forward", "`kubectl port-forward` and an HTTP GET", True, (("eci", "NO_PORT_FORWARD"),)),
-    Op("cp to pod", "`kubectl cp file pod:path` (tar in the container)", True, (("eci", NO_TAR),)),
-    Op("cp from pod", "`kubectl cp pod:path file`", True, (("eci", NO_TAR),)),
+    Op("cp to pod", "`kubectl cp file pod:path` (tar in the container)", True),
+    Op("cp from pod", "`kubectl cp pod:path file`", True),
 )
 REASONS = {
     "SPDY_EXEC": "the kubelet API serves exec/attach over WebSocket only; SPDY remote-command is not implemented",
@@ -105,7 +104,6 @@ SIGNATURES = {
     "NO_ATTACH": r"attach is not supported by provider",
     "NO_PORT_FORWARD": r"port forwarding is not supported by provider eci",
     "NO_RESTART": r"previous terminated container|not found|no previous",
-    NO_TAR: r"exit (status )?127|exit 127",
 }
 
 

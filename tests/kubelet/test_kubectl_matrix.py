@@ -128,7 +128,14 @@ def eci_target(
             vnode_run("eci", env, cluster, tmp_path_factory.mktemp("matrix-eci")) as node,
             _namespace(core, "kmx-eci") as namespace,
         ):
-            core.create_namespaced_pod(namespace, _pod("app", node, [{"name": "app", "image": "nginx:alpine"}]))
+            # What `kubectl cp pod:data.txt` copies out: a ConfigMap's file in the working directory.
+            data = {"metadata": {"name": "matrix-data"}, "data": {"data.txt": DATA}}
+            core.create_namespaced_config_map(namespace, data)
+            app = {"name": "app", "image": "nginx:alpine", "workingDir": "/srv",
+                   "volumeMounts": [{"name": "data", "mountPath": "/srv"}]}  # fmt: skip
+            body = _pod("app", node, [app])
+            body["spec"]["volumes"] = [{"name": "data", "configMap": {"name": "matrix-data"}}]  # type: ignore[index]
+            core.create_namespaced_pod(namespace, body)
             wait_for(lambda: core.read_namespaced_pod("app", namespace).status.phase == "Running", timeout=60,
                      what="the ECI pod Running")  # fmt: skip
             yield Target("eci", namespace, "app", 0, cluster.kubeconfig)

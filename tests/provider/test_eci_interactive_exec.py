@@ -7,6 +7,8 @@ the simulator serves it (``vnode/cloudsim/eci_exec.py``): stdin, a terminal, res
 from __future__ import annotations
 
 import asyncio
+import io
+import tarfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
@@ -94,7 +96,9 @@ async def test_a_terminal_gets_its_resize_and_the_shell_its_exit_code(sim: Sim, 
     assert session.out.startswith(b"# ")
 
 
-async def test_without_stdin_or_terminal_it_stays_in_sync_mode(sim: Sim, provider: eci.EciProvider) -> None:
+async def test_without_stdin_or_terminal_the_output_and_exit_code_come_through_the_socket(
+    sim: Sim, provider: eci.EciProvider
+) -> None:
     instance = await _running(sim, provider, "sync")
     session = FakeStreams([], stdin=False)
     code = await provider.exec_stream(instance, "app", ["sh", "-c", "echo out; exit 2"], session, tty=False)
@@ -102,9 +106,40 @@ async def test_without_stdin_or_terminal_it_stays_in_sync_mode(sim: Sim, provide
 
 
 async def test_an_unknown_program_fails_like_a_shell(sim: Sim, provider: eci.EciProvider) -> None:
-    instance = await _running(sim, provider, "tar")
-    session = FakeStreams([b"not a tar stream"])
-    code = await provider.exec_stream(instance, "app", ["tar", "xmf", "-"], session, tty=False)
+    instance = await _running(sim, provider, "unknown")
+    session = FakeStreams([b"data"])
+    code = await provider.exec_stream(instance, "app", ["rsync", "--server", "."], session, tty=False)
     assert code == 127
     with pytest.raises(errors.NotFound):
         await provider.exec_stream("eci-doesnotexist", "app", ["cat"], FakeStreams([b"x"]), tty=False)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+async def test_kubectl_cp_in_and_out_goes_through_tar(sim: Sim, provider: eci.EciProvider) -> None:
+    """What ``kubectl cp`` runs, both ways: the files copied in come back out, a missing one fails as
+    GNU tar does."""
+    instance = await _running(sim, provider, "cp")
+    archive = _tar({"report.txt": b"hello\n", "dir/data.bin": bytes(range(256)) * 40})
+    chunks = [archive[i : i + 4096] for i in range(0, len(archive), 4096)]
+    into = ["tar", "--no-same-permissions", "--no-same-owner", "-xmf", "-", "-C", "/tmp/in"]
+    assert await provider.exec_stream(instance, "app", into, FakeStreams(chunks), tty=False) == 0
+    out = FakeStreams([], stdin=False)
+    assert await provider.exec_stream(instance, "app", ["tar", "cf", "-", "/tmp/in"], out, tty=False) == 0
+    with tarfile.open(fileobj=io.BytesIO(bytes(out.out))) as got:
+        copied = {m.name: got.extractfile(m).read() for m in got.getmembers()}  # type: ignore[union-attr]
+    assert copied == {"tmp/in/dir/data.bin": bytes(range(256)) * 40, "tmp/in/report.txt": b"hello\n"}
+    shown = FakeStreams([], stdin=False)
+    assert await provider.exec_stream(instance, "app", ["cat", "/tmp/in/report.txt"], shown, tty=False) == 0
+    assert bytes(shown.out) == b"hello\n"
+    missing = FakeStreams([], stdin=False)
+    assert await provider.exec_stream(instance, "app", ["tar", "cf", "-", "/nope"], missing, tty=False) == 2
+    assert b"/nope: Cannot stat: No such file or directory" in missing.err

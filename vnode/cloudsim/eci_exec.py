@@ -13,9 +13,10 @@ of a container runtime's exec expects:
 The simulator runs no image, so what runs is the workload model's shell
 (``workloads.run_shell``): a bare shell (``sh``, ``bash``) reads command lines from stdin
 (with a terminal it prints a ``# `` prompt and echoes, and ``stty size`` answers the last
-resize); ``cat`` copies stdin to stdout; any other command runs once, as in Sync mode, its
-stdin read and dropped. Programs the model does not know (``tar`` of ``kubectl cp``) fail
-with the shell's ``not found`` and exit code 127.
+resize); ``cat`` copies stdin to stdout (``cat PATH`` shows a file); ``tar`` is ``kubectl cp``'s, over the files copied
+into the container and its volumes' files (``files.py``); any other command runs once, as in
+Sync mode, its stdin read and dropped, and one the model does not know fails with the shell's
+``not found`` and exit code 127.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vnode.cloudsim import errors, runs
+from vnode.cloudsim import errors, files, runs
 
 SESSION_SECONDS = 30.0
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -68,6 +69,7 @@ class Sessions:
     def __init__(self, cloud: Any) -> None:
         self.cloud = cloud
         self.sessions: dict[str, _Session] = {}
+        self.files = files.Files()  # what kubectl cp copied into the containers
 
     def open(self, origin: str, instance_id: str, container: str, command: list[str], *, tty: bool, stdin: bool) -> str:
         """Check the container runs (as Sync mode does) and return the session's WebSocket URI."""
@@ -120,6 +122,10 @@ class Sessions:
             async for chunk in self._input(ws, session):
                 await ws.send_bytes(bytes([STDOUT]) + chunk)
             return 0
+        if program == "tar":
+            return await self._tar(ws, session)
+        if program == "cat" and len(session.command) > 1:
+            return await self._cat(ws, session)
         output, code = self._run(session, session.command)
         await ws.send_bytes(bytes([STDOUT]) + output.encode())
         return code
@@ -149,6 +155,39 @@ class Sessions:
                     output = output.replace("\n", "\r\n")
                 await ws.send_bytes(bytes([STDOUT]) + output.encode() + (prompt[1:] if prompt else b""))
         return 0
+
+    async def _tar(self, ws: web.WebSocketResponse, session: _Session) -> int:
+        """``kubectl cp``: unpack stdin into the container's files, or pack its files to stdout."""
+        call = files.parse(session.command)
+        if isinstance(call, str):
+            await ws.send_bytes(bytes([STDERR]) + f"{call}\n".encode())
+            return 2
+        inst = self.cloud.get(session.instance_id)
+        container = session.container or inst.spec.containers[0].name
+        if call.create:
+            data, complaint, code = self.files.pack(inst, container, call)
+            if data:
+                await ws.send_bytes(bytes([STDOUT]) + data)
+        else:
+            received = b"".join([chunk async for chunk in self._input(ws, session)])
+            complaint, code = self.files.unpack(inst, container, call, received)
+        if complaint:
+            await ws.send_bytes(bytes([STDERR]) + complaint.encode())
+        return code
+
+    async def _cat(self, ws: web.WebSocketResponse, session: _Session) -> int:
+        """``cat PATH...``: the files copied into the container or its volumes' files."""
+        inst = self.cloud.get(session.instance_id)
+        container = session.container or inst.spec.containers[0].name
+        code = 0
+        for path in session.command[1:]:
+            content = self.files.read(inst, container, path)
+            if content is None:
+                await ws.send_bytes(bytes([STDERR]) + f"cat: can't open '{path}': No such file or directory\n".encode())
+                code = 1
+            else:
+                await ws.send_bytes(bytes([STDOUT]) + content)
+        return code
 
     def _run(self, session: _Session, argv: list[str]) -> tuple[str, int]:
         self.cloud.tick()

@@ -283,13 +283,10 @@ class EciProvider:
     async def exec_stream(
         self, instance_id: str, container: str, command: Sequence[str], streams: provider_streams.Streams, *, tty: bool
     ) -> int:
-        """With stdin or a terminal, ExecContainerCommand's interactive mode (``Sync=false``): a
-        WebSocket carries stdin, resizes and the output (``exec_socket``); otherwise Sync mode."""
-        if streams.stdin is None and not tty:
-            result = await self.exec(instance_id, container, command)
-            if result.stdout:
-                await streams.write_stdout(result.stdout)
-            return result.exit_code
+        """ExecContainerCommand's interactive mode (``Sync=false``): a WebSocket carries stdin (closed at
+        once when the caller has none), resizes and the output as bytes (``exec_socket``). Sync mode's
+        output is text in a JSON answer, so a binary stream (``kubectl cp``'s ``tar cf -``, which sends
+        no stdin) would not survive it: only ``exec`` (a command's text output) uses Sync mode."""
         params = {
             "ContainerGroupId": instance_id,
             "ContainerName": container,
