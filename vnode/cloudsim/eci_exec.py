@@ -74,6 +74,7 @@ class Sessions:
     def open(self, origin: str, instance_id: str, container: str, command: list[str], *, tty: bool, stdin: bool) -> str:
         """Check the container runs (as Sync mode does) and return the session's WebSocket URI."""
         runs.exec(self.cloud.get(instance_id), container, ["true"])
+        self.files.keep_only(self.cloud.live)
         now = time.monotonic()
         for key in [k for k, s in self.sessions.items() if s.expires < now]:
             del self.sessions[key]

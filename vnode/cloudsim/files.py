@@ -17,6 +17,7 @@ import dataclasses
 import io
 import posixpath
 import tarfile
+from collections.abc import Container
 
 from vnode.cloudsim import model
 
@@ -116,6 +117,7 @@ class Files:
                     archive.addfile(info, io.BytesIO(tree[name]))
         return out.getvalue(), "".join(errors), 2 if errors else 0
 
-    def forget(self, instance_id: str) -> None:
-        for key in [k for k in self._trees if k[0] == instance_id]:
+    def keep_only(self, live: Container[str]) -> None:
+        """Forget the files of instances no longer live."""
+        for key in [k for k in self._trees if k[0] not in live]:
             del self._trees[key]
