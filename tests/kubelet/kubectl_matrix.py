@@ -79,7 +79,7 @@ OPS = (
     Op("logs --timestamps", "`--timestamps`", False),
     Op("logs --since", "`--since=1h`", False),
     Op("logs -f", "`-f` streams new lines", False),
-    Op("logs --previous", "`--previous` after a restart", False, (("eci", "NO_RESTART"),)),
+    Op("logs --previous", "`--previous` after a restart", False),
     Op("exec args", "arguments with spaces and quotes", True),
     Op("exec exit code", "`exit 3` gives kubectl exit code 3", True),
     Op("exec -i", "stdin to EOF", True),
@@ -93,7 +93,6 @@ REASONS = {
     "SPDY_EXEC": "the kubelet API serves exec/attach over WebSocket only; SPDY remote-command is not implemented",
     "NO_ATTACH": "ECI has no attach API (501 naming the provider)",
     "NO_PORT_FORWARD": "ECI has no port forwarding (501 naming the provider)",
-    "NO_RESTART": "the simulated ECI container does not restart here: no previous log",
 }
 
 
@@ -103,7 +102,6 @@ SIGNATURES = {
     "SPDY_EXEC": r"SPDY is not implemented|WebSockets only",
     "NO_ATTACH": r"attach is not supported by provider",
     "NO_PORT_FORWARD": r"port forwarding is not supported by provider eci",
-    "NO_RESTART": r"previous terminated container|not found|no previous",
 }
 
 

@@ -133,11 +133,17 @@ def eci_target(
             core.create_namespaced_config_map(namespace, data)
             app = {"name": "app", "image": "nginx:alpine", "workingDir": "/srv",
                    "volumeMounts": [{"name": "data", "mountPath": "/srv"}]}  # fmt: skip
-            body = _pod("app", node, [app])
+            flaky = {
+                "name": "flaky",
+                "image": "busybox",
+                "command": ["sh", "-c", 'echo "run of flaky"; sleep 1; exit 1'],
+            }
+            body = _pod("app", node, [app, flaky])
             body["spec"]["volumes"] = [{"name": "data", "configMap": {"name": "matrix-data"}}]  # type: ignore[index]
             core.create_namespaced_pod(namespace, body)
             wait_for(lambda: core.read_namespaced_pod("app", namespace).status.phase == "Running", timeout=60,
                      what="the ECI pod Running")  # fmt: skip
+            wait_for(lambda: _restarted(core, namespace, "app", "flaky"), timeout=60, what="flaky restarted once")
             yield Target("eci", namespace, "app", 0, cluster.kubeconfig)
 
 
@@ -221,8 +227,7 @@ def op_logs_follow(k: Kubectl) -> None:
 
 
 def op_logs_previous(k: Kubectl) -> None:
-    container = "flaky" if k.target.provider == "process" else "app"
-    assert "run of flaky" in _ok(k.run("logs", k.target.pod, "-c", container, "--previous"))
+    assert "run of flaky" in _ok(k.run("logs", k.target.pod, "-c", "flaky", "--previous"))
 
 
 def op_exec_args(k: Kubectl) -> None:
