@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import pathlib
 import ssl
@@ -19,7 +20,7 @@ import pytest
 from cryptography import x509
 
 from tests.waiting import until
-from vnode.webhook import certs, namespaces, service
+from vnode.webhook import certs, namespaces, server, service
 
 LABELS = {"forced": {"virtual-node-affinity-injection": "enabled"}, "plain": {}}
 
@@ -201,3 +202,40 @@ def test_self_managed_certificates_are_kept_until_due(tmp_path: pathlib.Path) ->
     assert second.cert.read_bytes() != cert
     assert second.ca.read_bytes() == ca
     assert not certs.needs_reissue(second.cert.read_bytes(), ("127.0.0.1", "webhook.vnode.svc"), ca)
+
+
+async def test_a_body_over_4_mb_gets_413_and_the_server_keeps_serving(served: Served) -> None:
+    status, _ = await _raw_status(served, b"x" * (server.MAX_BODY + 1))
+    assert status == 413
+    status, _ = await served.post(json.dumps(review_body()).encode())
+    assert status == 200
+
+
+async def _raw_status(served: Served, body: bytes) -> tuple[int, bytes]:
+    data = io.BytesIO(body)
+    async with aiohttp.ClientSession() as session, session.post(f"{served.url}/mutate", data=data, ssl=served.ssl) as r:
+        return r.status, await r.read()
+
+
+async def test_slow_and_stalled_clients_hold_nothing_up(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fifty connections that send half their headers, and one whose body stalls: a review is answered
+    meanwhile, and the stalled body gets 408 once the body's time is up."""
+    monkeypatch.setattr(server, "BODY_SECONDS", 0.5)
+    port = served.webhook.port
+    half: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(50):
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=served.ssl)
+            writer.write(b"POST /mutate HTTP/1.1\r\nHost: x\r\n")
+            half.append(writer)
+        reader, stalled = await asyncio.open_connection("127.0.0.1", port, ssl=served.ssl)
+        half.append(stalled)
+        stalled.write(b'POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"apiVersion"')
+        await stalled.drain()
+        status, _ = await asyncio.wait_for(served.post(json.dumps(review_body()).encode()), timeout=10)
+        assert status == 200
+        line = await asyncio.wait_for(reader.readline(), timeout=10)
+        assert line.startswith(b"HTTP/1.1 408"), line
+    finally:
+        for writer in half:
+            writer.close()
