@@ -14,6 +14,13 @@ lasts longer than its grace, and each violation names the pods and instances inv
   marks them not Ready): the grace starts again when the node is Ready. ``unknown_seconds`` counts
   the pod-seconds spent so, reported beside the violations;
 - **stuck Terminating**: a pod deleted longer ago than its grace period plus ``TERMINATING_GRACE``.
+
+The leaked and stuck Terminating bounds also allow the cloud's own time for the deletes queued
+ahead: an instance cannot go faster than the account's delete rate (``DELETE_RATE``, ECI's 20/s),
+so one whose delete became due while ``n`` instances were already waiting for theirs gets
+``n / DELETE_RATE`` seconds more (a scale-in 3 → 1 under load queues about 3,600 deletes: three
+minutes of the account's rate). Deletes served in order at the account's rate meet the bound; a
+delete that stalls, or capacity left unused, does not.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ LEAK_GRACE = 180.0  # a delete retried through a minute of 5xx and backoff, or a
 STATUS_GRACE = 60.0  # the daemon lists the cloud every 2 s; a minute covers a restart or a storm
 TERMINATING_GRACE = 180.0  # beyond the pod's own grace period: a dead replica's takeover fits in it
 SETTLE_AGE = 20.0  # "settled": no candidate older than this
+DELETE_RATE = 20.0  # the account's deletes per second (ECI's limit, the realistic profile's)
 
 
 @dataclasses.dataclass
@@ -43,6 +51,7 @@ class PodSeen:
     first_seen: float
     deleting_since: float | None = None
     gone_at: float | None = None
+    ahead: int = 0  # deletes already waiting when this pod was deleted
 
 
 @dataclasses.dataclass
@@ -71,6 +80,8 @@ class Checker:
     ready: dict[str, bool] = dataclasses.field(default_factory=dict)  # node name -> Ready (unknown: Ready)
     unknown_seconds: float = 0.0  # pod-seconds of status disagreements on nodes that were not Ready
     last_check: float | None = None
+    backlog: int = 0  # live instances whose pod is deleted or gone, at the last check: deletes due
+    leak_ahead: dict[str, int] = dataclasses.field(default_factory=dict)  # instance -> deletes ahead of it
 
     def on_node(self, name: str, node: objects.Node | None) -> None:
         """The Node watch: a node gone or not Ready has pods whose status nobody can know."""
@@ -107,6 +118,7 @@ class Checker:
         seen.node = node
         if pod.metadata.deletion_timestamp and seen.deleting_since is None:
             seen.deleting_since = now
+            seen.ahead = self.backlog
 
     def carried(self) -> dict[str, int]:
         """Live pods per node, now."""
@@ -137,21 +149,33 @@ class Checker:
             if now - first >= grace and key not in self.violations:
                 self.violations[key] = Violation(kind, subject, detail, now)
 
+        due = 0
         for uid, found in by_pod.items():
             pod = self.pods.get(uid)
             if len(found) > 1:
                 hold("duplicated", pod.key if pod else uid, 0.0, ", ".join(i["id"] for i in found))
+            if pod is None or pod.gone_at is not None or pod.deleting_since is not None:
+                due += len(found)
             for inst in found:
                 if pod is None or pod.gone_at is not None:
                     who = pod.key if pod else f"pod uid {uid or '(none)'}"
-                    hold("leaked", inst["id"], LEAK_GRACE, f"{inst['status']}, its pod {who} is gone")
-                    self._leak_cost(inst, now)
+                    ahead = self.leak_ahead.setdefault(inst["id"], self.backlog)
+                    hold(
+                        "leaked",
+                        inst["id"],
+                        LEAK_GRACE + ahead / DELETE_RATE,
+                        f"{inst['status']}, its pod {who} is gone",
+                    )
+                    self._leak_cost(inst, now, LEAK_GRACE + ahead / DELETE_RATE)
         elapsed = now - self.last_check if self.last_check is not None else 0.0
         self.last_check = now
         for pod in live_pods:
             self._check_pod(pod, by_pod.get(pod.uid, []), now, hold, elapsed)
         for key in [k for k in self.since if k not in candidates]:
             del self.since[key]
+            if key[0] == "leaked":
+                self.leak_ahead.pop(key[1], None)
+        self.backlog = due
         old = collections.Counter(k[0] for k, first in self.since.items() if now - first > SETTLE_AGE)
         return dict(old)
 
@@ -161,7 +185,13 @@ class Checker:
 
     def _check_pod(self, pod: PodSeen, found: list[dict[str, Any]], now: float, hold: Any, elapsed: float) -> None:
         if pod.deleting_since is not None:
-            hold("stuck Terminating", pod.key, pod.grace + TERMINATING_GRACE, f"deleted, still on {pod.node}")
+            bound = pod.grace + TERMINATING_GRACE + pod.ahead / DELETE_RATE
+            hold(
+                "stuck Terminating",
+                pod.key,
+                bound,
+                f"deleted, still on {pod.node} ({pod.ahead} deletes were due before)",
+            )
             return
         status = found[0]["status"] if found else ""
         where = f"instance {found[0]['id']} is {status}" if found else "no instance"
@@ -181,10 +211,10 @@ class Checker:
             return
         hold("lost", pod.key, STATUS_GRACE, wrong)
 
-    def _leak_cost(self, inst: dict[str, Any], now: float) -> None:
+    def _leak_cost(self, inst: dict[str, Any], now: float, grace: float) -> None:
         key = ("leaked", inst["id"])
         first = self.since.get(key, now)
-        if now - first <= LEAK_GRACE:
+        if now - first <= grace:
             return
         start = self.leak_cost_from.setdefault(inst["id"], float(inst["cost_usd"]))
         self.leak_cost[inst["id"]] = float(inst["cost_usd"]) - start

@@ -140,3 +140,24 @@ def test_pods_of_other_nodes_and_of_the_controllers_namespace_are_not_watched() 
     other.spec.node_name = "kwok-0"
     c.on_pod("ns/x", other)
     assert c.pods == {}
+
+
+def test_the_terminating_and_leak_bounds_allow_the_deletes_queued_ahead_at_the_accounts_rate() -> None:
+    """A scale-in queues thousands of deletes at once; the cloud serves 20 a second. A pod deleted
+    behind 400 of them gets 20 s more than the bound, one deleted with none ahead does not."""
+    c, clock = checker()
+    gone = [instance(f"i-old-{n}", f"old-{n}") for n in range(400)]  # pods already gone: deletes due
+    c.on_pod("ns/late", pod("late", "u-late"))
+    c.on_pod("ns/first", pod("first", "u-first"))
+    c.check([*gone, instance("i-late", "u-late"), instance("i-first", "u-first")])
+    assert c.backlog == 400
+    c.on_pod("ns/late", pod("late", "u-late", deleting=True))
+    c.check([*gone, instance("i-late", "u-late")])
+    bound = 30 + invariants.TERMINATING_GRACE
+    clock.now = bound + 1
+    c.check([*gone, instance("i-late", "u-late")])
+    assert ("stuck Terminating", "ns/late") not in c.violations, "400 deletes at 20/s: 20 s more"
+    clock.now = bound + 400 / invariants.DELETE_RATE + 1
+    c.check([*gone, instance("i-late", "u-late")])
+    assert ("stuck Terminating", "ns/late") in c.violations
+    assert "400 deletes were due before" in c.violations["stuck Terminating", "ns/late"].detail
