@@ -96,8 +96,9 @@ def shown(pod: objects.Pod, written: Mapping[str, Any] | None) -> bool:
 
 def over(pod: objects.Pod, state: models.InstanceState | None, written: Mapping[str, Any] | None,
          now: datetime.datetime, rule: Rule) -> bool:  # fmt: skip
-    """Whether the pod's instance is over its Pending time, or was stopped for it already."""
-    if not rule.annotation:
+    """Whether the pod's instance is over its Pending time, or was stopped for it already (a stage's
+    condition, asked of every pod at every look: a pod without the annotation costs one lookup)."""
+    if not rule.annotation or rule.annotation not in pod.metadata.annotations:
         return False
     if shown(pod, written):
         return True
