@@ -7,6 +7,7 @@ ECI lacks, is folded into the liveness and readiness probes."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import pathlib
@@ -25,6 +26,16 @@ from vnode.kube import client
 
 pytestmark = pytest.mark.cluster
 
+# A projected downwardAPI volume: what the kubelet would write as files.
+PODINFO = {
+    "name": "info",
+    "projected": {"sources": [{"downwardAPI": {"items": [
+        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "cpu_millis",
+         "resourceFieldRef": {"containerName": "main", "resource": "limits.cpu", "divisor": "1m"}},
+    ]}}]},
+}  # fmt: skip
 DNS = {"nameservers": ["1.1.1.1"], "searches": ["corp.example"], "options": [{"name": "ndots", "value": "2"}]}
 
 
@@ -64,7 +75,11 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
                 "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
                 "startupProbe": {"exec": {"command": ["cat", "/started"]}, "periodSeconds": 5, "failureThreshold": 12},
                 "livenessProbe": {"exec": {"command": ["true"]}},
+                "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}},
+                "volumeMounts": [{"name": "info", "mountPath": "/etc/podinfo"}],
             },
+            metadata={"labels": {"tier": "web"}},
+            volumes=[PODINFO],
             securityContext={"runAsUser": 1000, "runAsNonRoot": True},
             hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db", "db.local"]}],
             dnsPolicy="None",
@@ -87,6 +102,10 @@ async def test_the_issues_pod_runs_with_every_field_on_the_instance(
         probes = group.containers[0]
         assert (probes.liveness_probe.execs, probes.liveness_probe.initial_delay_seconds) == (["true"], 60)
         assert (probes.readiness_probe.execs, probes.readiness_probe.failure_threshold) == (["cat", "/started"], 12)
+        # A projected downwardAPI volume: the files the kubelet would write, as ECI ConfigFileVolume files.
+        (info,) = [v for v in group.volumes if v.name == "info"]
+        files = {f.path: base64.b64decode(f.content).decode() for f in info.config_file_volume_config_file_to_paths}
+        assert files == {"name": "web", "labels": 'tier="web"', "cpu_millis": "500"}
 
         privileged = pod_manifest("priv", node_name, container={"securityContext": {"privileged": True}})
         await asyncio.to_thread(core.create_namespaced_pod, namespace, privileged)
