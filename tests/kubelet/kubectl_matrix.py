@@ -64,13 +64,7 @@ class Op:
 
     def failure(self, provider: str, client: Client) -> str:
         """Why this cell fails, or "" when it passes."""
-        # the kubelet API refuses SPDY exec/attach at the upgrade, after checking the provider can attach
-        reasons = dict(self.fails)
-        if self.name == "attach" and provider in reasons:  # a provider without attach is refused first
-            return reasons[provider]
-        if self.streamed and client.remote == "SPDY" and self.name != "port-forward":
-            return "SPDY_EXEC"
-        return reasons.get(provider, "")
+        return dict(self.fails).get(provider, "")
 
 
 OPS = (
@@ -90,7 +84,6 @@ OPS = (
     Op("cp from pod", "`kubectl cp pod:path file`", True),
 )
 REASONS = {
-    "SPDY_EXEC": "the kubelet API serves exec/attach over WebSocket only; SPDY remote-command is not implemented",
     "NO_ATTACH": "ECI has no attach API (501 naming the provider)",
     "NO_PORT_FORWARD": "ECI has no port forwarding (501 naming the provider)",
 }
@@ -99,7 +92,6 @@ REASONS = {
 # What the failure of a known-failing cell says (a regular expression the test's error must match),
 # so that a cell failing for another reason fails its test.
 SIGNATURES = {
-    "SPDY_EXEC": r"SPDY is not implemented|WebSockets only",
     "NO_ATTACH": r"attach is not supported by provider",
     "NO_PORT_FORWARD": r"port forwarding is not supported by provider eci",
 }

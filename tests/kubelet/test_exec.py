@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +37,24 @@ def test_interactive_exec_reads_stdin_to_eof(kubelet: Kubelet, pod: pods.PodInst
     result = cluster.kubectl("exec", "-i", "-n", pod.namespace, pod.name, "--", "sh", "-c", "tr a-z A-Z; echo done",
                              input="hello\nworld\n")  # fmt: skip
     assert result.stdout == "HELLO\nWORLD\ndone\n"
+
+
+SPDY = {**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}  # client-go's SPDY executor
+
+
+def test_exec_over_spdy_passes_argv_stdin_stderr_and_the_exit_code(
+    kubelet: Kubelet, pod: pods.PodInstance, cluster: launcher.Info
+) -> None:
+    """kubectl's SPDY executor (kubectl before 1.30, and many client-go tools): the API server upgrades
+    the kubelet's request to SPDY/3.1, and each channel is a stream of its own."""
+    script = 'tr a-z A-Z; echo "to stderr" >&2; exit 5'
+    result = cluster.kubectl("exec", "-i", "-n", pod.namespace, pod.name, "--", "sh", "-c", script,
+                             input="hello spdy\n", check=False, env=SPDY)  # fmt: skip
+    assert (result.returncode, result.stdout) == (5, "HELLO SPDY\n"), result.stderr
+    assert "to stderr" in result.stderr
+    assert kubelet.provider.argv[-1] == ["sh", "-c", script]
+    done = cluster.kubectl("exec", "-n", pod.namespace, pod.name, "--", "sh", "-c", 'echo "a b"', env=SPDY)
+    assert done.stdout == "a b\n"
 
 
 @pytest.fixture

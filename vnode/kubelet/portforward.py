@@ -25,7 +25,6 @@ served as well (``portforward_channels``).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import logging
@@ -35,7 +34,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from vnode import errors
-from vnode.kubelet import portforward_channels, spdy
+from vnode.kubelet import portforward_channels, spdy, spdy_upgrade
 from vnode.provider import streams
 
 __all__ = ["PROTOCOL", "TUNNEL_PROTOCOL", "Forwarder", "serve"]
@@ -204,70 +203,6 @@ async def _pump(data: spdy.Stream, target: streams.PortStream) -> str:
 # --- the channels under a SPDY connection ---
 
 
-class _Upgraded(web.StreamResponse):
-    """A 101 whose connection now belongs to the handler: aiohttp must write nothing more on it."""
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        return None
-
-
-class _SocketChannel:
-    """The request's own TLS connection after a 101. aiohttp's parser knows only WebSocket
-    upgrades, so this object takes its place (``set_parser``) and gets every later byte; reading
-    pauses while more than ``LIMIT`` bytes wait for the SPDY connection."""
-
-    LIMIT = 1 << 20
-
-    def __init__(self, request: web.Request) -> None:
-        self._transport = request.transport
-        self.writer: Any = None  # the response's payload writer, for drain()
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._size = 0
-        self._eof = False
-        self._paused = False
-        self._arrived = asyncio.Event()
-
-    # the parser's side, called by aiohttp's protocol
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        if data:
-            self._chunks.append(bytes(data))
-            self._size += len(data)
-            self._arrived.set()
-            if self._size > self.LIMIT and not self._paused and self._transport is not None:
-                self._paused = True
-                self._transport.pause_reading()
-        return False, b""
-
-    def feed_eof(self) -> None:
-        self._eof = True
-        self._arrived.set()
-
-    # spdy.Channel
-    async def read(self) -> bytes:
-        while not self._chunks:
-            if self._eof:
-                return b""
-            self._arrived.clear()
-            await self._arrived.wait()
-        chunk = self._chunks.popleft()
-        self._size -= len(chunk)
-        if self._paused and self._size < self.LIMIT // 2 and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
-        return chunk
-
-    async def write(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the port-forward client went away")
-        transport.write(data)
-        await self.writer.drain()
-
-    async def close(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
-
-
 class _WebSocketChannel:
     """SPDY bytes in WebSocket binary messages (``SPDY/3.1+portforward.k8s.io``), as client-go's
     ``TunnelingConnection``: message boundaries mean nothing, a normal close is the end."""
@@ -298,16 +233,11 @@ class _WebSocketChannel:
 # --- the HTTP side ---
 
 
-def _values(request: web.Request, name: str) -> list[str]:
-    return [v.strip() for raw in request.headers.getall(name, []) for v in raw.split(",") if v.strip()]
-
-
 async def serve(request: web.Request, forwarder: Forwarder) -> web.StreamResponse:
     """Upgrade ``request`` (SPDY/3.1, or a WebSocket tunnelling it) and run ``forwarder`` on it."""
-    connection_tokens = [v.lower() for v in _values(request, "Connection")]
     upgrade = request.headers.get("Upgrade", "").strip().lower()
     if upgrade == "websocket":
-        offered = _values(request, "Sec-WebSocket-Protocol")
+        offered = spdy_upgrade.values(request, "Sec-WebSocket-Protocol")
         if TUNNEL_PROTOCOL not in offered:
             if offered and not set(offered) & set(portforward_channels.PROTOCOLS):
                 supported = [TUNNEL_PROTOCOL, *portforward_channels.PROTOCOLS]
@@ -327,29 +257,7 @@ async def serve(request: web.Request, forwarder: Forwarder) -> web.StreamRespons
         log.info("port-forward %s: SPDY/3.1 in a WebSocket", forwarder.name)
         await forwarder.serve(_WebSocketChannel(ws))
         return ws
-    offered = _values(request, "X-Stream-Protocol-Version")
-    if not offered:
-        raise web.HTTPBadRequest(text="unable to upgrade: header X-Stream-Protocol-Version does not exist in request\n")
-    if PROTOCOL not in offered:
-        raise web.HTTPForbidden(
-            text=(
-                f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
-                f"server accepts {[PROTOCOL]}\n"
-            ),
-            headers={"X-Accepted-Stream-Protocol-Versions": PROTOCOL},
-        )
-    if "upgrade" not in connection_tokens or "spdy/3.1" not in upgrade:
-        raise web.HTTPBadRequest(text="unable to upgrade: missing upgrade headers in request\n")
-    response = _Upgraded(
-        status=101,
-        headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": PROTOCOL},
-    )
-    response.force_close()
-    # From here on aiohttp gives every byte of the connection to the channel (as to a WebSocket's
-    # reader): set before the 101 leaves, so that no early frame reaches aiohttp's HTTP parser.
-    channel = _SocketChannel(request)
-    cast(Any, request.protocol).set_parser(channel)
-    channel.writer = await response.prepare(request)
+    channel, response = await spdy_upgrade.upgrade(request, (PROTOCOL,))
     log.info("port-forward %s: SPDY/3.1", forwarder.name)
     await forwarder.serve(channel)
     return response

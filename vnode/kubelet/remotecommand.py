@@ -1,8 +1,8 @@
 """The WebSocket remote-command protocol of exec and attach (``v5.channel.k8s.io``, ``v4.channel.k8s.io``).
 
 Since Kubernetes 1.36 the API server forwards a client's exec/attach WebSocket unchanged to a
-kubelet whose node declares ``ExtendWebSocketsToKubelet``, so this is the whole wire protocol
-vnode needs (no SPDY). It follows ``k8s.io/streaming/pkg/httpstream/wsstream`` and the API
+kubelet whose node declares ``ExtendWebSocketsToKubelet``; a SPDY client (or an older control
+plane) reaches ``remotecommand_spdy`` instead. It follows ``k8s.io/streaming/pkg/httpstream/wsstream`` and the API
 server's own WebSocket end (``apiserver/pkg/util/proxy/websocket.go``) of 1.37:
 
 * every binary message starts with its channel: 0 stdin, 1 stdout, 2 stderr, 3 error

@@ -5,10 +5,11 @@ scrapes it, at the node's address and ``status.daemonEndpoints.kubeletEndpoint.P
 
 =====================================================  =========================================
 ``GET /containerLogs/{ns}/{pod}/{container}``          the provider's ``SupportsLogs``
-``GET /exec/{ns}/{pod}[/{uid}]/{container}``           WebSocket (:mod:`.remotecommand`): the
-                                                       provider's ``SupportsStreamingExec``, else
-                                                       ``SupportsExec`` (whole stdin, then output)
-``GET /attach/{ns}/{pod}[/{uid}]/{container}``         WebSocket: ``SupportsAttach``
+``GET /exec/{ns}/{pod}[/{uid}]/{container}``           WebSocket (:mod:`.remotecommand`) or SPDY/3.1
+                                                       (:mod:`.remotecommand_spdy`): the provider's
+                                                       ``SupportsStreamingExec``, else ``SupportsExec``
+                                                       (whole stdin, then output)
+``GET /attach/{ns}/{pod}[/{uid}]/{container}``         WebSocket or SPDY/3.1: ``SupportsAttach``
 ``/portForward/{ns}/{pod}[/{uid}]``                    SPDY/3.1, plain or tunnelled in a WebSocket,
                                                        or v4 WebSocket channels (:mod:`.portforward`):
                                                        the provider's ``SupportsPortForward``
@@ -39,7 +40,7 @@ from aiohttp import web
 
 from vnode import errors
 from vnode.kube import client as kube_client
-from vnode.kubelet import auth, certs, portforward, remotecommand, stats
+from vnode.kubelet import auth, certs, portforward, remotecommand, remotecommand_spdy, spdy, spdy_upgrade, stats
 from vnode.kubelet import clock as clock_mod
 from vnode.kubelet import pods as pods_mod
 from vnode.provider import base, streams
@@ -47,6 +48,10 @@ from vnode.provider import base, streams
 __all__ = ["KubeletServer", "LogQuery", "NotSupported", "prepare"]
 
 log = logging.getLogger(__name__)
+
+
+#: An exec/attach connection as ``work`` sees it: a WebSocket session or a SPDY one.
+Remote = remotecommand.Session | remotecommand_spdy.Session
 
 
 class NotSupported(Exception):
@@ -282,38 +287,47 @@ class KubeletServer:
 
     # -- exec and attach -------------------------------------------------------------------
 
-    async def _websocket(self, request: web.Request) -> tuple[web.WebSocketResponse, remotecommand.Options]:
+    async def _open_session(self, request: web.Request) -> tuple[web.StreamResponse, Remote, asyncio.Task[None]] | None:
+        """The client's exec/attach connection: a WebSocket (``remotecommand``), or SPDY/3.1 once its
+        streams are open (``remotecommand_spdy``); with the task reading it. None: the SPDY client
+        did not open its streams in time (the connection is closed)."""
+        options = remotecommand.Options.from_query(request.query)
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            # A Status, not text: client-go reads a refused SPDY upgrade's body as a Status when it can,
-            # and text with ": " in it passes for YAML (kubectl 1.33 then prints an empty "Error from server").
-            message = (
-                "vnode serves exec and attach over WebSockets only (v5.channel.k8s.io); SPDY is not "
-                "implemented: the control plane must be Kubernetes 1.36 or later, which forwards WebSockets "
-                "to nodes declaring ExtendWebSocketsToKubelet"
+            channel, response = await spdy_upgrade.upgrade(request, remotecommand_spdy.PROTOCOLS)
+            remote = remotecommand_spdy.Session(options)
+            connection = spdy.Connection(channel, remote.on_stream, name=f"{self.node_name} {request.path}")
+            reader = asyncio.create_task(connection.run())
+            ready = asyncio.create_task(remote.ready.wait())
+            await asyncio.wait(
+                {reader, ready}, timeout=remotecommand_spdy.STREAM_WAIT, return_when=asyncio.FIRST_COMPLETED
             )
-            status = remotecommand.failure_status(message, reason="BadRequest", code=400)
-            raise web.HTTPBadRequest(text=json.dumps({"kind": "Status", "apiVersion": "v1", **status}),
-                                     content_type="application/json")  # fmt: skip
+            if not ready.done():
+                ready.cancel()
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+                log.warning("kubelet API %s: the client did not open its streams in time", request.path)
+                return None
+            return response, remote, reader
         ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=16 * 1024 * 1024)
-        ready = ws.can_prepare(request)
-        if not ready.ok or ready.protocol not in remotecommand.PROTOCOLS:
+        ready_ws = ws.can_prepare(request)
+        if not ready_ws.ok or ready_ws.protocol not in remotecommand.PROTOCOLS:
             wanted = request.headers.get("Sec-WebSocket-Protocol", "")
             raise web.HTTPBadRequest(
                 text=f"requested protocol(s) {wanted!r} are not supported; supports {list(remotecommand.PROTOCOLS)}\n"
             )
         await ws.prepare(request)
-        return ws, remotecommand.Options.from_query(request.query)
-
-    async def _serve_session(
-        self,
-        ws: web.WebSocketResponse,
-        options: remotecommand.Options,
-        work: Callable[[remotecommand.Session], Coroutine[Any, Any, int | None]],
-        what: str,
-    ) -> web.WebSocketResponse:
         session = remotecommand.Session(ws, options)
         await session.start()
-        reader = asyncio.create_task(session.pump())
+        return ws, session, asyncio.create_task(session.pump())
+
+    async def _serve_session(
+        self, request: web.Request, work: Callable[[Remote], Coroutine[Any, Any, int | None]], what: str
+    ) -> web.StreamResponse:
+        opened = await self._open_session(request)
+        if opened is None:
+            return web.Response(status=408)  # not sent: the connection was upgraded and is closed
+        response, session, reader = opened
         job = asyncio.create_task(work(session))
         self._sessions.update((reader, job))
         try:
@@ -322,7 +336,7 @@ class KubeletServer:
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await job
-                return ws
+                return response
             status: dict[str, Any]
             try:
                 code = job.result()
@@ -334,9 +348,9 @@ class KubeletServer:
             except errors.ApiError as exc:
                 status = remotecommand.failure_status(f"{what} failed: {exc.message}")
             except ConnectionResetError:
-                return ws
+                return response
             await session.finish(status)
-            return ws
+            return response
         finally:
             for task in (reader, job):
                 task.cancel()
@@ -352,13 +366,13 @@ class KubeletServer:
         provider = self.provider
         if not isinstance(provider, (streams.SupportsStreamingExec, base.SupportsExec)):
             return self._unsupported("exec")
-        ws, options = await self._websocket(request)
 
-        async def work(session: remotecommand.Session) -> int | None:
+        async def work(session: Remote) -> int | None:
+            tty = session.options.tty
             if isinstance(provider, streams.SupportsStreamingExec):
-                return await provider.exec_stream(pod.instance_id, container, command, session, tty=options.tty)
+                return await provider.exec_stream(pod.instance_id, container, command, session, tty=tty)
             assert isinstance(provider, base.SupportsExec)
-            if options.tty:
+            if tty:
                 raise NotSupported(
                     f"an interactive terminal (tty) is not supported by provider {provider.name}; run without -t"
                 )
@@ -368,19 +382,18 @@ class KubeletServer:
             await session.write_stderr(result.stderr)
             return result.exit_code
 
-        return await self._serve_session(ws, options, work, "exec")
+        return await self._serve_session(request, work, "exec")
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
         pod, container = self._target(request)
         provider = self.provider
         if not isinstance(provider, streams.SupportsAttach):
             return self._unsupported("attach")
-        ws, options = await self._websocket(request)
 
-        async def work(session: remotecommand.Session) -> int | None:
-            return await provider.attach(pod.instance_id, container, session, tty=options.tty)
+        async def work(session: Remote) -> int | None:
+            return await provider.attach(pod.instance_id, container, session, tty=session.options.tty)
 
-        return await self._serve_session(ws, options, work, "attach")
+        return await self._serve_session(request, work, "attach")
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         pod, _ = self._target(request)
