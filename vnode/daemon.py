@@ -56,6 +56,7 @@ from aiohttp import web
 
 from vnode import errors, gc, settings
 from vnode.kube import api, client, informer, objects
+from vnode.kubelet import certs as kubelet_certs
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
 from vnode.kubelet import server as kubelet_server
@@ -264,6 +265,10 @@ class Daemon:
             anonymous=self.config.kubelet_anonymous_auth,
         )
         self._spawn(group, self.kubelet.run())
+        # The serving certificate is renewed before its end into the live server (open streams keep theirs).
+        rotator = kubelet_certs.Rotator(self.kube, self.config.node_name, [self.config.node_ip], cert_dir,
+                                        self.kubelet.ssl_context, clock=kubelet_clock.SystemClock())  # fmt: skip
+        self._spawn(group, rotator.run())
         await self.kubelet.ready.wait()
         if self.kubelet.port != self.config.kubelet_port:
             self.config = self.config.model_copy(update={"kubelet_port": self.kubelet.port})

@@ -9,6 +9,7 @@ caller who may reach it. A certificate of another CA never gets past the TLS han
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import pathlib
 import secrets
@@ -152,3 +153,27 @@ def test_every_path_answers_every_caller_as_the_kubelet_does(
     wrong = {f"{caller} GET {path}": f"{got[caller, path]} (the kubelet: {w})" for (caller, path), w in wanted.items()
              if got[caller, path] != w}  # fmt: skip
     assert wrong == {}
+
+
+def test_only_tls_1_2_and_later_is_spoken(kubelet: Kubelet) -> None:
+    """A client limited to TLS 1.1 gets no connection; TLS 1.2 and 1.3 do."""
+    for version, works in (
+        (ssl.TLSVersion.TLSv1_1, False),
+        (ssl.TLSVersion.TLSv1_2, True),
+        (ssl.TLSVersion.TLSv1_3, True),
+    ):
+        context = ssl.create_default_context(cafile=str(kubelet.ca_file))
+        context.minimum_version = min(version, ssl.TLSVersion.TLSv1_2) if works else ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = version
+        with contextlib.suppress(ValueError, ssl.SSLError):
+            context.set_ciphers("ALL:@SECLEVEL=0")  # let the client offer TLS 1.1 at all
+        connection = http.client.HTTPSConnection("127.0.0.1", kubelet.port, context=context, timeout=30)
+        try:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            spoke = True
+        except (ssl.SSLError, ConnectionResetError):
+            spoke = False
+        finally:
+            connection.close()
+        assert spoke == works, version

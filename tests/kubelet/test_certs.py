@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import http.client
 import json
 import secrets
 import socket
@@ -52,7 +53,14 @@ class _Shifted(clock.SystemClock):
 
 
 def test_a_certificate_near_its_end_is_renewed_in_the_live_server(kubelet: Kubelet) -> None:
+    """New connections get the new certificate; one open across the renewal (a `logs -f`, a
+    keep-alive) goes on with the old one."""
     before = _served(kubelet)
+    context = ssl.create_default_context(cafile=str(kubelet.ca_file))
+    context.load_cert_chain(kubelet.pki / "apiserver-kubelet-client.crt", kubelet.pki / "apiserver-kubelet-client.key")
+    open_before = http.client.HTTPSConnection("127.0.0.1", kubelet.port, context=context, timeout=30)
+    open_before.request("GET", "/healthz")
+    assert open_before.getresponse().read() == b"ok"
 
     async def renew() -> tuple[bool, bool]:
         shifted = _Shifted()
@@ -69,6 +77,15 @@ def test_a_certificate_near_its_end_is_renewed_in_the_live_server(kubelet: Kubel
     after = _served(kubelet)
     assert after.serial_number != before.serial_number
     assert after.subject == before.subject
+    try:
+        open_before.request("GET", "/healthz")  # the same connection, after the renewal
+        assert open_before.getresponse().read() == b"ok"
+        assert open_before.sock is not None
+        der = open_before.sock.getpeercert(binary_form=True)
+        assert der is not None
+        assert x509.load_der_x509_certificate(der).serial_number == before.serial_number
+    finally:
+        open_before.close()
 
 
 def _foreign_csr(name: str, node: str, addresses: list[str]) -> str:

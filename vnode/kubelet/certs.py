@@ -291,7 +291,7 @@ class Rotator:
         while True:
             try:
                 await self.renew_once()
-            except errors.ApiError as exc:
+            except Exception as exc:  # never the daemon's end: the old certificate serves until it expires
                 log.warning("kubelet serving certificate: renewal failed: %s", exc, extra={"node": self.node_name})
             self.ready.set()
             await asyncio.sleep(self.check_interval)
