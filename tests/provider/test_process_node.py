@@ -145,3 +145,25 @@ async def test_a_pod_past_its_active_deadline_fails_and_its_process_stops(
     )
     assert (failed.status.reason, failed.status.message) == (deadline.REASON, deadline.MESSAGE)
     await asyncio.to_thread(wait_for, lambda: not host.provider.pids(), timeout=30, what="its processes to end")
+
+
+async def test_what_the_process_provider_cannot_do_is_refused_aloud(
+    host: Host, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    """The host's PID namespace and a privileged container are refused on the process provider as on
+    the clouds: the pod fails at once naming each field, and no process runs."""
+    body = pod("refused", host.node, ["sleep", "600"], hostPID=True)
+    body["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    core.create_namespaced_pod(namespace, body)
+
+    def failed() -> k8s.V1Pod | None:
+        got: k8s.V1Pod = core.read_namespaced_pod("refused", namespace)
+        return got if got.status.phase == "Failed" else None
+
+    done = await asyncio.to_thread(wait_for, failed, timeout=30, what="the refused pod Failed")
+    ready = next(c for c in done.status.conditions if c.type == "Ready")
+    assert done.status.reason == ready.reason == "UnsupportedField"
+    assert "spec.hostPID" in ready.message
+    assert "privileged" in ready.message
+    assert ready.message.endswith("(provider process)")
+    assert not host.provider.pids()
