@@ -178,6 +178,38 @@ async def test_a_rotated_certificate_is_served_without_a_restart(served: Served,
     assert "vnode_webhook_certificate_reloads_total 1.0" in text
 
 
+async def test_no_review_fails_while_the_certificate_rotates_under_load(served: Served, tmp_path: pathlib.Path) -> None:
+    """Reviews keep coming (eight at a time, as the API server sends them) while the certificate is
+    replaced on disk and reloaded: every one is answered 200, before, during and after."""
+    cert_dir = tmp_path / "certs"
+    ca = certs.Pem((cert_dir / "ca.crt").read_bytes(), (cert_dir / "ca.key").read_bytes())
+    rotated = certs.issue_serving(ca, ["127.0.0.1", "localhost"])
+    expected = x509.load_pem_x509_certificate(rotated.cert).serial_number
+    body = json.dumps(review_body()).encode()
+    answered: list[int] = []
+    stop = asyncio.Event()
+
+    async def load() -> None:
+        while not stop.is_set():
+            answered.extend(status for status, _ in await asyncio.gather(*(served.post(body) for _ in range(8))))
+
+    loading = asyncio.create_task(load())
+    try:
+        await until(lambda: len(answered) >= 40, within=30, what="reviews answered before the rotation")
+        certs.write_pair(rotated, cert_dir / "tls.crt", cert_dir / "tls.key")
+
+        async def serving_new() -> bool:
+            return await served.peer_serial() == expected
+
+        await until(serving_new, within=10, what="the rotated certificate to be served")
+        count = len(answered)
+        await until(lambda: len(answered) >= count + 40, within=30, what="reviews answered after the rotation")
+    finally:
+        stop.set()
+        await loading
+    assert set(answered) == {200}, f"{len(answered)} reviews, answers {sorted(set(answered))}"
+
+
 async def test_given_certificate_files_are_served(tmp_path: pathlib.Path) -> None:
     ca = certs.make_ca("cert-manager-ca")
     pair = certs.issue_serving(ca, ["127.0.0.1"])
