@@ -293,7 +293,7 @@ class EciProvider:
             "Command": json.dumps(list(command)),
             "Sync": "false",
             "TTY": "true" if tty else "false",
-            "Stdin": "true",
+            "Stdin": "true" if streams.stdin is not None else "false",
         }
         body = await self._call("ExecContainerCommand", params)
         uri = str(body.get("WebSocketUri") or "")
