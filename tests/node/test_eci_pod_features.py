@@ -52,12 +52,16 @@ async def test_a_pod_asking_for_an_eip_shows_its_public_address_and_a_bad_ask_fa
 
     async def addressed() -> Any:
         pod = await running_pod("public")
-        return pod if pod and mapping.ALLOCATED_ADDRESS in (pod.metadata.annotations or {}) else None
+        shown = (pod.metadata.annotations or {}) if pod else {}
+        return pod if {mapping.ALLOCATED_ADDRESS, mapping.ALLOCATED_EIP} <= shown.keys() else None
 
-    pod = await until(addressed, within=30, what="the public pod Running with its allocated address")
+    pod = await until(addressed, within=30, what="the public pod Running with its allocated address and EIP id")
     (group,) = groups(sim, pod.metadata.uid)
     assert group["InternetIp"]
     assert pod.metadata.annotations[mapping.ALLOCATED_ADDRESS] == group["InternetIp"]
+    status, record = sim.admin("GET", f"instances/{group['ContainerGroupId']}")
+    assert status == 200, record
+    assert pod.metadata.annotations[mapping.ALLOCATED_EIP] == record["eip_id"]
     assert pod.status.pod_ip == group["IntranetIp"] != group["InternetIp"]
 
     plain = await until(lambda: running_pod("private"), within=30, what="the private pod Running")

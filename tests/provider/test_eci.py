@@ -294,6 +294,10 @@ async def test_a_pod_asking_for_an_eip_gets_its_public_address_as_an_annotation(
     status, record = sim.admin("GET", f"instances/{made.id}")
     assert status == 200, record
     assert record["eip_address"] == address
+    # The EIP's ID is not in ECI's description: the feed asks VPC's DescribeEipAddresses, once.
+    listed = {s.id: s for s in await provider.list(NODE_TAGS)}
+    assert listed[made.id].annotations[mapping.ALLOCATED_EIP] == record["eip_id"]
+    assert mapping.ALLOCATED_EIP not in listed[plain.id].annotations
 
 
 async def test_a_gpu_spec_runs_on_its_gpu_type_and_the_type_comes_back_as_an_annotation(

@@ -34,6 +34,7 @@ from vnode.cloudsim import (
     eci_params,
     eci_podspec,
     eci_render,
+    eip,
     errors,
     model,
     pulls,
@@ -78,6 +79,7 @@ class Action:
     operation: str  # the cloud's neutral operation (rate limits, faults)
     handler: str  # method name on Eci
     mutating: bool = False
+    version: str = VERSION  # its product's API version (VPC's DescribeEipAddresses is 2016-04-28)
 
 
 ACTIONS: dict[str, Action] = {
@@ -99,6 +101,8 @@ ACTIONS: dict[str, Action] = {
     "CreateImageCache": Action("imagecache", "create_image_cache", mutating=True),
     "DescribeImageCaches": Action("imagecache", "describe_image_caches"),
     "DeleteImageCache": Action("imagecache", "delete_image_cache", mutating=True),
+    # VPC's, on the same endpoint (the real one is vpc.<region>.aliyuncs.com): the EIPs bound to instances.
+    "DescribeEipAddresses": Action("describe", "eips", version=eip.VPC_VERSION),
 }
 
 
@@ -134,7 +138,7 @@ class Eci:
                     f"Specified api is not found, please check your url and method: {name}",
                 )
             version = request.headers.get("x-acs-version") or dict(pairs).get("Version", "")
-            if version != VERSION:
+            if version != action.version:
                 raise eci_auth.ApiError("InvalidVersion", 400, f"Specified parameter Version is not valid: {version!r}")
             self._auth.check(request, pairs, body)
             if body and request.content_type == "application/x-www-form-urlencoded":
@@ -162,6 +166,10 @@ class Eci:
         return web.Response(body=msgspec.json.encode(result), content_type="application/json")
 
     # -- actions ----------------------------------------------------------------------------
+
+    def eips(self, p: eci_params.Params) -> dict[str, Any]:
+        self._region(p)
+        return eip.describe(self.cloud.live.values(), p, region=self.cloud.world.region)
 
     def create(self, p: eci_params.Params) -> dict[str, Any]:
         p.text("RegionId", required=True)

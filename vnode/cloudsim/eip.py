@@ -1,5 +1,9 @@
 """Elastic IPs: the public address an ECI instance gets with ``AutoCreateEip`` or ``EipInstanceId``.
 
+VPC's ``DescribeEipAddresses`` (:func:`describe`) answers which EIP an instance holds
+(``AssociatedInstanceType=EciInstance``, ``AssociatedInstanceId``; or by ``AllocationId``), as
+ECI's own description of the instance gives only the address (``InternetIp``).
+
 An EIP made for an instance (``AutoCreateEip``, ``EipBandwidth`` Mbit/s, 5 by default as ECI
 documents) is billed per second of the instance's billed time at its bandwidth and released
 with the instance; a named one (``EipInstanceId``) is bound to one live instance at a time and
@@ -10,10 +14,14 @@ simulator shows the same ones.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from typing import Any
 
-from vnode.cloudsim import errors, model
+from vnode.cloudsim import eci_params, errors, model
 
-__all__ = ["DEFAULT_BANDWIDTH", "USD_PER_MBPS_SECOND", "address", "bind", "check", "cost"]
+__all__ = ["DEFAULT_BANDWIDTH", "USD_PER_MBPS_SECOND", "VPC_VERSION", "address", "bind", "check", "cost", "describe"]
+
+VPC_VERSION = "2016-04-28"  # the VPC API's version, whose DescribeEipAddresses tells an instance's EIP
 
 DEFAULT_BANDWIDTH = 5  # Mbit/s, ECI's default for eip-bandwidth
 USD_PER_MBPS_SECOND = 0.0000035  # pay-by-bandwidth, about 0.0125 USD per Mbit/s-hour
@@ -56,3 +64,25 @@ def cost(inst: model.Instance, seconds: float) -> float:
     if not inst.eip_owned:
         return 0.0
     return (inst.spec.eip_bandwidth or DEFAULT_BANDWIDTH) * USD_PER_MBPS_SECOND * seconds
+
+
+def describe(live: Iterable[model.Instance], p: eci_params.Params, *, region: str) -> dict[str, Any]:
+    """``DescribeEipAddresses``: the EIPs bound to live instances, filtered as asked (one page)."""
+    kind, holder, wanted = p.text("AssociatedInstanceType"), p.text("AssociatedInstanceId"), p.text("AllocationId")
+    if kind and kind != "EciInstance":
+        found: list[model.Instance] = []
+    else:
+        found = [i for i in live if i.eip_id and holder in ("", i.id) and wanted in ("", i.eip_id)]
+    items = [
+        {"AllocationId": i.eip_id, "IpAddress": i.eip_address, "InstanceId": i.id, "InstanceType": "EciInstance",
+         "InstanceRegionId": region, "RegionId": region, "Status": "InUse",
+         "Bandwidth": str(i.spec.eip_bandwidth or DEFAULT_BANDWIDTH),
+         "InternetChargeType": "PayByBandwidth" if i.eip_owned else "PayByTraffic"}
+        for i in found
+    ]  # fmt: skip
+    return {
+        "EipAddresses": {"EipAddress": items},
+        "TotalCount": len(items),
+        "PageNumber": 1,
+        "PageSize": max(10, len(items)),
+    }

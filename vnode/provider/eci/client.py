@@ -88,7 +88,9 @@ class EciClient:
         *,
         timeout: float = 30.0,
         connections: int = 64,
+        version: str = VERSION,
     ) -> None:
+        self.version = version  # the product's API version (ECI's; VPC's for its client)
         if "://" in endpoint:
             parts = urllib.parse.urlsplit(endpoint)
             self.scheme, self.host = parts.scheme, parts.netloc
@@ -118,7 +120,7 @@ class EciClient:
             "x-acs-content-sha256": EMPTY_SHA256,
             "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "x-acs-signature-nonce": uuid.uuid4().hex,
-            "x-acs-version": VERSION,
+            "x-acs-version": self.version,
         }
         signed, signature = sign(self.secret_key, "POST", "/", query, headers, EMPTY_SHA256)
         headers["Authorization"] = (

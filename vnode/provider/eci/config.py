@@ -25,6 +25,9 @@ class EciSettings(pydantic.BaseModel):
 
     region: str = "cn-hangzhou"
     endpoint: str = ""  # host:port of the ECI API (the simulator's in tests); empty: the region's
+    # host:port of the VPC API (which EIP an instance holds); empty: the ECI endpoint if one is set
+    # (the simulator serves both), else the region's vpc.<region>.aliyuncs.com
+    vpc_endpoint: str = ""
     access_key: str = ""
     secret_key: str = ""
     credentials_secret: str = ""  # "namespace/name" of a Secret with access-key-id / access-key-secret
@@ -52,6 +55,7 @@ class EciSettings(pydantic.BaseModel):
 ENV: dict[str, tuple[str, ...]] = {
     "region": ("ECI_REGION",),
     "endpoint": ("ECI_ENDPOINT",),
+    "vpc_endpoint": ("ECI_VPC_ENDPOINT",),
     "access_key": ("ECI_ACCESS_KEY",),
     "secret_key": ("ECI_SECRET_KEY",),
     "credentials_secret": ("ECI_CREDENTIALS_SECRET",),

@@ -29,7 +29,7 @@ import msgspec
 from vnode import errors, models
 from vnode.provider import base
 from vnode.provider.eci import client as eci_client
-from vnode.provider.eci import spot, states
+from vnode.provider.eci import eips, spot, states
 
 __all__ = ["Cursor", "Feed"]
 
@@ -70,11 +70,20 @@ class Cursor:
 class Feed:
     """Listing and describing over one client; ``changes`` is ``base.Provider.changes``."""
 
-    def __init__(self, client: eci_client.EciClient, region: str, *, full_list_interval: float = 0.0) -> None:
+    def __init__(
+        self,
+        client: eci_client.EciClient,
+        region: str,
+        *,
+        full_list_interval: float = 0.0,
+        vpc: eci_client.EciClient | None = None,
+    ) -> None:
         self.client = client
+        self.vpc = vpc or client  # the VPC API's client (the simulator serves both on one endpoint)
         self.region = region
         self.full_list_interval = full_list_interval  # 0: every step is a full listing
         self.prices = spot.Prices(self._call)  # what each spot instance is billed per hour
+        self.eips = eips.Eips(self._call_vpc)  # which EIP each instance with an address holds
 
     async def changes(self, tags: Mapping[str, str], cursor: Cursor | None, deleted: set[str]) -> base.Changes:
         """One step of the feed. ``deleted``: ids deleted through the provider and not yet seen gone
@@ -97,8 +106,10 @@ class Feed:
         stale = {i: fingerprint for i, fingerprint in listed.items() if known.get(i) != fingerprint}
         described = await self.describe(stale)
         await self.prices.fill(described)
+        await self.eips.fill(described)
         gone = [i for i in (checked if checked is not None else known) if i not in listed]
         self.prices.forget(gone)
+        self.eips.forget(gone)
         next_cursor = self._next(cursor, checked, listed, stale, described, gone, deleted, began)
         wanted = tags.items()
         changed = [state for state in described.values() if state.tags.items() >= wanted]
@@ -179,6 +190,10 @@ class Feed:
     async def _call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
         params.setdefault("RegionId", self.region)
         return await self.client.call(action, params)
+
+    async def _call_vpc(self, action: str, params: dict[str, str]) -> dict[str, Any]:
+        params.setdefault("RegionId", self.region)
+        return await self.vpc.call(action, params)
 
     async def describe(self, ids: Sequence[str] | Mapping[str, Any]) -> dict[str, models.InstanceState]:
         """The full states of ``ids`` (20 per DescribeContainerGroups call); unknown ones are left out."""

@@ -149,6 +149,7 @@ WITH_EIP = "k8s.aliyun.com/eci-with-eip"
 EIP_BANDWIDTH = "k8s.aliyun.com/eip-bandwidth"
 EIP_ID = "k8s.aliyun.com/eci-eip-instanceid"
 ALLOCATED_ADDRESS = "k8s.aliyun.com/allocated-eipAddress"
+ALLOCATED_EIP = "k8s.aliyun.com/allocated-eipInstanceId"  # from VPC's DescribeEipAddresses (eips.py)
 #: The instance type ECI used (a GPU type, say), written back to the pod.
 INSTANCE_SPEC = "k8s.aliyun.com/eci-instance-spec"
 

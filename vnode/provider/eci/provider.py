@@ -52,6 +52,7 @@ from vnode.provider.eci import exec_socket, listing, mapping, spot, states
 __all__ = ["EciProvider", "create"]
 
 MAX_VSWITCHES_PER_CALL = 10
+VPC_VERSION = "2016-04-28"  # the VPC API's, for DescribeEipAddresses
 PAGE = listing.PAGE  # most ids per DescribeContainerGroups or DescribeMultiContainerGroupMetric call
 _EXIT = re.compile(rb"command terminated with non-zero exit code: exit status (\d+)\n?$")
 
@@ -82,7 +83,10 @@ class EciProvider:
             else {}
         )
         self._log_poll_interval = log_poll_interval
-        self.feed = listing.Feed(self.client, config.region, full_list_interval=full_list_interval)
+        # VPC's API (which EIP an instance holds): its own endpoint, or the ECI one given (the simulator's).
+        vpc_endpoint = config.vpc_endpoint or config.endpoint or f"vpc.{config.region}.aliyuncs.com"
+        self.vpc = eci_client.EciClient(vpc_endpoint, config.access_key, config.secret_key, version=VPC_VERSION)
+        self.feed = listing.Feed(self.client, config.region, full_list_interval=full_list_interval, vpc=self.vpc)
         # Ids deleted here and not yet seen gone: the feed's incremental steps ask for them by id.
         self._deleted: set[str] = set()
 
@@ -223,6 +227,7 @@ class EciProvider:
 
     async def close(self) -> None:
         await self.client.close()
+        await self.vpc.close()
 
     # --- SupportsLogs ---
 
