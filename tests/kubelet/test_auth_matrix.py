@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
+from tests.kubelet import test_security
 from tests.kubelet.conftest import Kubelet
 from vnode.cluster import pki
 from vnode.kubelet import pods
@@ -50,19 +51,10 @@ def _paths(pod: pods.PodInstance) -> dict[str, str]:
 
 
 def _call(kubelet: Kubelet, path: str, *, cert: tuple[pathlib.Path, pathlib.Path] | None, token: str) -> int | str:
-    context = ssl.create_default_context(cafile=str(kubelet.ca_file))
-    if cert:
-        context.load_cert_chain(*cert)
-    connection = http.client.HTTPSConnection("127.0.0.1", kubelet.port, context=context, timeout=30)
     try:
-        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
-        response = connection.getresponse()
-        response.read()
-        return response.status
+        return test_security.get(kubelet, path, cert=cert, token=token)[0]
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
         return REFUSED
-    finally:
-        connection.close()
 
 
 def _verdict(status: int | str) -> str:

@@ -18,7 +18,7 @@ from vnode.kubelet import pods
 pytestmark = pytest.mark.cluster
 
 
-def _get(kubelet: Kubelet, path: str, *, cert: tuple[pathlib.Path, pathlib.Path] | None = None,
+def get(kubelet: Kubelet, path: str, *, cert: tuple[pathlib.Path, pathlib.Path] | None = None,
          token: str = "") -> tuple[int, str]:  # fmt: skip
     context = ssl.create_default_context(cafile=str(kubelet.ca_file))  # also checks the serving cert's SAN
     if cert:
@@ -38,27 +38,27 @@ def _logs_path(pod: pods.PodInstance) -> str:
 
 def test_the_api_servers_client_certificate_is_accepted(kubelet: Kubelet, pod: pods.PodInstance) -> None:
     cert = (kubelet.pki / "apiserver-kubelet-client.crt", kubelet.pki / "apiserver-kubelet-client.key")
-    assert _get(kubelet, "/healthz", cert=cert) == (200, "ok")
-    status, body = _get(kubelet, "/pods", cert=cert)
+    assert get(kubelet, "/healthz", cert=cert) == (200, "ok")
+    status, body = get(kubelet, "/pods", cert=cert)
     assert status == 200
     assert pod.uid in body
 
 
 def test_anonymous_and_bad_tokens_are_refused(kubelet: Kubelet, pod: pods.PodInstance) -> None:
-    assert _get(kubelet, _logs_path(pod))[0] == 401
-    assert _get(kubelet, "/stats/summary")[0] == 401
-    assert _get(kubelet, _logs_path(pod), token="not-a-token")[0] == 401
+    assert get(kubelet, _logs_path(pod))[0] == 401
+    assert get(kubelet, "/stats/summary")[0] == 401
+    assert get(kubelet, _logs_path(pod), token="not-a-token")[0] == 401
 
 
 def test_a_certificate_user_without_rbac_is_forbidden(kubelet: Kubelet, pod: pods.PodInstance,
                                                       tmp_path: pathlib.Path) -> None:  # fmt: skip
     ca = pki.Pair(kubelet.pki / "ca.crt", kubelet.pki / "ca.key")
     nobody = pki.issue(ca, tmp_path, "nobody", common_name="nobody", client=True)
-    status, body = _get(kubelet, _logs_path(pod), cert=(nobody.cert, nobody.key))
+    status, body = get(kubelet, _logs_path(pod), cert=(nobody.cert, nobody.key))
     assert status == 403
     assert "user=nobody" in body
     assert "proxy" in body
-    assert _get(kubelet, "/metrics/resource", cert=(nobody.cert, nobody.key))[0] == 403
+    assert get(kubelet, "/metrics/resource", cert=(nobody.cert, nobody.key))[0] == 403
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_service_account_tokens_are_reviewed_and_authorized(
     node_proxy_role: str,
 ) -> None:  # fmt: skip
     denied = _token(core, namespace, "no-rights")
-    status, body = _get(kubelet, _logs_path(pod), token=denied)
+    status, body = get(kubelet, _logs_path(pod), token=denied)
     assert status == 403
     assert f"system:serviceaccount:{namespace}:no-rights" in body
 
@@ -99,8 +99,8 @@ def test_service_account_tokens_are_reviewed_and_authorized(
     })  # fmt: skip
     kubelet.call(kubelet.provider.append(pod.instance_id, "app", "visible to node-proxy"))
     try:
-        assert _get(kubelet, _logs_path(pod), token=allowed) == (200, "visible to node-proxy\n")
+        assert get(kubelet, _logs_path(pod), token=allowed) == (200, "visible to node-proxy\n")
         # nodes/proxy does not grant nodes/stats: the kubelet's subresource mapping.
-        assert _get(kubelet, "/stats/summary", token=allowed)[0] == 403
+        assert get(kubelet, "/stats/summary", token=allowed)[0] == 403
     finally:
         rbac.delete_cluster_role_binding(binding)
