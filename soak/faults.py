@@ -217,7 +217,7 @@ async def scale_in_to_one(ctx: Context) -> str:
     await asyncio.to_thread(ctx.world.scale, 1)
     leaving = [o for o in ctx.world.daemons if o >= 1]
     for ordinal in leaving:
-        ctx.world.signal_daemon(ordinal, signal.SIGTERM)
+        ctx.world.terminate(ordinal)  # SIGTERM, and SIGKILL after the grace period, as a kubelet does
     await asyncio.sleep(5)
     victim = max(leaving)
     ctx.world.signal_daemon(victim, signal.SIGKILL)

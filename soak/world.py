@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from vnode.cluster import launcher, procs
 
 NAMESPACE = "soak-system"
 STATEFULSET = "vnode-soak"
+TERMINATION_GRACE = 90.0  # the StatefulSet pod's terminationGracePeriodSeconds: SIGKILL after it, as a kubelet does
 CLUSTER_ID = "soak"
 NODE_LABEL = "vnode.io/soak"
 TAINT_KEY = "virtual-kubelet.io/provider"  # the ECI profile's taint; workloads tolerate it by key
@@ -187,7 +189,7 @@ class World:
             "ECI_ACCESS_KEY": self.cloud["access_key_id"],
             "ECI_SECRET_KEY": self.cloud["access_key_secret"],
             "POD_NAME": node, "POD_NAMESPACE": NAMESPACE, "POD_UID": uid,
-            "VNODE_TERMINATION_GRACE_SECONDS": "90",
+            "VNODE_TERMINATION_GRACE_SECONDS": str(int(TERMINATION_GRACE)),
         }  # fmt: skip
         cmd = [
             sys.executable, "-m", "vnode", "run", "--provider=eci", f"--node-name={node}",
@@ -203,6 +205,24 @@ class World:
         if not name:
             self.daemons[ordinal] = daemon
         return daemon
+
+    def terminate(self, ordinal: int, grace: float = TERMINATION_GRACE) -> None:
+        """What a kubelet does to a pod the StatefulSet removes: SIGTERM, then SIGKILL once its
+        termination grace period is over if it is still running (a drain that could not finish in
+        time is left to the surviving replicas' takeover, as in a cluster)."""
+        daemon = self.daemons.get(ordinal)
+        if daemon is None or daemon.proc.poll() is not None:
+            return
+        os.kill(daemon.proc.pid, signal.SIGTERM)
+
+        def kill() -> None:
+            if daemon.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(daemon.proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(grace, kill)
+        timer.daemon = True
+        timer.start()
 
     def signal_daemon(self, ordinal: int, sig: signal.Signals) -> None:
         daemon = self.daemons.get(ordinal)

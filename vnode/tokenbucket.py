@@ -17,9 +17,9 @@ Three ways to take a token, one per kind of caller:
 * ``reserve(now) -> float``: take one on credit and say how long to wait for it (a pacer
   that sends everything, spaced out; ``acquire`` is built on it); ``rate <= 0`` means unpaced.
 
-A client-side bucket can be adaptive (``ceiling``): additive increase on each call the server
-accepts, multiplicative decrease (``slow_down``) on each it throttles, as TCP and the adaptive
-retry mode of cloud SDKs do, so that the replicas sharing one account converge on their share.
+A client-side bucket can be adaptive (``ceiling``): additive increase with time while the server
+accepts its calls, multiplicative decrease (``slow_down``) when it throttles them, at most once a
+second, as TCP does per round trip, so that the replicas sharing one account converge on their share.
 
 A leaf module: it imports nothing of vnode but ``vnode/errors.py``.
 """
@@ -33,6 +33,7 @@ import time
 from vnode import errors
 
 SLOW_DOWN_EVERY = 1.0  # seconds: an adaptive bucket halves its rate at most this often
+CLIMB = 0.05  # of the ceiling per second: the climb back after a halving (from the floor to the ceiling in 19 s)
 
 
 @dataclasses.dataclass
@@ -48,6 +49,7 @@ class TokenBucket:
     ceiling: float = 0.0
     # When ``slow_down`` last halved the rate: it halves at most once per ``SLOW_DOWN_EVERY`` seconds.
     slowed_at: float | None = None
+    changed_at: float | None = None  # when the rate last changed or was confirmed (``speed_up`` climbs from it)
 
     def __post_init__(self) -> None:
         if self.tokens < 0:
@@ -109,14 +111,22 @@ class TokenBucket:
         now = self.refill(now)
         if self.slowed_at is not None and now - self.slowed_at < SLOW_DOWN_EVERY:
             return
-        self.slowed_at = now
+        self.slowed_at = self.changed_at = now
         self.tokens = min(self.tokens, 0.0)
         self.rate = max(self.ceiling / 20, self.rate / 2)
 
-    def speed_up(self) -> None:
-        """A call went through: climb back towards ``ceiling`` by a hundredth of it per call."""
-        if self.ceiling and self.rate < self.ceiling:
-            self.rate = min(self.ceiling, self.rate + self.ceiling / 100)
+    def speed_up(self, now: float | None = None) -> None:
+        """A call went through: climb back towards ``ceiling`` by ``CLIMB`` of it per second since the
+        last change, by time and not by calls: a climb per call that went through let the busiest
+        replica win every race for the account's tokens and climb, while a quieter one, refused
+        more, sat at its floor (the soak: a draining replica at 1 delete/s for ten minutes while its
+        peer took the whole account). With both climbing alike and halving alike, they share it."""
+        if not self.ceiling:
+            return
+        now = time.monotonic() if now is None else now
+        if self.rate < self.ceiling and self.changed_at is not None and now > self.changed_at:
+            self.rate = min(self.ceiling, self.rate + self.ceiling * CLIMB * (now - self.changed_at))
+        self.changed_at = now
 
     def reserve(self, now: float | None = None) -> float:
         """Take a token, on credit if need be: 0 if one was there, else how long to wait for it."""

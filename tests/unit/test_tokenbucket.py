@@ -91,8 +91,11 @@ def test_an_adaptive_bucket_halves_its_rate_when_the_server_throttles_and_climbs
     for n in range(10):
         bucket.slow_down(1.0 + n)
     assert bucket.rate == 1.0, "never below a twentieth of the ceiling"
-    for _ in range(500):
-        bucket.speed_up()
+    bucket.speed_up(11.0)  # the last halving was at 10.0
+    assert bucket.rate == 1.0 + 20.0 * tokenbucket.CLIMB, "a twentieth of the ceiling per second since"
+    bucket.speed_up(11.0)
+    assert bucket.rate == 1.0 + 20.0 * tokenbucket.CLIMB, "calls alone do not climb: time does"
+    bucket.speed_up(100.0)
     assert bucket.rate == 20.0, "never above the ceiling"
 
 
@@ -110,5 +113,39 @@ def test_the_calls_refused_together_halve_the_rate_once() -> None:
 def test_a_plain_bucket_ignores_slow_down() -> None:
     bucket = tokenbucket.TokenBucket(burst=2, rate=4.0)
     bucket.slow_down(0.0)
-    bucket.speed_up()
+    bucket.speed_up(5.0)
     assert (bucket.rate, bucket.tokens) == (4.0, 2.0)
+
+
+def _share(seconds: float, demands: tuple[float, ...]) -> list[int]:
+    """Replicas sharing one account (20 calls/s): each sends as fast as its own adaptive bucket lets
+    it, up to its demand (calls/s); the account refuses what its bucket cannot take. The first
+    replica always asks first when a token appears (its pacing in step with the account's refill,
+    as a replica that took the account's whole rate is). Calls that went through, per replica."""
+    account = tokenbucket.TokenBucket(burst=100, rate=20.0, tokens=0.0, updated=0.0)
+    clients = [tokenbucket.TokenBucket(burst=100, rate=20.0, ceiling=20.0, updated=0.0) for _ in demands]
+    owed = [0.0 for _ in demands]
+    through = [0 for _ in demands]
+    step, now = 0.01, 0.0
+    while now < seconds:
+        now += step
+        for n, (client, demand) in enumerate(zip(clients, demands, strict=True)):
+            owed[n] += demand * step
+            while owed[n] >= 1 and client.take(now):
+                owed[n] -= 1
+                if account.take(now):
+                    through[n] += 1
+                    client.speed_up(now)
+                else:
+                    client.slow_down(now)
+    return through
+
+
+def test_a_replica_in_step_with_the_account_does_not_starve_another() -> None:
+    """The soak: one replica served the whole workload while another drained its node, both with more
+    deletes than the account allows; the first's rate stayed at the account's, the draining one's
+    sat at its floor (1/s) for ten minutes. The climb back after a refusal is by time, not by calls
+    that went through (which the winner of every race had more of), so both get a fair part."""
+    first, second = _share(120.0, (200.0, 200.0))  # both with far more deletes than the account allows
+    assert first + second >= 0.8 * 20 * 120, "the account is used"
+    assert second >= 0.3 * (first + second), f"the second replica got {second} of {first + second}"
