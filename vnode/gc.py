@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from vnode import errors, models, settings
+from vnode import errors, models, settings, tokenbucket
 from vnode.kube import api, client, config, extra
 from vnode.node import drain, orphans
 from vnode.provider import base, registry
@@ -118,7 +118,8 @@ async def collect(
         return orphans, failed
     for orphan in orphans:
         try:
-            await provider.delete(orphan.instance.id, grace_seconds=grace_seconds)
+            with tokenbucket.waiting_for_turns():  # no queue of pods here: each delete waits for its turn
+                await provider.delete(orphan.instance.id, grace_seconds=grace_seconds)
         except errors.ApiError as exc:
             log.warning("could not delete instance %s: %s", orphan.instance.id, exc)
             failed.append(orphan.instance.id)

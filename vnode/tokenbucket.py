@@ -27,11 +27,30 @@ A leaf module: it imports nothing of vnode but ``vnode/errors.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import time
+from collections.abc import Iterator
 
 from vnode import errors
 
+#: Set (``waiting_for_turns``) by code whose calls may wait in place for their token (a drain's deletes,
+#: the orphan collection); elsewhere (the pod queue's workers) ``take_turn`` answers at once.
+_WAITING: contextvars.ContextVar[bool] = contextvars.ContextVar("vnode_waiting_for_turns", default=False)
+
+
+@contextlib.contextmanager
+def waiting_for_turns() -> Iterator[None]:
+    """Within it (and the tasks started from it), ``take_turn`` waits for the caller's token in place."""
+    token = _WAITING.set(True)
+    try:
+        yield
+    finally:
+        _WAITING.reset(token)
+
+
+CLIENT_THROTTLED = "Throttling.Client"  # the code of a client-side bucket's Throttled: its hint is the caller's turn
 SLOW_DOWN_EVERY = 1.0  # seconds: an adaptive bucket halves its rate at most this often
 CLIMB = 0.05  # of the ceiling per second: the climb back after a halving (from the floor to the ceiling in 19 s)
 
@@ -47,6 +66,8 @@ class TokenBucket:
     # Adaptive (AIMD) when > 0: the rate a client-side bucket climbs back to after the server refused
     # calls it let through (several clients share one account's limit; none knows the others' rate).
     ceiling: float = 0.0
+    # Callers told to come back later (``take_or_queue``) and not yet due: paid off at ``rate``.
+    promised: float = 0.0
     # When ``slow_down`` last halved the rate: it halves at most once per ``SLOW_DOWN_EVERY`` seconds.
     slowed_at: float | None = None
     changed_at: float | None = None  # when the rate last changed or was confirmed (``speed_up`` climbs from it)
@@ -60,6 +81,7 @@ class TokenBucket:
         now = time.monotonic() if now is None else now
         if self.updated is not None and now > self.updated:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.promised = max(0.0, self.promised - (now - self.updated) * self.rate)
         self.updated = now if self.updated is None else max(now, self.updated)
         return now
 
@@ -77,6 +99,32 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate if self.rate else 1.0
 
+    def take_or_queue(self, action: str, now: float | None = None) -> None:
+        """Take a token, or raise ``errors.Throttled`` (``Throttling.Client``) with the time of the caller's
+        turn: each caller told to come back is counted (``promised``, paid off at the bucket's rate), so
+        the n-th is told n tokens later, and they come back spread at the rate, each about when a token is
+        there. The caller holds nothing while it waits (a worker of the pod queue is free for other pods'
+        work meanwhile; one that never comes back leaves its token to the next). Where ``acquire`` would
+        make a worker sleep on its turn, every worker slept on creates while the pods already made waited
+        minutes for their status (the soak: 3,805 pods shown Pending long after their instance ran)."""
+        self.refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return
+        if self.rate <= 0:
+            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=1.0)
+        self.promised += 1.0
+        turn = (self.promised - self.tokens) / self.rate
+        raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=turn)
+
+    async def take_turn(self, action: str) -> None:
+        """A client's way to its token: ``acquire`` (wait in place) within ``waiting_for_turns``, else
+        ``take_or_queue`` (the turn's time in ``Throttled``)."""
+        if _WAITING.get():
+            await self.acquire(action)
+        else:
+            self.take_or_queue(action)
+
     async def acquire(self, action: str, *, max_wait: float = 60.0) -> float:
         """Wait for a token, in the order asked (each caller reserves the next one on credit); returns the
         seconds waited. A wait beyond ``max_wait`` (a bucket the server slowed to a crawl, a rate of 0)
@@ -85,11 +133,11 @@ class TokenBucket:
         if self.rate <= 0:  # never refills: what the burst holds, then nothing
             if self.take():
                 return 0.0
-            raise errors.Throttled(f"{action}: client-side rate limit", code="Throttling.Client", retry_after=max_wait)
+            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=max_wait)
         wait = self.reserve()
         if wait > max_wait:
             self.tokens += 1.0
-            raise errors.Throttled(f"{action}: client-side rate limit", code="Throttling.Client", retry_after=wait)
+            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=wait)
         if wait:
             try:
                 await asyncio.sleep(wait)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.cloudsim.conftest import Sim
 from tests.provider.eci_fixtures import NODE_TAGS, eci_settings, spec
-from vnode import errors
+from vnode import errors, models, tokenbucket
 from vnode.provider.eci import provider as eci
 
 
@@ -26,16 +26,30 @@ async def test_cloud_throttling_is_throttled_with_a_retry_hint(sim: Sim) -> None
         await provider.close()
 
 
-async def test_creates_beyond_the_client_side_burst_wait_their_turn_and_none_is_refused(sim: Sim) -> None:
-    """Forty creates at once through a bucket of 5 and 50/s: each waits for its token, none raises and
-    the cloud refuses none. The bucket used to answer the 35 beyond the burst "throttled, next token in
-    20 ms" at once, and the pod keys backed off alone, for minutes at the soak's scale."""
+async def test_creates_beyond_the_client_side_burst_are_told_their_turns_and_none_is_refused(sim: Sim) -> None:
+    """Forty creates at once through a bucket of 5 and 50/s. A pod worker's create does not wait in
+    place: the 35 beyond the burst are each told a later turn (1/50 s apart), and each, tried again at
+    its turn, goes through; the cloud refuses none. A drain's creates and deletes (within
+    ``waiting_for_turns``) wait in place instead. The bucket used to answer all 35 "next token in 20
+    ms" at once, and the pod keys backed off alone, for minutes at the soak's scale."""
     provider = eci.EciProvider(eci_settings(sim), create_limit=(5, 50.0))
     try:
         refused = sim.totals()["refused_by_limits"].get("create", 0)
-        states = await asyncio.gather(*(provider.create(spec(f"turn-{i}")) for i in range(40)))
-        assert len({s.id for s in states}) == 40
-        assert sim.totals()["live"] == 40
+        answers = await asyncio.gather(*(provider.create(spec(f"turn-{i}")) for i in range(40)), return_exceptions=True)
+        turns = sorted(a.retry_after for a in answers if isinstance(a, errors.Throttled) and a.retry_after)
+        assert len(turns) == 35
+        assert turns == pytest.approx([n / 50 for n in range(1, 36)], abs=0.02), "each told a later turn"
+        later = [i for i, a in enumerate(answers) if isinstance(a, errors.Throttled)]
+        started = asyncio.get_running_loop().time()
+
+        async def at_its_turn(i: int, turn: float) -> models.InstanceState:
+            await asyncio.sleep(max(0.0, started + turn - asyncio.get_running_loop().time()))
+            return await provider.create(spec(f"turn-{i}"))
+
+        await asyncio.gather(*(at_its_turn(i, answers[i].retry_after or 0) for i in later))  # type: ignore[union-attr]
+        with tokenbucket.waiting_for_turns():
+            await asyncio.gather(*(provider.create(spec(f"drained-{i}")) for i in range(20)))
+        assert sim.totals()["live"] == 60
         assert sim.totals()["refused_by_limits"].get("create", 0) == refused
     finally:
         await provider.close()
@@ -59,7 +73,11 @@ async def test_replicas_sharing_the_account_slow_down_when_the_cloud_throttles_t
         assert bucket.rate == 10.0
         assert bucket.tokens <= 0, "emptied: the replicas sharing the account pause together"
         with pytest.raises(errors.Throttled) as caught:
-            await provider.create(spec("d"))  # its turn comes a tenth of a second later
+            await provider.create(spec("d"))
+        assert caught.value.code == "Throttling.Client", "the bucket was emptied: no call spent"
+        assert caught.value.retry_after == pytest.approx(0.1, abs=0.02), "its turn: a tenth of a second on"
+        with pytest.raises(errors.Throttled) as caught, tokenbucket.waiting_for_turns():
+            await provider.create(spec("e"))  # a caller that waits in place: its turn comes, the cloud refuses
         assert caught.value.code == "Throttling.User"
         assert bucket.rate == 10.0, "refused within the second: the rate halves once a second at most"
         assert sim.totals()["refused_by_limits"]["create"] == refused + 2

@@ -37,7 +37,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from vnode import errors, models
+from vnode import errors, models, tokenbucket
 from vnode.kube import api, client, extra, objects
 from vnode.node import orphans
 from vnode.provider import base
@@ -268,6 +268,38 @@ async def drain(
     nobody else finishes an evicted pod: its instance is deleted here, and the pod released
     once the instance is no longer listed, as the node's own pod loop would have done.
     """
+    with tokenbucket.waiting_for_turns():  # a drain's deletes wait in place for their turn at the account's rate
+        return await _drain(
+            kube=kube,
+            provider=provider,
+            node=node,
+            cluster_id=cluster_id,
+            deadline=deadline,
+            before_node_delete=before_node_delete,
+            on_blocked=on_blocked,
+            retry_interval=retry_interval,
+            force_margin=force_margin,
+            concurrency=concurrency,
+            kubelet_gone=kubelet_gone,
+            monotonic=monotonic,
+        )
+
+
+async def _drain(
+    kube: client.Client,
+    provider: base.Provider,
+    *,
+    node: str,
+    cluster_id: str,
+    deadline: float,
+    before_node_delete: Callable[[], Awaitable[None]] | None = None,
+    on_blocked: Callable[[str], None] | None = None,
+    retry_interval: float = 1.0,
+    force_margin: float = 5.0,
+    concurrency: int = 20,
+    kubelet_gone: bool = False,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Result:
     started = monotonic()
     run = _Drain(kube, provider, node=node, cluster_id=cluster_id, on_blocked=on_blocked, concurrency=concurrency,
                  kubelet_gone=kubelet_gone)  # fmt: skip

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from vnode import errors, models, settings
+from vnode import errors, models, settings, tokenbucket
 from vnode.kube import api, client, informer, objects
 from vnode.node import book, instances, orphans, queue, reconcile, registration, spending
 from vnode.observability import metrics
@@ -284,7 +284,8 @@ class PodController:
             if not decision.delete:
                 continue
             try:
-                await self.provider.delete(state.id, grace_seconds=0)
+                with tokenbucket.waiting_for_turns():  # its own loop: it may wait for the delete's turn
+                    await self.provider.delete(state.id, grace_seconds=0)
             except errors.ApiError as exc:
                 log.warning("orphan %s not deleted yet: %s", state.id, exc, extra={"instance": state.id})
                 continue
@@ -312,7 +313,10 @@ class PodController:
             try:
                 again = await self.reconciler.sync(key)
             except errors.Retryable as exc:
-                delay = self.queue.retry(key, exc.retry_after)
+                if exc.code == tokenbucket.CLIENT_THROTTLED and exc.retry_after:
+                    delay = self.queue.turn(key, exc.retry_after)  # its turn at the account's rate: no backoff
+                else:
+                    delay = self.queue.retry(key, exc.retry_after)
                 self.metrics.retries.labels(self.config.node_name, exc.code).inc()
                 log.info("retry in %.2fs: %s", delay, exc, extra={"pod": key})
             except errors.ApiError as exc:

@@ -21,14 +21,14 @@ class Backoff:
 
     def __init__(self, *, base: float = 0.2, cap: float = 60.0, rng: random.Random | None = None) -> None:
         self.base, self.cap = base, cap
-        self._rng = rng or random.Random()
+        self.rng = rng or random.Random()
 
     def delay(self, failures: int, hint: float | None = None) -> float:
         ceiling = min(self.cap, self.base * 2.0 ** max(0, failures - 1))
-        jittered = ceiling / 2 + self._rng.random() * ceiling / 2
+        jittered = ceiling / 2 + self.rng.random() * ceiling / 2
         # A server's retry hint is when the *first* retry may come; jittered over half of it again, so
         # that the keys (and the replicas) it answered at once do not all retry in the same instant.
-        hinted = (hint or 0.0) * (1.0 + self._rng.random() / 2)
+        hinted = (hint or 0.0) * (1.0 + self.rng.random() / 2)
         return float(max(jittered, hinted))
 
 
@@ -78,6 +78,14 @@ class WorkQueue:
         """``key`` failed again: schedule it after the backoff delay, which is returned."""
         failures = self._failures[key] = self._failures.get(key, 0) + 1
         delay = self.backoff.delay(failures, hint)
+        self.add_after(key, delay)
+        return delay
+
+    def turn(self, key: str, when: float) -> float:
+        """``key`` was told its turn for a rate-limited call comes in ``when`` seconds: process it then
+        (a tenth later at most, so that keys told the same moment spread), with no failure counted
+        and no backoff: the wait is the rate's, not the key's. The delay is returned."""
+        delay = when * (1.0 + self.backoff.rng.random() / 10)
         self.add_after(key, delay)
         return delay
 

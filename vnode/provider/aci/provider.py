@@ -187,7 +187,7 @@ class AciProvider:
                 spec, location=self.location, subnet=self._subnet_id(subnet.strip()) if subnet else ""
             )
             if "create" in self._buckets:
-                await self._buckets["create"].acquire("ACI PUT containerGroups")
+                await self._buckets["create"].take_turn("ACI PUT containerGroups")
             try:
                 _, group = await self._request("PUT", f"{self.groups_url}/{name}", "create", body)
             except errors.CapacityError as exc:
@@ -203,7 +203,7 @@ class AciProvider:
 
     async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
         if "delete" in self._buckets:
-            await self._buckets["delete"].acquire("ACI DELETE containerGroups")
+            await self._buckets["delete"].take_turn("ACI DELETE containerGroups")
         try:
             await self._request("DELETE", f"{self.groups_url}/{instance_id}", "delete")
         except errors.NotFound:

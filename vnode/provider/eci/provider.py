@@ -110,7 +110,7 @@ class EciProvider:
         bucket = self._buckets.get(operation)
         if bucket is None:
             return await self._call(action, params)
-        await bucket.acquire(f"ECI {action}")
+        await bucket.take_turn(f"ECI {action}")
         try:
             body = await self._call(action, params)
         except errors.Throttled:
