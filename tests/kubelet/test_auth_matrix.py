@@ -14,6 +14,7 @@ import http.client
 import pathlib
 import secrets
 import ssl
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -155,8 +156,12 @@ def test_only_tls_1_2_and_later_is_spoken(kubelet: Kubelet) -> None:
         (ssl.TLSVersion.TLSv1_3, True),
     ):
         context = ssl.create_default_context(cafile=str(kubelet.ca_file))
-        context.minimum_version = min(version, ssl.TLSVersion.TLSv1_2) if works else ssl.TLSVersion.MINIMUM_SUPPORTED
-        context.maximum_version = version
+        with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = (
+                min(version, ssl.TLSVersion.TLSv1_2) if works else ssl.TLSVersion.MINIMUM_SUPPORTED
+            )
+            context.maximum_version = version
         with contextlib.suppress(ValueError, ssl.SSLError):
             context.set_ciphers("ALL:@SECLEVEL=0")  # let the client offer TLS 1.1 at all
         connection = http.client.HTTPSConnection("127.0.0.1", kubelet.port, context=context, timeout=30)
