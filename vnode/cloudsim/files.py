@@ -111,8 +111,9 @@ class Files:
                 found = sorted(p for p in tree if p == path or p.startswith(path.rstrip("/") + "/"))
                 if not found:
                     errors.append(f"tar: {asked}: Cannot stat: No such file or directory\n")
+                shown = posixpath.normpath(asked).lstrip("/")  # GNU tar names members as asked, minus a leading /
                 for name in found:
-                    info = tarfile.TarInfo(name.lstrip("/"))
+                    info = tarfile.TarInfo(shown + name[len(path) :])
                     info.size, info.mode = len(tree[name]), 0o644
                     archive.addfile(info, io.BytesIO(tree[name]))
         return out.getvalue(), "".join(errors), 2 if errors else 0
