@@ -81,6 +81,7 @@ class Checker:
     unknown_seconds: float = 0.0  # pod-seconds of status disagreements on nodes that were not Ready
     last_check: float | None = None
     backlog: int = 0  # live instances whose pod is deleted or gone, at the last check: deletes due
+    deleted_since: int = 0  # pods deleted since the last check: due too (a namespace deleted goes at once)
     leak_ahead: dict[str, int] = dataclasses.field(default_factory=dict)  # instance -> deletes ahead of it
 
     def on_node(self, name: str, node: objects.Node | None) -> None:
@@ -118,7 +119,8 @@ class Checker:
         seen.node = node
         if pod.metadata.deletion_timestamp and seen.deleting_since is None:
             seen.deleting_since = now
-            seen.ahead = self.backlog
+            seen.ahead = self.backlog + self.deleted_since
+            self.deleted_since += 1
 
     def carried(self) -> dict[str, int]:
         """Live pods per node, now."""
@@ -175,7 +177,7 @@ class Checker:
             del self.since[key]
             if key[0] == "leaked":
                 self.leak_ahead.pop(key[1], None)
-        self.backlog = due
+        self.backlog, self.deleted_since = due, 0
         old = collections.Counter(k[0] for k, first in self.since.items() if now - first > SETTLE_AGE)
         return dict(old)
 

@@ -174,6 +174,7 @@ class Daemon:
             renew_interval=self.config.lease_renew_interval,
             on_change=self._on_lease,
         )
+        self.recorder.may_post = self.ownership.holds  # a fenced controller posts nothing, not even queued events
         self.node = registration.NodeController(
             self.kube,
             self.provider,

@@ -51,3 +51,22 @@ async def test_repeats_are_one_event_with_a_count_and_the_spam_filter_drops_past
     await recorder.drain()
     assert len(await _listed(core, namespace, "chatty")) == events.SPAM_BURST
     assert recorder.spam_dropped == 40 - events.SPAM_BURST
+
+
+async def test_a_fenced_recorder_posts_nothing_not_even_what_it_queued_before(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    """The soak: a daemon frozen past its Lease, resumed, posted the Events it had queued before the
+    freeze. The recorder asks before each post whether its controller still holds the Lease."""
+    now = datetime.datetime(2026, 12, 5, tzinfo=datetime.UTC)
+    holds = [True]
+    recorder = events.Recorder(kube, node_name="vn-fenced", clock=lambda: now, qps=0.5, burst=1)
+    recorder.may_post = lambda: holds[0]
+    pod = _pod(namespace, "fenced")
+    for n in range(3):  # one goes at once, the others wait for the pacer
+        recorder.pod(pod, f"Reason{n}", "queued")
+    await asyncio.sleep(0.1)
+    holds[0] = False  # the Lease is lost while they wait
+    await recorder.drain()
+    assert [e.reason for e in await _listed(core, namespace, "fenced")] == ["Reason0"]
+    assert recorder.fenced == 2

@@ -161,3 +161,19 @@ def test_the_terminating_and_leak_bounds_allow_the_deletes_queued_ahead_at_the_a
     c.check([*gone, instance("i-late", "u-late")])
     assert ("stuck Terminating", "ns/late") in c.violations
     assert "400 deletes were due before" in c.violations["stuck Terminating", "ns/late"].detail
+
+
+def test_pods_deleted_together_between_two_checks_count_each_other_ahead() -> None:
+    """A namespace deleted whole: its pods become Terminating between two checks; the last of 3,000
+    has 2,999 deletes ahead of it, not just those due at the check before (the teardown's 1,415)."""
+    c, _ = checker()
+    for n in range(3000):
+        c.on_pod(f"ns/p{n}", pod(f"p{n}", f"u{n}"))
+    c.check([instance(f"i{n}", f"u{n}") for n in range(3000)])
+    for n in range(3000):
+        c.on_pod(f"ns/p{n}", pod(f"p{n}", f"u{n}", deleting=True))
+    last = c.pods["u2999"]
+    assert last.ahead == 2999
+    c.check([instance(f"i{n}", f"u{n}") for n in range(3000)])
+    assert c.deleted_since == 0
+    assert c.backlog == 3000

@@ -113,9 +113,13 @@ class Recorder:
         self._senders: set[asyncio.Task[None]] = set()
         self.dropped = 0
         self.spam_dropped = 0
+        self.fenced = 0  # events not posted because this controller no longer held its node's Lease
         self._known: collections.OrderedDict[tuple[str, ...], _Posted] = collections.OrderedDict()
         self._spam: collections.OrderedDict[tuple[str, str], tokenbucket.TokenBucket] = collections.OrderedDict()
         self.monotonic = time.monotonic
+        #: Whether posting is allowed now (the daemon's: it holds its node's Lease). Checked before each
+        #: post, so that events queued before a freeze are not posted by a fenced controller after it.
+        self.may_post: Callable[[], bool] = lambda: True
 
     def pod(
         self,
@@ -210,6 +214,10 @@ class Recorder:
                 return
             posted, patch = self._waiting.popleft()
             body = posted.body
+            if not self.may_post():
+                self.fenced += 1
+                posted.first.set()
+                continue
             try:
                 if patch:
                     await posted.first.wait()  # its create, by another sender, comes first
