@@ -269,64 +269,33 @@ async def drain(
     once the instance is no longer listed, as the node's own pod loop would have done.
     """
     with tokenbucket.waiting_for_turns():  # a drain's deletes wait in place for their turn at the account's rate
-        return await _drain(
-            kube=kube,
-            provider=provider,
-            node=node,
-            cluster_id=cluster_id,
-            deadline=deadline,
-            before_node_delete=before_node_delete,
-            on_blocked=on_blocked,
-            retry_interval=retry_interval,
-            force_margin=force_margin,
-            concurrency=concurrency,
-            kubelet_gone=kubelet_gone,
-            monotonic=monotonic,
-        )
-
-
-async def _drain(
-    kube: client.Client,
-    provider: base.Provider,
-    *,
-    node: str,
-    cluster_id: str,
-    deadline: float,
-    before_node_delete: Callable[[], Awaitable[None]] | None = None,
-    on_blocked: Callable[[str], None] | None = None,
-    retry_interval: float = 1.0,
-    force_margin: float = 5.0,
-    concurrency: int = 20,
-    kubelet_gone: bool = False,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> Result:
-    started = monotonic()
-    run = _Drain(kube, provider, node=node, cluster_id=cluster_id, on_blocked=on_blocked, concurrency=concurrency,
-                 kubelet_gone=kubelet_gone)  # fmt: skip
-    await run.cordon()
-    pods: list[objects.Pod] = []
-    instances: list[models.InstanceState] = []
-    while True:
-        try:
-            pods, instances = await run.listing()
-        except errors.ApiError as exc:
-            log.warning("draining node %s: listing failed: %s", node, exc, extra=run.extra)
-        else:
-            if not pods and not instances:
+        started = monotonic()
+        run = _Drain(kube, provider, node=node, cluster_id=cluster_id, on_blocked=on_blocked, concurrency=concurrency,
+                     kubelet_gone=kubelet_gone)  # fmt: skip
+        await run.cordon()
+        pods: list[objects.Pod] = []
+        instances: list[models.InstanceState] = []
+        while True:
+            try:
+                pods, instances = await run.listing()
+            except errors.ApiError as exc:
+                log.warning("draining node %s: listing failed: %s", node, exc, extra=run.extra)
+            else:
+                if not pods and not instances:
+                    break
+                await run.step(pods, instances)
+            if monotonic() >= deadline - force_margin:
+                await run.force(pods, instances)
                 break
-            await run.step(pods, instances)
-        if monotonic() >= deadline - force_margin:
-            await run.force(pods, instances)
-            break
-        await asyncio.sleep(retry_interval)
-    if before_node_delete is not None:
-        await before_node_delete()
-    await run.delete_node()
-    result = run.result
-    result.seconds = monotonic() - started
-    log.info("drained node %s in %.1fs: %d evicted, %d forced, node deleted: %s", node, result.seconds,
-             len(result.evicted), len(result.forced), result.node_deleted, extra=run.extra)  # fmt: skip
-    return result
+            await asyncio.sleep(retry_interval)
+        if before_node_delete is not None:
+            await before_node_delete()
+        await run.delete_node()
+        result = run.result
+        result.seconds = monotonic() - started
+        log.info("drained node %s in %.1fs: %d evicted, %d forced, node deleted: %s", node, result.seconds,
+                 len(result.evicted), len(result.forced), result.node_deleted, extra=run.extra)  # fmt: skip
+        return result
 
 
 async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> None:
