@@ -1,4 +1,5 @@
-"""The targets of bench.scale: KWOK's fake nodes (the reference) and vnode's virtual nodes.
+"""The targets of bench.scale: KWOK's fake nodes (the reference), virtual-kubelet's own mock
+provider (the Go virtual kubelet our users compare us with) and vnode's virtual nodes.
 
 Each process under test gets its own identity, a ServiceAccount in ``kube-system`` bound to
 ``cluster-admin`` (as a chart would install it), so that the API server counts its requests
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import os
 import pathlib
@@ -22,7 +24,8 @@ from collections.abc import Callable
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from vnode.cluster import kwok, launcher, procs
+from vnode import certificates
+from vnode.cluster import build, kwok, launcher, procs
 
 
 def _wait_nodes_ready(info: launcher.Info, names: list[str], timeout: float = 60) -> None:
@@ -172,4 +175,51 @@ class Vnode:
         return pids
 
 
-TARGETS: dict[str, Callable[[], object]] = {"kwok": Kwok, "vnode": Vnode}
+class VirtualKubelet:
+    """virtual-kubelet (Go) with its mock provider, one process per node, built from the Go module proxy.
+
+    The mock provider runs a pod at once (Running and Ready in its CreatePod), so what it shows is
+    the cost of virtual-kubelet's own node and pod controllers: informers, the pod sync workers, the
+    status updates. It serves the kubelet API over TLS (a certificate made here for 127.0.0.1). Its client's
+    rate limit is lifted at build time, as vnode sets none (``vnode.cluster.build.ensure_vk_mock``).
+    """
+
+    name = "virtual-kubelet"
+
+    def __init__(self) -> None:
+        self.helpers: dict[str, int] = {}
+
+    def node_names(self, nodes: int) -> list[str]:
+        return [f"vk-bench-{i}" for i in range(nodes)]
+
+    async def start(self, info: launcher.Info, supervisor: procs.Supervisor, nodes: int) -> list[int]:
+        binary = await asyncio.to_thread(build.ensure_vk_mock)
+        state = pathlib.Path(tempfile.mkdtemp(prefix="bench-vk-", dir=info.state_dir))
+        ca = certificates.make_ca("vk-bench", validity=datetime.timedelta(days=1), path_length=None)
+        serving = certificates.issue(
+            ca, common_name="vk-bench", hosts=("127.0.0.1",), server=True, validity=datetime.timedelta(days=1)
+        )
+        certificates.write_pair(serving, state / "serving.crt", state / "serving.key")
+        capacity = {"cpu": "10000", "memory": "4Ti", "pods": "5000"}  # KWOK's nodes' capacity
+        config = state / "mock.json"
+        config.write_text(json.dumps({name: capacity for name in self.node_names(nodes)}))
+        pids = []
+        for name in self.node_names(nodes):
+            env = {
+                **os.environ,
+                "KUBELET_PORT": str(_free_port()),
+                "APISERVER_CERT_LOCATION": str(state / "serving.crt"),
+                "APISERVER_KEY_LOCATION": str(state / "serving.key"),
+                "VKUBELET_POD_IP": "127.0.0.1",
+            }
+            cmd = [
+                str(binary), "--provider=mock", f"--provider-config={config}", f"--nodename={name}",
+                f"--kubeconfig={identity(info, name)}", "--pod-sync-workers=64", "--enable-node-lease",
+                f"--metrics-addr=127.0.0.1:{_free_port()}", "--klog.v=0", "--log-level=warn",
+            ]  # fmt: skip
+            pids.append(supervisor.spawn(name, cmd, env=env).pid)
+        await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes))
+        return pids
+
+
+TARGETS: dict[str, Callable[[], object]] = {"kwok": Kwok, "virtual-kubelet": VirtualKubelet, "vnode": Vnode}

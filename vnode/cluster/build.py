@@ -271,6 +271,50 @@ def ensure_vk_e2e(module: pathlib.Path = VK_E2E_MODULE, version: str = VK_E2E_VE
     return target / "vke2e.test"
 
 
+# virtual-kubelet's own command with its mock provider: bench.scale's Go peer, at the e2e suite's version.
+VK_PACKAGE = "github.com/virtual-kubelet/virtual-kubelet/cmd/virtual-kubelet"
+VK_MODULE = "github.com/virtual-kubelet/virtual-kubelet"
+# As shipped, its client keeps client-go's default of 5 requests/s (burst 10) per node, which alone would
+# hold 10,000 pods to 20 status writes a second on 4 nodes. vnode sets no client-side limit and leaves
+# fairness to the API server's priority and fairness; the build does the same for virtual-kubelet (a
+# negative QPS turns client-go's limiter off), so the benchmark compares the controllers, not a throttle.
+VK_UNTHROTTLE = (
+    "\treturn kubernetes.NewForConfig(config)\n",
+    "\tconfig.QPS = -1\n\treturn kubernetes.NewForConfig(config)\n",
+)
+
+
+def ensure_vk_mock(version: str = VK_E2E_VERSION) -> pathlib.Path:
+    """Build ``virtual-kubelet`` (its mock provider inside) with its client's rate limit lifted; returns it."""
+    target = tool_dir("virtual-kubelet-mock", version)
+    if is_complete(target):
+        return target / "virtual-kubelet"
+
+    def build(work: pathlib.Path, out: pathlib.Path, ver: str) -> None:
+        module = work / "m"
+        module.mkdir()
+        (module / "go.mod").write_text("module vnode.local/vkmockbuild\n\ngo 1.24.0\n")
+        fetched = _run(["go", "mod", "download", "-json", f"{VK_MODULE}@{ver}"], module, f"fetch {VK_MODULE} {ver}")
+        source = work / "virtual-kubelet"
+        shutil.copytree(json.loads(fetched)["Dir"], source)
+        for path in source.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # the module cache is read-only
+        client = source / "node" / "nodeutil" / "client.go"
+        old, new = VK_UNTHROTTLE
+        if old not in client.read_text():
+            raise BuildError(f"{client.relative_to(source)} of {VK_MODULE} {ver} no longer reads as expected")
+        client.write_text(client.read_text().replace(old, new, 1))
+        requirement = f"require {VK_MODULE} {ver}\n\nreplace {VK_MODULE} => ../virtual-kubelet\n"
+        (module / "go.mod").write_text(f"module vnode.local/vkmockbuild\n\ngo 1.24.0\n\n{requirement}")
+        (module / "tools.go").write_text(_tools_go([VK_PACKAGE]))
+        _run(["go", "mod", "tidy"], module, f"resolve {VK_PACKAGE} {ver}")
+        command = ["go", "build", "-trimpath", "-tags=tools", "-ldflags", "-s -w", "-o", str(out / "virtual-kubelet")]
+        _run([*command, VK_PACKAGE], module, f"build virtual-kubelet {ver} (mock provider, client unthrottled)")
+
+    _publish(target, build, ("virtual-kubelet",), version)
+    return target / "virtual-kubelet"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vnode-build", description=__doc__.splitlines()[0])
     parser.add_argument("--print-dir", action="store_true", help="print the binaries' directory and exit")
