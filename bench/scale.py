@@ -66,6 +66,7 @@ class Run:
     rewatches: int = 0
     call_cost_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # API server CPU per call, by kind
     round: int = 1
+    delete_seconds: tuple[float, float] | None = None  # until the pods were gone, until their instances were
 
     @property
     def latencies(self) -> list[float]:
@@ -261,6 +262,7 @@ async def measure(
     *,
     costs: bool = False,
     clean: bool = True,
+    delete: bool = False,
 ) -> Run:
     """One target's run. ``costs``: then measure what each kind of call costs the API server (vnode's);
     ``clean``: then delete the pods (not needed when the control plane goes next)."""
@@ -304,6 +306,10 @@ async def measure(
         run.requests_by_client, _ = audit_counts(audit, offset)
         if costs and len(run.running) == run.pods and not rate:
             run.call_cost_ms = await call_costs(api, control["kube-apiserver"])
+        if delete and len(run.running) == run.pods:
+            say(f"{target.name}: deleting the {pods} pods (their grace period, as kubectl delete)")
+            run.delete_seconds = await timed_delete(api, target)
+            say(f"{target.name}: pods gone in {run.delete_seconds[0]:.1f}s, instances in {run.delete_seconds[1]:.1f}s")
     finally:
         try:
             if clean:
@@ -424,6 +430,40 @@ async def delete_pods(api: Api, within: float = 600, concurrency: int = 64) -> N
     say(f"bench pods still present after {within:.0f}s")
 
 
+async def timed_delete(api: Api, target: Target, within: float = 900, concurrency: int = 64) -> tuple[float, float]:
+    """Delete every bench pod as a user would (``kubectl delete``, the pod's own grace period), so the
+    node's controller acts: KWOK removes the pod, virtual-kubelet's provider and vnode delete what
+    runs it and then the pod. Returns the seconds until the listing is empty and until the target's
+    cloud has no instance left (the same figure for a target without a cloud)."""
+    started = time.monotonic()
+    items, _ = await api.list_pods()
+    names = [pod["metadata"]["name"] for pod in items]
+    path = f"/api/v1/namespaces/{NAMESPACE}/pods"
+
+    async def worker() -> None:
+        while names:
+            await api.request("DELETE", f"{path}/{names.pop()}", expect=(200, 404))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    deadline = started + within
+    while (await api.request("GET", f"{path}?limit=1"))["items"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{target.name}: bench pods still present {within:.0f}s after their deletion")
+        await asyncio.sleep(0.2)
+    pods_gone = time.monotonic() - started
+    admin_url = getattr(target, "admin_url", "")
+    while admin_url and await _live_instances(api, admin_url):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{target.name}: instances still live {within:.0f}s after their pods' deletion")
+        await asyncio.sleep(0.2)
+    return pods_gone, time.monotonic() - started
+
+
+async def _live_instances(api: Api, admin_url: str) -> int:
+    async with api.session.get(admin_url + "instances", ssl=False) as resp:
+        return len((await resp.json())["instances"])
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -542,6 +582,31 @@ def _aims(runs: list[Run], single: Run | None, paced: list[Run]) -> list[str]:
     ]
 
 
+def _deletes(runs: list[Run]) -> list[str]:
+    """The table of the timed deletes (round 1): each target's time against KWOK's."""
+    timed = [r for r in runs if r.delete_seconds]
+    kwok = next((r for r in timed if r.target == "kwok"), None)
+    if not timed:
+        return []
+    lines = [
+        "",
+        f"Deleting the {timed[0].pods} pods afterwards (round 1), as `kubectl delete` does: each pod with its grace",
+        "period, so the node's controller acts (KWOK removes the pod; virtual-kubelet and vnode delete what runs it,",
+        "then the pod). 64 clients send the deletes; the time runs until the listing is empty and, for vnode,",
+        "until the simulated cloud has no instance left:",
+        "",
+        "| target | pods gone | instances gone | pods gone, vs KWOK's time |",
+        "| --- | --- | --- | --- |",
+    ]
+    for run in timed:
+        assert run.delete_seconds is not None
+        gone, instances = run.delete_seconds
+        ratio = f"{gone / kwok.delete_seconds[0]:.2f}x" if kwok and kwok.delete_seconds else "-"
+        cloud = f"{instances:.1f} s" if run.helper_cpu else "-"
+        lines.append(f"| {run.target} | {gone:.1f} s ({run.pods / gone:.0f} pods/s) | {cloud} | {ratio} |")
+    return lines
+
+
 def _rss_verdict(single: Run) -> str:
     if single.pods < 3000:
         return "not shown"
@@ -578,7 +643,7 @@ def render(
     rounds = sorted({r.round for r in runs})
     middle = median_round(runs)
     lines = [
-        "## Scale: pods to Running, vnode against KWOK and virtual-kubelet",
+        f"## Scale: {runs[0].pods:,} pods to Running, vnode against KWOK and virtual-kubelet",
         "",
         report.machine() + f" Load average when it started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
         "",
@@ -653,6 +718,7 @@ def render(
                 f"{what} {_per_pod(n, run.pods)}" for what, n in calls.most_common(5) if n >= run.pods / 100
             )
             lines.append(f"| {run.target} | `{client}` | **{_per_pod(total, run.pods)}** | {top} |")
+    lines += _deletes(runs)
     if paced:
         ref = next((r for r in paced if r.target == "kwok"), None)
         lines += [
@@ -787,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.timeout,
                         costs=number == 1 and name == "vnode",
                         clean=False,
+                        delete=number == 1,
                     )
                 )
             run.round = number
@@ -799,12 +866,13 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
     paced, single = _paced_and_single(args, wanted, available)
     command = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
-    section = render(runs, "bench-scale.png", command.strip(), single, paced)
+    picture = f"bench-{args.section}.png"
+    section = render(runs, picture, command.strip(), single, paced)
     if args.no_write:
         print(section)
     else:
-        plot(runs, report.DOC.parent / "bench-scale.png")
-        report.write_section("scale", section)
+        plot(runs, report.DOC.parent / picture)
+        report.write_section(args.section, section)
     return 0 if all(len(r.running) == r.pods for r in [*runs, *paced, *([single] if single else [])]) else 1
 
 

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 
 from kubernetes import client as k8s
@@ -129,6 +130,11 @@ class Vnode:
 
     def __init__(self) -> None:
         self.helpers: dict[str, int] = {}
+        self.admin_url = ""  # the simulated cloud's admin API (its live instances)
+        # Per node: the command and environment it was started with, and its /readyz port, so that a
+        # benchmark can kill one and start it again as a StatefulSet would (same pod name and UID).
+        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self.http_ports: dict[str, int] = {}
 
     def node_names(self, nodes: int) -> list[str]:
         return [f"vnode-bench-{i}" for i in range(nodes)]
@@ -151,6 +157,7 @@ class Vnode:
             if time.monotonic() > deadline:
                 raise RuntimeError("the simulated cloud did not start")
             await asyncio.sleep(0.2)
+        self.admin_url = cloud["admin_url"]
         for operation in ("create", "delete"):
             _http_ok(f"{cloud['admin_url']}rate-limits/{operation}", method="DELETE")
         env = {
@@ -162,16 +169,19 @@ class Vnode:
         pids = []
         for name in self.node_names(nodes):
             kubeconfig = identity(info, name)
+            self.http_ports[name] = port = _free_port()
             cmd = [
                 sys.executable, "-m", "vnode", "run", "--provider=eci", f"--node-name={name}",
                 f"--kubeconfig={kubeconfig}", "--cluster-id=bench", "--node-ip=127.0.0.1",
-                f"--http-port={_free_port()}", "--kubelet-port=0", "--status-interval=1", "--workers=64",
+                f"--http-port={port}", "--kubelet-port=0", "--status-interval=1", "--workers=64",
                 f"--eci-endpoint={cloud['eci']['endpoint']}", f"--eci-region={cloud['region']}",
                 f"--eci-vswitch={','.join(v['id'] for v in cloud['vswitches'])}",
                 f"--eci-security-group={cloud['security_group_id']}",
             ]  # fmt: skip
-            pids.append(supervisor.spawn(name, cmd, env=env).pid)
-        await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes))
+            own = {**env, "POD_NAME": f"{name}-pod", "POD_UID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name))}
+            self.commands[name] = (cmd, own)
+            pids.append(supervisor.spawn(name, cmd, env=own).pid)
+        await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes), 60 + 3 * nodes)
         return pids
 
 

@@ -21,7 +21,7 @@ import signal
 import sys
 from typing import Any
 
-from vnode import daemon, early_signals, errors, settings
+from vnode import daemon, early_signals, errors, eventloop, settings
 from vnode.kube import api, client, config
 from vnode.observability import logs
 from vnode.provider import registry
@@ -138,13 +138,14 @@ def run(args: argparse.Namespace) -> int:
         loaded = settings.load(os.environ, _flags(args))
         registry.load(loaded.provider)
         config.load(loaded.kubeconfig)
+        eventloop.factory()  # a VNODE_EVENT_LOOP that cannot be had is a setting's error, named before anything starts
     except errors.ConfigError as exc:
         print(f"vnode run: {exc}", file=sys.stderr)
         return 2
     logs.setup(loaded.node_name, level=str(args.log_level).upper())
     _tune_gc()
     try:
-        asyncio.run(_main(loaded))
+        eventloop.run(_main(loaded))
     except (errors.ConfigError, errors.ApiError, ExceptionGroup) as exc:
         cause = _named_failure(exc)
         if cause is None:
