@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import sys
 
-from soak import report, run, world
+from soak import faults, report, run, world
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,10 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="a few faults, each a quarter as long (make test's)")
     parser.add_argument("--no-write", action="store_true", help="print the figures instead of writing docs/")
     parser.add_argument("--keep-state", action="store_true", help="keep the state directory (logs, audit log)")
+    repro = "run this fault (repeatable, in order) instead of the seed's schedule: a targeted repro"
+    parser.add_argument(
+        "--fault", action="append", default=[], choices=sorted(faults.FAULTS), metavar="NAME", help=repro
+    )
     options = parser.parse_args(argv)
     if options.nodes < 3 and not options.short:
         parser.error("--nodes: at least 3 (the scale-in faults leave one and take one away)")
-    args = run.Args(options.pods, options.nodes, options.minutes, options.seed, options.short, options.keep_state)
+    args = run.Args(
+        options.pods,
+        options.nodes,
+        options.minutes,
+        options.seed,
+        options.short,
+        options.keep_state,
+        tuple(options.fault),
+    )
     with world.world(args.nodes, seed=args.seed, keep=args.keep) as the_world:
         result = asyncio.run(run.run(args, the_world))
     command = "python -m soak " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -33,6 +33,7 @@ class Args:
     seed: int = 1
     short: bool = False
     keep: bool = False
+    faults: tuple[str, ...] = ()  # these faults in this order instead of the seed's schedule
 
 
 @dataclasses.dataclass
@@ -158,7 +159,7 @@ async def run(args: Args, the_world: world_mod.World) -> Result:
         say(f"ramp: {args.pods} pods over {args.nodes} nodes, calm for {ramp:.0f}s")
         await asyncio.sleep(ramp)
         calm_wall, calm_pods = time.time(), soak.checker.created + soak.checker.cycles
-        kinds = faults.schedule(soak.rng, args.short)
+        kinds = list(args.faults) or faults.schedule(soak.rng, args.short)
         gap = max(10.0, (minutes * 0.8 - ramp) / len(kinds))
         for kind in kinds:
             record = faults.Record(kind, soak.now())

@@ -9,6 +9,9 @@ are exact; ``now=None`` reads ``time.monotonic``.
 Three ways to take a token, one per kind of caller:
 
 * ``take(now) -> bool``: take one if there is one (a server deciding to throttle);
+* ``take_turn(action)`` in a pod worker (``turns_for(key, wake)``): take one, or join the bucket's
+  line and be woken (``wake(key)``) with a token set aside once one is there, at whatever rate
+  the bucket has by then;
 * ``await acquire(action)``: wait for one, in the order asked (a client that must not exceed
   the server's limit). Waiting, not failing, is the point: a client bucket that answered
   "throttled, the next token is in 50 ms" to each of 1,800 callers at once sent every one of
@@ -27,11 +30,12 @@ A leaf module: it imports nothing of vnode but ``vnode/errors.py``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from vnode import errors
 
@@ -50,9 +54,28 @@ def waiting_for_turns() -> Iterator[None]:
         _WAITING.reset(token)
 
 
+#: Set (``turns_for``) by a pod worker around one key's work: a refused caller joins the line under
+#: its key and ``wake(key)`` is called when its token is set aside (``take_or_queue``).
+_CALLER: contextvars.ContextVar[tuple[str, Callable[[str], None]] | None] = contextvars.ContextVar(
+    "vnode_turn_caller", default=None
+)
+
+
+@contextlib.contextmanager
+def turns_for(key: str, wake: Callable[[str], None]) -> Iterator[None]:
+    """Within it, a refused ``take_turn`` puts ``key`` in the bucket's line; ``wake(key)`` comes with its token."""
+    token = _CALLER.set((key, wake))
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
+
+
 CLIENT_THROTTLED = "Throttling.Client"  # the code of a client-side bucket's Throttled: its hint is the caller's turn
 SLOW_DOWN_EVERY = 1.0  # seconds: an adaptive bucket halves its rate at most this often
 CLIMB = 0.05  # of the ceiling per second: the climb back after a halving (from the floor to the ceiling in 19 s)
+TICKET_SECONDS = 30.0  # a token set aside for a woken caller that has not come for it is given up after this
+DISPENSE_EVERY = 0.5  # seconds at most between two looks of the line's dispenser (the rate may have climbed)
 
 
 @dataclasses.dataclass
@@ -71,6 +94,15 @@ class TokenBucket:
     # When ``slow_down`` last halved the rate: it halves at most once per ``SLOW_DOWN_EVERY`` seconds.
     slowed_at: float | None = None
     changed_at: float | None = None  # when the rate last changed or was confirmed (``speed_up`` climbs from it)
+    # Named callers refused a token (``turns_for``), first come first served: key -> how to wake it.
+    line: collections.OrderedDict[str, Callable[[str], None]] = dataclasses.field(
+        default_factory=collections.OrderedDict, repr=False
+    )
+    # Keys woken with a token set aside for them -> when; the token is theirs until TICKET_SECONDS pass.
+    tickets: collections.OrderedDict[str, float] = dataclasses.field(
+        default_factory=collections.OrderedDict, repr=False
+    )
+    _dispenser: asyncio.Task[None] | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.tokens < 0:
@@ -100,22 +132,79 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate if self.rate else 1.0
 
     def take_or_queue(self, action: str, now: float | None = None) -> None:
-        """Take a token, or raise ``errors.Throttled`` (``Throttling.Client``) with the time of the caller's
-        turn: each caller told to come back is counted (``promised``, paid off at the bucket's rate), so
-        the n-th is told n tokens later, and they come back spread at the rate, each about when a token is
-        there. The caller holds nothing while it waits (a worker of the pod queue is free for other pods'
-        work meanwhile; one that never comes back leaves its token to the next). Where ``acquire`` would
-        make a worker sleep on its turn, every worker slept on creates while the pods already made waited
-        minutes for their status (the soak: 3,805 pods shown Pending long after their instance ran)."""
-        self.refill(now)
-        if self.tokens >= 1.0:
+        """Take a token, or raise ``errors.Throttled`` (``Throttling.Client``) saying about when the caller's
+        turn comes. The caller holds nothing while it waits (a worker of the pod queue is free for other
+        pods' work meanwhile); where ``acquire`` made a worker sleep on its turn, every worker slept on
+        creates while the pods already made waited minutes for their status (the soak: 3,805 pods shown
+        Pending long after their instance ran).
+
+        A named caller (``turns_for``) joins the line, keeping its place if it is in it already, and is
+        woken when a token is set aside for it (``dispense``), at the rate the bucket has *then*: a turn
+        fixed when the caller was refused was one of the rate of that moment, and the soak's teardown
+        came right after the replicas' buckets had halved to their floor on the cloud's throttling:
+        pods were told turns six minutes away, kept them while the rate climbed back in seconds, and
+        the tokens went unused (551 pods stuck Terminating, 30 instances leaked). The hint it gets is a
+        fallback only, long enough never to come first at the present rate.
+
+        An anonymous caller is told the time of its turn at the present rate, counted (``promised``,
+        paid off at the rate) so that the n-th is told n tokens later."""
+        now = self.refill(now)
+        caller = _CALLER.get()
+        if caller is not None:
+            key, wake = caller
+            if self.tickets.pop(key, None) is not None:
+                return  # woken: its token was set aside for it
+            if not self.line and self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return
+            self.line.setdefault(key, wake)
+            self._start_dispenser()
+            ahead = len(self.line) + max(0.0, -self.tokens)
+            hint = 2 * ahead / self.rate + 5.0 if self.rate > 0 else 60.0
+            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=hint)
+        if self.tokens >= 1.0 and not self.line:
             self.tokens -= 1.0
             return
         if self.rate <= 0:
             raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=1.0)
         self.promised += 1.0
-        turn = (self.promised - self.tokens) / self.rate
+        turn = (self.promised + len(self.line) - self.tokens) / self.rate
         raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=turn)
+
+    def dispense(self, now: float | None = None) -> float:
+        """Set a token aside for each caller at the head of the line while there are tokens, and wake
+        it; give up tickets older than ``TICKET_SECONDS`` (a woken key whose work no longer needs the
+        call). Returns the seconds until the next token (0: the line is empty)."""
+        now = self.refill(now)
+        while self.tickets:
+            key, since = next(iter(self.tickets.items()))
+            if now - since < TICKET_SECONDS:
+                break
+            del self.tickets[key]
+        while self.line and self.tokens >= 1.0:
+            key, wake = self.line.popitem(last=False)
+            self.tokens -= 1.0
+            self.tickets[key] = now
+            wake(key)
+        return self.wait_time() if self.line else 0.0
+
+    def _start_dispenser(self) -> None:
+        """Start serving the line, unless it is served already or no event loop runs (a test calls ``dispense``)."""
+        if self._dispenser is not None and not self._dispenser.done():
+            return
+        try:
+            self._dispenser = asyncio.get_running_loop().create_task(self._dispense())
+        except RuntimeError:
+            self._dispenser = None
+
+    async def _dispense(self) -> None:
+        """Serve the line until it is empty, looking again at least every ``DISPENSE_EVERY`` seconds:
+        the rate climbs while it waits, and a wait reckoned at the floor's rate would be too long."""
+        while True:
+            wait = self.dispense()
+            if not self.line:
+                return
+            await asyncio.sleep(min(DISPENSE_EVERY, max(wait, 0.001)))
 
     async def take_turn(self, action: str) -> None:
         """A client's way to its token: ``acquire`` (wait in place) within ``waiting_for_turns``, else

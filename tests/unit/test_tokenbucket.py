@@ -189,3 +189,97 @@ def test_a_turn_is_no_failure_for_the_queue() -> None:
         work.close()
 
     asyncio.run(run())
+
+
+def _refuse(bucket: tokenbucket.TokenBucket, key: str, woken: list[str], now: float) -> float | None:
+    """``key`` asks for a token as a pod worker does; the fallback hint if it was put in the line."""
+    with tokenbucket.turns_for(key, woken.append):
+        try:
+            bucket.take_or_queue("ECI DeleteContainerGroup", now=now)
+        except errors.Throttled as refused:
+            code, hint = refused.code, refused.retry_after
+        else:
+            return None
+    assert code == tokenbucket.CLIENT_THROTTLED
+    return hint
+
+
+def test_callers_refused_at_the_floor_are_served_at_the_rate_the_bucket_climbs_back_to() -> None:
+    """The soak's teardown: the replicas' buckets had just halved to their floor (1/s of 20) on the cloud's
+    throttling when 1,000 pods were deleted at once. Each refused caller was told its turn at the floor's
+    rate (up to 900 s), kept it while the rate climbed back to 20/s in 19 s, and the tokens went unused:
+    551 pods stuck Terminating, 30 instances leaked. In the line, each is woken when a token is there at
+    the rate of that moment: the last of them within a minute (about 54 s: 199 tokens during the climb,
+    then 20/s)."""
+    bucket = tokenbucket.TokenBucket(burst=100, rate=20.0, ceiling=20.0, updated=0.0)
+    for second in range(6):
+        bucket.slow_down(now=float(second) + 0.5)
+    assert bucket.rate == 1.0, "at the floor"
+    woken: list[str] = []
+    now = 6.0
+    hints = [_refuse(bucket, f"soak-a/web-{i}", woken, now) for i in range(1000)]
+    assert all(hint is not None for hint in hints), "the bucket was emptied: every one waits in line"
+    served_at: dict[str, float] = {}
+    while len(served_at) < 1000 and now < 1000:
+        now += 0.5
+        before = len(woken)
+        bucket.dispense(now)
+        for key in woken[before:]:
+            served_at[key] = now
+            assert _refuse(bucket, key, woken, now) is None, "a woken caller finds its token set aside"
+            bucket.speed_up(now)  # the cloud accepted its call
+    assert len(served_at) == 1000
+    assert max(served_at.values()) - 6.0 <= 60.0, f"the last one waited {max(served_at.values()) - 6.0:.0f}s"
+    assert list(served_at) == [f"soak-a/web-{i}" for i in range(1000)], "first come, first served"
+
+
+def test_a_newcomer_queues_behind_the_line_and_a_caller_keeps_its_place() -> None:
+    bucket = tokenbucket.TokenBucket(burst=1, rate=1.0, updated=0.0)
+    woken: list[str] = []
+    assert _refuse(bucket, "a", woken, 0.0) is None
+    assert _refuse(bucket, "b", woken, 0.0) is not None
+    assert _refuse(bucket, "c", woken, 0.1) is not None
+    assert _refuse(bucket, "b", woken, 0.2) is not None, "b looked again early: still in line, in its place"
+    assert list(bucket.line) == ["b", "c"]
+    assert _refuse(bucket, "d", woken, 1.5) is not None, "a token is there, but b and c were first"
+    bucket.dispense(1.5)
+    assert woken == ["b"]
+    with pytest.raises(errors.Throttled):
+        bucket.take_or_queue("ECI DeleteContainerGroup", now=1.6)  # an anonymous caller does not jump the line
+    assert _refuse(bucket, "b", woken, 1.6) is None
+
+
+def test_a_token_set_aside_for_a_caller_that_never_comes_is_given_up() -> None:
+    bucket = tokenbucket.TokenBucket(burst=1, rate=1.0, updated=0.0)
+    woken: list[str] = []
+    _refuse(bucket, "a", woken, 0.0)
+    _refuse(bucket, "gone", woken, 0.0)
+    bucket.dispense(1.0)
+    assert woken == ["gone"]
+    assert "gone" in bucket.tickets
+    bucket.dispense(1.0 + tokenbucket.TICKET_SECONDS)
+    assert not bucket.tickets, "its pod went away meanwhile: the ticket does not stay forever"
+
+
+async def test_the_line_is_served_by_itself_on_the_event_loop() -> None:
+    """No caller drives it: the bucket's own dispenser wakes each one in line as its token comes."""
+    bucket = tokenbucket.TokenBucket(burst=1, rate=50.0)
+    woken: list[str] = []
+    all_woken = asyncio.Event()
+
+    def wake(key: str) -> None:
+        woken.append(key)
+        if len(woken) == 5:
+            all_woken.set()
+
+    refused = 0
+    for i in range(6):
+        with tokenbucket.turns_for(f"k{i}", wake):
+            try:
+                bucket.take_or_queue("ACI PUT containerGroups")
+            except errors.Throttled:
+                refused += 1
+    assert refused == 5
+    await asyncio.wait_for(all_woken.wait(), timeout=10)
+    assert woken == [f"k{i}" for i in range(1, 6)]
+    assert not bucket.line

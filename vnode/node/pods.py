@@ -311,14 +311,17 @@ class PodController:
             key = await self.queue.get()
             started = self.monotonic()
             try:
-                again = await self.reconciler.sync(key)
+                with tokenbucket.turns_for(key, self.queue.add):  # refused a token: woken when one is set aside
+                    again = await self.reconciler.sync(key)
             except errors.Retryable as exc:
+                self.metrics.retries.labels(self.config.node_name, exc.code).inc()
                 if exc.code == tokenbucket.CLIENT_THROTTLED and exc.retry_after:
-                    delay = self.queue.turn(key, exc.retry_after)  # its turn at the account's rate: no backoff
+                    # In the bucket's line: woken with its token; this later look is only a fallback. No backoff.
+                    self.queue.turn(key, exc.retry_after)
+                    log.debug("waiting for its turn: %s", exc, extra={"pod": key})
                 else:
                     delay = self.queue.retry(key, exc.retry_after)
-                self.metrics.retries.labels(self.config.node_name, exc.code).inc()
-                log.info("retry in %.2fs: %s", delay, exc, extra={"pod": key})
+                    log.info("retry in %.2fs: %s", delay, exc, extra={"pod": key})
             except errors.ApiError as exc:
                 delay = self.queue.retry(key)
                 self.metrics.retries.labels(self.config.node_name, exc.code).inc()
