@@ -12,13 +12,14 @@ Three ways to take a token, one per kind of caller:
 * ``take_turn(action)`` in a pod worker (``turns_for(key, wake)``): take one, or join the bucket's
   line and be woken (``wake(key)``) with a token set aside once one is there, at whatever rate
   the bucket has by then;
-* ``await acquire(action)``: wait for one, in the order asked (a client that must not exceed
-  the server's limit). Waiting, not failing, is the point: a client bucket that answered
-  "throttled, the next token is in 50 ms" to each of 1,800 callers at once sent every one of
-  them into its own exponential backoff, and the unlucky waited minutes (the soak: creates 4
-  minutes at the ramp, deletes 3.5 minutes at the teardown) while tokens went unused;
+* ``await acquire(action)``: wait for one in the same line, in the order asked (a client that
+  must not exceed the server's limit: a drain, the orphan collection). Waiting, not failing, is
+  the point: a client bucket that answered "throttled, the next token is in 50 ms" to each of
+  1,800 callers at once sent every one of them into its own exponential backoff, and the unlucky
+  waited minutes (the soak: creates 4 minutes at the ramp, deletes 3.5 minutes at the teardown)
+  while tokens went unused;
 * ``reserve(now) -> float``: take one on credit and say how long to wait for it (a pacer
-  that sends everything, spaced out; ``acquire`` is built on it); ``rate <= 0`` means unpaced.
+  that sends everything, spaced out: the Event recorder); ``rate <= 0`` means unpaced.
 
 A client-side bucket can be adaptive (``ceiling``): additive increase with time while the server
 accepts its calls, multiplicative decrease (``slow_down``) when it throttles them, at most once a
@@ -215,25 +216,36 @@ class TokenBucket:
             self.take_or_queue(action)
 
     async def acquire(self, action: str, *, max_wait: float = 60.0) -> float:
-        """Wait for a token, in the order asked (each caller reserves the next one on credit); returns the
-        seconds waited. A wait beyond ``max_wait`` (a bucket the server slowed to a crawl, a rate of 0)
-        takes nothing and raises ``errors.Throttled`` (``Throttling.Client``) with the wait as its hint;
-        a caller cancelled while waiting hands its token back."""
-        if self.rate <= 0:  # never refills: what the burst holds, then nothing
-            if self.take():
-                return 0.0
-            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=max_wait)
-        wait = self.reserve()
+        """Wait for a token, in the order asked: in the same line as the pod workers' calls, served at the
+        rate the bucket has when each token comes (a wait reckoned when it began, at the floor's rate
+        after the cloud's throttling, overslept while the rate climbed back). Returns the seconds
+        waited. A wait beyond ``max_wait`` at the present rate (a bucket the server slowed to a crawl,
+        a rate of 0) takes nothing and raises ``errors.Throttled`` (``Throttling.Client``) with the wait
+        as its hint; a caller cancelled while waiting leaves the line, or hands its token back."""
+        now = self.refill()
+        if not self.line and self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        wait = (len(self.line) + 1.0 - self.tokens) / self.rate if self.rate > 0 else max_wait + 1.0
         if wait > max_wait:
-            self.tokens += 1.0
             raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=wait)
-        if wait:
-            try:
-                await asyncio.sleep(wait)
-            except asyncio.CancelledError:
-                self.tokens += 1.0
-                raise
-        return wait
+        served: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        key = f"\0acquire-{id(served)}"  # no pod key looks like this
+
+        def wake(_key: str) -> None:
+            if not served.done():
+                served.set_result(None)
+
+        self.line[key] = wake
+        self._start_dispenser()
+        try:
+            await served
+        except asyncio.CancelledError:
+            if self.line.pop(key, None) is None and self.tickets.pop(key, None) is not None:
+                self.tokens += 1.0  # woken as it was cancelled: the token goes back
+            raise
+        self.tickets.pop(key, None)
+        return max(0.0, time.monotonic() - now)
 
     def slow_down(self, now: float | None = None) -> None:
         """The server throttled a call this bucket let through: halve the rate (down to a twentieth of
