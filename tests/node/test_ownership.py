@@ -113,3 +113,37 @@ async def test_the_holder_stops_acting_when_it_cannot_renew(kube: client.Client,
     assert a.holds()
     now[0] += 1.0  # 2.5 s without a renewal: past the renew deadline (3 - 1)
     assert not a.holds(), "stops acting before anyone else could take over"
+
+
+async def test_a_renewal_is_one_request_and_a_stale_one_fails_then_reads(kube: client.Client, node: str) -> None:
+    """The holder renews with one compare-and-swap on the version of its own last write (a GET before
+    each PATCH was half of every idle node's requests); once someone else wrote the Lease, the swap
+    fails, the claimant reads, and stands by while the other's lease is valid."""
+    a = ownership.Ownership(kube, node, identity="pod-a_uid-1", lease_duration=30, renew_interval=1)
+    requests: list[str] = []
+    for method in ("get", "patch", "create"):
+        real = getattr(kube, method)
+
+        def counted(*args: object, _real: Callable[..., object] = real, _method: str = method, **kw: object) -> object:
+            requests.append(_method)
+            return _real(*args, **kw)
+
+        setattr(kube, method, counted)
+    assert await a.try_acquire()
+    assert requests == ["get", "create"]
+    requests.clear()
+    for _ in range(3):
+        assert await a.try_acquire()
+    assert requests == ["patch"] * 3, "each renewal: one request"
+    lease = await extra.get_lease(kube, node)
+    taken = {
+        "holderIdentity": "pod-b_uid-2",
+        "leaseDurationSeconds": 30,
+        "renewTime": ownership._micro_time(time.time()),
+    }
+    await extra.replace_lease(kube, node, lease.metadata.resource_version or "", taken)
+    requests.clear()
+    assert not await a.try_acquire(), "the swap on a stale version fails: someone else holds it now"
+    assert requests == ["patch", "get"]
+    assert not a.holds()
+    assert a.holder == "pod-b_uid-2"

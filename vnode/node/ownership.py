@@ -90,6 +90,9 @@ class Ownership:
         self._monotonic = monotonic
         self._on_change = on_change
         self._renewed_at: float | None = None  # monotonic time of the last successful write
+        # The Lease's resourceVersion after this controller's own last write: the next renewal is then one
+        # compare-and-swap, no read first (a Conflict means someone else wrote: read, and decide again).
+        self._written_version = ""
         self.holder: str | None = None  # who held the lease at the last read
         #: Set while this controller holds the lease (see ``holds()`` for the precise answer).
         self.held = asyncio.Event()
@@ -120,12 +123,18 @@ class Ownership:
             "leaseDurationSeconds": self.lease_duration,
             "renewTime": _micro_time(now),
         }
+        if self._written_version and self.holder == self.identity:
+            version, self._written_version = self._written_version, ""
+            with contextlib.suppress(errors.Conflict):  # written by someone else since: read it below
+                await self._write(version, spec)
+                return True
         try:
             lease = await extra.get_lease(self.kube, self.node)
         except errors.NotFound:
             spec.update(acquireTime=_micro_time(now), leaseTransitions=0)
-            await extra.create_lease(self.kube, self.node, spec, self.owner)
+            made = await extra.create_lease(self.kube, self.node, spec, self.owner)
             self.holder = self.identity
+            self._written_version = made.metadata.resource_version or ""
             return True
         self.holder = lease.spec.holder_identity
         if lease.spec.holder_identity != self.identity:
@@ -136,9 +145,13 @@ class Ownership:
             spec.update(acquireTime=_micro_time(now), leaseTransitions=(lease.spec.lease_transitions or 0) + 1)
             log.info("taking over the lease of node %s from %r", self.node, lease.spec.holder_identity,
                      extra={"node": self.node})  # fmt: skip
-        await extra.replace_lease(self.kube, self.node, lease.metadata.resource_version, spec)
-        self.holder = self.identity
+        await self._write(lease.metadata.resource_version, spec)
         return True
+
+    async def _write(self, version: str, spec: dict[str, Any]) -> None:
+        written = await extra.replace_lease(self.kube, self.node, version, spec)
+        self.holder = self.identity
+        self._written_version = written.metadata.resource_version or ""
 
     def _set(self, won: bool) -> None:
         was = self.held.is_set()
@@ -184,6 +197,7 @@ class Ownership:
             return
         self.held.clear()
         self._renewed_at = None
+        self._written_version = ""
         with contextlib.suppress(errors.ApiError):
             lease = await extra.get_lease(self.kube, self.node)
             if lease.spec.holder_identity == self.identity:
