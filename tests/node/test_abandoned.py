@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client as k8s
@@ -16,6 +17,20 @@ from vnode.kube import client
 from vnode.provider.fake import provider as fake
 
 pytestmark = pytest.mark.cluster
+
+
+class Finder:
+    """A stand-in for ``gc.Abandoned``: the n-th look answers ``answer(n)``; ``enough`` is set at look ``wanted``."""
+
+    def __init__(self, answer: Callable[[int], list[str]], wanted: int) -> None:
+        self.answer, self.wanted, self.looks = answer, wanted, 0
+        self.enough = asyncio.Event()
+
+    async def find(self) -> list[str]:
+        self.looks += 1
+        if self.looks >= self.wanted:
+            self.enough.set()
+        return self.answer(self.looks)
 
 
 def _now() -> str:
@@ -124,19 +139,7 @@ async def test_abandoned_nodes_are_looked_for_more_often_than_the_collection_run
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A scale-in need not wait for the collection's interval (60 s by default) to be taken over."""
-    import asyncio
-
-    enough = asyncio.Event()
-
-    class Counting:
-        looks = 0
-
-        async def find(self) -> list[str]:
-            Counting.looks += 1
-            if Counting.looks >= 5:
-                enough.set()
-            return []
-
+    finder = Finder(lambda _: [], wanted=5)
     monkeypatch.setattr(gc, "ABANDONED_EVERY", 0.01)
     collected: list[bool] = []
 
@@ -146,10 +149,10 @@ async def test_abandoned_nodes_are_looked_for_more_often_than_the_collection_run
 
     monkeypatch.setattr(gc, "collect", collect)
     task = asyncio.create_task(
-        gc.collect_periodically(None, None, "c", interval=3600, should_run=lambda: True, abandoned=Counting())  # type: ignore[arg-type]
+        gc.collect_periodically(None, None, "c", interval=3600, should_run=lambda: True, abandoned=finder)  # type: ignore[arg-type]
     )
     try:
-        await asyncio.wait_for(enough.wait(), 10)
+        await asyncio.wait_for(finder.enough.wait(), 10)
     finally:
         task.cancel()
     assert collected == [], "the collection itself keeps its interval"
@@ -159,22 +162,10 @@ async def test_a_node_abandoned_while_another_drains_is_taken_over_at_once(monke
     """The soak's scale-in 3 -> 1: one leaving replica was killed mid-drain, the other at the end of its
     grace period; the second node waited three minutes for the first one's drain to end before its own
     began (633 pods stuck Terminating, 288 instances leaked meanwhile). Each drain now runs on its own."""
-    import asyncio
-
     started: list[str] = []
     release = asyncio.Event()
     both = asyncio.Event()
-
-    looked_enough = asyncio.Event()
-
-    class Found:
-        looks = 0
-
-        async def find(self) -> list[str]:
-            Found.looks += 1
-            if Found.looks >= 10:
-                looked_enough.set()
-            return ["vs-2"] if Found.looks < 3 else ["vs-1", "vs-2"]
+    finder = Finder(lambda n: ["vs-2"] if n < 3 else ["vs-1", "vs-2"], wanted=10)
 
     class Result:
         complete = True
@@ -189,11 +180,11 @@ async def test_a_node_abandoned_while_another_drains_is_taken_over_at_once(monke
     monkeypatch.setattr(gc, "ABANDONED_EVERY", 0.01)
     monkeypatch.setattr(gc.drain, "drain", drain)
     task = asyncio.create_task(
-        gc.collect_periodically(None, None, "c", interval=3600, should_run=lambda: True, abandoned=Found())  # type: ignore[arg-type]
+        gc.collect_periodically(None, None, "c", interval=3600, should_run=lambda: True, abandoned=finder)  # type: ignore[arg-type]
     )
     try:
         await asyncio.wait_for(both.wait(), 10)
-        await asyncio.wait_for(looked_enough.wait(), 10)  # looks go on while both drain: no drain starts twice
+        await asyncio.wait_for(finder.enough.wait(), 10)  # looks go on while both drain: no drain starts twice
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
