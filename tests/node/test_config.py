@@ -115,6 +115,7 @@ async def test_one_status_write_per_transition_and_metrics(
         what="vnode_pods{phase=Running}",
     )
     assert sample("vnode_cloud_calls_total", {"node": node, "action": "create", "result": "ok"}) == len(names)
+    await until(lambda: sample("vnode_work_queue_depth", {"node": node}) == 0, within=10, what="no work waiting")
     await until(lambda: (sample("vnode_cost_dollars", {"node": node}) or 0) > 0, within=10, what="a cost")
     by_owner = {"node": node, "namespace": namespace, "owner": "(none)"}  # bare pods
     await until(

@@ -254,6 +254,7 @@ class PodController:
             phases[pod.phase] = phases.get(pod.phase, 0) + 1
         for phase, count in phases.items():
             self.metrics.pods.labels(self.config.node_name, phase).set(count)
+        self.metrics.queue_depth.labels(self.config.node_name).set(len(self.queue))
         node = self.config.node_name
         for (namespace, owner), dollars in self.spending.account(states, self._pod_of, now).items():
             self.metrics.cost_total.labels(node, namespace, owner).inc(dollars)
