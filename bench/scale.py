@@ -822,6 +822,9 @@ def main(argv: list[str] | None = None) -> int:
         help="then this many pods on a single vnode node, for its peak RSS at that size (0: skip)",
     )
     parser.add_argument(
+        "--section", default="scale", help="the section of docs/benchmarks.md written (and bench-<section>.png)"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a 2,000-pod look: one round, nothing paced or alone; prints, writes nothing",
