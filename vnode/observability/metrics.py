@@ -50,10 +50,7 @@ class Metrics:
             registry=registry,
         )
         self.queue_depth = prom.Gauge(
-            "vnode_work_queue_depth",
-            "Pods with reconcile work waiting: queued, or due later (a retry, a turn at the cloud's rate).",
-            ["node"],
-            registry=registry,
+            "vnode_work_queue_depth", "Pods with reconcile work queued or due later.", ["node"], registry=registry
         )
         self.status_writes = prom.Counter(
             "vnode_pod_status_writes_total", "Pod status patches sent to the API server.", ["node"], registry=registry
