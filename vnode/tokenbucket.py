@@ -79,6 +79,11 @@ TICKET_SECONDS = 30.0  # a token set aside for a woken caller that has not come 
 DISPENSE_EVERY = 0.5  # seconds at most between two looks of the line's dispenser (the rate may have climbed)
 
 
+def _refused(action: str, wait: float) -> errors.Throttled:
+    """A client-side refusal of ``action``: its hint is the caller's wait (or a fallback for it)."""
+    return errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=wait)
+
+
 @dataclasses.dataclass
 class TokenBucket:
     """``burst`` tokens at most, ``rate`` added per second; it starts full (``tokens < 0``: full)."""
@@ -162,15 +167,15 @@ class TokenBucket:
             self._start_dispenser()
             ahead = len(self.line) + max(0.0, -self.tokens)
             hint = 2 * ahead / self.rate + 5.0 if self.rate > 0 else 60.0
-            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=hint)
+            raise _refused(action, hint)
         if self.tokens >= 1.0 and not self.line:
             self.tokens -= 1.0
             return
         if self.rate <= 0:
-            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=1.0)
+            raise _refused(action, 1.0)
         self.promised += 1.0
         turn = (self.promised + len(self.line) - self.tokens) / self.rate
-        raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=turn)
+        raise _refused(action, turn)
 
     def dispense(self, now: float | None = None) -> float:
         """Set a token aside for each caller at the head of the line while there are tokens, and wake
@@ -228,7 +233,7 @@ class TokenBucket:
             return 0.0
         wait = (len(self.line) + 1.0 - self.tokens) / self.rate if self.rate > 0 else max_wait + 1.0
         if wait > max_wait:
-            raise errors.Throttled(f"{action}: client-side rate limit", code=CLIENT_THROTTLED, retry_after=wait)
+            raise _refused(action, wait)
         served: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         key = f"\0acquire-{id(served)}"  # no pod key looks like this
 
