@@ -125,6 +125,28 @@ async def test_a_deleted_pod_stays_until_its_instance_has_stopped(
     assert instances_of(harness, pod.metadata.uid) == []
 
 
+async def test_a_pod_deleted_as_its_instance_ends_shows_the_end_before_it_goes(
+    harness: Harness, core: k8s.CoreV1Api, namespace: str
+) -> None:
+    """A kubelet writes the containers' end before it releases a deleted pod: a Job pod deleted as it
+    succeeds must not go as Running (its Job would count a failure)."""
+    harness.cloud.behaviour.exits["perl:5.34"] = (4.0, 0)
+    harness.cloud.behaviour.stop_takes = 10.0
+    await harness.start()
+    body = pod_manifest("ending", harness.node_name, image="perl:5.34", restartPolicy="Never")
+    await create_pod(core, namespace, body)
+    await until(lambda: phase_is(core, namespace, "ending", "Running"), within=20, what="pod Running")
+    await asyncio.to_thread(core.delete_namespaced_pod, "ending", namespace, grace_period_seconds=10)
+
+    async def ended_while_deleted() -> Any:
+        pod = await read_pod(core, namespace, "ending")
+        return pod if pod.status.phase == "Succeeded" else None
+
+    pod = await until(ended_while_deleted, within=20, what="the deleted pod Succeeded before it goes")
+    assert pod.metadata.deletion_timestamp is not None
+    assert pod.status.container_statuses[0].state.terminated.exit_code == 0
+
+
 async def test_env_from_configmap_secret_and_field_ref_reaches_the_instance(
     harness: Harness, core: k8s.CoreV1Api, namespace: str
 ) -> None:

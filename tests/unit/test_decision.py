@@ -284,6 +284,28 @@ TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
         expect("stop", action=A.DELETE, instances=("eci-1",), grace=30.0),
     ),
     (
+        "a deleted pod whose instance ended: its end is written before the instance is deleted",
+        facts(pod(deleting=True, phase="Running"), state(S.SUCCEEDED)),
+        CONFIG,
+        expect("ended", status=("Succeeded", "PodCompleted"), requeue=0.0),
+    ),
+    (
+        "its end written: then the instance is deleted, without Killing events",
+        facts(
+            pod(deleting=True, phase="Running"),
+            state(S.SUCCEEDED),
+            memory=book.Memory(instance_id="eci-1", written={"phase": "Succeeded"}),
+        ),
+        CONFIG,
+        expect("stop", action=A.DELETE, instances=("eci-1",), grace=30.0),
+    ),
+    (
+        "an instance that fails while its delete is under way: the pod shows it",
+        facts(pod(deleting=True, phase="Running"), state(S.FAILED), memory=asked(60.0), listed_at=70.0),
+        CONFIG,
+        expect("ended", status=("Failed", "ProviderFailed"), requeue=0.0),
+    ),
+    (
         "an unlisted instance is looked for by tag",
         facts(pod(deleting=True)),
         CONFIG,

@@ -119,6 +119,17 @@ def _overdue(f: Facts, c: Config) -> bool:
     return _delete_asked(f, c) and waited >= _grace(_pod(f)) + RELEASE_AFTER
 
 
+def _ended_terminating(f: Facts, c: Config) -> bool:
+    """Deleted, and its listed instance has ended, which the pod does not show yet (a Job pod deleted
+    as it succeeds): a kubelet writes the containers' end before the pod goes, so does vnode."""
+    state, written = f.state, f.memory.written
+    if not _terminating(f, c) or f.answer is not None or state is None:
+        return False
+    if status.PHASES.get(state.status) not in FINAL_PHASES:
+        return False
+    return _pod(f).phase not in FINAL_PHASES and (written is None or written.get("phase") not in FINAL_PHASES)
+
+
 def _found_none(f: Facts, c: Config) -> bool:
     return _terminating(f, c) and isinstance(f.answer, Found) and not f.answer.instance_ids
 
@@ -234,6 +245,13 @@ def _release_overdue(f: Facts, c: Config) -> Decision:
     return Decision(action=Action.RELEASE, forget=True, note=note)
 
 
+def _write_end(f: Facts, c: Config) -> Decision:
+    """The ended instance's status written, then at once the next look (stop, or wait for the listing)."""
+    assert f.state is not None
+    wanted = status.from_instance(_pod(f), f.state, scheme=c.scheme, host_ip=c.node_ip, now=f.now)
+    return _with_status(f, f.memory, wanted, requeue=0.0)
+
+
 def _relook(f: Facts, c: Config) -> Decision:
     return Decision(requeue=DELETE_RELOOK)
 
@@ -246,7 +264,8 @@ def _stop(f: Facts, c: Config) -> Decision:
         assert f.state is not None
         ids = (f.state.id,)
     killing: tuple[events.Event, ...] = ()
-    if pod.phase not in FINAL_PHASES:
+    written = f.memory.written
+    if pod.phase not in FINAL_PHASES and (written is None or written.get("phase") not in FINAL_PHASES):
         killing = tuple(
             events.Event("Killing", f"Stopping container {ct.name}", container=ct.name) for ct in pod.spec.containers
         )
@@ -404,6 +423,7 @@ STAGES: tuple[Stage, ...] = (
     # Deleted: delete the instance, release the pod once a listing begun since lacks the instance.
     Stage("released", L.TERMINATING, _stopped, _release),
     Stage("overdue", L.TERMINATING, _overdue, _release_overdue),
+    Stage("ended", L.TERMINATING, _ended_terminating, _write_end),  # its end written before it goes
     Stage("stopping", L.TERMINATING, _delete_asked, _relook),
     Stage("stop-sent", L.TERMINATING, _answered(Deleted), _stop_sent),
     Stage("nothing-to-stop", L.TERMINATING, _found_none, _release),
