@@ -36,7 +36,7 @@ import contextlib
 import contextvars
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from vnode import errors
 
@@ -289,3 +289,8 @@ class TokenBucket:
         self.refill(now)
         self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+def waiting(buckets: Mapping[str, TokenBucket]) -> dict[str, int]:
+    """Per bucket, the callers in its line now (a provider's ``turns_waiting``)."""
+    return {action: len(bucket.line) for action, bucket in buckets.items()}

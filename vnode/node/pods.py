@@ -255,6 +255,9 @@ class PodController:
         for phase, count in phases.items():
             self.metrics.pods.labels(self.config.node_name, phase).set(count)
         self.metrics.queue_depth.labels(self.config.node_name).set(len(self.queue))
+        if isinstance(self.provider, base.SupportsPacing):
+            for action, waiting in self.provider.turns_waiting().items():
+                self.metrics.turns_waiting.labels(self.config.node_name, action).set(waiting)
         node = self.config.node_name
         for (namespace, owner), dollars in self.spending.account(states, self._pod_of, now).items():
             self.metrics.cost_total.labels(node, namespace, owner).inc(dollars)

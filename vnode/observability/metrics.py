@@ -49,9 +49,7 @@ class Metrics:
             ["node"],
             registry=registry,
         )
-        self.queue_depth = prom.Gauge(
-            "vnode_work_queue_depth", "Pods with reconcile work queued or due later.", ["node"], registry=registry
-        )
+        self.queue_depth, self.turns_waiting = _backlog(registry)
         self.status_writes = prom.Counter(
             "vnode_pod_status_writes_total", "Pod status patches sent to the API server.", ["node"], registry=registry
         )
@@ -83,6 +81,20 @@ class Metrics:
         self.cloud_calls.labels(self.node, action, result).inc()
         if result.startswith("Throttl"):
             self.throttles.labels(self.node, action).inc()
+
+
+def _backlog(registry: prom.CollectorRegistry) -> tuple[prom.Gauge, prom.Gauge]:
+    """Work waiting: pods in the work queue, and calls waiting in line for the cloud's rate limit."""
+    queue = prom.Gauge(
+        "vnode_work_queue_depth", "Pods with reconcile work queued or due later.", ["node"], registry=registry
+    )
+    turns = prom.Gauge(
+        "vnode_cloud_turns_waiting",
+        "Cloud calls waiting in line for a token of the client-side rate limit, by action (create, delete).",
+        ["node", "action"],
+        registry=registry,
+    )
+    return queue, turns
 
 
 def _cost(registry: prom.CollectorRegistry) -> tuple[prom.Gauge, prom.Counter]:

@@ -58,6 +58,7 @@ __all__ = [
     "ProviderFactory",
     "SupportsExec",
     "SupportsLogs",
+    "SupportsPacing",
     "SupportsPush",
     "SupportsStats",
     "SupportsVolumeUpdate",
@@ -202,6 +203,15 @@ class SupportsExec(Protocol):
         self, instance_id: str, container: str, command: Sequence[str], *, stdin: bytes = b"", tty: bool = False
     ) -> ExecResult:
         """Run ``command`` (argv, never re-split or re-quoted) in the container and wait for it."""
+        ...
+
+
+@runtime_checkable
+class SupportsPacing(Protocol):
+    """A provider that paces its own calls to the cloud's rate limits (client-side token buckets)."""
+
+    def turns_waiting(self) -> Mapping[str, int]:
+        """Per paced action (``create``, ``delete``): the callers waiting in line for a token now."""
         ...
 
 

@@ -241,6 +241,10 @@ class AciProvider:
         """``base.Provider.changes``: every instance, every time (the node tells what changed)."""
         return base.Changes.listing(await self.list(tags))
 
+    def turns_waiting(self) -> dict[str, int]:
+        """``base.SupportsPacing``: the callers in each client-side bucket's line."""
+        return tokenbucket.waiting(self._buckets)
+
     async def quota(self) -> models.Quota:
         # ARM's usage API (locations/{loc}/usages) is not modelled by the simulator: settings only.
         return models.Quota(

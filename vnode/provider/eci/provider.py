@@ -215,6 +215,10 @@ class EciProvider:
             cursor = None  # not one of ours: start over with a complete answer
         return await self.feed.changes(tags, cursor, self._deleted)
 
+    def turns_waiting(self) -> dict[str, int]:
+        """``base.SupportsPacing``: the callers in each client-side bucket's line."""
+        return tokenbucket.waiting(self._buckets)
+
     async def quota(self) -> models.Quota:
         body = await self._call("ListUsage", {})
         attributes = body.get("Attributes") or {}
