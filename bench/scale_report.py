@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bench import report
 
 if TYPE_CHECKING:
-    from bench.scale import Run
+    from bench.scale_pods import Run
 
 PEER = "virtual-kubelet"  # the Go virtual kubelet, beside KWOK
 

@@ -32,7 +32,7 @@ import sys
 import time
 import urllib.request
 
-from bench import report, scale, scale_targets
+from bench import report, scale, scale_pods, scale_targets
 from vnode import procinfo
 from vnode.cluster import launcher, procs
 
@@ -82,7 +82,7 @@ def _cloud_calls(admin_url: str) -> dict[str, int]:
 
 async def restart(info: launcher.Info, pods: int, nodes: int, within: float) -> Restart:
     supervisor = procs.Supervisor(info.state_dir / "bench-restart.json", info.state_dir / "logs", attach=True)
-    api = scale.Api(info)
+    api = scale_pods.Api(info)
     target = scale_targets.Vnode()
     result = Restart(pods, nodes)
     try:
@@ -100,7 +100,7 @@ async def restart(info: launcher.Info, pods: int, nodes: int, within: float) -> 
             await asyncio.sleep(0.02)
         cmd, env = target.commands[victim]
         supervisor.spawn(victim, cmd, env=env)
-        scale.say(f"restart: {victim} killed and started again; waiting for it to serve")
+        scale_pods.say(f"restart: {victim} killed and started again; waiting for it to serve")
         while not await asyncio.to_thread(_ready, target.http_ports[victim]):
             if time.monotonic() > killed + within:
                 raise RuntimeError(f"{victim} did not serve again within {within:.0f}s")
@@ -118,31 +118,31 @@ async def restart(info: launcher.Info, pods: int, nodes: int, within: float) -> 
 
 
 async def _all_running(
-    api: scale.Api,
+    api: scale_pods.Api,
     info: launcher.Info,
     supervisor: procs.Supervisor,
-    target: scale.Target,
+    target: scale_pods.Target,
     pods: int,
     nodes: int,
     within: float,
-) -> scale.Run:
-    await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": scale.NAMESPACE}}, expect=(201, 409))
-    await scale.wait_for_default_sa(api)
+) -> scale_pods.Run:
+    await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": scale_pods.NAMESPACE}}, expect=(201, 409))
+    await scale_pods.wait_for_default_sa(api)
     await target.start(info, supervisor, nodes)
-    run = scale.Run(target.name, pods, nodes)
-    listing = await api.request("GET", f"/api/v1/namespaces/{scale.NAMESPACE}/pods?limit=1")
+    run = scale_pods.Run(target.name, pods, nodes)
+    listing = await api.request("GET", f"/api/v1/namespaces/{scale_pods.NAMESPACE}/pods?limit=1")
     run.started_at = time.monotonic()
     recorder = asyncio.create_task(
-        scale.record_running(api, run, listing["metadata"]["resourceVersion"], run.started_at + within)
+        scale_pods.record_running(api, run, listing["metadata"]["resourceVersion"], run.started_at + within)
     )
     try:
-        await scale.create_pods(api, run, target.node_names(nodes))
+        await scale_pods.create_pods(api, run, target.node_names(nodes))
         await recorder
     finally:
         recorder.cancel()
     if len(run.running) < pods:
         raise RuntimeError(f"{target.name}: {len(run.running)} of {pods} pods Running after {within:.0f}s")
-    scale.say(f"{target.name}: {pods} pods Running over {nodes} nodes")
+    scale_pods.say(f"{target.name}: {pods} pods Running over {nodes} nodes")
     return run
 
 
@@ -154,7 +154,7 @@ async def fleet(info: launcher.Info, nodes: int) -> Fleet:
         started = time.monotonic()
         pids = await target.start(info, supervisor, nodes)
         result.ready_seconds = time.monotonic() - started
-        scale.say(f"fleet: {nodes} nodes Ready in {result.ready_seconds:.1f}s; idle for {IDLE_SECONDS:.0f}s")
+        scale_pods.say(f"fleet: {nodes} nodes Ready in {result.ready_seconds:.1f}s; idle for {IDLE_SECONDS:.0f}s")
         audit = info.state_dir / "audit.log"
         _, offset = scale.audit_counts(audit, 0)
         before = [scale.cpu_seconds([pid]) for pid in pids]
@@ -232,7 +232,7 @@ def render_fleet(f: Fleet) -> str:
     )
 
 
-def render_single(runs: list[scale.Run]) -> str:
+def render_single(runs: list[scale_pods.Run]) -> str:
     kwok = next((r for r in runs if r.target == "kwok"), None)
     vnode = next((r for r in runs if r.target == "vnode"), None)
     lines = [
