@@ -127,6 +127,7 @@ class Vnode:
     """
 
     name = "vnode"
+    loop = "auto"  # VNODE_EVENT_LOOP of the daemons: uvloop's when installed
 
     def __init__(self) -> None:
         self.helpers: dict[str, int] = {}
@@ -165,6 +166,7 @@ class Vnode:
             "ECI_ACCESS_KEY": cloud["access_key_id"],
             "ECI_SECRET_KEY": cloud["access_key_secret"],
             "ECI_CREATE_RATE": "0",
+            "VNODE_EVENT_LOOP": self.loop,
         }
         pids = []
         for name in self.node_names(nodes):
@@ -183,6 +185,17 @@ class Vnode:
             pids.append(supervisor.spawn(name, cmd, env=own).pid)
         await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes), 60 + 3 * nodes)
         return pids
+
+
+class VnodeAsyncio(Vnode):
+    """vnode on asyncio's own event loop: beside ``vnode`` (uvloop's, when installed) in the same run,
+    the A/B that decides whether uvloop earns its place as a dependency."""
+
+    name = "vnode-asyncio"
+    loop = "asyncio"
+
+    def node_names(self, nodes: int) -> list[str]:
+        return [f"vnode-asyncio-bench-{i}" for i in range(nodes)]
 
 
 class VirtualKubelet:
@@ -232,4 +245,9 @@ class VirtualKubelet:
         return pids
 
 
-TARGETS: dict[str, Callable[[], object]] = {"kwok": Kwok, "virtual-kubelet": VirtualKubelet, "vnode": Vnode}
+TARGETS: dict[str, Callable[[], object]] = {
+    "kwok": Kwok,
+    "virtual-kubelet": VirtualKubelet,
+    "vnode": Vnode,
+    "vnode-asyncio": VnodeAsyncio,
+}
