@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from kubernetes import client as k8s
 
-from tests.waiting import wait_for
+from tests.waiting import until, wait_for
 from vnode import errors, models
 from vnode.kube import client, extra, objects
 from vnode.node import drain
@@ -273,3 +273,80 @@ async def test_a_dead_replicas_pods_are_finished_in_the_order_they_were_deleted(
     await asyncio.gather(*run._finishing(pods, instances))
     by_id = {i.id: i.tags[models.TAG_POD_UID] for i in instances}
     assert [by_id[i] for i in cloud.deleted] == ["uid-first", "uid-middle", "uid-late"]
+
+
+async def test_at_the_deadline_the_pods_left_are_removed_together(
+    kube: client.Client,
+    core: k8s.CoreV1Api,
+    kube_api: k8s.ApiClient,
+    namespace: str,
+    node: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the soak: at a 3 -> 1 scale-in a dead replica's node still held 1,736 pods at the takeover's
+    deadline, and they were removed one after another (200 a minute on the loaded API server): the node
+    was still there 10 minutes after the scale-in. They are removed together now, like the instances."""
+    provider = fake.FakeProvider()
+    for i in range(12):
+        await instance_for(provider, node, bound_pod(core, namespace, node, f"web-{i}"))
+    pdb(k8s.PolicyV1Api(kube_api), namespace)  # never released, and no pod loop runs: all left at the deadline
+    in_flight, most = 0, 0
+    delete = kube.delete
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await delete(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(kube, "delete", counted)
+    result = await drain.drain(kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 3,
+                               retry_interval=0.3, force_margin=1)  # fmt: skip
+    assert sorted(result.forced) == sorted(f"{namespace}/web-{i}" for i in range(12))
+    assert most > 1, "the pods left at the deadline were removed one after another"
+    assert result.complete
+    assert provider.instances() == []
+
+
+class WaitingCloud(fake.FakeProvider):
+    """A cloud whose deletes wait (for the account's rate, say) until ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def delete(self, instance_id: str, *, grace_seconds: float) -> None:
+        await self.go.wait()
+        await super().delete(instance_id, grace_seconds=grace_seconds)
+
+
+async def test_evictions_go_on_while_the_cloud_deletes_wait_for_their_turn(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
+) -> None:
+    """Found by the soak: a takeover's instance deletes, waiting in line for the account's delete rate,
+    held every slot of the drain's concurrency, and the evictions waited behind them."""
+    provider = WaitingCloud()
+    for i in range(2):  # instances whose pods are long gone: deleted first, and they wait
+        ghost = k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=f"ghost-{i}", namespace=namespace, uid=f"gone-{i}"))
+        await instance_for(provider, node, ghost)
+    for i in range(3):
+        await instance_for(provider, node, bound_pod(core, namespace, node, f"web-{i}"))
+    task = asyncio.create_task(drain.drain(
+        kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 30,
+        retry_interval=0.3, concurrency=2, force_margin=1,
+    ))  # fmt: skip
+    try:
+
+        def all_evicted() -> bool:
+            return all(p.metadata.deletion_timestamp for p in core.list_namespaced_pod(namespace).items)
+
+        await until(all_evicted, within=15, what="the pods evicted while two cloud deletes wait")
+        assert not task.done()
+    finally:
+        provider.go.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
