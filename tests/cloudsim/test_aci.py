@@ -352,9 +352,15 @@ def test_exec_returns_a_websocket_that_runs_the_command(aci_sim: SimThread) -> N
     )
     try:
         ws.send(answer.password)
-        ws.send("echo hello from aci")
-        assert ws.recv() == "hello from aci\n"
-        ws.send("exit")
+        assert ws.recv() == "# ", "a shell on a terminal: its prompt"
+        ws.send("echo hello from aci\r")  # typed, then Enter
+        assert ws.recv() == "echo hello from aci\r\n", "the terminal's echo"
+        assert ws.recv() == "hello from aci\r\n# "
+        ws.send_binary(b"stty size\r")  # azure-aci's provider sends what is typed as binary messages
+        assert ws.recv() == "stty size\r\n"
+        assert ws.recv() == "24 80\r\n# ", "the size of the request's terminalSize"
+        ws.send("exit\r")
+        assert ws.recv() == "exit\r\n"
         assert ws.recv() == ""  # the server's close frame
         assert not ws.connected
     finally:

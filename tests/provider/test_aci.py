@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
-from tests.waiting import wait_for
+from tests.provider.fake_streams import FakeStreams, started
+from tests.waiting import open_transports, until, wait_for
 from vnode import errors, models, settings
 from vnode.cloudsim import aci_tokens, catalog
-from vnode.provider import base, registry
+from vnode.provider import base, registry, streams
 from vnode.provider.aci import config as aci_config
 from vnode.provider.aci import mapping as aci_mapping
 from vnode.provider.aci import provider as aci
+from vnode.provider.aci import terminal
 
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-aci-0"}
 
@@ -71,6 +73,9 @@ async def provider(sim: Sim) -> AsyncIterator[aci.AciProvider]:
         yield provider
     finally:
         await provider.close()
+        # A closed TLS connection (an exec's WebSocket) ends its shutdown over the loop's next turns.
+        loop = asyncio.get_running_loop()
+        await until(lambda: not open_transports(loop), within=10, what="the provider's sockets closed")
 
 
 def spec(
@@ -354,3 +359,46 @@ async def test_a_spot_pod_is_a_spot_group_and_refused_in_a_subnet(sim: Sim, prov
             spec("netted", vswitches=(sim.vswitches[0]["id"],), annotations={aci_mapping.PRIORITY: "spot"})
         )
     assert sim.totals()["live"] == 2
+
+
+# --- ACI's exec is a terminal (vnode/provider/aci/terminal.py): kubectl exec -it is joined to it; a
+# command with nothing typed gives its output; stdin without a terminal is refused by name, since
+# typed into a terminal it would come back echoed, not piped.
+
+
+async def _terminal_running(sim: Sim, provider: aci.AciProvider, name: str) -> str:
+    return await started(sim, provider, spec(name))
+
+
+async def test_exec_it_joins_the_client_to_the_terminal(sim: Sim, provider: aci.AciProvider) -> None:
+    group = await _terminal_running(sim, provider, "tty")
+    typed = [b"stty size\r", b'echo "a b"\r', b"exit\r"]
+    session = FakeStreams(typed, [streams.TerminalSize(width=120, height=40)])
+    assert await provider.exec_stream(group, "app", ["sh"], session, tty=True) == 0, "ACI gives no exit code"
+    shown = session.out.decode()
+    assert shown.startswith("# stty size\r\n40 120\r\n# "), shown  # the prompt, the echo, the first size
+    assert 'echo "a b"\r\na b\r\n# exit\r\n' in shown
+    assert session.err == b""
+
+
+async def test_the_end_of_what_is_typed_ends_the_shell_as_ctrl_d(sim: Sim, provider: aci.AciProvider) -> None:
+    group = await _terminal_running(sim, provider, "eof")
+    session = FakeStreams([b"echo bye\r"])
+    assert await asyncio.wait_for(provider.exec_stream(group, "app", ["sh"], session, tty=True), 20) == 0
+    assert session.out.decode() == "# echo bye\r\nbye\r\n# "
+
+
+async def test_a_command_with_nothing_typed_gives_its_output(sim: Sim, provider: aci.AciProvider) -> None:
+    group = await _terminal_running(sim, provider, "once")
+    session = FakeStreams([], stdin=False)
+    assert await provider.exec_stream(group, "app", ["echo", "a  b"], session, tty=False) == 0
+    assert session.out == b"a  b\n"
+
+
+async def test_stdin_without_a_terminal_is_refused_by_name(sim: Sim, provider: aci.AciProvider) -> None:
+    group = await _terminal_running(sim, provider, "pipe")
+    with pytest.raises(errors.InvalidSpec, match="ACI's exec is a terminal") as refused:
+        await provider.exec_stream(group, "app", ["cat"], FakeStreams([b"data\n"]), tty=False)
+    assert refused.value.message == terminal.NO_PIPE
+    with pytest.raises(errors.InvalidSpec, match="use exec -it"):
+        await provider.exec(group, "app", ["cat"], stdin=b"data\n")

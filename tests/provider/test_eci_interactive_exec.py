@@ -6,56 +6,18 @@ the simulator serves it (``vnode/cloudsim/eci_exec.py``): stdin, a terminal, res
 
 from __future__ import annotations
 
-import asyncio
 import io
 import tarfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.cloudsim.conftest import Sim, running
 from tests.provider.eci_fixtures import eci_settings, spec
+from tests.provider.fake_streams import FakeStreams, started
 from vnode import errors
 from vnode.provider import streams
 from vnode.provider.eci import provider as eci
-
-
-class FakeStreams:
-    """A client session: ``chunks`` typed after ``sizes`` were sent; what came back in ``out``."""
-
-    def __init__(
-        self, chunks: Sequence[bytes], sizes: Sequence[streams.TerminalSize] = (), *, stdin: bool = True
-    ) -> None:
-        self.chunks, self.sizes, self.has_stdin = list(chunks), list(sizes), stdin
-        self.out = bytearray()
-        self.err = bytearray()
-        self._sized = asyncio.Event()
-        if not self.sizes:
-            self._sized.set()
-
-    @property
-    def stdin(self) -> AsyncIterator[bytes] | None:
-        return self._stdin() if self.has_stdin else None
-
-    @property
-    def resizes(self) -> AsyncIterator[streams.TerminalSize] | None:
-        return self._resizes() if self.sizes else None
-
-    async def _stdin(self) -> AsyncIterator[bytes]:
-        await self._sized.wait()
-        for chunk in self.chunks:
-            yield chunk
-
-    async def _resizes(self) -> AsyncIterator[streams.TerminalSize]:
-        for size in self.sizes:
-            yield size
-        self._sized.set()  # the sizes went out before any typing
-
-    async def write_stdout(self, data: bytes) -> None:
-        self.out += data
-
-    async def write_stderr(self, data: bytes) -> None:
-        self.err += data
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +36,7 @@ async def provider(sim: Sim) -> AsyncIterator[eci.EciProvider]:
 
 
 async def _running(sim: Sim, provider: eci.EciProvider, name: str) -> str:
-    created = await provider.create(spec(name))
-    sim.advance(5)
-    return created.id
+    return await started(sim, provider, spec(name))
 
 
 async def test_stdin_streams_through_the_interactive_websocket(sim: Sim, provider: eci.EciProvider) -> None:

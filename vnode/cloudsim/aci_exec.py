@@ -1,9 +1,14 @@
 """Exec into a container as ACI does it: a POST that opens a session, then a WebSocket that runs it.
 
-``POST …/containers/{c}/exec`` answers ``{"webSocketUri", "password"}``; the client connects to
-``/aci-exec/{session}``, sends the password as its first message and reads the command's
-output. A bare shell (``/bin/sh``) is interactive: each message is a command line, ``exit``
-ends. Sessions are one-shot and expire after ``SESSION_SECONDS``.
+``POST …/containers/{c}/exec`` (``command``, ``terminalSize``) answers ``{"webSocketUri",
+"password"}``; the client connects to ``/aci-exec/{session}``, sends the password as its first
+message and reads the command's output. ACI's exec is a terminal and only that: no exit code, no
+stdin apart from what is typed, no resize after the start (the size is the request's). A bare
+shell (``/bin/sh``) is what users run there (az container exec's own advice): it prints a ``# ``
+prompt, echoes what is typed (text or binary messages; a carriage return is a new line; output
+lines end in CR LF, as a terminal's do), runs each line, answers ``stty size`` with the session's
+size, and ends on ``exit`` or Ctrl-D at the start of a line. Any other command runs once and its
+output is sent. Sessions are one-shot and expire after ``SESSION_SECONDS``.
 """
 
 from __future__ import annotations
@@ -20,10 +25,18 @@ from vnode.cloudsim import aci_arm, aci_dialect, errors
 
 SESSION_SECONDS = 300.0
 _SHELLS = ("sh", "bash", "ash", "dash")
+PROMPT = "# "
+CTRL_D = "\x04"
 
 
-class _ExecBody(msgspec.Struct):
+class _TerminalSize(msgspec.Struct):
+    rows: int = 24
+    cols: int = 80
+
+
+class _ExecBody(msgspec.Struct, rename="camel"):
     command: str = ""
+    terminal_size: _TerminalSize = msgspec.field(default_factory=_TerminalSize)
 
 
 _decode_exec = msgspec.json.Decoder(_ExecBody).decode
@@ -36,6 +49,7 @@ class _Session:
     command: str
     password: str
     expires: float
+    size: tuple[int, int] = (24, 80)  # rows, columns: the request's terminalSize
 
 
 class Exec:
@@ -66,7 +80,8 @@ class Exec:
             del self.sessions[key]
         session_id = secrets.token_urlsafe(18)
         password = secrets.token_urlsafe(24)
-        self.sessions[session_id] = _Session(inst.id, container, body.command, password, now + SESSION_SECONDS)
+        size = (body.terminal_size.rows, body.terminal_size.cols)
+        self.sessions[session_id] = _Session(inst.id, container, body.command, password, now + SESSION_SECONDS, size)
         uri = request.url.with_scheme("wss").with_path(f"/aci-exec/{session_id}").with_query(None)
         return aci_arm.json_response({"webSocketUri": str(uri), "password": password})
 
@@ -83,17 +98,38 @@ class Exec:
             return socket
         argv = shlex.split(session.command) if session.command else ["/bin/sh"]
         if len(argv) == 1 and argv[0].rsplit("/", 1)[-1] in _SHELLS:
-            async for message in socket:
-                if message.type != web.WSMsgType.TEXT:
-                    break
-                line = message.data.strip()
-                if line in ("exit", "logout"):
-                    break
-                await socket.send_str(self._run(session, ["/bin/sh", "-c", line]))
+            await self._terminal(socket, session)
         else:
             await socket.send_str(self._run(session, argv))
         await socket.close()
         return socket
+
+    async def _terminal(self, socket: web.WebSocketResponse, session: _Session) -> None:
+        """A shell on the session's terminal, until ``exit``, Ctrl-D on an empty line or the socket's close."""
+        await socket.send_str(PROMPT)
+        pending = ""
+        async for message in socket:
+            if message.type == web.WSMsgType.TEXT:
+                typed = str(message.data)
+            elif message.type == web.WSMsgType.BINARY:
+                typed = bytes(message.data).decode(errors="replace")
+            else:
+                return
+            if typed.startswith(CTRL_D) and not pending:
+                return
+            typed = typed.replace("\r\n", "\n").replace("\r", "\n").replace(CTRL_D, "")
+            await socket.send_str(typed.replace("\n", "\r\n"))  # the terminal's echo
+            pending += typed
+            while "\n" in pending:
+                line, pending = pending.split("\n", 1)
+                words = line.split()
+                if words[:1] in (["exit"], ["logout"]):
+                    return
+                if words == ["stty", "size"]:
+                    output = f"{session.size[0]} {session.size[1]}\n"
+                else:
+                    output = self._run(session, ["/bin/sh", "-c", line]) if words else ""
+                await socket.send_str(output.replace("\n", "\r\n") + PROMPT)
 
     def _run(self, session: _Session, argv: list[str]) -> str:
         cloud = self.dialect.cloud

@@ -22,9 +22,10 @@ Choices ARM forces:
 * **Failover**: a container group has one subnet. The candidates of ``spec.placement`` (or
   ``ACI_SUBNET``, comma-separated) are tried in order; a capacity refusal (``409``
   ``ServiceUnavailable``, ``InsufficientSubnetSize``) moves to the next.
-* **Exec**: ARM's exec takes one command *string* and streams output over a WebSocket. The
-  argv is joined with ``shlex.join`` (so ``sh -c 'echo "a b"'`` keeps its argument), and ACI
-  reports no exit status: ``exit_code`` is always 0.
+* **Exec**: ARM's exec takes one command *string* and opens a terminal over a WebSocket
+  (``terminal.py``). The argv is joined with ``shlex.join`` (so ``sh -c 'echo "a b"'`` keeps its
+  argument); ``kubectl exec -it`` is joined to the terminal; ACI reports no exit status
+  (``exit_code`` is always 0) and takes no stdin but what is typed on a terminal.
 * **Stats**: Azure Monitor's metrics of each container group (``CpuUsage`` in millicores,
   ``MemoryUsage`` in bytes, per container, one-minute averages), one GET per group per scrape,
   16 at a time: the ARM endpoint has no call for many resources (Azure Monitor's batch API is a
@@ -52,10 +53,10 @@ from typing import Any
 import aiohttp
 
 from vnode import errors, models, settings, tokenbucket
-from vnode.provider import base, polling
+from vnode.provider import base, polling, streams
 from vnode.provider.aci import client as aci_client
 from vnode.provider.aci import config as aci_config
-from vnode.provider.aci import mapping, states
+from vnode.provider.aci import mapping, states, terminal
 
 __all__ = ["AciProvider", "create"]
 
@@ -282,32 +283,42 @@ class AciProvider:
 
     # --- SupportsExec ---
 
-    async def exec(
-        self, instance_id: str, container: str, command: Sequence[str], *, stdin: bytes = b"", tty: bool = False
-    ) -> base.ExecOutput:
-        if stdin:
-            raise errors.InvalidSpec("ACI exec through the provider takes no stdin")
+    async def _exec_session(
+        self, instance_id: str, container: str, command: Sequence[str], size: streams.TerminalSize
+    ) -> tuple[str, str]:
+        """ARM's exec POST: the terminal's WebSocket URI and password."""
         url = f"{self.groups_url}/{instance_id}/containers/{container}/exec"
-        body = {"command": shlex.join(command), "terminalSize": {"rows": 24, "cols": 80}}
+        body = {"command": shlex.join(command), "terminalSize": {"rows": size.height, "cols": size.width}}
         try:
             _, answer = await self._request("POST", url, "exec", body)
         except errors.Conflict as exc:
             raise errors.Unavailable(exc.message, code=exc.code) from exc
-        uri, password = str(answer["webSocketUri"]), str(answer["password"])
-        output = bytearray()
-        try:
-            async with self._open().ws_connect(uri) as socket:
-                await socket.send_str(password)
-                async for message in socket:
-                    if message.type == aiohttp.WSMsgType.TEXT:
-                        output += message.data.encode()
-                    elif message.type == aiohttp.WSMsgType.BINARY:
-                        output += message.data
-                    else:
-                        break
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise errors.Unavailable(f"ACI exec: {exc}", code="ExecSocket") from exc
-        return base.ExecOutput(exit_code=0, stdout=bytes(output))
+        return str(answer["webSocketUri"]), str(answer["password"])
+
+    async def exec(
+        self, instance_id: str, container: str, command: Sequence[str], *, stdin: bytes = b"", tty: bool = False
+    ) -> base.ExecOutput:
+        if stdin:
+            raise errors.InvalidSpec(terminal.NO_PIPE)
+        uri, password = await self._exec_session(instance_id, container, command, terminal.DEFAULT_SIZE)
+        return base.ExecOutput(exit_code=0, stdout=await terminal.collect(self._open(), uri, password))
+
+    # --- SupportsStreamingExec ---
+
+    async def exec_stream(
+        self, instance_id: str, container: str, command: Sequence[str], session: streams.Streams, *, tty: bool
+    ) -> int:
+        """ACI's terminal joined to the client's streams (``terminal.py``); always exit code 0, ACI gives none."""
+        stdin = session.stdin
+        if stdin is not None and not tty:
+            raise errors.InvalidSpec(terminal.NO_PIPE)
+        size = await terminal.first_size(session.resizes) if tty else terminal.DEFAULT_SIZE
+        uri, password = await self._exec_session(instance_id, container, command, size)
+        if stdin is None:
+            await session.write_stdout(await terminal.collect(self._open(), uri, password))
+        else:
+            await terminal.bridge(self._open(), uri, password, session)
+        return 0
 
     # --- SupportsStats ---
 
