@@ -108,3 +108,23 @@ def test_a_spot_group_with_gpus_is_refused_with_acis_code(aci_sim: SimThread) ->
     assert code == "SpotPriorityContainerGroupWithGPUResourcesNotSupported"
     assert "GPU resources are not supported" in message
     assert aci_sim.call(lambda c: len(c.live)) == 0
+
+
+def test_a_gpu_sku_has_its_own_stock_and_its_stock_out_is_acis_409(aci_sim: SimThread) -> None:
+    """The region's V100s run out apart from its CPUs: ARM answers 409 ServiceUnavailable, naming the SKU,
+    while a group without GPUs is still placed."""
+    sku_type = catalog.aci_gpu_type("V100")
+
+    def no_v100(c: cloud.Cloud) -> None:
+        for zone in c.stock:
+            c.set_stock(zone, sku_type, 0)
+
+    aci_sim.call(no_v100)
+    with aci_sim.client() as client, pytest.raises(HttpResponseError) as info:
+        client.container_groups.begin_create_or_update(RG, "train", _gpu_group("V100", 1), polling=False)
+    assert (info.value.status_code, info.value.error.code) == (409, "ServiceUnavailable")
+    assert sku_type in str(info.value.error.message)
+    with aci_sim.client() as client:
+        client.container_groups.begin_create_or_update(RG, "k80", _gpu_group("K80", 1), polling=False)
+        client.container_groups.begin_create_or_update(RG, "plain", group(), polling=False)
+    assert aci_sim.call(lambda c: len(c.live)) == 2

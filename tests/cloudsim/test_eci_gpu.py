@@ -44,3 +44,32 @@ def test_a_gpu_request_no_type_can_serve_is_refused_naming_the_parameter(
 ) -> None:
     with pytest.raises(tea_exceptions.ClientException, match=named):
         sim.client().create_container_group(create_request(sim, "gpu", *containers, **fields))
+
+
+def test_a_gpu_type_has_its_own_stock_per_zone(sim: Sim) -> None:
+    """A zone's few GPUs run out apart from its CPUs: a T4 type out of stock in one zone lands in the next,
+    then is refused when no zone has one, while the same size without GPUs is still sold."""
+    a, b = sim.vswitches[0], sim.vswitches[1]
+    both = f"{a['id']},{b['id']}"
+    eci = sim.client()
+    status, body = sim.admin("POST", "stock", {"zone": a["zone"], "spec": T4, "available": 0})
+    assert status == 200, body
+    request = create_request(sim, "train", container(gpu=1), instance_type=T4, v_switch_id=both)
+    group = describe_one(eci, sim, eci.create_container_group(request).body.container_group_id)
+    assert group.zone_id == b["zone"]
+    assert any(e.reason == "NoStock" and T4 in e.message for e in group.events)
+    sim.admin("POST", "stock", {"zone": b["zone"], "spec": T4, "available": 0})
+    with pytest.raises(tea_exceptions.ClientException) as caught:
+        eci.create_container_group(create_request(sim, "more", container(gpu=1), instance_type=T4, v_switch_id=both))
+    assert caught.value.code == "OperationDenied.NoStock"
+    assert T4 in caught.value.message
+    plain = eci.create_container_group(create_request(sim, "cpu", container(cpu=4, memory=15), v_switch_id=a["id"]))
+    assert plain.body.container_group_id, "the same size without GPUs is not out of stock"
+
+
+def test_stock_is_set_only_for_sizes_and_gpu_types_the_cloud_sells(sim: Sim) -> None:
+    zone = sim.vswitches[0]["zone"]
+    assert sim.admin("POST", "stock", {"zone": zone, "spec": catalog.aci_gpu_type("V100"), "available": 1})[0] == 200
+    status, body = sim.admin("POST", "stock", {"zone": zone, "spec": "ecs.gn99-nope", "available": 0})
+    assert status == 400
+    assert "GPU type" in str(body)

@@ -66,3 +66,38 @@ async def test_a_v100_pod_runs_with_its_gpu_and_three_gpus_are_refused_naming_th
 
         await until(warned, within=30, what="a Warning naming the GPU count")
         assert await asyncio.to_thread(group_of, sim, refused.metadata.uid) is None
+
+
+async def test_a_gpu_pod_waits_out_a_stock_out_of_its_sku_and_runs_when_stock_returns(
+    sim: Sim, kube: client.Client, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    """The region's V100s run out (ARM's 409 ServiceUnavailable): the pod stays Pending with the reason,
+    naming the SKU, and is created once the stock is back; no group is made meanwhile."""
+    zones = {v["zone"] for v in sim.vswitches}
+    for zone in zones:
+        status, body = sim.admin("POST", "stock", {"zone": zone, "spec": "aci-gpu-V100", "available": 0})
+        assert status == 200, body
+    try:
+        async with cloud_daemon(sim, kube, core, node_name, "gpu-aci-stock", "aci", **{"aci.quota_gpus": 4}):
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, gpu_pod("waits", node_name, 1, "V100"))
+
+            async def waiting() -> Any:
+                pod = await asyncio.to_thread(core.read_namespaced_pod, "waits", namespace)
+                statuses = pod.status.container_statuses or []
+                reason = statuses[0].state.waiting.reason if statuses and statuses[0].state.waiting else ""
+                return pod if pod.status.phase == "Pending" and reason == "ProviderCapacity" else None
+
+            pod = await until(waiting, within=60, what="the V100 pod Pending for want of stock")
+            assert "aci-gpu-V100" in pod.status.container_statuses[0].state.waiting.message
+            assert await asyncio.to_thread(group_of, sim, pod.metadata.uid) is None
+            for zone in zones:
+                sim.admin("POST", "stock", {"zone": zone, "spec": "aci-gpu-V100", "available": None})
+
+            async def running() -> Any:
+                pod = await asyncio.to_thread(core.read_namespaced_pod, "waits", namespace)
+                return pod if pod.status.phase == "Running" else None
+
+            await until(running, within=90, what="the V100 pod Running once the stock is back")
+    finally:
+        for zone in zones:
+            sim.admin("POST", "stock", {"zone": zone, "spec": "aci-gpu-V100", "available": None})

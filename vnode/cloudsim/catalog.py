@@ -142,6 +142,19 @@ def aci_gpu_sku(instance_type: str) -> str:
     return sku if instance_type.startswith(_ACI_GPU_PREFIX) and sku in ACI_GPU_SKUS else ""
 
 
+def stock_key(instance_type: str, cpu: float, memory: float) -> str:
+    """What a zone's stock of an instance counts: its GPU type (an ECS GPU type, an ACI group's GPU
+    SKU as ``aci-gpu-<SKU>``), which a zone has its own few of; else its size (``2-4``)."""
+    if instance_type in GPU_TYPES or aci_gpu_sku(instance_type):
+        return instance_type
+    return spec_key(cpu, memory)
+
+
+def stock_keys() -> set[str]:
+    """Every key a zone's stock may be set for: the catalog's sizes and the GPU types."""
+    return {s.key for s in SPECS} | set(GPU_TYPES) | {aci_gpu_type(sku) for sku in ACI_GPU_SKUS}
+
+
 def usd_per_second(cpu: float, memory: float, instance_type: str = "", gpus: int = 0) -> float:
     """What a second of an instance costs: its GPU type's price, else its size's (plus, for an ACI
     group with ``gpus``, their estimated price)."""

@@ -127,7 +127,7 @@ class Cloud:
         self.groups[inst.spec.security_group_id].members += 1
         if inst.eip_id:
             self.eips[inst.eip_id] = inst.id
-        self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] += 1
+        self.stock[inst.zone].in_use[catalog.stock_key(inst.spec.instance_type, inst.cpu, inst.memory)] += 1
         if inst.status not in model.IDLE and inst.status != model.TERMINATING:  # deletion released it
             self.used_cpu += inst.cpu
         self._schedule(inst)
@@ -144,7 +144,7 @@ class Cloud:
         self.vswitches[inst.vswitch_id].pool.give_back(inst.ip)
         self.groups[inst.spec.security_group_id].members -= 1
         self.eips.pop(inst.eip_id, None)  # released with the instance (a named EIP is kept, unbound)
-        self.stock[inst.zone].in_use[catalog.spec_key(inst.cpu, inst.memory)] -= 1
+        self.stock[inst.zone].in_use[catalog.stock_key(inst.spec.instance_type, inst.cpu, inst.memory)] -= 1
 
     def _schedule(self, inst: model.Instance) -> None:
         if inst.next_at is not None:
@@ -250,9 +250,10 @@ class Cloud:
         inst.image_cache_id = cache_id
         eip.bind(inst, self.seed)
         self.lifecycle.begin(inst, now)
+        key = catalog.stock_key(spec.instance_type, size.cpu, size.memory)
         for zone in skipped:
             lifecycle.event(
-                inst, now, "Warning", "NoStock", f"zone {zone} has no stock of {size.key}; placed in {inst.zone}"
+                inst, now, "Warning", "NoStock", f"zone {zone} has no stock of {key}; placed in {inst.zone}"
             )
         self._index(inst, address_taken=True)
         if spec.client_token:
@@ -457,8 +458,11 @@ class Cloud:
     def set_stock(self, zone: str, spec_key: str, available: int | None, *, spot: bool = False) -> None:
         if zone not in self.stock:
             raise errors.InvalidParameter("zone", f"{zone} is not a zone of {self.world.region}")
-        if spec_key != "*" and spec_key not in {s.key for s in catalog.SPECS}:
-            raise errors.InvalidParameter("spec", f"{spec_key} is not a catalog size (like 2-4) or *")
+        if spec_key != "*" and spec_key not in catalog.stock_keys():
+            raise errors.InvalidParameter(
+                "spec",
+                f"{spec_key} is not a catalog size (like 2-4), a GPU type (ecs.gn6i-c4g1.xlarge, aci-gpu-V100) or *",
+            )
         stock = self.stock[zone]
         if spot:
             stock.set_spot(spec_key, available)

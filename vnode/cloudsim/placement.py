@@ -119,8 +119,9 @@ def place(
         random.Random(f"{seed}/place/{seq}").shuffle(candidates)
     no_stock: list[str] = []
     exhausted: list[str] = []
+    key = catalog.stock_key(spec.instance_type, size.cpu, size.memory)  # a GPU type's own stock, else the size's
     for vswitch in candidates:
-        if not stock[vswitch.zone].available(size.key, spot=spot.is_spot(spec)):
+        if not stock[vswitch.zone].available(key, spot=spot.is_spot(spec)):
             if vswitch.zone not in no_stock:
                 no_stock.append(vswitch.zone)
             continue
@@ -130,4 +131,4 @@ def place(
         return vswitch, no_stock
     if exhausted:
         raise errors.AddressExhausted(f"The specified vSwitch has not enough IP addresses: {', '.join(exhausted)}")
-    raise errors.NoStock(f"The resource {size.key} is out of stock in {', '.join(no_stock)}.")
+    raise errors.NoStock(f"The resource {key} is out of stock in {', '.join(no_stock)}.")
