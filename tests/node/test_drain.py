@@ -350,3 +350,19 @@ async def test_evictions_go_on_while_the_cloud_deletes_wait_for_their_turn(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_dead_controllers_evicted_pods_have_their_instances_deleted_in_the_same_pass(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
+) -> None:
+    """Found by the soak: a takeover evicted a dead replica's 1,700 pods, then listed again, then deleted
+    their instances: the cloud's deletes (the account's rate, the bottleneck) began minutes late. Now
+    each instance is deleted as soon as its pod's eviction is through, with the pod's grace period."""
+    provider = fake.FakeProvider()
+    made = [await instance_for(provider, node, bound_pod(core, namespace, node, f"web-{i}")) for i in range(3)]
+    run = drain._Drain(kube, provider, node=node, cluster_id=CLUSTER_ID, on_blocked=None, concurrency=4,
+                       kubelet_gone=True)  # fmt: skip
+    pods, instances = await run.listing()
+    await run.step(pods, instances)
+    assert sorted(run.result.evicted) == sorted(f"{namespace}/web-{i}" for i in range(3))
+    assert sorted(provider.deleted) == sorted(i.id for i in made), "deleted in the pass that evicted their pods"

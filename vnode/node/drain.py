@@ -176,10 +176,13 @@ class _Drain:
         leftovers = [i for i in instances if i.id not in done and orphans.decide(i.tags, known).delete]
         due = [p for p in pods if not p.metadata.deletion_timestamp and p.metadata.uid not in self.evicted]
         finishing = self._finishing(pods, instances) if self.kubelet_gone else []
+        # For a dead controller, an evicted pod's instance is deleted as soon as the eviction is through,
+        # so that the cloud's deletes (the bottleneck: the account's rate) overlap the evictions.
+        running = {i.pod_uid: i for i in instances} if self.kubelet_gone else {}
         # The pods deleted first are finished first: the cloud's delete rate is the bottleneck of a big
         # drain, and the calls take the client-side limit's tokens in this order.
         await asyncio.gather(*finishing, *(self.delete_instance(i, 0) for i in leftovers),
-                             *(self.evict(p) for p in due))  # fmt: skip
+                             *(self.evict(p, running.get(p.metadata.uid)) for p in due))  # fmt: skip
 
     def _finishing(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> list[Awaitable[None]]:
         """What the dead controller's pod loop would do for pods being deleted: instance, then pod."""
@@ -194,7 +197,9 @@ class _Drain:
                 finishing.append(self.delete_instance(instance, grace))
         return finishing
 
-    async def evict(self, pod: objects.Pod) -> None:
+    async def evict(self, pod: objects.Pod, instance: models.InstanceState | None = None) -> None:
+        """Evict ``pod``; then, if given, delete its ``instance`` with the pod's grace period (a dead
+        controller's pod: nobody else will)."""
         key = pod.key
         async with self.limit:
             try:
@@ -211,6 +216,8 @@ class _Drain:
                 return
         self.evicted.add(pod.metadata.uid)
         self.result.evicted.append(key)
+        if instance is not None and instance.id not in self.result.instances_deleted:
+            await self.delete_instance(instance, float(pod.spec.termination_grace_period_seconds or 30))
 
     async def delete_instance(self, instance: models.InstanceState, grace: float) -> None:
         async with self.cloud_limit:
