@@ -402,3 +402,14 @@ async def test_stdin_without_a_terminal_is_refused_by_name(sim: Sim, provider: a
     assert refused.value.message == terminal.NO_PIPE
     with pytest.raises(errors.InvalidSpec, match="use exec -it"):
         await provider.exec(group, "app", ["cat"], stdin=b"data\n")
+
+
+async def test_what_aci_cannot_do_is_refused_by_name_not_answered_wrongly(sim: Sim, provider: aci.AciProvider) -> None:
+    """A previous run's log ACI does not keep, and kubectl cp's tar through a terminal: refused, naming why."""
+    group = await _terminal_running(sim, provider, "norefuse")
+    with pytest.raises(errors.InvalidSpec, match="no log of a container's previous run"):
+        _ = [c async for c in provider.logs(group, "app", LogOptions(previous=True))]
+    with pytest.raises(errors.InvalidSpec, match="kubectl cp is not supported by provider aci"):
+        await provider.exec_stream(
+            group, "app", ["tar", "cf", "-", "data.txt"], FakeStreams([], stdin=False), tty=False
+        )

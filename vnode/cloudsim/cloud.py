@@ -459,18 +459,9 @@ class Cloud:
         if zone not in self.stock:
             raise errors.InvalidParameter("zone", f"{zone} is not a zone of {self.world.region}")
         if spec_key != "*" and spec_key not in catalog.stock_keys():
-            raise errors.InvalidParameter(
-                "spec",
-                f"{spec_key} is not a catalog size (like 2-4), a GPU type (ecs.gn6i-c4g1.xlarge, aci-gpu-V100) or *",
-            )
-        stock = self.stock[zone]
-        if spot:
-            stock.set_spot(spec_key, available)
-        elif available is None:
-            stock.limits.pop(spec_key, None)
-        else:
-            in_use = sum(stock.in_use.values()) if spec_key == "*" else stock.in_use[spec_key]
-            stock.limits[spec_key] = in_use + available
+            what = "a catalog size (like 2-4), a GPU type (ecs.gn6i-c4g1.xlarge, aci-gpu-V100) or *"
+            raise errors.InvalidParameter("spec", f"{spec_key} is not {what}")
+        self.stock[zone].set(spec_key, available, spot=spot)
 
     def set_exhausted(self, vswitch_id: str, exhausted: bool) -> None:
         if vswitch_id not in self.vswitches:

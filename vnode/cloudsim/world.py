@@ -65,6 +65,16 @@ class ZoneStock:
     in_use: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     spot_out: set[str] = dataclasses.field(default_factory=set)  # sizes (or "*") the spot market has none of
 
+    def set(self, spec_key: str, available: int | None, *, spot: bool = False) -> None:
+        """``available`` more of the size (or of every size, ``*``) from now on; None: plenty."""
+        if spot:
+            self.set_spot(spec_key, available)
+        elif available is None:
+            self.limits.pop(spec_key, None)
+        else:
+            in_use = sum(self.in_use.values()) if spec_key == "*" else self.in_use[spec_key]
+            self.limits[spec_key] = in_use + available
+
     def set_spot(self, spec_key: str, available: int | None) -> None:
         """The spot market alone: none of the size (``available`` 0) or plenty again (None)."""
         if available not in (0, None):

@@ -64,6 +64,7 @@ API_VERSION = "2023-05-01"
 PROVIDER = "Microsoft.ContainerInstance"
 MONITOR_API_VERSION = "2023-10-01"
 STATS_CONCURRENCY = 16
+NO_PREVIOUS_LOG = "ACI keeps no log of a container's previous run: --previous is not supported by provider aci"
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class AciProvider:
             try:
                 _, group = await self._request("PUT", f"{self.groups_url}/{name}", "create", body)
             except errors.CapacityError as exc:
-                refused.append(f"{subnet or 'default'}: {exc.code}")
+                refused.append(f"{subnet or 'default'}: {exc.code}: {exc.message}")  # ARM's words name what is out
                 code = exc.code
                 continue
             return (
@@ -273,7 +274,10 @@ class AciProvider:
         return content
 
     async def logs(self, instance_id: str, container: str, options: base.LogOptions) -> AsyncIterator[bytes]:
-        """ARM's logs call (tail, timestamps); ``follow`` polls it and yields what was appended."""
+        """ARM's logs call (tail, timestamps); ``follow`` polls it and yields what was appended. ACI keeps
+        no log of a container's previous run: ``--previous`` is refused by name, not answered with this run's."""
+        if options.previous:
+            raise errors.InvalidSpec(NO_PREVIOUS_LOG)
 
         async def read(tail: bool) -> bytes:
             return await self._log(instance_id, container, options, tail=tail)
@@ -312,6 +316,8 @@ class AciProvider:
         stdin = session.stdin
         if stdin is not None and not tty:
             raise errors.InvalidSpec(terminal.NO_PIPE)
+        if command and command[0].rsplit("/", 1)[-1] == "tar":
+            raise errors.InvalidSpec(terminal.NO_TAR)  # kubectl cp from the pod: no archive flows through a terminal
         size = await terminal.first_size(session.resizes) if tty else terminal.DEFAULT_SIZE
         uri, password = await self._exec_session(instance_id, container, command, size)
         if stdin is None:

@@ -10,7 +10,8 @@ separate stderr. Hence, for the kubelet API:
 * ``kubectl exec -it POD -- sh`` works (the size kubectl reports first is the session's);
 * ``kubectl exec POD -- CMD`` gives the command's output (and exit code 0, whatever it was);
 * stdin without a terminal (``exec -i`` without ``-t``, ``kubectl cp`` into the pod) is refused
-  by name: typed into a terminal it would come back echoed and line-edited, not as a pipe.
+  by name: typed into a terminal it would come back echoed and line-edited, not as a pipe; so is
+  ``tar`` (``kubectl cp`` out of the pod): a binary archive does not survive a terminal either.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import aiohttp
 from vnode import errors
 from vnode.provider import streams
 
-__all__ = ["CTRL_D", "DEFAULT_SIZE", "NO_PIPE", "bridge", "collect", "first_size"]
+__all__ = ["CTRL_D", "DEFAULT_SIZE", "NO_PIPE", "NO_TAR", "bridge", "collect", "first_size"]
 
 DEFAULT_SIZE = streams.TerminalSize(width=80, height=24)
 FIRST_SIZE_WAIT = 1.0  # seconds to wait for the size the client reports first (kubectl: at once)
 CTRL_D = "\x04"  # what a terminal sends for the end of input
+NO_TAR = (
+    "kubectl cp is not supported by provider aci: ACI's exec is a terminal, and a tar archive cannot flow through one"
+)
 NO_PIPE = (
     "ACI's exec is a terminal: stdin without one (exec -i without -t, kubectl cp into the pod) "
     "is not supported by provider aci; use exec -it"
