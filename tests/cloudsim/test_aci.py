@@ -20,7 +20,6 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 import requests
-import websocket
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
@@ -335,36 +334,6 @@ def test_groups_survive_a_restart_of_the_simulator(tmp_path: pathlib.Path, tls_d
             assert [g.name for g in client.container_groups.list_by_resource_group(RG)] == ["durable"]
     finally:
         second.stop()
-
-
-def test_exec_returns_a_websocket_that_runs_the_command(aci_sim: SimThread) -> None:
-    with aci_sim.client() as client:
-        client.container_groups.begin_create_or_update(RG, "shell", group(), polling=False)
-        aci_sim.call(lambda c: c.advance(10))
-        request = aci_models.ContainerExecRequest(
-            command="/bin/sh", terminal_size=aci_models.ContainerExecRequestTerminalSize(rows=24, cols=80)
-        )
-        answer = client.containers.execute_command(RG, "shell", "main", request)
-    assert answer.web_socket_uri.startswith("wss://127.0.0.1:")
-    # websocket-client (a dependency of the kubernetes client) is synchronous: its socket closes when we say so.
-    ws = websocket.create_connection(
-        answer.web_socket_uri, sslopt={"ca_certs": str(aci_sim.tls_dir / "aci-ca.pem")}, timeout=10
-    )
-    try:
-        ws.send(answer.password)
-        assert ws.recv() == "# ", "a shell on a terminal: its prompt"
-        ws.send("echo hello from aci\r")  # typed, then Enter
-        assert ws.recv() == "echo hello from aci\r\n", "the terminal's echo"
-        assert ws.recv() == "hello from aci\r\n# "
-        ws.send_binary(b"stty size\r")  # azure-aci's provider sends what is typed as binary messages
-        assert ws.recv() == "stty size\r\n"
-        assert ws.recv() == "24 80\r\n# ", "the size of the request's terminalSize"
-        ws.send("exit\r")
-        assert ws.recv() == "exit\r\n"
-        assert ws.recv() == ""  # the server's close frame
-        assert not ws.connected
-    finally:
-        ws.close()
 
 
 def test_the_cloud_tags_each_group_with_its_arm_identity(aci_sim: SimThread) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tests.unit.decision_reclaim import NOTICE, RECLAIMED, owned
 from tests.unit.decisions import CONFIG, PULLED, STARTED, STARTING, A, S, facts, pod, state
-from tests.unit.test_decision import NOTICE, ON_ECI_1, RECLAIMED, SHOWN, owned
+from tests.unit.test_decision import ON_ECI_1, SHOWN
 from vnode.node import book, lifecycle, status
 
 

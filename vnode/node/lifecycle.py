@@ -122,12 +122,18 @@ def _overdue(f: Facts, c: Config) -> bool:
 def _ended_terminating(f: Facts, c: Config) -> bool:
     """Deleted, and its listed instance has ended, which the pod does not show yet (a Job pod deleted
     as it succeeds): a kubelet writes the containers' end before the pod goes, so does vnode."""
-    state, written = f.state, f.memory.written
+    state = f.state
     if not _terminating(f, c) or f.answer is not None or state is None:
         return False
     if status.PHASES.get(state.status) not in FINAL_PHASES:
         return False
-    return _pod(f).phase not in FINAL_PHASES and (written is None or written.get("phase") not in FINAL_PHASES)
+    return not _shows_end(f)
+
+
+def _shows_end(f: Facts) -> bool:
+    """The pod shows a final phase, or vnode's last write of it did (the pod may not show it yet)."""
+    written = f.memory.written
+    return _pod(f).phase in FINAL_PHASES or (written is not None and written.get("phase") in FINAL_PHASES)
 
 
 def _found_none(f: Facts, c: Config) -> bool:
@@ -264,8 +270,7 @@ def _stop(f: Facts, c: Config) -> Decision:
         assert f.state is not None
         ids = (f.state.id,)
     killing: tuple[events.Event, ...] = ()
-    written = f.memory.written
-    if pod.phase not in FINAL_PHASES and (written is None or written.get("phase") not in FINAL_PHASES):
+    if not _shows_end(f):
         killing = tuple(
             events.Event("Killing", f"Stopping container {ct.name}", container=ct.name) for ct in pod.spec.containers
         )
