@@ -11,14 +11,32 @@ import os
 import pathlib
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from tests import hangs
 from tests.waiting import wait_for
 from vnode.cluster import build, launcher
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    hangs.install()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    """Setup, call and teardown, as pytest-timeout counts them."""
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout") or 0)
+    timer = hangs.watchdog(timeout)
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def _bin_dir() -> pathlib.Path:

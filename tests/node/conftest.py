@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from tests import hangs
 from tests.cloudsim.conftest import Sim
 from vnode import daemon, settings
 from vnode.cluster import launcher
@@ -47,6 +48,9 @@ class AheadClock:
         self.ahead += seconds
 
 
+STOP_WITHIN = 30.0  # seconds a cancelled daemon has to stop (its release waits 5 s at most per step)
+
+
 @dataclasses.dataclass
 class Running:
     daemon: daemon.Daemon
@@ -57,6 +61,10 @@ class Running:
         if self.ended:
             return
         self.task.cancel()
+        done, _ = await asyncio.wait({self.task}, timeout=STOP_WITHIN)
+        if not done:
+            hangs.dump_tasks()
+            pytest.fail(f"the daemon did not stop within {STOP_WITHIN:.0f}s of its cancel (its tasks: stderr)")
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
