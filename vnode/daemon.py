@@ -451,6 +451,7 @@ class Daemon:
         ):
             return False
         self._enter(Phase.DRAINING)
+        self.pods.reconciler.draining = True  # no new instance for a pod about to be evicted
         deadline = self._stop_requested_at + config.termination_grace_seconds - DRAIN_MARGIN
         log.info("node %s: this replica is being removed; draining within %.0fs", config.node_name,
                  deadline - self.monotonic(), extra={"node": config.node_name})  # fmt: skip

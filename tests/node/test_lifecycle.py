@@ -68,14 +68,13 @@ async def test_a_second_claimant_stands_by_then_adopts_when_the_first_stops(harn
     assert second.daemon.phases == [Phase.STARTING, Phase.STANDING_BY, Phase.ADOPTING, Phase.SERVING]
 
 
-async def test_sigterm_drains_a_scaled_away_replicas_node_and_keeps_a_wanted_ones(
-    harness: Harness, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
-) -> None:
+async def statefulset(kube_api: k8s.ApiClient, namespace: str, replicas: int) -> None:
+    """The StatefulSet ``vn`` that the harness's daemons take to be their own (its pods never run)."""
     apps = k8s.AppsV1Api(kube_api)
     await asyncio.to_thread(apps.create_namespaced_stateful_set, namespace, k8s.V1StatefulSet(
         metadata=k8s.V1ObjectMeta(name="vn"),
         spec=k8s.V1StatefulSetSpec(
-            replicas=2, service_name="vn", selector=k8s.V1LabelSelector(match_labels={"app": "vn"}),
+            replicas=replicas, service_name="vn", selector=k8s.V1LabelSelector(match_labels={"app": "vn"}),
             template=k8s.V1PodTemplateSpec(
                 metadata=k8s.V1ObjectMeta(labels={"app": "vn"}),
                 spec=k8s.V1PodSpec(node_selector={"vnode.io/test": "nowhere"},
@@ -83,6 +82,12 @@ async def test_sigterm_drains_a_scaled_away_replicas_node_and_keeps_a_wanted_one
             ),
         ),
     ))  # fmt: skip
+
+
+async def test_sigterm_drains_a_scaled_away_replicas_node_and_keeps_a_wanted_ones(
+    harness: Harness, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    await statefulset(kube_api, namespace, replicas=2)
     harness.overrides.update(pod_namespace=namespace, pod_name="vn-0", termination_grace_seconds=40)
     wanted = await harness.start()
     await asyncio.to_thread(core.create_namespaced_pod, namespace, pod_manifest("web", harness.node_name))
@@ -102,3 +107,47 @@ async def test_sigterm_drains_a_scaled_away_replicas_node_and_keeps_a_wanted_one
     assert (await asyncio.to_thread(core.list_namespaced_pod, namespace, label_selector="!app")).items == []
     nodes = await asyncio.to_thread(core.list_node)
     assert harness.node_name not in {n.metadata.name for n in nodes.items}
+
+
+async def test_a_draining_replica_makes_no_instance_for_the_pods_it_is_about_to_evict(
+    harness: Harness, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    """Found by the soak's scale-in: the leaving replica went on creating instances for pods bound to it
+    while it drained, and was killed at the end of its grace period before their status was written."""
+    await statefulset(kube_api, namespace, replicas=2)
+    harness.overrides.update(pod_namespace=namespace, pod_name="vn-1", termination_grace_seconds=40)
+    removed = await harness.start()
+    web = pod_manifest("web", harness.node_name, metadata={"labels": {"app": "web"}})
+    await asyncio.to_thread(core.create_namespaced_pod, namespace, web)
+    await until(lambda: _running(core, namespace, "web"), within=20, what="the pod web Running")
+    # A budget keeps web (and so the drain) in place while pods bound to the node arrive.
+    policy = k8s.PolicyV1Api(kube_api)
+    await asyncio.to_thread(policy.create_namespaced_pod_disruption_budget, namespace, k8s.V1PodDisruptionBudget(
+        metadata=k8s.V1ObjectMeta(name="web"),
+        spec=k8s.V1PodDisruptionBudgetSpec(max_unavailable=0,
+                                           selector=k8s.V1LabelSelector(match_labels={"app": "web"})),
+    ))  # fmt: skip
+    await extra.scale_statefulset(harness.kube, namespace, "vn", 1)
+    removed.daemon.terminate()
+    await until(lambda: removed.daemon.phase is Phase.DRAINING, within=20, what="the replica draining")
+    late = [f"late-{i}" for i in range(5)]
+    for name in late:  # bound by name, as a pod the scheduler placed just before the cordon
+        await asyncio.to_thread(
+            core.create_namespaced_pod, namespace, pod_manifest(name, harness.node_name, nodeName=harness.node_name)
+        )
+    await until(lambda: _none_of(core, namespace, late), within=30, what="the late pods evicted and released")
+    assert len(harness.cloud.created) == 1, "only web's instance: none for a pod about to be evicted"
+    await asyncio.to_thread(policy.delete_namespaced_pod_disruption_budget, "web", namespace)
+    await asyncio.wait_for(removed.task, timeout=40)
+    assert removed.daemon.phases[-3:] == [Phase.DRAINING, Phase.RELEASING, Phase.STOPPED]
+    assert harness.cloud.instances() == []
+
+
+async def _running(core: k8s.CoreV1Api, namespace: str, name: str) -> bool:
+    pod = await asyncio.to_thread(core.read_namespaced_pod, name, namespace)
+    return pod.status.phase == "Running"
+
+
+async def _none_of(core: k8s.CoreV1Api, namespace: str, names: list[str]) -> bool:
+    pods = await asyncio.to_thread(core.list_namespaced_pod, namespace)
+    return not any(p.metadata.name in names for p in pods.items)

@@ -74,6 +74,13 @@ STOPPED_MARK = f"{pending.REASON}:{STOPPED_WHY}"
 TABLE: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     # --- pending: create, or say why not ---
     ("a new pod is created", facts(pod()), CONFIG, expect("create", action=A.CREATE)),
+    ("a draining node makes no instance for a pod it will evict", facts(pod(), draining=True), CONFIG, expect("held")),
+    (
+        "a draining node's running pod still follows its instance",
+        facts(pod(), state(S.RUNNING, STARTED), draining=True),
+        CONFIG,
+        expect("running", events=["Started"], status=("Running", "")),
+    ),
     (
         "a missing reference waits, warns and looks again",
         facts(pod(), answer=lifecycle.Missing('secret "s" not found')),

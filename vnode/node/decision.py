@@ -56,6 +56,7 @@ class Facts:
     moment: float  # monotonic clock
     listed_at: float  # monotonic time the last complete cloud listing began
     answer: Answer | None = None  # the cloud's answer to this reconcile's last ask
+    draining: bool = False  # the node is being drained away: its pods are about to be evicted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

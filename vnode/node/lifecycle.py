@@ -198,6 +198,10 @@ def _pending_too_long(f: Facts, c: Config) -> bool:
     return pending.over(_pod(f), _instance(f), f.memory.written, f.now, c.max_pending)
 
 
+def _draining(f: Facts, c: Config) -> bool:
+    return f.draining
+
+
 def _always(f: Facts, c: Config) -> bool:
     return True
 
@@ -415,6 +419,12 @@ def _look_up(f: Facts, c: Config) -> Decision:
     return Decision(action=Action.LOOK_UP, instances=(instance_id,))
 
 
+def _hold(f: Facts, c: Config) -> Decision:
+    """No instance for a pod the drain is about to evict: one made now would be deleted within the
+    drain, or outlive a controller killed at the end of its grace period with no status written."""
+    return Decision()
+
+
 def _create(f: Facts, c: Config) -> Decision:
     return Decision(action=Action.CREATE)
 
@@ -454,5 +464,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("finished", L.FINISHED, _finished, _nothing),  # finished (or failed fast); nothing runs for it
     Stage("unlisted", L.CREATING, _unlisted, _wait_for_listing),
     Stage("look-up", L.RUNNING, _had_instance, _look_up),  # the pod had an instance: gone, or too new?
+    # The node is draining away (scale-in): the pod is evicted, and its controller makes it again elsewhere.
+    Stage("held", L.PENDING, _draining, _hold),
     Stage("create", L.PENDING, _always, _create),
 )

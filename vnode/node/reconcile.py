@@ -83,6 +83,8 @@ class Reconciler:
         self.references = references.Cache(self._read_ref, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
         # PersistentVolumeClaims and their volumes: a get per claim per burst, never a list of the cluster.
         self.claim_cache = references.Cache(self._read_claim, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
+        #: Set once the node drains away (scale-in): pods without an instance get none, they are evicted.
+        self.draining = False
         #: Told of every service-account token requested for a create (``renewal`` sets it).
         self.on_token: Callable[[objects.Pod, tokens.Issued], None] | None = None
 
@@ -117,6 +119,7 @@ class Reconciler:
             now=self.clock(),
             moment=self.monotonic(),
             listed_at=view.listed_at,
+            draining=self.draining,
         )
 
     # --- carrying a decision out ---
