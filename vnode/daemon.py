@@ -195,7 +195,8 @@ class Daemon:
             warn=lambda pod, reason, message: self.recorder.pod(pod, reason, message, type="Warning"),
         )
         # ConfigMap/Secret updates reach running pods' volumes, if the provider can update them.
-        self.refresher = refresh.attach(self.pods, self.recorder, self.rng)
+        self.refresher = refresh.attach(self.pods, self.recorder, self.rng,
+                                        secret_interval=self.config.secret_refresh_interval)  # fmt: skip
         # Projected service-account tokens renewed at 80 % of their life, by the same ability.
         self.tokens = renewal.attach(self.pods, self.rng, clock=lambda: self.clock().timestamp())
 

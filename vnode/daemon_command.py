@@ -52,6 +52,11 @@ FLAGS: dict[str, tuple[str, Any, str]] = {
     "--status-interval": ("status_interval", float, "seconds between listings of the cloud"),
     "--workers": ("workers", int, "pods reconciled at once"),
     "--orphan-interval": ("orphan_interval", float, "seconds between orphan collections"),
+    "--secret-refresh-interval": (
+        "secret_refresh_interval",
+        float,
+        "seconds between reads of each Secret mounted as a volume (its changes reach the files within this)",
+    ),
     "--capacity-cpu": ("capacity_cpu", float, "advertised vCPU before the cloud quota bounds it"),
     "--capacity-memory": ("capacity_memory_gib", float, "advertised GiB before the cloud quota bounds it"),
     "--capacity-pods": ("capacity_pods", int, "advertised pods before the cloud quota bounds it"),

@@ -158,7 +158,8 @@ def test_rbac_has_no_wildcard_and_no_cluster_admin(helm: pathlib.Path) -> None:
                            ("tokenreviews", "create"), ("subjectaccessreviews", "create"),
                            ("statefulsets", "get")]:  # fmt: skip
         assert granted("virtual-node-eci", resource, verb), f"the daemon lacks {verb} {resource}"
-    for resource, verb in [("secrets", "create"), ("secrets", "delete"), ("pods", "create"), ("configmaps", "update")]:
+    for resource, verb in [("secrets", "create"), ("secrets", "delete"), ("secrets", "list"), ("secrets", "watch"),
+                           ("pods", "create"), ("configmaps", "update")]:  # fmt: skip
         assert not granted("virtual-node-eci", resource, verb), f"the daemon should not {verb} {resource}"
 
 

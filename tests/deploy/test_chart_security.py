@@ -42,7 +42,7 @@ DAEMON = grants(
     "/pods get", "/pods list", "/pods watch", "/pods delete", "/pods patch",
     "/pods/status patch", "/pods/eviction create",
     "/configmaps get", "/configmaps list", "/configmaps watch",
-    "/secrets get", "/secrets list", "/secrets watch",
+    "/secrets get",  # never list or watch: a kubelet may read only its pods' Secrets
     "/persistentvolumeclaims get", "/persistentvolumes get", "/services get",
     "/serviceaccounts/token create", "/events create", "/events patch",
     "authentication.k8s.io/tokenreviews create", "authorization.k8s.io/subjectaccessreviews create",

@@ -86,6 +86,7 @@ class Harness:
             "http_port": 0,
             "http_address": "127.0.0.1",
             "status_interval": 0.3,
+            "secret_refresh_interval": 0.5,
             "cluster_id": "test-cluster",
             **self.overrides,
         }
@@ -131,7 +132,9 @@ async def cloud_daemon(
     is stopped and its Node and Lease are removed, also when the test fails."""
     base = {"node_name": node_name, "provider": provider, "http_port": 0, "http_address": "127.0.0.1"}
     environ = {**(sim.eci_env() if provider == "eci" else sim.aci_env()), **(env or {})}
-    config = settings.load(environ, {**base, "status_interval": 0.3, "cluster_id": cluster_id, **flags})
+    config = settings.load(
+        environ, {**base, "status_interval": 0.3, "secret_refresh_interval": 0.5, "cluster_id": cluster_id, **flags}
+    )
     cloud = registry.load(provider)(config)
     d = daemon.Daemon(config, kube, cloud, identity=f"{node_name}_pod")
     run = Running(d, asyncio.create_task(d.run()))
@@ -164,6 +167,14 @@ def node_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def harness(kube: client.Client, core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[Harness]:
+    async with harnessed(kube, core, node_name) as h:
+        yield h
+
+
+@contextlib.asynccontextmanager
+async def harnessed(kube: client.Client, core: k8s.CoreV1Api, node_name: str) -> AsyncIterator[Harness]:
+    """A :class:`Harness` whose daemons talk to the API server through ``kube``; afterwards they are
+    stopped and the node's Node and Lease removed (through ``core``), also when the test fails."""
     h = Harness(node_name, fake.FakeProvider(container_id_scheme="eci"), kube, {})
     try:
         yield h

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.node.conftest import Harness, pod_manifest
+from tests.node import least_privilege
+from tests.node.conftest import Harness, harnessed, pod_manifest
 from tests.waiting import until
 from vnode import models
+from vnode.cluster import launcher
 
 pytestmark = pytest.mark.cluster
 
@@ -134,3 +136,35 @@ async def test_a_change_made_while_the_daemon_was_down_is_sent_after_its_restart
     await until(lambda: harness.cloud.calls["update", "idempotent"] == 1, within=20, what="the repeated update")
     assert len(updates_of(harness, uid)) == 1
     assert files(harness, uid, "cfg") == {"app.conf": b"mode=two"}
+
+
+async def test_mounted_secrets_are_refreshed_with_the_charts_grants_alone(
+    cluster: launcher.Info, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str, node_name: str
+) -> None:
+    """The daemon may get a Secret by name, never list or watch Secrets (a kubelet may read only its pods'
+    Secrets): a mounted Secret is read again on an interval, and its change still reaches the instance."""
+    secret = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="creds"), data={"pw": base64.b64encode(b"old").decode()})
+    await asyncio.to_thread(core.create_namespaced_secret, namespace, secret)
+    manifest = pod_manifest(
+        "web",
+        node_name,
+        container={
+            "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw"}}}],
+            "volumeMounts": [{"name": "sec", "mountPath": "/etc/sec"}],
+        },
+        volumes=[{"name": "sec", "secret": {"secretName": "creds"}}],
+    )
+    async with (
+        least_privilege.daemon_client(cluster, kube_api, namespace) as limited,
+        harnessed(limited, core, node_name) as harness,
+    ):
+        await harness.start()
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, manifest)
+        pod = await until(lambda: running(core, namespace, "web"), within=20, what="pod web Running")
+        uid = pod.metadata.uid
+        assert files(harness, uid, "sec") == {"pw": b"old"}
+        assert env(harness, uid)["PW"] == "old"
+        secret.data = {"pw": base64.b64encode(b"new").decode()}
+        await asyncio.to_thread(core.replace_namespaced_secret, "creds", namespace, secret)
+        await until(lambda: files(harness, uid, "sec") == {"pw": b"new"}, within=20, what="the new Secret content")
+        assert len(updates_of(harness, uid)) == 1

@@ -9,11 +9,14 @@ How changes are noticed, without watching the cluster and without polling per po
 
 * an index ``(namespace, kind, name) -> pod keys`` of the plain ``configMap``/``secret``
   volumes of this node's pods, kept from the pod watch (``on_pod``);
-* one watch per namespace *per kind* (ConfigMaps, Secrets), only in namespaces that have such
-  pods here, started with the first such pod and stopped with the last. A quiet watch costs
-  nothing but an open connection and the namespace's objects in memory; a change costs one
-  event, wherever it is. (Re-reading on an interval would cost a list per namespace per kind
-  per interval whether anything changed or not, and deliver changes an interval late.)
+* one ConfigMap watch per namespace, only in namespaces that have such pods here, started with
+  the first such pod and stopped with the last. A quiet watch costs nothing but an open
+  connection and the namespace's objects in memory; a change costs one event, wherever it is.
+  (Re-reading on an interval would cost a list per namespace per interval whether anything
+  changed or not, and deliver changes an interval late.)
+* Secrets are not watched: the daemon may only ``get`` one by name, as a kubelet may read only its
+  pods' Secrets. The ones mounted here are read by name every ``secret_interval`` seconds
+  (``polled.py``), one read per distinct Secret, as the kubelet's ``Cache`` strategy does.
 
 Each affected pod is re-evaluated by one worker: its volumes are rebuilt from the watched
 objects and hashed, and compared with what the instance holds: the digest the instance was
@@ -32,17 +35,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from vnode import errors, models
 from vnode.kube import api, client, informer, objects
-from vnode.node import events, pods, reconcile, spec
+from vnode.node import events, pods, polled, reconcile, spec
 from vnode.observability import metrics as metrics_mod
 from vnode.provider import base
 
-__all__ = ["FINAL", "UPDATABLE", "Refresher"]
+__all__ = ["FINAL", "SECRET_INTERVAL", "UPDATABLE", "Refresher"]
 
 log = logging.getLogger(__name__)
+
+SECRET_INTERVAL = 60.0  # seconds between reads of a mounted Secret (settings.secret_refresh_interval)
 
 # The instances a volume update may go to, and those past any update (shared with ``renewal``).
 UPDATABLE = (models.InstanceStatus.PENDING, models.InstanceStatus.RUNNING)
@@ -67,24 +72,31 @@ def volume_refs(pod: objects.Pod) -> set[tuple[str, str]]:
 
 
 class _Namespace:
-    """The two watches of one namespace and how many indexed pods need them."""
+    """One namespace's ConfigMap watch and Secret reads, and how many indexed pods need them."""
 
-    def __init__(self, kube: client.Client, namespace: str, on_change: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        kube: client.Client,
+        namespace: str,
+        on_change: Callable[[str, str], None],
+        secret_names: Callable[[], Iterable[str]],
+        secret_interval: float,
+    ) -> None:
         self.pods = 0
         self.configmaps = informer.Informer(
             kube,
             api.config_maps(namespace),
             on_change=lambda key, _obj: on_change("configmaps", key),
         )
-        self.secrets = informer.Informer(
-            kube,
-            api.secrets(namespace),
-            on_change=lambda key, _obj: on_change("secrets", key),
+        self.secrets = polled.Secrets(
+            kube, namespace, secret_names, lambda key: on_change("secrets", key), interval=secret_interval
         )
         self.tasks = [asyncio.create_task(self.configmaps.run()), asyncio.create_task(self.secrets.run())]
 
-    def ready(self) -> bool:
-        return self.configmaps.ready.is_set() and self.secrets.ready.is_set()
+    def ready(self, refs: Iterable[tuple[str, str]]) -> bool:
+        """The watch has synced and each Secret among ``refs`` was read."""
+        secrets = [name for kind, name in refs if kind == "secrets"]
+        return self.configmaps.ready.is_set() and self.secrets.has_read(secrets)
 
     def stop(self) -> None:
         for task in self.tasks:
@@ -92,7 +104,11 @@ class _Namespace:
 
 
 def attach(
-    controller: pods.PodController, recorder: events.Recorder, rng: random.Random | None = None
+    controller: pods.PodController,
+    recorder: events.Recorder,
+    rng: random.Random | None = None,
+    *,
+    secret_interval: float = SECRET_INTERVAL,
 ) -> Refresher | None:
     """A refresher fed by ``controller``'s pod watch, if its provider can update volumes; else None."""
     provider = controller.provider
@@ -107,6 +123,7 @@ def attach(
         may_act=controller.reconciler.may_act,
         rng=rng,
         metrics=controller.metrics,
+        secret_interval=secret_interval,
     )
     controller.listeners.append(refresher.on_pod)
     return refresher
@@ -128,6 +145,7 @@ class Refresher:
         metrics: metrics_mod.Metrics | None = None,
         max_backoff: float = 60.0,
         recheck: float = 1.0,
+        secret_interval: float = SECRET_INTERVAL,
     ) -> None:
         self.kube = kube
         self.provider = provider
@@ -139,6 +157,7 @@ class Refresher:
         self._rng = rng or random.Random()
         self._max_backoff = max_backoff
         self.recheck = recheck  # seconds between looks at pods still waiting
+        self.secret_interval = secret_interval  # seconds between reads of each mounted Secret
         self._refs: dict[str, set[tuple[str, str]]] = {}  # pod key -> (kind, name) it mounts
         self._index: dict[tuple[str, str, str], set[str]] = {}  # (namespace, kind, name) -> pod keys
         self._namespaces: dict[str, _Namespace] = {}
@@ -175,6 +194,9 @@ class Refresher:
                 self._watch(namespace, +1)
             elif old and not refs:
                 self._watch(namespace, -1)
+            ns = self._namespaces.get(namespace)
+            if ns is not None and any(kind == "secrets" for kind, _ in refs - old):
+                ns.secrets.wake()
             if refs:
                 self._refs[key] = refs
             else:
@@ -194,12 +216,19 @@ class Refresher:
         ns = self._namespaces.get(namespace)
         if ns is None:
             ns = self._namespaces[namespace] = _Namespace(
-                self.kube, namespace, lambda kind, key: self._on_object(namespace, kind, key)
+                self.kube,
+                namespace,
+                lambda kind, key: self._on_object(namespace, kind, key),
+                lambda: self._mounted(namespace, "secrets"),
+                self.secret_interval,
             )
         ns.pods += delta
         if ns.pods <= 0:
             ns.stop()
             del self._namespaces[namespace]
+
+    def _mounted(self, namespace: str, kind: str) -> list[str]:
+        return [name for (ns, k, name) in self._index if ns == namespace and k == kind]
 
     def _on_object(self, namespace: str, kind: str, key: str) -> None:
         name = key.partition("/")[2]
@@ -241,7 +270,7 @@ class Refresher:
         if state is not None and state.status in FINAL:
             self._waiting.discard(key)  # its containers will not run again: nothing to update
             return
-        if not self.may_act() or ns is None or not ns.ready() or state is None or state.status not in UPDATABLE:
+        if not self.may_act() or ns is None or not ns.ready(refs) or state is None or state.status not in UPDATABLE:
             self._waiting.add(key)  # looked at again on the pod's next change (its status follows the instance)
             return
         self._waiting.discard(key)
