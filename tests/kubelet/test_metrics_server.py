@@ -37,7 +37,7 @@ from tests.cloudsim.conftest import running
 from tests.daemons import vnode_run
 from tests.kubelet.conftest import Kubelet, kube_api_json, running_kubelet
 from tests.waiting import wait_for
-from vnode.cluster import build, launcher, procs
+from vnode.cluster import build, kubectl_build, launcher, procs
 from vnode.kubelet import pods
 
 METRICS_SERVER = next(tool for tool in build.TOOLS if tool[0] == "metrics-server")
@@ -317,6 +317,12 @@ def test_kubectl_top_and_an_hpa_see_virtual_node_pods(
             return result.stdout if result.returncode == 0 and "web-" in result.stdout else None
 
         line = wait_for(top, timeout=180, what="kubectl top pod to show the virtual node's pod", interval=2)
+        for version in kubectl_build.MATRIX_VERSIONS:  # the kubectl matrix's releases read the same metrics API
+            other = [str(kubectl_build.ensure_kubectl(version)), "--kubeconfig", str(cluster.kubeconfig)]
+            shown = subprocess.run([*other, "top", "pod", "-n", namespace, "--no-headers"], capture_output=True,
+                                   text=True, timeout=60, check=False)  # fmt: skip
+            assert shown.returncode == 0, f"kubectl {version} top pod: {shown.stderr}"
+            assert "web-" in shown.stdout
         _, cpu, memory = line.split()[:3]
         if kind == "tests-provider":
             assert memory == "64Mi"
