@@ -38,13 +38,25 @@ async def test_creates_beyond_the_client_side_burst_are_told_their_turns_and_non
     provider = eci.EciProvider(eci_settings(sim), create_limit=(5, 50.0))
     try:
         refused = sim.totals()["refused_by_limits"].get("create", 0)
-        answers = await asyncio.gather(*(provider.create(spec(f"turn-{i}")) for i in range(40)), return_exceptions=True)
-        turns = sorted(a.retry_after for a in answers if isinstance(a, errors.Throttled) and a.retry_after)
+        loop = asyncio.get_running_loop()
+        told: dict[int, float] = {}  # call -> the moment its turn falls (told when + told in how long)
+
+        async def create(i: int) -> models.InstanceState:
+            try:
+                return await provider.create(spec(f"turn-{i}"))
+            except errors.Throttled as exc:
+                told[i] = loop.time() + (exc.retry_after or 0)
+                raise
+
+        first = loop.time()
+        answers = await asyncio.gather(*(create(i) for i in range(40)), return_exceptions=True)
+        turns = sorted(told.values())
         # 35 beyond the burst; a few fewer on a loaded machine, where tokens refill while the 40 calls start
         assert 30 <= len(turns) <= 35
-        assert turns[0] <= 0.04, "the first told about 1/50 s on"
-        assert turns[-1] <= len(turns) / 50 + 0.02, "the n-th told about n/50 s on"
-        assert all(0 < b - a <= 0.03 for a, b in itertools.pairwise(turns)), "each a later turn, 1/50 s apart"
+        assert all(isinstance(a, errors.Throttled) and a.retry_after for i, a in enumerate(answers) if i in told)
+        # The calls may be told at moments far apart on a loaded machine; the turns they are told are not.
+        assert turns[-1] - first <= 35 / 50 + 0.05, "the n-th turn about n/50 s on"
+        assert all(0.01 < b - a <= 0.03 for a, b in itertools.pairwise(turns)), "each a later turn, 1/50 s apart"
         later = [i for i, a in enumerate(answers) if isinstance(a, errors.Throttled)]
         started = asyncio.get_running_loop().time()
 

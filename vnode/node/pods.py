@@ -19,12 +19,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 
-from vnode import errors, models, settings, tokenbucket
+from vnode import errors, models, settings, tokenbucket, waits
 from vnode.kube import api, client, informer, objects
 from vnode.node import book, instances, orphans, queue, reconcile, registration, spending
 from vnode.observability import metrics
@@ -171,8 +170,7 @@ class PodController:
     async def _give_up(self, exc: errors.Forbidden) -> None:
         """The cloud refused these credentials and never accepted them: no retry will help. The pods
         bound here are told why they wait (once the pod cache is in), then the daemon stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.informer.ready.wait(), GIVE_UP_WAIT)
+        await waits.event(self.informer.ready, GIVE_UP_WAIT)
         self._warn_waiting()
         self.refused = exc
         self.gave_up.set()
@@ -194,18 +192,17 @@ class PodController:
         """Wait ``seconds``, or less when asked to list now, or (given ``soon``, the earliest moment for
         the next listing) until ``SOON`` after an instance is made, if that is earlier."""
         deadline = self.monotonic() + seconds
-        waits = [asyncio.ensure_future(self._list_now.wait())]
+        waiters = [asyncio.ensure_future(self._list_now.wait())]
         if soon is not None:
-            waits.append(asyncio.ensure_future(self.view.created.wait()))
+            waiters.append(asyncio.ensure_future(self.view.created.wait()))
         try:
-            done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-            if soon is not None and waits[1] in done and not self._list_now.is_set():
+            done, _ = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            if soon is not None and waiters[1] in done and not self._list_now.is_set():
                 early = min(max(soon, self.monotonic() + SOON), deadline) - self.monotonic()
                 if early > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._list_now.wait(), timeout=early)
+                    await waits.event(self._list_now, early)
         finally:
-            for waiter in waits:
+            for waiter in waiters:
                 waiter.cancel()
         self._list_now.clear()
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from vnode import errors
+from vnode import errors, waits
 from vnode.kube import api, client, objects
 
 __all__ = ["CONCURRENCY", "Secrets"]
@@ -68,11 +68,7 @@ class Secrets:
             for name in self._read - wanted:  # no pod here mounts it any more
                 self._read.discard(name)
                 self.cache.pop(f"{self.namespace}/{name}", None)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-                everything = False
-            except TimeoutError:
-                everything = True
+            everything = not await waits.event(self._wake, self.interval)
 
     async def _get(self, name: str) -> None:
         key = f"{self.namespace}/{name}"

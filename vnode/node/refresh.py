@@ -37,7 +37,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 
-from vnode import errors, models
+from vnode import errors, models, waits
 from vnode.kube import api, client, informer, objects
 from vnode.node import events, pods, polled, reconcile, spec
 from vnode.observability import metrics as metrics_mod
@@ -244,9 +244,7 @@ class Refresher:
     async def run(self) -> None:
         try:
             while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.recheck if self._waiting else None)
-                except TimeoutError:
+                if not await waits.event(self._wake, self.recheck if self._waiting else None):
                     # Pods still waiting for their instance's first listing or their namespace's watches (an
                     # adopted pod gets no status event after a restart): a dict lookup each, once a second.
                     self._dirty |= self._waiting

@@ -13,14 +13,13 @@ list without a merge key), and patches ``status`` alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from vnode import __version__, errors, models, settings
+from vnode import __version__, errors, models, settings, waits
 from vnode.kube import api, client
 from vnode.node import resources
 from vnode.provider import base
@@ -242,8 +241,7 @@ class NodeController:
         quota_due = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.health.changed.wait(), timeout=min(period, 10.0))
+            await waits.event(self.health.changed, min(period, 10.0))
             # Cleared on waking, not before waiting: a change during the write below wakes the next wait.
             self.health.changed.clear()
             if not self.may_write():

@@ -38,13 +38,12 @@ Only the node's owner (the Lease holder) renews, and only Pending or Running ins
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable
 
-from vnode import errors, models
+from vnode import errors, models, waits
 from vnode.kube import client, objects
 from vnode.node import pods, reconcile, references, refresh, spec, tokens
 from vnode.observability import metrics as metrics_mod
@@ -197,8 +196,7 @@ class Renewer:
             first = self.schedule.next()
             wait = None if first is None else first - self.clock()
             if wait is None or wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                await waits.event(self._wake, wait)
                 self._wake.clear()
             for key in self.schedule.pop(self.clock()):
                 try:
