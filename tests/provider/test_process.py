@@ -349,3 +349,17 @@ async def test_in_cluster_clients_use_the_pods_service_account(
     output = await read(cloud.logs(created.id, "client", LogOptions()))
     assert done.status == models.InstanceStatus.SUCCEEDED, output
     assert output.decode().strip() == f"system:serviceaccount:{namespace}:default"
+
+
+def test_a_create_on_uvloop_returns_while_the_runner_lives_on(provider: process.ProcessProvider) -> None:
+    """uvloop, the daemon's loop, hands a subprocess's pipe to the children it detaches: waiting for the
+    runner's pid until the pipe's EOF waited until the runner exited (the kubectl matrix's pods never ran)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def create_then_delete() -> None:
+        async with asyncio.timeout(20):
+            made = await provider.create(spec(sh("c", "sleep 60")))
+            await provider.delete(made.id, grace_seconds=0)
+            await gone(provider, made.id)
+
+    uvloop.run(create_then_delete())

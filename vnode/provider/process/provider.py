@@ -382,7 +382,11 @@ class ProcessProvider:
             stdin=subprocess.DEVNULL,
             env=env,
         )
-        out, _ = await proc.communicate()
+        # One line, not communicate(): on uvloop the runner inherits the pipe's other end, so its EOF
+        # comes only when the runner exits (the create waited for good; the kubectl matrix found it).
+        assert proc.stdout is not None
+        out = await proc.stdout.readline()
+        await proc.wait()
         try:
             pid = int(out.strip())
         except ValueError as exc:
