@@ -8,6 +8,7 @@ import datetime
 import os
 import pathlib
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -355,11 +356,14 @@ def test_a_create_on_uvloop_returns_while_the_runner_lives_on(provider: process.
     """uvloop, the daemon's loop, hands a subprocess's pipe to the children it detaches: waiting for the
     runner's pid until the pipe's EOF waited until the runner exited (the kubectl matrix's pods never ran)."""
     uvloop = pytest.importorskip("uvloop")
+    done = threading.Event()
 
     async def create_then_delete() -> None:
-        async with asyncio.timeout(20):
-            made = await provider.create(spec(sh("c", "sleep 60")))
-            await provider.delete(made.id, grace_seconds=0)
-            await gone(provider, made.id)
+        made = await provider.create(spec(sh("c", "sleep 20")))
+        await provider.delete(made.id, grace_seconds=0)
+        await gone(provider, made.id)
+        done.set()
 
-    uvloop.run(create_then_delete())
+    # In a thread of its own, so that a create that never returns fails this test instead of hanging it.
+    threading.Thread(target=uvloop.run, args=(create_then_delete(),), daemon=True).start()
+    assert done.wait(30), "a create on uvloop did not return within 30 s"
