@@ -382,8 +382,7 @@ class ProcessProvider:
             stdin=subprocess.DEVNULL,
             env=env,
         )
-        # One line, not communicate(): on uvloop the runner inherits the pipe's other end, so its EOF
-        # comes only when the runner exits (the create waited for good; the kubectl matrix found it).
+        # One line, not communicate(): on uvloop the runner inherits the pipe, whose EOF comes when it exits.
         assert proc.stdout is not None
         out = await proc.stdout.readline()
         await proc.wait()
