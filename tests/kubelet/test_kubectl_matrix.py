@@ -306,7 +306,10 @@ def op_exec_tty(k: Kubectl) -> None:
             return b"40 120" in seen
 
         try:
-            wait_for(resized, timeout=30, what="the resize to reach the terminal")
+            # Where the matrix says no resize reaches the terminal (ACI), a shorter wait shows it still does not.
+            tty = next(o for o in matrix.OPS if o.name == "exec -it")
+            carried = not dict(tty.fails).get(k.target.provider)
+            wait_for(resized, timeout=30 if carried else 8, what="the resize to reach the terminal")
         except pytest.fail.Exception as exc:  # a known failure is an AssertionError (the matrix's signatures)
             raise AssertionError(str(exc)) from None
         os.write(fd, b"exit\n")
