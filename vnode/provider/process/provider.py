@@ -47,7 +47,6 @@ import os
 import pathlib
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -55,7 +54,7 @@ from typing import Any
 
 from vnode import errors, models, settings
 from vnode.provider import base, streams
-from vnode.provider.process import execs, logs, records, workspace
+from vnode.provider.process import execs, logs, records, spawn, workspace
 from vnode.provider.process import profile as process_profile
 
 __all__ = ["ProcessProvider", "create", "stop_all"]
@@ -123,7 +122,7 @@ class ProcessProvider:
         }
         records.write_json(directory / "spec.json", runner_spec)
         records.write_json(directory / "state.json", state)
-        state["runner"] = await self._spawn_runner(directory)
+        state["runner"] = await spawn.runner(directory, python=self.python, path=self.path)
         records.write_json(directory / "state.json", state)
         return self._state(directory)
 
@@ -362,40 +361,6 @@ class ProcessProvider:
             "lifeline": lifeline,
             "poll_interval": self.poll_interval,
         }
-
-    async def _spawn_runner(self, directory: pathlib.Path) -> dict[str, Any]:
-        """Start the runner detached (its own session, re-parented away from us) and record it."""
-        # `sh -c '... &'` forks it away from this process, so it is never our child (no zombie,
-        # no Popen left running when the daemon stops) and it outlives a daemon restart.
-        script = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $!'
-        env = {"PATH": self.path, "LOG": str(directory / "runner.log"), "PYTHONPATH": workspace.pythonpath()}
-        proc = await asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            script,
-            "sh",
-            self.python,
-            "-m",
-            "vnode.provider.process",
-            str(directory),
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        # One line, not communicate(): on uvloop the runner inherits the pipe, whose EOF comes when it exits.
-        assert proc.stdout is not None
-        out = await proc.stdout.readline()
-        await proc.wait()
-        try:
-            pid = int(out.strip())
-        except ValueError as exc:
-            raise errors.Unavailable(f"process provider: could not start the runner: {out!r}") from exc
-        started = records.start_time(pid)
-        deadline = time.monotonic() + 5
-        while started is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-            started = records.start_time(pid)
-        return {"pid": pid, "start_time": started}
 
     def _state(self, directory: pathlib.Path, state: dict[str, Any] | None = None) -> models.InstanceState:
         state = state if state is not None else records.read_json(directory / "state.json")
