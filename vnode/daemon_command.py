@@ -17,8 +17,10 @@ import base64
 import gc as collector  # the interpreter's; vnode.gc is the instance collector
 import logging
 import os
+import pathlib
 import signal
 import sys
+import tempfile
 from typing import Any
 
 from vnode import daemon, early_signals, errors, eventloop, settings
@@ -99,8 +101,13 @@ async def _main(loaded: settings.Settings) -> None:
     async with client.Client(config.load(loaded.kubeconfig)) as kube:
         loaded = await _credentials(kube, loaded)
         provider = factory(loaded)
+        # The kubelet API's serving key and certificate, removed when the daemon ends (a kill -9 leaves them
+        # to the pod's filesystem; every start used to leave one more private key in /tmp).
+        certs = tempfile.TemporaryDirectory(prefix="vnode-kubelet-")
         try:
-            the_daemon = daemon.Daemon(loaded, kube, provider, serve_kubelet=True)
+            the_daemon = daemon.Daemon(
+                loaded, kube, provider, serve_kubelet=True, kubelet_cert_dir=pathlib.Path(certs.name)
+            )
             loop = asyncio.get_running_loop()
 
             def on_signal(sig: signal.Signals) -> None:
@@ -117,6 +124,7 @@ async def _main(loaded: settings.Settings) -> None:
                 on_signal(sig)
             await the_daemon.run()
         finally:
+            certs.cleanup()
             await provider.close()
 
 

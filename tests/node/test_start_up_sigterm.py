@@ -53,3 +53,41 @@ def test_sigterm_while_importing_stops_the_daemon_cleanly(
         process.wait(timeout=10)
         with contextlib.suppress(k8s.ApiException):
             core.delete_node(name)
+
+
+def test_the_kubelet_apis_key_is_removed_when_the_daemon_stops(
+    cluster: launcher.Info, core: k8s.CoreV1Api, tmp_path: pathlib.Path
+) -> None:
+    """Every `vnode run` left a directory with the kubelet API's private key in /tmp."""
+    name = f"vn-keys-{os.getpid()}"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "VNODE_NODE_NAME": name, "KUBECONFIG": str(cluster.kubeconfig), "TMPDIR": str(scratch)}
+    cmd = [sys.executable, "-m", "vnode", "run", "--provider", "fake", "--http-address", "127.0.0.1",
+           "--http-port", "0", "--kubelet-port", "0"]  # fmt: skip
+    log = tmp_path / "daemon.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink, preexec_fn=procs.die_with_parent
+        )
+    try:
+
+        def keys() -> list[pathlib.Path]:
+            return list(scratch.glob("vnode-kubelet-*/*.key"))
+
+        wait_for(lambda: bool(keys()) and _registered(core, name), timeout=60, what="the node up, its key on disk")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()
+        assert keys() == [], "the kubelet API's key outlived the daemon"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(name)
+
+
+def _registered(core: k8s.CoreV1Api, name: str) -> bool:
+    with contextlib.suppress(k8s.ApiException):
+        return bool(core.read_node(name))
+    return False
