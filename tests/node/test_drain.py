@@ -401,3 +401,35 @@ async def test_a_dead_controllers_deleted_pod_is_released_while_the_other_delete
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_at_the_deadline_a_pod_waits_for_its_own_instance_only(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
+) -> None:
+    """Found by the soak: a leaving replica's drain reached its deadline with 485 pods and 99 instances left,
+    deleted the 99 at the account's rate before releasing any pod, and was killed at the end of its grace
+    period: the 386 pods without an instance were released by nobody until the takeover, a minute later."""
+    provider = WaitingCloud()  # no delete goes through until the end
+    made = await instance_for(provider, node, bound_pod(core, namespace, node, "with-instance"))
+    for i in range(3):
+        bound_pod(core, namespace, node, f"without-{i}")
+    run = drain._Drain(kube, provider, node=node, cluster_id=CLUSTER_ID, on_blocked=None, concurrency=4,
+                       kubelet_gone=False)  # fmt: skip
+    pods, instances = await run.listing()
+    task = asyncio.create_task(run.force(pods, instances))
+    try:
+
+        def left() -> set[str]:
+            return {p.metadata.name for p in core.list_namespaced_pod(namespace).items}
+
+        await until(lambda: left() == {"with-instance"}, within=15, what="the pods without an instance released")
+        assert provider.deleted == []
+        provider.go.set()
+        await asyncio.wait_for(task, timeout=15)
+        assert left() == set(), "and the other once its instance is deleted"
+        assert provider.deleted == [made.id]
+    finally:
+        provider.go.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -263,16 +263,29 @@ class _Drain:
         self.result.instances_deleted.append(instance.id)
 
     async def force(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> None:
-        """The deadline is near: delete what is left, instances first, so that nothing is leaked."""
+        """The deadline is near: delete what is left, each pod's instance before the pod, so that nothing is
+        leaked; all together. Pods wait for their own instance only: at the soak's 3 -> 1 scale-in, 386 of
+        the 485 pods left had no instance any more, yet waited for the 99 cloud deletes of the others (the
+        account's rate), and the replica was killed at the end of its grace period before releasing one."""
         if not pods and not instances:
             return
         log.warning("draining node %s: deadline near, removing %d pods and %d instances that are left", self.node,
                     len(pods), len(instances), extra=self.extra)  # fmt: skip
         done = self.result.instances_deleted
-        await asyncio.gather(*(self.delete_instance(i, 0) for i in instances if i.id not in done))
-        # Then the pods, together: one after another, 1,736 of them took the soak's loaded API server
-        # over 8 minutes, and the scale-in with them (a dead replica's node at a 3 -> 1 scale-in).
-        await asyncio.gather(*(self.release(p, self.result.forced) for p in pods))
+        listed = {p.metadata.uid for p in pods}
+        left = [i for i in instances if i.id not in done]
+        theirs: dict[str, list[models.InstanceState]] = {}
+        for instance in left:
+            if instance.pod_uid in listed:
+                theirs.setdefault(instance.pod_uid, []).append(instance)
+        podless = [i for i in left if i.pod_uid not in listed]
+
+        async def finish(pod: objects.Pod) -> None:
+            await asyncio.gather(*(self.delete_instance(i, 0) for i in theirs.get(pod.metadata.uid, ())))
+            await self.release(pod, self.result.forced)
+
+        # Together: one after another, 1,736 pods took the soak's loaded API server over 8 minutes.
+        await asyncio.gather(*(self.delete_instance(i, 0) for i in podless), *(finish(p) for p in pods))
 
     async def release(self, pod: objects.Pod, done: list[str]) -> None:
         async with self.limit:
