@@ -28,21 +28,39 @@ def by_kind(result: Result) -> dict[str, list[invariants.Violation]]:
 
 
 def memory_rows(result: Result) -> list[str]:
-    """Per daemon process: its RSS after 1,000 cycles, and at the last moment it carried as many pods
-    (within 10 %): memory follows the pods a daemon carries, so only equal loads compare."""
+    """Per daemon process: its RSS at two moments at least 1,000 cycles apart (the first after its first
+    1,000) when it carried as many pods (within 10 %), and never more in between: memory follows the
+    pods a daemon carries, and RSS does not fall after a peak (the allocator keeps the pages), so only
+    equal loads with no peak between them compare. The widest such pair is shown."""
     rows = []
     for daemon, samples in sorted(result.rss.items()):
-        early = next((s for s in samples if s[0] >= 1000 and s[1] > 0), None)
-        if early is None:
+        pair = widest_equal_load(samples)
+        if pair is None:
             continue
-        alike = [s for s in samples if s[0] >= early[0] + 1000 and abs(s[1] - early[1]) <= early[1] / 10]
-        if not alike:
-            continue
-        late = alike[-1]
+        early, late = pair
         growth = (late[2] - early[2]) / early[2] * 100
         rows.append(f"| {daemon} | {early[0]:,} | {early[1]:,} | {early[2]:.0f} MB | {late[0]:,} | {late[1]:,} | "
                     f"{late[2]:.0f} MB | {growth:+.1f} % |")  # fmt: skip
     return rows or ["| (no daemon carried an equal load 1,000 cycles apart) | | | | | | | |"]
+
+
+Sample = tuple[int, int, float]  # (create/delete cycles, pods on the daemon's node, RSS in MB)
+
+
+def widest_equal_load(samples: list[Sample]) -> tuple[Sample, Sample] | None:
+    """The two samples furthest apart (at least 1,000 cycles, the first after 1,000) with the same load
+    within 10 % and no more than that load between them; None if there are none."""
+    best: tuple[Sample, Sample] | None = None
+    for i, early in enumerate(samples):
+        if early[0] < 1000 or early[1] <= 0:
+            continue
+        for late in samples[i + 1 :]:
+            if late[1] > early[1] * 1.1:
+                break  # a peak between them: its pages stay
+            wider = best is None or late[0] - early[0] > best[1][0] - best[0][0]
+            if late[0] >= early[0] + 1000 and late[1] >= early[1] * 0.9 and wider:
+                best = (early, late)
+    return best
 
 
 def verdict(result: Result) -> list[str]:
