@@ -18,6 +18,7 @@ keeps and hands back: the provider keeps nothing between steps but the ids it de
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -164,8 +165,10 @@ class Feed:
         async for item in self._status_items(params):
             instance_id = item.container_group_id
             if instance_id and instance_id not in listed:
-                # PodStatus is kept as the cloud's bytes, never parsed: it only tells whether to describe again.
-                listed[instance_id] = item.status.encode() + b"\0" + bytes(item.pod_status)
+                # PodStatus is never parsed: it only tells whether to describe again. Its digest is kept, not
+                # its bytes (about a kilobyte: 3.7 MB of a 3,000-pod node's memory).
+                status = item.status.encode() + b"\0" + bytes(item.pod_status)
+                listed[instance_id] = hashlib.blake2b(status, digest_size=16).digest()
 
     async def _status_items(self, params: dict[str, str]) -> AsyncIterator[_StatusItem]:
         """``DescribeContainerGroupStatus``'s items, page after page, decoded only as far as needed:
