@@ -41,8 +41,10 @@ __all__ = [
 ]
 
 
-class _S(msgspec.Struct, rename="camel", kw_only=True):
-    pass
+class _S(msgspec.Struct, rename="camel", kw_only=True, gc=False):
+    """Objects as the API server sends them: plain data, never in a reference cycle, so the garbage
+    collector need not track them (16 bytes less each, and a node's thousands of cached pods are no
+    longer walked by its collections)."""
 
 
 class OwnerReference(_S):
