@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 
 import pytest
 from kubernetes import client as k8s
@@ -326,6 +326,23 @@ class WaitingCloud(fake.FakeProvider):
         await super().delete(instance_id, grace_seconds=grace_seconds)
 
 
+@contextlib.asynccontextmanager
+async def draining(work: Awaitable[object], cloud: WaitingCloud) -> AsyncIterator[asyncio.Task[object]]:
+    """Run ``work`` (a drain, or part of one) in a task; at the end let the cloud's deletes through and stop it."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield task
+    finally:
+        cloud.go.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def names(core: k8s.CoreV1Api, namespace: str) -> set[str]:
+    return {p.metadata.name for p in core.list_namespaced_pod(namespace).items}
+
+
 async def test_evictions_go_on_while_the_cloud_deletes_wait_for_their_turn(
     kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
 ) -> None:
@@ -337,22 +354,15 @@ async def test_evictions_go_on_while_the_cloud_deletes_wait_for_their_turn(
         await instance_for(provider, node, ghost)
     for i in range(3):
         await instance_for(provider, node, bound_pod(core, namespace, node, f"web-{i}"))
-    task = asyncio.create_task(drain.drain(
-        kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 30,
-        retry_interval=0.3, concurrency=2, force_margin=1,
-    ))  # fmt: skip
-    try:
+    work = drain.drain(kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 30,
+                       retry_interval=0.3, concurrency=2, force_margin=1)  # fmt: skip
+    async with draining(work, provider) as task:
 
         def all_evicted() -> bool:
             return all(p.metadata.deletion_timestamp for p in core.list_namespaced_pod(namespace).items)
 
         await until(all_evicted, within=15, what="the pods evicted while two cloud deletes wait")
         assert not task.done()
-    finally:
-        provider.go.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_dead_controllers_evicted_pods_have_their_instances_deleted_in_the_same_pass(
@@ -385,22 +395,12 @@ async def test_a_dead_controllers_deleted_pod_is_released_while_the_other_delete
     core.delete_namespaced_pod("leaving", namespace, grace_period_seconds=30)  # no kubelet ends it: Terminating
     for i in range(3):  # evicted by the takeover; their instances' deletes wait for their turn
         await instance_for(provider, node, bound_pod(core, namespace, node, f"web-{i}"))
-    task = asyncio.create_task(drain.drain(
-        kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 60, retry_interval=0.3,
-        kubelet_gone=True,
-    ))  # fmt: skip
-    try:
-
-        def released() -> bool:
-            return "leaving" not in {p.metadata.name for p in core.list_namespaced_pod(namespace).items}
-
-        await until(released, within=15, what="the deleted pod released while three cloud deletes wait")
+    work = drain.drain(kube, provider, node=node, cluster_id=CLUSTER_ID, deadline=time.monotonic() + 60,
+                       retry_interval=0.3, kubelet_gone=True)  # fmt: skip
+    async with draining(work, provider) as task:
+        await until(lambda: "leaving" not in names(core, namespace), within=15,
+                    what="the deleted pod released while three cloud deletes wait")  # fmt: skip
         assert not task.done()
-    finally:
-        provider.go.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_at_the_deadline_a_pod_waits_for_its_own_instance_only(
@@ -416,23 +416,14 @@ async def test_at_the_deadline_a_pod_waits_for_its_own_instance_only(
     run = drain._Drain(kube, provider, node=node, cluster_id=CLUSTER_ID, on_blocked=None, concurrency=4,
                        kubelet_gone=False)  # fmt: skip
     pods, instances = await run.listing()
-    task = asyncio.create_task(run.force(pods, instances))
-    try:
-
-        def left() -> set[str]:
-            return {p.metadata.name for p in core.list_namespaced_pod(namespace).items}
-
-        await until(lambda: left() == {"with-instance"}, within=15, what="the pods without an instance released")
+    async with draining(run.force(pods, instances), provider) as task:
+        await until(lambda: names(core, namespace) == {"with-instance"}, within=15,
+                    what="the pods without an instance released")  # fmt: skip
         assert provider.deleted == []
         provider.go.set()
         await asyncio.wait_for(task, timeout=15)
-        assert left() == set(), "and the other once its instance is deleted"
+        assert names(core, namespace) == set(), "and the other once its instance is deleted"
         assert provider.deleted == [made.id]
-    finally:
-        provider.go.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_dead_controllers_pods_go_once_the_cloud_accepts_their_deletes_but_a_statefulsets(
@@ -468,5 +459,4 @@ async def test_a_dead_controllers_pods_go_once_the_cloud_accepts_their_deletes_b
     run.step(pods, instances)  # one pass: evict db-0 and web-0, finish web-1; no pass after it
     await run.settle()
     assert provider.instances() == [], "every instance deleted in the pass"
-    left = {p.metadata.name for p in core.list_namespaced_pod(namespace).items}
-    assert left == {"db-0"}, "the pods released in the same pass, but the StatefulSet's"
+    assert names(core, namespace) == {"db-0"}, "the pods released in the same pass, but the StatefulSet's"

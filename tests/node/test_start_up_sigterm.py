@@ -12,6 +12,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
@@ -30,29 +31,37 @@ def _catches_sigterm(pid: int) -> bool:
     return False
 
 
-def test_sigterm_while_importing_stops_the_daemon_cleanly(
-    cluster: launcher.Info, core: k8s.CoreV1Api, tmp_path: pathlib.Path
-) -> None:
-    name = f"vn-early-{os.getpid()}"
-    env = {**os.environ, "VNODE_NODE_NAME": name, "KUBECONFIG": str(cluster.kubeconfig)}
+@contextlib.contextmanager
+def vnode_run(
+    cluster: launcher.Info, core: k8s.CoreV1Api, log: pathlib.Path, name: str, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`vnode run --provider fake` for node ``name`` (its stderr in ``log``); killed and its Node deleted at the end."""
+    env = {**os.environ, "VNODE_NODE_NAME": name, "KUBECONFIG": str(cluster.kubeconfig), **env}
     cmd = [sys.executable, "-m", "vnode", "run", "--provider", "fake", "--http-address", "127.0.0.1",
-           "--http-port", "0"]  # fmt: skip
-    log = tmp_path / "daemon.log"
+           "--http-port", "0", "--kubelet-port", "0"]  # fmt: skip
     with log.open("w") as sink:
         process = subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink, preexec_fn=procs.die_with_parent
         )
     try:
-        wait_for(lambda: _catches_sigterm(process.pid), timeout=30, what="SIGTERM captured at start-up", interval=0.005)
-        process.send_signal(signal.SIGTERM)  # the daemon's modules are still being imported
-        assert process.wait(timeout=60) == 0, log.read_text()
-        assert "received during start-up" in log.read_text()
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
         with contextlib.suppress(k8s.ApiException):
             core.delete_node(name)
+
+
+def test_sigterm_while_importing_stops_the_daemon_cleanly(
+    cluster: launcher.Info, core: k8s.CoreV1Api, tmp_path: pathlib.Path
+) -> None:
+    log = tmp_path / "daemon.log"
+    with vnode_run(cluster, core, log, f"vn-early-{os.getpid()}") as process:
+        wait_for(lambda: _catches_sigterm(process.pid), timeout=30, what="SIGTERM captured at start-up", interval=0.005)
+        process.send_signal(signal.SIGTERM)  # the daemon's modules are still being imported
+        assert process.wait(timeout=60) == 0, log.read_text()
+        assert "received during start-up" in log.read_text()
 
 
 def test_the_kubelet_apis_key_is_removed_when_the_daemon_stops(
@@ -62,15 +71,8 @@ def test_the_kubelet_apis_key_is_removed_when_the_daemon_stops(
     name = f"vn-keys-{os.getpid()}"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "VNODE_NODE_NAME": name, "KUBECONFIG": str(cluster.kubeconfig), "TMPDIR": str(scratch)}
-    cmd = [sys.executable, "-m", "vnode", "run", "--provider", "fake", "--http-address", "127.0.0.1",
-           "--http-port", "0", "--kubelet-port", "0"]  # fmt: skip
     log = tmp_path / "daemon.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink, preexec_fn=procs.die_with_parent
-        )
-    try:
+    with vnode_run(cluster, core, log, name, TMPDIR=str(scratch)) as process:
 
         def keys() -> list[pathlib.Path]:
             return list(scratch.glob("vnode-kubelet-*/*.key"))
@@ -79,12 +81,6 @@ def test_the_kubelet_apis_key_is_removed_when_the_daemon_stops(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
         assert keys() == [], "the kubelet API's key outlived the daemon"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        with contextlib.suppress(k8s.ApiException):
-            core.delete_node(name)
 
 
 def _registered(core: k8s.CoreV1Api, name: str) -> bool:
