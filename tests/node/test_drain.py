@@ -268,12 +268,19 @@ async def test_a_dead_replicas_pods_are_finished_in_the_order_they_were_deleted(
         instances.append(await cloud.create(models.InstanceSpec(
             name=name, client_token=f"uid-{name}", cpu=1, memory_gib=2,
             containers=(models.ContainerSpec("c", "nginx:alpine"),), tags=tags)))  # fmt: skip
-    run = drain._Drain(client.Client.__new__(client.Client), cloud, node=node, cluster_id=CLUSTER_ID, on_blocked=None,
+    released: list[str] = []
+
+    class Kube:  # the API server's side of a release: the pods are plain objects here
+        async def delete(self, path: str, **options: object) -> None:
+            released.append(path.rsplit("/", 1)[-1])
+
+    run = drain._Drain(Kube(), cloud, node=node, cluster_id=CLUSTER_ID, on_blocked=None,  # type: ignore[arg-type]
                        concurrency=1, kubelet_gone=True)  # fmt: skip
     run._finishing(pods, instances)
     await run.settle()
     by_id = {i.id: i.tags[models.TAG_POD_UID] for i in instances}
     assert [by_id[i] for i in cloud.deleted] == ["uid-first", "uid-middle", "uid-late"]
+    assert released == ["first", "middle", "late"], "each released once the cloud accepted its delete"
 
 
 async def test_at_the_deadline_the_pods_left_are_removed_together(

@@ -54,6 +54,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+RETRY_DELETE = 60.0  # seconds after the cloud accepted an instance's delete before a drain deletes it again
+
 _ORDINAL = re.compile(r"^(?P<set>[a-z0-9]([-a-z0-9]*[a-z0-9])?)-(?P<ordinal>0|[1-9][0-9]*)$")
 
 
@@ -152,7 +154,10 @@ class _Drain:
         self.kubelet_gone = kubelet_gone
         self.result = Result()
         self.evicted: set[str] = set()  # pod UIDs
-        self.busy: dict[str, asyncio.Task[None]] = {}  # calls on their way, by pod UID or instance ID
+        self.busy: dict[str, asyncio.Task[None]] = {}  # calls on their way, by pod UID (instance ID: an orphan)
+        self.deleting: set[str] = set()  # instance IDs whose delete is on its way
+        self.accepted: dict[str, float] = {}  # instance ID -> when the cloud accepted its delete (monotonic)
+        self.releasing: set[str] = set()  # pod UIDs whose release is on its way or done
         # Calls to the API server and to the cloud are bounded apart: a cloud delete waits in line for
         # the account's rate (tokenbucket), and must not hold up the evictions and releases meanwhile.
         self.limit = asyncio.Semaphore(concurrency)
@@ -185,8 +190,7 @@ class _Drain:
         stayed Terminating for minutes (663 at a 3 -> 1 scale-in).
         """
         known = orphans.Known(self.cluster_id, self.node, live_pods={p.metadata.uid for p in pods})
-        done = self.result.instances_deleted
-        leftovers = [i for i in instances if i.id not in done and orphans.decide(i.tags, known).delete]
+        leftovers = [i for i in instances if self.may_delete(i) and orphans.decide(i.tags, known).delete]
         due = [p for p in pods if not p.metadata.deletion_timestamp and p.metadata.uid not in self.evicted]
         # For a dead controller, an evicted pod's instance is deleted as soon as the eviction is through,
         # so that the cloud's deletes (the bottleneck: the account's rate) overlap the evictions.
@@ -201,6 +205,12 @@ class _Drain:
             its = running.get(pod.metadata.uid)
             self._start(pod.metadata.uid, functools.partial(self.evict, pod, its), also=its)
 
+    def may_delete(self, instance: models.InstanceState) -> bool:
+        """Whether to delete ``instance`` now: no delete of it is on its way, and the cloud has not accepted
+        one in the last ``RETRY_DELETE`` seconds (one still listed after that is deleted again)."""
+        accepted = self.accepted.get(instance.id)
+        return instance.id not in self.deleting and (accepted is None or time.monotonic() - accepted > RETRY_DELETE)
+
     def _start(self, key: str, work: Callable[[], Awaitable[None]], also: models.InstanceState | None = None) -> None:
         """Run ``work`` in a task of its own, unless a call for ``key`` (or for the instance ``also``) is on its way."""
         if key in self.busy or (also is not None and also.id in self.busy):
@@ -209,10 +219,12 @@ class _Drain:
         async def run() -> None:
             try:
                 await work()
-            finally:
-                del self.busy[key]
+            except Exception:  # a bug: logged, and the next pass tries again
+                log.exception("draining node %s: %s failed", self.node, key, extra=self.extra)
 
-        self.busy[key] = asyncio.create_task(run())
+        task = asyncio.create_task(run())
+        self.busy[key] = task
+        task.add_done_callback(lambda _: self.busy.pop(key, None))  # also when cancelled before it ran
 
     async def settle(self, *, cancel: bool = False) -> None:
         """Wait for the calls on their way (cancelled first, with ``cancel``)."""
@@ -226,13 +238,13 @@ class _Drain:
         by_uid = {i.pod_uid: i for i in instances}
         for pod in sorted((p for p in pods if p.metadata.deletion_timestamp), key=_deleted_at):
             instance = by_uid.get(pod.metadata.uid)
-            if pod.metadata.uid in self.busy:
-                continue  # its eviction, with its instance's delete, is on its way
+            if pod.metadata.uid in self.busy or pod.metadata.uid in self.releasing:
+                continue  # its eviction or finish (with its instance's delete) is on its way, or it is released
             if instance is None:
                 self._start(pod.metadata.uid, functools.partial(self.release, pod, self.result.released))
-            elif instance.id not in self.result.instances_deleted:
+            elif self.may_delete(instance):
                 grace = float(pod.metadata.deletion_grace_period_seconds or 0)
-                self._start(instance.id, functools.partial(self.finish, pod, instance, grace))
+                self._start(pod.metadata.uid, functools.partial(self.finish, pod, instance, grace), also=instance)
 
     async def evict(self, pod: objects.Pod, instance: models.InstanceState | None = None) -> None:
         """Evict ``pod``; then, if given, delete its ``instance`` with the pod's grace period (a dead
@@ -259,25 +271,30 @@ class _Drain:
     async def finish(self, pod: objects.Pod, instance: models.InstanceState, grace: float) -> None:
         """For a dead controller: delete the deleted pod's instance, then release the pod at once, once the
         cloud has accepted the delete (its deletion is the cloud's now; a later pass deletes the instance
-        again if it is still listed without its pod). A StatefulSet's pod waits until its instance is no
+        again if it is still listed ``RETRY_DELETE`` seconds later). A StatefulSet's pod waits until its instance is no
         longer listed: its replacement, of the same identity, must not run beside it.
 
         Found by the soak: released only by a later pass, after a listing of the node that took seconds
         on the loaded machine, 75 pods of a dead replica stayed Terminating for over 3 minutes."""
-        if instance.id not in self.result.instances_deleted:
+        if self.may_delete(instance):
             await self.delete_instance(instance, grace)
-        if instance.id in self.result.instances_deleted and not _is_statefulset_pod(pod):
+        if instance.id in self.accepted and not _is_statefulset_pod(pod):
             await self.release(pod, self.result.released)
 
     async def delete_instance(self, instance: models.InstanceState, grace: float) -> None:
-        async with self.cloud_limit:
-            try:
+        self.deleting.add(instance.id)
+        try:
+            async with self.cloud_limit:
                 await self.provider.delete(instance.id, grace_seconds=grace)
-            except errors.ApiError as exc:
-                log.warning("draining node %s: deleting instance %s failed: %s", self.node, instance.id, exc,
-                            extra=self.extra)  # fmt: skip
-                return
-        self.result.instances_deleted.append(instance.id)
+        except errors.ApiError as exc:
+            log.warning("draining node %s: deleting instance %s failed: %s", self.node, instance.id, exc,
+                        extra=self.extra)  # fmt: skip
+            return
+        finally:
+            self.deleting.discard(instance.id)
+        if instance.id not in self.accepted:
+            self.result.instances_deleted.append(instance.id)
+        self.accepted[instance.id] = time.monotonic()
 
     async def force(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> None:
         """The deadline is near: delete what is left, each pod's instance before the pod, so that nothing is
@@ -288,9 +305,8 @@ class _Drain:
             return
         log.warning("draining node %s: deadline near, removing %d pods and %d instances that are left", self.node,
                     len(pods), len(instances), extra=self.extra)  # fmt: skip
-        done = self.result.instances_deleted
         listed = {p.metadata.uid for p in pods}
-        left = [i for i in instances if i.id not in done]
+        left = [i for i in instances if self.may_delete(i)]
         theirs: dict[str, list[models.InstanceState]] = {}
         for instance in left:
             if instance.pod_uid in listed:
@@ -305,6 +321,7 @@ class _Drain:
         await asyncio.gather(*(self.delete_instance(i, 0) for i in podless), *(finish(p) for p in pods))
 
     async def release(self, pod: objects.Pod, done: list[str]) -> None:
+        self.releasing.add(pod.metadata.uid)
         async with self.limit:
             await _release(self.kube, self.node, pod, done)
 
@@ -369,8 +386,12 @@ async def drain(
                     await run.settle(cancel=True)  # the calls on their way hold slots that force needs
                     await run.force(pods, instances)
                     break
-                # A listing of a big node costs the API server and the cloud: at most a third of the time.
-                await asyncio.sleep(max(retry_interval, 2 * (monotonic() - listed)))
+                # A listing of a big node costs the API server and the cloud: at most a third of the time, and
+                # the pause ends in time for the last listing before the deadline's force.
+                took = monotonic() - listed
+                await asyncio.sleep(
+                    max(0.0, min(max(retry_interval, 2 * took), deadline - force_margin - monotonic() - took))
+                )
         finally:
             await run.settle(cancel=True)  # nothing is left to do, or the drain is cancelled
         if before_node_delete is not None:
