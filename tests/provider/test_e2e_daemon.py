@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from tests.cloudsim.conftest import Sim, running
 from tests.daemons import vnode_run
@@ -50,10 +49,6 @@ def aci_node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPa
     """An ACI node with the simulator's bearer token in ACI_TOKEN."""
     with vnode_run("aci", cloud.aci_env(), cluster, tmp_path_factory.mktemp("e2e-aci")) as name:
         yield name
-
-
-def _client(cluster: launcher.Info) -> k8s.ApiClient:
-    return k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
 
 
 def virtual_pod_spec(node: str, container: dict[str, Any], **spec: Any) -> dict[str, Any]:
