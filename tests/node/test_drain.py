@@ -467,3 +467,10 @@ async def test_a_dead_controllers_pods_go_once_the_cloud_accepts_their_deletes_b
     await run.settle()
     assert provider.instances() == [], "every instance deleted in the pass"
     assert names(core, namespace) == {"db-0"}, "the pods released in the same pass, but the StatefulSet's"
+
+
+def test_the_pause_between_passes_follows_the_listing_and_ends_before_the_force() -> None:
+    assert drain._pause(1.0, 0.1, 60) == 1.0
+    assert drain._pause(1.0, 3.0, 60) == 6.0, "a slow listing: at most a third of the time"
+    assert drain._pause(1.0, 4.0, 10) == 6.0, "the pause ends with time for one more listing before the force"
+    assert drain._pause(1.0, 4.0, 2) == 0.0

@@ -386,12 +386,8 @@ async def drain(
                     await run.settle(cancel=True)  # the calls on their way hold slots that force needs
                     await run.force(pods, instances)
                     break
-                # A listing of a big node costs the API server and the cloud: at most a third of the time, and
-                # the pause ends in time for the last listing before the deadline's force.
                 took = monotonic() - listed
-                await asyncio.sleep(
-                    max(0.0, min(max(retry_interval, 2 * took), deadline - force_margin - monotonic() - took))
-                )
+                await asyncio.sleep(_pause(retry_interval, took, deadline - force_margin - monotonic()))
         finally:
             await run.settle(cancel=True)  # nothing is left to do, or the drain is cancelled
         if before_node_delete is not None:
@@ -402,6 +398,12 @@ async def drain(
         log.info("drained node %s in %.1fs: %d evicted, %d forced, node deleted: %s", node, result.seconds,
                  len(result.evicted), len(result.forced), result.node_deleted, extra=run.extra)  # fmt: skip
         return result
+
+
+def _pause(interval: float, listing: float, until_force: float) -> float:
+    """Seconds between passes: a listing of a big node costs the API server and the cloud, so at most a
+    third of the time goes to listing; and the pause ends in time for one more listing before the force."""
+    return max(0.0, min(max(interval, 2 * listing), until_force - listing))
 
 
 async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> None:
