@@ -276,7 +276,7 @@ async def test_a_dead_replicas_pods_are_finished_in_the_order_they_were_deleted(
 
     run = drain._Drain(Kube(), cloud, node=node, cluster_id=CLUSTER_ID, on_blocked=None,  # type: ignore[arg-type]
                        concurrency=1, kubelet_gone=True)  # fmt: skip
-    run._finishing(pods, instances)
+    run._finishing(pods, {i.pod_uid: i for i in instances})
     await run.settle()
     by_id = {i.id: i.tags[models.TAG_POD_UID] for i in instances}
     assert [by_id[i] for i in cloud.deleted] == ["uid-first", "uid-middle", "uid-late"]

@@ -42,9 +42,7 @@ __all__ = [
 
 
 class _S(msgspec.Struct, rename="camel", kw_only=True, gc=False):
-    """Objects as the API server sends them: plain data, never in a reference cycle, so the garbage
-    collector need not track them (16 bytes less each, and a node's thousands of cached pods are no
-    longer walked by its collections)."""
+    """Plain data, in no reference cycle: untracked by the garbage collector (a node caches thousands)."""
 
 
 class OwnerReference(_S):
@@ -67,6 +65,9 @@ class ObjectMeta(_S):
     deletion_grace_period_seconds: int | None = None
     owner_references: list[OwnerReference] = []
     finalizers: list[str] = []
+
+    def controlled_by(self, *kinds: str) -> OwnerReference | None:  # the controlling owner, if of ``kinds``
+        return next((o for o in self.owner_references if o.controller and o.kind in kinds), None)
 
 
 class KeySelector(_S):

@@ -36,7 +36,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from vnode import errors, models, tokenbucket
 from vnode.kube import api, client, extra, objects
@@ -89,7 +89,7 @@ async def being_removed(kube: client.Client, *, namespace: str, pod_name: str) -
     except errors.NotFound:
         pod = None
     if pod is not None:
-        owner = next((o for o in pod.metadata.owner_references if o.kind == "StatefulSet" and o.controller), None)
+        owner = pod.metadata.controlled_by("StatefulSet")
         if owner is None:
             return False
         set_name = owner.name
@@ -122,14 +122,6 @@ class Result:
 def _deleted_at(pod: objects.Pod) -> tuple[str, str]:
     """Order of deletion: RFC 3339 times in UTC (as the API server writes them) sort as text."""
     return pod.metadata.deletion_timestamp or "", pod.key
-
-
-def _is_daemonset_pod(pod: objects.Pod) -> bool:
-    return any(o.kind == "DaemonSet" and o.controller for o in pod.metadata.owner_references)
-
-
-def _is_statefulset_pod(pod: objects.Pod) -> bool:
-    return any(o.kind == "StatefulSet" and o.controller for o in pod.metadata.owner_references)
 
 
 class _Drain:
@@ -177,7 +169,7 @@ class _Drain:
         # pod belongs to a pod that is gone (pods are created before their instances).
         tags = {models.TAG_CLUSTER: self.cluster_id, models.TAG_NODE: self.node}
         instances = list(await self.provider.list(tags))
-        pods = [p for p in await extra.pods_on_node(self.kube, self.node) if not _is_daemonset_pod(p)]
+        pods = [p for p in await extra.pods_on_node(self.kube, self.node) if not p.metadata.controlled_by("DaemonSet")]
         return pods, instances
 
     def step(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> None:
@@ -198,7 +190,7 @@ class _Drain:
         # The pods deleted first are finished first: the cloud's delete rate is the bottleneck of a big
         # drain, and the calls take the client-side limit's tokens in the order they are started.
         if self.kubelet_gone:
-            self._finishing(pods, instances)
+            self._finishing(pods, running)
         for instance in leftovers:
             self._start(instance.id, functools.partial(self.delete_instance, instance, 0))
         for pod in due:
@@ -233,9 +225,8 @@ class _Drain:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _finishing(self, pods: list[objects.Pod], instances: list[models.InstanceState]) -> None:
+    def _finishing(self, pods: list[objects.Pod], by_uid: Mapping[str, models.InstanceState]) -> None:
         """What the dead controller's pod loop would do for pods being deleted: instance, then pod."""
-        by_uid = {i.pod_uid: i for i in instances}
         for pod in sorted((p for p in pods if p.metadata.deletion_timestamp), key=_deleted_at):
             instance = by_uid.get(pod.metadata.uid)
             if pod.metadata.uid in self.busy or pod.metadata.uid in self.releasing:
@@ -278,7 +269,7 @@ class _Drain:
         on the loaded machine, 75 pods of a dead replica stayed Terminating for over 3 minutes."""
         if self.may_delete(instance):
             await self.delete_instance(instance, grace)
-        if instance.id in self.accepted and not _is_statefulset_pod(pod):
+        if instance.id in self.accepted and not pod.metadata.controlled_by("StatefulSet"):
             await self.release(pod, self.result.released)
 
     async def delete_instance(self, instance: models.InstanceState, grace: float) -> None:

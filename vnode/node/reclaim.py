@@ -98,7 +98,7 @@ def _reclaimed(pod: objects.Pod, state: models.InstanceState | None) -> bool:
 
 def replaceable(pod: objects.Pod) -> bool:
     """Whether a controller creates a new pod when this one is deleted."""
-    return any(ref.kind in REPLACING_KINDS and ref.controller for ref in pod.metadata.owner_references)
+    return pod.metadata.controlled_by(*REPLACING_KINDS) is not None
 
 
 def plan(
