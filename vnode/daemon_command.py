@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Any
 
-from vnode import daemon, early_signals, errors, eventloop, settings
+from vnode import allocator, daemon, early_signals, errors, eventloop, settings
 from vnode.kube import api, client, config
 from vnode.observability import logs
 from vnode.provider import registry
@@ -122,7 +122,11 @@ async def _main(loaded: settings.Settings) -> None:
             for sig in early_signals.pending():  # arrived while Python was still importing
                 log.info("acting on %s received during start-up", sig.name)
                 on_signal(sig)
-            await the_daemon.run()
+            trimming = asyncio.create_task(allocator.trim_periodically())
+            try:
+                await the_daemon.run()
+            finally:
+                trimming.cancel()
         finally:
             certs.cleanup()
             await provider.close()
