@@ -13,7 +13,7 @@ from soak import faults, report, run, world
 
 
 def test_a_short_soak_keeps_every_invariant(tmp_path: pathlib.Path) -> None:
-    args = run.Args(pods=200, nodes=3, minutes=2.5, seed=7, short=True)
+    args = run.Args(pods=200, nodes=3, minutes=1.5, seed=7, short=True)
     with world.world(args.nodes, seed=args.seed, parent=tmp_path) as the_world:
         result = asyncio.run(run.run(args, the_world))
     assert report.verdict(result) == []
