@@ -16,6 +16,7 @@ import pathlib
 import random
 import sys
 import time
+import urllib.request
 from typing import Any
 
 from soak import audit, faults, invariants, workload
@@ -23,6 +24,10 @@ from soak import world as world_mod
 from vnode.kube import api, client, config, informer
 
 log = logging.getLogger("soak")
+
+
+# (create/delete cycles, pods on the daemon's node, RSS in MB, blocks CPython's allocator holds; 0: unread)
+Sample = tuple[int, int, float, int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +47,7 @@ class Result:
     records: list[faults.Record]
     checker: invariants.Checker
     counts: dict[str, int]
-    rss: dict[str, list[tuple[int, int, float]]]  # daemon (name/pid) -> (cycles, pods on its node, MB)
+    rss: dict[str, list[Sample]]  # daemon (name/pid) -> its samples
     requests: audit.Findings
     calm_pods: int
     cloud_calls: dict[str, Any]
@@ -65,6 +70,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def allocated_blocks(http_port: int) -> int:
+    """The daemon's ``vnode_python_allocated_blocks`` (0 while it does not answer)."""
+    url = f"http://127.0.0.1:{http_port}/metrics"
+    with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=2) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("vnode_python_allocated_blocks "):
+                return int(float(line.split()[1]))
+    return 0
+
+
 class Soak:
     def __init__(self, args: Args, the_world: world_mod.World) -> None:
         self.args = args
@@ -73,7 +88,7 @@ class Soak:
         self.started = time.monotonic()
         self.checker = invariants.Checker(f"{world_mod.STATEFULSET}-", clock=self.now)
         self.candidates: dict[str, int] = {}
-        self.rss: dict[str, list[tuple[int, int, float]]] = {}
+        self.rss: dict[str, list[Sample]] = {}
         self.instances: list[dict[str, Any]] = []
         self.cloud_calls: dict[str, Any] = {}
         self._calls_base: dict[str, dict[str, int]] = {}
@@ -108,7 +123,8 @@ class Soak:
                 node = self.world.node(ordinal)
                 key = f"{node} pid {daemon.proc.pid}"
                 if daemon.proc.poll() is None:
-                    sample = (self.checker.cycles, carried.get(node, 0), rss_mb(daemon.proc.pid))
+                    blocks = await asyncio.to_thread(allocated_blocks, daemon.http_port)
+                    sample = (self.checker.cycles, carried.get(node, 0), rss_mb(daemon.proc.pid), blocks)
                     self.rss.setdefault(key, []).append(sample)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 5)

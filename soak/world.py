@@ -52,6 +52,7 @@ class Daemon:
     proc: subprocess.Popen[bytes]
     identity: str  # the Lease holder identity's pod uid part
     started: float
+    http_port: int  # /metrics
 
 
 class World:
@@ -191,17 +192,18 @@ class World:
             "POD_NAME": node, "POD_NAMESPACE": NAMESPACE, "POD_UID": uid,
             "VNODE_TERMINATION_GRACE_SECONDS": str(int(TERMINATION_GRACE)),
         }  # fmt: skip
+        http_port = launcher.free_port()
         cmd = [
             sys.executable, "-m", "vnode", "run", "--provider=eci", f"--node-name={node}",
             f"--kubeconfig={self.kubeconfig(name or node)}", f"--cluster-id={CLUSTER_ID}", "--node-ip=127.0.0.1",
-            f"--http-port={launcher.free_port()}", "--kubelet-port=0", "--workers=32",
+            f"--http-port={http_port}", "--kubelet-port=0", "--workers=32",
             "--orphan-interval=20",
             f"--eci-endpoint={self.cloud['eci']['endpoint']}", f"--eci-region={self.cloud['region']}",
             f"--eci-vswitch={','.join(v['id'] for v in self.cloud['vswitches'])}",
             f"--eci-security-group={self.cloud['security_group_id']}",
         ]  # fmt: skip
         proc = self.supervisor.spawn(name or node, cmd, env=env)
-        daemon = Daemon(ordinal, proc, uid, time.monotonic())
+        daemon = Daemon(ordinal, proc, uid, time.monotonic(), http_port)
         if not name:
             self.daemons[ordinal] = daemon
         return daemon

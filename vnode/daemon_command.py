@@ -25,7 +25,7 @@ from typing import Any
 
 from vnode import allocator, daemon, early_signals, errors, eventloop, settings
 from vnode.kube import api, client, config
-from vnode.observability import logs
+from vnode.observability import logs, metrics
 from vnode.provider import registry
 
 __all__ = ["configure", "run"]
@@ -106,7 +106,12 @@ async def _main(loaded: settings.Settings) -> None:
         certs = tempfile.TemporaryDirectory(prefix="vnode-kubelet-")
         try:
             the_daemon = daemon.Daemon(
-                loaded, kube, provider, serve_kubelet=True, kubelet_cert_dir=pathlib.Path(certs.name)
+                loaded,
+                kube,
+                provider,
+                registry=metrics.process_registry(),
+                serve_kubelet=True,
+                kubelet_cert_dir=pathlib.Path(certs.name),
             )
             loop = asyncio.get_running_loop()
 

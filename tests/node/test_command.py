@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
+from prometheus_client import parser
 
 from tests.cloudsim.conftest import running
 from tests.node.conftest import pod_manifest
@@ -161,6 +162,11 @@ def test_vnode_run_serves_health_and_metrics_and_stops_on_sigterm(
     status, text = _get(port, "/metrics")
     assert status == 200
     assert f'vnode_cloud_up{{node="{name}"}} 1.0' in text
+    # The process's own metrics, for memory and CPU per daemon (the soak reads the allocator's blocks).
+    samples = {s.name: s.value for f in parser.text_string_to_metric_families(text) for s in f.samples}
+    assert samples["process_resident_memory_bytes"] > 10 * 2**20
+    assert samples["vnode_python_allocated_blocks"] > 10_000
+    assert "python_gc_collections_total" in samples
 
     def node_ready() -> bool:
         conditions = core.read_node(name).status.conditions or []
