@@ -7,10 +7,10 @@ each one is kept, as ``<dir>/<pid>-<seconds since the start>.snapshot``, to comp
 a long run (``python -m bench.memdump <later> --since <earlier>``: what grew, by vnode's line).
 ``VNODE_TRACEMALLOC_MATCH="vnode run"`` traces only the processes whose command line holds it
 (the daemons, not the simulated cloud or the soak's driver).
-``python -m bench.memdump <snapshot>`` prints where the memory is. ``<dir>/<pid>.memory`` logs, at each snapshot, the traced memory
-beside the process's RSS: traced memory that stays flat while RSS grows is the allocator's, not a
-leak. Tracing slows the process several times: use it to see where the
-memory goes, never for the throughput figures.
+``python -m bench.memdump <snapshot>`` prints where the memory is. ``<dir>/<pid>.memory`` logs,
+at each snapshot, the traced memory beside the process's RSS: traced memory that stays flat while
+RSS grows is the allocator's, not a leak. Tracing slows the process several times: use it to see
+where the memory goes, never for the throughput figures.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import tracemalloc
 
 def _rss() -> str:
     with open("/proc/self/status") as status:
-        return next((line.split(":")[1].strip().replace(" kB", " kB RSS") for line in status if line.startswith("VmRSS")), "")
+        return next(
+            (line.split(":")[1].strip().replace(" kB", " kB RSS") for line in status if line.startswith("VmRSS")), ""
+        )
 
 
 def _start(folder: pathlib.Path, every: float, keep: bool) -> None:
@@ -56,4 +58,6 @@ def _start(folder: pathlib.Path, every: float, keep: bool) -> None:
 if os.environ.get("VNODE_TRACEMALLOC") and os.environ.get("VNODE_TRACEMALLOC_MATCH", "") in " ".join(sys.orig_argv):
     _folder = pathlib.Path(os.environ["VNODE_TRACEMALLOC"])
     _folder.mkdir(parents=True, exist_ok=True)
-    _start(_folder, float(os.environ.get("VNODE_TRACEMALLOC_EVERY", "20")), bool(os.environ.get("VNODE_TRACEMALLOC_KEEP")))
+    _start(
+        _folder, float(os.environ.get("VNODE_TRACEMALLOC_EVERY", "20")), bool(os.environ.get("VNODE_TRACEMALLOC_KEEP"))
+    )
