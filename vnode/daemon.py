@@ -469,8 +469,9 @@ class Daemon:
         """Releasing: give the Lease up (unless it went with the drained Node), flush the events; stopped."""
         self._enter(Phase.RELEASING)
         if not drained:
-            log.info("node %s: stopping without a drain; its pods keep running in the cloud", self.config.node_name,
-                     extra={"node": self.config.node_name})  # fmt: skip
+            log.info("node %s: stopping without a complete drain; its pods keep running in the cloud, for its "
+                     "replacement to adopt or, scaled away, for a surviving replica to take over",
+                     self.config.node_name, extra={"node": self.config.node_name})  # fmt: skip
             with contextlib.suppress(TimeoutError, errors.ApiError):
                 await asyncio.wait_for(self.ownership.release(), timeout=5)
         with contextlib.suppress(TimeoutError):

@@ -216,7 +216,8 @@ class Abandoned:
     abandoned when its ordinal is at or above ``spec.replicas``, no pod of that name exists,
     and its Lease has not been renewed for a whole lease duration *as measured here* (the
     renew time is compared with its own earlier reading, never with this machine's clock, so
-    clock skew cannot make a live node look dead).
+    clock skew cannot make a live node look dead), or has no holder: a leaving replica that
+    could not finish its drain by its deadline gives its Lease up and leaves the rest here.
     """
 
     def __init__(
@@ -260,6 +261,8 @@ class Abandoned:
             renewed, duration = lease.spec.renew_time or "", float(lease.spec.lease_duration_seconds or 40)
         except errors.NotFound:
             return True
+        if not lease.spec.holder_identity:
+            return True  # given up: a leaving replica handed its node over (``drain.Result.handed_over``)
         now = self.monotonic()
         seen = self._seen.get(node)
         if seen is None or seen[0] != renewed:

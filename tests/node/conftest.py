@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -158,6 +158,25 @@ def eci_daemon(
 ) -> contextlib.AbstractAsyncContextManager[Running]:
     """:func:`cloud_daemon` with the ECI provider."""
     return cloud_daemon(sim, kube, core, node_name, cluster_id, "eci", **flags)
+
+
+TAINT = {"key": "vnode.io/test", "value": "drain", "effect": "NoSchedule"}
+
+
+@pytest.fixture
+def node(core: k8s.CoreV1Api) -> Iterator[str]:
+    """A Node object with no kubelet behind it, tainted so that no other test's pod lands on it (drain tests)."""
+    name = f"drain-{secrets.token_hex(3)}"
+    body = k8s.V1Node(
+        metadata=k8s.V1ObjectMeta(name=name, labels={"type": "virtual-kubelet", "vnode.io/test": name}),
+        spec=k8s.V1NodeSpec(taints=[k8s.V1Taint(**TAINT)]),
+    )
+    core.create_node(body)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_node(name)
 
 
 @pytest.fixture

@@ -190,3 +190,15 @@ async def test_a_node_abandoned_while_another_drains_is_taken_over_at_once(monke
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert started == ["vs-2", "vs-1"], "vs-1 began while vs-2 was draining; neither began twice"
+
+
+async def test_a_node_handed_over_by_its_leaving_replica_is_taken_over_at_the_first_look(
+    kube: client.Client, kube_api: k8s.ApiClient, namespace: str, statefulset: str
+) -> None:
+    """A leaving replica whose drain could not finish by its deadline gives its Lease up and keeps its Node
+    (``drain.Result.handed_over``): nobody will renew that Lease, so there is no lease duration to wait."""
+    node = f"{statefulset}-2"
+    leases = k8s.CoordinationV1Api(kube_api)
+    leases.patch_namespaced_lease(node, "kube-node-lease", {"spec": {"holderIdentity": None, "renewTime": _now()}})
+    abandoned = gc.Abandoned(kube, namespace, statefulset, monotonic=lambda: 0.0)
+    assert await abandoned.find() == [node]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from kubernetes import client as k8s
 
+from tests.node.conftest import TAINT
 from tests.waiting import until, wait_for
 from vnode import errors, models
 from vnode.kube import client, extra, objects
@@ -20,7 +20,6 @@ from vnode.provider.fake import provider as fake
 pytestmark = pytest.mark.cluster
 
 CLUSTER_ID = "drain-test"
-TAINT = {"key": "vnode.io/test", "value": "drain", "effect": "NoSchedule"}
 
 
 def test_ordinals_and_the_scale_in_rule() -> None:
@@ -30,22 +29,6 @@ def test_ordinals_and_the_scale_in_rule() -> None:
     assert drain.removed_by_scale_in(replicas=1, ordinal=1)
     assert drain.removed_by_scale_in(replicas=0, ordinal=0)
     assert not drain.removed_by_scale_in(replicas=4, ordinal=3)
-
-
-@pytest.fixture
-def node(core: k8s.CoreV1Api) -> Iterator[str]:
-    """A Node object with no kubelet behind it, tainted so that no other test's pod lands on it."""
-    name = f"drain-{secrets.token_hex(3)}"
-    body = k8s.V1Node(
-        metadata=k8s.V1ObjectMeta(name=name, labels={"type": "virtual-kubelet", "vnode.io/test": name}),
-        spec=k8s.V1NodeSpec(taints=[k8s.V1Taint(**TAINT)]),
-    )
-    core.create_node(body)
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(k8s.ApiException):
-            core.delete_node(name)
 
 
 def bound_pod(core: k8s.CoreV1Api, namespace: str, node: str, name: str) -> k8s.V1Pod:

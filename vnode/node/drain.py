@@ -20,8 +20,11 @@ pod's termination grace period:
 5. When the deadline is near and something is still left (a budget that never allows it,
    a stuck pod loop), the leftovers' instances are deleted through the provider and their pods
    removed: the node is going away whatever happens, and an instance nobody manages is the
-   one outcome worse than a disrupted pod.
-6. **Delete** the Node (and its Lease).
+   one outcome worse than a disrupted pod. A pod is removed only once the cloud has accepted its
+   instance's delete; what the cloud could not take by the deadline (the account's delete rate
+   after thousands of deletes) is **handed over**: the Node stays, with those pods and instances,
+   and a surviving replica drains it as it drains a dead replica's (``vnode/gc.py``, ``Abandoned``).
+6. **Delete** the Node (and its Lease), unless something was handed over.
 
 DaemonSet pods are left alone: they never run as instances, and the pod garbage collector
 removes them with the node.
@@ -111,6 +114,8 @@ class Result:
     forced: list[str] = dataclasses.field(default_factory=list)  # pods removed at the deadline
     instances_deleted: list[str] = dataclasses.field(default_factory=list)  # deleted by the drain itself
     released: list[str] = dataclasses.field(default_factory=list)  # evicted pods released for a dead controller
+    # Pods and podless instances left at the deadline for a surviving replica: their deletes were not through.
+    handed_over: list[str] = dataclasses.field(default_factory=list)
     node_deleted: bool = False
     seconds: float = 0.0
 
@@ -203,7 +208,7 @@ class _Drain:
         accepted = self.accepted.get(instance.id)
         return instance.id not in self.deleting and (accepted is None or time.monotonic() - accepted > RETRY_DELETE)
 
-    def _start(self, key: str, work: Callable[[], Awaitable[None]], also: models.InstanceState | None = None) -> None:
+    def _start(self, key: str, work: Callable[[], Awaitable[object]], also: models.InstanceState | None = None) -> None:
         """Run ``work`` in a task of its own, unless a call for ``key`` (or for the instance ``also``) is on its way."""
         if key in self.busy or (also is not None and also.id in self.busy):
             return
@@ -291,7 +296,14 @@ class _Drain:
         """The deadline is near: delete what is left, each pod's instance before the pod, so that nothing is
         leaked; all together. Pods wait for their own instance only: at the soak's 3 -> 1 scale-in, 386 of
         the 485 pods left had no instance any more, yet waited for the 99 cloud deletes of the others (the
-        account's rate), and the replica was killed at the end of its grace period before releasing one."""
+        account's rate), and the replica was killed at the end of its grace period before releasing one.
+
+        A pod whose instance's delete the cloud has not accepted is kept, and with the podless instances
+        not deleted either, handed over (``Result.handed_over``); the caller bounds this call by its
+        deadline. Found by the soak: at a 3 -> 1 scale-in the leaving replica had 888 instances left and the
+        account's rate refused most of their deletes; it removed the pods all the same and deleted the
+        Node, and 28 instances ran on without a pod until the survivors' collection of gone nodes, 3
+        minutes later."""
         if not pods and not instances:
             return
         log.warning("draining node %s: deadline near, removing %d pods and %d instances that are left", self.node,
@@ -304,17 +316,41 @@ class _Drain:
                 theirs.setdefault(instance.pod_uid, []).append(instance)
         podless = [i for i in left if i.pod_uid not in listed]
 
+        gone: set[str] = set()
+
         async def finish(pod: objects.Pod) -> None:
-            await asyncio.gather(*(self.delete_instance(i, 0) for i in theirs.get(pod.metadata.uid, ())))
-            await self.release(pod, self.result.forced)
+            its = theirs.get(pod.metadata.uid, [])
+            await asyncio.gather(*(self.delete_instance(i, 0) for i in its))
+            if all(i.id in self.accepted for i in its) and await self.release(pod, self.result.forced):
+                gone.add(pod.metadata.uid)
 
         # Together: one after another, 1,736 pods took the soak's loaded API server over 8 minutes.
-        await asyncio.gather(*(self.delete_instance(i, 0) for i in podless), *(finish(p) for p in pods))
+        try:
+            await asyncio.gather(*(self.delete_instance(i, 0) for i in podless), *(finish(p) for p in pods))
+        finally:  # also when the deadline cuts it short
+            kept = [p.key for p in pods if p.metadata.uid not in gone]
+            self.result.handed_over = kept + [i.id for i in podless if i.id not in self.accepted]
 
-    async def release(self, pod: objects.Pod, done: list[str]) -> None:
+    async def conclude(
+        self, before_node_delete: Callable[[], Awaitable[None]] | None, elapsed: Callable[[], float]
+    ) -> Result:
+        """Delete the Node, unless something was handed over to the surviving replicas; the drain's result."""
+        result = self.result
+        if not result.handed_over:
+            if before_node_delete is not None:
+                await before_node_delete()
+            await self.delete_node()
+        result.seconds = elapsed()
+        log.info("drained node %s in %.1fs: %d evicted, %d forced, %d handed over to the surviving replicas, "
+                 "node deleted: %s", self.node, result.seconds, len(result.evicted), len(result.forced),
+                 len(result.handed_over), result.node_deleted, extra=self.extra)  # fmt: skip
+        return result
+
+    async def release(self, pod: objects.Pod, done: list[str]) -> bool:
+        """Remove ``pod`` (see ``_release``); True once it is gone."""
         self.releasing.add(pod.metadata.uid)
         async with self.limit:
-            await _release(self.kube, self.node, pod, done)
+            return await _release(self.kube, self.node, pod, done)
 
     async def delete_node(self) -> None:
         node, kube = self.node, self.kube
@@ -375,20 +411,15 @@ async def drain(
                     run.step(pods, instances)
                 if monotonic() >= deadline - force_margin:
                     await run.settle(cancel=True)  # the calls on their way hold slots that force needs
-                    await run.force(pods, instances)
+                    with contextlib.suppress(TimeoutError):  # what is not through by then is handed over
+                        async with asyncio.timeout(max(0.0, deadline - monotonic())):
+                            await run.force(pods, instances)
                     break
                 took = monotonic() - listed
                 await asyncio.sleep(_pause(retry_interval, took, deadline - force_margin - monotonic()))
         finally:
             await run.settle(cancel=True)  # nothing is left to do, or the drain is cancelled
-        if before_node_delete is not None:
-            await before_node_delete()
-        await run.delete_node()
-        result = run.result
-        result.seconds = monotonic() - started
-        log.info("drained node %s in %.1fs: %d evicted, %d forced, node deleted: %s", node, result.seconds,
-                 len(result.evicted), len(result.forced), result.node_deleted, extra=run.extra)  # fmt: skip
-        return result
+        return await run.conclude(before_node_delete, lambda: monotonic() - started)
 
 
 def _pause(interval: float, listing: float, until_force: float) -> float:
@@ -397,16 +428,18 @@ def _pause(interval: float, listing: float, until_force: float) -> float:
     return max(0.0, min(max(interval, 2 * listing), until_force - listing))
 
 
-async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> None:
-    """Remove a pod object at once (grace 0, UID precondition); its key goes to ``done`` if removed here."""
+async def _release(kube: client.Client, node: str, pod: objects.Pod, done: list[str]) -> bool:
+    """Remove a pod object at once (grace 0, UID precondition); its key goes to ``done`` if removed here.
+    True once it is gone (also when it was gone already, or replaced by a new pod of its name)."""
     try:
         await api.delete_pod(kube, pod.metadata.namespace, pod.metadata.name, grace_seconds=0, uid=pod.metadata.uid)
     except (errors.NotFound, errors.Conflict):
-        return
+        return True
     except errors.ApiError as exc:
         log.warning("draining node %s: removing pod %s failed: %s", node, pod.key, exc, extra={"node": node})
-        return
+        return False
     done.append(pod.key)
+    return True
 
 
 async def scale_in(kube: client.Client, *, node: str, namespace: str, pod_name: str) -> bool:
