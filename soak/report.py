@@ -28,7 +28,7 @@ def by_kind(result: Result) -> dict[str, list[invariants.Violation]]:
 
 
 def memory_rows(result: Result) -> list[str]:
-    """Per daemon process: its RSS at two moments at least 1,000 cycles apart (the first after its first
+    """Per daemon process: its RSS at two moments at least 1,000 cycles apart (the first after its own first
     1,000) when it carried as many pods (within 10 %), and never more in between: memory follows the
     pods a daemon carries, and RSS does not fall after a peak (the allocator keeps the pages), so only
     equal loads with no peak between them compare. The widest such pair is shown, with the growth of the
@@ -47,11 +47,13 @@ def memory_rows(result: Result) -> list[str]:
 
 
 def widest_equal_load(samples: list[Sample]) -> tuple[Sample, Sample] | None:
-    """The two samples furthest apart (at least 1,000 cycles, the first after 1,000) with the same load
-    within 10 % and no more than that load between them; None if there are none."""
+    """The two samples furthest apart (at least 1,000 cycles, the first 1,000 after the process's first
+    sample: a daemon just started has not loaded its pods yet) with the same load within 10 % and no
+    more than that load between them; None if there are none."""
     best: tuple[Sample, Sample] | None = None
+    began = samples[0][0] if samples else 0
     for i, early in enumerate(samples):
-        if early[0] < 1000 or early[1] <= 0:
+        if early[0] < began + 1000 or early[1] <= 0:
             continue
         for late in samples[i + 1 :]:
             if late[1] > early[1] * 1.1:

@@ -22,6 +22,6 @@ def test_a_short_soak_keeps_every_invariant(tmp_path: pathlib.Path) -> None:
     assert result.checker.created >= args.pods
     assert result.teardown_seconds is not None, "every pod and instance gone after the teardown"
     blocks = [sample[3] for samples in result.rss.values() for sample in samples]
-    assert blocks and max(blocks) > 0, "the daemons' /metrics read: the blocks CPython's allocator holds"
+    assert max(blocks, default=0) > 0, "the daemons' /metrics read: the blocks CPython's allocator holds"
     section = report.render(result, "soak.png", "python -m soak --short")
     assert "| duplicated | 0 |" in section
