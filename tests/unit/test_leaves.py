@@ -11,7 +11,14 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-LEAVES = {"vnode.allocator", "vnode.certificates", "vnode.errors", "vnode.percent", "vnode.procinfo", "vnode.tokenbucket"}
+LEAVES = {
+    "vnode.allocator",
+    "vnode.certificates",
+    "vnode.errors",
+    "vnode.percent",
+    "vnode.procinfo",
+    "vnode.tokenbucket",
+}
 
 
 def _vnode_imports(path: pathlib.Path) -> set[str]:
