@@ -292,21 +292,30 @@ async def _replica_nodes(kube: client.Client, name: str) -> list[str]:
     return [n.metadata.name for n in nodes.items if pattern.match(n.metadata.name)]
 
 
-async def scale_down(kube: client.Client, namespace: str, name: str, *, wait_seconds: float) -> bool:
+async def scale_down(
+    kube: client.Client, provider: base.Provider, cluster_id: str, namespace: str, name: str, *, wait_seconds: float
+) -> bool:
     """Scale the StatefulSet to 0 and wait until every replica has drained and deleted its Node.
 
     A replica's pod can be gone before its drain ends (a process instance is released at
-    SIGTERM), so the Nodes are what tells that the drains are over. Nodes still there at the
-    deadline (a replica that died hard) are deleted, so the gc pass that follows removes their
-    instances. False if the drains did not finish in time.
+    SIGTERM), so the Nodes are what tells that the drains are over. A node whose replica died
+    before draining it, or handed it over at its deadline, has no surviving replica to take it
+    over: it is drained here, as replica 0 would. Nodes still there at the deadline are deleted,
+    so the gc pass that follows removes their instances. False if the drains did not finish in time.
     """
     with contextlib.suppress(errors.NotFound):
         await extra.scale_statefulset(kube, namespace, name, 0)
     deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if not await _replica_nodes(kube, name):
-            return True
-        await asyncio.sleep(1)
+    abandoned, draining = Abandoned(kube, namespace, name), dict[str, asyncio.Task[bool]]()
+    try:
+        while time.monotonic() < deadline:
+            if not await _replica_nodes(kube, name):
+                return True
+            await _take_over(kube, provider, cluster_id, abandoned, draining)
+            await asyncio.sleep(1)
+    finally:
+        for task in draining.values():
+            task.cancel()
     for node in await _replica_nodes(kube, name):
         log.warning("node %s was not drained in time; deleting it so that its instances are collected", node)
         with contextlib.suppress(errors.NotFound):
@@ -354,7 +363,7 @@ async def _main(args: argparse.Namespace) -> int:
         try:
             if args.scale_down:
                 namespace, _, name = args.scale_down.partition("/")
-                if not await scale_down(kube, namespace, name, wait_seconds=args.timeout):
+                if not await scale_down(kube, provider, cfg.cluster_id, namespace, name, wait_seconds=args.timeout):
                     print(f"vnode gc: {args.scale_down} still has replicas after {args.timeout:.0f}s", file=sys.stderr)
             if args.webhook_configuration:
                 with contextlib.suppress(errors.NotFound):

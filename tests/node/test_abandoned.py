@@ -202,3 +202,19 @@ async def test_a_node_handed_over_by_its_leaving_replica_is_taken_over_at_the_fi
     leases.patch_namespaced_lease(node, "kube-node-lease", {"spec": {"holderIdentity": None, "renewTime": _now()}})
     abandoned = gc.Abandoned(kube, namespace, statefulset, monotonic=lambda: 0.0)
     assert await abandoned.find() == [node]
+
+
+async def test_an_uninstall_drains_the_nodes_no_replica_is_left_to_take_over(
+    kube: client.Client, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str, statefulset: str
+) -> None:
+    """``vnode gc --scale-down`` (the chart's pre-delete hook) scales every replica away: a node handed over
+    at a replica's deadline, or left by one that died, has nobody to take it over but the hook itself."""
+    node = f"{statefulset}-2"
+    cloud = fake.FakeProvider()
+    for i in range(2):
+        await instance_for(cloud, node, bound_pod(core, namespace, node, f"web-{i}"))
+    leases = k8s.CoordinationV1Api(kube_api)
+    leases.patch_namespaced_lease(node, "kube-node-lease", {"spec": {"holderIdentity": None, "renewTime": _now()}})
+    assert await gc.scale_down(kube, cloud, CLUSTER_ID, namespace, statefulset, wait_seconds=60)
+    assert cloud.instances() == []
+    assert core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}").items == []
