@@ -306,7 +306,8 @@ async def scale_down(
     with contextlib.suppress(errors.NotFound):
         await extra.scale_statefulset(kube, namespace, name, 0)
     deadline = time.monotonic() + wait_seconds
-    abandoned, draining = Abandoned(kube, namespace, name), dict[str, asyncio.Task[bool]]()
+    abandoned = Abandoned(kube, namespace, name)
+    draining: dict[str, asyncio.Task[bool]] = {}  # abandoned node -> its drain
     try:
         while time.monotonic() < deadline:
             if not await _replica_nodes(kube, name):

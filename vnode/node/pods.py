@@ -89,8 +89,6 @@ class PodController:
         self.refused: errors.Forbidden | None = None
         self._answered = False
         self._list_now = asyncio.Event()  # cuts the wait between listings short
-        #: How often the cached pods that settled share their repeated strings (``kube.compact``).
-        self.compact_interval = compact.COMPACT_INTERVAL
         #: Called with every change the pod watch reports (``refresh`` keeps its index with it).
         self.listeners: list[Callable[[str, objects.Pod | None], None]] = []
 
@@ -113,7 +111,7 @@ class PodController:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.informer.run())
-            group.create_task(compact.compact_periodically(self.informer.cache, self.compact_interval))
+            group.create_task(compact.compact_periodically(self.informer.cache))  # settled pods share their strings
             group.create_task(self._feed())
             if isinstance(self.provider, base.SupportsPush):
                 group.create_task(self._push(self.provider))
