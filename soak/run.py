@@ -19,6 +19,8 @@ import time
 import urllib.request
 from typing import Any
 
+from prometheus_client import parser
+
 from soak import audit, faults, invariants, workload
 from soak import world as world_mod
 from vnode.kube import api, client, config, informer
@@ -74,9 +76,9 @@ def allocated_blocks(http_port: int) -> int:
     """The daemon's ``vnode_python_allocated_blocks`` (0 while it does not answer)."""
     url = f"http://127.0.0.1:{http_port}/metrics"
     with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=2) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("vnode_python_allocated_blocks "):
-                return int(float(line.split()[1]))
+        for family in parser.text_string_to_metric_families(response.read().decode()):
+            if family.name == "vnode_python_allocated_blocks":
+                return int(family.samples[0].value)
     return 0
 
 

@@ -167,8 +167,12 @@ async def collect_periodically(
                 if orphan.instance.id not in failed:
                     log.info("deleted instance %s", orphan.describe())
     finally:
-        for task in draining.values():
-            task.cancel()
+        _cancel(draining)
+
+
+def _cancel(draining: dict[str, asyncio.Task[bool]]) -> None:
+    for task in draining.values():
+        task.cancel()
 
 
 async def _take_over(
@@ -315,8 +319,7 @@ async def scale_down(
             await _take_over(kube, provider, cluster_id, abandoned, draining)
             await asyncio.sleep(1)
     finally:
-        for task in draining.values():
-            task.cancel()
+        _cancel(draining)
     for node in await _replica_nodes(kube, name):
         log.warning("node %s was not drained in time; deleting it so that its instances are collected", node)
         with contextlib.suppress(errors.NotFound):
