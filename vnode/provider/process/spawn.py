@@ -18,8 +18,16 @@ async def runner(directory: pathlib.Path, *, python: str, path: str) -> dict[str
     """Start the runner detached (its own session, re-parented away from us) and record it."""
     # `sh -c '... &'` forks it away from this process, so it is never our child (no zombie,
     # no Popen left running when the daemon stops) and it outlives a daemon restart.
-    script = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $!'
-    env = {"PATH": path, "LOG": str(directory / "runner.log"), "PYTHONPATH": workspace.pythonpath()}
+    # Its pid comes back through a file, not a pipe: a pipe's transport outlives `wait()` until its
+    # EOF is read, and one still open when the event loop closes is a leaked file descriptor.
+    pid_file = directory / "runner.pid"
+    script = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $! >"$PID_FILE"'
+    env = {
+        "PATH": path,
+        "LOG": str(directory / "runner.log"),
+        "PID_FILE": str(pid_file),
+        "PYTHONPATH": workspace.pythonpath(),
+    }
     proc = await asyncio.create_subprocess_exec(
         "/bin/sh",
         "-c",
@@ -29,14 +37,12 @@ async def runner(directory: pathlib.Path, *, python: str, path: str) -> dict[str
         "-m",
         "vnode.provider.process",
         str(directory),
-        stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         env=env,
     )
-    # One line, not communicate(): on uvloop the runner inherits the pipe, whose EOF comes when it exits.
-    assert proc.stdout is not None
-    out = await proc.stdout.readline()
     await proc.wait()
+    out = pid_file.read_text() if pid_file.exists() else ""
     try:
         pid = int(out.strip())
     except ValueError as exc:
