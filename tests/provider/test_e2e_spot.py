@@ -1,4 +1,4 @@
-"""End to end: a Deployment of ECI spot pods keeps its replicas through a reclamation.
+"""End to end: a Deployment of ECI spot pods keeps its replicas through a reclamation, deleted or evicted.
 
 ``vnode run --provider eci`` against the simulator (``fast`` profile, clock at real speed) and
 the real control plane. The simulator reclaims one instance with a 60 s notice
@@ -91,5 +91,66 @@ def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
     assert ("Warning", "SpotToBeReleased") in reasons
     assert ("Warning", "Reclaiming") in reasons
     # vnode deleted the old instance with the pod's grace period: the cloud never had to take it.
+    wait_for(lambda: not live_instance_ids(cloud, uid), timeout=60, what=f"instance {instance_id} deleted")
+    assert cloud.admin("GET", f"instances/{instance_id}")[1]["status"] != "Expired"
+
+
+def test_a_pod_asking_for_api_evict_is_evicted_when_its_budget_allows(
+    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    # k8s.aliyun.com/eci-spot-release-strategy: api-evict: the pod goes through the Eviction API, so a
+    # PodDisruptionBudget holds it until the workload can spare it; then it goes within the notice.
+    annotations = {
+        "k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo",
+        "k8s.aliyun.com/eci-spot-duration": "0",
+        "k8s.aliyun.com/eci-spot-release-strategy": "api-evict",
+    }
+    template = {
+        "metadata": {"labels": {"app": "spot"}, "annotations": annotations},
+        "spec": virtual_pod_spec(node, {"name": "web", "image": "nginx:alpine"}),
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "evict"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "spot"}}, "template": template},
+    }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "evict"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "spot"}}},
+    }
+    policy = k8s.PolicyV1Api(kube_api)
+    policy.create_namespaced_pod_disruption_budget(namespace, budget)
+    k8s.AppsV1Api(kube_api).create_namespaced_deployment(namespace, deployment)
+    first = wait_for(
+        lambda: (pods := _running(core, namespace)) and len(pods) == 2 and pods, timeout=90, what="2 spot pods Running"
+    )
+    victim = sorted(first)[0]
+    uid = first[victim].metadata.uid
+    (instance_id,) = live_instance_ids(cloud, uid)
+    status, body = cloud.admin("POST", f"instances/{instance_id}/reclaim", {"notice": NOTICE})
+    assert status == 200, body
+    noticed = time.monotonic()
+
+    def reasons() -> set[tuple[str, str]]:
+        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={victim}").items
+        return {(e.type, e.reason) for e in events}
+
+    wait_for(lambda: ("Warning", "EvictionBlocked") in reasons(), timeout=30, what="the budget refusing the eviction")
+    pod = core.read_namespaced_pod(victim, namespace)
+    assert pod.metadata.deletion_timestamp is None  # held by its budget, not deleted around it
+    assert any(c.type == "DisruptionTarget" and c.status == "True" for c in pod.status.conditions or ())
+    assert ("Warning", "Reclaiming") in reasons()
+
+    policy.patch_namespaced_pod_disruption_budget("evict", namespace, {"spec": {"minAvailable": 1}})
+
+    def replaced() -> dict[str, k8s.V1Pod] | None:
+        pods = _running(core, namespace)
+        return pods if len(pods) == 2 and victim not in pods else None
+
+    wait_for(replaced, timeout=NOTICE, what="the pod evicted and replaced within the notice")
+    assert time.monotonic() - noticed < NOTICE
     wait_for(lambda: not live_instance_ids(cloud, uid), timeout=60, what=f"instance {instance_id} deleted")
     assert cloud.admin("GET", f"instances/{instance_id}")[1]["status"] != "Expired"

@@ -41,6 +41,15 @@ def marked() -> objects.Pod:
     return p
 
 
+EVICTING = dataclasses.replace(CONFIG, reclaim_eviction=("example.com/release", "api-evict"))
+
+
+def asking(p: objects.Pod, value: str = "api-evict") -> objects.Pod:
+    """The pod carries the profile's eviction annotation."""
+    p.metadata.annotations = {**p.metadata.annotations, "example.com/release": value}
+    return p
+
+
 RECLAIM_ROWS: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]] = [
     (
         "a reclaim notice marks a pod no controller replaces; it runs on",
@@ -119,5 +128,47 @@ RECLAIM_ROWS: list[tuple[str, lifecycle.Facts, lifecycle.Config, dict[str, Any]]
         facts(pod(phase="Running", instance="eci-1"), state(S.EXPIRED), memory=ON_ECI_1),
         CONFIG,
         expect("running", status=("Failed", "Expired")),
+    ),
+    (
+        "a pod asking for eviction is evicted through the API on the notice, even one no controller replaces",
+        facts(asking(pod(phase="Running")), state(S.RUNNING, NOTICE)),
+        EVICTING,
+        expect(
+            "reclaim-notice",
+            action=A.EVICTION,
+            events=["SpotToBeReleased", "Reclaiming"],
+            status=("Running", ""),
+            requeue=5.0,
+        ),
+    ),
+    (
+        "a marked pod asking for eviction is asked again (a budget refused it): no second warning",
+        facts(asking(marked()), state(S.RUNNING, NOTICE), memory=book.Memory(instance_id="eci-1")),
+        EVICTING,
+        expect("reclaim-notice", action=A.EVICTION, events=["SpotToBeReleased"], status=("Running", ""), requeue=5.0),
+    ),
+    (
+        "an evicted pod (being deleted) is stopped as asked, not evicted again",
+        facts(asking(pod(deleting=True, phase="Running", instance="eci-1")), state(S.RUNNING, NOTICE), memory=ON_ECI_1),
+        EVICTING,
+        expect("stop", action=A.DELETE, instances=("eci-1",), grace=30.0, events=KILLING),
+    ),
+    (
+        "another value of the annotation is no request: a ReplicaSet's pod is deleted as usual",
+        facts(asking(owned(pod(phase="Running")), "delete"), state(S.RUNNING, NOTICE)),
+        EVICTING,
+        expect("reclaim-notice", action=A.EVICT, events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "the annotation means nothing to a provider that names none",
+        facts(asking(pod(phase="Running")), state(S.RUNNING, NOTICE)),
+        CONFIG,
+        expect("reclaim-notice", events=["SpotToBeReleased", "Reclaiming"], status=("Running", "")),
+    ),
+    (
+        "a pod asking for eviction whose instance is taken fails as the cloud says",
+        facts(asking(marked()), RECLAIMED),
+        EVICTING,
+        expect("reclaimed", events=["SpotToBeReleased"], status=("Failed", "BidFailed")),
     ),
 ]

@@ -36,6 +36,7 @@ class Action(enum.StrEnum):
     FIND = "find"  # ask: list the instances tagged with the pod's UID (answer: Found)
     DELETE = "delete"  # ask: delete ``instances`` with ``grace`` seconds (answer: Deleted)
     EVICT = "evict"  # final: delete the pod object with its grace period (its controller replaces it)
+    EVICTION = "eviction"  # final: ask the Eviction API (PodDisruptionBudgets honoured); refused: look again
 
 
 ASKS = frozenset({Action.CREATE, Action.LOOK_UP, Action.FIND, Action.DELETE})
@@ -73,6 +74,9 @@ class Config:
     max_pending: pending.Rule = dataclasses.field(
         default_factory=pending.Rule
     )  # the provider's maximum-Pending-time annotation, if any
+    # The provider's pod annotation (key, value) asking that a pod whose instance the cloud is about
+    # to reclaim be evicted through the Eviction API, its PodDisruptionBudgets honoured; (): none.
+    reclaim_eviction: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -381,9 +381,11 @@ def _follow(f: Facts, c: Config) -> Decision:
 def _reclaim(f: Facts, c: Config) -> Decision:
     """The cloud takes the instance back: its notice marks the pod, its release fails it (reclaim.py)."""
     d = _follow(f, c)
-    wanted, posts, evict = reclaim.plan(f, d.status, (d.memory or f.memory).written)
-    action = Action.EVICT if evict else d.action
-    return dataclasses.replace(d, action=action, status=wanted, events=(*d.events, *posts))
+    wanted, posts, how = reclaim.plan(f, c, d.status, (d.memory or f.memory).written)
+    if how is None:
+        return dataclasses.replace(d, status=wanted, events=(*d.events, *posts))
+    again = reclaim.EVICTION_RETRY if how is Action.EVICTION else d.requeue  # refused by a budget: ask again
+    return dataclasses.replace(d, action=how, status=wanted, events=(*d.events, *posts), requeue=again)
 
 
 def _deadline_exceeded(f: Facts, c: Config) -> Decision:

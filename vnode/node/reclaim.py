@@ -12,7 +12,12 @@ on the notice:
   since vnode is the pod's kubelet and the "node" under it is going) and a Warning event;
 - a pod whose controller replaces it (a ReplicaSet's, a StatefulSet's) is deleted with its grace
   period, so the replacement is created now and starts while the old instance still runs out
-  its notice; any other pod runs on and ends ``Failed`` like ECI's.
+  its notice; any other pod runs on and ends ``Failed`` like ECI's;
+- a pod carrying the provider's eviction annotation (``Profile.reclaim_eviction``; ECI:
+  ``k8s.aliyun.com/eci-spot-release-strategy: api-evict``) is evicted through the Eviction API
+  instead, whatever its controller, as a drain evicts: its PodDisruptionBudgets are honoured, and
+  while one refuses, the eviction is asked again every :data:`EVICTION_RETRY` seconds until the pod
+  goes or the instance is taken.
 
 A pod failed by a reclamation always shows ``DisruptionTarget`` (added when it fails if the
 notice was missed: vnode was down, or the cloud gave it only at the release), so a Job's
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from vnode import models
 from vnode.kube import objects
 from vnode.node import events, status
+from vnode.node.decision import Action
 
 if TYPE_CHECKING:
     from vnode.node import lifecycle
@@ -38,6 +44,7 @@ __all__ = [
     "CONDITION",
     "REASON",
     "REPLACING_KINDS",
+    "by_eviction",
     "mark",
     "marked",
     "notice",
@@ -51,6 +58,7 @@ __all__ = [
 CONDITION = "DisruptionTarget"
 REASON = "TerminationByKubelet"
 REPLACING_KINDS = ("ReplicaSet", "StatefulSet")  # controllers that create a replacement for a deleted pod
+EVICTION_RETRY = 5.0  # seconds between evictions a PodDisruptionBudget refuses
 
 
 def notice(state: models.InstanceState | None) -> models.InstanceEvent | None:
@@ -68,8 +76,19 @@ def marked(pod: objects.Pod, written: Mapping[str, Any] | None) -> bool:
 
 
 def noticed(f: lifecycle.Facts, c: lifecycle.Config) -> bool:
-    """The listed instance is to be reclaimed, still runs, and the pod is not marked yet."""
-    return f.answer is None and f.pod is not None and _noticed(f.pod, f.state, f.memory.written)
+    """The listed instance is to be reclaimed, still runs, and the pod is not marked yet (or, to be
+    evicted, is marked and not evicted yet: a PodDisruptionBudget refused)."""
+    if f.answer is not None or f.pod is None or not _noticed(f.pod, f.state):
+        return False
+    return not marked(f.pod, f.memory.written) or by_eviction(f.pod, c)
+
+
+def by_eviction(pod: objects.Pod, c: lifecycle.Config) -> bool:
+    """Whether the pod asks to be evicted through the API ahead of its instance's reclamation."""
+    if not c.reclaim_eviction:
+        return False
+    key, value = c.reclaim_eviction
+    return pod.metadata.annotations.get(key, "").strip() == value
 
 
 def reclaimed(f: lifecycle.Facts, c: lifecycle.Config) -> bool:
@@ -77,13 +96,12 @@ def reclaimed(f: lifecycle.Facts, c: lifecycle.Config) -> bool:
     return f.answer is None and f.pod is not None and _reclaimed(f.pod, f.state)
 
 
-def _noticed(pod: objects.Pod, state: models.InstanceState | None, written: Mapping[str, Any] | None) -> bool:
+def _noticed(pod: objects.Pod, state: models.InstanceState | None) -> bool:
     return (
         notice(state) is not None
         and state is not None
         and state.status is not models.InstanceStatus.EXPIRED
         and pod.phase not in ("Succeeded", "Failed")
-        and not marked(pod, written)
     )
 
 
@@ -102,38 +120,47 @@ def replaceable(pod: objects.Pod) -> bool:
 
 
 def plan(
-    f: lifecycle.Facts, wanted: Mapping[str, Any] | None, written: Mapping[str, Any] | None
-) -> tuple[dict[str, Any] | None, tuple[events.Event, ...], bool]:
-    """The status to write, the events to post and whether to delete the pod now, from the status
-    following the instance (``wanted``; None when vnode wrote it already) and vnode's last write."""
+    f: lifecycle.Facts, c: lifecycle.Config, wanted: Mapping[str, Any] | None, written: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, tuple[events.Event, ...], Action | None]:
+    """The status to write, the events to post and how to remove the pod now (None: not now), from
+    the status following the instance (``wanted``; None when vnode wrote it already) and vnode's
+    last write."""
     pod, state, now = f.pod, f.state, status.rfc3339(f.now) or ""
     assert pod is not None
     assert state is not None
     if state.status is models.InstanceStatus.EXPIRED:  # taken: fail the pod (marked) as the cloud says
-        return (None if wanted is None else on_release(pod, state, wanted, written, now)), (), False
-    marked_status, warning, evict = mark(pod, state, wanted or written or {}, now)
-    return marked_status, (warning,), evict
+        return (None if wanted is None else on_release(pod, state, wanted, written, now)), (), None
+    if marked(pod, written):  # marked at the notice; its eviction was refused: ask again
+        return (None if wanted is None else dict(wanted)), (), Action.EVICTION
+    marked_status, warning, how = mark(pod, state, wanted or written or {}, now, c.reclaim_eviction)
+    return marked_status, (warning,), how
 
 
 def mark(
-    pod: objects.Pod, state: models.InstanceState | None, wanted: Mapping[str, Any], now: str
-) -> tuple[dict[str, Any], events.Event, bool]:
+    pod: objects.Pod, state: models.InstanceState | None, wanted: Mapping[str, Any], now: str,
+    eviction: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], events.Event, Action | None]:  # fmt: skip
     """``wanted`` (the status following the instance) with the DisruptionTarget condition, the
-    warning, and whether to delete the pod now (its controller replaces it)."""
+    warning, and how to remove the pod now: evicted (it carries the ``eviction`` annotation, key
+    and value), deleted (its controller replaces it) or not (None)."""
     event = notice(state)
     assert state is not None
     assert event is not None
-    when = f" ({event.message})" if event.message else ""
-    evict = replaceable(pod)
-    if evict:
-        grace = pod.spec.termination_grace_period_seconds
+    soon = f"the cloud reclaims instance {state.id} soon" + (f" ({event.message})" if event.message else "")
+    grace = pod.spec.termination_grace_period_seconds
+    how: Action | None = None
+    if eviction and pod.metadata.annotations.get(eviction[0], "").strip() == eviction[1]:
+        how = Action.EVICTION
+        message = f"{soon}: the pod is evicted, its PodDisruptionBudgets honoured, as {eviction[0]} asks"
+    elif replaceable(pod):
+        how = Action.EVICT
         message = (
-            f"the cloud reclaims instance {state.id} soon{when}: the pod is deleted with its grace period "
-            f"({30 if grace is None else grace}s) so that its controller starts a replacement now"
+            f"{soon}: the pod is deleted with its grace period ({30 if grace is None else grace}s) "
+            "so that its controller starts a replacement now"
         )
     else:
-        message = f"the cloud reclaims instance {state.id} soon{when}: the pod fails when it is gone"
-    return _with_condition(wanted, message, now), events.Event("Reclaiming", message, type="Warning"), evict
+        message = f"{soon}: the pod fails when it is gone"
+    return _with_condition(wanted, message, now), events.Event("Reclaiming", message, type="Warning"), how
 
 
 def on_release(

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from vnode import errors, models, settings
-from vnode.kube import api, client, objects
+from vnode.kube import api, client, extra, objects
 from vnode.node import absent, book, claims, events, fields, lifecycle, pending, references, registry, spec, tokens
 from vnode.observability import metrics
 from vnode.provider import base
@@ -79,6 +79,7 @@ class Reconciler:
             started_at=clock(),
             first_status_after=first_status_after,
             max_pending=pending.rule(target.profile),
+            reclaim_eviction=target.profile.reclaim_eviction,
         )
         self.references = references.Cache(self._read_ref, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
         # PersistentVolumeClaims and their volumes: a get per claim per burst, never a list of the cluster.
@@ -151,7 +152,7 @@ class Reconciler:
         if decision.status is not None:
             assert pod is not None
             await self._write(pod, decision.status)
-            if decision.stage in ("reclaim-notice", "reclaimed"):
+            if decision.stage == "reclaimed" or _marks(decision):
                 self.metrics.reclaims.labels(self.metrics.node, decision.stage).inc()
         if decision.annotations:
             assert pod is not None
@@ -159,6 +160,9 @@ class Reconciler:
         if decision.action is Action.EVICT:
             assert pod is not None
             await self._evict(pod)
+        if decision.action is Action.EVICTION:
+            assert pod is not None
+            await self._eviction(pod)
         if decision.count:
             self.metrics.retries.labels(self.metrics.node, decision.count).inc()
         if decision.error is not None:
@@ -236,6 +240,21 @@ class Reconciler:
             await api.delete_pod(self.kube, pod.metadata.namespace, pod.metadata.name, uid=pod.metadata.uid)
         self.metrics.reclaims.labels(self.metrics.node, "evicted").inc()
         log.info("pod deleted ahead of its instance's reclamation", extra={"pod": pod.key})
+
+    async def _eviction(self, pod: objects.Pod) -> None:
+        """Evict the pod through the API, as a drain does: a PodDisruptionBudget may refuse it for now
+        (the decision looks again), and its controller replaces it while its instance still runs."""
+        try:
+            await extra.evict(self.kube, pod.metadata.namespace, pod.metadata.name, uid=pod.metadata.uid)
+        except (errors.NotFound, errors.Conflict):
+            return
+        except errors.Throttled as refused:
+            message = f"evicting the pod ahead of its instance's reclamation: refused for now ({refused.message})"
+            self.recorder.pod(pod, "EvictionBlocked", message, type="Warning")
+            self.metrics.reclaims.labels(self.metrics.node, "eviction-refused").inc()
+            return
+        self.metrics.reclaims.labels(self.metrics.node, "evicted").inc()
+        log.info("pod evicted ahead of its instance's reclamation", extra={"pod": pod.key})
 
     async def _write(self, pod: objects.Pod, wanted: Mapping[str, Any]) -> None:
         body = {"metadata": {"uid": pod.metadata.uid}, "status": wanted}
@@ -320,3 +339,8 @@ class Reconciler:
         if self.on_token is not None:
             self.on_token(pod, issued)  # ``renewal`` schedules the token's renewal from its issue
         return issued.token
+
+
+def _marks(decision: lifecycle.Decision) -> bool:
+    """Whether the decision marks a pod at its reclaim notice (not one asking for its eviction again)."""
+    return decision.stage == "reclaim-notice" and any(e.reason == "Reclaiming" for e in decision.events)

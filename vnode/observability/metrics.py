@@ -82,7 +82,8 @@ class Metrics:
         self.reclaims = prom.Counter(
             "vnode_reclaims_total",
             "Instances the cloud takes back (spot), by step: reclaim-notice (the pod marked DisruptionTarget), "
-            "evicted (the pod deleted early for its controller to replace), reclaimed (the pod Failed).",
+            "evicted (the pod deleted or evicted early for its controller to replace), eviction-refused (a "
+            "PodDisruptionBudget refused the eviction a pod asked for; asked again), reclaimed (the pod Failed).",
             ["node", "step"],
             registry=registry,
         )

@@ -206,6 +206,10 @@ class Profile:
     #: minutes it may say (vnode/node/pending.py); empty: none.
     max_pending_annotation: str = ""
     max_pending_minutes: tuple[int, int] = (10, 1440)
+    #: A pod annotation (key, value) asking that the pod, once its instance's reclamation is announced,
+    #: be evicted through the Eviction API (its PodDisruptionBudgets honoured) instead of deleted or
+    #: left to fail (vnode/node/reclaim.py); (): none.
+    reclaim_eviction: tuple[str, ...] = ()
     #: The ConfigMap (``namespace/name``) holding the live profile; the ``--profile-configmap`` default.
     live_configmap: str = "kube-system/vnode-profile"
     #: Kinds of ``models.VolumeSpec`` it maps (``emptyDir``, ``files``); the others it refuses.

@@ -6,6 +6,11 @@
 and ``k8s.aliyun.com/eci-spot-fallback`` (pay-as-you-go when spot stock is out). Bad values are
 refused with ``InvalidSpec`` naming the annotation, so the pod fails fast with the reason.
 
+``k8s.aliyun.com/eci-spot-release-strategy: api-evict`` is not a parameter of the cloud's: ACK
+users write it and no public page says what it does, so vnode reads it as its name says (the
+profile's ``reclaim_eviction``): at the reclamation notice the pod is evicted through the Eviction
+API, its PodDisruptionBudgets honoured. Any other value is refused.
+
 :class:`Prices` tells what a spot instance is billed, for the node's cost and what spot saved.
 """
 
@@ -20,7 +25,18 @@ from typing import Any
 
 from vnode import errors, models
 
-__all__ = ["DURATION", "FALLBACK", "PRICE_LIMIT", "STRATEGIES", "STRATEGY", "Prices", "params", "wants_fallback"]
+__all__ = [
+    "DURATION",
+    "FALLBACK",
+    "PRICE_LIMIT",
+    "RELEASE_STRATEGIES",
+    "RELEASE_STRATEGY",
+    "STRATEGIES",
+    "STRATEGY",
+    "Prices",
+    "params",
+    "wants_fallback",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +44,8 @@ STRATEGY = "k8s.aliyun.com/eci-spot-strategy"
 PRICE_LIMIT = "k8s.aliyun.com/eci-spot-price-limit"
 DURATION = "k8s.aliyun.com/eci-spot-duration"
 FALLBACK = "k8s.aliyun.com/eci-spot-fallback"
+RELEASE_STRATEGY = "k8s.aliyun.com/eci-spot-release-strategy"
+RELEASE_STRATEGIES = ("api-evict",)
 STRATEGIES = ("SpotAsPriceGo", "SpotWithPriceLimit")
 RELEASED_REASON = "BidFailed"  # the pod's reason once ECI has reclaimed its spot instance
 _PRICE = re.compile(r"\d+(\.\d{1,3})?")
@@ -37,7 +55,7 @@ def params(annotations: Mapping[str, str]) -> dict[str, str]:
     """The Spot* parameters the pod's annotations ask for (none for an on-demand pod)."""
     strategy = annotations.get(STRATEGY, "").strip()
     if not strategy:
-        for other in (PRICE_LIMIT, DURATION, FALLBACK):
+        for other in (PRICE_LIMIT, DURATION, FALLBACK, RELEASE_STRATEGY):
             if other in annotations:
                 raise errors.InvalidSpec(f"annotation {other} needs {STRATEGY} (one of {', '.join(STRATEGIES)})")
         return {}
@@ -61,6 +79,11 @@ def params(annotations: Mapping[str, str]) -> dict[str, str]:
             raise errors.InvalidSpec(f"annotation {DURATION}: {duration!r} is not a whole number of hours (0: none)")
         out["SpotDuration"] = str(int(duration))
     wants_fallback(annotations)
+    release = annotations.get(RELEASE_STRATEGY)
+    if release is not None and release.strip() not in RELEASE_STRATEGIES:
+        raise errors.InvalidSpec(
+            f"annotation {RELEASE_STRATEGY}: {release!r} is not one of {', '.join(RELEASE_STRATEGIES)}"
+        )
     return out
 
 
