@@ -3,14 +3,18 @@
 The cloud's statuses map to ARM's two: ``provisioningState`` (how the PUT is going) and
 ``instanceView.state`` (what the containers do), ``states`` says how. Events about one
 container go to that container's instance view; with several containers, the rest go to the
-group's. Secure environment variables are never echoed, as ACI does.
+group's; a Spot eviction (``GROUP_EVENTS``) always goes to the group's. Secure environment
+variables are never echoed, as ACI does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, aci_volumes, model
+from vnode.cloudsim import aci_arm, aci_gpu, aci_probes, aci_volumes, model, spot
+
+#: Events about the whole group, shown on the group's instance view even when it has one container.
+GROUP_EVENTS = frozenset({spot.EVICTION, spot.EVICTION_NOTICE})
 
 
 def states(inst: model.Instance) -> tuple[str, str]:
@@ -70,7 +74,7 @@ def _properties(inst: model.Instance, meta: aci_arm.Meta) -> dict[str, Any]:
         "osType": meta.os,
         "ipAddress": _ip_address(inst, meta),
         "instanceView": {
-            "events": [_event(e) for e in inst.events if not single and _group_event(e, inst)],
+            "events": [_event(e) for e in inst.events if _group_event(e, inst, single)],
             "state": state,
         },
     }
@@ -148,7 +152,9 @@ def _container(
                 "restartCount": cstate.restart_count,
                 "currentState": _run(cstate.current),
                 **({"previousState": _run(cstate.previous)} if cstate.previous else {}),
-                "events": [_event(e) for e in inst.events if single or _mentions(e, spec)],
+                "events": [
+                    _event(e) for e in inst.events if e.reason not in GROUP_EVENTS and (single or _mentions(e, spec))
+                ],
             },
         },
     }
@@ -227,5 +233,7 @@ def _mentions(event: model.Event, spec: model.ContainerSpec) -> bool:
     return f'"{spec.image}"' in event.message or event.message.endswith(f" {spec.name}")
 
 
-def _group_event(event: model.Event, inst: model.Instance) -> bool:
-    return not any(_mentions(event, spec) for spec in inst.spec.containers)
+def _group_event(event: model.Event, inst: model.Instance, single: bool) -> bool:
+    if event.reason in GROUP_EVENTS:
+        return True
+    return not single and not any(_mentions(event, spec) for spec in inst.spec.containers)

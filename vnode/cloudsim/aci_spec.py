@@ -199,8 +199,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
     ]
     if meta.dns:
         tags.append(model.Tag(aci_arm.TAG_DNS, aci_arm.dns_key(meta.loc, meta.dns)))
-    groups = cloud.groups.values()
-    group = next((g for g in groups if g.kind == "enterprise"), next(iter(groups)))
+    group = next((g for g in cloud.groups.values() if g.kind == "enterprise"), next(iter(cloud.groups.values())))
     return model.InstanceSpec(
         name=name,
         containers=containers,
@@ -214,6 +213,7 @@ def spec_from(cloud: cloudmod.Cloud, sub: str, rg: str, name: str, raw: bytes) -
         dns_config=_dns(props.dnsConfig),
         instance_type=_gpu_type(props),
         volumes=declared,
+        priority=props.priority or "Regular",  # ACI's default
     )
 
 

@@ -46,7 +46,9 @@ class LimitBody(pydantic.BaseModel):
 
 class ReclaimBody(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    notice: float | None = pydantic.Field(default=None, ge=0.0, description="seconds of notice; null: the profile's")
+    notice: float | None = pydantic.Field(
+        default=None, ge=0.0, description="seconds of notice; null: the profile's (ECI), none (an ACI Spot group)"
+    )
 
 
 class Admin:
@@ -110,7 +112,8 @@ class Admin:
         return _json(record)
 
     async def reclaim(self, request: web.Request) -> web.Response:
-        """Reclaim a running spot instance now: SpotToBeReleased, then Expired after the notice."""
+        """Reclaim a running spot instance now: ECI's SpotToBeReleased, then Expired after the notice; an
+        ACI Spot group is evicted (restarted in place) at ``evict_at``, after the notice (none by default)."""
         body = await _body(request, ReclaimBody) if request.can_read_body else ReclaimBody()
         self.cloud.tick()
         try:
@@ -120,7 +123,8 @@ class Admin:
         except errors.Conflict as exc:
             return _problem(409, exc.message)
         await self.commit()
-        return _json({"id": inst.id, "noticed_at": inst.noticed_at, "expire_at": inst.expire_at})
+        evict_at = inst.spot_check_at if spot.evicts_in_place(inst.spec) else None
+        return _json({"id": inst.id, "noticed_at": inst.noticed_at, "expire_at": inst.expire_at, "evict_at": evict_at})
 
     async def get_clock(self, request: web.Request) -> web.Response:
         return _json({"now": self.cloud.now(), **self.cloud.clock.state()})

@@ -435,13 +435,15 @@ class Cloud:
         return not self.stock[inst.zone].available(catalog.spec_key(inst.cpu, inst.memory), spot=True)
 
     def reclaim(self, instance_id: str, notice: float | None = None) -> model.Instance:
-        """Reclaim a running spot instance (admin): SpotToBeReleased now, Expired after the notice."""
+        """Reclaim a running spot instance (admin): ECI's (SpotToBeReleased now, Expired after the notice)
+        or, an ACI Spot group, ACI's eviction (restarted in place after the notice, none by default)."""
         inst = self.get(instance_id)
         if inst.status != model.RUNNING or inst.noticed_at is not None:
             raise errors.IncorrectStatus(f"The container group {instance_id} is {inst.status}, not running unnoticed.")
         now = self.now()
-        spot.announce(inst, now, self.lifecycle.profile.spot_notice if notice is None else notice)
-        inst.changed_at, inst.next_at = now, min(t for t in (inst.next_at, inst.expire_at) if t is not None)
+        spot.reclaim(inst, now, notice, default_notice=self.lifecycle.profile.spot_notice)
+        due = (inst.next_at, inst.expire_at, inst.spot_check_at)
+        inst.changed_at, inst.next_at = now, min(t for t in due if t is not None)
         self._schedule(inst)
         self.store.mark(inst)
         return inst

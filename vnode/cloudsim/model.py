@@ -214,6 +214,7 @@ class InstanceSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     spot_strategy: str = ""  # NoSpot (or empty), SpotAsPriceGo, SpotWithPriceLimit
     spot_price_limit: float = 0.0  # USD per hour, with SpotWithPriceLimit
     spot_duration: int = 1  # protection hours (0: none)
+    priority: str = ""  # ACI's properties.priority: Regular or Spot (restarted in place when evicted: spot.py)
     termination_grace_seconds: float = 30.0  # TerminationGracePeriodSeconds: how long preStop hooks may run
     max_pending_seconds: float = 0.0  # a failed pull: ECI pulls again until Pending this long; 0: fails at once (ACI)
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 from vnode.provider import profile
 from vnode.provider.aci import config
 
-__all__ = ["GPU_SKUS", "PROFILE"]
+__all__ = ["GPU_SKUS", "PROFILE", "SPOT_DISCOUNT"]
+
+#: What a Spot container group (``properties.priority: Spot``) is counted at below the list price. ACI
+#: says only that Spot containers "cost up to 70% less", publishes no Spot price and shows none on a
+#: group, so vnode takes that bound as the discount: its assumption (the simulator bills exactly it).
+SPOT_DISCOUNT = 0.70
 
 #: ACI's GPU SKUs (Linux only, no virtual network), the default first: per GPU count (1, 2, 4), the
 #: most vCPU and GB a container group with that many may ask (ACI's published maxima). The first is

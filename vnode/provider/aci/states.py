@@ -1,4 +1,11 @@
-"""An ARM container group as an ``InstanceState``."""
+"""An ARM container group as an ``InstanceState``.
+
+A Spot group (``properties.priority: Spot``) is ``interruptible``, priced at the list price less
+``profile.SPOT_DISCOUNT`` (ACI shows no price on a group). ACI evicts a Spot group by restarting it
+in place, so its eviction is no reclaim notice: the pod keeps running, its containers show the
+restart (restart count, last state) and the group's Warning event (the simulator's ``SpotEviction``)
+reaches the pod as any Warning does.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vnode import models
-from vnode.provider.aci import mapping
+from vnode.provider.aci import mapping, profile
 
 __all__ = ["state_of"]
 
@@ -115,6 +122,7 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         for c in props.get("containers") or ()
     )
     sku, gpus = _gpus(props)
+    spot = props.get("priority") == "Spot"
     return models.InstanceState(
         id=str(group.get("name", "")),
         status=status,
@@ -132,7 +140,8 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         memory_gib=memory,
         instance_type=sku,
         gpus=gpus,
-        interruptible=props.get("priority") == "Spot",
+        interruptible=spot,
+        hourly_price=profile.PROFILE.price(cpu, memory) * 3600 * (1.0 - profile.SPOT_DISCOUNT) if spot else 0.0,
         annotations=_annotations(props.get("ipAddress") or {}),
     )
 
