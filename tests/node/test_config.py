@@ -100,12 +100,15 @@ async def test_one_status_write_per_transition_and_metrics(
 ) -> None:
     harness.cloud.behaviour.start_after = 1.0
     run = await harness.start()
+    node = harness.node_name
+    sample = run.daemon.registry.get_sample_value
+    await until(lambda: sample("vnode_cost_dollars", {"node": node}) is not None, within=10, what="the cost gauge")
+    idle = {name: sample(name, {"node": node}) for name in ("vnode_cost_dollars", "vnode_spot_saved_dollars")}
+    assert idle == {"vnode_cost_dollars": 0.0, "vnode_spot_saved_dollars": 0.0}, "an idle virtual node costs nothing"
     names = [f"w-{i}" for i in range(10)]
     await asyncio.gather(*(create_pod(core, namespace, pod_manifest(n, harness.node_name)) for n in names))
     for name in names:
         await until(lambda name=name: phase_is(core, namespace, name, "Running"), within=30, what=f"{name} Running")
-    node = harness.node_name
-    sample = run.daemon.registry.get_sample_value
     writes = sample("vnode_pod_status_writes_total", {"node": node})
     assert writes is not None
     assert writes <= 2 * len(names)  # Pending (ContainerCreating), then Running: nothing more
