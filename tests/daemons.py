@@ -94,13 +94,14 @@ class VnodeRun:
 
 @contextlib.contextmanager
 def vnode_run(
-    provider: str, settings_env: dict[str, str], cluster: launcher.Info, log_dir: pathlib.Path
+    provider: str, settings_env: dict[str, str], cluster: launcher.Info, log_dir: pathlib.Path, *flags: str
 ) -> Iterator[str]:
-    """A started :class:`VnodeRun`; yields its node's name once Ready; stops it and deletes its Node."""
+    """A started :class:`VnodeRun` (``flags`` after the defaults: they win); yields its node's name once
+    Ready; stops it and deletes its Node."""
     run = VnodeRun(provider, settings_env, cluster, log_dir)
     api = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)))
     try:
-        run.start()
+        run.start(*flags)
         run.wait_ready(api)
         yield run.name
     finally:

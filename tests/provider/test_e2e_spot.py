@@ -10,10 +10,12 @@ would have been taken, and the old instance is deleted by vnode, never ``Expired
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cloudsim.conftest import Sim, running
 from tests.daemons import vnode_run
@@ -35,9 +37,26 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
 
 
 @pytest.fixture(scope="module")
-def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with vnode_run("eci", cloud.eci_env(), cluster, tmp_path_factory.mktemp("spot-eci")) as name:
+def http_port() -> int:
+    return launcher.free_port()
+
+
+@pytest.fixture(scope="module")
+def node(cloud: Sim, cluster: launcher.Info, tmp_path_factory: pytest.TempPathFactory, http_port: int) -> Iterator[str]:
+    log_dir = tmp_path_factory.mktemp("spot-eci")
+    with vnode_run("eci", cloud.eci_env(), cluster, log_dir, "--http-port", str(http_port)) as name:
         yield name
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """A sample of the daemon's /metrics (0 if absent), read as Prometheus would."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
 
 
 def _running(core: k8s.CoreV1Api, namespace: str) -> dict[str, k8s.V1Pod]:
@@ -46,7 +65,7 @@ def _running(core: k8s.CoreV1Api, namespace: str) -> dict[str, k8s.V1Pod]:
 
 
 def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
-    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
+    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str, http_port: int
 ) -> None:
     annotations = {"k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo", "k8s.aliyun.com/eci-spot-duration": "0"}
     template = {
@@ -67,6 +86,8 @@ def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
     uid = first[victim].metadata.uid
     (instance_id,) = live_instance_ids(cloud, uid)
     assert cloud.admin("GET", f"instances/{instance_id}")[1]["spot_hourly"] > 0  # bought as spot
+    wait_for(lambda: metric(http_port, "vnode_spot_instances", node=node) == 2, timeout=30, what="2 spot instances")
+    wait_for(lambda: metric(http_port, "vnode_spot_saved_dollars", node=node) > 0, timeout=30, what="spot savings")
 
     status, body = cloud.admin("POST", f"instances/{instance_id}/reclaim", {"notice": NOTICE})
     assert status == 200, body
@@ -85,6 +106,7 @@ def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
 
     wait_for(replaced, timeout=NOTICE, what="the replacement Running within the notice")
     assert time.monotonic() - noticed < NOTICE
+    assert metric(http_port, "vnode_reclaims_total", node=node, step="evicted") >= 1
 
     events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={victim}").items
     reasons = {(e.type, e.reason) for e in events}
@@ -96,7 +118,7 @@ def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
 
 
 def test_a_pod_asking_for_api_evict_is_evicted_when_its_budget_allows(
-    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str
+    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str, http_port: int
 ) -> None:
     # k8s.aliyun.com/eci-spot-release-strategy: api-evict: the pod goes through the Eviction API, so a
     # PodDisruptionBudget holds it until the workload can spare it; then it goes within the notice.
@@ -143,6 +165,7 @@ def test_a_pod_asking_for_api_evict_is_evicted_when_its_budget_allows(
     assert pod.metadata.deletion_timestamp is None  # held by its budget, not deleted around it
     assert any(c.type == "DisruptionTarget" and c.status == "True" for c in pod.status.conditions or ())
     assert ("Warning", "Reclaiming") in reasons()
+    assert metric(http_port, "vnode_reclaims_total", node=node, step="eviction-refused") >= 1
 
     policy.patch_namespaced_pod_disruption_budget("evict", namespace, {"spec": {"minAvailable": 1}})
 
@@ -154,3 +177,35 @@ def test_a_pod_asking_for_api_evict_is_evicted_when_its_budget_allows(
     assert time.monotonic() - noticed < NOTICE
     wait_for(lambda: not live_instance_ids(cloud, uid), timeout=60, what=f"instance {instance_id} deleted")
     assert cloud.admin("GET", f"instances/{instance_id}")[1]["status"] != "Expired"
+
+
+def test_a_bare_spot_pod_runs_out_its_notice_and_fails_bid_failed_as_on_eci(
+    cloud: Sim, node: str, core: k8s.CoreV1Api, namespace: str, http_port: int
+) -> None:
+    annotations = {"k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo", "k8s.aliyun.com/eci-spot-duration": "0"}
+    manifest = {
+        "metadata": {"name": "batch", "annotations": annotations},
+        "spec": {**virtual_pod_spec(node, {"name": "work", "image": "nginx:alpine"}), "restartPolicy": "Never"},
+    }
+    core.create_namespaced_pod(namespace, manifest)
+
+    def phase(wanted: str) -> k8s.V1Pod | None:
+        pod = core.read_namespaced_pod("batch", namespace)
+        return pod if pod.status.phase == wanted else None
+
+    pod = wait_for(lambda: phase("Running"), timeout=90, what="the spot pod Running")
+    (instance_id,) = live_instance_ids(cloud, pod.metadata.uid)
+    before = metric(http_port, "vnode_reclaims_total", node=node, step="reclaimed")
+    status, body = cloud.admin("POST", f"instances/{instance_id}/reclaim", {"notice": 3})
+    assert status == 200, body
+    pod = wait_for(lambda: phase("Failed"), timeout=60, what="the pod Failed once its instance is taken")
+    assert pod.status.reason == "BidFailed"
+    assert pod.metadata.deletion_timestamp is None  # no controller to replace it: left for its owner to see
+    [target] = [c for c in pod.status.conditions if c.type == "DisruptionTarget"]
+    assert target.status == "True"
+    assert cloud.admin("GET", f"instances/{instance_id}")[1]["status"] == "Expired"
+    wait_for(
+        lambda: metric(http_port, "vnode_reclaims_total", node=node, step="reclaimed") == before + 1,
+        timeout=30,
+        what="the reclamation counted",
+    )
