@@ -4,11 +4,14 @@ API) read as ACI does it: the containers restarted in place and a Warning event,
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from tests.cloudsim.conftest import Sim
 from tests.provider.test_aci import aci_sim, provider, sim, spec
-from vnode import models
+from vnode import cli, models
 from vnode.node import spending
 from vnode.provider.aci import mapping
 from vnode.provider.aci import profile as aci_profile
@@ -69,3 +72,27 @@ async def test_an_evicted_spot_group_shows_the_restart_and_a_warning_and_is_no_r
     assert all(e.notice is None for e in after.events)  # restarted in place: the pod is not lost
     assert after.interruptible
     assert after.hourly_price == before.hourly_price > 0
+
+
+async def test_vnode_cost_on_aci_counts_each_namespace_and_the_spot_groups_saving(
+    sim: Sim, provider: aci.AciProvider, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Jobs that run 100 simulated seconds and end: their cost no longer grows with the (real) clock.
+    job = ("sleep", "100")
+    cheap = spec("cheap", *job, restart="Never", annotations=SPOT, tags={models.TAG_NAMESPACE: "team-spot"})
+    dear = spec("dear", *job, restart="Never", tags={models.TAG_NAMESPACE: "team-dear"})
+    for job in (cheap, dear):
+        await provider.create(job)
+    sim.advance(300)
+    for key, value in sim.aci_env().items():
+        monkeypatch.setenv(key, value)
+    assert (
+        await asyncio.to_thread(cli.main, ["cost", "--provider", "aci", "--cluster-id", "c1", "--output", "json"]) == 0
+    )
+    lines = {line["namespace"]: line for line in json.loads(capsys.readouterr().out)["namespaces"]}
+    listed = aci_profile.PROFILE.price(1, 2) * 100  # 100 s of a 1 vCPU / 2 GiB group
+    assert list(lines) == ["team-dear", "team-spot"]  # the most expensive first
+    assert lines["team-dear"]["dollars"] == pytest.approx(listed)
+    assert lines["team-dear"]["saved"] == 0.0
+    assert lines["team-spot"]["dollars"] == pytest.approx(listed * (1 - aci_profile.SPOT_DISCOUNT))
+    assert lines["team-spot"]["saved"] == pytest.approx(listed * aci_profile.SPOT_DISCOUNT)
