@@ -21,17 +21,17 @@ import itertools
 import os
 import pathlib
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-
-from tests.provider.test_process import gone, sh, spec
+from tests.provider.test_process import gone, sh, spec, state_dir
 from tests.provider.test_process_mounts_and_reaping import _none_left
 from vnode.provider.process import provider as process
 from vnode.provider.process import records
 
 OPS = ("kill the runner", "kill the container", "restart the daemon", "delete the pod", "create it again")
+__all__ = ["state_dir"]  # the fixture, used by name
+
 ORDERS = list(itertools.permutations(OPS))
 SAMPLE = 12  # orders in `make test`, run together
 CONTAINER = "setsid sleep 300 & exec sleep 300"  # a child in a session of its own, as daemons have
@@ -41,15 +41,6 @@ def _orders() -> list[tuple[str, ...]]:
     if os.environ.get("VNODE_FUZZ_PROFILE", "ci") == "long":
         return ORDERS
     return random.Random(0).sample(ORDERS, SAMPLE)
-
-
-@pytest.fixture
-def state_dir(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
-    directory = tmp_path / "process"
-    try:
-        yield directory
-    finally:
-        process.stop_all(directory)
 
 
 def _new_provider(state_dir: pathlib.Path) -> process.ProcessProvider:

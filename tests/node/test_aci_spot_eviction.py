@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 from tests.cloudsim.conftest import Sim, running
 from tests.node.conftest import cloud_daemon, pod_manifest
 from tests.node.test_podspec_aci import group_of
+from tests.provider.test_aci_spot import _instance_id
 from tests.waiting import until
 from vnode.kube import client
 from vnode.provider.aci import mapping
@@ -27,13 +28,6 @@ pytestmark = pytest.mark.cluster
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     with running(pathlib.Path(tmp_path_factory.mktemp("spot-aci")), profile="fast") as started:
         yield started
-
-
-def _instance_id(sim: Sim, name: str) -> str:
-    """The simulator's id of the container group ``name`` (what its admin API takes)."""
-    status, body = sim.admin("GET", "instances")
-    assert status == 200, body
-    return next(row["id"] for row in body["instances"] if row["tags"].get("aci/id", "").endswith(f"/{name}"))
 
 
 async def test_an_evicted_spot_pod_restarts_in_place_and_says_why(

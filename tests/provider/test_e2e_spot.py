@@ -64,24 +64,35 @@ def _running(core: k8s.CoreV1Api, namespace: str) -> dict[str, k8s.V1Pod]:
     return {p.metadata.name: p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp}
 
 
-def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
-    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str, http_port: int
-) -> None:
-    annotations = {"k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo", "k8s.aliyun.com/eci-spot-duration": "0"}
+RELEASE = "k8s.aliyun.com/eci-spot-release-strategy"
+SPOT = {"k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo", "k8s.aliyun.com/eci-spot-duration": "0"}
+
+
+def _two_spot_replicas(
+    kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str, node: str, name: str, **annotations: str
+) -> dict[str, k8s.V1Pod]:
+    """A Deployment of two spot pods (``app=spot``), once both run."""
     template = {
-        "metadata": {"labels": {"app": "spot"}, "annotations": annotations},
+        "metadata": {"labels": {"app": "spot"}, "annotations": {**SPOT, **annotations}},
         "spec": virtual_pod_spec(node, {"name": "web", "image": "nginx:alpine"}),
     }
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "spot"},
+        "metadata": {"name": name},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "spot"}}, "template": template},
     }
     k8s.AppsV1Api(kube_api).create_namespaced_deployment(namespace, deployment)
-    first = wait_for(
+    running: dict[str, k8s.V1Pod] = wait_for(
         lambda: (pods := _running(core, namespace)) and len(pods) == 2 and pods, timeout=90, what="2 spot pods Running"
     )
+    return running
+
+
+def test_a_deployment_of_spot_pods_keeps_its_replicas_through_a_reclamation(
+    cloud: Sim, node: str, core: k8s.CoreV1Api, kube_api: k8s.ApiClient, namespace: str, http_port: int
+) -> None:
+    first = _two_spot_replicas(kube_api, core, namespace, node, "spot")
     victim = sorted(first)[0]
     uid = first[victim].metadata.uid
     (instance_id,) = live_instance_ids(cloud, uid)
@@ -122,21 +133,6 @@ def test_a_pod_asking_for_api_evict_is_evicted_when_its_budget_allows(
 ) -> None:
     # k8s.aliyun.com/eci-spot-release-strategy: api-evict: the pod goes through the Eviction API, so a
     # PodDisruptionBudget holds it until the workload can spare it; then it goes within the notice.
-    annotations = {
-        "k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo",
-        "k8s.aliyun.com/eci-spot-duration": "0",
-        "k8s.aliyun.com/eci-spot-release-strategy": "api-evict",
-    }
-    template = {
-        "metadata": {"labels": {"app": "spot"}, "annotations": annotations},
-        "spec": virtual_pod_spec(node, {"name": "web", "image": "nginx:alpine"}),
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "evict"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "spot"}}, "template": template},
-    }
     budget = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -145,10 +141,7 @@ def test_a_pod_asking_for_api_evict_is_evicted_when_its_budget_allows(
     }
     policy = k8s.PolicyV1Api(kube_api)
     policy.create_namespaced_pod_disruption_budget(namespace, budget)
-    k8s.AppsV1Api(kube_api).create_namespaced_deployment(namespace, deployment)
-    first = wait_for(
-        lambda: (pods := _running(core, namespace)) and len(pods) == 2 and pods, timeout=90, what="2 spot pods Running"
-    )
+    first = _two_spot_replicas(kube_api, core, namespace, node, "evict", **{RELEASE: "api-evict"})
     victim = sorted(first)[0]
     uid = first[victim].metadata.uid
     (instance_id,) = live_instance_ids(cloud, uid)
@@ -182,9 +175,8 @@ def test_a_pod_asking_for_api_evict_is_evicted_when_its_budget_allows(
 def test_a_bare_spot_pod_runs_out_its_notice_and_fails_bid_failed_as_on_eci(
     cloud: Sim, node: str, core: k8s.CoreV1Api, namespace: str, http_port: int
 ) -> None:
-    annotations = {"k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo", "k8s.aliyun.com/eci-spot-duration": "0"}
     manifest = {
-        "metadata": {"name": "batch", "annotations": annotations},
+        "metadata": {"name": "batch", "annotations": SPOT},
         "spec": {**virtual_pod_spec(node, {"name": "work", "image": "nginx:alpine"}), "restartPolicy": "Never"},
     }
     core.create_namespaced_pod(namespace, manifest)
