@@ -85,9 +85,14 @@ def noticed(f: lifecycle.Facts, c: lifecycle.Config) -> bool:
 
 def by_eviction(pod: objects.Pod, c: lifecycle.Config) -> bool:
     """Whether the pod asks to be evicted through the API ahead of its instance's reclamation."""
-    if not c.reclaim_eviction:
+    return _asks(pod, c.reclaim_eviction)
+
+
+def _asks(pod: objects.Pod, eviction: tuple[str, ...]) -> bool:
+    """Whether the pod carries the ``eviction`` annotation (key and value; () for none)."""
+    if not eviction:
         return False
-    key, value = c.reclaim_eviction
+    key, value = eviction
     return pod.metadata.annotations.get(key, "").strip() == value
 
 
@@ -149,7 +154,7 @@ def mark(
     soon = f"the cloud reclaims instance {state.id} soon" + (f" ({event.message})" if event.message else "")
     grace = pod.spec.termination_grace_period_seconds
     how: Action | None = None
-    if eviction and pod.metadata.annotations.get(eviction[0], "").strip() == eviction[1]:
+    if _asks(pod, eviction):
         how = Action.EVICTION
         message = f"{soon}: the pod is evicted, its PodDisruptionBudgets honoured, as {eviction[0]} asks"
     elif replaceable(pod):

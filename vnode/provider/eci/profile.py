@@ -103,7 +103,7 @@ PROFILE = profile.Profile(
     quota=config.quota,
     specs_annotation="k8s.aliyun.com/eci-use-specs",
     max_pending_annotation="k8s.aliyun.com/eci-max-pending-minute",  # ack-virtual-node's; 10 to 1440
-    reclaim_eviction=(spot.RELEASE_STRATEGY, "api-evict"),  # its meaning undocumented: read as its name says
+    reclaim_eviction=(spot.RELEASE_STRATEGY, spot.API_EVICT),  # its meaning undocumented: read as its name says
     live_configmap="kube-system/eci-profile",
     volume_kinds=frozenset({"emptyDir", "files", "nfs", "disk"}),
     # Alibaba Cloud's CSI plugins: a disk (the volumeHandle is its ID) and a NAS share (server, path).

@@ -26,6 +26,7 @@ from typing import Any
 from vnode import errors, models
 
 __all__ = [
+    "API_EVICT",
     "DURATION",
     "FALLBACK",
     "PRICE_LIMIT",
@@ -45,7 +46,8 @@ PRICE_LIMIT = "k8s.aliyun.com/eci-spot-price-limit"
 DURATION = "k8s.aliyun.com/eci-spot-duration"
 FALLBACK = "k8s.aliyun.com/eci-spot-fallback"
 RELEASE_STRATEGY = "k8s.aliyun.com/eci-spot-release-strategy"
-RELEASE_STRATEGIES = ("api-evict",)
+API_EVICT = "api-evict"  # the one value of RELEASE_STRATEGY: evicted through the API at the notice
+RELEASE_STRATEGIES = (API_EVICT,)
 STRATEGIES = ("SpotAsPriceGo", "SpotWithPriceLimit")
 RELEASED_REASON = "BidFailed"  # the pod's reason once ECI has reclaimed its spot instance
 _PRICE = re.compile(r"\d+(\.\d{1,3})?")
