@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc as collector  # the interpreter's; vnode.gc is the instance collector
 import logging
 import os
@@ -23,8 +22,8 @@ import sys
 import tempfile
 from typing import Any
 
-from vnode import allocator, daemon, early_signals, errors, eventloop, settings
-from vnode.kube import api, client, config
+from vnode import allocator, credentials, daemon, early_signals, errors, eventloop, settings
+from vnode.kube import client, config
 from vnode.observability import logs, metrics
 from vnode.provider import registry
 
@@ -85,21 +84,10 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {path: getattr(args, path.replace(".", "__")) for path, _, _ in _all_flags().values()}
 
 
-async def _credentials(kube: client.Client, loaded: settings.Settings) -> settings.Settings:
-    """The provider's settings completed by its profile's credentials loader (a Secret, typically)."""
-
-    async def read_secret(namespace: str, name: str) -> dict[str, bytes]:
-        secret = await api.read(kube, api.secrets(namespace), name)
-        return {key: base64.b64decode(value) for key, value in secret.data.items()}
-
-    cloud = await loaded.profile.credentials(loaded.cloud, read_secret)
-    return loaded if cloud is loaded.cloud else loaded.model_copy(update={"cloud": cloud})
-
-
 async def _main(loaded: settings.Settings) -> None:
     factory = registry.load(loaded.provider)
     async with client.Client(config.load(loaded.kubeconfig)) as kube:
-        loaded = await _credentials(kube, loaded)
+        loaded = await credentials.load(kube, loaded)
         provider = factory(loaded)
         # The kubelet API's serving key and certificate, removed when the daemon ends (a kill -9 leaves them
         # to the pod's filesystem; every start used to leave one more private key in /tmp).

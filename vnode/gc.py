@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from vnode import errors, models, settings, tokenbucket
+from vnode import credentials, errors, models, settings, tokenbucket
 from vnode.kube import api, client, config, extra
 from vnode.node import drain, orphans
 from vnode.provider import base, registry
@@ -362,8 +362,10 @@ async def _main(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     environ.setdefault("VNODE_NODE_NAME", "vnode-gc")  # gc serves no node; settings want a name
     cfg = settings.load(environ, flags)
-    provider = registry.load(cfg.provider)(cfg)
+    factory = registry.load(cfg.provider)
     async with client.Client(config.load(cfg.kubeconfig), field_manager="vnode-gc") as kube:
+        cfg = await credentials.load(kube, cfg)  # the keys in a Secret, as `vnode run` finds them
+        provider = factory(cfg)
         try:
             if args.scale_down:
                 namespace, _, name = args.scale_down.partition("/")

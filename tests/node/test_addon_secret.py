@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from vnode import daemon_command, errors, settings
+from vnode import credentials, errors, settings
 from vnode.kube import client
 from vnode.provider import registry
 
@@ -40,14 +40,14 @@ def _loaded(env: dict[str, str]) -> settings.Settings:
 
 @pytest.mark.usefixtures("addon_secret")
 async def test_the_addon_secret_is_used_when_no_other_credentials_are_given(kube: client.Client) -> None:
-    loaded = await daemon_command._credentials(kube, _loaded({}))
+    loaded = await credentials.load(kube, _loaded({}))
     assert (loaded.cloud.access_key, loaded.cloud.secret_key) == ("LTAI-addon", "addon-secret")
     registry.load("eci")(loaded)  # the provider accepts them
 
 
 @pytest.mark.usefixtures("addon_secret")
 async def test_given_keys_win_over_the_addon_secret(kube: client.Client) -> None:
-    loaded = await daemon_command._credentials(kube, _loaded({"ECI_ACCESS_KEY": "mine", "ECI_SECRET_KEY": "s"}))
+    loaded = await credentials.load(kube, _loaded({"ECI_ACCESS_KEY": "mine", "ECI_SECRET_KEY": "s"}))
     assert (loaded.cloud.access_key, loaded.cloud.secret_key) == ("mine", "s")
 
 
@@ -57,7 +57,7 @@ async def test_without_the_addon_secret_the_provider_asks_for_keys_naming_it(
     with contextlib.suppress(k8s.ApiException):
         core.read_namespaced_secret(ADDON, "kube-system")
         pytest.skip("another test's add-on Secret is in place")
-    loaded = await daemon_command._credentials(kube, _loaded({}))
+    loaded = await credentials.load(kube, _loaded({}))
     assert loaded.cloud.access_key == ""
     with pytest.raises(errors.ConfigError, match="alibaba-addon-secret"):
         registry.load("eci")(loaded)
