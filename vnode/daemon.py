@@ -55,7 +55,7 @@ import prometheus_client as prom
 from aiohttp import web
 
 from vnode import errors, gc, settings
-from vnode.kube import api, client, informer, objects
+from vnode.kube import api, client, identity, informer, objects
 from vnode.kubelet import certs as kubelet_certs
 from vnode.kubelet import clock as kubelet_clock
 from vnode.kubelet import pods as kubelet_pods
@@ -99,10 +99,6 @@ NEXT: dict[Phase, frozenset[Phase]] = {
 }
 
 
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 class PodsOnNode:
     """The kubelet API's view of this node's pods: the pod controller's cache and its last listing."""
 
@@ -135,7 +131,7 @@ class Daemon:
     kube: client.Client
     provider: base.Provider
     registry: prom.CollectorRegistry = dataclasses.field(default_factory=prom.CollectorRegistry)
-    clock: Callable[[], datetime.datetime] = _utcnow
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
     monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     #: Holder identity on the node's Lease; the same identity reclaims it at once after a restart.
@@ -164,6 +160,8 @@ class Daemon:
         self._terminating = False  # the stop came from SIGTERM: drain if this replica is being removed
         self._stop_requested_at = 0.0
         self.recorder = events.Recorder(self.kube, node_name=self.config.node_name, clock=self.clock)
+        # Its pods' Secrets, claims, tokens and its CSR are the node's, as a kubelet's (kube/identity.py).
+        self.as_node = identity.as_node(self.kube, self.config.node_name) if self.config.node_identity else self.kube
         # The node's Lease is its heartbeat *and* its lock: only its holder creates, deletes and
         # writes the node status, so two controllers claiming one node never both act.
         self.ownership = ownership.Ownership(
@@ -223,6 +221,7 @@ class Daemon:
             may_act=self.ownership.holds,
             # Two listings' wait, so that one begins after the create; at most 2 s (pushing providers).
             first_status_after=min(2 * self.config.status_interval, 2.0),
+            as_node=self.as_node,
         )
 
     # --- the live profile ---
@@ -265,11 +264,13 @@ class Daemon:
             host=self.config.node_ip,
             port=self.config.kubelet_port,
             anonymous=self.config.kubelet_anonymous_auth,
+            as_node=self.as_node,
         )
         self._spawn(group, self.kubelet.run())
         # The serving certificate is renewed before its end into the live server (open streams keep theirs).
         rotator = kubelet_certs.Rotator(self.kube, self.config.node_name, [self.config.node_ip], cert_dir,
-                                        self.kubelet.ssl_context, clock=kubelet_clock.SystemClock())  # fmt: skip
+                                        self.kubelet.ssl_context, clock=kubelet_clock.SystemClock(),
+                                        as_node=self.as_node)  # fmt: skip
         self._spawn(group, rotator.run())
         await self.kubelet.ready.wait()
         if self.kubelet.port != self.config.kubelet_port:

@@ -23,7 +23,7 @@ import tempfile
 from typing import Any
 
 from vnode import allocator, credentials, daemon, early_signals, errors, eventloop, settings
-from vnode.kube import client, config
+from vnode.kube import client, config, identity
 from vnode.observability import logs, metrics
 from vnode.provider import registry
 
@@ -88,6 +88,8 @@ async def _main(loaded: settings.Settings) -> None:
     factory = registry.load(loaded.provider)
     async with client.Client(config.load(loaded.kubeconfig)) as kube:
         loaded = await credentials.load(kube, loaded)
+        if loaded.node_identity:  # named at start, not as every pod's Secret read refused
+            await identity.check(kube, loaded.node_name)
         provider = factory(loaded)
         # The kubelet API's serving key and certificate, removed when the daemon ends (a kill -9 leaves them
         # to the pod's filesystem; every start used to leave one more private key in /tmp).

@@ -73,6 +73,12 @@ class Settings(_Frozen):
     # The kubelet's --anonymous-auth: callers without credentials are system:anonymous, authorized
     # by SubjectAccessReview (the API server's pod proxy sends none: virtual-kubelet's e2e suite).
     kubelet_anonymous_auth: bool = False
+    # Read the pods' Secrets, claims and volumes and request their tokens as the node itself
+    # (impersonating system:node:<node_name> in system:nodes), so that the API server's Node
+    # authorizer grants exactly what it grants a kubelet: the objects of the pods bound to this
+    # node. false: as the daemon's own account, which then needs Secrets get and
+    # serviceaccounts/token create for the whole cluster.
+    node_identity: bool = True
     http_address: str = "0.0.0.0"
     http_port: int = pydantic.Field(default=10256, ge=0, le=65535)  # /healthz /readyz /metrics
     # The daemon's own pod, as the StatefulSet's downward API gives it: the Lease holder identity
@@ -176,6 +182,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "termination_grace_seconds": ("VNODE_TERMINATION_GRACE_SECONDS",),
     "kubelet_port": ("KUBELET_PORT",),
     "kubelet_anonymous_auth": ("VNODE_KUBELET_ANONYMOUS_AUTH",),
+    "node_identity": ("VNODE_NODE_IDENTITY",),
     "http_port": ("VNODE_HTTP_PORT",),
 }
 

@@ -41,11 +41,21 @@ DAEMON = grants(
     "/nodes/status patch",
     "/pods get", "/pods list", "/pods watch", "/pods delete", "/pods patch",
     "/pods/status patch", "/pods/eviction create",
-    "/configmaps get", "/configmaps list", "/configmaps watch",
-    "/secrets get",  # never list or watch: a kubelet may read only its pods' Secrets
-    "/persistentvolumeclaims get", "/persistentvolumes get", "/services get",
-    "/serviceaccounts/token create", "/events create", "/events patch",
+    "/configmaps get", "/configmaps list", "/configmaps watch", "/services get", "/events create", "/events patch",
     "authentication.k8s.io/tokenreviews create", "authorization.k8s.io/subjectaccessreviews create",
+)  # fmt: skip
+# The pods' Secrets, claims, volumes and tokens are read, and the serving CSR asked, as the node
+# (daemon.nodeIdentity): the daemon may act as its StatefulSet's nodes only (daemon.maxReplicas of
+# them), and the Node authorizer grants each exactly its pods' objects. No Secret, no token and no
+# CSR for the daemon's own account.
+MAX_REPLICAS = 50
+AS_NODES = grants(
+    *(f"/users impersonate system:node:{NAME}-{i}" for i in range(MAX_REPLICAS)), "/groups impersonate system:nodes"
+)
+# daemon.nodeIdentity=false: the same reads as the daemon's own account, for the whole cluster.
+OWN_READS = grants(
+    "/secrets get",  # never list or watch
+    "/persistentvolumeclaims get", "/persistentvolumes get", "/serviceaccounts/token create",
     "certificates.k8s.io/certificatesigningrequests create", "certificates.k8s.io/certificatesigningrequests get",
 )  # fmt: skip
 APPROVAL = grants(
@@ -92,7 +102,7 @@ CREDENTIAL_NAME = re.compile(r"SECRET|KEY|TOKEN|PASSWORD|CREDENTIAL", re.IGNOREC
 def expected(provider: str, webhook: bool, approve: bool, operator: bool, hook: bool) -> dict[str, frozenset[str]]:
     """The rules of each role the chart renders with these switches, by ``Kind namespace/name``."""
     table = {
-        f"ClusterRole {NAME}": DAEMON | (APPROVAL if approve else frozenset()),
+        f"ClusterRole {NAME}": DAEMON | AS_NODES | (APPROVAL if approve else frozenset()),
         f"Role kube-node-lease/{NAME}": LEASES,
         f"Role {NAMESPACE}/{NAME}": OWN_STATEFULSET,
     }
@@ -182,6 +192,31 @@ def test_roles_containers_and_credentials(
     assert set(canaries.values()) == set(secrets[0]["stringData"].values())
     elsewhere = str([d for d in docs if d["kind"] != "Secret"])
     assert not [k for k, v in canaries.items() if v in elsewhere], "a credential outside the Secret"
+
+
+def test_the_daemon_acts_as_its_own_nodes_only_or_reads_as_itself_when_told(helm: pathlib.Path) -> None:
+    def daemon_role(*sets: str) -> frozenset[str]:
+        (role,) = [d for d in render(helm, *sets) if key(d) == f"ClusterRole {NAME}"]
+        return rules_of(role)
+
+    def env(*sets: str) -> dict[str, str]:
+        (sts,) = [d for d in render(helm, *sets) if d["kind"] == "StatefulSet"]
+        return {e["name"]: e.get("value", "") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    three = grants(
+        *(f"/users impersonate system:node:{NAME}-{i}" for i in range(3)), "/groups impersonate system:nodes"
+    )
+    assert daemon_role("daemon.maxReplicas=3") == DAEMON | three | APPROVAL
+    assert env("daemon.maxReplicas=3")["VNODE_NODE_IDENTITY"] == "true"
+    assert daemon_role("daemon.nodeIdentity=false") == DAEMON | OWN_READS | APPROVAL
+    assert daemon_role("daemon.csiDriverSecrets=true") == DAEMON | AS_NODES | grants("/secrets get") | APPROVAL
+    assert env("daemon.nodeIdentity=false")["VNODE_NODE_IDENTITY"] == "false"
+    done = run_helm(helm, "template", "vnode", str(CHART), "--set", "replicas=4", "--set", "daemon.maxReplicas=3")
+    assert done.returncode != 0
+    assert f"replicas 4 is more than daemon.maxReplicas 3: the daemons may act as nodes {NAME}-0 to {NAME}-2" in (
+        done.stderr
+    )
+    assert render(helm, "replicas=4", "daemon.maxReplicas=3", "daemon.nodeIdentity=false")
 
 
 def test_aci_credentials_from_values_go_into_the_secret_one_at_a_time(helm: pathlib.Path) -> None:

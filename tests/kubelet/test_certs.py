@@ -7,6 +7,7 @@ import base64
 import datetime
 import http.client
 import json
+import pathlib
 import secrets
 import socket
 import ssl
@@ -16,8 +17,9 @@ from cryptography import x509
 
 from tests.kubelet.conftest import Kubelet
 from vnode import certificates as vnode_certificates
+from vnode import errors
 from vnode.cluster import launcher
-from vnode.kube import api
+from vnode.kube import api, identity
 from vnode.kube import client as kube_client
 from vnode.kube import config as kube_config
 from vnode.kubelet import certs, clock
@@ -144,6 +146,38 @@ def test_the_daemon_approves_only_its_own_nodes_csr(cluster: launcher.Info) -> N
         assert approved == {**dict.fromkeys(FOREIGN, False), "own": True}
         assert {case: conditions(name) for case, name in foreign.items()} == dict.fromkeys(FOREIGN, "")
         assert conditions(own) == "Approved"
+    finally:
+        if made:
+            cluster.kubectl("delete", "csr", *made, "--ignore-not-found")
+
+
+def test_the_daemons_csr_is_its_nodes_own_and_names_no_other_node(
+    cluster: launcher.Info, tmp_path: pathlib.Path
+) -> None:
+    """Asked as the node (settings.node_identity), the CSR's requester is ``system:node:<node>``, as a
+    kubelet's is; and NodeRestriction refuses a CSR the node asks for another node's name."""
+    node = f"vk-as-node-{secrets.token_hex(3)}"
+    made: list[str] = []
+
+    async def ask() -> tuple[dict[str, object], str]:
+        async with kube_client.Client(kube_config.load_kubeconfig(cluster.kubeconfig)) as kube:
+            as_node = identity.as_node(kube, node)
+            await certs.request_serving_certificate(kube, node, ["127.0.0.1"], tmp_path, clock=clock.SystemClock(),
+                                                    wait_seconds=60, as_node=as_node)  # fmt: skip
+            listed = json.loads(await kube.request("GET", api.CERTIFICATE_SIGNING_REQUESTS.path,
+                                                   params={"labelSelector": f"vnode.io/node={node}"}))  # fmt: skip
+            made.extend(item["metadata"]["name"] for item in listed["items"])
+            (own,) = listed["items"]
+            foreign = json.loads(_foreign_csr(f"vnode-test-{secrets.token_hex(4)}", "vk-other-node", ["127.0.0.1"]))
+            with pytest.raises(errors.Forbidden) as refused:
+                await api.create_certificate_signing_request(as_node, foreign)
+            return own["spec"], refused.value.message
+
+    try:
+        spec, refusal = asyncio.run(ask())
+        assert spec["username"] == f"system:node:{node}"
+        assert "system:nodes" in spec["groups"]  # type: ignore[operator]
+        assert f"can only create a node CSR with CN=system:node:{node}" in refusal, refusal
     finally:
         if made:
             cluster.kubectl("delete", "csr", *made, "--ignore-not-found")

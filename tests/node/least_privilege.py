@@ -31,17 +31,25 @@ def rules(grants: Iterable[str]) -> list[dict[str, Any]]:
     return made
 
 
+def as_node(node_name: str) -> frozenset[str]:
+    """The chart's impersonation grants, for the node ``node_name``."""
+    return frozenset({f"/users impersonate system:node:{node_name}", "/groups impersonate system:nodes"})
+
+
 @contextlib.asynccontextmanager
 async def daemon_client(
-    cluster: launcher.Info, kube_api: k8s.ApiClient, namespace: str
+    cluster: launcher.Info, kube_api: k8s.ApiClient, namespace: str, node_name: str
 ) -> AsyncIterator[client.Client]:
-    """A client authenticated as a ServiceAccount of ``namespace`` with the daemon's cluster grants and its
-    Leases in kube-node-lease; the roles and bindings are removed afterwards."""
+    """A client authenticated as a ServiceAccount of ``namespace`` with the daemon's cluster grants, acting
+    as the node ``node_name`` (the chart names its StatefulSet's nodes instead), and its Leases in
+    kube-node-lease; the roles and bindings are removed afterwards."""
     rbac, core = k8s.RbacAuthorizationV1Api(kube_api), k8s.CoreV1Api(kube_api)
     name = f"vnode-daemon-{secrets.token_hex(3)}"
     account = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
     core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
-    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules(chart.DAEMON | chart.APPROVAL)})
+    rbac.create_cluster_role(
+        {"metadata": {"name": name}, "rules": rules(chart.DAEMON | chart.APPROVAL | as_node(node_name))}
+    )
     rbac.create_cluster_role_binding({"metadata": {"name": name}, "subjects": account,
                                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                                   "name": name}})  # fmt: skip

@@ -155,7 +155,7 @@ async def test_mounted_secrets_are_refreshed_with_the_charts_grants_alone(
         volumes=[{"name": "sec", "secret": {"secretName": "creds"}}],
     )
     async with (
-        least_privilege.daemon_client(cluster, kube_api, namespace) as limited,
+        least_privilege.daemon_client(cluster, kube_api, namespace, node_name) as limited,
         harnessed(limited, core, node_name) as harness,
     ):
         await harness.start()

@@ -46,6 +46,7 @@ __all__ = [
     "read_certificate_signing_request",
     "request_token",
     "review_access",
+    "review_self",
     "review_token",
     "secrets",
     "watch",
@@ -210,6 +211,13 @@ async def review_token(kube: client.Client, token: str) -> objects.TokenReview:
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
     raw = await kube.create("/apis/authentication.k8s.io/v1/tokenreviews", body)
     return client.decode(raw, objects.TokenReview)
+
+
+async def review_self(kube: client.Client) -> objects.UserInfo:
+    """Who the API server takes this client for (impersonation applied)."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    raw = await kube.create("/apis/authentication.k8s.io/v1/selfsubjectreviews", body)
+    return client.decode(raw, objects.SelfSubjectReview).status.user_info
 
 
 async def review_access(kube: client.Client, spec: Mapping[str, Any]) -> objects.SubjectAccessReview:

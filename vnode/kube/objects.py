@@ -31,6 +31,7 @@ __all__ = [
     "PodSpec",
     "PodStatus",
     "Secret",
+    "SelfSubjectReview",
     "Service",
     "Status",
     "SubjectAccessReview",
@@ -471,6 +472,14 @@ class TokenReviewStatus(_S):
 
 class TokenReview(_S):
     status: TokenReviewStatus = msgspec.field(default_factory=TokenReviewStatus)
+
+
+class SelfSubjectReviewStatus(_S):
+    user_info: UserInfo = msgspec.field(default_factory=UserInfo)
+
+
+class SelfSubjectReview(_S):
+    status: SelfSubjectReviewStatus = msgspec.field(default_factory=SelfSubjectReviewStatus)
 
 
 class SubjectAccessReviewStatus(_S):

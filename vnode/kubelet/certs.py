@@ -119,10 +119,15 @@ async def request_serving_certificate(
     approve: bool = True,
     wait_seconds: float = 300.0,
     poll_interval: float = 0.5,
+    as_node: client.Client | None = None,
 ) -> ServingFiles:
     """A serving certificate for ``node_name`` signed by the cluster CA, written into ``directory``.
 
     Reuses the one written before if it still covers ``addresses`` and is not near its end.
+    With ``as_node`` (the daemon acting as its node, kube/identity.py) the CSR is asked and read
+    as the node, as a kubelet's is: its requester is ``system:node:<node_name>``, NodeRestriction
+    refuses it unless its subject names that node, and the cluster's approvers of kubelets'
+    serving CSRs see it as one. ``kube`` approves it.
     Raises ``errors.Forbidden`` if the CSR is denied or fails, ``errors.Unavailable`` if nobody
     approves or signs it within ``wait_seconds``.
     """
@@ -142,13 +147,14 @@ async def request_serving_certificate(
             "usages": list(USAGES),
         },
     }
-    created = await api.create_certificate_signing_request(kube, body)
+    asker = as_node or kube
+    created = await api.create_certificate_signing_request(asker, body)
     if approve:
         requester = str(created.get("spec", {}).get("username", ""))
-        await approve_own(kube, name, requester=requester, node_name=node_name, addresses=addresses)
+        await approve_own(kube, name, requester=requester, node_name=node_name, addresses=addresses, read_as=asker)
     deadline = clock.monotonic() + wait_seconds
     while True:
-        status = (await api.read(kube, api.CERTIFICATE_SIGNING_REQUESTS, name)).status
+        status = (await api.read(asker, api.CERTIFICATE_SIGNING_REQUESTS, name)).status
         for condition in status.conditions:
             if condition.type in ("Denied", "Failed") and condition.status == "True":
                 raise errors.Forbidden(f"CSR {name} {condition.type.lower()}: {condition.message}")
@@ -162,7 +168,13 @@ async def request_serving_certificate(
 
 
 async def approve_own(
-    kube: client.Client, name: str, *, requester: str, node_name: str, addresses: Sequence[str]
+    kube: client.Client,
+    name: str,
+    *,
+    requester: str,
+    node_name: str,
+    addresses: Sequence[str],
+    read_as: client.Client | None = None,
 ) -> bool:
     """Approve the CSR ``name`` if, and only if, it is this node's own request; True if approved.
 
@@ -171,9 +183,10 @@ async def approve_own(
     daemon's own identity, as the API server recorded it), for the signer and usages the
     daemon asks, with the subject of ``node_name`` and exactly ``addresses`` as its names. The
     approval sends back the resourceVersion read: a CSR changed since is a Conflict, never
-    approved. Anything else is left, with a warning, to the cluster's approvers.
+    approved. Anything else is left, with a warning, to the cluster's approvers. The CSR is read as
+    ``read_as`` (the node that asked it), else as ``kube``.
     """
-    current = await api.read_certificate_signing_request(kube, name)
+    current = await api.read_certificate_signing_request(read_as or kube, name)
     why = _not_own(current, requester, node_name, addresses)
     if why:
         log.warning("not approving CSR %s: %s", name, why, extra={"node": node_name})
@@ -265,8 +278,10 @@ class Rotator:
         clock: clock_mod.Clock,
         check_interval: float = 600.0,
         wait_seconds: float = 300.0,
+        as_node: client.Client | None = None,
     ) -> None:
         self.kube, self.node_name, self.addresses, self.directory = kube, node_name, tuple(addresses), directory
+        self.as_node = as_node
         self.context, self.clock = context, clock
         self.check_interval, self.wait_seconds = check_interval, wait_seconds
         self.ready = asyncio.Event()
@@ -274,9 +289,9 @@ class Rotator:
 
     async def renew_once(self) -> bool:
         """Check once; True if a new certificate was loaded."""
-        files = await request_serving_certificate(
-            self.kube, self.node_name, self.addresses, self.directory, clock=self.clock, wait_seconds=self.wait_seconds
-        )
+        files = await request_serving_certificate(self.kube, self.node_name, self.addresses, self.directory,
+                                                  clock=self.clock, wait_seconds=self.wait_seconds,
+                                                  as_node=self.as_node)  # fmt: skip
         pem = files.cert.read_bytes()
         if pem == self._loaded:
             return False

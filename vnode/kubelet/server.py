@@ -475,6 +475,7 @@ async def prepare(
     host: str = "0.0.0.0",
     port: int = 10250,
     anonymous: bool = False,
+    as_node: kube_client.Client | None = None,
 ) -> KubeletServer:
     """Everything a daemon needs before ``run()``: the serving certificate (given, or from a CSR
     for ``addresses``), the client CA (given, or as the API server publishes it) and the reviewer.
@@ -483,7 +484,8 @@ async def prepare(
     ``daemonEndpoints`` and ``addresses`` in its status, and declare ``ExtendWebSocketsToKubelet``.
     """
     if serving is None:
-        serving = await certs.request_serving_certificate(kube, node_name, addresses, cert_dir, clock=clock)
+        serving = await certs.request_serving_certificate(kube, node_name, addresses, cert_dir, clock=clock,
+                                                          as_node=as_node)  # fmt: skip
     ca: pathlib.Path | str = client_ca if client_ca is not None else await certs.client_ca_from_cluster(kube)
     return KubeletServer(
         node_name=node_name,

@@ -143,6 +143,22 @@ def inline_secret(volume: objects.Volume) -> str:
     return str(ref.get("name") or (csi.get("volumeAttributes") or {}).get("secretName") or "")
 
 
+def driver_secrets(pod: objects.Pod) -> set[str]:
+    """The Secrets the pod's inline CSI volumes name only in ``volumeAttributes.secretName``.
+
+    The CSI driver reads those, as its own account; a kubelet never does, so the Node authorizer
+    does not grant them to the node (it does grant ``nodePublishSecretRef``). vnode, in the
+    driver's place, reads them as its own account too.
+    """
+    return {
+        str((v.csi.get("volumeAttributes") or {}).get("secretName"))
+        for v in pod.spec.volumes
+        if v.csi
+        and not (v.csi.get("nodePublishSecretRef") or {}).get("name")
+        and (v.csi.get("volumeAttributes") or {}).get("secretName")
+    }
+
+
 def inline(volume: objects.Volume, profile: provider_profile.Profile) -> models.VolumeSpec | None:
     """A pod's inline CSI volume of a driver the provider maps as a ``share`` (None: not one), with its
     attributes; the caller adds the content of the Secret it names (:func:`inline_secret`)."""

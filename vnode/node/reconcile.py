@@ -62,8 +62,12 @@ class Reconciler:
         monotonic: Callable[[], float] = time.monotonic,
         may_act: Callable[[], bool] = lambda: True,
         first_status_after: float = 0.0,
+        as_node: client.Client | None = None,
     ) -> None:
         self.kube = kube
+        # What a kubelet reads for its pods (Secrets, claims, volumes, tokens): read as the node,
+        # so that the Node authorizer grants exactly those (settings.node_identity).
+        self.as_node = as_node or kube
         self.provider = provider
         self.book = book
         self.target = target
@@ -288,7 +292,9 @@ class Reconciler:
     async def _sources(self, pod: objects.Pod) -> spec.Sources:
         refs = spec.references(pod)
         ns = pod.metadata.namespace
-        names = [("configmaps", n) for n in refs.configmaps] + [("secrets", n) for n in refs.secrets]
+        driver = claims.driver_secrets(pod)  # read as the CSI driver would, as the daemon's own account
+        names = [("configmaps", n) for n in refs.configmaps]
+        names += [("driver-secrets" if n in driver else "secrets", n) for n in refs.secrets]
         audiences = sorted(refs.tokens)
         claim_names = sorted(refs.claims)
         fetched, tokens, found = await asyncio.gather(
@@ -297,7 +303,7 @@ class Reconciler:
             asyncio.gather(*(self.claim_cache.get(ns, "persistentvolumeclaims", name) for name in claim_names)),
         )
         cms = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "configmaps"}
-        secs = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind == "secrets"}
+        secs = {name: data for (kind, name), data in zip(names, fetched, strict=True) if kind != "configmaps"}
         return spec.Sources(
             configmaps=cms,
             secrets=secs,
@@ -308,13 +314,13 @@ class Reconciler:
     async def _read_claim(self, namespace: str, kind: str, name: str) -> claims.Claim | None:
         """The claim and, once it is bound, its PersistentVolume (one get each)."""
         try:
-            claim = await api.read(self.kube, api.persistent_volume_claims(namespace), name)
+            claim = await api.read(self.as_node, api.persistent_volume_claims(namespace), name)
         except errors.NotFound:
             return None
         if claim.status.phase != "Bound" or not claim.spec.volume_name:
             return claims.Claim(claim)
         try:
-            volume = await api.read(self.kube, api.PERSISTENT_VOLUMES, claim.spec.volume_name)
+            volume = await api.read(self.as_node, api.PERSISTENT_VOLUMES, claim.spec.volume_name)
         except errors.NotFound:
             return claims.Claim(claim)
         csi = volume.source().csi
@@ -329,16 +335,29 @@ class Reconciler:
     async def _read_ref(self, namespace: str, kind: str, name: str) -> dict[str, bytes] | None:
         try:
             if kind == "configmaps":
-                return spec.configmap_data(await api.read(self.kube, api.config_maps(namespace), name))
-            return spec.secret_data(await api.read(self.kube, api.secrets(namespace), name))
+                return spec.configmap_data(await api.read(self.as_node, api.config_maps(namespace), name))
+            if kind == "driver-secrets":
+                return spec.secret_data(await api.read(self.kube, api.secrets(namespace), name))
+            return spec.secret_data(await api.read(self.as_node, api.secrets(namespace), name))
         except errors.NotFound:
             return None
+        except errors.Forbidden as refused:
+            if kind != "driver-secrets" or self.as_node is self.kube:
+                raise  # the Node authorizer not yet told of the pod, say: retried soon
+            raise spec.Unreadable("secret", name, DRIVER_SECRET_REFUSED.format(refused.message)) from refused
 
     async def _token(self, pod: objects.Pod, audience: str, seconds: int) -> str:
-        issued = await tokens.request(self.kube, pod, audience, seconds, monotonic=self.monotonic)
+        issued = await tokens.request(self.as_node, pod, audience, seconds, monotonic=self.monotonic)
         if self.on_token is not None:
             self.on_token(pod, issued)  # ``renewal`` schedules the token's renewal from its issue
         return issued.token
+
+
+DRIVER_SECRET_REFUSED = (
+    "an inline CSI volume names it in volumeAttributes.secretName, which the CSI driver reads as its own "
+    "account and the node may not ({}); name it as the volume's nodePublishSecretRef instead (read as the "
+    "node, as a kubelet does), or let the daemon's account get it (the chart's daemon.csiDriverSecrets)"
+)
 
 
 def _marks(decision: lifecycle.Decision) -> bool:

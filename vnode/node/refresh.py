@@ -77,6 +77,7 @@ class _Namespace:
     def __init__(
         self,
         kube: client.Client,
+        as_node: client.Client,
         namespace: str,
         on_change: Callable[[str, str], None],
         secret_names: Callable[[], Iterable[str]],
@@ -88,8 +89,8 @@ class _Namespace:
             api.config_maps(namespace),
             on_change=lambda key, _obj: on_change("configmaps", key),
         )
-        self.secrets = polled.Secrets(
-            kube, namespace, secret_names, lambda key: on_change("secrets", key), interval=secret_interval
+        self.secrets = polled.Secrets(  # read as the node: only Secrets its pods mount
+            as_node, namespace, secret_names, lambda key: on_change("secrets", key), interval=secret_interval
         )
         self.tasks = [asyncio.create_task(self.configmaps.run()), asyncio.create_task(self.secrets.run())]
 
@@ -124,6 +125,7 @@ def attach(
         rng=rng,
         metrics=controller.metrics,
         secret_interval=secret_interval,
+        as_node=controller.reconciler.as_node,
     )
     controller.listeners.append(refresher.on_pod)
     return refresher
@@ -146,8 +148,10 @@ class Refresher:
         max_backoff: float = 60.0,
         recheck: float = 1.0,
         secret_interval: float = SECRET_INTERVAL,
+        as_node: client.Client | None = None,
     ) -> None:
         self.kube = kube
+        self.as_node = as_node or kube  # Secrets are read as the node (settings.node_identity)
         self.provider = provider
         self.view = view
         self.target = target
@@ -217,6 +221,7 @@ class Refresher:
         if ns is None:
             ns = self._namespaces[namespace] = _Namespace(
                 self.kube,
+                self.as_node,
                 namespace,
                 lambda kind, key: self._on_object(namespace, kind, key),
                 lambda: self._mounted(namespace, "secrets"),

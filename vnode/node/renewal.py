@@ -66,7 +66,7 @@ def attach(
         return None
     reconciler = controller.reconciler
     renewer = Renewer(
-        controller.kube,
+        reconciler.as_node,  # tokens are requested as the node, as at creation
         provider,
         controller.view,
         target=reconciler.target,

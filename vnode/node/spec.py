@@ -46,6 +46,14 @@ class Missing(Exception):
         super().__init__(f"{what} not found")
 
 
+class Unreadable(Missing):
+    """A Secret the pod needs that the daemon may not read (it waits, as for a missing one)."""
+
+    def __init__(self, kind: str, name: str, why: str) -> None:
+        super().__init__(kind, name)
+        Exception.__init__(self, f'{kind} "{name}" cannot be read: {why}')
+
+
 @dataclasses.dataclass(frozen=True)
 class Sources:
     """What the pod refers to, fetched by the caller. A name mapped to ``None`` does not exist."""
