@@ -56,7 +56,7 @@ FLAGS: dict[str, tuple[str, Any, str]] = {
     "--secret-refresh-interval": (
         "secret_refresh_interval",
         float,
-        "seconds between reads of each Secret mounted as a volume (its changes reach the files within this)",
+        "seconds between reads of each ConfigMap and Secret mounted as a volume (changes reach the files within this)",
     ),
     "--capacity-cpu": ("capacity_cpu", float, "advertised vCPU before the cloud quota bounds it"),
     "--capacity-memory": ("capacity_memory_gib", float, "advertised GiB before the cloud quota bounds it"),

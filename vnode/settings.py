@@ -92,8 +92,8 @@ class Settings(_Frozen):
     lease_duration: int = pydantic.Field(default=40, gt=0)
     lease_renew_interval: float = pydantic.Field(default=10.0, gt=0)
     orphan_interval: float = pydantic.Field(default=60.0, gt=0)
-    # Seconds between reads of each Secret the node's pods mount as a volume (a changed Secret reaches
-    # the instances' files within this): the daemon may get Secrets, never list or watch them.
+    # Seconds between reads of each ConfigMap and Secret the node's pods mount as a volume (a change
+    # reaches the instances' files within this): read by name as the node, never listed or watched.
     secret_refresh_interval: float = pydantic.Field(default=60.0, gt=0)
     workers: int = pydantic.Field(default=32, gt=0)
     capacity_cpu: float = pydantic.Field(default=10000, gt=0)

@@ -154,13 +154,15 @@ def test_rbac_has_no_wildcard_and_no_cluster_admin(helm: pathlib.Path) -> None:
     for resource, verb in [("nodes", "create"), ("nodes/status", "patch"), ("leases", "patch"), ("pods", "watch"),
                            ("pods", "patch"), ("pods/status", "patch"), ("pods/eviction", "create"),
                            ("events", "create"),
-                           ("configmaps", "get"), ("users", "impersonate"), ("groups", "impersonate"),
+                           ("users", "impersonate"), ("groups", "impersonate"),
                            ("tokenreviews", "create"), ("subjectaccessreviews", "create"),
                            ("statefulsets", "get")]:  # fmt: skip
         assert granted("virtual-node-eci", resource, verb), f"the daemon lacks {verb} {resource}"
+    assert granted("virtual-node-eci-config", "configmaps", "watch"), "the live profile, in kube-system"
     # Its pods' Secrets, tokens and its CSR are the node's to read and ask (daemon.nodeIdentity), not its own.
     for resource, verb in [("secrets", "get"), ("secrets", "create"), ("secrets", "delete"), ("secrets", "list"),
-                           ("secrets", "watch"), ("serviceaccounts/token", "create"),
+                           ("secrets", "watch"), ("serviceaccounts/token", "create"), ("configmaps", "get"),
+                           ("configmaps", "list"), ("configmaps", "watch"),
                            ("certificatesigningrequests", "create"), ("pods", "create"),
                            ("configmaps", "update")]:  # fmt: skip
         assert not granted("virtual-node-eci", resource, verb), f"the daemon should not {verb} {resource}"

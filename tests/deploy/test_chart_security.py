@@ -41,7 +41,7 @@ DAEMON = grants(
     "/nodes/status patch",
     "/pods get", "/pods list", "/pods watch", "/pods delete", "/pods patch",
     "/pods/status patch", "/pods/eviction create",
-    "/configmaps get", "/configmaps list", "/configmaps watch", "/services get", "/events create", "/events patch",
+    "/services get", "/events create", "/events patch",
     "authentication.k8s.io/tokenreviews create", "authorization.k8s.io/subjectaccessreviews create",
 )  # fmt: skip
 # The pods' Secrets, claims, volumes and tokens are read, and the serving CSR asked, as the node
@@ -54,13 +54,18 @@ AS_NODES = grants(
 )
 # daemon.nodeIdentity=false: the same reads as the daemon's own account, for the whole cluster.
 OWN_READS = grants(
-    "/secrets get",  # never list or watch
+    "/configmaps get", "/secrets get",  # never list or watch
     "/persistentvolumeclaims get", "/persistentvolumes get", "/serviceaccounts/token create",
     "certificates.k8s.io/certificatesigningrequests create", "certificates.k8s.io/certificatesigningrequests get",
 )  # fmt: skip
 APPROVAL = grants(
     "certificates.k8s.io/certificatesigningrequests/approval update",
     "certificates.k8s.io/signers approve kubernetes.io/kubelet-serving",
+)
+# kube-system's live profile and the API server's client CA, by name.
+KUBE_SYSTEM_CONFIG = grants(
+    *(f"/configmaps {verb} eci-profile" for verb in ("get", "list", "watch")),
+    "/configmaps get extension-apiserver-authentication",
 )
 LEASES = grants(*(f"coordination.k8s.io/leases {verb}" for verb in ("get", "create", "patch", "delete")))
 OWN_STATEFULSET = grants(f"apps/statefulsets get {NAME}")
@@ -104,6 +109,7 @@ def expected(provider: str, webhook: bool, approve: bool, operator: bool, hook: 
     table = {
         f"ClusterRole {NAME}": DAEMON | AS_NODES | (APPROVAL if approve else frozenset()),
         f"Role kube-node-lease/{NAME}": LEASES,
+        f"Role kube-system/{NAME}-config": KUBE_SYSTEM_CONFIG,
         f"Role {NAMESPACE}/{NAME}": OWN_STATEFULSET,
     }
     if webhook:

@@ -48,7 +48,10 @@ async def daemon_client(
     account = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
     core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
     rbac.create_cluster_role(
-        {"metadata": {"name": name}, "rules": rules(chart.DAEMON | chart.APPROVAL | as_node(node_name))}
+        {
+            "metadata": {"name": name},
+            "rules": rules(chart.DAEMON | chart.APPROVAL | chart.KUBE_SYSTEM_CONFIG | as_node(node_name)),
+        }
     )
     rbac.create_cluster_role_binding({"metadata": {"name": name}, "subjects": account,
                                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",

@@ -138,21 +138,24 @@ async def test_a_change_made_while_the_daemon_was_down_is_sent_after_its_restart
     assert files(harness, uid, "cfg") == {"app.conf": b"mode=two"}
 
 
-async def test_mounted_secrets_are_refreshed_with_the_charts_grants_alone(
+async def test_mounted_secrets_and_configmaps_are_refreshed_with_the_charts_grants_alone(
     cluster: launcher.Info, kube_api: k8s.ApiClient, core: k8s.CoreV1Api, namespace: str, node_name: str
 ) -> None:
-    """The daemon may get a Secret by name, never list or watch Secrets (a kubelet may read only its pods'
-    Secrets): a mounted Secret is read again on an interval, and its change still reaches the instance."""
+    """The daemon reads its pods' Secrets and ConfigMaps by name as its node, and may not list or watch
+    either (a kubelet may read only its pods' objects): a mounted one is read again on an interval, and
+    its change still reaches the instance."""
     secret = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="creds"), data={"pw": base64.b64encode(b"old").decode()})
     await asyncio.to_thread(core.create_namespaced_secret, namespace, secret)
+    config = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="conf"), data={"mode": "old"})
+    await asyncio.to_thread(core.create_namespaced_config_map, namespace, config)
     manifest = pod_manifest(
         "web",
         node_name,
         container={
             "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw"}}}],
-            "volumeMounts": [{"name": "sec", "mountPath": "/etc/sec"}],
+            "volumeMounts": [{"name": "sec", "mountPath": "/etc/sec"}, {"name": "conf", "mountPath": "/etc/conf"}],
         },
-        volumes=[{"name": "sec", "secret": {"secretName": "creds"}}],
+        volumes=[{"name": "sec", "secret": {"secretName": "creds"}}, {"name": "conf", "configMap": {"name": "conf"}}],
     )
     async with (
         least_privilege.daemon_client(cluster, kube_api, namespace, node_name) as limited,
@@ -163,8 +166,13 @@ async def test_mounted_secrets_are_refreshed_with_the_charts_grants_alone(
         pod = await until(lambda: running(core, namespace, "web"), within=20, what="pod web Running")
         uid = pod.metadata.uid
         assert files(harness, uid, "sec") == {"pw": b"old"}
+        assert files(harness, uid, "conf") == {"mode": b"old"}
         assert env(harness, uid)["PW"] == "old"
         secret.data = {"pw": base64.b64encode(b"new").decode()}
         await asyncio.to_thread(core.replace_namespaced_secret, "creds", namespace, secret)
         await until(lambda: files(harness, uid, "sec") == {"pw": b"new"}, within=20, what="the new Secret content")
         assert len(updates_of(harness, uid)) == 1
+        config.data = {"mode": "new"}
+        await asyncio.to_thread(core.replace_namespaced_config_map, "conf", namespace, config)
+        await until(lambda: files(harness, uid, "conf") == {"mode": b"new"}, within=20, what="the new ConfigMap")
+        assert len(updates_of(harness, uid)) == 2

@@ -12,11 +12,8 @@ for an account no pod of a virtual node uses.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from vnode import errors
-from vnode.kube import api, client, objects
+from vnode.kube import api, client
 
 __all__ = ["NODES_GROUP", "as_node", "check", "user_of"]
 
@@ -32,16 +29,16 @@ def as_node(kube: client.Client, node_name: str) -> client.Client:
     return kube.impersonating(user_of(node_name), (NODES_GROUP,))
 
 
-async def check(kube: client.Client, node_name: str, *, retry_within: float = 300.0) -> None:
+async def check(kube: client.Client, node_name: str) -> None:
     """Refuse to start, naming the fix, if the daemon may not act as its node.
 
     One SelfSubjectReview as the node: the API server answers with the user it took the request
-    for, or refuses the impersonation (403). An API server unreachable or throttling is asked
-    again (a daemon started while the control plane restarts waits for it) for ``retry_within`` s.
+    for, or refuses the impersonation (403). Unreachable: the start ends naming the API server,
+    as every first call of ``vnode run`` does.
     """
     user = user_of(node_name)
     try:
-        seen = await _review(as_node(kube, node_name), retry_within)
+        seen = await api.review_self(as_node(kube, node_name))
     except errors.Forbidden as exc:
         raise errors.ConfigError(
             f"the daemon may not act as its node {user!r} ({exc.message}): grant it impersonate on users "
@@ -53,15 +50,3 @@ async def check(kube: client.Client, node_name: str, *, retry_within: float = 30
             f"the daemon acting as its node {user!r} is seen as {seen.username!r} in {seen.groups}: "
             "the API server does not honour impersonation; set VNODE_NODE_IDENTITY=false"
         )
-
-
-async def _review(kube: client.Client, retry_within: float) -> objects.UserInfo:
-    deadline, delay = time.monotonic() + retry_within, 0.5
-    while True:
-        try:
-            return await api.review_self(kube)
-        except errors.Retryable as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            await asyncio.sleep(max(delay, exc.retry_after or 0.0))
-            delay = min(delay * 2, 10.0)

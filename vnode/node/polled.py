@@ -1,14 +1,14 @@
-"""The Secrets a namespace's pods mount, read one by one by name: the daemon may ``get`` a Secret, never
-``list`` or ``watch`` them.
+"""The ConfigMaps and Secrets a namespace's pods mount, read one by one by name, as the node.
 
-A kubelet reads only the Secrets of the pods bound to it (the Node authorizer sees to that); a
-virtual kubelet runs as a ServiceAccount, and RBAC cannot narrow ``list`` and ``watch`` to the
-Secrets of some pods, so a watch would let a stolen daemon token read every Secret of the cluster,
-as they change. Instead each Secret a volume of this node's pods mounts is read with a ``get``: at
-once when a pod first mounts it, then every ``interval`` seconds (the chart's default is 60),
-which is the kubelet's own ``Cache`` change-detection strategy (a changed Secret reaches a kubelet's
-volumes after up to a sync period plus its cache's age, about a minute as well). The cost is one
-read per distinct Secret per interval, whatever the number of pods that mount it.
+A kubelet reads only the objects of the pods bound to it (the Node authorizer sees to that), and
+so does the daemon: it reads them as its node (``kube/identity.py``), which may ``get`` them but
+not list or watch a namespace. A watch as the daemon's own account would need every ConfigMap or
+Secret of the cluster, as they change. Instead each object a volume of this node's pods mounts is
+read with a ``get``: at once when a pod first mounts it, then every ``interval`` seconds (the
+chart's default is 60), which is the kubelet's own ``Cache`` change-detection strategy (a changed
+object reaches a kubelet's volumes after up to a sync period plus its cache's age, about a minute
+as well). The cost is one read per distinct object per interval, whatever the number of pods that
+mount it.
 """
 
 from __future__ import annotations
@@ -16,24 +16,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 from vnode import errors, waits
 from vnode.kube import api, client, objects
 
-__all__ = ["CONCURRENCY", "Secrets"]
+__all__ = ["CONCURRENCY", "Objects"]
+
+T = TypeVar("T", objects.ConfigMap, objects.Secret)
 
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 8  # reads in flight per namespace
 
 
-class Secrets:
-    """The Secrets named by ``names()`` in ``namespace``, as last read; ``on_change(key)`` for each one found
+class Objects(Generic[T]):
+    """The objects of ``resource`` named by ``names()``, as last read; ``on_change(key)`` for each one found
     changed, new or gone (``key`` is ``namespace/name``, as an informer's)."""
 
     def __init__(
         self,
         kube: client.Client,
+        resource: api.Resource[T],
         namespace: str,
         names: Callable[[], Iterable[str]],
         on_change: Callable[[str], None],
@@ -41,11 +45,12 @@ class Secrets:
         interval: float,
     ) -> None:
         self.kube = kube
+        self.resource: api.Resource[T] = resource
         self.namespace = namespace
         self.names = names
         self.on_change = on_change
         self.interval = interval
-        self.cache: dict[str, objects.Secret] = {}  # namespace/name -> the Secret as last read
+        self.cache: dict[str, T] = {}  # namespace/name -> the object as last read
         self._read: set[str] = set()  # names read at least once, found or not
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -55,7 +60,7 @@ class Secrets:
         return all(name in self._read for name in names)
 
     def wake(self) -> None:
-        """A pod mounts a Secret not read yet: read it now rather than at the next interval."""
+        """A pod mounts an object not read yet: read it now rather than at the next interval."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -74,18 +79,18 @@ class Secrets:
         key = f"{self.namespace}/{name}"
         async with self._slots:
             try:
-                secret: objects.Secret | None = await api.read(self.kube, api.secrets(self.namespace), name)
+                found: T | None = await api.read(self.kube, self.resource, name)
             except errors.NotFound:
-                secret = None
+                found = None
             except errors.ApiError as exc:  # unreadable now (forbidden, unreachable): read again next time
-                log.warning("reading Secret %s for its volumes failed: %s", key, exc)
+                log.warning("reading %s for its volumes failed: %s", self.resource.item(name), exc)
                 return
         self._read.add(name)
         before = self.cache.get(key)
-        if secret is None:
+        if found is None:
             if self.cache.pop(key, None) is not None:
                 self.on_change(key)
             return
-        self.cache[key] = secret
-        if before is None or before.metadata.resource_version != secret.metadata.resource_version:
+        self.cache[key] = found
+        if before is None or before.metadata.resource_version != found.metadata.resource_version:
             self.on_change(key)

@@ -9,14 +9,10 @@ How changes are noticed, without watching the cluster and without polling per po
 
 * an index ``(namespace, kind, name) -> pod keys`` of the plain ``configMap``/``secret``
   volumes of this node's pods, kept from the pod watch (``on_pod``);
-* one ConfigMap watch per namespace, only in namespaces that have such pods here, started with
-  the first such pod and stopped with the last. A quiet watch costs nothing but an open
-  connection and the namespace's objects in memory; a change costs one event, wherever it is.
-  (Re-reading on an interval would cost a list per namespace per interval whether anything
-  changed or not, and deliver changes an interval late.)
-* Secrets are not watched: the daemon may only ``get`` one by name, as a kubelet may read only its
-  pods' Secrets. The ones mounted here are read by name every ``secret_interval`` seconds
-  (``polled.py``), one read per distinct Secret, as the kubelet's ``Cache`` strategy does.
+* the ConfigMaps and Secrets mounted here are not watched: they are read by name, as the node
+  (which may read its pods' objects only, as a kubelet may), every ``secret_interval`` seconds
+  (``polled.py``), one read per distinct object, as the kubelet's ``Cache`` strategy does; a pod
+  mounting one not read yet has it read at once.
 
 Each affected pod is re-evaluated by one worker: its volumes are rebuilt from the watched
 objects and hashed, and compared with what the instance holds: the digest the instance was
@@ -38,7 +34,7 @@ import random
 from collections.abc import Callable, Iterable
 
 from vnode import errors, models, waits
-from vnode.kube import api, client, informer, objects
+from vnode.kube import api, client, objects
 from vnode.node import events, pods, polled, reconcile, spec
 from vnode.observability import metrics as metrics_mod
 from vnode.provider import base
@@ -47,7 +43,7 @@ __all__ = ["FINAL", "SECRET_INTERVAL", "UPDATABLE", "Refresher"]
 
 log = logging.getLogger(__name__)
 
-SECRET_INTERVAL = 60.0  # seconds between reads of a mounted Secret (settings.secret_refresh_interval)
+SECRET_INTERVAL = 60.0  # seconds between reads of a mounted ConfigMap or Secret (settings.secret_refresh_interval)
 
 # The instances a volume update may go to, and those past any update (shared with ``renewal``).
 UPDATABLE = (models.InstanceStatus.PENDING, models.InstanceStatus.RUNNING)
@@ -72,32 +68,30 @@ def volume_refs(pod: objects.Pod) -> set[tuple[str, str]]:
 
 
 class _Namespace:
-    """One namespace's ConfigMap watch and Secret reads, and how many indexed pods need them."""
+    """One namespace's ConfigMap and Secret reads, and how many indexed pods need them."""
 
     def __init__(
         self,
-        kube: client.Client,
         as_node: client.Client,
         namespace: str,
         on_change: Callable[[str, str], None],
-        secret_names: Callable[[], Iterable[str]],
-        secret_interval: float,
+        names: Callable[[str], Iterable[str]],
+        interval: float,
     ) -> None:
         self.pods = 0
-        self.configmaps = informer.Informer(
-            kube,
-            api.config_maps(namespace),
-            on_change=lambda key, _obj: on_change("configmaps", key),
-        )
-        self.secrets = polled.Secrets(  # read as the node: only Secrets its pods mount
-            as_node, namespace, secret_names, lambda key: on_change("secrets", key), interval=secret_interval
-        )
+        # Read as the node: only the objects its pods mount.
+        self.configmaps = polled.Objects(as_node, api.config_maps(namespace), namespace,
+                                         lambda: names("configmaps"), lambda key: on_change("configmaps", key),
+                                         interval=interval)  # fmt: skip
+        self.secrets = polled.Objects(as_node, api.secrets(namespace), namespace, lambda: names("secrets"),
+                                      lambda key: on_change("secrets", key), interval=interval)  # fmt: skip
         self.tasks = [asyncio.create_task(self.configmaps.run()), asyncio.create_task(self.secrets.run())]
 
     def ready(self, refs: Iterable[tuple[str, str]]) -> bool:
-        """The watch has synced and each Secret among ``refs`` was read."""
+        """Each object among ``refs`` was read."""
+        configmaps = [name for kind, name in refs if kind == "configmaps"]
         secrets = [name for kind, name in refs if kind == "secrets"]
-        return self.configmaps.ready.is_set() and self.secrets.has_read(secrets)
+        return self.configmaps.has_read(configmaps) and self.secrets.has_read(secrets)
 
     def stop(self) -> None:
         for task in self.tasks:
@@ -199,7 +193,8 @@ class Refresher:
             elif old and not refs:
                 self._watch(namespace, -1)
             ns = self._namespaces.get(namespace)
-            if ns is not None and any(kind == "secrets" for kind, _ in refs - old):
+            if ns is not None and refs - old:
+                ns.configmaps.wake()
                 ns.secrets.wake()
             if refs:
                 self._refs[key] = refs
@@ -220,11 +215,10 @@ class Refresher:
         ns = self._namespaces.get(namespace)
         if ns is None:
             ns = self._namespaces[namespace] = _Namespace(
-                self.kube,
                 self.as_node,
                 namespace,
                 lambda kind, key: self._on_object(namespace, kind, key),
-                lambda: self._mounted(namespace, "secrets"),
+                lambda kind: self._mounted(namespace, kind),
                 self.secret_interval,
             )
         ns.pods += delta
