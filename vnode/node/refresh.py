@@ -5,7 +5,7 @@ env stays as the container started with (it is read once, at start, on a kubelet
 virtual node the files live in the cloud, so a change becomes one volume update per affected
 instance, through the provider's optional ``base.SupportsVolumeUpdate`` ability.
 
-How changes are noticed, without watching the cluster and without polling per pod:
+How changes are noticed, without watching the cluster and without reading per pod:
 
 * an index ``(namespace, kind, name) -> pod keys`` of the plain ``configMap``/``secret``
   volumes of this node's pods, kept from the pod watch (``on_pod``);
@@ -14,8 +14,8 @@ How changes are noticed, without watching the cluster and without polling per po
   (``polled.py``), one read per distinct object, as the kubelet's ``Cache`` strategy does; a pod
   mounting one not read yet has it read at once.
 
-Each affected pod is re-evaluated by one worker: its volumes are rebuilt from the watched
-objects and hashed, and compared with what the instance holds: the digest the instance was
+Each affected pod is re-evaluated by one worker: its volumes are rebuilt from the objects as
+last read and hashed, and compared with what the instance holds: the digest the instance was
 tagged with at creation (``spec.TAG_VOLUMES``, so a restarted daemon knows it too), or the
 last update sent. A different digest sends one update with the client token
 ``<pod uid>-<digest>``, so a retry after an ambiguous failure, or after a restart, never
@@ -163,7 +163,7 @@ class Refresher:
         self._applied: dict[str, str] = {}  # pod UID -> hash of the volume content the instance has
         self._failures: dict[str, int] = {}  # pod key -> failed updates in a row
         self._dirty: set[str] = set()
-        self._waiting: set[str] = set()  # pod keys not yet evaluated (no instance yet, watches not synced)
+        self._waiting: set[str] = set()  # pod keys not yet evaluated (no instance yet, objects not read yet)
         self._wake = asyncio.Event()
         self.updates = 0  # updates sent successfully, for tests and metrics
 
