@@ -59,7 +59,7 @@ def test_the_addon_secret_is_used_when_it_exists_and_nothing_else_is_given(
     assert not [d for d in docs if d["kind"] == "Secret" and "credentials" in d["metadata"]["name"]]
     assert f"ECI credentials: kube-system/{ADDON}" in notes
     # Its daemons may read that one Secret, and so may the uninstall hook's `vnode gc`; nothing wider.
-    (role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == "kube-system"]
+    (role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "virtual-node-eci-addon-secret"]
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ADDON], "verbs": ["get"]}]
     (binding,) = [d for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == role["metadata"]["name"]]
     names = {s["name"] for s in binding["subjects"]}
@@ -69,7 +69,7 @@ def test_the_addon_secret_is_used_when_it_exists_and_nothing_else_is_given(
                            "credentials.accessKeySecret=given")  # fmt: skip
     env = _env(docs)
     assert "ECI_CREDENTIALS_SECRET" not in env, "keys given at install win over the add-on Secret"
-    assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == "kube-system"]
+    assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "virtual-node-eci-addon-secret"]
     assert env["ECI_ACCESS_KEY"]["secretKeyRef"]["key"] == "access-key-id"
     assert f"ECI credentials: kube-system/{ADDON}" not in notes
 
