@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import pathlib
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
 
-from tests.cloudsim.conftest import Sim, running
+from tests.cloudsim.conftest import Sim
 from tests.node import least_privilege
 from tests.node.conftest import cloud_daemon, pod_manifest
-from tests.node.test_podspec_aci import group_when_running, status_text
+from tests.node.test_podspec_aci import group_when_running, sim, status_text
 from tests.waiting import until
 from vnode.cluster import launcher
 
+__all__ = ["sim"]  # the ACI simulator fixture, used by name
+
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with running(pathlib.Path(tmp_path_factory.mktemp("identity-csi")), profile="fast") as started:
-        yield started
 
 
 async def test_an_inline_csi_secret_is_read_as_the_node_only_when_named_as_its_publish_secret(

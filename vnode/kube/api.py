@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Generic, TypeVar
 
-from vnode.kube import client, objects, storage
+from vnode.kube import client, objects, reviews, storage
 
 __all__ = [
     "CERTIFICATE_SIGNING_REQUESTS",
@@ -158,10 +158,10 @@ async def delete_pod(
 
 async def request_token(
     kube: client.Client, namespace: str, service_account: str, body: Mapping[str, Any]
-) -> objects.TokenRequest:
+) -> reviews.TokenRequest:
     """A token of ``service_account`` (``body`` is the TokenRequest: audiences, expiry, bound object)."""
     raw = await kube.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token", body)
-    return client.decode(raw, objects.TokenRequest)
+    return client.decode(raw, reviews.TokenRequest)
 
 
 # --- nodes ---
@@ -206,25 +206,25 @@ async def create_secret(kube: client.Client, namespace: str, body: Mapping[str, 
 # --- authentication and authorization, for the kubelet API ---
 
 
-async def review_token(kube: client.Client, token: str) -> objects.TokenReview:
+async def review_token(kube: client.Client, token: str) -> reviews.TokenReview:
     """Who ``token`` belongs to, as the API server's authenticators say."""
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
     raw = await kube.create("/apis/authentication.k8s.io/v1/tokenreviews", body)
-    return client.decode(raw, objects.TokenReview)
+    return client.decode(raw, reviews.TokenReview)
 
 
-async def review_self(kube: client.Client) -> objects.UserInfo:
+async def review_self(kube: client.Client) -> reviews.UserInfo:
     """Who the API server takes this client for (impersonation applied)."""
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
     raw = await kube.create("/apis/authentication.k8s.io/v1/selfsubjectreviews", body)
-    return client.decode(raw, objects.SelfSubjectReview).status.user_info
+    return client.decode(raw, reviews.SelfSubjectReview).status.user_info
 
 
-async def review_access(kube: client.Client, spec: Mapping[str, Any]) -> objects.SubjectAccessReview:
+async def review_access(kube: client.Client, spec: Mapping[str, Any]) -> reviews.SubjectAccessReview:
     """Whether the user of ``spec`` may do what it says, as the API server's authorizers say."""
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
     raw = await kube.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", body)
-    return client.decode(raw, objects.SubjectAccessReview)
+    return client.decode(raw, reviews.SubjectAccessReview)
 
 
 async def create_certificate_signing_request(kube: client.Client, body: Mapping[str, Any]) -> dict[str, Any]:

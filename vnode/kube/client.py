@@ -122,19 +122,20 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _headers(self, content_type: str | None = None) -> multidict.CIMultiDict[str]:
-        headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
+    def _headers(self, content_type: str | None = None) -> Mapping[str, str]:
+        headers = {}
         authorization = self.config.credentials.authorization()
         if authorization:
             headers["Authorization"] = authorization
         if content_type:
             headers["Content-Type"] = content_type
-        if self.impersonated is not None:
-            user, groups = self.impersonated
-            headers["Impersonate-User"] = user
-            for group in groups:  # one header per group, as the API server reads them
-                headers.add("Impersonate-Group", group)
-        return headers
+        if self.impersonated is None:
+            return headers  # the hot path: a plain dict
+        user, groups = self.impersonated
+        acting: multidict.CIMultiDict[str] = multidict.CIMultiDict(headers, **{"Impersonate-User": user})
+        for group in groups:  # one header per group, as the API server reads them
+            acting.add("Impersonate-Group", group)
+        return acting
 
     async def request(
         self,

@@ -31,12 +31,8 @@ __all__ = [
     "PodSpec",
     "PodStatus",
     "Secret",
-    "SelfSubjectReview",
     "Service",
     "Status",
-    "SubjectAccessReview",
-    "TokenRequest",
-    "TokenReview",
     "Volume",
     "WatchEvent",
 ]
@@ -444,52 +440,6 @@ class Namespace(_S):
     """All vnode reads of a namespace: its name, labels and resourceVersion."""
 
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
-
-
-class TokenRequestStatus(_S):
-    token: str = ""
-    expiration_timestamp: str | None = None
-
-
-class TokenRequest(_S):
-    """The answer to a ServiceAccount's ``token`` subresource."""
-
-    status: TokenRequestStatus = msgspec.field(default_factory=TokenRequestStatus)
-
-
-class UserInfo(_S):
-    username: str = ""
-    uid: str = ""
-    groups: list[str] = []
-    extra: dict[str, list[str]] = {}
-
-
-class TokenReviewStatus(_S):
-    authenticated: bool = False
-    user: UserInfo = msgspec.field(default_factory=UserInfo)
-    error: str = ""
-
-
-class TokenReview(_S):
-    status: TokenReviewStatus = msgspec.field(default_factory=TokenReviewStatus)
-
-
-class SelfSubjectReviewStatus(_S):
-    user_info: UserInfo = msgspec.field(default_factory=UserInfo)
-
-
-class SelfSubjectReview(_S):
-    status: SelfSubjectReviewStatus = msgspec.field(default_factory=SelfSubjectReviewStatus)
-
-
-class SubjectAccessReviewStatus(_S):
-    allowed: bool = False
-    denied: bool = False
-    reason: str = ""
-
-
-class SubjectAccessReview(_S):
-    status: SubjectAccessReviewStatus = msgspec.field(default_factory=SubjectAccessReviewStatus)
 
 
 class Condition(_S):
