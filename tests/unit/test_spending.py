@@ -96,3 +96,16 @@ def test_past_the_bound_new_owners_are_other_in_their_namespace_then_other_every
         ("ns-3", "(other)"),
         ("(other)", "(other)"),  # ns-4: past both bounds
     }
+
+
+def test_an_unchanged_state_object_is_priced_by_the_clock_and_a_new_one_is_read_again() -> None:
+    """The change feed hands back the same object while an instance is unchanged: a pass reads its
+    rate once, and still counts the time that passed; the object that says it ended stops the count."""
+    s = spending.Spending(RULES)
+    running = instance("i1", "u1")
+    assert s.account([running], {}.get, START + 10) == {("team-a", "(none)"): pytest.approx(0.1)}
+    assert s.account([running], {}.get, START + 30) == {("team-a", "(none)"): pytest.approx(0.2)}
+    ended = instance("i1", "u1", ended=40)
+    assert s.account([ended], {}.get, START + 100) == {("team-a", "(none)"): pytest.approx(0.1)}
+    assert s.account([ended], {}.get, START + 200) == {}, "nothing after its end"
+    assert s.total == pytest.approx(RULES.spent(ended, START + 200))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -208,10 +209,10 @@ def _attr(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z]+)", lambda m: "_" + m.group(1).lower(), name)
 
 
-def _get(obj: Any, name: str, attr: str = "") -> Any:
+def _get(obj: Any, name: str, attr: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
-    return getattr(obj, attr or _attr(name), None)
+    return getattr(obj, attr, None)
 
 
 def _set(value: Any, default: Any) -> bool:
@@ -230,20 +231,42 @@ def _where(pod: objects.Pod) -> Iterable[tuple[str, Any]]:
             yield f"spec.{kind}[{n}]", container
 
 
+#: A refused field and the steps to its value: (name in the object, attribute on the typed object).
+_Refused = tuple[Field, tuple[tuple[str, str], ...]]
+
+
+@functools.lru_cache(maxsize=32)
+def _refused(pod_fields: frozenset[str], ignored: frozenset[tuple[str, str]]) -> tuple[tuple[_Refused, ...], ...]:
+    """The refused rows of a pod's spec and of a container, with their steps: the same for every pod of
+    a provider, so worked out once, not for each field of each pod (a daemon creating hundreds a second)."""
+    named = dict(ignored)
+    tables = []
+    for rows, container in ((POD + POD_SUB, False), (CONTAINER, True)):
+        refused = []
+        for field in rows:
+            if treatment(field, pod_fields, named) is not Treatment.REFUSED:
+                continue
+            names = field.path.split(".")[1:] if container else field.path.split(".")
+            last = len(names) - 1
+            steps = tuple(
+                (name, field.attr if i == last and field.attr else _attr(name)) for i, name in enumerate(names)
+            )
+            refused.append((field, steps))
+        tables.append(tuple(refused))
+    return tuple(tables)
+
+
 def refusals(pod: objects.Pod, pod_fields: frozenset[str], ignored: Mapping[str, str] | None = None) -> list[str]:
     """``spec.<path>: why`` for every refused field ``pod`` sets, in the catalogue's order."""
+    pod_rows, container_rows = _refused(pod_fields, frozenset((ignored or {}).items()))
     found: list[str] = []
     for where, obj in _where(pod):
-        rows = POD + POD_SUB if where == "spec" else CONTAINER
-        for field in rows:
-            if treatment(field, pod_fields, ignored) is not Treatment.REFUSED:
-                continue
-            names = field.path.split(".")[1:] if where != "spec" else field.path.split(".")
+        for field, steps in pod_rows if where == "spec" else container_rows:
             value: Any = obj
-            for i, name in enumerate(names):
-                value = _get(value, name, field.attr if i == len(names) - 1 else "")
+            for name, attr in steps:
+                value = _get(value, name, attr)
             if _set(value, field.default):
-                found.append(f"{where}.{'.'.join(names)}: {field.why}")
+                found.append(f"{where}.{'.'.join(name for name, _ in steps)}: {field.why}")
     return found
 
 

@@ -62,6 +62,13 @@ class _Counted:
     owner: str
     dollars: float  # counted so far
     saved: float = 0.0  # below the list price (spot), counted so far
+    # What the pass needs of the instance's state, worked out when that state object is new: the feed
+    # hands back the same object while nothing changed, and a pass prices every instance every interval.
+    state: models.InstanceState | None = None
+    start: float = 0.0  # epoch seconds
+    end: float | None = None  # epoch seconds, once it finished
+    billed: float = 0.0  # dollars per second
+    below_list: float = 0.0  # dollars per second saved against the list price
 
 
 class Spending:
@@ -90,13 +97,16 @@ class Spending:
             if state.started_at is None:
                 continue
             counted = self._counted.get(state.id) or self._first(state, pod_of(state.pod_uid))
-            spent = self.rules.spent(state, now)
+            if counted.state is not state:
+                _read(counted, state, self.rules)
+            seconds = max(0.0, (now if counted.end is None else counted.end) - counted.start)
+            spent = seconds * counted.billed
             if spent > counted.dollars:
                 key = (counted.namespace, counted.owner)
                 increments[key] = increments.get(key, 0.0) + spent - counted.dollars
                 self.total += spent - counted.dollars
                 counted.dollars = spent
-            saved = self.rules.saved(state, now)
+            saved = seconds * counted.below_list
             if saved > counted.saved:
                 self.saved += saved - counted.saved
                 counted.saved = saved
@@ -115,3 +125,14 @@ class Spending:
         else:
             self._series.add(pair)
         return _Counted(*pair, dollars=0.0)
+
+
+def _read(counted: _Counted, state: models.InstanceState, rules: profile.Profile) -> None:
+    """Take what pricing needs from a state not seen before (``Profile.spent`` and ``saved``, per second)."""
+    assert state.started_at is not None
+    billed, listed = rules.rates(state)
+    counted.state = state
+    counted.start = state.started_at.timestamp()
+    counted.end = state.finished_at.timestamp() if state.finished_at else None
+    counted.billed = billed
+    counted.below_list = max(0.0, listed - billed) if state.hourly_price else 0.0

@@ -279,17 +279,10 @@ class Profile:
         """Dollars per second of an instance of this size."""
         return cpu * self.prices.per_vcpu_second + memory_gib * self.prices.per_gib_second
 
-    def spent(self, state: models.InstanceState, now: float, *, listed: bool = False) -> float:
-        """Dollars an instance has cost by ``now`` (epoch seconds), from its start to its end, or to ``now``
-        while it runs, nothing before it started: at the hourly price the cloud bills it, when the
-        provider knows one (``state.hourly_price``: spot), else (or with ``listed``) at the list price
-        of its size and GPUs."""
-        if state.started_at is None:
-            return 0.0
-        end = state.finished_at.timestamp() if state.finished_at else now
-        seconds = max(0.0, end - state.started_at.timestamp())
-        if state.hourly_price and not listed:
-            return seconds * state.hourly_price / 3600
+    def rates(self, state: models.InstanceState) -> tuple[float, float]:
+        """Dollars per second an instance is billed, and at its list price: the hourly price the cloud
+        bills it, when the provider knows one (``state.hourly_price``: spot), else the list price of
+        its size and GPUs."""
         rate = self.price(state.cpu, state.memory_gib)
         gpu = next((g for g in self.gpu_sizes if g.instance_type == state.instance_type), None)
         if gpu is not None:
@@ -297,7 +290,16 @@ class Profile:
         sku = next((g for g in self.gpu_skus if g.name == state.instance_type), None)
         if sku is not None:
             rate += state.gpus * sku.per_gpu_second
-        return seconds * rate
+        return (state.hourly_price / 3600 if state.hourly_price else rate), rate
+
+    def spent(self, state: models.InstanceState, now: float, *, listed: bool = False) -> float:
+        """Dollars an instance has cost by ``now`` (epoch seconds), from its start to its end, or to ``now``
+        while it runs, nothing before it started: at its billed rate, or (``listed``) its list price's."""
+        if state.started_at is None:
+            return 0.0
+        end = state.finished_at.timestamp() if state.finished_at else now
+        seconds = max(0.0, end - state.started_at.timestamp())
+        return seconds * self.rates(state)[1 if listed else 0]
 
     def saved(self, state: models.InstanceState, now: float) -> float:
         """What an instance billed below its list price (spot) has saved by ``now``; 0 for the others."""
