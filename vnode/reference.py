@@ -53,6 +53,10 @@ OTHER_ENV: dict[str, tuple[str, str]] = {
         "vnode run, webhook, gc",
         "set in a pod: without a kubeconfig, use the pod's service account",
     ),
+    "KUBERNETES_SERVICE_PORT": (
+        "vnode run, webhook, gc",
+        "set in a pod: the API server's port, with `KUBERNETES_SERVICE_HOST` (default 443)",
+    ),
     "XDG_STATE_HOME": ("process provider", "the base of that default (default `~/.local/state`)"),
     "PATH": ("process provider, playground", "passed on to the pods' processes, led by this Python's `bin`"),
     "LANG": ("process provider", "passed on to the pods' processes (default `C.UTF-8`)"),

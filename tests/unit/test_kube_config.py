@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import ssl
+import subprocess
 import sys
 
 import pytest
@@ -219,3 +220,39 @@ def test_an_inline_ca_is_kept_as_pem(tmp_path: pathlib.Path) -> None:
     cfg = config.load_kubeconfig(path)
     assert cfg.ca_pem == pem
     assert isinstance(cfg.ssl, ssl.SSLContext)
+
+
+def test_in_cluster_is_read_without_the_kubernetes_package(tmp_path: pathlib.Path) -> None:
+    """A daemon in a pod reads its service account as client-go does; importing the package would hold
+    some 10 MB in every daemon for nothing (it is for kubeconfigs: exec plugins, merged lists)."""
+    (tmp_path / "ca.crt").write_bytes(_self_signed_pem(tmp_path))
+    (tmp_path / "token").write_text("t\n")
+    program = (
+        "import pathlib, sys\n"
+        "from vnode.kube import config\n"
+        f"cfg = config.in_cluster(pathlib.Path({str(tmp_path)!r}), {{'KUBERNETES_SERVICE_HOST': 'fd00::1'}})\n"
+        "print(cfg.server, cfg.namespace, cfg.credentials.authorization(), 'kubernetes' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["https://[fd00::1]:443", "default", "Bearer", "t", "False"]
+
+
+@pytest.mark.parametrize(
+    ("files", "environ", "named"),
+    [
+        ({"ca.crt": None, "token": "t"}, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "the cluster's CA"),
+        ({"ca.crt": "pem", "token": ""}, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "token"),
+        ({"ca.crt": "not a PEM", "token": "t"}, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "TLS"),
+        ({"ca.crt": "pem", "token": "t"}, {"KUBERNETES_SERVICE_HOST": "h", "KUBERNETES_SERVICE_PORT": ""}, "PORT"),
+    ],
+)
+def test_an_unusable_service_account_is_a_config_error_naming_what(
+    tmp_path: pathlib.Path, files: dict[str, str | None], environ: dict[str, str], named: str
+) -> None:
+    for name, text in files.items():
+        if text == "pem":
+            (tmp_path / name).write_bytes(_self_signed_pem(tmp_path))
+        elif text is not None:
+            (tmp_path / name).write_text(text)
+    with pytest.raises(errors.ConfigError, match=named):
+        config.in_cluster(tmp_path, environ)

@@ -1,18 +1,19 @@
-"""Where the API server is and how to prove who we are, as the ``kubernetes`` package loads it.
+"""Where the API server is and who we are: a kubeconfig (the ``kubernetes`` package's loader) or a pod's account.
 
 The package's loader reads kubeconfig files (merged ``KUBECONFIG`` lists, contexts, relative
 and inline certificates, tokens and token files, exec plugins such as ``aws eks get-token``,
-``kubelogin`` or ``ack-ram-authenticator``, the oidc auth-provider) and the in-cluster service
-account. This module turns its result into what the aiohttp client needs: a server URL, an
-``ssl.SSLContext`` and the ``Authorization`` header of each request.
+``kubelogin`` or ``ack-ram-authenticator``, the oidc auth-provider). This module turns its result
+into what the aiohttp client needs: a server URL, an ``ssl.SSLContext`` and the ``Authorization``
+header of each request.
 
 The header is asked for at every request (:class:`Credentials`): an exec plugin's token is
 run again by the package's refresh hook when it nears its ``expirationTimestamp`` (the plugin
 runs synchronously, once an expiry, as in kubectl), and a token *file* is re-read when it
 changes: in a pod the service-account token is a projected file that the kubelet rotates
 (hourly by default), which the package would read only once a minute or, in a kubeconfig's
-``tokenFile``, only once. The package is imported only when a configuration is loaded: it
-costs most of a second, which ``vnode --help`` need not pay.
+``tokenFile``, only once. The package is imported only when a kubeconfig is loaded: it costs most
+of a second and some 10 MB for the life of the process, which ``vnode --help`` and a daemon in a
+pod (its service account is read here, as client-go reads it) need not pay.
 """
 
 from __future__ import annotations
@@ -87,26 +88,30 @@ class Config:
 
 
 def in_cluster(directory: pathlib.Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] = os.environ) -> Config:
-    """The pod's service account: the package finds the API server; the token file is re-read when rotated."""
-    from kubernetes.client import configuration as k8s_configuration
-    from kubernetes.config import config_exception, incluster_config
-
-    if not environ.get("KUBERNETES_SERVICE_HOST"):
+    """The pod's service account, read as client-go's ``rest.InClusterConfig`` reads it: the API
+    server from ``KUBERNETES_SERVICE_HOST``/``_PORT``, the token file (re-read when rotated) and the
+    CA in ``directory``. Without the ``kubernetes`` package: its import holds some 10 MB for the life
+    of every daemon, and there is no file format here to parse."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST", ""), environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
         raise errors.ConfigError("in-cluster config: KUBERNETES_SERVICE_HOST is not set (give --kubeconfig)")
-    environ = {"KUBERNETES_SERVICE_PORT": "443", **environ}
+    if not port:
+        raise errors.ConfigError("in-cluster config: KUBERNETES_SERVICE_PORT is set but empty")
     ca, token = directory / "ca.crt", directory / "token"
-    loaded = k8s_configuration.Configuration()
+    for path, what in ((token, "the service account's token"), (ca, "the cluster's CA")):
+        try:
+            if not path.read_bytes().strip():
+                raise errors.ConfigError(f"in-cluster config: {path} ({what}) is empty")
+        except OSError as exc:
+            raise errors.ConfigError(f"in-cluster config: {what}: {exc}") from exc
+    server = f"https://[{host}]:{port}" if ":" in host or "%" in host else f"https://{host}:{port}"
     try:
-        loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
-            str(token), str(ca), try_refresh_token=False, environ=environ
-        )
-        loader.load_and_set(loaded)  # type: ignore[no-untyped-call]
-    except (config_exception.ConfigException, OSError) as exc:
-        raise errors.ConfigError(f"in-cluster config: {exc}") from exc
+        context = ssl.create_default_context(cafile=str(ca))
+    except OSError as exc:  # ssl.SSLError is one: a file that is no PEM
+        raise errors.ConfigError(f"in-cluster config: TLS: {ca}: {exc}") from exc
     namespace_file = directory / "namespace"
     namespace = namespace_file.read_text().strip() if namespace_file.exists() else "default"
-    context, ca_pem = _tls(loaded, "in-cluster config")
-    return Config(str(loaded.host), context, Credentials(token_file=token), namespace, ca_pem)
+    return Config(server, context, Credentials(token_file=token), namespace or "default", ca.read_bytes())
 
 
 def load_kubeconfig(
