@@ -54,10 +54,11 @@ class ConfigError(VnodeError):
 class ApiError(VnodeError):
     """A remote API refused a call or could not be reached."""
 
-    def __init__(self, message: str, *, code: str = "") -> None:
+    def __init__(self, message: str, *, code: str = "", kind: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.code = code or type(self).__name__
+        self.kind = kind  # what the API server says the error is about (its Status' details.kind), if it says
 
 
 class NotFound(ApiError):

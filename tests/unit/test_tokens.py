@@ -16,7 +16,7 @@ import pytest
 
 from tests.waiting import until
 from vnode import errors, models
-from vnode.kube import objects
+from vnode.kube import client, objects
 from vnode.node import book, references, renewal, spec, tokens
 
 HOUR = 3600.0
@@ -375,3 +375,51 @@ async def test_a_pod_deleted_during_its_renewal_leaves_nothing_behind(fails: boo
         assert r.footprint <= 16
     finally:
         task.cancel()
+
+
+class Refusing:
+    """The TokenRequest endpoint answering with one error, as the API server words it."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.body = status, body
+
+    async def create(self, path: str, body: Any) -> bytes:
+        raise client._error(self.status, json.dumps(self.body).encode(), {}, f"POST {path}")
+
+
+POD_NOT_YET = {  # NodeRestriction's informer has not seen the pod yet
+    "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
+    "message": 'pod "web" not found', "details": {"name": "web", "kind": "pod"},
+}  # fmt: skip
+GRAPH_NOT_YET = {  # the Node authorizer's graph has not been told of the pod yet
+    "kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+    "message": 'serviceaccounts "default" is forbidden: User "system:node:n" cannot create resource '
+    '"serviceaccounts/token" in API group "" in the namespace "ns": node: no relationship found between '
+    "node 'n' and this object",
+    "details": {"name": "default", "kind": "serviceaccounts"},
+}  # fmt: skip
+NO_ACCOUNT = {
+    "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
+    "message": 'serviceaccounts "default" not found', "details": {"name": "default", "kind": "serviceaccounts"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("answer", [(404, POD_NOT_YET), (403, GRAPH_NOT_YET)], ids=["pod-not-found", "no-relationship"])
+async def test_a_token_refused_while_the_api_server_catches_up_with_the_pod_is_retried_later_not_missing(
+    answer: tuple[int, dict[str, Any]],
+) -> None:
+    """In a burst the API server's own watches lag: a pod we watch may be unknown a second longer to
+    NodeRestriction or to the Node authorizer. That is no missing service account (a false
+    CreateContainerConfigError, a Warning and a status write for each such pod): retried in a second."""
+    with pytest.raises(errors.Unavailable) as raised:
+        await tokens.request(Refusing(*answer), pod(), "", 600)  # type: ignore[arg-type]
+    assert raised.value.retry_after == tokens.NOT_YET_RETRY
+    assert "not caught up" in raised.value.message
+
+
+async def test_a_missing_service_account_is_still_missing_and_other_refusals_stay_refusals() -> None:
+    with pytest.raises(spec.Missing):
+        await tokens.request(Refusing(404, NO_ACCOUNT), pod(), "", 600)  # type: ignore[arg-type]
+    other = {**GRAPH_NOT_YET, "message": 'serviceaccounts "default" is forbidden: no'}
+    with pytest.raises(errors.Forbidden):
+        await tokens.request(Refusing(403, other), pod(), "", 600)  # type: ignore[arg-type]

@@ -53,9 +53,9 @@ _encoder = msgspec.json.Encoder()
 def _error(status: int, body: bytes, headers: Mapping[str, str], what: str) -> errors.ApiError:
     try:
         parsed = msgspec.json.decode(body, type=objects.Status)
-        reason, message = parsed.reason, parsed.message
+        reason, message, kind = parsed.reason, parsed.message, str(parsed.details.get("kind", ""))
     except msgspec.DecodeError:
-        reason, message = "", body[:200].decode(errors="replace")
+        reason, message, kind = "", body[:200].decode(errors="replace"), ""
     message = f"{what}: {status} {message}".strip()
     retry_after: float | None = None
     if "Retry-After" in headers:
@@ -65,7 +65,7 @@ def _error(status: int, body: bytes, headers: Mapping[str, str], what: str) -> e
             retry_after = None
     code = reason or str(status)
     if status == 404:
-        return errors.NotFound(message, code=code)
+        return errors.NotFound(message, code=code, kind=kind)
     if status == 409:
         return errors.Conflict(message, code=code)
     if status == 410:

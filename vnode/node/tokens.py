@@ -135,10 +135,34 @@ async def request(
     try:
         answer = await api.request_token(kube, pod.metadata.namespace, account, body)
     except errors.NotFound as exc:
+        if exc.kind in ("pod", "pods"):  # the pod we watch, not yet in NodeRestriction's informer
+            raise _not_yet(exc) from exc
         raise spec.Missing("serviceaccount", account) from exc
+    except errors.Forbidden as exc:
+        if NODE_GRAPH_LAG in exc.message:  # the Node authorizer not yet told of the pod
+            raise _not_yet(exc) from exc
+        raise
     token = answer.status.token
     life = life_of(token, answer.status.expiration_timestamp, seconds)
     return Issued(audience, seconds, token, life, took=max(0.0, monotonic() - sent))
+
+
+#: The Node authorizer's refusal while its graph (fed by the API server's own watch) lacks the pod.
+NODE_GRAPH_LAG = "no relationship found between node"
+#: How long a TokenRequest that the API server refused for lack of news of the pod waits (its informers
+#: catch up within a second or so, longer in a burst that makes it drop and renew watches).
+NOT_YET_RETRY = 1.0
+
+
+def _not_yet(refused: errors.ApiError) -> errors.Unavailable:
+    """A TokenRequest refused because the API server's caches have not caught up with a pod that
+    exists (we watch it): the Node authorizer's graph (403) or NodeRestriction's informer (404 of the
+    pod). Not the pod's fault, nor its service account's: retried after a second, with no status."""
+    return errors.Unavailable(
+        f"{refused.message} (the API server has not caught up with the new pod yet)",
+        code="PodNotYetKnown",
+        retry_after=NOT_YET_RETRY,
+    )
 
 
 class Schedule:
