@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import json
 import os
@@ -32,15 +31,16 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, cast
 
-from bench import report
+from bench import report, restart, scale_targets
 from bench.scale_pods import (
     NAMESPACE,
     Api,
     Run,
     Target,
+    audit_counts,
     create_pods,
     delete_pods,
     record_running,
@@ -73,24 +73,6 @@ def peak_rss_mb(pids: list[int]) -> float:
     return peak
 
 
-def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, collections.Counter[str]], int]:
-    """Requests per client and call (``verb resource[/subresource]``) logged after ``offset``."""
-    counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        for line in handle:
-            with contextlib.suppress(ValueError, KeyError):
-                event = json.loads(line)
-                user = event["user"]["username"].removeprefix("system:serviceaccount:")
-                ref = event.get("objectRef") or {}
-                what = ref.get("resource") or event.get("requestURI", "?").split("?")[0]
-                if ref.get("subresource"):
-                    what += "/" + ref["subresource"]
-                counts[user][f"{event['verb']} {what}"] += 1
-        end = handle.tell()
-    return dict(counts), end
-
-
 def control_plane_pids(info: launcher.Info) -> dict[str, int]:
     record = json.loads((info.state_dir / "cluster.json").read_text())
     return {name: int(proc["pid"]) for name, proc in record.get("processes", {}).items()}
@@ -107,9 +89,11 @@ async def measure(
     costs: bool = False,
     clean: bool = True,
     delete: bool = False,
+    then: Callable[[launcher.Info, procs.Supervisor, Target, Run], Awaitable[None]] | None = None,
 ) -> Run:
     """One target's run. ``costs``: then measure what each kind of call costs the API server (vnode's);
-    ``clean``: then delete the pods (not needed when the control plane goes next)."""
+    ``then``: what else to measure while every pod runs (a daemon's restart), before ``delete`` times
+    their deletion; ``clean``: then delete the pods (not needed when the control plane goes next)."""
     supervisor = procs.Supervisor(info.state_dir / f"bench-{target.name}.json", info.state_dir / "logs", attach=True)
     api = Api(info)
     run = Run(target.name, pods, nodes, rate)
@@ -150,6 +134,8 @@ async def measure(
         run.requests_by_client, _ = audit_counts(audit, offset)
         if costs and len(run.running) == run.pods and not rate:
             run.call_cost_ms = await call_costs(api, control["kube-apiserver"])
+        if then is not None and len(run.running) == run.pods:
+            await then(info, supervisor, target, run)
         if delete and len(run.running) == run.pods:
             say(f"{target.name}: deleting the {pods} pods (their grace period, as kubectl delete)")
             run.delete_seconds = await timed_delete(api, target)
@@ -226,13 +212,8 @@ async def call_costs(api: Api, apiserver: int, calls: int = 400) -> dict[str, fl
 
 
 def targets() -> dict[str, Callable[[], Target]]:
-    """The targets this checkout can run; each module supplies its own."""
-    found: dict[str, Callable[[], Target]] = {}
-    with contextlib.suppress(ImportError):
-        from bench import scale_targets
-
-        found.update(scale_targets.TARGETS)
-    return found
+    """The targets this checkout can run."""
+    return {name: cast("Callable[[], Target]", make) for name, make in scale_targets.TARGETS.items()}
 
 
 @contextlib.contextmanager
@@ -284,7 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default=f"kwok,{PEER},vnode")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="runs of each target, the order alternating; the median ratio counts"
+        "--rounds", type=int, default=1, help="runs of each target, the order alternating; the median ratio counts"
+    )
+    parser.add_argument(
+        "--delete-targets",
+        default="kwok,vnode",
+        help="the targets whose deletion of every pod is timed, in round 1 (virtual-kubelet's takes 3x KWOK's)",
+    )
+    parser.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="skip killing one vnode daemon once its pods all run, in round 1 (bench/restart.py)",
     )
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/")
     parser.add_argument("--keep-state", action="store_true", help="keep the control plane's directory (logs, audit)")
@@ -319,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     runs = []
+    restarted: list[restart.Restart] = []
+
+    async def kill_one(info: launcher.Info, supervisor: procs.Supervisor, target: Target, run: Run) -> None:
+        assert isinstance(target, scale_targets.Vnode)
+        restarted.append(await restart.kill_and_adopt(info, supervisor, target, run, args.timeout))
+
+    deleted = [t for t in args.delete_targets.split(",") if t]
     for number in range(1, args.rounds + 1):
         for name in wanted if number % 2 else wanted[::-1]:
             say(f"round {number}: {name}: {args.pods} pods over {args.nodes} nodes, on a fresh control plane")
@@ -333,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
                         args.timeout,
                         costs=number == 1 and name == "vnode",
                         clean=False,
-                        delete=number == 1,
+                        delete=number == 1 and name in deleted,
+                        then=kill_one
+                        if number == 1 and name == "vnode" and args.nodes > 1 and not args.no_restart
+                        else None,
                     )
                 )
             run.round = number
@@ -350,9 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     section = render(runs, picture, command.strip(), single, paced)
     if args.no_write:
         print(section)
+        print("\n".join(restart.render_restart(r) + "\n" for r in restarted))
     else:
         plot(runs, report.DOC.parent / picture)
         report.write_section(args.section, section)
+        for result in restarted:
+            report.write_section("restart", restart.render_restart(result))
     return 0 if all(len(r.running) == r.pods for r in [*runs, *paced, *([single] if single else [])]) else 1
 
 

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import dataclasses
 import json
+import pathlib
 import ssl
 import sys
 import time
@@ -181,6 +182,24 @@ async def record_running(api: Api, run: Run, resource_version: str, deadline: fl
             say(f"{run.target}: watch dropped ({type(exc).__name__}: {exc}); resuming at {resource_version}")
             await asyncio.sleep(0.2)
         run.rewatches += 1
+
+
+def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, collections.Counter[str]], int]:
+    """Requests per client and call (``verb resource[/subresource]``) logged after ``offset``."""
+    counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            with contextlib.suppress(ValueError, KeyError):
+                event = json.loads(line)
+                user = event["user"]["username"].removeprefix("system:serviceaccount:")
+                ref = event.get("objectRef") or {}
+                what = ref.get("resource") or event.get("requestURI", "?").split("?")[0]
+                if ref.get("subresource"):
+                    what += "/" + ref["subresource"]
+                counts[user][f"{event['verb']} {what}"] += 1
+        end = handle.tell()
+    return dict(counts), end
 
 
 def say(message: str) -> None:

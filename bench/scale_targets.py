@@ -14,10 +14,13 @@ import datetime
 import json
 import os
 import pathlib
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -48,8 +51,8 @@ def _wait_nodes_ready(info: launcher.Info, names: list[str], timeout: float = 60
     raise RuntimeError(f"nodes not Ready after {timeout:.0f}s: {sorted(set(names) - ready)}")
 
 
-def identity(info: launcher.Info, name: str) -> pathlib.Path:
-    """A kubeconfig for the ServiceAccount ``kube-system/<name>`` (made here, bound to cluster-admin)."""
+def _token(info: launcher.Info, name: str) -> str:
+    """A day's token of the ServiceAccount ``kube-system/<name>`` (made here, bound to cluster-admin)."""
     api = k8s_config.new_client_from_config(config_file=str(info.kubeconfig))  # type: ignore[no-untyped-call]
     try:
         core = k8s.CoreV1Api(api)
@@ -63,21 +66,60 @@ def identity(info: launcher.Info, name: str) -> pathlib.Path:
         with contextlib.suppress(k8s.ApiException):
             k8s.RbacAuthorizationV1Api(api).create_cluster_role_binding(binding)
         request = {"spec": {"expirationSeconds": 86400}}
-        token = core.create_namespaced_service_account_token(name, "kube-system", request).status.token
+        token: str = core.create_namespaced_service_account_token(name, "kube-system", request).status.token
+        return token
     finally:
         api.close()
+
+
+def identity(info: launcher.Info, name: str) -> pathlib.Path:
+    """A kubeconfig for the ServiceAccount ``kube-system/<name>``."""
     path = info.state_dir / f"{name}.kubeconfig"
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "bench", "cluster": {"server": info.server, "certificate-authority": str(info.ca_file)}}],
-        "users": [{"name": name, "user": {"token": token}}],
+        "users": [{"name": name, "user": {"token": _token(info, name)}}],
         "contexts": [{"name": name, "context": {"cluster": "bench", "user": name}}],
         "current-context": name,
     }
     path.write_text(json.dumps(config))
     path.chmod(0o600)
     return path
+
+
+def in_a_pod(info: launcher.Info, name: str, cmd: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """``cmd`` run as in its pod, when this machine allows it: with ``kube-system/<name>``'s token, the
+    CA and its namespace mounted where a pod has them (a mount namespace of its own), and the API server
+    in ``KUBERNETES_SERVICE_HOST``/``_PORT``: the daemon reads its service account, not a kubeconfig,
+    as in a cluster (the ``kubernetes`` package that reads kubeconfigs holds some 10 MB of its memory).
+    Elsewhere (not root, no ``unshare``), ``cmd`` with a kubeconfig, and the figures say so."""
+    if not IN_A_POD:
+        return [*cmd, f"--kubeconfig={identity(info, name)}"], env
+    account = info.state_dir / f"{name}.serviceaccount"
+    account.mkdir(exist_ok=True)
+    (account / "token").write_text(_token(info, name))
+    (account / "ca.crt").write_bytes(info.ca_file.read_bytes())
+    (account / "namespace").write_text("kube-system")
+    server = urllib.parse.urlsplit(info.server)
+    pod_env = {k: v for k, v in env.items() if k != "KUBECONFIG"}
+    pod_env |= {"KUBERNETES_SERVICE_HOST": server.hostname or "", "KUBERNETES_SERVICE_PORT": str(server.port)}
+    mount = 'mount --bind "$0" /var/run/secrets/kubernetes.io/serviceaccount && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(account), *cmd], pod_env
+
+
+def _can_mount() -> bool:
+    """Whether a process here can have a mount namespace of its own, with the service account's folder."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    with contextlib.suppress(OSError):
+        pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount").mkdir(parents=True, exist_ok=True)
+    probe = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             "mount --bind / /var/run/secrets/kubernetes.io/serviceaccount"]  # fmt: skip
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+IN_A_POD = _can_mount()
 
 
 class Kwok:
@@ -170,17 +212,17 @@ class Vnode:
         }
         pids = []
         for name in self.node_names(nodes):
-            kubeconfig = identity(info, name)
             self.http_ports[name] = port = _free_port()
             cmd = [
                 sys.executable, "-m", "vnode", "run", "--provider=eci", f"--node-name={name}",
-                f"--kubeconfig={kubeconfig}", "--cluster-id=bench", "--node-ip=127.0.0.1",
+                "--cluster-id=bench", "--node-ip=127.0.0.1",
                 f"--http-port={port}", "--kubelet-port=0", "--status-interval=1", "--workers=64",
                 f"--eci-endpoint={cloud['eci']['endpoint']}", f"--eci-region={cloud['region']}",
                 f"--eci-vswitch={','.join(v['id'] for v in cloud['vswitches'])}",
                 f"--eci-security-group={cloud['security_group_id']}",
             ]  # fmt: skip
             own = {**env, "POD_NAME": f"{name}-pod", "POD_UID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name))}
+            cmd, own = in_a_pod(info, name, cmd, own)
             self.commands[name] = (cmd, own)
             pids.append(supervisor.spawn(name, cmd, env=own).pid)
         await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes), 60 + 3 * nodes)
