@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 
-from bench import report, scale, scale_pods, scale_targets
+from bench import report, scale, scale_pods, scale_report, scale_targets
 from bench import restart as restart_
 from vnode.cluster import launcher, procs
 
@@ -183,6 +183,7 @@ def render_single(runs: list[scale_pods.Run]) -> str:
             "",
             f"Aim: the daemon's peak RSS ≤ 300 MB at 10,000 pods: {vnode.peak_rss_mb:.0f} MB at {vnode.pods}, {shown}.",
         ]
+    lines += ["", "![Running pods over time, one node](bench-single.png)"]
     return "\n".join(lines)
 
 
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                     asyncio.run(scale.measure(info, scale.targets()[name](), args.single_pods, 1, args.timeout))
                 )
         written["single"] = render_single(runs)
+        if not args.no_write:
+            scale_report.plot(runs, report.DOC.parent / "bench-single.png")
     if "fleet" in sections:
         with scale.bench_cluster() as info:
             written["fleet"] = render_fleet(asyncio.run(fleet(info, args.fleet)))
