@@ -16,6 +16,7 @@ the schedule and sends the renewed tokens to the instances.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime
@@ -132,16 +133,21 @@ async def request(
     if audience:
         body["spec"]["audiences"] = [audience]
     sent = monotonic()
-    try:
-        answer = await api.request_token(kube, pod.metadata.namespace, account, body)
-    except errors.NotFound as exc:
-        if exc.kind in ("pod", "pods"):  # the pod we watch, not yet in NodeRestriction's informer
-            raise _not_yet(exc) from exc
-        raise spec.Missing("serviceaccount", account) from exc
-    except errors.Forbidden as exc:
-        if NODE_GRAPH_LAG in exc.message:  # the Node authorizer not yet told of the pod
-            raise _not_yet(exc) from exc
-        raise
+    for pause in (*NOT_YET_PAUSES, None):
+        try:
+            answer = await api.request_token(kube, pod.metadata.namespace, account, body)
+            break
+        except errors.NotFound as exc:
+            if exc.kind not in ("pod", "pods"):
+                raise spec.Missing("serviceaccount", account) from exc
+            lag: errors.ApiError = exc  # the pod we watch, not yet in NodeRestriction's informer
+        except errors.Forbidden as exc:
+            if NODE_GRAPH_LAG not in exc.message:
+                raise
+            lag = exc  # the Node authorizer not yet told of the pod
+        if pause is None:
+            raise _not_yet(lag) from lag
+        await asyncio.sleep(pause)
     token = answer.status.token
     life = life_of(token, answer.status.expiration_timestamp, seconds)
     return Issued(audience, seconds, token, life, took=max(0.0, monotonic() - sent))
@@ -149,19 +155,19 @@ async def request(
 
 #: The Node authorizer's refusal while its graph (fed by the API server's own watch) lacks the pod.
 NODE_GRAPH_LAG = "no relationship found between node"
-#: How long a TokenRequest that the API server refused for lack of news of the pod waits (its informers
-#: catch up within a second or so, longer in a burst that makes it drop and renew watches).
-NOT_YET_RETRY = 1.0
+#: Pauses before asking again, in place, when the API server has not caught up with the pod: it lags
+#: the daemon's own watch by milliseconds when it is not loaded. Then the queue's backoff takes over.
+NOT_YET_PAUSES = (0.03, 0.1)
 
 
 def _not_yet(refused: errors.ApiError) -> errors.Unavailable:
     """A TokenRequest refused because the API server's caches have not caught up with a pod that
     exists (we watch it): the Node authorizer's graph (403) or NodeRestriction's informer (404 of the
-    pod). Not the pod's fault, nor its service account's: retried after a second, with no status."""
+    pod). Not the pod's fault, nor its service account's: asked again after :data:`NOT_YET_PAUSES`
+    (at 20 new pods a second a fifth of them meet this), then retried with the queue's backoff (a
+    burst can make the API server drop and renew its own watches), with no status."""
     return errors.Unavailable(
-        f"{refused.message} (the API server has not caught up with the new pod yet)",
-        code="PodNotYetKnown",
-        retry_after=NOT_YET_RETRY,
+        f"{refused.message} (the API server has not caught up with the new pod yet)", code="PodNotYetKnown"
     )
 
 
