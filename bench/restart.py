@@ -90,14 +90,15 @@ async def kill_and_adopt(
 
 def render_restart(r: Restart) -> str:
     writes = sum(n for what, n in r.calls.items() if not what.startswith(("get ", "list ", "watch ")))
-    lists = {what: n for what, n in r.calls.items() if what.startswith("list ")}
+    lists = {what: n for what, n in r.calls.items() if what.startswith("list ") and not what.endswith("page)")}
     status = r.calls.get("patch pods/status", 0)
+    listed = ", ".join(f"{w} {n}" for w, n in sorted(lists.items())) or "none"
     rows = [
         f"| serving again (`/readyz`) after the kill | **{r.adopted_seconds:.1f} s** | ≤ 20 s "
         f"| {'met' if r.adopted_seconds <= 20 else 'missed'} |",
         f"| pod status writes per pod of the node | {status / max(r.pods_on_node, 1):.4f} ({status}) | ≤ 0.01 "
         f"| {'met' if status <= 0.01 * r.pods_on_node else 'missed'} |",
-        f"| LISTs per resource | {', '.join(f'{w} {n}' for w, n in sorted(lists.items())) or 'none'} | one each "
+        f"| LISTs per resource (each in pages of 500) | {listed} | one each "
         f"| {'met' if all(n <= 1 for n in lists.values()) else 'missed'} |",
     ]
     calls = ", ".join(f"{what} {n}" for what, n in r.calls.most_common())

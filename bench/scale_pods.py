@@ -197,6 +197,8 @@ def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, collections
                 what = ref.get("resource") or event.get("requestURI", "?").split("?")[0]
                 if ref.get("subresource"):
                     what += "/" + ref["subresource"]
+                if event["verb"] == "list" and "continue=" in event.get("requestURI", ""):
+                    what += " (next page)"  # one LIST, in pages of 500: the next pages are not new LISTs
                 counts[user][f"{event['verb']} {what}"] += 1
         end = handle.tell()
     return dict(counts), end
