@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -94,7 +95,7 @@ def in_a_pod(info: launcher.Info, name: str, cmd: list[str], env: dict[str, str]
     in ``KUBERNETES_SERVICE_HOST``/``_PORT``: the daemon reads its service account, not a kubeconfig,
     as in a cluster (the ``kubernetes`` package that reads kubeconfigs holds some 10 MB of its memory).
     Elsewhere (not root, no ``unshare``), ``cmd`` with a kubeconfig, and the figures say so."""
-    if not IN_A_POD:
+    if not can_run_in_a_pod():
         return [*cmd, f"--kubeconfig={identity(info, name)}"], env
     account = info.state_dir / f"{name}.serviceaccount"
     account.mkdir(exist_ok=True)
@@ -108,8 +109,10 @@ def in_a_pod(info: launcher.Info, name: str, cmd: list[str], env: dict[str, str]
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(account), *cmd], pod_env
 
 
-def _can_mount() -> bool:
-    """Whether a process here can have a mount namespace of its own, with the service account's folder."""
+@functools.cache
+def can_run_in_a_pod() -> bool:
+    """Whether a process here can have a mount namespace of its own, with the service account's folder
+    (made on this machine if missing: a root's, where no pod runs). Asked once, when a daemon starts."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return False
     with contextlib.suppress(OSError):
@@ -117,9 +120,6 @@ def _can_mount() -> bool:
     probe = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
              "mount --bind / /var/run/secrets/kubernetes.io/serviceaccount"]  # fmt: skip
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
-
-
-IN_A_POD = _can_mount()
 
 
 class Kwok:

@@ -126,7 +126,7 @@ def render_fleet(f: Fleet) -> str:
     private = statistics.median(f.private_mb) if f.private_mb else float("nan")
     how = (
         "each reads its service account as in its pod (a mount namespace of its own)"
-        if scale_targets.IN_A_POD
+        if scale_targets.can_run_in_a_pod()
         else "each reads a kubeconfig (not root here: no mount namespace for a service account), which holds "
         "some 10 MB more than the service account a daemon in a pod reads"
     )
