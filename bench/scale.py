@@ -6,16 +6,18 @@ with its mock provider is the virtual kubelet our users would compare us with; v
 are read as a ratio of KWOK's. Each measured run gets a control plane of its own, started
 fresh (a second target on the same one would find the first one's 10,000 deleted pods in etcd
 and its API server warmed up), and the run is repeated in rounds that alternate which target
-goes first, so that a machine whose other load comes and goes favours neither; the ratio is
-taken within each round and the median of the rounds is the result. Pods are created with
+goes first, so that a machine whose other load comes and goes favours neither (one round by
+default, to keep ``make bench`` within the hour); the ratio is taken within each round and the
+median of the rounds is the result. Pods are created with
 ``spec.nodeName`` already set, round robin over the nodes, so the scheduler is out of the
 measurement and both targets see the same stream of pods. One watch records when each pod is
 first seen Running (resumed from its last resourceVersion when the server drops it, listed
 again on 410); the API server's audit log counts requests per client (each process under test
 has its own ServiceAccount); /proc gives each target's CPU seconds and peak RSS, and the API
-server's and etcd's CPU seconds.
+server's and etcd's CPU seconds. In round 1, once vnode's pods all run, one of its daemons is killed
+and started again (``bench/restart.py``); then KWOK's and vnode's pods are deleted, timed.
 
-    python -m bench.scale [--pods 10000] [--nodes 4] [--targets kwok,virtual-kubelet,vnode] [--rounds 3]
+    python -m bench.scale [--pods 10000] [--nodes 4] [--targets kwok,virtual-kubelet,vnode] [--rounds 1]
     python -m bench.scale --quick      # a 2,000-pod look, one round, in under 3 minutes; prints, writes nothing
 """
 
