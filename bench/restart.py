@@ -37,14 +37,6 @@ class Restart:
     cloud_calls: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 def _cloud_calls(admin_url: str) -> dict[str, int]:
     with urllib.request.urlopen(admin_url + "totals", timeout=5) as resp:
         calls: dict[str, int] = json.loads(resp.read())["calls"]
@@ -75,7 +67,7 @@ async def kill_and_adopt(
     cmd, env = target.commands[victim]
     supervisor.spawn(victim, cmd, env=env)
     scale_pods.say(f"restart: {victim} killed and started again; waiting for it to serve")
-    while not await asyncio.to_thread(_ready, target.http_ports[victim]):
+    while not await asyncio.to_thread(scale_targets.http_ok, f"http://127.0.0.1:{target.http_ports[victim]}/readyz"):
         if time.monotonic() > killed + within:
             raise RuntimeError(f"{victim} did not serve again within {within:.0f}s")
         await asyncio.sleep(0.1)

@@ -153,7 +153,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _http_ok(url: str, method: str = "GET") -> bool:
+def http_ok(url: str, method: str = "GET") -> bool:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2) as resp:
             return bool(200 <= resp.status < 300)
@@ -195,14 +195,14 @@ class Vnode:
         while True:
             with contextlib.suppress(OSError, ValueError):
                 cloud = json.loads(cloud_json.read_text())
-                if cloud.get("pid") == sim.pid and _http_ok(cloud["admin_url"] + "health"):
+                if cloud.get("pid") == sim.pid and http_ok(cloud["admin_url"] + "health"):
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError("the simulated cloud did not start")
             await asyncio.sleep(0.2)
         self.admin_url = cloud["admin_url"]
         for operation in ("create", "delete"):
-            _http_ok(f"{cloud['admin_url']}rate-limits/{operation}", method="DELETE")
+            http_ok(f"{cloud['admin_url']}rate-limits/{operation}", method="DELETE")
         env = {
             **os.environ,
             "ECI_ACCESS_KEY": cloud["access_key_id"],

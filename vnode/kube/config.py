@@ -98,12 +98,14 @@ def in_cluster(directory: pathlib.Path = SERVICE_ACCOUNT_DIR, environ: Mapping[s
     if not port:
         raise errors.ConfigError("in-cluster config: KUBERNETES_SERVICE_PORT is set but empty")
     ca, token = directory / "ca.crt", directory / "token"
+    read: dict[pathlib.Path, bytes] = {}
     for path, what in ((token, "the service account's token"), (ca, "the cluster's CA")):
         try:
-            if not path.read_bytes().strip():
-                raise errors.ConfigError(f"in-cluster config: {path} ({what}) is empty")
+            read[path] = path.read_bytes()
         except OSError as exc:
             raise errors.ConfigError(f"in-cluster config: {what}: {exc}") from exc
+        if not read[path].strip():
+            raise errors.ConfigError(f"in-cluster config: {path} ({what}) is empty")
     server = f"https://[{host}]:{port}" if ":" in host or "%" in host else f"https://{host}:{port}"
     try:
         context = ssl.create_default_context(cafile=str(ca))
@@ -111,7 +113,7 @@ def in_cluster(directory: pathlib.Path = SERVICE_ACCOUNT_DIR, environ: Mapping[s
         raise errors.ConfigError(f"in-cluster config: TLS: {ca}: {exc}") from exc
     namespace_file = directory / "namespace"
     namespace = namespace_file.read_text().strip() if namespace_file.exists() else "default"
-    return Config(server, context, Credentials(token_file=token), namespace or "default", ca.read_bytes())
+    return Config(server, context, Credentials(token_file=token), namespace or "default", read[ca])
 
 
 def load_kubeconfig(
