@@ -417,24 +417,6 @@ async def test_a_token_refused_while_the_api_server_catches_up_with_the_pod_is_r
     assert "not caught up" in raised.value.message
 
 
-class LaggingOnce(Kube):
-    """Refuses the first TokenRequest as NodeRestriction does before its informer has the pod."""
-
-    async def create(self, path: str, body: Any) -> bytes:
-        if not self.requests:
-            self.requests.append((path, body))
-            raise client._error(404, json.dumps(POD_NOT_YET).encode(), {}, f"POST {path}")
-        return await super().create(path, body)
-
-
-async def test_a_pod_the_api_server_has_just_not_seen_gets_its_token_at_once_on_the_next_ask() -> None:
-    """Lagging by milliseconds (a fifth of new pods at 20 a second): asked again in place, not queued."""
-    kube = LaggingOnce(Clock(), 3600)
-    issued = await tokens.request(kube, pod(), "", 600)  # type: ignore[arg-type]
-    assert issued.token
-    assert len(kube.requests) == 2
-
-
 async def test_a_missing_service_account_is_still_missing_and_other_refusals_stay_refusals() -> None:
     with pytest.raises(spec.Missing):
         await tokens.request(Refusing(404, NO_ACCOUNT), pod(), "", 600)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 
 from vnode import errors, models, settings, tokenbucket, waits
 from vnode.kube import api, client, compact, informer, objects
-from vnode.node import book, instances, orphans, queue, reconcile, registration, spending
+from vnode.node import book, catchup, instances, orphans, queue, reconcile, registration, spending
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -33,6 +33,8 @@ __all__ = ["PodController"]
 
 log = logging.getLogger(__name__)
 
+#: The codes of a ``Retryable`` whose hint is the key's turn, not a failure to back off from.
+TURNS = frozenset({tokenbucket.CLIENT_THROTTLED, catchup.NOT_YET_KNOWN})
 UNHEALTHY_AFTER = 3  # failed listings in a row before the node turns NotReady
 GIVE_UP_WAIT = 10.0  # seconds a daemon whose credentials are refused waits for its pod cache, to warn the pods
 SOON = 0.25  # seconds after a create that the next listing comes at the soonest (the instance moves on meanwhile)
@@ -317,8 +319,9 @@ class PodController:
                     again = await self.reconciler.sync(key)
             except errors.Retryable as exc:
                 self.metrics.retries.labels(self.config.node_name, exc.code).inc()
-                if exc.code == tokenbucket.CLIENT_THROTTLED and exc.retry_after:
-                    # In the bucket's line: woken with its token; this later look is only a fallback. No backoff.
+                if exc.code in TURNS and exc.retry_after:
+                    # Its turn: a bucket's token (it is woken with it; this later look is a fallback), or
+                    # the API server's catching up with a new pod (``catchup``). No backoff either way.
                     self.queue.turn(key, exc.retry_after)
                     log.debug("waiting for its turn: %s", exc, extra={"pod": key})
                 else:

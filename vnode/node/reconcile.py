@@ -32,7 +32,20 @@ from typing import Any, TypeVar
 
 from vnode import errors, models, settings
 from vnode.kube import api, client, extra, objects
-from vnode.node import absent, book, claims, events, fields, lifecycle, pending, references, registry, spec, tokens
+from vnode.node import (
+    absent,
+    book,
+    catchup,
+    claims,
+    events,
+    fields,
+    lifecycle,
+    pending,
+    references,
+    registry,
+    spec,
+    tokens,
+)
 from vnode.observability import metrics
 from vnode.provider import base
 
@@ -90,6 +103,8 @@ class Reconciler:
         self.claim_cache = references.Cache(self._read_claim, ttl=REF_CACHE_SECONDS, monotonic=monotonic)
         #: Set once the node drains away (scale-in): pods without an instance get none, they are evicted.
         self.draining = False
+        #: New pods' first TokenRequests wait here while the API server lags the watch (one per node).
+        self.catchup = catchup.Gate(monotonic=monotonic)
         #: Told of every service-account token requested for a create (``renewal`` sets it).
         self.on_token: Callable[[objects.Pod, tokens.Issued], None] | None = None
 
@@ -347,7 +362,7 @@ class Reconciler:
             raise spec.Unreadable("secret", name, DRIVER_SECRET_REFUSED.format(refused.message)) from refused
 
     async def _token(self, pod: objects.Pod, audience: str, seconds: int) -> str:
-        issued = await tokens.request(self.as_node, pod, audience, seconds, monotonic=self.monotonic)
+        issued = await tokens.request(self.as_node, pod, audience, seconds, gate=self.catchup, monotonic=self.monotonic)
         if self.on_token is not None:
             self.on_token(pod, issued)  # ``renewal`` schedules the token's renewal from its issue
         return issued.token

@@ -16,7 +16,6 @@ the schedule and sends the renewed tokens to the instances.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import datetime
@@ -31,7 +30,7 @@ import msgspec
 
 from vnode import errors
 from vnode.kube import api, client, objects
-from vnode.node import spec
+from vnode.node import catchup, spec
 
 __all__ = ["Issued", "Schedule", "derived_due", "needs", "renew_after", "request", "token_volumes"]
 
@@ -118,9 +117,14 @@ async def request(
     audience: str,
     seconds: int,
     *,
+    gate: catchup.Gate | None = None,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Issued:
-    """One TokenRequest for ``pod``'s service account, bound to the pod; ``spec.Missing`` without the account."""
+    """One TokenRequest for ``pod``'s service account, bound to the pod; ``spec.Missing`` without the account.
+
+    A request the API server refuses because it has not caught up with the pod yet (see ``catchup``)
+    raises ``errors.Unavailable`` (``PodNotYetKnown``): not the pod's fault, nor its account's. With
+    the node's ``gate``, a new pod is also held (the same error) while the API server lags."""
     account = pod.spec.service_account_name or "default"
     body: dict[str, Any] = {
         "apiVersion": "authentication.k8s.io/v1",
@@ -132,43 +136,42 @@ async def request(
     }
     if audience:
         body["spec"]["audiences"] = [audience]
-    sent = monotonic()
-    for pause in (*NOT_YET_PAUSES, None):
-        try:
-            answer = await api.request_token(kube, pod.metadata.namespace, account, body)
-            break
-        except errors.NotFound as exc:
-            if exc.kind not in ("pod", "pods"):
+    uid = pod.metadata.uid
+    sent = gate.enter(uid) if gate is not None else 0.0
+    began = monotonic()
+    try:
+        answer = await api.request_token(kube, pod.metadata.namespace, account, body)
+    except (errors.NotFound, errors.Forbidden) as exc:
+        if not _lag(exc):
+            if gate is not None:
+                gate.left(uid)
+            if isinstance(exc, errors.NotFound):
                 raise spec.Missing("serviceaccount", account) from exc
-            lag: errors.ApiError = exc  # the pod we watch, not yet in NodeRestriction's informer
-        except errors.Forbidden as exc:
-            if NODE_GRAPH_LAG not in exc.message:
-                raise
-            lag = exc  # the Node authorizer not yet told of the pod
-        if pause is None:
-            raise _not_yet(lag) from lag
-        await asyncio.sleep(pause)
+            raise
+        if gate is None:
+            raise catchup.not_yet(exc.message, None) from exc
+        raise gate.refused(uid, sent, exc) from exc
+    except BaseException:
+        if gate is not None:
+            gate.left(uid)
+        raise
+    if gate is not None:
+        gate.answered(uid)
     token = answer.status.token
     life = life_of(token, answer.status.expiration_timestamp, seconds)
-    return Issued(audience, seconds, token, life, took=max(0.0, monotonic() - sent))
+    return Issued(audience, seconds, token, life, took=max(0.0, monotonic() - began))
 
 
 #: The Node authorizer's refusal while its graph (fed by the API server's own watch) lacks the pod.
 NODE_GRAPH_LAG = "no relationship found between node"
-#: Pauses before asking again, in place, when the API server has not caught up with the pod: it lags
-#: the daemon's own watch by milliseconds when it is not loaded. Then the queue's backoff takes over.
-NOT_YET_PAUSES = (0.03, 0.1)
 
 
-def _not_yet(refused: errors.ApiError) -> errors.Unavailable:
-    """A TokenRequest refused because the API server's caches have not caught up with a pod that
-    exists (we watch it): the Node authorizer's graph (403) or NodeRestriction's informer (404 of the
-    pod). Not the pod's fault, nor its service account's: asked again after :data:`NOT_YET_PAUSES`
-    (at 20 new pods a second a fifth of them meet this), then retried with the queue's backoff (a
-    burst can make the API server drop and renew its own watches), with no status."""
-    return errors.Unavailable(
-        f"{refused.message} (the API server has not caught up with the new pod yet)", code="PodNotYetKnown"
-    )
+def _lag(refused: errors.ApiError) -> bool:
+    """Whether a refusal is the API server's lag behind a pod that exists (we watch it): NodeRestriction's
+    informer (404 of the *pod*, not of the service account) or the Node authorizer's graph (403)."""
+    if isinstance(refused, errors.NotFound):
+        return refused.kind in ("pod", "pods")
+    return NODE_GRAPH_LAG in refused.message
 
 
 class Schedule:
