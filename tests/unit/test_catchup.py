@@ -68,7 +68,14 @@ def test_the_requests_in_flight_when_the_lag_grew_raise_the_estimate_once() -> N
     clock.now += catchup.FIRST
     again = gate.enter("p0")  # sent after the raise: its refusal raises the estimate again
     gate.refused("p0", again, REFUSED)
-    assert gate.lag == pytest.approx(catchup.FIRST * catchup.GROW)
+    assert gate.lag == pytest.approx(catchup.FIRST * catchup.START_GROW)  # faster until an answer comes
+    clock.now += gate.lag
+    gate.enter("p1")
+    gate.answered("p1")
+    clock.now += gate.lag
+    again = gate.enter("p0")
+    gate.refused("p0", again, REFUSED)
+    assert gate.lag == pytest.approx(catchup.FIRST * catchup.START_GROW * catchup.SHRINK * catchup.GROW)
 
 
 def test_a_held_pod_looks_again_against_the_estimate_then() -> None:

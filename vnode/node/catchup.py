@@ -12,9 +12,10 @@ new pod until the estimate has passed since its first ask:
 
 * while no refusal comes the estimate is 0 and every pod asks at once (a quiet API server: one
   request per token, no wait);
-* a refusal raises it (to :data:`FIRST` at first, then by :data:`GROW`), once per refusal of a
-  request sent *after* the last raise: the requests in flight when the lag grew are refused
-  together, and each of them raising it sent it to its ceiling at once;
+* a refusal raises it (to :data:`FIRST` at first, then by :data:`START_GROW` until an answer
+  comes, as TCP's slow start, then by :data:`GROW`), once per refusal of a request sent *after* the last raise:
+  the requests in flight when the lag grew are refused together, and each of them raising it
+  sent it to its ceiling at once;
 * each answer lowers it a little (:data:`SHRINK`), down to 0 below :data:`FLOOR`;
 * a held pod is told when to look again (``PodNotYetKnown`` with that wait; the pod queue takes it
   as a turn: its worker goes on with other pods, no backoff is counted); it looks again against
@@ -31,11 +32,12 @@ from collections.abc import Callable
 
 from vnode import errors
 
-__all__ = ["FIRST", "FLOOR", "GROW", "MAX_LAG", "NOT_YET_KNOWN", "SHRINK", "Gate", "not_yet"]
+__all__ = ["FIRST", "FLOOR", "GROW", "MAX_LAG", "NOT_YET_KNOWN", "SHRINK", "START_GROW", "Gate", "not_yet"]
 
 NOT_YET_KNOWN = "PodNotYetKnown"  # the code of a hold: the pod queue waits for its turn, no backoff
 FIRST = 0.03  # seconds: the estimate after a first refusal (a quiet API server lags by milliseconds)
 GROW = 1.25  # the estimate's factor at a refusal of a request sent after the last raise
+START_GROW = 1.5  # the same until the first answer since the estimate left 0 (from 30 ms to 1 s in 9)
 SHRINK = 0.99  # its factor at each answer: halved in 69 answers
 FLOOR = 0.01  # seconds: an estimate below this is 0 (every pod asks at once again)
 MAX_LAG = 30.0  # seconds: the estimate's ceiling (an API server that lags longer is not catching up)
@@ -50,6 +52,7 @@ class Gate:
         self.lag = 0.0  # seconds: the estimate
         self._first: dict[str, float] = {}  # pod uid -> when it first asked (until it is answered)
         self._raised_at = float("-inf")  # when the estimate was last raised
+        self._starting = False  # no answer yet since the estimate left 0: it doubles
         self._recorded = 0  # first asks recorded since the last pruning
 
     @property
@@ -75,6 +78,7 @@ class Gate:
         """The pod's TokenRequest was answered: the API server knows it."""
         self._first.pop(uid, None)
         if self.lag > 0:
+            self._starting = False
             self.lag *= SHRINK
             if self.lag < FLOOR:
                 self.lag = 0.0
@@ -87,7 +91,10 @@ class Gate:
         if first is None:
             first = self._remember(uid, sent)
         if sent >= self._raised_at:
-            self.lag = min(MAX_LAG, self.lag * GROW if self.lag >= FIRST else FIRST)
+            if self.lag < FIRST:
+                self.lag, self._starting = FIRST, True
+            else:
+                self.lag = min(MAX_LAG, self.lag * (START_GROW if self._starting else GROW))
             self._raised_at = now
         return not_yet(refusal.message, max(first + self.lag - now, self.lag / 2, FIRST))
 
