@@ -186,6 +186,7 @@ def test_down_leaves_no_process_and_no_listening_port(own_cluster: launcher.Clus
     stopped = own_cluster.down()
 
     assert sorted(stopped) == sorted(launcher.COMPONENTS)
+    assert own_cluster.procs.killed == []  # each ended at its SIGTERM: none was waited for and killed
     assert all(_gone(pid) for pid in pids.values())
     assert not any(_listening(port) for port in ports.values())
     assert own_cluster.status()["components"] == dict.fromkeys(launcher.COMPONENTS)

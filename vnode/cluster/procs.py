@@ -50,6 +50,8 @@ class Supervisor:
         self.attach = attach
         # Our own children, kept so that they are reaped (not left as zombies) once they stop.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        #: The names ``stop`` had to SIGKILL (they outlived their SIGTERM by its ``timeout``), all calls together.
+        self.killed: list[str] = []
 
     def read(self) -> dict[str, Any]:
         try:
@@ -121,6 +123,7 @@ class Supervisor:
         while pending and time.monotonic() < deadline:
             pending = {pid for pid in pending if not _reap(pid)}
             time.sleep(0.05)
+        self.killed += [name for name in order if live[name] in pending]
         for pid in pending:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
