@@ -52,7 +52,7 @@ class Gate:
         self.lag = 0.0  # seconds: the estimate
         self._first: dict[str, float] = {}  # pod uid -> when it first asked (until it is answered)
         self._raised_at = float("-inf")  # when the estimate was last raised
-        self._starting = False  # no answer yet since the estimate left 0: it doubles
+        self._starting = False  # no answer yet since the estimate left 0: it grows by START_GROW
         self._recorded = 0  # first asks recorded since the last pruning
 
     @property
@@ -71,7 +71,7 @@ class Gate:
             first = self._remember(uid, now)
         wait = first + self.lag - now
         if wait > 0:
-            raise not_yet("held while the API server catches up with the node's new pods", wait)
+            raise not_yet(f"its first TokenRequest waits {wait:.2f}s more, the node's estimate of the lag", wait)
         return now
 
     def answered(self, uid: str) -> None:
