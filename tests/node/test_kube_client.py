@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import os
+import pathlib
+import ssl
 
 import pytest
 from kubernetes import client as k8s
 
 from vnode import errors
-from vnode.kube import api, client, informer, objects
+from vnode.kube import api, client, config, informer, objects
 
 pytestmark = pytest.mark.cluster
 
@@ -99,3 +103,27 @@ async def test_informer_caches_and_reports_changes(kube: client.Client, namespac
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_401_makes_the_next_request_read_the_rotated_token_file_at_once(
+    kube: client.Client, namespace: str, core: k8s.CoreV1Api, tmp_path: pathlib.Path
+) -> None:
+    """The token file is looked at once a minute (client-go's cached file token source), not per
+    request; a 401 (a token rotated or revoked meanwhile) makes the next request read it again."""
+    issued = core.create_namespaced_service_account_token(
+        "default", namespace, k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[]))
+    )
+    token = tmp_path / "token"
+    token.write_text("not-a-token\n")
+    credentials = config.Credentials(token_file=token)
+    trusting = ssl.create_default_context(cadata=kube.config.ca_pem.decode())  # no client certificate
+    with_file = client.Client(dataclasses.replace(kube.config, ssl=trusting, credentials=credentials))
+    try:
+        with pytest.raises(errors.ApiError):
+            await api.review_self(with_file)
+        token.write_text(issued.status.token + "\n")
+        os.utime(token, (token.stat().st_atime, token.stat().st_mtime + 5))
+        seen = await api.review_self(with_file)  # within the minute: read again because of the 401
+        assert seen.username == f"system:serviceaccount:{namespace}:default"
+    finally:
+        await with_file.close()

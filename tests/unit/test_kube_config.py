@@ -83,9 +83,12 @@ def test_token_file_is_reread_when_rotated(tmp_path: pathlib.Path) -> None:
         "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}}]\n"
         "users: [{name: u, user: {tokenFile: token}}]\n"  # relative to the kubeconfig
     )
-    cfg = config.load_kubeconfig(path)
+    clock = Clock()
+    cfg = config.load_kubeconfig(path, clock=clock)
     assert cfg.credentials.authorization() == "Bearer first"
     _rotate(tmp_path / "token", "second\n")
+    assert cfg.credentials.authorization() == "Bearer first"  # looked at once a minute, not per request
+    clock.now += config.FILE_INTERVAL
     assert cfg.credentials.authorization() == "Bearer second"
 
 
@@ -94,12 +97,19 @@ def test_in_cluster_token_is_reread_when_rotated(tmp_path: pathlib.Path) -> None
     ca.write_bytes(_self_signed_pem(tmp_path))
     (tmp_path / "token").write_text("first\n")
     (tmp_path / "namespace").write_text("kube-system")
-    cfg = config.in_cluster(tmp_path, {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"})
+    clock = Clock()
+    environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    cfg = config.in_cluster(tmp_path, environ, clock=clock)
     assert cfg.server == "https://10.96.0.1:443"
     assert cfg.namespace == "kube-system"
     assert cfg.credentials.authorization() == "Bearer first"
     _rotate(tmp_path / "token", "second\n")
+    assert cfg.credentials.authorization() == "Bearer first"
+    cfg.credentials.refused()  # a 401: the rotated token is read at once
     assert cfg.credentials.authorization() == "Bearer second"
+    _rotate(tmp_path / "token", "third\n")
+    clock.now += config.FILE_INTERVAL
+    assert cfg.credentials.authorization() == "Bearer third"
 
 
 def test_in_cluster_without_the_service_host_is_a_config_error(tmp_path: pathlib.Path) -> None:
@@ -126,6 +136,16 @@ def test_http_status_maps_onto_the_error_tree(status: int, kind: type[errors.Api
     assert error.code == "R"
     if isinstance(error, errors.Retryable):
         assert error.retry_after == 3
+
+
+class Clock:
+    """Monotonic seconds that a test moves on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _rotate(path: pathlib.Path, content: str) -> None:

@@ -161,6 +161,8 @@ class Client:
             ) as response:
                 payload = await response.read()
                 if response.status >= 400:
+                    if response.status == 401:
+                        self.config.credentials.refused()  # a rotated token, read again next time
                     raise _error(response.status, payload, response.headers, what)
                 return payload
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -35,6 +35,13 @@ __all__ = ["SERVICE_ACCOUNT_DIR", "Config", "Credentials", "in_cluster", "load",
 SERVICE_ACCOUNT_DIR = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
+#: Seconds between two looks at a token file, as client-go's ``NewCachedFileTokenSource`` (a minute; a
+#: 401 makes the next request look again, as its ``ResetTokenOlderThan``): the kubelet rotates a
+#: projected token long before it expires, and a look per request was a ``stat`` on every call of the
+#: hot path.
+FILE_INTERVAL = 60.0
+
+
 class Credentials:
     """The ``Authorization`` header of a request: fixed, from a token file that may be rotated under
     us, or from a hook (the ``kubernetes`` package's, which runs an exec plugin again when due).
@@ -50,16 +57,23 @@ class Credentials:
         hook: Callable[[], str | None] | None = None,
         *,
         hook_interval: float = 10.0,
+        file_interval: float = FILE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._token = token
         self._file = token_file
         self._hook = hook
         self._mtime: float | None = None
-        self._header = ""
+        self._header = f"Bearer {token}" if token else ""
         self._hook_due = -math.inf
         self._hook_interval = hook_interval
+        self._file_due = -math.inf
+        self._file_interval = file_interval
         self._clock = clock
+
+    def refused(self) -> None:
+        """The API server answered 401: the next request reads the token (file or plugin) again."""
+        self._file_due = self._hook_due = -math.inf
 
     def authorization(self) -> str:
         """The header's value (``Bearer <token>``), or empty for none (client certificates)."""
@@ -69,12 +83,16 @@ class Credentials:
                 self._header, self._hook_due = self._hook() or "", now + self._hook_interval
             return self._header
         if self._file is not None:
-            mtime: float | None = self._mtime
-            with contextlib.suppress(OSError):
-                mtime = self._file.stat().st_mtime
-            if mtime != self._mtime:
-                self._token, self._mtime = self._file.read_text().strip(), mtime
-        return f"Bearer {self._token}" if self._token else ""
+            now = self._clock()
+            if now >= self._file_due:
+                self._file_due = now + self._file_interval
+                mtime: float | None = self._mtime
+                with contextlib.suppress(OSError):
+                    mtime = self._file.stat().st_mtime
+                if mtime != self._mtime:
+                    self._token, self._mtime = self._file.read_text().strip(), mtime
+                    self._header = f"Bearer {self._token}" if self._token else ""
+        return self._header
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +105,12 @@ class Config:
     tls_server_name: str | None = None  # the name to check the server's certificate for, if not the host's
 
 
-def in_cluster(directory: pathlib.Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] = os.environ) -> Config:
+def in_cluster(
+    directory: pathlib.Path = SERVICE_ACCOUNT_DIR,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Config:
     """The pod's service account, read as client-go's ``rest.InClusterConfig`` reads it: the API
     server from ``KUBERNETES_SERVICE_HOST``/``_PORT``, the token file (re-read when rotated) and the
     CA in ``directory``. Without the ``kubernetes`` package: its import holds some 10 MB for the life
@@ -113,7 +136,7 @@ def in_cluster(directory: pathlib.Path = SERVICE_ACCOUNT_DIR, environ: Mapping[s
         raise errors.ConfigError(f"in-cluster config: TLS: {ca}: {exc}") from exc
     namespace_file = directory / "namespace"
     namespace = namespace_file.read_text().strip() if namespace_file.exists() else "default"
-    return Config(server, context, Credentials(token_file=token), namespace or "default", read[ca])
+    return Config(server, context, Credentials(token_file=token, clock=clock), namespace or "default", read[ca])
 
 
 def load_kubeconfig(
@@ -174,7 +197,7 @@ def _token_file(user: Any) -> pathlib.Path | None:
 
 def _credentials(loaded: Any, token_file: pathlib.Path | None, clock: Callable[[], float]) -> Credentials:
     if token_file is not None:
-        return Credentials(token_file=token_file)
+        return Credentials(token_file=token_file, clock=clock)
     if not loaded.api_key.get("BearerToken"):
         return Credentials()  # a client certificate, or no credentials at all
 
