@@ -72,7 +72,8 @@ class Credentials:
         self._clock = clock
 
     def refused(self) -> None:
-        """The API server answered 401: the next request reads the token (file or plugin) again."""
+        """The API server answered 401: the next request reads the token file again at once (or asks the
+        exec plugin's hook again, which runs the plugin if the token it holds has expired)."""
         self._file_due = self._hook_due = -math.inf
 
     def authorization(self) -> str:
