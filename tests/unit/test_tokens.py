@@ -398,13 +398,29 @@ GRAPH_NOT_YET = {  # the Node authorizer's graph has not been told of the pod ye
     "node 'n' and this object",
     "details": {"name": "default", "kind": "serviceaccounts"},
 }  # fmt: skip
+NOT_YET_BOUND = {  # NodeRestriction's informer has the pod, not yet its binding to this node
+    "kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+    "message": 'serviceaccounts "default" is forbidden: node requested token bound to a pod scheduled on a '
+    "different node",
+    "details": {"name": "default", "kind": "serviceaccounts"},
+}  # fmt: skip
+STILL_THE_OLD_POD = {  # ... or still the pod of the same name this one replaced
+    "kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+    "message": 'serviceaccounts "default" is forbidden: the UID in the bound object reference (uid-1) does not '
+    "match the UID in record. The object might have been deleted and then recreated",
+    "details": {"name": "default", "kind": "serviceaccounts"},
+}  # fmt: skip
 NO_ACCOUNT = {
     "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
     "message": 'serviceaccounts "default" not found', "details": {"name": "default", "kind": "serviceaccounts"},
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("answer", [(404, POD_NOT_YET), (403, GRAPH_NOT_YET)], ids=["pod-not-found", "no-relationship"])
+@pytest.mark.parametrize(
+    "answer",
+    [(404, POD_NOT_YET), (403, GRAPH_NOT_YET), (403, NOT_YET_BOUND), (403, STILL_THE_OLD_POD)],
+    ids=["pod-not-found", "no-relationship", "not-yet-bound", "still-the-old-pod"],
+)
 async def test_a_token_refused_while_the_api_server_catches_up_with_the_pod_is_retried_later_not_missing(
     answer: tuple[int, dict[str, Any]],
 ) -> None:

@@ -164,14 +164,22 @@ async def request(
 
 #: The Node authorizer's refusal while its graph (fed by the API server's own watch) lacks the pod.
 NODE_GRAPH_LAG = "no relationship found between node"
+#: NodeRestriction's refusals while its informer holds an older view of a pod bound to this node (the
+#: daemon's watch shows it so): not yet bound (its ``nodeName`` empty), or the pod of the same name
+#: that it replaced (a StatefulSet's pod recreated).
+NODE_RESTRICTION_LAG = (
+    "node requested token bound to a pod scheduled on a different node",
+    "does not match the UID in record",
+)
 
 
 def _lag(refused: errors.ApiError) -> bool:
-    """Whether a refusal is the API server's lag behind a pod that exists (we watch it): NodeRestriction's
-    informer (404 of the *pod*, not of the service account) or the Node authorizer's graph (403)."""
+    """Whether a refusal is the API server's lag behind a pod that exists (we watch it, bound here):
+    NodeRestriction's informer (404 of the *pod*, not of the service account; a 403 naming an older
+    view of it) or the Node authorizer's graph (403)."""
     if isinstance(refused, errors.NotFound):
         return refused.kind in ("pod", "pods")
-    return NODE_GRAPH_LAG in refused.message
+    return NODE_GRAPH_LAG in refused.message or any(lag in refused.message for lag in NODE_RESTRICTION_LAG)
 
 
 class Schedule:
