@@ -137,37 +137,30 @@ async def request(
     if audience:
         body["spec"]["audiences"] = [audience]
     uid = pod.metadata.uid
-    sent = gate.enter(uid) if gate is not None else 0.0
-    began = monotonic()
+    sent = gate.enter(uid) if gate is not None else monotonic()  # the gate's clock is ``monotonic``
     try:
         answer = await api.request_token(kube, pod.metadata.namespace, account, body)
-    except (errors.NotFound, errors.Forbidden) as exc:
-        if not _lag(exc):
-            if gate is not None:
-                gate.left(uid)
-            if isinstance(exc, errors.NotFound):
-                raise spec.Missing("serviceaccount", account) from exc
-            raise
-        if gate is None:
-            raise catchup.not_yet(exc.message, None) from exc
-        raise gate.refused(uid, sent, exc) from exc
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, errors.ApiError) and _lag(exc):
+            raise (gate.refused(uid, sent, exc) if gate is not None else catchup.not_yet(exc.message, None)) from exc
         if gate is not None:
             gate.left(uid)
+        if isinstance(exc, errors.NotFound):
+            raise spec.Missing("serviceaccount", account) from exc
         raise
     if gate is not None:
         gate.answered(uid)
     token = answer.status.token
     life = life_of(token, answer.status.expiration_timestamp, seconds)
-    return Issued(audience, seconds, token, life, took=max(0.0, monotonic() - began))
+    return Issued(audience, seconds, token, life, took=max(0.0, monotonic() - sent))
 
 
-#: The Node authorizer's refusal while its graph (fed by the API server's own watch) lacks the pod.
-NODE_GRAPH_LAG = "no relationship found between node"
-#: NodeRestriction's refusals while its informer holds an older view of a pod bound to this node (the
-#: daemon's watch shows it so): not yet bound (its ``nodeName`` empty), or the pod of the same name
-#: that it replaced (a StatefulSet's pod recreated).
-NODE_RESTRICTION_LAG = (
+#: The API server's refusals while its own watch of pods lags the daemon's, for a pod the daemon sees
+#: bound here: the Node authorizer's graph lacks the pod; NodeRestriction's informer holds an older
+#: view of it, not yet bound (its ``nodeName`` empty) or the same-named pod it replaced (a
+#: StatefulSet's pod recreated).
+LAG_REFUSALS = (
+    "no relationship found between node",
     "node requested token bound to a pod scheduled on a different node",
     "does not match the UID in record",
 )
@@ -179,7 +172,7 @@ def _lag(refused: errors.ApiError) -> bool:
     view of it) or the Node authorizer's graph (403)."""
     if isinstance(refused, errors.NotFound):
         return refused.kind in ("pod", "pods")
-    return NODE_GRAPH_LAG in refused.message or any(lag in refused.message for lag in NODE_RESTRICTION_LAG)
+    return isinstance(refused, errors.Forbidden) and any(lag in refused.message for lag in LAG_REFUSALS)
 
 
 class Schedule:
