@@ -142,6 +142,21 @@ def _replica_pid(ctx: playground.Context, pod_name: str) -> int:
     raise AssertionError(f"no process-provider instance for pod {pod_name}")
 
 
+def _replica_diagnostics(ctx: playground.Context, pod_name: str) -> str:
+    """The replica pod as the API server has it, what the host said of it, and what the runners of its
+    instances (live, or deleted and kept beside the state directory) said."""
+    lines = [ctx.cluster.kubectl("-n", "kube-system", "get", "pod", pod_name, "-o", "yaml", check=False).stdout]
+    host = (ctx.state_dir / "logs" / "vnode-host.log").read_text(errors="replace").splitlines()
+    lines += ["--- vnode-host.log", *[line[:400] for line in host if pod_name in line][-40:]]
+    for directory in [*(ctx.state_dir / "process").glob("proc-*"), *(ctx.state_dir / "process-logs").glob("proc-*")]:
+        state = directory / "state.json"
+        if state.exists() and json.loads(state.read_text()).get("tags", {}).get(models.TAG_NAME) == pod_name:
+            runner = directory / "runner.log"
+            said = runner.read_text(errors="replace").splitlines()[-30:] if runner.exists() else ["(no runner.log)"]
+            lines += [f"--- {directory.relative_to(ctx.state_dir)}/runner.log", *said]
+    return "\n".join(lines)
+
+
 def _kill_9_replica_2_and_see_its_pods_adopted(ctx: playground.Context) -> None:
     """A controller dying hard: its restart adopts the node's pods, no instance made or lost."""
 
@@ -166,7 +181,10 @@ def _kill_9_replica_2_and_see_its_pods_adopted(ctx: playground.Context) -> None:
         statuses = pod["status"].get("containerStatuses") or [{}]
         return statuses[0].get("restartCount", 0) >= 1 and bool(statuses[0].get("ready"))
 
-    wait_for(restarted_and_ready, timeout=60, what="replica 2 restarted and ready")
+    try:
+        wait_for(restarted_and_ready, timeout=60, what="replica 2 restarted and ready")
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc}\n{_replica_diagnostics(ctx, 'virtual-node-eci-2')}")
     # The process runs before it is up (the playground has no readiness probe): its first Lease
     # renewal says the new controller holds the node.
     wait_for(lambda: renewed() != last_renewal, timeout=60, what="the restarted controller renewing its Lease")

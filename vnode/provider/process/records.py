@@ -74,12 +74,13 @@ def parse_time(value: str | None) -> datetime.datetime | None:
 
 def retire(directory: pathlib.Path) -> None:
     """Remove a deleted instance, keeping its logs and state beside the state directory for debugging
-    (``<state dir>-logs/<instance id>/``); the last run of each instance id is kept."""
+    (``<state dir>-logs/<instance id>/``): its containers' logs, its state and status, and what its
+    runner said (why a container was not restarted); the last run of each instance id is kept."""
     kept = directory.parent.with_name(directory.parent.name + "-logs") / directory.name
     with contextlib.suppress(OSError):
         shutil.rmtree(kept, ignore_errors=True)
         kept.mkdir(parents=True)
-        for name in ("logs", "state.json", "status.json"):
+        for name in ("logs", "state.json", "status.json", "runner.log"):
             if (directory / name).exists():
                 shutil.move(str(directory / name), str(kept / name))
     shutil.rmtree(directory, ignore_errors=True)
