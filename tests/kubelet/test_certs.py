@@ -16,13 +16,12 @@ import pytest
 from cryptography import x509
 
 from tests.kubelet.conftest import Kubelet
-from vnode import certificates as vnode_certificates
 from vnode import errors
 from vnode.cluster import launcher
 from vnode.kube import api, identity
 from vnode.kube import client as kube_client
 from vnode.kube import config as kube_config
-from vnode.kubelet import certs, clock
+from vnode.kubelet import certs, clock, pki
 
 pytestmark = pytest.mark.cluster
 
@@ -92,8 +91,7 @@ def test_a_certificate_near_its_end_is_renewed_in_the_live_server(kubelet: Kubel
 
 def _foreign_csr(name: str, node: str, addresses: list[str]) -> str:
     """A kubelet-serving CSR for ``node`` naming ``addresses``, made as the daemon makes its own."""
-    key = vnode_certificates.new_key()
-    pem = certs._csr(key, node, addresses)
+    pem = pki.new_request(node, addresses)["csr"].encode()
     body = {
         "apiVersion": "certificates.k8s.io/v1",
         "kind": "CertificateSigningRequest",

@@ -15,27 +15,28 @@ requester, subject and names are exactly this daemon's and its node's.
 
 The fallback is a certificate and key given by path (``ServingFiles``), e.g. issued by
 cert-manager from the cluster CA.
+
+The cryptography itself (the key, the CSR, reading names and dates) runs in a child process,
+``kubelet/pki.py``, once per renewal check, so that the daemon never imports ``cryptography``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
-import datetime
+import json
 import logging
 import pathlib
 import secrets
 import ssl
+import sys
 from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from vnode import certificates, errors
+from vnode import errors
 from vnode.kube import api, client
 from vnode.kubelet import clock as clock_mod
 
@@ -92,21 +93,47 @@ def server_ssl_context(serving: ServingFiles, client_ca: pathlib.Path | str) -> 
     return context
 
 
-def _still_good(files: ServingFiles, addresses: Sequence[str], now: datetime.datetime) -> bool:
-    """A certificate written before covers ``addresses`` and has more than a fifth of its life left."""
-    try:
-        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
-        files.key.stat()
-    except (OSError, ValueError):
-        return False
-    try:
-        present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    if any(name not in present for name in certificates.sans(addresses)):
-        return False
-    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    return cert.not_valid_after_utc - now > lifetime / 5
+class _Pki:
+    """A child process doing the serving certificate's cryptography (``kubelet/pki.py``), for one check."""
+
+    _proc: asyncio.subprocess.Process
+    _to: asyncio.StreamWriter
+    _from: asyncio.StreamReader
+    _said: asyncio.StreamReader
+
+    async def __aenter__(self) -> _Pki:
+        pipe = asyncio.subprocess.PIPE
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "vnode.kubelet.pki",
+                                                    stdin=pipe, stdout=pipe, stderr=pipe)  # fmt: skip
+        if proc.stdin is None or proc.stdout is None or proc.stderr is None:  # pragma: no cover (all three piped)
+            raise errors.Unavailable("the certificate helper started without its pipes")
+        self._proc, self._to, self._from, self._said = proc, proc.stdin, proc.stdout, proc.stderr
+        return self
+
+    async def call(self, op: str, **args: Any) -> Any:
+        try:
+            self._to.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            await self._to.drain()
+        except ConnectionError:  # it has ended already: its stderr says why
+            pass
+        line = await self._from.readline()
+        if not line:
+            said = (await self._said.read()).decode(errors="replace").strip()[-500:]
+            raise errors.Unavailable(f"the certificate helper (python -m vnode.kubelet.pki) ended: {said}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise errors.Unavailable(f"the certificate helper's {op} failed: {answer['error']}")
+        return answer["result"]
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._to.close()  # its input ends: it exits
+        try:
+            await asyncio.wait_for(self._proc.wait(), 5.0 if kind is None else 0.1)
+        except TimeoutError:
+            self._proc.kill()
+            await self._proc.wait()
 
 
 async def request_serving_certificate(
@@ -132,26 +159,28 @@ async def request_serving_certificate(
     approves or signs it within ``wait_seconds``.
     """
     files = ServingFiles(directory / "kubelet-serving.crt", directory / "kubelet-serving.key")
-    if _still_good(files, addresses, clock.now()):
-        return files
-    key = certificates.new_key()
-    pem = _csr(key, node_name, addresses)
-    name = f"vnode-serving-{node_name}-{secrets.token_hex(4)}"[:253]
-    body = {
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"name": name, "labels": {"vnode.io/node": node_name[:63]}},
-        "spec": {
-            "request": base64.b64encode(pem).decode(),
-            "signerName": SIGNER,
-            "usages": list(USAGES),
-        },
-    }
     asker = as_node or kube
-    created = await api.create_certificate_signing_request(asker, body)
-    if approve:
-        requester = str(created.get("spec", {}).get("username", ""))
-        await approve_own(kube, name, requester=requester, node_name=node_name, addresses=addresses, read_as=asker)
+    async with _Pki() as pki:
+        now = clock.now().isoformat()
+        if await pki.call("still_good", cert=str(files.cert), key=str(files.key), addresses=list(addresses), now=now):
+            return files
+        made = await pki.call("new_request", node_name=node_name, addresses=list(addresses))
+        name = f"vnode-serving-{node_name}-{secrets.token_hex(4)}"[:253]
+        body = {
+            "apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest",
+            "metadata": {"name": name, "labels": {"vnode.io/node": node_name[:63]}},
+            "spec": {
+                "request": base64.b64encode(made["csr"].encode()).decode(),
+                "signerName": SIGNER,
+                "usages": list(USAGES),
+            },
+        }
+        created = await api.create_certificate_signing_request(asker, body)
+        if approve:
+            requester = str(created.get("spec", {}).get("username", ""))
+            await approve_own(kube, name, requester=requester, node_name=node_name, addresses=addresses,
+                              read_as=asker, pki=pki)  # fmt: skip
     deadline = clock.monotonic() + wait_seconds
     while True:
         status = (await api.read(asker, api.CERTIFICATE_SIGNING_REQUESTS, name)).status
@@ -163,7 +192,7 @@ async def request_serving_certificate(
         if clock.monotonic() > deadline:
             raise errors.Unavailable(f"CSR {name} was not approved and signed within {wait_seconds:.0f}s")
         await asyncio.sleep(poll_interval)
-    _write(files, key, base64.b64decode(status.certificate))
+    _write(files, made["key"].encode(), base64.b64decode(status.certificate))
     return files
 
 
@@ -175,6 +204,7 @@ async def approve_own(
     node_name: str,
     addresses: Sequence[str],
     read_as: client.Client | None = None,
+    pki: _Pki | None = None,
 ) -> bool:
     """Approve the CSR ``name`` if, and only if, it is this node's own request; True if approved.
 
@@ -184,10 +214,15 @@ async def approve_own(
     daemon asks, with the subject of ``node_name`` and exactly ``addresses`` as its names. The
     approval sends back the resourceVersion read: a CSR changed since is a Conflict, never
     approved. Anything else is left, with a warning, to the cluster's approvers. The CSR is read as
-    ``read_as`` (the node that asked it), else as ``kube``.
+    ``read_as`` (the node that asked it), else as ``kube``. ``pki``: the renewal's helper process, if one runs.
     """
     current = await api.read_certificate_signing_request(read_as or kube, name)
-    why = _not_own(current, requester, node_name, addresses)
+    why = _not_own(current, requester)
+    if not why:
+        async with contextlib.AsyncExitStack() as stack:
+            helper = pki if pki is not None else await stack.enter_async_context(_Pki())
+            why = await helper.call("request_mismatch", request=current.get("spec", {}).get("request", ""),
+                                    node_name=node_name, addresses=list(addresses))  # fmt: skip
     if why:
         log.warning("not approving CSR %s: %s", name, why, extra={"node": node_name})
         return False
@@ -205,8 +240,9 @@ async def approve_own(
     return True
 
 
-def _not_own(csr: Mapping[str, Any], requester: str, node_name: str, addresses: Sequence[str]) -> str:
-    """Why ``csr`` is not ``node_name``'s own serving request by ``requester`` ('' if it is)."""
+def _not_own(csr: Mapping[str, Any], requester: str) -> str:
+    """Why ``csr`` is not a serving request by ``requester`` still open ('' if it is); its
+    subject and names are for the helper process to check."""
     spec = csr.get("spec", {})
     if not requester or spec.get("username") != requester:
         return f"requested by {spec.get('username')!r}, not by this daemon ({requester!r})"
@@ -214,45 +250,13 @@ def _not_own(csr: Mapping[str, Any], requester: str, node_name: str, addresses: 
         return f"signer {spec.get('signerName')!r} and usages {spec.get('usages')} are not the ones asked"
     if csr.get("status", {}).get("conditions"):
         return "it is already approved or denied"
-    try:
-        request = x509.load_pem_x509_csr(base64.b64decode(spec.get("request", ""), validate=True))
-    except ValueError:
-        return "its request is not a PEM certificate request"
-    if request.subject != _subject(node_name):
-        return f"its subject {request.subject.rfc4514_string()!r} is not node {node_name}'s"
-    try:
-        names = list(request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        names = []
-    if sorted(map(str, names)) != sorted(map(str, certificates.sans(addresses))):
-        return f"its names {[str(n.value) for n in names]} are not exactly the node's addresses {list(addresses)}"
     return ""
 
 
-def _subject(node_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}"),
-        ]
-    )
-
-
-def _csr(key: ec.EllipticCurvePrivateKey, node_name: str, addresses: Sequence[str]) -> bytes:
-    """A PEM CSR as the kubelet-serving signer wants it: the node's name, its addresses as SANs."""
-    request = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(_subject(node_name))
-        .add_extension(x509.SubjectAlternativeName(certificates.sans(addresses)), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return request.public_bytes(serialization.Encoding.PEM)
-
-
-def _write(files: ServingFiles, key: ec.EllipticCurvePrivateKey, cert_pem: bytes) -> None:
+def _write(files: ServingFiles, key_pem: bytes, cert_pem: bytes) -> None:
     files.key.parent.mkdir(parents=True, exist_ok=True)
     files.key.touch(mode=0o600)
-    files.key.write_bytes(certificates.key_pem(key))
+    files.key.write_bytes(key_pem)
     files.cert.write_bytes(cert_pem)
 
 
