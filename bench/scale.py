@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/")
     parser.add_argument("--keep-state", action="store_true", help="keep the control plane's directory (logs, audit)")
-    parser.add_argument("--paced-pods", type=int, default=1000, help="then this many at --paced-rate (0: skip)")
+    parser.add_argument("--paced-pods", type=int, default=500, help="then this many at --paced-rate (0: skip)")
     parser.add_argument(
         "--paced-rate", type=float, default=20, help="pods/s, below both targets' capacity: the latency each adds"
     )

@@ -9,7 +9,7 @@
 - **single**: ``--single-pods`` pods on one node, KWOK's and vnode's, each on a fresh control
   plane: the throughput of one node, and the daemon's peak RSS.
 - **fleet**: ``--fleet`` vnode nodes on one control plane, with no pods: the time until all are
-  Ready, then a minute idle: CPU and RSS per daemon, Lease and status writes per node per minute.
+  Ready, then half a minute idle: CPU and RSS per daemon, Lease and status writes per node per minute.
   (In a cluster this is ``kubectl scale statefulset`` to 50; here there is no container runtime,
   so the fifty daemons are processes, started as the StatefulSet's pods would be: all at once.)
 
@@ -30,7 +30,7 @@ from bench import report, scale, scale_pods, scale_report, scale_targets
 from bench import restart as restart_
 from vnode.cluster import launcher, procs
 
-IDLE_SECONDS = 60.0
+IDLE_SECONDS = 30.0
 
 
 @dataclasses.dataclass
