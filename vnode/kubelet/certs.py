@@ -130,7 +130,8 @@ class _Pki:
     ) -> None:
         self._to.close()  # its input ends: it exits
         try:
-            await asyncio.wait_for(self._proc.wait(), 5.0 if kind is None else 0.1)
+            async with asyncio.timeout(5.0 if kind is None else 0.1):  # not wait_for: see vnode/waits.py
+                await self._proc.wait()
         except TimeoutError:
             self._proc.kill()
             await self._proc.wait()
