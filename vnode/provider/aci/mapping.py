@@ -91,7 +91,9 @@ def encode_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 def decode_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {
-        (_VNODE_PREFIX + key[len("vnode.io-") :] if key.startswith("vnode.io-") else key): value
+        models.shared(_VNODE_PREFIX + key[len("vnode.io-") :] if key.startswith("vnode.io-") else key): models.shared(
+            value
+        )
         for key, value in tags.items()
         if key != TOKEN_TAG
     }

@@ -29,6 +29,9 @@ def _time(text: Any) -> datetime.datetime | None:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.UTC)
 
 
+_shared = models.shared
+
+
 def _status(provisioning: str, state: str) -> models.InstanceStatus:
     s = models.InstanceStatus
     if provisioning == "Pending":
@@ -56,20 +59,20 @@ def _container_status(raw: Mapping[str, Any]) -> tuple[models.ContainerStatus, l
     view = props.get("instanceView") or {}
     current = view.get("currentState") or {}
     previous = view.get("previousState") or {}
-    name = str(raw.get("name", ""))
+    name = _shared(raw.get("name", ""))
     terminated = current.get("state") == "Terminated"
     status = models.ContainerStatus(
         name=name,
         state=_CONTAINER.get(str(current.get("state", "")), models.ContainerState.WAITING),
-        image=str(props.get("image", "")),
-        reason=str(current.get("detailStatus") or ""),
+        image=_shared(props.get("image", "")),
+        reason=_shared(current.get("detailStatus") or ""),
         exit_code=int(current["exitCode"]) if terminated and current.get("exitCode") is not None else None,
         started_at=_time(current.get("startTime")),
         finished_at=_time(current.get("finishTime")) if terminated else None,
         restart_count=int(view.get("restartCount") or 0),
         ready=current.get("state") == "Running",  # ACI reports no readiness
         last_exit_code=int(previous["exitCode"]) if previous.get("exitCode") is not None else None,
-        last_reason=str(previous.get("detailStatus") or ""),
+        last_reason=_shared(previous.get("detailStatus") or ""),
         last_started_at=_time(previous.get("startTime")),
         last_finished_at=_time(previous.get("finishTime")),
     )
@@ -78,8 +81,8 @@ def _container_status(raw: Mapping[str, Any]) -> tuple[models.ContainerStatus, l
 
 def _event(raw: Mapping[str, Any], container: str = "") -> models.InstanceEvent:
     return models.InstanceEvent(
-        reason=str(raw.get("name", "")),
-        message=str(raw.get("message", "")),
+        reason=_shared(raw.get("name", "")),
+        message=_shared(raw.get("message", "")),
         type=models.EventType.WARNING if raw.get("type") == "Warning" else models.EventType.NORMAL,
         timestamp=_time(raw.get("lastTimestamp") or raw.get("firstTimestamp")),
         container=container,
@@ -129,8 +132,8 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         tags=mapping.decode_tags(group.get("tags") or {}),
         containers=tuple(containers),
         ip=str((props.get("ipAddress") or {}).get("ip") or ""),
-        zone=",".join(group.get("zones") or ()),
-        vswitch=str(subnets[0].get("name") or str(subnets[0].get("id", "")).rsplit("/", 1)[-1]) if subnets else "",
+        zone=_shared(",".join(group.get("zones") or ())),
+        vswitch=_shared(subnets[0].get("name") or str(subnets[0].get("id", "")).rsplit("/", 1)[-1]) if subnets else "",
         started_at=min(starts) if starts else None,
         finished_at=max(ends) if terminal and ends else None,
         reason=warning.reason if status is models.InstanceStatus.FAILED and warning else "",

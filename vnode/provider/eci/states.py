@@ -23,6 +23,9 @@ def _time(text: Any) -> datetime.datetime | None:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.UTC)
 
 
+_shared = models.shared
+
+
 SPOT_NOTICE = "SpotToBeReleased"  # ECI's Warning before it reclaims a spot instance
 _STATUS = {s.value: s for s in models.InstanceStatus}
 _CONTAINER = {s.value: s for s in models.ContainerState}
@@ -34,18 +37,18 @@ def _container_status(raw: Mapping[str, Any]) -> models.ContainerStatus:
     exit_code = current.get("ExitCode")
     terminated = current.get("State") == "Terminated"
     return models.ContainerStatus(
-        name=str(raw.get("Name", "")),
+        name=_shared(raw.get("Name", "")),
         state=_CONTAINER.get(str(current.get("State", "")), models.ContainerState.WAITING),
-        image=str(raw.get("Image", "")),
-        reason=str(current.get("Reason") or current.get("DetailStatus") or ""),
-        message=str(current.get("Message") or ""),
+        image=_shared(raw.get("Image", "")),
+        reason=_shared(current.get("Reason") or current.get("DetailStatus") or ""),
+        message=_shared(current.get("Message") or ""),
         exit_code=int(exit_code) if terminated and exit_code is not None else None,
         started_at=_time(current.get("StartTime")),
         finished_at=_time(current.get("FinishTime")) if terminated else None,
         restart_count=int(raw.get("RestartCount") or 0),
         ready=bool(raw.get("Ready")),
         last_exit_code=int(previous["ExitCode"]) if previous.get("State") == "Terminated" else None,
-        last_reason=str(previous.get("Reason") or ""),
+        last_reason=_shared(previous.get("Reason") or ""),
         last_started_at=_time(previous.get("StartTime")),
         last_finished_at=_time(previous.get("FinishTime")),
     )
@@ -57,9 +60,9 @@ _EVENT_CONTAINER = re.compile(r"\bcontainer (?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9]
 def _event(raw: Mapping[str, Any]) -> models.InstanceEvent:
     mention = _EVENT_CONTAINER.search(str(raw.get("Message", "")))
     return models.InstanceEvent(
-        container=mention["name"] if mention else "",
-        reason=str(raw.get("Reason", "")),
-        message=str(raw.get("Message", "")),
+        container=_shared(mention["name"]) if mention else "",
+        reason=_shared(raw.get("Reason", "")),
+        message=_shared(raw.get("Message", "")),
         type=models.EventType.WARNING if raw.get("Type") == "Warning" else models.EventType.NORMAL,
         timestamp=_time(raw.get("LastTimestamp") or raw.get("FirstTimestamp")),
         count=int(raw.get("Count") or 1),
@@ -85,12 +88,12 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
     return models.InstanceState(
         id=str(group["ContainerGroupId"]),
         status=status,
-        tags={str(t.get("Key", "")): str(t.get("Value", "")) for t in group.get("Tags") or ()},
+        tags={_shared(t.get("Key", "")): _shared(t.get("Value", "")) for t in group.get("Tags") or ()},
         containers=containers,
         init_containers=tuple(_container_status(c) for c in group.get("InitContainers") or ()),
         ip=str(group.get("IntranetIp") or ""),
-        zone=str(group.get("ZoneId") or ""),
-        vswitch=str(group.get("VSwitchId") or ""),
+        zone=_shared(group.get("ZoneId") or ""),
+        vswitch=_shared(group.get("VSwitchId") or ""),
         created_at=_time(group.get("CreationTime")),
         started_at=min(starts) if starts else None,
         finished_at=finished,
@@ -99,7 +102,7 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
         events=events,
         cpu=float(group.get("Cpu") or 0.0),
         memory_gib=float(group.get("Memory") or 0.0),
-        instance_type=str(group.get("InstanceType") or ""),
+        instance_type=_shared(group.get("InstanceType") or ""),
         annotations=_annotations(group),
         interruptible=str(group.get("SpotStrategy") or "NoSpot") != "NoSpot",
     )
@@ -108,4 +111,4 @@ def state_of(group: Mapping[str, Any]) -> models.InstanceState:
 def _annotations(group: Mapping[str, Any]) -> dict[str, str]:
     """What ECI writes back to the pod: the public address it allocated, the instance type it used."""
     written = {mapping.ALLOCATED_ADDRESS: group.get("InternetIp"), mapping.INSTANCE_SPEC: group.get("InstanceType")}
-    return {key: str(value) for key, value in written.items() if value}
+    return {key: _shared(value) for key, value in written.items() if value}
