@@ -320,13 +320,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-dir", action="store_true", help="print the binaries' directory and exit")
     parser.add_argument("--tools", action="store_true", help="also build kwok, helm and metrics-server")
     parser.add_argument("--vk-e2e", action="store_true", help="only build virtual-kubelet's e2e suite; print its path")
+    parser.add_argument(
+        "--vk-mock", action="store_true", help="only build virtual-kubelet with its mock provider (make bench's peer)"
+    )
     args = parser.parse_args(argv)
     if args.print_dir:
         print(bin_dir())
         return 0
-    if args.vk_e2e:
+    for wanted, ensure in ((args.vk_e2e, ensure_vk_e2e), (args.vk_mock, ensure_vk_mock)):
+        if not wanted:
+            continue
         try:
-            print(ensure_vk_e2e())
+            print(ensure())
         except BuildError as exc:
             print(f"vnode build: {exc}", file=sys.stderr)
             return 1
