@@ -26,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import pathlib
@@ -55,14 +56,16 @@ log = logging.getLogger(__name__)
 
 SIGNER = "kubernetes.io/kubelet-serving"
 USAGES = ("digital signature", "server auth")
+CERT_FILE, KEY_FILE = "kubelet-serving.crt", "kubelet-serving.key"  # in the certificate directory
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServingFiles:
-    """A PEM certificate (chain) and its key, as files."""
+    """A PEM certificate (chain) and its key, as files; for one from a CSR, when it is due for renewal."""
 
     cert: pathlib.Path
     key: pathlib.Path
+    renew_at: datetime.datetime | None = dataclasses.field(default=None, compare=False)
 
 
 async def client_ca_from_cluster(kube: client.Client) -> str:
@@ -159,12 +162,12 @@ async def request_serving_certificate(
     Raises ``errors.Forbidden`` if the CSR is denied or fails, ``errors.Unavailable`` if nobody
     approves or signs it within ``wait_seconds``.
     """
-    files = ServingFiles(directory / "kubelet-serving.crt", directory / "kubelet-serving.key")
+    files = ServingFiles(directory / CERT_FILE, directory / KEY_FILE)
     asker = as_node or kube
     async with _Pki() as pki:
-        now = clock.now().isoformat()
-        if await pki.call("still_good", cert=str(files.cert), key=str(files.key), addresses=list(addresses), now=now):
-            return files
+        due = await _renewal_due(pki, files, addresses)
+        if due is not None and clock.now() < due:
+            return dataclasses.replace(files, renew_at=due)
         made = await pki.call("new_request", node_name=node_name, addresses=list(addresses))
         name = f"vnode-serving-{node_name}-{secrets.token_hex(4)}"[:253]
         body = {
@@ -182,6 +185,23 @@ async def request_serving_certificate(
             requester = str(created.get("spec", {}).get("username", ""))
             await approve_own(kube, name, requester=requester, node_name=node_name, addresses=addresses,
                               read_as=asker, pki=pki)  # fmt: skip
+    # The helper is not kept while an approver may take minutes: another one reads the new certificate.
+    signed = await _signed(asker, name, clock=clock, wait_seconds=wait_seconds, poll_interval=poll_interval)
+    _write(files, made["key"].encode(), signed)
+    async with _Pki() as pki:
+        return dataclasses.replace(files, renew_at=await _renewal_due(pki, files, addresses))
+
+
+async def _renewal_due(pki: _Pki, files: ServingFiles, addresses: Sequence[str]) -> datetime.datetime | None:
+    """When the certificate in ``files`` has a fifth of its life left; None: none there that names ``addresses``."""
+    due = await pki.call("renewal_due", cert=str(files.cert), key=str(files.key), addresses=list(addresses))
+    return datetime.datetime.fromisoformat(due) if due else None
+
+
+async def _signed(
+    asker: client.Client, name: str, *, clock: clock_mod.Clock, wait_seconds: float, poll_interval: float
+) -> bytes:
+    """The certificate of CSR ``name`` (PEM) once approved and signed."""
     deadline = clock.monotonic() + wait_seconds
     while True:
         status = (await api.read(asker, api.CERTIFICATE_SIGNING_REQUESTS, name)).status
@@ -189,12 +209,10 @@ async def request_serving_certificate(
             if condition.type in ("Denied", "Failed") and condition.status == "True":
                 raise errors.Forbidden(f"CSR {name} {condition.type.lower()}: {condition.message}")
         if status.certificate:
-            break
+            return base64.b64decode(status.certificate)
         if clock.monotonic() > deadline:
             raise errors.Unavailable(f"CSR {name} was not approved and signed within {wait_seconds:.0f}s")
         await asyncio.sleep(poll_interval)
-    _write(files, made["key"].encode(), base64.b64decode(status.certificate))
-    return files
 
 
 async def approve_own(
@@ -264,9 +282,10 @@ def _write(files: ServingFiles, key_pem: bytes, cert_pem: bytes) -> None:
 class Rotator:
     """Keeps a CSR-issued serving certificate fresh in a live ``SSLContext``.
 
-    Every ``check_interval`` seconds it asks :func:`request_serving_certificate`, which reuses
-    the certificate on disk until it has a fifth of its life left (the signer gives a year by
-    default, ``--cluster-signing-duration``) and then requests a new one. A new certificate is
+    Every ``check_interval`` seconds it looks whether the certificate is due: once it has a fifth
+    of its life left (the signer gives a year by default, ``--cluster-signing-duration``), or its
+    file changed, it asks :func:`request_serving_certificate`, which reuses the certificate on disk
+    if it is still good and else requests a new one. A new certificate is
     loaded into ``context``: new connections get it, open ones (a long ``logs -f``) keep theirs.
     A failed renewal is logged and retried at the next check; the old certificate serves until
     it expires. ``ready`` is set after the first check.
@@ -291,12 +310,20 @@ class Rotator:
         self.check_interval, self.wait_seconds = check_interval, wait_seconds
         self.ready = asyncio.Event()
         self._loaded: bytes | None = None
+        self._renew_at: datetime.datetime | None = None
+        self._checked: tuple[int, int] | None = None  # the certificate file's (mtime, size) then
 
     async def renew_once(self) -> bool:
-        """Check once; True if a new certificate was loaded."""
+        """Check once; True if a new certificate was loaded.
+
+        Until the certificate checked last is due for renewal, and while its file is unchanged,
+        there is nothing to check (and no helper process to start)."""
+        if self._renew_at is not None and self.clock.now() < self._renew_at and self._stamp() == self._checked:
+            return False
         files = await request_serving_certificate(self.kube, self.node_name, self.addresses, self.directory,
                                                   clock=self.clock, wait_seconds=self.wait_seconds,
                                                   as_node=self.as_node)  # fmt: skip
+        self._renew_at, self._checked = files.renew_at, self._stamp()
         pem = files.cert.read_bytes()
         if pem == self._loaded:
             return False
@@ -306,6 +333,13 @@ class Rotator:
         if changed:
             log.info("kubelet serving certificate renewed", extra={"node": self.node_name})
         return changed
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = (self.directory / CERT_FILE).stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
 
     async def run(self) -> None:
         while True:

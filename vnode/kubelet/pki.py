@@ -14,7 +14,6 @@ by the tests.
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import pathlib
 import sys
@@ -27,25 +26,25 @@ from cryptography.x509.oid import NameOID
 
 from vnode import certificates
 
-__all__ = ["new_request", "request_mismatch", "still_good", "subject"]
+__all__ = ["new_request", "renewal_due", "request_mismatch", "subject"]
 
 
-def still_good(cert: str, key: str, addresses: Sequence[str], now: str) -> bool:
-    """The certificate at path ``cert`` (its key at ``key``) covers ``addresses`` and has more
-    than a fifth of its life left at ``now`` (ISO 8601, with its offset)."""
+def renewal_due(cert: str, key: str, addresses: Sequence[str]) -> str | None:
+    """When the certificate at path ``cert`` (its key at ``key``) has a fifth of its life left, in
+    ISO 8601; None if either is missing or unreadable, or the certificate does not name ``addresses``."""
     try:
         parsed = x509.load_pem_x509_certificate(pathlib.Path(cert).read_bytes())
         pathlib.Path(key).stat()
     except (OSError, ValueError):
-        return False
+        return None
     try:
         present = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return False
+        return None
     if any(name not in present for name in certificates.sans(addresses)):
-        return False
+        return None
     lifetime = parsed.not_valid_after_utc - parsed.not_valid_before_utc
-    return parsed.not_valid_after_utc - datetime.datetime.fromisoformat(now) > lifetime / 5
+    return (parsed.not_valid_after_utc - lifetime / 5).isoformat()
 
 
 def subject(node_name: str) -> x509.Name:
@@ -87,7 +86,7 @@ def request_mismatch(request: str, node_name: str, addresses: Sequence[str]) -> 
     return ""
 
 
-_OPS: dict[str, Any] = {"still_good": still_good, "new_request": new_request, "request_mismatch": request_mismatch}
+_OPS: dict[str, Any] = {"renewal_due": renewal_due, "new_request": new_request, "request_mismatch": request_mismatch}
 
 
 def serve(lines: Any = sys.stdin, out: Any = sys.stdout) -> None:
