@@ -270,7 +270,7 @@ class Daemon:
         # The serving certificate is renewed before its end into the live server (open streams keep theirs).
         rotator = kubelet_certs.Rotator(self.kube, self.config.node_name, [self.config.node_ip], cert_dir,
                                         self.kubelet.ssl_context, clock=kubelet_clock.SystemClock(),
-                                        as_node=self.as_node)  # fmt: skip
+                                        as_node=self.as_node, current=self.kubelet.serving)  # fmt: skip
         self._spawn(group, rotator.run())
         await self.kubelet.ready.wait()
         if self.kubelet.port != self.config.kubelet_port:

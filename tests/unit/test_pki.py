@@ -102,6 +102,12 @@ async def test_the_rotator_checks_only_once_the_certificate_is_due_or_its_file_c
     assert not await rotator.renew_once()
     assert checks == [now, now + datetime.timedelta(days=79), now + datetime.timedelta(days=81)]
 
+    # A daemon's rotator starts from the certificate its kubelet API was just given: nothing to check.
+    served = certs.ServingFiles(cert, key, renew_at=now + datetime.timedelta(days=80))
+    started = certs.Rotator(None, "vk-a", ["127.0.0.1"], tmp_path, context, clock=_Clock(now), current=served)  # type: ignore[arg-type]
+    assert not await started.renew_once()
+    assert len(checks) == 3
+
 
 async def test_the_helper_answers_over_its_pipes_and_names_what_failed() -> None:
     async with certs._Pki() as helper:

@@ -288,7 +288,8 @@ class Rotator:
     if it is still good and else requests a new one. A new certificate is
     loaded into ``context``: new connections get it, open ones (a long ``logs -f``) keep theirs.
     A failed renewal is logged and retried at the next check; the old certificate serves until
-    it expires. ``ready`` is set after the first check.
+    it expires. ``ready`` is set after the first check. ``current``: the certificate ``context``
+    serves already, as :func:`request_serving_certificate` gave it (checked: the first look is free).
     """
 
     def __init__(
@@ -303,6 +304,7 @@ class Rotator:
         check_interval: float = 600.0,
         wait_seconds: float = 300.0,
         as_node: client.Client | None = None,
+        current: ServingFiles | None = None,
     ) -> None:
         self.kube, self.node_name, self.addresses, self.directory = kube, node_name, tuple(addresses), directory
         self.as_node = as_node
@@ -312,6 +314,8 @@ class Rotator:
         self._loaded: bytes | None = None
         self._renew_at: datetime.datetime | None = None
         self._checked: tuple[int, int] | None = None  # the certificate file's (mtime, size) then
+        if current is not None and current.renew_at is not None:  # ``context`` serves it: checked already
+            self._loaded, self._renew_at, self._checked = current.cert.read_bytes(), current.renew_at, self._stamp()
 
     async def renew_once(self) -> bool:
         """Check once; True if a new certificate was loaded.

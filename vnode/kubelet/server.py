@@ -147,12 +147,14 @@ class KubeletServer:
         clock: clock_mod.Clock,
         host: str = "0.0.0.0",
         port: int = 10250,
+        serving: certs.ServingFiles | None = None,
     ) -> None:
         self.node_name = node_name
         self.provider = provider
         self.pods = pods
         self.reviewer = reviewer
         self.ssl_context = ssl_context
+        self.serving = serving  # the certificate it was given or asked for (a rotator starts from it)
         self.clock = clock
         self.host = host
         self.port = port
@@ -496,4 +498,5 @@ async def prepare(
         clock=clock,
         host=host,
         port=port,
+        serving=serving,
     )
