@@ -17,7 +17,8 @@ The fallback is a certificate and key given by path (``ServingFiles``), e.g. iss
 cert-manager from the cluster CA.
 
 The cryptography itself (the key, the CSR, reading names and dates) runs in a child process,
-``kubelet/pki.py``, once per renewal check, so that the daemon never imports ``cryptography``.
+``kubelet/pki.py``, when the daemon starts and when the certificate is due for renewal, so that the
+daemon never imports ``cryptography``.
 """
 
 from __future__ import annotations

@@ -481,7 +481,6 @@ async def prepare(
 ) -> KubeletServer:
     """Everything a daemon needs before ``run()``: the serving certificate (given, or from a CSR
     for ``addresses``), the client CA (given, or as the API server publishes it) and the reviewer.
-
     Call it after the Node exists or before, but advertise ``port`` in the Node's
     ``daemonEndpoints`` and ``addresses`` in its status, and declare ``ExtendWebSocketsToKubelet``.
     """

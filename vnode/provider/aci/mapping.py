@@ -90,13 +90,13 @@ def encode_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def decode_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    return {
-        models.shared(_VNODE_PREFIX + key[len("vnode.io-") :] if key.startswith("vnode.io-") else key): models.shared(
-            value
-        )
-        for key, value in tags.items()
-        if key != TOKEN_TAG
-    }
+    """ARM's tags as vnode's (``vnode.io-x`` back to ``vnode.io/x``), their strings shared between instances."""
+    shared = models.shared
+    return {shared(_decode_key(key)): shared(value) for key, value in tags.items() if key != TOKEN_TAG}
+
+
+def _decode_key(key: str) -> str:
+    return _VNODE_PREFIX + key[len("vnode.io-") :] if key.startswith("vnode.io-") else key
 
 
 def priority(annotations: Mapping[str, str]) -> str:
