@@ -52,6 +52,7 @@ from bench.scale_pods import (
     warm_up,
 )
 from bench.scale_report import PEER, percentile, plot, render
+from vnode import procinfo
 from vnode.cluster import launcher, procs
 
 
@@ -122,7 +123,7 @@ async def measure(
             await create_pods(api, run, target.node_names(nodes))
             run.create_seconds = time.monotonic() - run.started_at
             say(f"{target.name}: {pods} pods created in {run.create_seconds:.1f}s")
-            await recorder
+            await _recorded(recorder, run, pids, target.name)
         finally:
             recorder.cancel()
         run.cpu_seconds = cpu_seconds(pids) - cpu_before
@@ -150,6 +151,29 @@ async def measure(
             supervisor.stop()
             await api.close()
     return run
+
+
+STALL_SECONDS = 60.0  # no pod Running for this long, or a process of the target gone: it will not finish
+
+
+async def _recorded(recorder: asyncio.Task[None], run: Run, pids: list[int], name: str) -> None:
+    """Wait for ``recorder`` (every pod Running, or its time limit), but not for a target that has
+    stopped: one of its processes ended, or no pod came to Running for ``STALL_SECONDS`` (a peer
+    stuck at 7,540 of 10,000 pods once held a ``make bench`` for its whole 10-minute limit)."""
+    started = {pid: procinfo.start_time(pid) for pid in pids}
+    seen, moved = len(run.running), time.monotonic()
+    while not recorder.done():
+        await asyncio.wait([recorder], timeout=1.0)
+        if len(run.running) != seen:
+            seen, moved = len(run.running), time.monotonic()
+        gone = [pid for pid, began in started.items() if procinfo.start_time(pid) != began]
+        if gone or time.monotonic() - moved > STALL_SECONDS:
+            why = f"process {', '.join(map(str, gone))} ended" if gone else f"no pod Running for {STALL_SECONDS:.0f}s"
+            say(f"{name}: {why}, with {seen} of {run.pods} pods Running: not waiting for the rest")
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+            return
 
 
 async def call_costs(api: Api, apiserver: int, calls: int = 400) -> dict[str, float]:
