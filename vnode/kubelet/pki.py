@@ -3,8 +3,9 @@
 The daemon needs ``cryptography`` only to make a key and a CSR, to read its certificate's names
 and dates, and to check a CSR before approving it: a few times a year. Importing it costs every
 daemon about 10 MB of resident memory for its whole life (the library's compiled code, mapped in
-as it is imported), a sixth of an idle node. So :class:`Child` runs these few functions in a
-child process, one per renewal check, and the daemon itself never imports ``cryptography``.
+as it is imported), a sixth of an idle node. So ``kubelet/certs.py`` runs these few functions in
+a child process, when the daemon starts and when its certificate is due for renewal, and the
+daemon itself never imports ``cryptography``.
 
 The protocol is one JSON object per line each way: ``{"op": name, "args": {...}}`` in,
 ``{"result": ...}`` or ``{"error": message}`` out. The functions below are also called directly
