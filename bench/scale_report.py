@@ -101,6 +101,7 @@ def _aims(runs: list[Run], single: Run | None, paced: list[Run]) -> list[str]:
         f"| ≤ 1 status write per pod transition (here one: created → Running) | {writes:.2f} per pod "
         f"| {'met' if writes <= 1.005 else 'missed'} |",
     ]
+    rows += _kubelet_ceiling(runs)
     paced_kwok = next((r for r in paced if r.target == "kwok"), None)
     paced_vnode = next((r for r in paced if r.target == "vnode"), None)
     if paced_kwok and paced_vnode:
@@ -131,6 +132,37 @@ def _aims(runs: list[Run], single: Run | None, paced: list[Run]) -> list[str]:
         + ". vnode's Events ("
         f"{sum(vnode_calls(v, 'create events') for v in vnodes) / sum(v.pods for v in vnodes):.2f} per pod in this "
         "window) are paced and go on after it: see the notes below the section.",
+    ]
+
+
+KUBELET = "kwok+kubelet"  # KWOK, and a process making a kubelet's own calls for its pods (bench.kubelet_calls)
+
+
+def ceiling(kwok: Run, kubelet: Run) -> float:
+    """The most of KWOK's throughput a node making a kubelet's calls could reach on this machine, were its
+    own work free: KWOK's CPU per pod over that plus what the calls cost the API server and etcd."""
+    base = _cpu_per_pod(kwok)
+    added = sum(kubelet.control_plane_cpu.values()) - sum(kwok.control_plane_cpu.values())
+    return base / (base + 1000 * added / kubelet.pods)
+
+
+def _kubelet_ceiling(runs: list[Run]) -> list[str]:
+    """With the ``kwok+kubelet`` target in the run: what a kubelet's own calls cost, and the ceiling they set."""
+    rounds = pairs(runs, "kwok", KUBELET)
+    if not rounds:
+        return []
+    vnode = {r.round: r for r in runs if r.target == "vnode"}
+    ratios = ", ".join(f"{_ratio(pair):.2f}x" for pair in rounds)
+    tops = ", ".join(f"{ceiling(*pair):.2f}x" for pair in rounds)
+    api = statistics.median(_api_cpu_per_pod(k) for _, k in rounds)
+    kwok_api = statistics.median(_api_cpu_per_pod(k) for k, _ in rounds)
+    level = [vnode[k.round].throughput / k.throughput for _, k in rounds if k.round in vnode and k.throughput]
+    return [
+        f"| (for reference) KWOK with a kubelet's own calls for its pods (`{KUBELET}`: a TokenRequest, four "
+        f"paced Events; no cloud, no status) | {ratios} of KWOK's throughput; API server {api:.1f} ms per pod "
+        f"(KWOK {kwok_api:.1f} ms); were the calls' maker free, at most {tops} of KWOK's throughput"
+        + (f"; vnode {', '.join(f'{r:.2f}x' for r in level)} of its throughput" if level else "")
+        + " | the ceiling for any node that makes a kubelet's calls |",
     ]
 
 
@@ -229,9 +261,10 @@ def render(
         )
     lines += [
         "",
-        "Control plane CPU while each target ran (from the first create to the last pod Running):",
+        "Control plane CPU while each target ran (from the first create to the last pod Running); the helper is"
+        " vnode's simulated cloud, or for `kwok+kubelet` the process making a kubelet's calls:",
         "",
-        "| round | target | kube-apiserver CPU | per pod | etcd CPU | per pod | simulated cloud CPU | per pod |",
+        "| round | target | kube-apiserver CPU | per pod | etcd CPU | per pod | helper CPU | per pod |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:

@@ -147,6 +147,26 @@ class Kwok:
         return [proc.pid]
 
 
+_ROOT = pathlib.Path(__file__).resolve().parent.parent  # where ``python -m bench.…`` finds the bench package
+
+
+class KwokKubelet(Kwok):
+    """KWOK, and beside it a process making a kubelet's own API calls for its pods (their tokens and
+    Events, ``bench.kubelet_calls``): what a faithful virtual node costs the API server at the least.
+    That process's CPU is counted apart, as the simulated cloud's is."""
+
+    name = "kwok+kubelet"
+
+    async def start(self, info: launcher.Info, supervisor: procs.Supervisor, nodes: int) -> list[int]:
+        pids = await super().start(info, supervisor, nodes)
+        cmd = [
+            sys.executable, "-m", "bench.kubelet_calls", f"--kubeconfig={identity(info, 'kubelet-calls')}",
+            "--namespace=bench", f"--nodes={','.join(self.node_names(nodes))}",
+        ]  # fmt: skip
+        self.helpers["kubelet calls"] = supervisor.spawn("kubelet-calls", cmd, cwd=_ROOT).pid
+        return pids
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -289,6 +309,7 @@ class VirtualKubelet:
 
 TARGETS: dict[str, Callable[[], object]] = {
     "kwok": Kwok,
+    "kwok+kubelet": KwokKubelet,
     "virtual-kubelet": VirtualKubelet,
     "vnode": Vnode,
     "vnode-asyncio": VnodeAsyncio,

@@ -1,0 +1,41 @@
+"""The benchmark's ceiling for a node that makes a kubelet's calls (``kwok+kubelet`` beside KWOK):
+KWOK's CPU per pod over that plus what the calls added to the API server and etcd, and the row
+of the aims table that reports it, only when the run had that target."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import scale_report
+from bench.scale_pods import Run
+
+
+def _run(target: str, seconds: float, api: float, etcd: float, own: float, helper: float = 0.0) -> Run:
+    """1,000 pods Running ``seconds`` after the start, with these CPU seconds in each process."""
+    run = Run(target, 1000, 4, round=1, cpu_seconds=own)
+    run.created = {f"p{i}": 0.0 for i in range(1000)}
+    run.running = {f"p{i}": seconds * (i + 1) / 1000 for i in range(1000)}
+    run.control_plane_cpu = {"kube-apiserver": api, "etcd": etcd}
+    run.helper_cpu = {"kubelet calls": helper} if helper else {}
+    return run
+
+
+def test_the_ceiling_is_kwoks_cpu_per_pod_over_that_plus_what_the_kubelets_calls_add() -> None:
+    kwok = _run("kwok", 5.0, api=5.0, etcd=1.0, own=2.0)  # 8 ms a pod
+    kubelet = _run("kwok+kubelet", 8.0, api=7.5, etcd=1.5, own=2.0, helper=1.5)  # +3 ms in the control plane
+    # The helper's own CPU is not counted: the ceiling is for a maker of the calls that costs nothing.
+    assert scale_report.ceiling(kwok, kubelet) == pytest.approx(8 / 11)
+
+
+def test_the_aims_table_reports_the_ceiling_only_with_the_kubelet_target() -> None:
+    kwok = _run("kwok", 5.0, api=5.0, etcd=1.0, own=2.0)
+    vnode = _run("vnode", 7.5, api=7.0, etcd=1.2, own=3.5, helper=1.0)
+    kubelet = _run("kwok+kubelet", 8.0, api=7.5, etcd=1.5, own=2.0, helper=1.5)
+    with_it = "\n".join(scale_report._aims([kwok, kubelet, vnode], None, []))
+    row = next(line for line in with_it.splitlines() if "kwok+kubelet" in line)
+    assert "0.62x of KWOK's throughput" in row  # 125 against 200 pods/s
+    assert "API server 7.5 ms per pod (KWOK 5.0 ms)" in row
+    assert "at most 0.73x" in row
+    assert "vnode 1.07x of its throughput" in row  # 133 against 125 pods/s
+    without = "\n".join(scale_report._aims([kwok, vnode], None, []))
+    assert "kwok+kubelet" not in without
