@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import json
 import os
+import pathlib
 import signal
 import time
 import urllib.request
@@ -35,6 +36,8 @@ class Restart:
     adopted_seconds: float = float("nan")
     calls: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     cloud_calls: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: The restarted daemon's requests to the API server: seconds after the kill, and the verb.
+    timeline: list[tuple[float, str]] = dataclasses.field(default_factory=list)
 
 
 def _cloud_calls(admin_url: str) -> dict[str, int]:
@@ -60,7 +63,7 @@ async def kill_and_adopt(
     cloud_before = _cloud_calls(target.admin_url)
     pid = supervisor.live()[victim]
     os.kill(pid, signal.SIGKILL)
-    killed = time.monotonic()
+    killed, killed_wall = time.monotonic(), time.time()
     while procinfo.start_time(pid) is not None and time.monotonic() < killed + 10:
         supervisor.stop([])  # reaps the child
         await asyncio.sleep(0.02)
@@ -75,13 +78,45 @@ async def kill_and_adopt(
     await asyncio.sleep(max(0.0, killed + AFTER_KILL_SECONDS - time.monotonic()))
     counts, _ = scale_pods.audit_counts(audit, offset)
     result.calls = counts.get(f"kube-system:{victim}", collections.Counter())
+    timeline = scale_pods.audit_timeline(audit, offset, f"kube-system:{victim}")
+    result.timeline = [(at - killed_wall, verb) for at, verb in timeline]
     after = _cloud_calls(target.admin_url)
     result.cloud_calls = {k: n - cloud_before.get(k, 0) for k, n in after.items() if n - cloud_before.get(k, 0)}
     return result
 
 
+READS = ("get", "list", "watch")
+
+
+def plot_restart(r: Restart, path: pathlib.Path) -> None:
+    """The restarted daemon's requests to the API server per second after the kill, reads and writes apart,
+    and when it served again: a status or cloud storm would show as a wall of requests."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds = int(AFTER_KILL_SECONDS)
+    reads, writes = [0] * seconds, [0] * seconds
+    for at, verb in r.timeline:
+        if 0 <= at < seconds:
+            (reads if verb in READS else writes)[int(at)] += 1
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(range(seconds), reads, width=1.0, align="edge", label="reads (get, list, watch)")
+    ax.bar(range(seconds), writes, width=1.0, align="edge", bottom=reads, label="writes")
+    ax.axvline(r.adopted_seconds, color="black", ls="--", label=f"serving again ({r.adopted_seconds:.1f} s)")
+    ax.set_xlabel("seconds since the daemon was killed")
+    ax.set_ylabel("requests per second")
+    ax.set_title(f"The restarted daemon's requests ({r.pods_on_node} pods on its node)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def render_restart(r: Restart) -> str:
-    writes = sum(n for what, n in r.calls.items() if not what.startswith(("get ", "list ", "watch ")))
+    writes = sum(n for what, n in r.calls.items() if what.split(" ", 1)[0] not in READS)
     lists = {what: n for what, n in r.calls.items() if what.startswith("list ") and not what.endswith("page)")}
     status = r.calls.get("patch pods/status", 0)
     listed = ", ".join(f"{w} {n}" for w, n in sorted(lists.items())) or "none"
@@ -111,5 +146,7 @@ def render_restart(r: Restart) -> str:
             "",
             f"Its requests to the API server in that minute: {calls} ({writes} writes in all). "
             f"Its calls to the simulated cloud: {cloud}.",
+            "",
+            "![The restarted daemon's requests per second](bench-restart.png)",
         ]
     )

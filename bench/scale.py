@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_section(args.section, section)
         for result in restarted:
             report.write_section("restart", restart.render_restart(result))
+            restart.plot_restart(result, report.DOC.parent / "bench-restart.png")
     return 0 if all(len(r.running) == r.pods for r in [*runs, *paced, *([single] if single else [])]) else 1
 
 

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import datetime
 import json
 import pathlib
 import ssl
@@ -202,6 +203,20 @@ def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, collections
                 counts[user][f"{event['verb']} {what}"] += 1
         end = handle.tell()
     return dict(counts), end
+
+
+def audit_timeline(path: pathlib.Path, offset: int, user: str) -> list[tuple[float, str]]:
+    """``user``'s requests logged after ``offset``: when each was received (Unix time) and its verb."""
+    found = []
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            with contextlib.suppress(ValueError, KeyError):
+                event = json.loads(line)
+                if event["user"]["username"].removeprefix("system:serviceaccount:") == user:
+                    stamp = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"])
+                    found.append((stamp.timestamp(), event["verb"]))
+    return found
 
 
 def say(message: str) -> None:

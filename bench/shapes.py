@@ -22,9 +22,13 @@ import argparse
 import asyncio
 import collections
 import dataclasses
+import pathlib
 import statistics
 import sys
 import time
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from bench import report, scale, scale_pods, scale_report, scale_targets
 from bench import restart as restart_
@@ -41,6 +45,24 @@ class Fleet:
     rss_mb: list[float] = dataclasses.field(default_factory=list)
     private_mb: list[float] = dataclasses.field(default_factory=list)  # RssAnon
     calls: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)  # all nodes, the minute
+    ready_after: list[float] = dataclasses.field(default_factory=list)  # seconds from the start, per node
+
+
+def _ready_after(info: launcher.Info, names: list[str], started: float) -> list[float]:
+    """Seconds from ``started`` (Unix time) until each node became Ready, from its Ready condition (whole
+    seconds, as the API stores them)."""
+    api = k8s_config.new_client_from_config(config_file=str(info.kubeconfig))  # type: ignore[no-untyped-call]
+    try:
+        nodes = {n.metadata.name: n for n in k8s.CoreV1Api(api).list_node().items}
+    finally:
+        api.close()
+    return sorted(
+        max(0.0, c.last_transition_time.timestamp() - started)
+        for name in names
+        if name in nodes
+        for c in nodes[name].status.conditions or []
+        if c.type == "Ready" and c.status == "True"
+    )
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -98,9 +120,10 @@ async def fleet(info: launcher.Info, nodes: int) -> Fleet:
     target = scale_targets.Vnode()
     result = Fleet(nodes)
     try:
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         pids = await target.start(info, supervisor, nodes)
         result.ready_seconds = time.monotonic() - started
+        result.ready_after = await asyncio.to_thread(_ready_after, info, target.node_names(nodes), started_wall)
         scale_pods.say(f"fleet: {nodes} nodes Ready in {result.ready_seconds:.1f}s; idle for {IDLE_SECONDS:.0f}s")
         audit = info.state_dir / "audit.log"
         _, offset = scale_pods.audit_counts(audit, 0)
@@ -118,6 +141,35 @@ async def fleet(info: launcher.Info, nodes: int) -> Fleet:
     finally:
         supervisor.stop()
     return result
+
+
+def plot_fleet(f: Fleet, path: pathlib.Path) -> None:
+    """Nodes Ready over time after the start; then each daemon's RSS and private memory, idle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ready, memory) = plt.subplots(1, 2, figsize=(10, 3.8))
+    times = sorted(f.ready_after)
+    ready.step([0.0, *times], range(len(times) + 1), where="post")
+    ready.set_xlabel("seconds since the daemons were started")
+    ready.set_ylabel("nodes Ready")
+    ready.set_title(f"{f.nodes} nodes started at once")
+    ready.grid(alpha=0.3)
+    daemons = range(1, len(f.rss_mb) + 1)
+    memory.plot(daemons, sorted(f.rss_mb), label="RSS")
+    memory.plot(daemons, sorted(f.private_mb), label="private (RssAnon)")
+    memory.axhline(60, color="black", ls="--", label="aim: 60 MB RSS")
+    memory.set_xlabel("daemons, by memory")
+    memory.set_ylabel("MB, idle")
+    memory.set_ylim(bottom=0)
+    memory.set_title("Each daemon's memory, idle")
+    memory.grid(alpha=0.3)
+    memory.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def render_fleet(f: Fleet) -> str:
@@ -153,6 +205,8 @@ def render_fleet(f: Fleet) -> str:
             f"{max(f.private_mb, default=0):.0f} MB | | |",
             "",
             f"Requests per node per minute while idle: {writes or 'none'}.",
+            "",
+            "![Nodes Ready over time; each daemon's memory](bench-fleet.png)",
         ]
     )
 
@@ -203,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         with scale.bench_cluster() as info:
             result = asyncio.run(restart(info, args.pods, args.nodes, args.timeout))
         written["restart"] = restart_.render_restart(result)
+        if not args.no_write:
+            restart_.plot_restart(result, report.DOC.parent / "bench-restart.png")
     if "single" in sections:
         runs = []
         for name in ("kwok", "vnode"):
@@ -215,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             scale_report.plot(runs, report.DOC.parent / "bench-single.png")
     if "fleet" in sections:
         with scale.bench_cluster() as info:
-            written["fleet"] = render_fleet(asyncio.run(fleet(info, args.fleet)))
+            measured = asyncio.run(fleet(info, args.fleet))
+        written["fleet"] = render_fleet(measured)
+        if not args.no_write:
+            plot_fleet(measured, report.DOC.parent / "bench-fleet.png")
     for name, body in written.items():
         if args.no_write:
             print(body + "\n")
