@@ -16,13 +16,13 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("eci_client", ()),
     ("cloudsim", ()),
     ("scale", ()),  # 10,000 pods over 4 nodes (one daemon killed and restarted), then paced and one node alone
-    # 2,000 pods, with KWOK making a kubelet's calls beside it too: the ceiling those calls set (bench/kubelet_calls.py)
+    # 2,000 pods, and KWOK with each pod's TokenRequest made beside it: the ceiling it sets (bench/kubelet_calls.py)
     (
         "scale",
         (
             "--pods=2000",
             "--section=scale-2000",
-            "--targets=kwok,kwok+kubelet,virtual-kubelet,vnode",
+            "--targets=kwok,kwok+tokens,virtual-kubelet,vnode",
             "--paced-pods=0",
             "--one-node-pods=0",
             "--no-restart",

@@ -8,10 +8,12 @@ those calls for KWOK's pods, with vnode's own code for them (``vnode.node.tokens
 node's catch-up gate, ``vnode.node.events``), and nothing else: no cloud, no status.
 
 Run beside KWOK on the same control plane, it measures what the kubelet's calls cost the
-API server and etcd, apart from any virtual kubelet's own work: the least a faithful virtual
-node can cost there, and so the most of KWOK's throughput it can reach on a shared machine.
-Its own CPU is reported apart, as the simulated cloud's is (a kubelet written in Go would
-spend less on these calls).
+API server and etcd, apart from any virtual kubelet's own work. With ``--no-events`` (the
+``kwok+tokens`` target) it makes the TokenRequests alone: the one call a pod cannot start
+without (its token is in its container), so what they cost is the least a node that gives its
+pods their tokens adds to KWOK's, and the throughput it allows is a ceiling for any such node on
+this machine (Events can wait; a kubelet's trail its pods in a burst). Its own CPU is reported
+apart, as the simulated cloud's is.
 
     python -m bench.kubelet_calls --kubeconfig=K --namespace=bench --nodes=kwok-bench-0,kwok-bench-1
 """
@@ -52,8 +54,9 @@ def pod_events(pod: objects.Pod) -> list[events.Event]:
 class Node:
     """One node's kubelet calls: its tokens (as the node, held while the API server lags) and Events."""
 
-    def __init__(self, kube: client.Client, name: str) -> None:
+    def __init__(self, kube: client.Client, name: str, *, record_events: bool = True) -> None:
         self.as_node = identity.as_node(kube, name)
+        self.record_events = record_events
         self.gate = catchup.Gate()
         self.recorder = events.Recorder(kube, node_name=name, clock=lambda: datetime.datetime.now(datetime.UTC))
 
@@ -68,7 +71,7 @@ class Node:
                     await asyncio.sleep(exc.retry_after or 1.0)
         except Exception:
             log.exception("no token for %s", pod.key)
-        for event in pod_events(pod):
+        for event in pod_events(pod) if self.record_events else ():
             self.recorder.post(pod, event)
 
 
@@ -77,28 +80,40 @@ async def serve(kube: client.Client, namespace: str, nodes: dict[str, Node]) -> 
     pods = api.Resource(f"/api/v1/namespaces/{namespace}/pods", objects.Pod)
     seen: set[str] = set()
     work: set[asyncio.Task[None]] = set()
-    version = (await api.list_all(kube, pods)).metadata.resource_version
+
+    def start(pod: objects.Pod) -> None:
+        node = nodes.get(pod.spec.node_name)
+        if node is None or pod.metadata.uid in seen:
+            return
+        seen.add(pod.metadata.uid)
+        task = asyncio.create_task(node.started(pod))
+        work.add(task)
+        task.add_done_callback(work.discard)
+
+    async def listed() -> str:
+        """The pods there already (at the start, or created while a watch was gone), then where to watch from."""
+        listing = await api.list_all(kube, pods)
+        for pod in listing.items:
+            start(pod)
+        return listing.metadata.resource_version
+
+    version = await listed()
     while True:
         try:
             async for kind, pod in api.watch(kube, pods, resource_version=version):
                 version = pod.metadata.resource_version or version
-                node = nodes.get(pod.spec.node_name)
-                if kind != "ADDED" or node is None or pod.metadata.uid in seen:
-                    continue
-                seen.add(pod.metadata.uid)
-                task = asyncio.create_task(node.started(pod))
-                work.add(task)
-                task.add_done_callback(work.discard)
+                if kind == "ADDED":
+                    start(pod)
         except errors.Gone:
-            version = (await api.list_all(kube, pods)).metadata.resource_version
+            version = await listed()
         except errors.Unavailable as exc:
             log.warning("watch ended: %s", exc)
             await asyncio.sleep(0.5)
 
 
-async def _run(kubeconfig: str, namespace: str, names: list[str]) -> None:
+async def _run(kubeconfig: str, namespace: str, names: list[str], record_events: bool) -> None:
     async with client.Client(config.load(kubeconfig), field_manager="kubelet-calls") as kube:
-        await serve(kube, namespace, {name: Node(kube, name) for name in names})
+        await serve(kube, namespace, {name: Node(kube, name, record_events=record_events) for name in names})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--nodes", required=True, help="the KWOK nodes, comma-separated")
+    parser.add_argument("--no-events", action="store_true", help="the TokenRequests alone (kwok+tokens)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(args.kubeconfig, args.namespace, args.nodes.split(",")))
+        asyncio.run(_run(args.kubeconfig, args.namespace, args.nodes.split(","), not args.no_events))
     return 0
 
 

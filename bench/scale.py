@@ -17,10 +17,12 @@ has its own ServiceAccount); /proc gives each target's CPU seconds and peak RSS,
 server's and etcd's CPU seconds. In round 1, once vnode's pods all run, one of its daemons is killed
 and started again (``bench/restart.py``); then KWOK's and vnode's pods are deleted, timed.
 
-A fourth target, ``kwok+kubelet``, is KWOK with a process beside it that makes a kubelet's own
-calls for its pods (``bench/kubelet_calls.py``: a TokenRequest and four paced Events each, with
-vnode's code for them): what those calls cost the API server and etcd, and so the most of KWOK's
-throughput any node that makes them can reach here (``make bench`` runs it at 2,000 pods).
+Two more targets are KWOK with a process beside it making a kubelet's own calls for its pods
+(``bench/kubelet_calls.py``, with vnode's code for them): ``kwok+tokens``, each pod's TokenRequest
+as its node, the one call a pod cannot start without; ``kwok+kubelet``, that and the pod's four
+Events, paced as the kubelet's. What those calls cost the API server and etcd bounds the share of
+KWOK's throughput that any node making them can reach here (``make bench`` runs ``kwok+tokens`` at
+2,000 pods).
 
     python -m bench.scale [--pods 10000] [--nodes 4] [--targets kwok,virtual-kubelet,vnode] [--rounds 1]
     python -m bench.scale --quick      # a 2,000-pod look, one round, in under 3 minutes; prints, writes nothing

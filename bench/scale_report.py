@@ -135,35 +135,55 @@ def _aims(runs: list[Run], single: Run | None, paced: list[Run]) -> list[str]:
     ]
 
 
-KUBELET = "kwok+kubelet"  # KWOK, and a process making a kubelet's own calls for its pods (bench.kubelet_calls)
+#: KWOK with a process beside it making a kubelet's calls for its pods (bench/kubelet_calls.py): each
+#: pod's TokenRequest alone (the call a pod cannot start without), or that and its four paced Events.
+TOKENS, KUBELET = "kwok+tokens", "kwok+kubelet"
 
 
-def ceiling(kwok: Run, kubelet: Run) -> float:
-    """The most of KWOK's throughput a node making a kubelet's calls could reach on this machine, were its
+def ceiling(kwok: Run, calls: Run) -> float:
+    """The most of KWOK's throughput a node making ``calls``'s calls could reach on this machine, were its
     own work free: KWOK's CPU per pod over that plus what the calls cost the API server and etcd."""
     base = _cpu_per_pod(kwok)
-    added = sum(kubelet.control_plane_cpu.values()) - sum(kwok.control_plane_cpu.values())
-    return base / (base + 1000 * added / kubelet.pods)
+    added = sum(calls.control_plane_cpu.values()) - sum(kwok.control_plane_cpu.values())
+    return base / (base + 1000 * added / calls.pods)
+
+
+def _events(run: Run) -> float:
+    return sum(calls["create events"] for calls in run.requests_by_client.values()) / run.pods
 
 
 def _kubelet_ceiling(runs: list[Run]) -> list[str]:
-    """With the ``kwok+kubelet`` target in the run: what a kubelet's own calls cost, and the ceiling they set."""
-    rounds = pairs(runs, "kwok", KUBELET)
-    if not rounds:
-        return []
+    """With ``kwok+tokens`` or ``kwok+kubelet`` in the run: what a kubelet's own calls cost, and the
+    ceiling they set for any node that makes them."""
     vnode = {r.round: r for r in runs if r.target == "vnode"}
-    ratios = ", ".join(f"{_ratio(pair):.2f}x" for pair in rounds)
-    tops = ", ".join(f"{ceiling(*pair):.2f}x" for pair in rounds)
-    api = statistics.median(_api_cpu_per_pod(k) for _, k in rounds)
-    kwok_api = statistics.median(_api_cpu_per_pod(k) for k, _ in rounds)
-    level = [vnode[k.round].throughput / k.throughput for _, k in rounds if k.round in vnode and k.throughput]
-    return [
-        f"| (for reference) KWOK with a kubelet's own calls for its pods (`{KUBELET}`: a TokenRequest, four "
-        f"paced Events; no cloud, no status) | {ratios} of KWOK's throughput; API server {api:.1f} ms per pod "
-        f"(KWOK {kwok_api:.1f} ms); were the calls' maker free, at most {tops} of KWOK's throughput"
-        + (f"; vnode {', '.join(f'{r:.2f}x' for r in level)} of its throughput" if level else "")
-        + " | the ceiling for any node that makes a kubelet's calls |",
-    ]
+    rows = []
+    for name, what, verdict in (
+        (TOKENS, "each pod's TokenRequest as its node, the one kubelet call a pod cannot start without",
+         "the ceiling for any node that gives its pods their tokens"),
+        (KUBELET, "each pod's TokenRequest and its four Events, paced as the kubelet's",
+         "for reference: the Events it posts in the window are not vnode's"),
+    ):  # fmt: skip
+        rounds = pairs(runs, "kwok", name)
+        if not rounds:
+            continue
+        ratios = ", ".join(f"{_ratio(pair):.2f}x" for pair in rounds)
+        tops = ", ".join(f"{ceiling(*pair):.2f}x" for pair in rounds)
+        api = statistics.median(_api_cpu_per_pod(k) for _, k in rounds)
+        kwok_api = statistics.median(_api_cpu_per_pod(k) for k, _ in rounds)
+        level = [vnode[k.round].throughput / k.throughput for _, k in rounds if k.round in vnode and k.throughput]
+        events = (
+            f"; Events {statistics.median(_events(k) for _, k in rounds):.2f} per pod in the window"
+            if name == KUBELET
+            else ""
+        )
+        rows.append(
+            f"| KWOK with a process making {what} (`{name}`; no cloud, no status) | {ratios} of KWOK's "
+            f"throughput; API server {api:.1f} ms per pod (KWOK {kwok_api:.1f} ms){events}; were the process "
+            f"free, at most {tops} of KWOK's throughput"
+            + (f"; vnode {', '.join(f'{r:.2f}x' for r in level)} of its throughput" if level else "")
+            + f" | {verdict} |"
+        )
+    return rows
 
 
 def _deletes(runs: list[Run]) -> list[str]:

@@ -156,15 +156,25 @@ class KwokKubelet(Kwok):
     That process's CPU is counted apart, as the simulated cloud's is."""
 
     name = "kwok+kubelet"
+    events = True
 
     async def start(self, info: launcher.Info, supervisor: procs.Supervisor, nodes: int) -> list[int]:
         pids = await super().start(info, supervisor, nodes)
         cmd = [
             sys.executable, "-m", "bench.kubelet_calls", f"--kubeconfig={identity(info, 'kubelet-calls')}",
             "--namespace=bench", f"--nodes={','.join(self.node_names(nodes))}",
+            *([] if self.events else ["--no-events"]),
         ]  # fmt: skip
         self.helpers["kubelet calls"] = supervisor.spawn("kubelet-calls", cmd, cwd=_ROOT).pid
         return pids
+
+
+class KwokTokens(KwokKubelet):
+    """KWOK, and beside it a process making each pod's TokenRequest as its node, and nothing else: the
+    call a pod cannot start without. What it costs the control plane bounds every node that makes it."""
+
+    name = "kwok+tokens"
+    events = False
 
 
 def _free_port() -> int:
@@ -310,6 +320,7 @@ class VirtualKubelet:
 TARGETS: dict[str, Callable[[], object]] = {
     "kwok": Kwok,
     "kwok+kubelet": KwokKubelet,
+    "kwok+tokens": KwokTokens,
     "virtual-kubelet": VirtualKubelet,
     "vnode": Vnode,
     "vnode-asyncio": VnodeAsyncio,

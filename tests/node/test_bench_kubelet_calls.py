@@ -53,6 +53,7 @@ async def test_each_pod_of_its_nodes_gets_a_kubelets_token_and_four_events_and_n
             return sorted((e.involved_object.name, e.reason) for e in items if e.source.host == node)
 
         want = sorted((name, reason) for name in names for reason in ("Pulling", "Pulled", "Created", "Started"))
+
         async def all_recorded() -> bool:
             return await asyncio.to_thread(recorded_events) == want
 
@@ -65,3 +66,32 @@ async def test_each_pod_of_its_nodes_gets_a_kubelets_token_and_four_events_and_n
         with contextlib.suppress(asyncio.CancelledError):
             await serving
         await helper.recorder.drain()
+
+
+async def test_without_events_each_pod_gets_its_token_and_nothing_else(
+    kube: client.Client, core: k8s.CoreV1Api, namespace: str, node: str
+) -> None:
+    """``kwok+tokens``: the TokenRequest alone, the call a pod cannot start without."""
+    helper = kubelet_calls.Node(kube, node, record_events=False)
+    answered: list[str] = []
+    real = helper.as_node.create
+
+    async def recorded(path: str, body: Any) -> bytes:
+        raw = await real(path, body)
+        answered.append(path.rsplit("/", 1)[-1])
+        return raw
+
+    helper.as_node.create = recorded  # type: ignore[method-assign]
+    serving = asyncio.create_task(kubelet_calls.serve(kube, namespace, {node: helper}))
+    try:
+        for name in ("t-0", "t-1"):
+            await asyncio.to_thread(core.create_namespaced_pod, namespace, _pod(name, node))
+        await until(lambda: len(answered) == 2, within=30, what="a TokenRequest per pod")
+        await helper.recorder.drain()
+        events = await asyncio.to_thread(core.list_namespaced_event, namespace)
+        assert [e.reason for e in events.items if e.source.host == node] == []
+        assert answered == ["token", "token"]
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving

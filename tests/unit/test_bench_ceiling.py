@@ -1,8 +1,10 @@
-"""The benchmark's ceiling for a node that makes a kubelet's calls (``kwok+kubelet`` beside KWOK):
-KWOK's CPU per pod over that plus what the calls added to the API server and etcd, and the row
-of the aims table that reports it, only when the run had that target."""
+"""The benchmark's ceiling for a node that makes a kubelet's calls (``kwok+tokens``, ``kwok+kubelet``
+beside KWOK): KWOK's CPU per pod over that plus what the calls added to the API server and etcd,
+and the rows of the aims table that report it, only when the run had those targets."""
 
 from __future__ import annotations
+
+import collections
 
 import pytest
 
@@ -27,15 +29,22 @@ def test_the_ceiling_is_kwoks_cpu_per_pod_over_that_plus_what_the_kubelets_calls
     assert scale_report.ceiling(kwok, kubelet) == pytest.approx(8 / 11)
 
 
-def test_the_aims_table_reports_the_ceiling_only_with_the_kubelet_target() -> None:
+def test_the_aims_table_reports_the_ceiling_only_with_the_kubelet_targets() -> None:
     kwok = _run("kwok", 5.0, api=5.0, etcd=1.0, own=2.0)
     vnode = _run("vnode", 7.5, api=7.0, etcd=1.2, own=3.5, helper=1.0)
+    tokens = _run("kwok+tokens", 6.0, api=6.5, etcd=1.5, own=2.0, helper=1.0)
     kubelet = _run("kwok+kubelet", 8.0, api=7.5, etcd=1.5, own=2.0, helper=1.5)
-    with_it = "\n".join(scale_report._aims([kwok, kubelet, vnode], None, []))
-    row = next(line for line in with_it.splitlines() if "kwok+kubelet" in line)
-    assert "0.62x of KWOK's throughput" in row  # 125 against 200 pods/s
-    assert "API server 7.5 ms per pod (KWOK 5.0 ms)" in row
+    kubelet.requests_by_client = {"kube-system:kubelet-calls": collections.Counter({"create events": 1500})}
+    table = "\n".join(scale_report._aims([kwok, tokens, kubelet, vnode], None, []))
+    row = next(line for line in table.splitlines() if "`kwok+tokens`" in line)
+    assert "0.83x of KWOK's throughput" in row  # 167 against 200 pods/s
+    assert "API server 6.5 ms per pod (KWOK 5.0 ms)" in row
+    assert "at most 0.80x" in row  # 8 / (8 + 2)
+    assert "vnode 0.80x of its throughput" in row  # 133 against 167 pods/s
+    assert "the ceiling for any node that gives its pods their tokens" in row
+    row = next(line for line in table.splitlines() if "`kwok+kubelet`" in line)
+    assert "0.62x of KWOK's throughput" in row
     assert "at most 0.73x" in row
-    assert "vnode 1.07x of its throughput" in row  # 133 against 125 pods/s
+    assert "Events 1.50 per pod in the window" in row
     without = "\n".join(scale_report._aims([kwok, vnode], None, []))
-    assert "kwok+kubelet" not in without
+    assert "kwok+" not in without
