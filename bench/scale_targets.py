@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import pathlib
+import random
 import shutil
 import socket
 import subprocess
@@ -49,7 +50,26 @@ def _wait_nodes_ready(info: launcher.Info, names: list[str], timeout: float = 60
             time.sleep(0.2)
     finally:
         api.close()
-    raise RuntimeError(f"nodes not Ready after {timeout:.0f}s: {sorted(set(names) - ready)}")
+    missing = sorted(set(names) - ready)
+    raise NotReady(f"nodes not Ready after {timeout:.0f}s: {missing}", missing)
+
+
+class NotReady(RuntimeError):
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _tell_why(exc: NotReady, supervisor: procs.Supervisor, pids: dict[str, int]) -> NotReady:
+    """``exc`` with, for each node not Ready, whether its process lives and the end of its log."""
+    live = supervisor.live()
+    lines = [str(exc)]
+    for name in exc.missing[:5]:
+        log = supervisor.log_dir / f"{name}.log"
+        tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else ["(no log)"]
+        state = "running" if live.get(name) == pids.get(name) else "ended"
+        lines += [f"--- {name} (pid {pids.get(name)}, {state}), the end of {log}:", *tail]
+    return NotReady("\n".join(lines), exc.missing)
 
 
 def _token(info: launcher.Info, name: str) -> str:
@@ -177,10 +197,34 @@ class KwokTokens(KwokKubelet):
     events = False
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    with contextlib.suppress(OSError, ValueError):
+        low, high = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    return 32768, 60999  # Linux's default
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a process of the benchmark to listen on, free now and below the ephemeral range: a port
+    the kernel picks for ``bind(0)`` is one that outgoing connections are given too, and with fifty
+    daemons opening a hundred connections each, one of them could take it before its daemon listens
+    there (that daemon then stops on "address in use")."""
+    low = _ephemeral_range()[0]
+    for _ in range(1000):
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 def http_ok(url: str, method: str = "GET") -> bool:
@@ -255,7 +299,10 @@ class Vnode:
             cmd, own = in_a_pod(info, name, cmd, own)
             self.commands[name] = (cmd, own)
             pids.append(supervisor.spawn(name, cmd, env=own).pid)
-        await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes), 60 + 3 * nodes)
+        try:
+            await asyncio.to_thread(_wait_nodes_ready, info, self.node_names(nodes), 60 + 3 * nodes)
+        except NotReady as exc:
+            raise _tell_why(exc, supervisor, dict(zip(self.node_names(nodes), pids, strict=True))) from None
         return pids
 
 

@@ -22,10 +22,13 @@ import argparse
 import asyncio
 import collections
 import dataclasses
+import functools
 import pathlib
 import statistics
 import sys
 import time
+import traceback
+from collections.abc import Callable
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -252,35 +255,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print the sections instead of writing docs/")
     args = parser.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s]
-    written: dict[str, str] = {}
-    if "restart" in sections:
-        with scale.bench_cluster() as info:
-            result = asyncio.run(restart(info, args.pods, args.nodes, args.timeout))
-        written["restart"] = restart_.render_restart(result)
-        if not args.no_write:
-            restart_.plot_restart(result, report.DOC.parent / "bench-restart.png")
-    if "single" in sections:
-        runs = []
-        for name in ("kwok", "vnode"):
-            with scale.bench_cluster() as info:
-                # clean=False: its control plane goes next (deleting 10,000 pods through vnode took 2 minutes)
-                target = scale.targets()[name]()
-                runs.append(asyncio.run(scale.measure(info, target, args.single_pods, 1, args.timeout, clean=False)))
-        written["single"] = render_single(runs)
-        if not args.no_write:
-            scale_report.plot(runs, report.DOC.parent / "bench-single.png")
-    if "fleet" in sections:
-        with scale.bench_cluster() as info:
-            measured = asyncio.run(fleet(info, args.fleet))
-        written["fleet"] = render_fleet(measured)
-        if not args.no_write:
-            plot_fleet(measured, report.DOC.parent / "bench-fleet.png")
-    for name, body in written.items():
+    failed = []
+    for name in ("restart", "single", "fleet"):
+        if name not in sections:
+            continue
+        try:  # each section is written as it ends: one that fails loses no other
+            body, draw = _measure(name, args)
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+            continue
         if args.no_write:
             print(body + "\n")
         else:
             report.write_section(name, body)
-    return 0
+            draw(report.DOC.parent / f"bench-{name}.png")
+    if failed:
+        print(f"bench.shapes: failed: {', '.join(failed)} (the other sections are written)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _measure(name: str, args: argparse.Namespace) -> tuple[str, Callable[[pathlib.Path], None]]:
+    """One section measured: its text, and what draws its plot."""
+    if name == "restart":
+        with scale.bench_cluster() as info:
+            result = asyncio.run(restart(info, args.pods, args.nodes, args.timeout))
+        return restart_.render_restart(result), functools.partial(restart_.plot_restart, result)
+    if name == "single":
+        runs = []
+        for target_name in ("kwok", "vnode"):
+            with scale.bench_cluster() as info:
+                # clean=False: its control plane goes next (deleting 10,000 pods through vnode took 2 minutes)
+                target = scale.targets()[target_name]()
+                runs.append(asyncio.run(scale.measure(info, target, args.single_pods, 1, args.timeout, clean=False)))
+        return render_single(runs), functools.partial(scale_report.plot, runs)
+    with scale.bench_cluster() as info:
+        measured = asyncio.run(fleet(info, args.fleet))
+    return render_fleet(measured), functools.partial(plot_fleet, measured)
 
 
 if __name__ == "__main__":
