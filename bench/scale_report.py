@@ -282,7 +282,7 @@ def render(
     lines += [
         "",
         "Control plane CPU while each target ran (from the first create to the last pod Running); the helper is"
-        " vnode's simulated cloud, or for `kwok+kubelet` the process making a kubelet's calls:",
+        " vnode's simulated cloud, or for `kwok+tokens` and `kwok+kubelet` the process making a kubelet's calls:",
         "",
         "| round | target | kube-apiserver CPU | per pod | etcd CPU | per pod | helper CPU | per pod |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -300,8 +300,9 @@ def render(
         lines += [
             "",
             "What one call of each kind a virtual kubelet makes per pod costs the API server (CPU, measured",
-            "afterwards by making 400 of that kind alone, 32 in flight, against the Running pods, less the",
-            "API server's CPU rate over the second before; it includes the watchers each write is sent to):",
+            "in KWOK's run once its pods all run, when nothing else calls, by making 400 of that kind alone,",
+            "32 in flight, against the Running pods, less the API server's CPU rate over the second before; it",
+            "includes the watchers each write is sent to):",
             "",
             "| call | API server CPU per call |",
             "| --- | --- |",
