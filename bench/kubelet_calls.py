@@ -1,4 +1,4 @@
-"""A kubelet's own API calls for pods that KWOK runs: the benchmark's ``kwok+kubelet`` target.
+"""A kubelet's own API calls for pods that KWOK runs: the ``kwok+tokens`` and ``kwok+kubelet`` targets.
 
 KWOK patches a pod's status and does nothing else. A kubelet, and so any virtual kubelet that
 behaves as one, also requests a token for each pod that mounts one (a TokenRequest as its
