@@ -91,28 +91,17 @@ READS = ("get", "list", "watch")
 def plot_restart(r: Restart, path: pathlib.Path) -> None:
     """The restarted daemon's requests to the API server per second after the kill, reads and writes apart,
     and when it served again: a status or cloud storm would show as a wall of requests."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     seconds = int(AFTER_KILL_SECONDS)
     reads, writes = [0] * seconds, [0] * seconds
     for at, verb in r.timeline:
         if 0 <= at < seconds:
             (reads if verb in READS else writes)[int(at)] += 1
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.bar(range(seconds), reads, width=1.0, align="edge", label="reads (get, list, watch)")
-    ax.bar(range(seconds), writes, width=1.0, align="edge", bottom=reads, label="writes")
-    ax.axvline(r.adopted_seconds, color="black", ls="--", label=f"serving again ({r.adopted_seconds:.1f} s)")
-    ax.set_xlabel("seconds since the daemon was killed")
-    ax.set_ylabel("requests per second")
-    ax.set_title(f"The restarted daemon's requests ({r.pods_on_node} pods on its node)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with report.figure(path, size=(8, 3.5)) as ax:
+        ax.bar(range(seconds), reads, width=1.0, align="edge", label="reads (get, list, watch)")
+        ax.bar(range(seconds), writes, width=1.0, align="edge", bottom=reads, label="writes")
+        ax.axvline(r.adopted_seconds, color="black", ls="--", label=f"serving again ({r.adopted_seconds:.1f} s)")
+        title = f"The restarted daemon's requests ({r.pods_on_node} pods on its node)"
+        report.label(ax, "seconds since the daemon was killed", "requests per second", title)
 
 
 def render_restart(r: Restart) -> str:

@@ -26,24 +26,16 @@ def plot(runs: list[Run], path: pathlib.Path) -> None:
     """Running (and created) pods over time of each target's run in the median round."""
     middle = median_round(runs)
     runs = [r for r in runs if r.round == middle]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for run in runs:
-        times = sorted(t - run.started_at for t in run.running.values())
-        line = ax.plot(times, range(1, len(times) + 1), label=f"{run.target}: Running ({run.nodes} nodes)")
-        created = sorted(t - run.started_at for t in run.created.values())
-        ax.plot(created, range(1, len(created) + 1), ls=":", color=line[0].get_color(), label=f"{run.target}: created")
-    ax.set_xlabel("seconds since the first pod was created")
-    ax.set_ylabel("pods")
-    ax.set_title(f"{runs[0].pods} pods to Running, round {middle} (the median ratio)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with report.figure(path) as ax:
+        for run in runs:
+            times = sorted(t - run.started_at for t in run.running.values())
+            line = ax.plot(times, range(1, len(times) + 1), label=f"{run.target}: Running ({run.nodes} nodes)")
+            created = sorted(t - run.started_at for t in run.created.values())
+            ax.plot(
+                created, range(1, len(created) + 1), ls=":", color=line[0].get_color(), label=f"{run.target}: created"
+            )
+        title = f"{runs[0].pods} pods to Running, round {middle} (the median ratio)"
+        report.label(ax, "seconds since the first pod was created", "pods", title)
 
 
 def _cpu_per_pod(run: Run, *, cloud: bool = True) -> float:

@@ -148,31 +148,17 @@ async def fleet(info: launcher.Info, nodes: int) -> Fleet:
 
 def plot_fleet(f: Fleet, path: pathlib.Path) -> None:
     """Nodes Ready over time after the start; then each daemon's RSS and private memory, idle."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ready, memory) = plt.subplots(1, 2, figsize=(10, 3.8))
-    times = sorted(f.ready_after)
-    ready.step([0.0, *times], range(len(times) + 1), where="post")
-    ready.set_xlabel("seconds since the daemons were started")
-    ready.set_ylabel("nodes Ready")
-    ready.set_title(f"{f.nodes} nodes started at once")
-    ready.grid(alpha=0.3)
-    daemons = range(1, len(f.rss_mb) + 1)
-    memory.plot(daemons, sorted(f.rss_mb), label="RSS")
-    memory.plot(daemons, sorted(f.private_mb), label="private (RssAnon)")
-    memory.axhline(60, color="black", ls="--", label="aim: 60 MB RSS")
-    memory.set_xlabel("daemons, by memory")
-    memory.set_ylabel("MB, idle")
-    memory.set_ylim(bottom=0)
-    memory.set_title("Each daemon's memory, idle")
-    memory.grid(alpha=0.3)
-    memory.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with report.figure(path, panels=2, size=(10, 3.8)) as (ready, memory):
+        times = sorted(f.ready_after)
+        ready.step([0.0, *times], range(len(times) + 1), where="post")
+        report.label(ready, "seconds since the daemons were started", "nodes Ready", f"{f.nodes} nodes started at once",
+                     legend=False)  # fmt: skip
+        daemons = range(1, len(f.rss_mb) + 1)
+        memory.plot(daemons, sorted(f.rss_mb), label="RSS")
+        memory.plot(daemons, sorted(f.private_mb), label="private (RssAnon)")
+        memory.axhline(60, color="black", ls="--", label="aim: 60 MB RSS")
+        memory.set_ylim(bottom=0)
+        report.label(memory, "daemons, by memory", "MB, idle", "Each daemon's memory, idle")
 
 
 def render_fleet(f: Fleet) -> str:

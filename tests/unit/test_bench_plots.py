@@ -1,11 +1,13 @@
 """Every section of ``make bench`` draws its plot (issue #14): the restart's requests per second after
-the kill, and the fleet's nodes Ready over time with each daemon's memory; each section links its image."""
+the kill, the fleet's nodes Ready over time with each daemon's memory, the scale runs' pods over time;
+each section links its image."""
 
 from __future__ import annotations
 
 import pathlib
 
-from bench import restart, shapes
+from bench import restart, scale_report, shapes
+from bench.scale_pods import Run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -27,3 +29,14 @@ def test_the_fleet_section_draws_nodes_ready_over_time_and_each_daemons_memory(t
     shapes.plot_fleet(f, tmp_path / "fleet.png")
     assert (tmp_path / "fleet.png").read_bytes().startswith(PNG)
     assert "(bench-fleet.png)" in shapes.render_fleet(f)
+
+
+def test_the_scale_sections_draw_pods_created_and_running_over_time(tmp_path: pathlib.Path) -> None:
+    runs = []
+    for target, rate in (("kwok", 200.0), ("vnode", 150.0)):
+        run = Run(target, 100, 4, started_at=10.0)
+        run.created = {f"p{i}": 10.0 + i / 500 for i in range(100)}
+        run.running = {f"p{i}": 10.5 + i / rate for i in range(100)}
+        runs.append(run)
+    scale_report.plot(runs, tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").read_bytes().startswith(PNG)
