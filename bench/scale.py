@@ -19,10 +19,10 @@ and started again (``bench/restart.py``); then KWOK's and vnode's pods are delet
 
 Two more targets are KWOK with a process beside it making a kubelet's own calls for its pods
 (``bench/kubelet_calls.py``, with vnode's code for them): ``kwok+tokens``, each pod's TokenRequest
-as its node, the one call a pod cannot start without; ``kwok+kubelet``, that and the pod's four
-Events, paced as the kubelet's. What those calls cost the API server and etcd bounds the share of
-KWOK's throughput that any node making them can reach here (``make bench`` runs ``kwok+tokens`` at
-2,000 pods).
+as its node, the one call a pod cannot start without (``kwok+tokens-sa``: as its own account, never
+refused while the API server lags); ``kwok+kubelet``, that and the pod's four Events, paced as the
+kubelet's. What those calls cost the API server and etcd, and the throughput they leave, is the most
+to expect here of any node that makes them (``make bench`` runs ``kwok+tokens`` at 2,000 pods).
 
     python -m bench.scale [--pods 10000] [--nodes 4] [--targets kwok,virtual-kubelet,vnode] [--rounds 1]
     python -m bench.scale --quick      # a 2,000-pod look, one round, in under 3 minutes; prints, writes nothing

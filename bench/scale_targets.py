@@ -177,6 +177,7 @@ class KwokKubelet(Kwok):
 
     name = "kwok+kubelet"
     events = True
+    as_node = True
 
     async def start(self, info: launcher.Info, supervisor: procs.Supervisor, nodes: int) -> list[int]:
         pids = await super().start(info, supervisor, nodes)
@@ -184,6 +185,7 @@ class KwokKubelet(Kwok):
             sys.executable, "-m", "bench.kubelet_calls", f"--kubeconfig={identity(info, 'kubelet-calls')}",
             "--namespace=bench", f"--nodes={','.join(self.node_names(nodes))}",
             *([] if self.events else ["--no-events"]),
+            *([] if self.as_node else ["--as-account"]),
         ]  # fmt: skip
         self.helpers["kubelet calls"] = supervisor.spawn("kubelet-calls", cmd, cwd=_ROOT).pid
         return pids
@@ -195,6 +197,14 @@ class KwokTokens(KwokKubelet):
 
     name = "kwok+tokens"
     events = False
+
+
+class KwokTokensAccount(KwokTokens):
+    """``kwok+tokens`` asking as its own ServiceAccount, not as the node: never refused while the API
+    server catches up with a new pod, one TokenRequest per pod, the cheapest a pod's token can be."""
+
+    name = "kwok+tokens-sa"
+    as_node = False
 
 
 _HANDED_OUT: set[int] = set()
@@ -368,6 +378,7 @@ TARGETS: dict[str, Callable[[], object]] = {
     "kwok": Kwok,
     "kwok+kubelet": KwokKubelet,
     "kwok+tokens": KwokTokens,
+    "kwok+tokens-sa": KwokTokensAccount,
     "virtual-kubelet": VirtualKubelet,
     "vnode": Vnode,
     "vnode-asyncio": VnodeAsyncio,

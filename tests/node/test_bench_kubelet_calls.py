@@ -95,3 +95,10 @@ async def test_without_events_each_pod_gets_its_token_and_nothing_else(
         serving.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await serving
+
+
+async def test_tokens_are_asked_as_the_node_unless_as_the_processs_own_account(kube: client.Client, node: str) -> None:
+    """``kwok+tokens`` asks as the node (Node authorizer, NodeRestriction), as a kubelet does;
+    ``kwok+tokens-sa`` as its own account, which the API server never refuses for lagging."""
+    assert kubelet_calls.Node(kube, node).as_node.impersonated == (f"system:node:{node}", ("system:nodes",))
+    assert kubelet_calls.Node(kube, node, as_node=False).as_node is kube
