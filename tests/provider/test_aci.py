@@ -6,8 +6,6 @@ The simulator runs as a child process with a paused clock; tests move time throu
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import datetime
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,14 +27,7 @@ from vnode.provider.aci import terminal
 NODE_TAGS = {models.TAG_CLUSTER: "c1", models.TAG_NODE: "vn-aci-0"}
 
 
-@dataclasses.dataclass
-class LogOptions:
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+LogOptions = base.LogRequest
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import os
 import pathlib
 import socket
@@ -43,14 +42,7 @@ NODE = {models.TAG_CLUSTER: "contract", models.TAG_NODE: "vn-contract"}
 PROVIDERS = ("eci", "aci", "process", "memory")
 
 
-@dataclasses.dataclass
-class LogOptions:
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+LogOptions = base.LogRequest
 
 
 @dataclasses.dataclass

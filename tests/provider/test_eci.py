@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -25,15 +24,7 @@ from vnode.provider.eci import mapping
 from vnode.provider.eci import provider as eci
 from vnode.provider.eci import spot as eci_spot
 
-
-@dataclasses.dataclass
-class LogOptions:
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+LogOptions = base.LogRequest
 
 
 def test_the_registry_names_the_eci_provider_and_it_meets_the_protocols(sim: Sim) -> None:

@@ -8,7 +8,6 @@ shows it. The process provider fills in its loopback address itself.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import pathlib
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +21,7 @@ from tests.waiting import until
 from vnode import models
 from vnode.kube import objects
 from vnode.node import spec
+from vnode.provider import base
 from vnode.provider.eci import config as eci_config
 from vnode.provider.eci import provider as eci
 from vnode.provider.process import provider as process
@@ -86,14 +86,7 @@ async def test_an_eci_instance_gets_its_own_ip_in_env(sim: Sim, provider: eci.Ec
         assert (answer.exit_code, answer.stdout) == (0, f"{state.ip}\nweb\n".encode())
 
 
-@dataclasses.dataclass
-class LogOptions:
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+LogOptions = base.LogRequest
 
 
 @pytest.fixture

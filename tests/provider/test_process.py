@@ -24,14 +24,7 @@ from vnode.provider.process import records
 TERMINAL = (models.InstanceStatus.SUCCEEDED, models.InstanceStatus.FAILED)
 
 
-@dataclasses.dataclass
-class LogOptions:
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+LogOptions = base.LogRequest
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import os
 import pathlib
 import secrets
@@ -20,19 +19,13 @@ from vnode import daemon, models, settings
 from vnode.cluster import launcher
 from vnode.kube import client, config
 from vnode.node import deadline
+from vnode.provider import base
 from vnode.provider.process import provider as process
 
 pytestmark = pytest.mark.cluster
 
 
-@dataclasses.dataclass
-class LogOptions:
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+LogOptions = base.LogRequest
 
 
 @dataclasses.dataclass

@@ -4,25 +4,17 @@ a bad value is a 400 naming it."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from typing import Any
 
 from aiohttp import web
 
+from vnode.provider import base
+
 __all__ = ["LogQuery", "parse_log_query"]
 
 
-@dataclasses.dataclass(slots=True)  # not frozen: base.LogOptions declares plain attributes
-class LogQuery:
-    """``base.LogOptions`` parsed from a ``/containerLogs`` query."""
-
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+LogQuery = base.LogRequest  # ``base.LogOptions`` parsed from a ``/containerLogs`` query
 
 
 def _bool(value: str | None) -> bool:

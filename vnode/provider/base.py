@@ -54,6 +54,7 @@ __all__ = [
     "ExecOutput",
     "ExecResult",
     "LogOptions",
+    "LogRequest",
     "Provider",
     "ProviderFactory",
     "SupportsExec",
@@ -172,6 +173,19 @@ class LogOptions(Protocol):
     limit_bytes: int | None
     previous: bool
     follow: bool
+
+
+@dataclasses.dataclass(slots=True)  # not frozen: LogOptions declares plain attributes
+class LogRequest:
+    """The plain :class:`LogOptions`: what the kubelet API parses from a ``/containerLogs`` query, and
+    what a provider passes to its own reads (``LogRequest(tail_lines=0, follow=True)``: from now on)."""
+
+    tail_lines: int | None = None
+    since: datetime.datetime | None = None
+    timestamps: bool = False
+    limit_bytes: int | None = None
+    previous: bool = False
+    follow: bool = False
 
 
 @runtime_checkable

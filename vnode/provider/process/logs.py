@@ -5,27 +5,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 import pathlib
 from collections.abc import AsyncIterator, Callable
 
 from vnode.provider import base
 
-__all__ = ["Options", "stream"]
-
-
-@dataclasses.dataclass
-class Options:
-    """``base.LogOptions`` of the provider's own reads: ``Options(tail_lines=0, follow=True)`` is what
-    the container writes from now on (an attach)."""
-
-    tail_lines: int | None = None
-    since: datetime.datetime | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-    follow: bool = False
+__all__ = ["stream"]
 
 
 async def stream(

@@ -269,7 +269,7 @@ class ProcessProvider:
         and stderr as one stream), until it stops or restarts (``None``: the kubelet reports no exit
         code for an attach). Its stdin is ``/dev/null``, so ``kubectl attach -i`` is refused."""
         directory = self._dir(instance_id)
-        chunks = self.logs(instance_id, container, logs.Options(tail_lines=0, follow=True))  # NotFound first
+        chunks = self.logs(instance_id, container, base.LogRequest(tail_lines=0, follow=True))  # NotFound first
         if session.stdin is not None:
             raise errors.InvalidSpec("process provider: a container's stdin is not kept open; attach without -i")
         if not self._container_running(directory, container):
