@@ -17,8 +17,8 @@ import pathlib
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, BinaryIO, Protocol
 
 import aiohttp
 
@@ -185,38 +185,44 @@ async def record_running(api: Api, run: Run, resource_version: str, deadline: fl
         run.rewatches += 1
 
 
+def _audit_events(handle: BinaryIO) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each audit event from ``handle`` on (one with a client and a verb), with its client (a
+    ServiceAccount as ``namespace:name``); a line that is not one is skipped."""
+    for line in handle:
+        try:
+            event = json.loads(line)
+            user, _ = event["user"]["username"].removeprefix("system:serviceaccount:"), event["verb"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        yield user, event
+
+
 def audit_counts(path: pathlib.Path, offset: int) -> tuple[dict[str, collections.Counter[str]], int]:
     """Requests per client and call (``verb resource[/subresource]``) logged after ``offset``."""
     counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     with path.open("rb") as handle:
         handle.seek(offset)
-        for line in handle:
-            with contextlib.suppress(ValueError, KeyError):
-                event = json.loads(line)
-                user = event["user"]["username"].removeprefix("system:serviceaccount:")
-                ref = event.get("objectRef") or {}
-                what = ref.get("resource") or event.get("requestURI", "?").split("?")[0]
-                if ref.get("subresource"):
-                    what += "/" + ref["subresource"]
-                if event["verb"] == "list" and "continue=" in event.get("requestURI", ""):
-                    what += " (next page)"  # one LIST, in pages of 500: the next pages are not new LISTs
-                counts[user][f"{event['verb']} {what}"] += 1
+        for user, event in _audit_events(handle):
+            ref = event.get("objectRef") or {}
+            what = ref.get("resource") or event.get("requestURI", "?").split("?")[0]
+            if ref.get("subresource"):
+                what += "/" + ref["subresource"]
+            if event["verb"] == "list" and "continue=" in event.get("requestURI", ""):
+                what += " (next page)"  # one LIST, in pages of 500: the next pages are not new LISTs
+            counts[user][f"{event['verb']} {what}"] += 1
         end = handle.tell()
     return dict(counts), end
 
 
 def audit_timeline(path: pathlib.Path, offset: int, user: str) -> list[tuple[float, str]]:
     """``user``'s requests logged after ``offset``: when each was received (Unix time) and its verb."""
-    found = []
     with path.open("rb") as handle:
         handle.seek(offset)
-        for line in handle:
-            with contextlib.suppress(ValueError, KeyError):
-                event = json.loads(line)
-                if event["user"]["username"].removeprefix("system:serviceaccount:") == user:
-                    stamp = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"])
-                    found.append((stamp.timestamp(), event["verb"]))
-    return found
+        return [
+            (datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp(), event["verb"])
+            for who, event in _audit_events(handle)
+            if who == user and "requestReceivedTimestamp" in event
+        ]
 
 
 def say(message: str) -> None:

@@ -93,7 +93,7 @@ def _aims(runs: list[Run], single: Run | None, paced: list[Run]) -> list[str]:
         f"| ≤ 1 status write per pod transition (here one: created → Running) | {writes:.2f} per pod "
         f"| {'met' if writes <= 1.005 else 'missed'} |",
     ]
-    rows += _kubelet_ceiling(runs)
+    rows += _kubelet_calls(runs)
     paced_kwok = next((r for r in paced if r.target == "kwok"), None)
     paced_vnode = next((r for r in paced if r.target == "vnode"), None)
     if paced_kwok and paced_vnode:
@@ -146,7 +146,7 @@ def _events(run: Run) -> float:
     return sum(calls["create events"] for calls in run.requests_by_client.values()) / run.pods
 
 
-def _kubelet_ceiling(runs: list[Run]) -> list[str]:
+def _kubelet_calls(runs: list[Run]) -> list[str]:
     """With ``kwok+tokens``, ``kwok+tokens-sa`` or ``kwok+kubelet`` in the run: what a kubelet's own
     calls cost, and how much of KWOK's throughput they leave to any node that makes them."""
     vnode = {r.round: r for r in runs if r.target == "vnode"}
